@@ -1,0 +1,2 @@
+/** The moe-route command line: run, route, validate, workload, trace, cache, simulate, placement, plugins. */
+export {}

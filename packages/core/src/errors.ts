@@ -1,0 +1,104 @@
+/**
+ * Errors with stable codes. Every error moe-route throws on purpose is a {@link MoeError}
+ * whose `code` is `MOE_ROUTE_ERR_<AREA>_<WHAT>`; `details` names what is wrong (a JSON
+ * path, a plugin, a file, a record). Codes are part of the public API: never rename one.
+ */
+
+/** A stable error code. Packages may define their own codes with this prefix. */
+export type MoeErrorCode = `MOE_ROUTE_ERR_${string}`
+
+/** The codes core itself throws. */
+export const ErrorCodes = {
+  /** The configuration does not match the schema or is inconsistent; `details.issues` lists every problem. */
+  CONFIG_INVALID: 'MOE_ROUTE_ERR_CONFIG_INVALID',
+  /** A config file could not be read or parsed as JSON. */
+  CONFIG_PARSE: 'MOE_ROUTE_ERR_CONFIG_PARSE',
+  /** No plugin of that kind is registered under that name or npm package. */
+  PLUGIN_UNKNOWN: 'MOE_ROUTE_ERR_PLUGIN_UNKNOWN',
+  /** The object is not a moe-route plugin (missing brand, meta or create). */
+  PLUGIN_INVALID: 'MOE_ROUTE_ERR_PLUGIN_INVALID',
+  /** The plugin's supported core range does not include this core version. */
+  PLUGIN_VERSION_MISMATCH: 'MOE_ROUTE_ERR_PLUGIN_VERSION_MISMATCH',
+  /** Options failed the plugin's JSON Schema. */
+  PLUGIN_OPTIONS_INVALID: 'MOE_ROUTE_ERR_PLUGIN_OPTIONS_INVALID',
+  /** Another plugin with the same kind and name is already registered. */
+  PLUGIN_DUPLICATE: 'MOE_ROUTE_ERR_PLUGIN_DUPLICATE',
+  /** A plugin threw while creating or running a hook; `details.plugin` and `details.hook` say which. */
+  PLUGIN_FAILED: 'MOE_ROUTE_ERR_PLUGIN_FAILED',
+  /** A package could not be imported as a plugin. */
+  PLUGIN_LOAD_FAILED: 'MOE_ROUTE_ERR_PLUGIN_LOAD_FAILED',
+  /** An array has the wrong length for the declared shape. */
+  SHAPE_MISMATCH: 'MOE_ROUTE_ERR_SHAPE_MISMATCH',
+  /** Logits or scores contain NaN or infinity. */
+  INPUT_NOT_FINITE: 'MOE_ROUTE_ERR_INPUT_NOT_FINITE',
+  /** top-k is larger than the number of experts. */
+  TOPK_EXCEEDS_EXPERTS: 'MOE_ROUTE_ERR_TOPK_EXCEEDS_EXPERTS',
+  /** Any other malformed input (bad ids, negative sizes, missing fields). */
+  INPUT_INVALID: 'MOE_ROUTE_ERR_INPUT_INVALID',
+  /** A push-based source outran the bounded queue of the stream. */
+  STREAM_OVERFLOW: 'MOE_ROUTE_ERR_STREAM_OVERFLOW',
+  /** The stream was used after it was closed. */
+  STREAM_CLOSED: 'MOE_ROUTE_ERR_STREAM_CLOSED',
+  /** The requested backend cannot run here (no adapter, missing weights). */
+  BACKEND_UNAVAILABLE: 'MOE_ROUTE_ERR_BACKEND_UNAVAILABLE',
+  /** The GPU device was lost or ran out of memory. */
+  BACKEND_DEVICE_LOST: 'MOE_ROUTE_ERR_BACKEND_DEVICE_LOST',
+  /** A file does not exist or cannot be read. */
+  FILE_NOT_FOUND: 'MOE_ROUTE_ERR_FILE_NOT_FOUND',
+  /** A trace or tensor file is corrupt (truncated, bad header, wrong dtype, ids out of range, NaN). */
+  TRACE_CORRUPT: 'MOE_ROUTE_ERR_TRACE_CORRUPT',
+  /** A required service is not registered in the container. */
+  SERVICE_MISSING: 'MOE_ROUTE_ERR_SERVICE_MISSING',
+} as const satisfies Record<string, MoeErrorCode>
+
+/** Structured context carried by a {@link MoeError}. */
+export interface MoeErrorDetails {
+  /** JSON pointer of the offending config field, e.g. `/policies/0/options/capacityFactor`. */
+  readonly path?: string
+  /** Short name of the plugin involved. */
+  readonly plugin?: string
+  /** Hook that failed (`create`, `apply`, `route`, ...). */
+  readonly hook?: string
+  /** File involved. */
+  readonly file?: string
+  /** Record (line, token, tensor) within the file. */
+  readonly record?: string | number
+  /** Every problem found, when validation collects more than one. */
+  readonly issues?: readonly MoeIssue[]
+  readonly [key: string]: unknown
+}
+
+/** One validation problem: where and what. */
+export interface MoeIssue {
+  readonly code: MoeErrorCode
+  readonly path: string
+  readonly message: string
+  readonly plugin?: string
+}
+
+/** The error class of moe-route. `instanceof` works across ESM/CJS copies via {@link isMoeError}. */
+export class MoeError extends Error {
+  readonly code: MoeErrorCode
+  readonly details: MoeErrorDetails
+  constructor(code: MoeErrorCode, message: string, details: MoeErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'MoeError'
+    this.code = code
+    this.details = details
+  }
+  /** `CODE: message` — what the CLI prints. */
+  override toString(): string {
+    return `${this.code}: ${this.message}`
+  }
+  toJSON(): { code: string; message: string; details: MoeErrorDetails } {
+    return { code: this.code, message: this.message, details: this.details }
+  }
+}
+
+const BRAND = Symbol.for('@moe-route/core:error')
+Object.defineProperty(MoeError.prototype, BRAND, { value: true })
+
+/** True for a MoeError from any copy of core (ESM or CJS). */
+export function isMoeError(e: unknown): e is MoeError {
+  return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[BRAND] === true
+}

@@ -1,0 +1,190 @@
+/**
+ * Helpers to build, inspect and check routings. Tie-breaks everywhere in moe-route:
+ * higher score first, then lower token index, then lower expert index.
+ */
+import { ErrorCodes, MoeError } from '../errors.js'
+import type { Pair, Routing } from '../types.js'
+
+/** Row-wise softmax of a tokens × experts matrix (float64 accumulation, max-subtracted). */
+export function softmaxRows(logits: Float32Array, tokens: number, experts: number): Float32Array {
+  const out = new Float32Array(tokens * experts)
+  for (let t = 0; t < tokens; t++) {
+    const o = t * experts
+    let max = -Infinity
+    for (let e = 0; e < experts; e++) if (logits[o + e] > max) max = logits[o + e]
+    let sum = 0
+    for (let e = 0; e < experts; e++) sum += Math.exp(logits[o + e] - max)
+    for (let e = 0; e < experts; e++) out[o + e] = Math.exp(logits[o + e] - max) / sum
+  }
+  return out
+}
+
+/**
+ * Indices of the k largest values of `row[offset .. offset+n)`, by value descending, then
+ * index ascending. Writes into `out` (length ≥ k). O(n·k), fine for E ≤ 512, k ≤ 16.
+ */
+export function topKIndices(row: ArrayLike<number>, offset: number, n: number, k: number, out: Int32Array): void {
+  let filled = 0
+  for (let e = 0; e < n; e++) {
+    const v = row[offset + e]
+    if (filled < k) {
+      let j = filled++
+      while (j > 0 && row[offset + out[j - 1]] < v) {
+        out[j] = out[j - 1]
+        j--
+      }
+      out[j] = e
+    } else if (v > row[offset + out[k - 1]]) {
+      let j = k - 1
+      while (j > 0 && row[offset + out[j - 1]] < v) {
+        out[j] = out[j - 1]
+        j--
+      }
+      out[j] = e
+    }
+  }
+}
+
+/** Throws MOE_ROUTE_ERR_INPUT_NOT_FINITE naming the first NaN/Inf entry. */
+export function assertFinite(values: Float32Array, columns: number, what: string): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      const row = Math.floor(i / columns)
+      throw new MoeError(
+        ErrorCodes.INPUT_NOT_FINITE,
+        `${what} has a non-finite value (${values[i]}) at token ${row}, expert ${i % columns}`,
+        { record: row, expert: i % columns },
+      )
+    }
+  }
+}
+
+/** Throws MOE_ROUTE_ERR_SHAPE_MISMATCH when an array has the wrong length. */
+export function assertLength(array: { length: number }, expected: number, what: string): void {
+  if (array.length !== expected) {
+    throw new MoeError(
+      ErrorCodes.SHAPE_MISMATCH,
+      `${what} has ${array.length} elements, expected ${expected}`,
+      { expected, actual: array.length },
+    )
+  }
+}
+
+/** Fields to build a routing from. */
+export interface RoutingInit {
+  tokens: number
+  experts: number
+  topK: number
+  slots?: number
+  expertIds: Int32Array
+  weights: Float32Array
+  scores: Float32Array
+  normalizeTopK: boolean
+  sourceDevice?: Int32Array
+  decode?: boolean
+}
+
+/** Builds a routing, checking every array's length and every expert id. */
+export function createRouting(init: RoutingInit): Routing {
+  const slots = init.slots ?? init.topK
+  if (!Number.isInteger(init.tokens) || init.tokens < 0) {
+    throw new MoeError(ErrorCodes.INPUT_INVALID, `tokens must be a non-negative integer, got ${init.tokens}`)
+  }
+  if (init.topK > init.experts) {
+    throw new MoeError(ErrorCodes.TOPK_EXCEEDS_EXPERTS, `topK ${init.topK} exceeds experts ${init.experts}`)
+  }
+  assertLength(init.expertIds, init.tokens * slots, 'expertIds')
+  assertLength(init.weights, init.tokens * slots, 'weights')
+  assertLength(init.scores, init.tokens * init.experts, 'scores')
+  if (init.sourceDevice) assertLength(init.sourceDevice, init.tokens, 'sourceDevice')
+  for (let i = 0; i < init.expertIds.length; i++) {
+    const e = init.expertIds[i]
+    if (e < -1 || e >= init.experts) {
+      throw new MoeError(ErrorCodes.INPUT_INVALID, `expert id ${e} at token ${Math.floor(i / slots)} is outside 0..${init.experts - 1}`, {
+        record: Math.floor(i / slots),
+      })
+    }
+  }
+  return { ...init, slots }
+}
+
+/** Calls `fn` for every non-empty slot, in token order then slot order. */
+export function forEachPair(routing: Routing, fn: (token: number, expert: number, weight: number, slot: number) => void): void {
+  const { tokens, slots, expertIds, weights } = routing
+  for (let t = 0; t < tokens; t++) {
+    for (let j = 0; j < slots; j++) {
+      const e = expertIds[t * slots + j]
+      if (e >= 0) fn(t, e, weights[t * slots + j], j)
+    }
+  }
+}
+
+/** All pairs of a routing in token order. */
+export function pairsOf(routing: Routing): Pair[] {
+  const out: Pair[] = []
+  forEachPair(routing, (token, expert, weight) => out.push({ token, expert, weight }))
+  return out
+}
+
+/** Pairs per expert (length E). */
+export function expertLoad(routing: Routing): number[] {
+  const load = new Array<number>(routing.experts).fill(0)
+  forEachPair(routing, (_t, e) => load[e]++)
+  return load
+}
+
+/** max/mean of a load vector (mean over all entries); 0 for an empty load. */
+export function maxOverMean(load: readonly number[]): number {
+  let sum = 0
+  let max = 0
+  for (const l of load) {
+    sum += l
+    if (l > max) max = l
+  }
+  return sum === 0 ? 0 : max / (sum / load.length)
+}
+
+/**
+ * Builds a new routing from per-token pair lists (same tokens, experts, scores).
+ * Slots are as wide as the longest list; within a token, pairs are ordered by weight
+ * descending then expert ascending, so equal routings compare equal.
+ */
+export function routingFromPairs(base: Routing, pairs: readonly Pair[], minSlots = base.topK): Routing {
+  const perToken: Pair[][] = Array.from({ length: base.tokens }, () => [])
+  for (const p of pairs) perToken[p.token].push(p)
+  let slots = minSlots
+  for (const list of perToken) if (list.length > slots) slots = list.length
+  const expertIds = new Int32Array(base.tokens * slots).fill(-1)
+  const weights = new Float32Array(base.tokens * slots)
+  for (let t = 0; t < base.tokens; t++) {
+    const list = perToken[t].sort((a, b) => b.weight - a.weight || a.expert - b.expert)
+    for (let j = 0; j < list.length; j++) {
+      expertIds[t * slots + j] = list[j].expert
+      weights[t * slots + j] = list[j].weight
+    }
+  }
+  return { ...base, slots, expertIds, weights }
+}
+
+/**
+ * Compares two pairs for "keep first": score descending, then token ascending, then expert
+ * ascending. Use with `scores` of the routing.
+ */
+export function comparePairsByScore(scores: Float32Array, experts: number) {
+  return (a: { token: number; expert: number }, b: { token: number; expert: number }): number =>
+    scores[b.token * experts + b.expert] - scores[a.token * experts + a.expert] || a.token - b.token || a.expert - b.expert
+}
+
+/** Per-expert capacity C = round(γ·k·T/E) with the given rounding (SPEC A.3, E.2). */
+export function expertCapacity(
+  capacityFactor: number,
+  tokens: number,
+  topK: number,
+  experts: number,
+  rounding: 'ceil' | 'floor' | 'round' = 'ceil',
+): number {
+  const raw = (capacityFactor * topK * tokens) / experts
+  // Guard float noise (1.5·2·512/8 must be exactly 192, not 192.00000000000003).
+  const snapped = Math.abs(raw - Math.round(raw)) < 1e-9 ? Math.round(raw) : raw
+  return rounding === 'ceil' ? Math.ceil(snapped) : rounding === 'floor' ? Math.floor(snapped) : Math.round(snapped)
+}

@@ -1,0 +1,2 @@
+/** moe-route policy: c2r */
+export {}

@@ -1,0 +1,2 @@
+/** moe-route policy: capacity-drop */
+export {}

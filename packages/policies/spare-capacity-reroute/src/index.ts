@@ -1,0 +1,2 @@
+/** moe-route policy: spare-capacity-reroute */
+export {}

@@ -1,0 +1,2 @@
+/** Conformance test suite for moe-route plugins (vitest and node:test). */
+export {}
