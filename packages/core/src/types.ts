@@ -1,3 +1,5 @@
+import { defineToken } from './tokens.js'
+
 /**
  * The data moe-route passes between stages. Matrices are row-major typed arrays; a
  * `T×E` matrix has `T` rows (tokens) of `E` columns (experts). Weight matrices follow the
@@ -147,7 +149,7 @@ export interface ExpertWeights {
   readonly down: Float32Array
 }
 
-/** All weights of one MoE layer. */
+/** All weights of one MoE layer (interface and DI token share the name). */
 export interface LayerWeights {
   readonly shape: ModelShape
   /** Router (gate) weight: experts × hidden. */
@@ -155,6 +157,8 @@ export interface LayerWeights {
   /** One entry per expert. */
   readonly experts: readonly ExpertWeights[]
 }
+/** The layer weights of a container (optional: routing-only embeddings have none). */
+export const LayerWeights = defineToken<LayerWeights>('LayerWeights')
 
 /** Timings of one batch, in milliseconds (wall clock unless a backend reports kernel time). */
 export interface BatchTimings {

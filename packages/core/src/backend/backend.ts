@@ -14,6 +14,8 @@ export interface ExpertsResult {
   /** tokens × hidden, combined in token order (dropped pairs contribute 0). */
   readonly output: Float32Array
   readonly kernels?: Record<string, number>
+  /** Set when this call was finished on a fallback backend (device lost, out of memory). */
+  readonly fallback?: { readonly from: string; readonly to: string; readonly reason: string }
 }
 
 /** Runs the layer's kernels. */

@@ -1,0 +1,131 @@
+/**
+ * DI wiring. One container per embedding (a child of tsyringe's root: nothing is ever
+ * registered on the global container), one child scope per session.
+ */
+import './polyfill.js' // must run before tsyringe's index checks Reflect.getMetadata
+import { container as globalContainer, type DependencyContainer } from 'tsyringe'
+import { Backend } from './backend/backend.js'
+import { resolveConfig, ResolvedConfig } from './config/validate.js'
+import { Dispatcher } from './dispatcher/dispatcher.js'
+import { exactSizeDispatcher } from './dispatcher/exact-size.js'
+import { MoeEngine } from './engine/moe-engine.js'
+import { ErrorCodes, MoeError } from './errors.js'
+import { contiguousPlacementPlugin } from './placement/contiguous.js'
+import { Placement, PlacementMap } from './placement/placement.js'
+import { PluginRegistry, type RegistryOptions } from './plugin/registry.js'
+import type { Plugin, PluginContext } from './plugin/types.js'
+import { RoutingPolicy } from './policy/policy.js'
+import { Router } from './router/router.js'
+import { softmaxTopKRouter } from './router/softmax-top-k.js'
+import { ExpertStore } from './store/expert-store.js'
+import { defineToken } from './tokens.js'
+import { LayerWeights, type LayerWeights as LayerWeightsType } from './types.js'
+
+/** The plugin registry of a container. */
+export const PluginRegistryToken = defineToken<PluginRegistry>('PluginRegistry')
+
+/** Core's own built-in plugins (router, placement, dispatcher). */
+export const corePlugins: readonly Plugin[] = [softmaxTopKRouter, contiguousPlacementPlugin, exactSizeDispatcher]
+
+/** A registry with core's built-ins and the given plugins registered. */
+export function createRegistry(plugins: readonly Plugin[] = [], options: RegistryOptions = {}): PluginRegistry {
+  const registry = new PluginRegistry(options)
+  for (const p of corePlugins) registry.register(p)
+  for (const p of plugins) registry.register(p)
+  return registry
+}
+
+/** Options of {@link createMoeContainer}. */
+export interface MoeContainerOptions {
+  /** A config object (validated here) or an already resolved one. */
+  readonly config: unknown
+  /** Plugins to register besides core's built-ins. */
+  readonly plugins?: readonly Plugin[]
+  /** Use this registry (plugins are added to it). */
+  readonly registry?: PluginRegistry
+  /** Layer weights for `forward()` with hidden states. */
+  readonly weights?: LayerWeightsType
+  /** A backend instance to use instead of creating `config.backend`. */
+  readonly backend?: Backend
+  /** Parent container (defaults to a fresh child of tsyringe's root). */
+  readonly parent?: DependencyContainer
+  /** Name of the config source, for error messages (a file path). */
+  readonly source?: string
+}
+
+/** A fresh root for one embedding. Never registers on tsyringe's global container. */
+export function createRootContainer(): DependencyContainer {
+  return globalContainer.createChildContainer()
+}
+
+/** One child per inference session: session-scoped services live here. */
+export function createSessionScope(root: DependencyContainer): DependencyContainer {
+  return root.createChildContainer()
+}
+
+/**
+ * Builds a container for a config: validates it (every problem at once), creates the
+ * placement, router, policies, dispatcher, store and backend through the registry, and
+ * registers them under their tokens. Resolve {@link MoeEngine} from it.
+ * @example
+ * const c = createMoeContainer({ config: { model: { experts: 8, topK: 2, hidden: 64, intermediate: 128 } } })
+ * const engine = c.resolve(MoeEngine)
+ */
+export function createMoeContainer(options: MoeContainerOptions): DependencyContainer {
+  const registry = options.registry ?? createRegistry()
+  if (options.registry) for (const p of corePlugins) registry.register(p)
+  for (const p of options.plugins ?? []) registry.register(p)
+  const config: ResolvedConfig = resolveConfig(options.config, registry, options.source)
+  const c = options.parent ?? createRootContainer()
+  const base: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }
+  const placementPlugin = registry.create('placement', config.placement.use, config.placement.options, base, '/placement')
+  const placement = placementPlugin.place({ experts: config.model.experts, devices: config.devices })
+  checkPlacement(placement, config)
+  const ctx: PluginContext = { ...base, placement }
+  c.register(PluginRegistryToken.key, { useValue: registry })
+  c.register(ResolvedConfig.key, { useValue: config })
+  c.register(Placement.key, { useValue: placementPlugin })
+  c.register(PlacementMap.key, { useValue: placement })
+  c.register(Router.key, { useValue: registry.create('router', config.router.use, config.router.options, ctx, '/router') })
+  const policies = config.policies.map((p, i) => registry.create('policy', p.use, p.options, ctx, `/policies/${i}`))
+  c.register(RoutingPolicy.key, { useValue: policies })
+  c.register(Dispatcher.key, { useValue: registry.create('dispatcher', config.dispatcher.use, config.dispatcher.options, ctx, '/dispatcher') })
+  if (config.store) c.register(ExpertStore.key, { useValue: registry.create('store', config.store.use, config.store.options, ctx, '/store') })
+  if (options.backend) c.register(Backend.key, { useValue: options.backend })
+  else if (registry.has('backend', config.backend.use)) {
+    c.register(Backend.key, { useValue: registry.create('backend', config.backend.use, config.backend.options, ctx, '/backend') })
+  } else if ((options.config as { backend?: unknown })?.backend) {
+    registry.get('backend', config.backend.use, '/backend/use') // throws PLUGIN_UNKNOWN naming the field
+  }
+  if (options.weights) {
+    const w = options.weights
+    const m = config.model
+    if (w.shape.experts !== m.experts || w.shape.hidden !== m.hidden || w.shape.intermediate !== m.intermediate) {
+      throw new MoeError(
+        ErrorCodes.SHAPE_MISMATCH,
+        `weights are E=${w.shape.experts} H=${w.shape.hidden} I=${w.shape.intermediate} but the config says E=${m.experts} H=${m.hidden} I=${m.intermediate}`,
+        { path: '/model' },
+      )
+    }
+    c.register(LayerWeights.key, { useValue: w })
+  }
+  c.register(MoeEngine, { useClass: MoeEngine })
+  return c
+}
+
+/** Shortcut: a container for the config, resolved to its {@link MoeEngine}. */
+export function createMoe(options: MoeContainerOptions): MoeEngine {
+  return createMoeContainer(options).resolve(MoeEngine)
+}
+
+function checkPlacement(p: PlacementMap, config: ResolvedConfig): void {
+  const bad = (why: string) => {
+    throw new MoeError(ErrorCodes.PLUGIN_FAILED, `placement ${p.strategy} is invalid: ${why}`, { plugin: config.placement.use, path: '/placement' })
+  }
+  if (p.experts !== config.model.experts) bad(`it places ${p.experts} experts, the model has ${config.model.experts}`)
+  if (p.devices !== config.devices) bad(`it uses ${p.devices} devices, the config has ${config.devices}`)
+  p.replicas.forEach((r, e) => {
+    if (r.length === 0) bad(`expert ${e} has no device`)
+    for (const d of r) if (!Number.isInteger(d) || d < 0 || d >= p.devices) bad(`expert ${e} is on device ${d}`)
+  })
+}

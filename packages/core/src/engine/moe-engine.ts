@@ -1,0 +1,204 @@
+/**
+ * The MoE layer orchestrator: router → policies → dispatcher → expert store → backend.
+ * Resolved from a container; every constructor parameter carries an explicit @inject token.
+ */
+import { Backend } from '../backend/backend.js'
+import { Dispatcher } from '../dispatcher/dispatcher.js'
+import { ErrorCodes, MoeError } from '../errors.js'
+import { inject, injectable } from '../inject.js'
+import { PlacementMap } from '../placement/placement.js'
+import { callPlugin, pluginError } from '../plugin/registry.js'
+import { RoutingPolicy, type PolicyOutcome } from '../policy/policy.js'
+import { assertFinite, assertLength } from '../routing/routing.js'
+import { Router } from '../router/router.js'
+import { ExpertStore } from '../store/expert-store.js'
+import { computeTelemetry } from '../telemetry/telemetry.js'
+import { LayerWeights, type BatchTimings, type DispatchPlan, type DroppedPair, type LayerResult, type ReroutedPair, type Routing, type StoreTelemetry, type TokenBatch } from '../types.js'
+import { mixSeed, mulberry32 } from '../util/rng.js'
+import { ResolvedConfig } from '../config/validate.js'
+
+
+/** The routing part of a batch's result (no layer output). */
+export type RouteResult = Omit<LayerResult, 'output'>
+
+const now = () => performance.now()
+
+@injectable()
+export class MoeEngine {
+  constructor(
+    @inject(ResolvedConfig) readonly config: ResolvedConfig,
+    @inject(Router) readonly router: Router,
+    @inject(RoutingPolicy) readonly policies: readonly RoutingPolicy[],
+    @inject(Dispatcher) readonly dispatcher: Dispatcher,
+    @inject(PlacementMap) readonly placement: PlacementMap,
+    @inject(Backend, { isOptional: true }) readonly backend?: Backend,
+    @inject(ExpertStore, { isOptional: true }) readonly store?: ExpertStore,
+    @inject(LayerWeights, { isOptional: true }) readonly weights?: LayerWeights,
+  ) {}
+
+  /** Routes a batch given logits or scores (no backend needed). Synchronous. */
+  route(batch: TokenBatch): RouteResult {
+    this.#checkBatch(batch, false)
+    const timings = emptyTimings()
+    const t0 = now()
+    const r = this.#route(batch, batch.logits, timings)
+    timings.totalMs = now() - t0
+    return { ...r, telemetry: computeTelemetry({ ...r.telemetryInput, timings }) }
+  }
+
+  /**
+   * Runs the layer on one batch: gate (unless the batch carries logits/scores), routing,
+   * policies, dispatch, expert store, experts and combine. Needs a backend and weights when
+   * the batch has hidden states; a routing-only batch returns no output.
+   */
+  async forward(batch: TokenBatch): Promise<LayerResult> {
+    this.#checkBatch(batch, true)
+    const timings = emptyTimings()
+    const t0 = now()
+    let logits = batch.logits
+    const { hidden } = batch
+    if (hidden && !this.weights) {
+      throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, 'batch has hidden states but the engine has no layer weights')
+    }
+    if (hidden && !this.backend) {
+      throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, 'batch has hidden states but no backend is registered')
+    }
+    if (!logits && !batch.scores) {
+      if (!hidden) throw new MoeError(ErrorCodes.INPUT_INVALID, `batch ${batch.id} has neither hidden states, logits nor scores`, { record: batch.id })
+      const g = now()
+      logits = await this.#backendCall('gate', () => this.backend!.gate(hidden, batch.tokens, this.weights!))
+      timings.gateMs = now() - g
+    }
+    const r = this.#route(batch, logits, timings)
+    let store: StoreTelemetry | undefined
+    if (this.store) {
+      const s = now()
+      const active: number[] = []
+      r.plan.counts.forEach((c, e) => c > 0 && active.push(e))
+      const st = this.store
+      store = await this.#pluginCallAsync(st.name, 'prepare', () => st.prepare({ batchId: batch.id, active, counts: r.plan.counts }))
+      timings.storeMs = now() - s
+    }
+    let output: Float32Array | undefined
+    let fallback: LayerResult['telemetry']['fallback']
+    if (hidden) {
+      const x = now()
+      const res = await this.#backendCall('experts', () => this.backend!.experts(hidden, r.plan, this.weights!))
+      timings.expertsMs = now() - x
+      output = res.output
+      if (res.kernels) timings.kernels = res.kernels
+      fallback = res.fallback
+    }
+    timings.totalMs = now() - t0
+    const telemetry = computeTelemetry({
+      ...r.telemetryInput,
+      timings,
+      ...(store ? { store } : {}),
+      ...(this.backend && hidden ? { backend: this.backend.name } : {}),
+      ...(fallback ? { fallback } : {}),
+    })
+    return { batchId: r.batchId, tokens: r.tokens, routing: r.routing, plan: r.plan, dropped: r.dropped, rerouted: r.rerouted, ...(output ? { output } : {}), telemetry }
+  }
+
+  /** Disposes policies, store and backend. */
+  async dispose(): Promise<void> {
+    for (const p of this.policies) p.dispose?.()
+    await this.store?.dispose?.()
+    await this.backend?.dispose?.()
+  }
+
+  #route(batch: TokenBatch, logits: Float32Array | undefined, timings: BatchTimings) {
+    const { experts } = this.config.model
+    const r0 = now()
+    const original = callPlugin(this.router.name, 'route', () =>
+      this.router.route({
+        tokens: batch.tokens,
+        experts,
+        ...(batch.scores && !logits ? { scores: batch.scores } : { logits }),
+        ...(batch.sourceDevice ? { sourceDevice: batch.sourceDevice } : {}),
+        ...(batch.decode ? { decode: true } : {}),
+      }),
+    )
+    timings.routeMs = now() - r0
+    const p0 = now()
+    let routing: Routing = original
+    const dropped: DroppedPair[] = []
+    const rerouted: ReroutedPair[] = []
+    const outcomes: { policy: string; outcome: PolicyOutcome }[] = []
+    this.policies.forEach((policy, i) => {
+      const random = mulberry32(mixSeed(this.config.seed, batch.id, i))
+      const outcome = callPlugin(policy.name, 'apply', () => policy.apply(routing, { placement: this.placement, batchId: batch.id, random }))
+      if (!outcome || !outcome.routing) {
+        throw new MoeError(ErrorCodes.PLUGIN_FAILED, `plugin ${policy.name} returned no routing from apply`, { plugin: policy.name, hook: 'apply' })
+      }
+      outcomes.push({ policy: policy.name, outcome })
+      routing = outcome.routing
+      dropped.push(...outcome.dropped)
+      if (outcome.rerouted) rerouted.push(...outcome.rerouted)
+    })
+    timings.policiesMs = now() - p0
+    const d0 = now()
+    const bytesPerToken = this.config.model.hidden * this.config.activationBytes
+    const plan: DispatchPlan = callPlugin(this.dispatcher.name, 'dispatch', () =>
+      this.dispatcher.dispatch(routing, { placement: this.placement, bytesPerToken }),
+    )
+    timings.dispatchMs = now() - d0
+    dropped.push(...plan.dropped)
+    return {
+      batchId: batch.id,
+      tokens: batch.tokens,
+      routing,
+      plan,
+      dropped,
+      rerouted,
+      telemetryInput: { batchId: batch.id, original, final: routing, plan, outcomes, placement: this.placement },
+    }
+  }
+
+  #checkBatch(batch: TokenBatch, allowHidden: boolean): void {
+    const { experts, hidden } = this.config.model
+    if (!batch || typeof batch !== 'object') throw new MoeError(ErrorCodes.INPUT_INVALID, 'a batch must be an object')
+    if (!Number.isInteger(batch.tokens) || batch.tokens < 0) {
+      throw new MoeError(ErrorCodes.INPUT_INVALID, `batch ${batch.id}: tokens must be a non-negative integer, got ${batch.tokens}`, { record: batch.id })
+    }
+    if (batch.logits) {
+      assertLength(batch.logits, batch.tokens * experts, `batch ${batch.id} logits`)
+      assertFinite(batch.logits, experts, `batch ${batch.id} logits`)
+    }
+    if (batch.scores) {
+      assertLength(batch.scores, batch.tokens * experts, `batch ${batch.id} scores`)
+      assertFinite(batch.scores, experts, `batch ${batch.id} scores`)
+    }
+    if (batch.sourceDevice) {
+      assertLength(batch.sourceDevice, batch.tokens, `batch ${batch.id} sourceDevice`)
+      for (const d of batch.sourceDevice) {
+        if (d < 0 || d >= this.placement.devices) {
+          throw new MoeError(ErrorCodes.INPUT_INVALID, `batch ${batch.id}: sourceDevice ${d} is outside 0..${this.placement.devices - 1}`, { record: batch.id })
+        }
+      }
+    }
+    if (batch.hidden) {
+      if (!allowHidden) throw new MoeError(ErrorCodes.INPUT_INVALID, 'route() takes logits or scores; use forward() for hidden states')
+      assertLength(batch.hidden, batch.tokens * hidden, `batch ${batch.id} hidden`)
+      assertFinite(batch.hidden, hidden, `batch ${batch.id} hidden`)
+    } else if (!batch.logits && !batch.scores) {
+      throw new MoeError(ErrorCodes.INPUT_INVALID, `batch ${batch.id} has neither hidden states, logits nor scores`, { record: batch.id })
+    }
+  }
+
+  async #backendCall<T>(hook: string, fn: () => Promise<T>): Promise<T> {
+    return this.#pluginCallAsync(this.backend!.name, hook, fn)
+  }
+
+  async #pluginCallAsync<T>(plugin: string, hook: string, fn: () => T | Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (cause) {
+      throw pluginError(plugin, hook, cause)
+    }
+  }
+}
+
+function emptyTimings(): BatchTimings {
+  return { gateMs: 0, routeMs: 0, policiesMs: 0, dispatchMs: 0, storeMs: 0, expertsMs: 0, totalMs: 0 }
+}
