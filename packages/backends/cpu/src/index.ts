@@ -1,2 +1,4 @@
-/** CPU reference backend for moe-route: the MoE layer forward over Float32Array. */
-export {}
+/** @moe-route/backend-cpu — the reference MoE layer over Float32Array. */
+export { cpuBackend, createCpuBackend, default } from './cpu-backend.js'
+export { expertsForward, gateMatmul, l2Norm, naiveTokenLoop, outputChecksum, relativeL2, silu, swiglu } from './kernels.js'
+export { randomHidden, randomLayerWeights, type RandomWeightsOptions } from './weights.js'

@@ -1,0 +1,35 @@
+/** The `cpu` backend: the reference kernels behind the core Backend interface. */
+import { defineBackend, type Backend } from '@moe-route/core'
+import { cpus } from 'node:os'
+import { expertsForward, gateMatmul } from './kernels.js'
+
+/** Creates a CPU backend instance. */
+export function createCpuBackend(): Backend {
+  return {
+    name: 'cpu',
+    info: () => ({ name: 'cpu', adapter: `${cpus()[0]?.model?.trim() ?? 'cpu'} (${cpus().length} cores, single-threaded reference)` }),
+    async gate(x, tokens, weights) {
+      const { hidden, experts } = weights.shape
+      return gateMatmul(x, weights.router, tokens, hidden, experts)
+    },
+    async experts(x, plan, weights) {
+      return { output: expertsForward(x, plan, weights) }
+    },
+  }
+}
+
+/** The `cpu` backend plugin (the default backend). */
+export const cpuBackend = defineBackend<Record<string, never>>({
+  meta: {
+    name: 'cpu',
+    package: '@moe-route/backend-cpu',
+    version: '0.1.0',
+    core: '^0.1.0',
+    description: 'Reference MoE layer over Float32Array (single-threaded)',
+    schema: { type: 'object', properties: {}, additionalProperties: false },
+    defaultOptions: {},
+  },
+  create: () => createCpuBackend(),
+})
+
+export default cpuBackend
