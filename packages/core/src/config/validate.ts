@@ -74,7 +74,7 @@ export function checkConfig(raw: unknown, registry?: PluginRegistry): { config?:
       ['router', config.router, '/router'],
       ['dispatcher', config.dispatcher, '/dispatcher'],
       ['placement', config.placement, '/placement'],
-      ['backend', config.backend, '/backend'],
+      ['backend', cfg.backend, '/backend'], // the default (cpu) is optional: routing-only embeddings need none
       ['store', config.store, '/store'],
       ...config.policies.map((p, i) => ['policy', p, `/policies/${i}`] as [PluginKind, PluginRef, string]),
     ]
@@ -88,7 +88,7 @@ export function checkConfig(raw: unknown, registry?: PluginRegistry): { config?:
       issues.push(...registry.checkOptions(registry.get(kind, ref.use), ref.options, `${path}/options`).issues)
     }
   }
-  return issues.length > 0 ? { config, issues } : { config, issues }
+  return { config, issues }
 }
 
 /** Like {@link checkConfig} but throws MOE_ROUTE_ERR_CONFIG_INVALID listing every issue. */

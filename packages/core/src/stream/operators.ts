@@ -2,7 +2,7 @@
  * RxJS operators over token batches. Pure `(source) => Observable`; the Promise boundary
  * (the engine's forward) sits inside, bounded by explicit capacity.
  */
-import { Observable, type OperatorFunction } from 'rxjs'
+import { Observable, map, type OperatorFunction, type Subscription } from 'rxjs'
 import { ErrorCodes, MoeError } from '../errors.js'
 import type { LayerResult, TokenBatch } from '../types.js'
 import type { BatchProcessor } from './token-stream.js'
@@ -35,6 +35,8 @@ export function moeLayer(engine: BatchProcessor, options: MoeLayerOptions = {}):
       let sourceDone = false
       let pendingError: unknown
       let closed = false
+      let sub: Subscription | undefined
+      let stopSource = false
       const flush = () => {
         while (running.length > 0 && running[0].done) {
           const head = running.shift()!
@@ -67,7 +69,7 @@ export function moeLayer(engine: BatchProcessor, options: MoeLayerOptions = {}):
           flush()
         })
       }
-      const sub = source.subscribe({
+      sub = source.subscribe({
         next(batch) {
           if (closed || pendingError !== undefined) return
           if (running.length < maxInFlight) start(batch)
@@ -78,7 +80,8 @@ export function moeLayer(engine: BatchProcessor, options: MoeLayerOptions = {}):
               `batch ${batch?.id} arrived with ${queue.length} batches already queued (maxQueued ${maxQueued}); slow the source or use TokenStream for backpressure`,
               { record: batch?.id },
             )
-            sub?.unsubscribe()
+            if (sub) sub.unsubscribe()
+            else stopSource = true
             flush()
           }
         },
@@ -91,11 +94,20 @@ export function moeLayer(engine: BatchProcessor, options: MoeLayerOptions = {}):
           flush()
         },
       })
+      if (stopSource) sub.unsubscribe()
       return () => {
         closed = true
-        sub.unsubscribe()
+        sub?.unsubscribe()
       }
     })
+}
+
+/**
+ * Routing only, synchronously: each batch (logits or scores) becomes its RouteResult.
+ * Pure and marble-testable; no Promise boundary inside.
+ */
+export function routeLayer(engine: { route(batch: TokenBatch): Omit<LayerResult, 'output'> }): OperatorFunction<TokenBatch, Omit<LayerResult, 'output'>> {
+  return (source) => source.pipe(map((batch) => engine.route(batch)))
 }
 
 /**
@@ -108,11 +120,14 @@ export function toAsyncIterable<T>(source: Observable<T>, maxBuffered = 1024): A
   let done = false
   let error: unknown
   let wake: (() => void) | undefined
-  const sub = source.subscribe({
+  let sub: Subscription | undefined
+  let stopSource = false
+  sub = source.subscribe({
     next(v) {
       if (buffer.length >= maxBuffered) {
         error ??= new MoeError(ErrorCodes.STREAM_OVERFLOW, `more than ${maxBuffered} values buffered ahead of the consumer`)
-        sub?.unsubscribe()
+        if (sub) sub.unsubscribe()
+        else stopSource = true
       } else buffer.push(v)
       wake?.()
     },
@@ -125,6 +140,7 @@ export function toAsyncIterable<T>(source: Observable<T>, maxBuffered = 1024): A
       wake?.()
     },
   })
+  if (stopSource) sub.unsubscribe()
   const it: AsyncIterableIterator<T> = {
     async next(): Promise<IteratorResult<T>> {
       for (;;) {
@@ -136,7 +152,7 @@ export function toAsyncIterable<T>(source: Observable<T>, maxBuffered = 1024): A
       }
     },
     async return(): Promise<IteratorResult<T>> {
-      sub.unsubscribe()
+      sub?.unsubscribe()
       done = true
       return { value: undefined, done: true }
     },
