@@ -1,0 +1,80 @@
+/**
+ * Dynamic gating (SPEC B.3): a stable counting sort of the (token, expert) pairs by expert
+ * into exact-size groups. No capacity, no padding, nothing dropped; under expert parallelism
+ * a small all-to-all of per-expert counts precedes a variable-size all-to-all of the rows.
+ */
+import { tokenTraffic, type DispatchContext, type Routing } from '@moe-route/core'
+import { buildExchange, checkDispatchInput, expertsPerDevice, indexBytesOf } from './exchange.js'
+import type { DynamicGatingPlan } from './plan.js'
+
+/** Options of {@link dynamicDispatch} (a subset of the plugin's options). */
+export interface DynamicDispatchOptions {
+  /** See `DynamicGatingOptions.tokenCopies` (default `per-pair`). */
+  readonly tokenCopies?: 'per-pair' | 'per-device'
+  /** Bytes per count in the size exchange (default 8). */
+  readonly countBytes?: number
+}
+
+/**
+ * Groups the routing's pairs by expert in O(T·k + E): rows of expert e are
+ * `offsets[e] .. offsets[e+1]`, in token order (then slot order within a token).
+ * A replicated expert's pairs go to replica `t mod replicas` (core's rule), rows stay in one group.
+ * @example
+ * const plan = dynamicDispatch(routing, { placement: contiguousPlacement(8, 2), bytesPerToken: 4096 * 2 })
+ * plan.counts // exact tokens per expert; plan.exchange.sizeBytes // first all-to-all
+ */
+export function dynamicDispatch(routing: Routing, ctx: DispatchContext, options: DynamicDispatchOptions = {}): DynamicGatingPlan {
+  checkDispatchInput(routing, ctx)
+  const { tokens, experts, slots, expertIds, weights, sourceDevice } = routing
+  const { placement, bytesPerToken } = ctx
+  const D = placement.devices
+  const counts = new Int32Array(experts)
+  for (let i = 0; i < expertIds.length; i++) if (expertIds[i] >= 0) counts[expertIds[i]]++
+  const offsets = new Int32Array(experts + 1)
+  for (let e = 0; e < experts; e++) offsets[e + 1] = offsets[e] + counts[e]
+  const rows = offsets[experts]
+  const rowToken = new Int32Array(rows)
+  const rowWeight = new Float32Array(rows)
+  const cursor = offsets.slice(0, experts)
+  const perPair = (options.tokenCopies ?? 'per-pair') === 'per-pair'
+  const payloadRows = perPair ? new Int32Array(D * D) : tokenTraffic(routing, placement, bytesPerToken).sendRows
+  for (let t = 0; t < tokens; t++) {
+    const src = sourceDevice ? sourceDevice[t] : 0
+    for (let j = 0; j < slots; j++) {
+      const e = expertIds[t * slots + j]
+      if (e < 0) continue
+      const r = cursor[e]++
+      rowToken[r] = t
+      rowWeight[r] = weights[t * slots + j]
+      if (perPair) {
+        const reps = placement.replicas[e]
+        payloadRows[src * D + (reps.length === 1 ? reps[0] : reps[t % reps.length])]++
+      }
+    }
+  }
+  const hostedExperts = expertsPerDevice(placement.replicas, D)
+  const { exchange, traffic } = buildExchange(payloadRows, D, bytesPerToken, { hostedExperts, countBytes: options.countBytes ?? 8 })
+  return {
+    mode: 'dynamic',
+    dispatcher: 'dynamic-gating',
+    tokens,
+    experts,
+    offsets,
+    counts,
+    rowToken,
+    rowWeight,
+    capacity: null,
+    capacityPerSource: null,
+    segments: 1,
+    paddingRows: 0,
+    pairs: rows,
+    dropped: [],
+    traffic,
+    exchange,
+    memory: {
+      indexBytes: indexBytesOf([rowToken, rowWeight, offsets, counts]),
+      maskElements: 0,
+      dispatchBufferBytes: rows * bytesPerToken,
+    },
+  }
+}
