@@ -1,13 +1,12 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: {"index":"src/index.ts"},
+  entry: { index: 'src/index.ts', bin: 'src/bin.ts' },
   format: ['esm', 'cjs'],
-  dts: true,
+  dts: { entry: { index: 'src/index.ts' } },
   sourcemap: true,
   clean: true,
   target: 'es2022',
   tsconfig: 'tsconfig.build.json',
-  // Peers and workspace packages are never bundled: one copy of tsyringe, rxjs and core.
-  external: [/^@moe-route\//, 'tsyringe', 'rxjs', 'reflect-metadata', 'webgpu'],
+  external: [/^@moe-route\//, 'tsyringe', 'rxjs', 'reflect-metadata', 'webgpu', 'commander', 'cli-progress'],
 })

@@ -1,2 +1,7 @@
-/** The moe-route command line: run, route, validate, workload, trace, cache, simulate, placement, plugins. */
-export {}
+/** @moe-route/cli — the `moe-route` command line, also usable as a library. */
+export { main, defaultContext } from './main.js'
+export type { CliContext } from './context.js'
+export { runJob, renderRun, type RunReport } from './commands/run.js'
+export { routeDocument, toRouteOutput, type RouteInput, type RouteOutput } from './commands/route.js'
+export { DEFAULT_CONFIG } from './default-config.js'
+export { builtinPlugins, builtinRegistry } from './builtins.js'

@@ -156,6 +156,7 @@ export class TelemetryAggregate {
   storeMisses = 0
   bytesUploaded = 0
   fallbacks = 0
+  tokensFullyDropped = 0
 
   /** Adds one batch. */
   add(t: BatchTelemetry): this {
@@ -183,6 +184,7 @@ export class TelemetryAggregate {
       this.bytesUploaded += t.store.bytesUploaded
     }
     if (t.fallback) this.fallbacks++
+    this.tokensFullyDropped += t.tokensFullyDropped
     return this
   }
 
@@ -206,6 +208,7 @@ export class TelemetryAggregate {
         ? { hits: this.storeHits, misses: this.storeMisses, hitRate: this.storeHits / (this.storeHits + this.storeMisses), bytesUploaded: this.bytesUploaded }
         : undefined,
       fallbacks: this.fallbacks,
+      tokensFullyDropped: this.tokensFullyDropped,
       totalMs: this.totalMs,
     }
   }

@@ -1,0 +1,46 @@
+/** Turns a config's `workload` into a stream of batches (spec generators or trace files). */
+import { ErrorCodes, MoeError, type ResolvedConfig, type TokenBatch } from '@moe-route/core'
+import * as workloads from '@moe-route/workloads'
+import { resolve } from 'node:path'
+
+/** An opened workload. */
+export interface OpenedWorkload {
+  readonly spec: string
+  readonly description: string
+  readonly batches: number
+  readonly tokensPerBatch: number
+  readonly seed: number
+  readonly source: AsyncIterable<TokenBatch>
+}
+
+const TRACE_FILE = /\.(jsonl|npy|safetensors)$/i
+
+/** Opens the workload of a config, checking that it matches the model shape. */
+export async function openWorkload(config: ResolvedConfig, cwd: string): Promise<OpenedWorkload> {
+  const w: NonNullable<ResolvedConfig['workload']> = config.workload ?? { source: workloads.DEFAULT_WORKLOAD }
+  const tokensPerBatch = w.tokensPerBatch ?? 512
+  const batches = w.batches ?? 16
+  const seed = w.seed ?? config.seed
+  const { experts, topK } = config.model
+  if (TRACE_FILE.test(w.source)) {
+    const file = resolve(cwd, w.source)
+    const source = workloads.traceBatches(file, { experts, topK, tokensPerBatch, maxBatches: batches, layer: w.layer, normalizeTopK: config.model.normalizeTopK })
+    return { spec: w.source, description: `trace ${file}`, batches, tokensPerBatch, seed, source }
+  }
+  const gen = workloads.workloadFromSpec(w.source)
+  if (gen.experts !== experts || gen.topK !== topK) {
+    throw new MoeError(
+      ErrorCodes.SHAPE_MISMATCH,
+      `workload ${w.source} routes ${gen.experts} experts top-${gen.topK}, but the model is ${experts} experts top-${topK}`,
+      { path: '/workload/source' },
+    )
+  }
+  return {
+    spec: w.source,
+    description: gen.description,
+    batches,
+    tokensPerBatch,
+    seed,
+    source: gen.batches({ tokensPerBatch, batches, seed }),
+  }
+}
