@@ -12,9 +12,9 @@ import { MoeEngine } from './engine/moe-engine.js'
 import { ErrorCodes, MoeError } from './errors.js'
 import { contiguousPlacementPlugin } from './placement/contiguous.js'
 import { Placement, PlacementMap } from './placement/placement.js'
-import { PluginRegistry, type RegistryOptions } from './plugin/registry.js'
+import { PluginRegistry, pluginError, type RegistryOptions } from './plugin/registry.js'
 import type { Plugin, PluginContext } from './plugin/types.js'
-import { RoutingPolicy } from './policy/policy.js'
+import { RoutingPolicy, withFallback } from './policy/policy.js'
 import { Router } from './router/router.js'
 import { softmaxTopKRouter } from './router/softmax-top-k.js'
 import { ExpertStore } from './store/expert-store.js'
@@ -87,7 +87,15 @@ export function createMoeContainer(options: MoeContainerOptions): DependencyCont
   c.register(Placement.key, { useValue: placementPlugin })
   c.register(PlacementMap.key, { useValue: placement })
   c.register(Router.key, { useValue: registry.create('router', config.router.use, config.router.options, ctx, '/router') })
-  const policies = config.policies.map((p, i) => registry.create('policy', p.use, p.options, ctx, `/policies/${i}`))
+  const policies = config.policies.map((p, i) => {
+    const policy = registry.create('policy', p.use, p.options, ctx, `/policies/${i}`)
+    if (!p.fallback) return policy
+    const fallback = registry.create('policy', p.fallback.use, p.fallback.options, ctx, `/policies/${i}/fallback`)
+    return withFallback(policy, fallback, (e) => {
+      const err = pluginError(policy.name, 'apply', e)
+      return { code: err.code, message: err.message }
+    })
+  })
   c.register(RoutingPolicy.key, { useValue: policies })
   c.register(Dispatcher.key, { useValue: registry.create('dispatcher', config.dispatcher.use, config.dispatcher.options, ctx, '/dispatcher') })
   if (config.store) c.register(ExpertStore.key, { useValue: registry.create('store', config.store.use, config.store.options, ctx, '/store') })

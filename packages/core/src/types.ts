@@ -181,6 +181,8 @@ export interface PolicyTelemetry {
   readonly added: number
   readonly capacity: number | null
   readonly skipped?: string
+  /** Set when the policy threw and its configured fallback ran instead. */
+  readonly fallback?: { readonly from: string; readonly to: string; readonly error: { readonly code: string; readonly message: string } }
 }
 
 /** Expert-store counters for one batch. */

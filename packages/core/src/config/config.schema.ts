@@ -14,6 +14,14 @@ const pluginRef = (description: string) => ({
   additionalProperties: false,
 })
 
+const policyRef = {
+  ...pluginRef('Routing policy, applied in order'),
+  properties: {
+    ...pluginRef('').properties,
+    fallback: pluginRef('Policy run on a batch instead when this one throws (telemetry records it)'),
+  },
+}
+
 /** JSON Schema (draft-07) of {@link MoeConfig}. */
 export const configSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -37,7 +45,7 @@ export const configSchema = {
       additionalProperties: false,
     },
     router: pluginRef('Router plugin (default softmax-top-k)'),
-    policies: { type: 'array', items: pluginRef('Routing policy, applied in order'), description: 'Policy stack' },
+    policies: { type: 'array', items: policyRef, description: 'Policy stack' },
     dispatcher: pluginRef('Dispatcher plugin (default exact-size)'),
     placement: pluginRef('Placement plugin (default contiguous)'),
     store: pluginRef('Expert store plugin (default none: every expert resident)'),
@@ -90,6 +98,12 @@ export interface PluginRef {
   readonly options?: Record<string, unknown>
 }
 
+/** A policy entry: a plugin reference with an optional fallback. */
+export interface PolicyRef extends PluginRef {
+  /** Runs on a batch instead when this policy throws. */
+  readonly fallback?: PluginRef
+}
+
 /** A moe-route config file. */
 export interface MoeConfig {
   readonly $schema?: string
@@ -102,7 +116,7 @@ export interface MoeConfig {
     readonly normalizeTopK?: boolean
   }
   readonly router?: PluginRef
-  readonly policies?: readonly PluginRef[]
+  readonly policies?: readonly PolicyRef[]
   readonly dispatcher?: PluginRef
   readonly placement?: PluginRef
   readonly store?: PluginRef

@@ -8,13 +8,13 @@ import type { PluginKind } from '../plugin/types.js'
 import { ajvIssues, compileSchema, formatIssues } from '../schema/ajv.js'
 import type { ModelShape } from '../types.js'
 import { defineToken } from '../tokens.js'
-import { configSchema, type MoeConfig, type PluginRef } from './config.schema.js'
+import { configSchema, type MoeConfig, type PluginRef, type PolicyRef } from './config.schema.js'
 
 /** A config with every default filled in. */
 export interface ResolvedConfig extends MoeConfig {
   readonly model: ModelShape
   readonly router: PluginRef
-  readonly policies: readonly PluginRef[]
+  readonly policies: readonly PolicyRef[]
   readonly dispatcher: PluginRef
   readonly placement: PluginRef
   readonly backend: PluginRef
@@ -77,6 +77,7 @@ export function checkConfig(raw: unknown, registry?: PluginRegistry): { config?:
       ['backend', cfg.backend, '/backend'], // the default (cpu) is optional: routing-only embeddings need none
       ['store', config.store, '/store'],
       ...config.policies.map((p, i) => ['policy', p, `/policies/${i}`] as [PluginKind, PluginRef, string]),
+      ...config.policies.map((p, i) => ['policy', p.fallback, `/policies/${i}/fallback`] as [PluginKind, PluginRef | undefined, string]),
     ]
     for (const [kind, ref, path] of refs) {
       if (!ref) continue

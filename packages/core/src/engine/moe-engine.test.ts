@@ -90,3 +90,16 @@ describe('MoeEngine', () => {
     expect(engine.policies).toEqual([])
   })
 })
+
+describe('policy fallback', () => {
+  it('runs the configured fallback when a policy throws, and says so in telemetry', () => {
+    const engine = createMoe({
+      config: { model, policies: [{ use: 'broken', fallback: { use: 'drop-zero' } }] },
+      plugins: [broken, dropZero],
+    })
+    const r = engine.route({ id: 1, tokens: 2, scores: new Float32Array([0.4, 0.3, 0.2, 0.1, 0.1, 0.2, 0.3, 0.4]) })
+    expect(r.telemetry.droppedPairs).toBe(1)
+    expect(r.telemetry.policies[0].fallback).toMatchObject({ from: 'broken', to: 'drop-zero', error: { code: 'MOE_ROUTE_ERR_PLUGIN_FAILED' } })
+    expect(r.telemetry.policies[0].fallback!.error.message).toContain('kaboom')
+  })
+})

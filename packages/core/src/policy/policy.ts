@@ -23,6 +23,15 @@ export interface PolicyOutcome {
   readonly capacity?: number | null
   /** Set when the policy chose not to act on this batch (e.g. decode), with why. */
   readonly skipped?: string
+  /** Set when the policy threw and its configured fallback produced this outcome. */
+  readonly fallback?: PolicyFallback
+}
+
+/** What happened when a policy threw and its fallback ran instead. */
+export interface PolicyFallback {
+  readonly from: string
+  readonly to: string
+  readonly error: { readonly code: string; readonly message: string }
 }
 
 /**
@@ -34,5 +43,27 @@ export interface RoutingPolicy {
   apply(routing: Routing, ctx: PolicyContext): PolicyOutcome
   dispose?(): void
 }
+/**
+ * A policy that runs `fallback` on a batch when `primary` throws; the outcome's `fallback`
+ * field says so (the error is not swallowed silently: it lands in the telemetry).
+ */
+export function withFallback(primary: RoutingPolicy, fallback: RoutingPolicy, describe: (e: unknown) => { code: string; message: string }): RoutingPolicy {
+  return {
+    name: primary.name,
+    apply(routing, ctx) {
+      try {
+        return primary.apply(routing, ctx)
+      } catch (e) {
+        const outcome = fallback.apply(routing, ctx)
+        return { ...outcome, fallback: { from: primary.name, to: fallback.name, error: describe(e) } }
+      }
+    },
+    dispose() {
+      primary.dispose?.()
+      fallback.dispose?.()
+    },
+  }
+}
+
 /** The ordered policy stack of a container (one array value). */
 export const RoutingPolicy = defineToken<readonly RoutingPolicy[]>('RoutingPolicy')

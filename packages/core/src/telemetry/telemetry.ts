@@ -80,6 +80,7 @@ export function computeTelemetry(input: TelemetryInput): BatchTelemetry {
       added: outcome.added?.length ?? 0,
       capacity: outcome.capacity ?? null,
       ...(outcome.skipped ? { skipped: outcome.skipped } : {}),
+      ...(outcome.fallback ? { fallback: outcome.fallback } : {}),
     }
   })
   const telemetry: BatchTelemetry = {
