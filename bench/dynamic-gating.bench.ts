@@ -1,0 +1,396 @@
+/**
+ * Dynamic gating against static gating (SPEC B.1–B.3, "Towards MoE Deployment") on one GPU
+ * through the WebGPU backend, at the paper's two model settings:
+ *
+ * - `lm`:          E 512, top-2, H 1024, I 4096, static capacity fraction 0.05 (its language model)
+ * - `mt-encoder`:  E 128, top-2, H 2048, I 8192, static capacity factor 1 (its NLLB MoE encoder)
+ * - `mt-decoder`:  the MT shape with one token per sequence (one decode step)
+ *
+ * For every batch size (8 … 512 sequences, until memory or the time budget runs out) and both
+ * sides it routes the same tokens (backend gate + softmax top-2), dispatches them with
+ * `@moe-route/policy-dynamic-gating` in `dynamic` or `static` mode, runs the grouped SwiGLU
+ * experts and the combine on the backend, and records throughput, kernel time, the dispatch
+ * stats (slots, padding, modelled memory including fairseq's dense dispatch mask) and the GPU
+ * memory the backend really allocated (every GPUDevice.createBuffer/destroy is counted).
+ *
+ * Usage (after `npm run build`):
+ *   ../shared/gpu/prepare.sh bench/dynamic-gating.bench.ts
+ *   source .gpu/env.sh && node .gpu/dynamic-gating.bench.mjs --out bench-results/dynamic-gating
+ * Smoke run on lavapipe:  XDG_RUNTIME_DIR=/tmp node <bundle> --tiny --out /tmp/dg
+ * CPU reference run:      node <bundle> --backend cpu --preset small --out /tmp/dg-cpu
+ *
+ * Flags: --tiny | --preset paper|small|tiny, --backend webgpu|cpu, --out DIR,
+ *   --settings lm,mt-encoder,mt-decoder, --batches 8,16,…, --seq-lm N, --seq-mt N, --iters N,
+ *   --max-point-s S (stop a side after a point slower than this), --time-budget-s S (per setting),
+ *   --gpu-memory-gb G (memory the fit model may use, default 80).
+ */
+import { createCpuBackend } from '@moe-route/backend-cpu'
+import { mulberry32, normal, softmaxTopK, contiguousPlacement, type Backend, type ExpertWeights, type LayerWeights, type ModelShape } from '@moe-route/core'
+import { createDynamicGating, dispatchStats, type DispatchStats, type DynamicGatingOptions } from '@moe-route/policy-dynamic-gating'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+// ---- arguments -----------------------------------------------------------------------------
+
+const argv = process.argv.slice(2)
+const flag = (name: string): boolean => argv.includes(`--${name}`)
+const opt = (name: string, fallback: string): string => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback
+}
+type Preset = 'paper' | 'small' | 'tiny'
+const preset: Preset = flag('tiny') ? 'tiny' : (opt('preset', 'paper') as Preset)
+const backendKind = opt('backend', 'webgpu') as 'webgpu' | 'cpu'
+const outDir = opt('out', 'bench-results/dynamic-gating')
+const iters = Number(opt('iters', preset === 'paper' ? '3' : '2'))
+const maxPointS = Number(opt('max-point-s', preset === 'paper' ? '6' : '60'))
+const timeBudgetS = Number(opt('time-budget-s', preset === 'paper' ? '75' : '600'))
+const gpuMemoryBytes = Number(opt('gpu-memory-gb', '80')) * 2 ** 30
+/** Activations are f32 on both backends. */
+const BYTES_PER_ELEMENT = 4
+
+// ---- settings ------------------------------------------------------------------------------
+
+interface Setting {
+  readonly name: 'lm' | 'mt-encoder' | 'mt-decoder'
+  readonly shape: ModelShape
+  /** Tokens per sequence in one forward call (1 for a decode step). */
+  readonly seqLen: number
+  readonly staticOptions: Partial<DynamicGatingOptions>
+  /** The paper's claim for this setting (SPEC B.3). */
+  readonly paper: string
+}
+
+const dims = {
+  paper: { lm: [512, 1024, 4096], mt: [128, 2048, 8192], seqLm: 128, seqMt: 64, batches: [8, 16, 32, 64, 128, 256, 512] },
+  small: { lm: [512, 64, 256], mt: [128, 64, 256], seqLm: 16, seqMt: 16, batches: [1, 2, 4, 8] },
+  tiny: { lm: [32, 16, 32], mt: [16, 16, 32], seqLm: 8, seqMt: 8, batches: [2, 4] },
+}[preset]
+const shapeOf = ([experts, hidden, intermediate]: number[], name: string): ModelShape => ({
+  experts,
+  topK: 2,
+  hidden,
+  intermediate,
+  normalizeTopK: false,
+  name,
+})
+const seqLm = Number(opt('seq-lm', String(dims.seqLm)))
+const seqMt = Number(opt('seq-mt', String(dims.seqMt)))
+const allSettings: Setting[] = [
+  { name: 'lm', shape: shapeOf(dims.lm, 'paper-lm'), seqLen: seqLm, staticOptions: { capacityFraction: 0.05 }, paper: 'throughput up to 6.21×; activation memory 6.29 → 1.28 GB at batch 8; max batch 8 → 64' },
+  { name: 'mt-encoder', shape: shapeOf(dims.mt, 'paper-mt'), seqLen: seqMt, staticOptions: { capacityFactor: 1 }, paper: 'throughput up to 5.75×; MT activation memory 1.89 → 1.05 GB' },
+  { name: 'mt-decoder', shape: shapeOf(dims.mt, 'paper-mt'), seqLen: 1, staticOptions: { capacityFactor: 1 }, paper: 'throughput up to 2.58×' },
+]
+const wanted = opt('settings', allSettings.map((s) => s.name).join(',')).split(',')
+const settings = allSettings.filter((s) => wanted.includes(s.name))
+const batches = opt('batches', dims.batches.join(',')).split(',').map(Number)
+
+// ---- data ----------------------------------------------------------------------------------
+
+function normalPool(n: number, seed: number, std: number): Float32Array {
+  const g = normal(mulberry32(seed))
+  const a = new Float32Array(n)
+  for (let i = 0; i < n; i++) a[i] = g() * std
+  return a
+}
+
+/**
+ * Layer weights without gigabytes of host RNG: each expert's matrices are distinct views into
+ * one seeded normal(0, 0.02) pool, shifted per expert and matrix, so every expert has its own
+ * values and its own GPU buffers. The router is drawn in full with std 1/√H, which gives
+ * logits of unit variance and spreads tokens over all experts.
+ */
+function benchWeights(shape: ModelShape, seed: number): LayerWeights {
+  const { experts: E, hidden: H, intermediate: I } = shape
+  const pool = normalPool(I * H + 3 * E + 3, seed, 0.02)
+  const list: ExpertWeights[] = []
+  for (let e = 0; e < E; e++) {
+    list.push({ gate: pool.subarray(3 * e, 3 * e + I * H), up: pool.subarray(3 * e + 1, 3 * e + 1 + I * H), down: pool.subarray(3 * e + 2, 3 * e + 2 + H * I) })
+  }
+  return { shape, router: normalPool(E * H, seed + 1, 1 / Math.sqrt(H)), experts: list }
+}
+
+const hiddenPool = normalPool(1 << 20, 99, 1)
+/** tokens × H hidden states: per-token windows of a seeded normal pool at scattered offsets. */
+function benchHidden(tokens: number, H: number): Float32Array {
+  const x = new Float32Array(tokens * H)
+  const span = hiddenPool.length - H
+  for (let t = 0; t < tokens; t++) {
+    const off = Math.imul(t + 1, 2654435761) >>> 0
+    x.set(hiddenPool.subarray(off % span, (off % span) + H), t * H)
+  }
+  return x
+}
+
+// ---- GPU memory accounting -----------------------------------------------------------------
+
+/** Live and peak bytes of every GPU buffer created in this process (Dawn prototypes patched). */
+const gpuMemory = { live: 0, peak: 0, tracked: false }
+
+async function trackGpuMemory(): Promise<void> {
+  const { globals } = (await import('webgpu')) as unknown as { globals: Record<string, { prototype: Record<string, unknown> }> }
+  const dev = globals.GPUDevice.prototype
+  const buf = globals.GPUBuffer.prototype
+  const sizes = new Map<object, { size: number; device: object }>()
+  const createBuffer = dev.createBuffer as (this: object, d: { size: number }) => object
+  const destroyBuffer = buf.destroy as (this: object) => void
+  const destroyDevice = dev.destroy as (this: object) => void
+  const release = (b: object) => {
+    const s = sizes.get(b)
+    if (!s) return
+    sizes.delete(b)
+    gpuMemory.live -= s.size
+  }
+  dev.createBuffer = function (this: object, d: { size: number }) {
+    const b = createBuffer.call(this, d)
+    const size = Math.ceil(d.size / 256) * 256
+    sizes.set(b, { size, device: this })
+    gpuMemory.live += size
+    gpuMemory.peak = Math.max(gpuMemory.peak, gpuMemory.live)
+    return b
+  }
+  buf.destroy = function (this: object) {
+    release(this)
+    return destroyBuffer.call(this)
+  }
+  dev.destroy = function (this: object) {
+    for (const [b, s] of sizes) if (s.device === this) release(b)
+    return destroyDevice.call(this)
+  }
+  gpuMemory.tracked = true
+}
+
+// ---- backends ------------------------------------------------------------------------------
+
+async function createBackend(): Promise<Backend> {
+  if (backendKind === 'cpu') return createCpuBackend()
+  process.env.XDG_RUNTIME_DIR ??= '/tmp'
+  const mod = (await import('@moe-route/backend-webgpu')) as Record<string, unknown>
+  const factory = (mod.createWebGpuBackend ?? mod.createWebgpuBackend) as ((o?: object) => Promise<Backend> | Backend) | undefined
+  if (typeof factory !== 'function') throw new Error('@moe-route/backend-webgpu exports no createWebGpuBackend()')
+  return await factory({ timestamps: true })
+}
+
+// ---- one side of one setting ---------------------------------------------------------------
+
+interface Point {
+  readonly batch: number
+  readonly tokens: number
+  readonly status: 'ok' | 'predicted-oom' | 'failed'
+  readonly error?: string
+  readonly gateMs?: number
+  readonly dispatchMs?: number
+  /** Median wall time of backend.experts (upload, kernels, readback). */
+  readonly expertsMs?: number
+  readonly kernelMs?: number
+  readonly iterations?: number
+  readonly tokensPerS?: number
+  /** Bytes the backend allocated beyond its resident weights while running this point. */
+  readonly gpuActivationPeakBytes?: number
+  readonly stats?: DispatchStats
+  /** Modelled activation bytes of this side on our backend (no dense mask). */
+  readonly modelActivationBytes: number
+  /** Modelled activation bytes as GShard/fairseq allocate them (dense mask for static). */
+  readonly fairseqActivationBytes: number
+}
+
+interface Side {
+  readonly mode: 'dynamic' | 'static'
+  readonly options: Partial<DynamicGatingOptions>
+  readonly points: Point[]
+  stopped?: string
+  weightBytesResident?: number
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const now = () => performance.now()
+const gb = (b: number) => (b / 2 ** 30).toFixed(2)
+/** Bytes with a readable unit. */
+const fmtBytes = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`)
+
+async function runSide(setting: Setting, mode: 'dynamic' | 'static', weights: LayerWeights, deadline: number): Promise<{ side: Side; adapter: string }> {
+  const { shape } = setting
+  const options: Partial<DynamicGatingOptions> = mode === 'dynamic' ? { mode } : { mode, ...setting.staticOptions }
+  const side: Side = { mode, options, points: [] }
+  const dispatcher = createDynamicGating(options)
+  const ctx = { placement: contiguousPlacement(shape.experts, 1), bytesPerToken: shape.hidden * BYTES_PER_ELEMENT }
+  const weightBytes = shape.experts * 3 * shape.hidden * shape.intermediate * BYTES_PER_ELEMENT + shape.experts * shape.hidden * BYTES_PER_ELEMENT
+  const backend = await createBackend()
+  const adapter = String(backend.info().adapter ?? backend.info().name)
+  try {
+    // warm-up: one token, uploads the weights and compiles the pipelines
+    const x1 = benchHidden(1, shape.hidden)
+    const r1 = softmaxTopK({ tokens: 1, experts: shape.experts, logits: await backend.gate(x1, 1, weights) }, shape.topK, false)
+    await backend.experts(x1, createDynamicGating().dispatch(r1, ctx), weights)
+    side.weightBytesResident = gpuMemory.tracked ? gpuMemory.live : undefined
+    for (const batch of batches) {
+      const tokens = batch * setting.seqLen
+      const x = benchHidden(tokens, shape.hidden)
+      const g0 = now()
+      const logits = await backend.gate(x, tokens, weights)
+      const gateMs = now() - g0
+      const routing = softmaxTopK({ tokens, experts: shape.experts, logits }, shape.topK, false)
+      const d0 = now()
+      const plan = dispatcher.dispatch(routing, ctx)
+      const dispatchMs = now() - d0
+      const statsOptions = { hidden: shape.hidden, bytesPerElement: BYTES_PER_ELEMENT, intermediate: shape.intermediate }
+      const model = dispatchStats(plan, statsOptions).memory
+      const io = 2 * tokens * shape.hidden * BYTES_PER_ELEMENT
+      const modelActivationBytes = model.totalBytes - model.dispatchMaskBytes + io
+      const fairseqActivationBytes = model.totalBytes + io
+      const base = { batch, tokens, modelActivationBytes, fairseqActivationBytes }
+      if (backendKind === 'webgpu' && modelActivationBytes + weightBytes > gpuMemoryBytes) {
+        side.points.push({ ...base, status: 'predicted-oom', stats: dispatchStats(plan, statsOptions) })
+        side.stopped = `batch ${batch}: needs ${gb(modelActivationBytes)} GiB of activations next to ${gb(weightBytes)} GiB of weights (> ${gb(gpuMemoryBytes)} GiB)`
+        break
+      }
+      const times: number[] = []
+      const kernels: number[] = []
+      let activationPeak: number | undefined
+      try {
+        for (let i = 0; i <= iters; i++) {
+          gpuMemory.peak = gpuMemory.live
+          const t0 = now()
+          const res = await backend.experts(x, plan, weights)
+          const ms = now() - t0
+          if (i === 0) activationPeak = gpuMemory.tracked && side.weightBytesResident !== undefined ? gpuMemory.peak - side.weightBytesResident : undefined
+          if (res.kernels) kernels.push(Object.values(res.kernels).reduce((a, b) => a + b, 0))
+          // the first call allocates buffers of the new size; time it only when it is the only one
+          if (i > 0 || ms > maxPointS * 1000) times.push(ms)
+          if (ms > maxPointS * 1000) break
+        }
+      } catch (e) {
+        side.points.push({ ...base, status: 'failed', error: (e as Error).message.slice(0, 300), gateMs, dispatchMs })
+        side.stopped = `batch ${batch}: ${(e as Error).message.slice(0, 120)}`
+        break
+      }
+      const expertsMs = median(times)
+      const kernelMs = kernels.length ? median(kernels) : undefined
+      side.points.push({
+        ...base,
+        status: 'ok',
+        gateMs,
+        dispatchMs,
+        expertsMs,
+        ...(kernelMs !== undefined ? { kernelMs } : {}),
+        iterations: times.length,
+        tokensPerS: tokens / ((dispatchMs + expertsMs) / 1000),
+        ...(activationPeak !== undefined ? { gpuActivationPeakBytes: activationPeak } : {}),
+        stats: dispatchStats(plan, { ...statsOptions, ...(kernelMs !== undefined ? { kernels: { experts: kernelMs } } : {}) }),
+      })
+      const last = side.points[side.points.length - 1]
+      console.log(
+        `  ${setting.name.padEnd(10)} ${mode.padEnd(7)} B=${String(batch).padStart(4)} S=${String(tokens).padStart(6)}  ` +
+          `slots=${String(last.stats!.slotsComputed).padStart(8)} waste=${last.stats!.wasteFactor.toFixed(1).padStart(5)}× drop=${last.stats!.droppedPairs}  ` +
+          `dispatch ${dispatchMs.toFixed(1)} ms  experts ${expertsMs.toFixed(1)} ms${kernelMs !== undefined ? ` (kernels ${kernelMs.toFixed(1)})` : ''}  ` +
+          `${Math.round(last.tokensPerS!)} tok/s  activations ${fmtBytes(activationPeak ?? modelActivationBytes)}${activationPeak === undefined ? ' (model)' : ' (allocated)'}`,
+      )
+      if (times.length === 1 && times[0] > maxPointS * 1000) {
+        side.stopped = `batch ${batch}: one call took ${(times[0] / 1000).toFixed(1)} s (> --max-point-s ${maxPointS})`
+        break
+      }
+      if (now() > deadline) {
+        side.stopped = `time budget of ${timeBudgetS} s for the setting spent after batch ${batch}`
+        break
+      }
+    }
+  } finally {
+    await backend.dispose?.()
+  }
+  return { side, adapter }
+}
+
+// ---- summary -------------------------------------------------------------------------------
+
+function summarise(setting: Setting, dyn: Side, sta: Side) {
+  const ok = (s: Side) => s.points.filter((p) => p.status === 'ok')
+  const best = (s: Side) => Math.max(0, ...ok(s).map((p) => p.tokensPerS!))
+  const perBatch = ok(dyn)
+    .map((d) => ({ d, s: ok(sta).find((p) => p.batch === d.batch) }))
+    .filter((x) => x.s)
+    .map(({ d, s }) => ({ batch: d.batch, speedup: d.tokensPerS! / s!.tokensPerS!, slotsRatio: s!.stats!.slotsComputed / d.stats!.slotsComputed }))
+  const largest = (s: Side) => Math.max(0, ...ok(s).map((p) => p.batch))
+  const at = (s: Side, b: number) => s.points.find((p) => p.batch === b)
+  const first = batches[0]
+  /** Largest batch (of the sweep, extrapolated linearly in tokens) whose fairseq-model memory fits. */
+  const fairseqFit = (s: Side) => {
+    const p = s.points[0]
+    if (!p) return 0
+    const weightBytes = setting.shape.experts * 3 * setting.shape.hidden * setting.shape.intermediate * BYTES_PER_ELEMENT
+    let fit = 0
+    for (const b of batches) {
+      const scale = b / p.batch
+      // dense mask grows with S², buffers with S
+      const mask = p.stats ? p.stats.memory.dispatchMaskBytes * scale * scale : 0
+      if ((p.fairseqActivationBytes - (p.stats?.memory.dispatchMaskBytes ?? 0)) * scale + mask + weightBytes <= gpuMemoryBytes) fit = b
+    }
+    return fit
+  }
+  return {
+    setting: setting.name,
+    bestTokensPerS: { dynamic: best(dyn), static: best(sta) },
+    maxThroughputGain: best(sta) > 0 ? best(dyn) / best(sta) : null,
+    perBatch,
+    largestBatchRun: { dynamic: largest(dyn), static: largest(sta) },
+    firstBatch: first,
+    activationBytesAtFirstBatch: {
+      measured: { dynamic: at(dyn, first)?.gpuActivationPeakBytes ?? null, static: at(sta, first)?.gpuActivationPeakBytes ?? null },
+      model: { dynamic: at(dyn, first)?.modelActivationBytes ?? null, static: at(sta, first)?.modelActivationBytes ?? null },
+      fairseqModel: { dynamic: at(dyn, first)?.fairseqActivationBytes ?? null, static: at(sta, first)?.fairseqActivationBytes ?? null },
+    },
+    fairseqModelLargestBatch: { dynamic: fairseqFit(dyn), static: fairseqFit(sta) },
+    paper: setting.paper,
+  }
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+async function main() {
+  if (backendKind === 'webgpu') await trackGpuMemory().catch(() => undefined)
+  const started = new Date().toISOString()
+  const results: unknown[] = []
+  const summaries: ReturnType<typeof summarise>[] = []
+  let adapter = ''
+  console.log(`dynamic-gating bench: preset ${preset}, backend ${backendKind}, batches ${batches.join(',')}, ${iters} timed iterations, f32 activations`)
+  for (const setting of settings) {
+    const { shape } = setting
+    console.log(
+      `\n${setting.name}: E=${shape.experts} k=${shape.topK} H=${shape.hidden} I=${shape.intermediate} seq=${setting.seqLen} ` +
+        `static ${JSON.stringify(setting.staticOptions)}  (paper: ${setting.paper})`,
+    )
+    const weights = benchWeights(shape, 7)
+    const deadline = now() + timeBudgetS * 1000
+    const dyn = await runSide(setting, 'dynamic', weights, now() + (timeBudgetS * 1000) / 2)
+    const sta = await runSide(setting, 'static', weights, deadline)
+    adapter = dyn.adapter
+    for (const s of [dyn.side, sta.side]) if (s.stopped) console.log(`  ${s.mode} stopped: ${s.stopped}`)
+    const summary = summarise(setting, dyn.side, sta.side)
+    summaries.push(summary)
+    console.log(
+      `  → best ${Math.round(summary.bestTokensPerS.dynamic)} vs ${Math.round(summary.bestTokensPerS.static)} tok/s ` +
+        `(max-throughput gain ${summary.maxThroughputGain?.toFixed(2) ?? 'n/a'}×); per batch ${summary.perBatch.map((p) => `B${p.batch} ${p.speedup.toFixed(2)}×`).join(', ')}; ` +
+        `largest batch run ${summary.largestBatchRun.dynamic} vs ${summary.largestBatchRun.static}`,
+    )
+    results.push({ setting: setting.name, shape, seqLen: setting.seqLen, staticOptions: setting.staticOptions, dynamic: dyn.side, static: sta.side })
+  }
+  console.log(`\nadapter: ${adapter}`)
+  mkdirSync(outDir, { recursive: true })
+  const file = join(outDir, `dynamic-gating${preset === 'paper' ? '' : `-${preset}`}-${backendKind}.json`)
+  writeFileSync(
+    file,
+    JSON.stringify(
+      { bench: 'dynamic-gating', started, finished: new Date().toISOString(), preset, backend: backendKind, adapter, node: process.version, args: argv, bytesPerElement: BYTES_PER_ELEMENT, gpuMemoryTracked: gpuMemory.tracked, summaries, results },
+      null,
+      1,
+    ),
+  )
+  console.log(`wrote ${file}`)
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e)
+    process.exit(1)
+  },
+)
