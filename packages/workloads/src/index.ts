@@ -1,6 +1,22 @@
 /**
  * @moe-route/workloads — routing traces (JSONL, .npy, safetensors) and realistic MoE
- * workloads calibrated on recorded routing of real models. Public API only.
+ * workloads calibrated on recorded routing of real models. Public API only: re-exports.
  */
 export * from './safetensors/safetensors.js'
+export * from './npy/npy.js'
+export * from './jsonl/jsonl.js'
+export * from './trace/trace.js'
+export * from './stats/load-stats.js'
+export { synthesizeScores, weightsFromScores, DEFAULT_LOGIT_STD, type GateScoreOptions } from './generators/gate-scores.js'
+export { inclusionProbabilities } from './generators/sampling.js'
+export { createWorkload, type Workload, type WorkloadDefinition, type WorkloadRunOptions, type RoutingChoices, type TokenSampler } from './generators/workload.js'
+export {
+  uniformWorkload,
+  popularityWorkload,
+  mixtralReplayWorkload,
+  llamaMoePairsWorkload,
+  type MixtralReplayOptions,
+} from './generators/generators.js'
+export { workloadFromSpec, listWorkloadSpecs, workloadSpecPatterns, DEFAULT_WORKLOAD } from './generators/spec.js'
+export { expertCounts, llamaMoeCoactivation, mixtralTokens, mixtralTokenExperts, type ExpertCountsModel, type CoactivationData, type TokenExpertTable } from './data/data.js'
 export { decodeFloats, encodeFloats, type FloatDtype } from './io/dtype.js'

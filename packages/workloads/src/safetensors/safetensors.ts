@@ -76,6 +76,11 @@ export interface SafetensorsFile {
    * `[T × E]` logits matrix): `count × (elements / shape[0])` values.
    */
   readRows(name: string, start: number, count: number): Promise<Float32Array>
+  /**
+   * Reads `count` elements from flat element index `start` of a float tensor (row-major),
+   * e.g. one layer's rows of an `[L × T × E]` tensor.
+   */
+  readElements(name: string, start: number, count: number): Promise<Float32Array>
   /** Raw little-endian bytes of any tensor (integer dtypes, fp8, ...). */
   readTensorBytes(name: string): Promise<Uint8Array>
   /** Closes the file handle. Further reads reject. */
@@ -246,6 +251,17 @@ function makeFile(handle: FileHandle, path: string, header: ParsedHeader): Safet
       const rowBytes = rowElems * SAFETENSORS_DTYPE_BYTES[t.dtype]
       const bytes = await readExactly(handle, path, t.fileOffset + start * rowBytes, count * rowBytes, `tensor "${name}" rows ${start}..${start + count - 1}`)
       return decodeFloats(bytes, 0, count * rowElems, dt)
+    },
+    async readElements(name, start, count) {
+      ensureOpen()
+      const t = info(name)
+      const dt = floatDtype(t)
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > t.elements) {
+        throw invalid(`elements [${start}, ${start + count}) are outside tensor "${name}" with ${t.elements} elements`, { file: path, record: name })
+      }
+      const size = SAFETENSORS_DTYPE_BYTES[t.dtype]
+      const bytes = await readExactly(handle, path, t.fileOffset + start * size, count * size, `tensor "${name}" elements ${start}..${start + count - 1}`)
+      return decodeFloats(bytes, 0, count, dt)
     },
     async close() {
       if (closed) return
