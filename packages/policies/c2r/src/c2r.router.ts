@@ -1,0 +1,176 @@
+/**
+ * Collaboration-constrained routing (C2R; Zhang et al., NAACL 2025; SPEC C.2): the top-1
+ * expert is chosen freely, the other k − 1 only among the Top-T collaborators of that
+ * expert, by score. Implemented from the official code (UNITES-Lab/c2r-moe, Qwen1.5-MoE
+ * version): scores are the softmax over all E experts, weights the raw softmax
+ * probabilities of the chosen experts, renormalised over them when `normalizeTopK`.
+ * Quality parity needs a checkpoint fine-tuned with the constraint (SPEC E.13).
+ */
+import {
+  assertFinite,
+  assertLength,
+  createRouting,
+  defineRouter,
+  ErrorCodes,
+  MoeError,
+  softmaxRows,
+  type Router,
+  type RouterInput,
+  type Routing,
+} from '@moe-route/core'
+import { CORE_RANGE, PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'
+
+/** Parameters of {@link c2rRoute}. */
+export interface C2rParams {
+  readonly topK: number
+  /** Collaborators each top-1 expert may pair with (k − 1 ≤ T ≤ E − 1). */
+  readonly topT: number
+  /** Per expert, its collaborators by descending co-activation (self excluded), from a profile. */
+  readonly collaborators: readonly (readonly number[])[]
+  readonly normalizeTopK: boolean
+}
+
+/** Scores of a router input: given probabilities, or the softmax of the logits. */
+export function routerScores(input: RouterInput): Float32Array {
+  const { tokens, experts } = input
+  if (input.scores) {
+    assertLength(input.scores, tokens * experts, 'scores')
+    assertFinite(input.scores, experts, 'scores')
+    return input.scores
+  }
+  if (input.logits) {
+    assertLength(input.logits, tokens * experts, 'logits')
+    assertFinite(input.logits, experts, 'logits')
+    return softmaxRows(input.logits, tokens, experts)
+  }
+  throw new MoeError(ErrorCodes.INPUT_INVALID, 'router input has neither logits nor scores')
+}
+
+/** Checks collaborator lists against E and T; throws MOE_ROUTE_ERR_INPUT_INVALID naming the expert. */
+export function checkCollaborators(collaborators: readonly (readonly number[])[], experts: number, topK: number, topT: number): void {
+  if (!Number.isInteger(topT) || topT < topK - 1 || topT > experts - 1) {
+    throw new MoeError(ErrorCodes.INPUT_INVALID, `topT must be an integer in ${topK - 1}..${experts - 1} (k − 1 … E − 1), got ${topT}`, { path: '/topT' })
+  }
+  if (collaborators.length !== experts) {
+    throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `collaborator lists cover ${collaborators.length} experts, expected ${experts}`, { path: '/collaborators' })
+  }
+  collaborators.forEach((list, e) => {
+    if (list.length < topT) throw new MoeError(ErrorCodes.INPUT_INVALID, `expert ${e} lists ${list.length} collaborators, fewer than topT ${topT}`, { path: `/collaborators/${e}` })
+    const seen = new Set<number>()
+    for (let i = 0; i < topT; i++) {
+      const c = list[i]
+      if (!Number.isInteger(c) || c < 0 || c >= experts || c === e || seen.has(c)) {
+        throw new MoeError(ErrorCodes.INPUT_INVALID, `expert ${e}'s collaborator ${c} is invalid (out of range, itself, or repeated)`, { path: `/collaborators/${e}/${i}` })
+      }
+      seen.add(c)
+    }
+  })
+}
+
+/**
+ * Routes one batch with C2R. O(T·(E + T_top·k)).
+ * @example
+ * const routing = c2rRoute({ tokens, experts: 60, logits }, { topK: 4, topT: 30, collaborators: profile.layers[l].lists, normalizeTopK: false })
+ */
+export function c2rRoute(input: RouterInput, params: C2rParams): Routing {
+  const { tokens, experts } = input
+  const { topK, topT, collaborators, normalizeTopK } = params
+  if (topK > experts) throw new MoeError(ErrorCodes.TOPK_EXCEEDS_EXPERTS, `topK ${topK} exceeds experts ${experts}`)
+  checkCollaborators(collaborators, experts, topK, topT)
+  const scores = routerScores(input)
+  const expertIds = new Int32Array(tokens * topK)
+  const weights = new Float32Array(tokens * topK)
+  const chosen = new Int32Array(topK)
+  for (let t = 0; t < tokens; t++) {
+    const o = t * experts
+    let e1 = 0
+    for (let e = 1; e < experts; e++) if (scores[o + e] > scores[o + e1]) e1 = e
+    chosen[0] = e1
+    // Top-(k−1) of the candidates by score (ties: lower expert id), insertion into chosen[1..].
+    let filled = 1
+    const cand = collaborators[e1]
+    for (let i = 0; i < topT; i++) {
+      const c = cand[i]
+      if (filled < topK) {
+        let j = filled++
+        while (j > 1 && better(scores, o, c, chosen[j - 1])) {
+          chosen[j] = chosen[j - 1]
+          j--
+        }
+        chosen[j] = c
+      } else if (topK > 1 && better(scores, o, c, chosen[topK - 1])) {
+        let j = topK - 1
+        while (j > 1 && better(scores, o, c, chosen[j - 1])) {
+          chosen[j] = chosen[j - 1]
+          j--
+        }
+        chosen[j] = c
+      }
+    }
+    let sum = 0
+    for (let j = 0; j < topK; j++) sum += scores[o + chosen[j]]
+    for (let j = 0; j < topK; j++) {
+      const s = scores[o + chosen[j]]
+      expertIds[t * topK + j] = chosen[j]
+      weights[t * topK + j] = normalizeTopK ? (sum > 0 ? s / sum : 1 / topK) : s
+    }
+  }
+  return createRouting({
+    tokens,
+    experts,
+    topK,
+    expertIds,
+    weights,
+    scores,
+    normalizeTopK,
+    ...(input.sourceDevice ? { sourceDevice: input.sourceDevice } : {}),
+    ...(input.decode ? { decode: true } : {}),
+  })
+}
+
+/** a beats b: higher score, then lower id. */
+function better(scores: Float32Array, o: number, a: number, b: number): boolean {
+  return scores[o + a] > scores[o + b] || (scores[o + a] === scores[o + b] && a < b)
+}
+
+/** Options of the `c2r` router plugin. */
+export interface C2rRouterOptions {
+  /** Top-T collaborators (paper: 30 for Qwen1.5-MoE's 60 experts, 5 for LLaMA-MoE's 8). */
+  topT: number
+  /** Per expert, collaborators by descending co-activation: `profile.layers[l].lists`. */
+  collaborators: number[][]
+  /** Renormalise the k weights; null = the model's `normalizeTopK`. */
+  normalizeTopK: boolean | null
+}
+
+/** The `c2r` router plugin: top-1 free, the rest from its Top-T profiled collaborators. */
+export const c2rRouter = defineRouter<C2rRouterOptions>({
+  meta: {
+    name: 'c2r',
+    package: PACKAGE_NAME,
+    version: PACKAGE_VERSION,
+    core: CORE_RANGE,
+    description: 'Collaboration-constrained routing (C2R): top-1 free, the other k−1 among its Top-T collaborators',
+    schema: {
+      type: 'object',
+      properties: {
+        topT: { type: 'integer', minimum: 0 },
+        collaborators: { type: 'array', items: { type: 'array', items: { type: 'integer', minimum: 0 } } },
+        normalizeTopK: { type: ['boolean', 'null'] },
+      },
+      required: ['topT', 'collaborators', 'normalizeTopK'],
+      additionalProperties: false,
+    },
+    defaultOptions: { topT: 1, collaborators: [], normalizeTopK: null },
+  },
+  create(options, context): Router {
+    const params: C2rParams = {
+      topK: context.model.topK,
+      topT: options.topT,
+      collaborators: options.collaborators,
+      normalizeTopK: options.normalizeTopK ?? context.model.normalizeTopK,
+    }
+    checkCollaborators(params.collaborators, context.model.experts, params.topK, params.topT)
+    return { name: 'c2r', route: (input) => c2rRoute(input, params) }
+  },
+})
