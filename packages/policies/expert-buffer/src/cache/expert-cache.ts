@@ -116,6 +116,14 @@ export class ExpertCache {
     return [...this.#byExpert.values()]
   }
 
+  /** Forgets whatever `slot` holds (the slot becomes free). */
+  dropSlot(slot: number): void {
+    const e = this.#bySlot[slot]
+    if (!e) return
+    this.#bySlot[slot] = null
+    this.#byExpert.delete(e.expert)
+  }
+
   /** Prefetched experts still unused. */
   unusedPrefetched(): number {
     let n = 0

@@ -46,7 +46,7 @@ export function normalizeTrace(trace: CacheTrace): NormalizedTrace {
     throw storeError(StoreErrorCodes.STORE_TRACE_INVALID, `trace.experts must be a positive integer, got ${String(E)}`, { path: 'experts' })
   }
   const layers = new Set<number>()
-  const batches = trace.batches.map((b, i) => {
+  const batches = trace.batches.map((b: CacheTraceBatch, i: number) => {
     if (!b || !Array.isArray(b.active)) {
       throw storeError(StoreErrorCodes.STORE_TRACE_INVALID, `batch ${i}: 'active' must be an array of expert ids`, { record: i })
     }
@@ -56,7 +56,7 @@ export function normalizeTrace(trace: CacheTrace): NormalizedTrace {
     }
     for (const e of b.active) checkExpert(e, E, `batch ${i}`)
     layers.add(layer)
-    const active = [...new Set(b.active)].sort((x, y) => x - y)
+    const active = [...new Set<number>(b.active)].sort((x, y) => x - y)
     return b.tokens === undefined ? { active, layer } : { active, layer, tokens: b.tokens }
   })
   return { experts: E, ...(trace.name ? { name: trace.name } : {}), batches, layers: [...layers].sort((a, b) => a - b) }
