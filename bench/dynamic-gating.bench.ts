@@ -15,17 +15,19 @@
  *
  * Usage (after `npm run build`):
  *   ../shared/gpu/prepare.sh bench/dynamic-gating.bench.ts
- *   source .gpu/env.sh && node .gpu/dynamic-gating.bench.mjs --out bench-results/dynamic-gating
+ *   source .gpu/env.sh && node .gpu/dynamic-gating.bench.mjs --out out/dynamic-gating
  * Smoke run on lavapipe:  XDG_RUNTIME_DIR=/tmp node <bundle> --tiny --out /tmp/dg
  * CPU reference run:      node <bundle> --backend cpu --preset small --out /tmp/dg-cpu
  *
  * Flags: --tiny | --preset paper|small|tiny, --backend webgpu|cpu, --out DIR,
  *   --settings lm,mt-encoder,mt-decoder, --batches 8,16,…, --seq-lm N, --seq-mt N, --iters N,
  *   --max-point-s S (stop a side after a point slower than this), --time-budget-s S (per setting),
- *   --gpu-memory-gb G (memory the fit model may use, default 80).
+ *   --gpu-memory-gb G (memory the fit model may use, default 80),
+ *   --max-call-gb G (largest activation buffer one backend call may bind, default 1.5: plans
+ *   whose rows × I would exceed it run as several calls over disjoint expert ranges).
  */
 import { createCpuBackend } from '@moe-route/backend-cpu'
-import { mulberry32, normal, softmaxTopK, contiguousPlacement, type Backend, type ExpertWeights, type LayerWeights, type ModelShape } from '@moe-route/core'
+import { contiguousPlacement, mulberry32, normal, softmaxTopK, type Backend, type DispatchPlan, type ExpertWeights, type LayerWeights, type ModelShape } from '@moe-route/core'
 import { createDynamicGating, dispatchStats, type DispatchStats, type DynamicGatingOptions } from '@moe-route/policy-dynamic-gating'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -41,11 +43,12 @@ const opt = (name: string, fallback: string): string => {
 type Preset = 'paper' | 'small' | 'tiny'
 const preset: Preset = flag('tiny') ? 'tiny' : (opt('preset', 'paper') as Preset)
 const backendKind = opt('backend', 'webgpu') as 'webgpu' | 'cpu'
-const outDir = opt('out', 'bench-results/dynamic-gating')
+const outDir = opt('out', 'out/dynamic-gating')
 const iters = Number(opt('iters', preset === 'paper' ? '3' : '2'))
 const maxPointS = Number(opt('max-point-s', preset === 'paper' ? '6' : '60'))
 const timeBudgetS = Number(opt('time-budget-s', preset === 'paper' ? '75' : '600'))
 const gpuMemoryBytes = Number(opt('gpu-memory-gb', '80')) * 2 ** 30
+const maxCallBytes = Number(opt('max-call-gb', '1.5')) * 2 ** 30
 /** Activations are f32 on both backends. */
 const BYTES_PER_ELEMENT = 4
 
@@ -64,7 +67,7 @@ interface Setting {
 const dims = {
   paper: { lm: [512, 1024, 4096], mt: [128, 2048, 8192], seqLm: 128, seqMt: 64, batches: [8, 16, 32, 64, 128, 256, 512] },
   small: { lm: [512, 64, 256], mt: [128, 64, 256], seqLm: 16, seqMt: 16, batches: [1, 2, 4, 8] },
-  tiny: { lm: [32, 16, 32], mt: [16, 16, 32], seqLm: 8, seqMt: 8, batches: [2, 4] },
+  tiny: { lm: [128, 16, 32], mt: [16, 16, 32], seqLm: 16, seqMt: 8, batches: [2, 4] },
 }[preset]
 const shapeOf = ([experts, hidden, intermediate]: number[], name: string): ModelShape => ({
   experts,
@@ -184,6 +187,10 @@ interface Point {
   readonly expertsMs?: number
   readonly kernelMs?: number
   readonly iterations?: number
+  /** Backend calls the plan was split into (see --max-call-gb). */
+  readonly calls?: number
+  /** Static side, first batch: relative L2 between its output and dynamic gating's on the tokens it did not drop. */
+  readonly parityRelL2?: number
   readonly tokensPerS?: number
   /** Bytes the backend allocated beyond its resident weights while running this point. */
   readonly gpuActivationPeakBytes?: number
@@ -202,27 +209,105 @@ interface Side {
   weightBytesResident?: number
 }
 
+/**
+ * Splits a plan into plans over disjoint expert ranges of at most `maxRows` rows each (an
+ * expert bigger than that gets a call of its own). Summing the chunks' outputs gives the
+ * plan's output: every row belongs to exactly one chunk.
+ */
+function splitPlan(plan: DispatchPlan, maxRows: number): DispatchPlan[] {
+  const E = plan.experts
+  if (plan.rowToken.length <= maxRows) return [plan]
+  const out: DispatchPlan[] = []
+  let e0 = 0
+  while (e0 < E) {
+    let e1 = e0 + 1
+    while (e1 < E && plan.offsets[e1 + 1] - plan.offsets[e0] <= maxRows) e1++
+    const r0 = plan.offsets[e0]
+    const r1 = plan.offsets[e1]
+    const offsets = new Int32Array(E + 1)
+    const counts = new Int32Array(E)
+    for (let e = 0; e <= E; e++) offsets[e] = Math.min(Math.max(plan.offsets[e], r0), r1) - r0
+    let real = 0
+    for (let e = e0; e < e1; e++) {
+      counts[e] = plan.counts[e]
+      real += counts[e]
+    }
+    out.push({ ...plan, offsets, counts, rowToken: plan.rowToken.subarray(r0, r1), rowWeight: plan.rowWeight.subarray(r0, r1), paddingRows: r1 - r0 - real, dropped: [] })
+    e0 = e1
+  }
+  return out
+}
+
+/** Runs a plan in chunks that fit one call; returns the summed output, wall ms per call summed, kernel ms. */
+async function runExperts(backend: Backend, x: Float32Array, chunks: readonly DispatchPlan[], weights: LayerWeights): Promise<{ output: Float32Array; ms: number; kernelMs?: number }> {
+  let ms = 0
+  let kernelMs: number | undefined
+  let output: Float32Array | undefined
+  for (const chunk of chunks) {
+    const t0 = now()
+    const res = await backend.experts(x, chunk, weights)
+    ms += now() - t0
+    if (res.kernels) kernelMs = (kernelMs ?? 0) + Object.values(res.kernels).reduce((a, b) => a + b, 0)
+    if (!output) output = res.output
+    else for (let i = 0; i < output.length; i++) output[i] += res.output[i]
+  }
+  return { output: output ?? new Float32Array(x.length), ms, ...(kernelMs !== undefined ? { kernelMs } : {}) }
+}
+
+/** Dynamic gating's output at the first batch of each setting, to check static gating against. */
+const reference = new Map<string, { batch: number; output: Float32Array }>()
+
+/** ‖a − b‖ / ‖b‖ over the rows of `tokens`. */
+function relL2Rows(a: Float32Array, b: Float32Array, tokens: readonly number[], H: number): number {
+  let num = 0
+  let den = 0
+  for (const t of tokens) {
+    for (let h = t * H; h < (t + 1) * H; h++) {
+      num += (a[h] - b[h]) ** 2
+      den += b[h] ** 2
+    }
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den)
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const now = () => performance.now()
 const gb = (b: number) => (b / 2 ** 30).toFixed(2)
 /** Bytes with a readable unit. */
 const fmtBytes = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`)
 
-async function runSide(setting: Setting, mode: 'dynamic' | 'static', weights: LayerWeights, deadline: number): Promise<{ side: Side; adapter: string }> {
-  const { shape } = setting
-  const options: Partial<DynamicGatingOptions> = mode === 'dynamic' ? { mode } : { mode, ...setting.staticOptions }
-  const side: Side = { mode, options, points: [] }
-  const dispatcher = createDynamicGating(options)
+/**
+ * One side (mode) for settings that share a shape: one backend, one weight upload, then every
+ * setting's batch sweep. A fresh backend per side keeps one side's pooled buffers out of the
+ * other side's memory numbers.
+ */
+async function runSide(group: readonly Setting[], mode: 'dynamic' | 'static', weights: LayerWeights, deadlineOf: (s: Setting) => number): Promise<{ sides: Side[]; adapter: string }> {
+  const shape = group[0].shape
   const ctx = { placement: contiguousPlacement(shape.experts, 1), bytesPerToken: shape.hidden * BYTES_PER_ELEMENT }
-  const weightBytes = shape.experts * 3 * shape.hidden * shape.intermediate * BYTES_PER_ELEMENT + shape.experts * shape.hidden * BYTES_PER_ELEMENT
   const backend = await createBackend()
   const adapter = String(backend.info().adapter ?? backend.info().name)
+  const sides: Side[] = []
   try {
     // warm-up: one token, uploads the weights and compiles the pipelines
     const x1 = benchHidden(1, shape.hidden)
     const r1 = softmaxTopK({ tokens: 1, experts: shape.experts, logits: await backend.gate(x1, 1, weights) }, shape.topK, false)
     await backend.experts(x1, createDynamicGating().dispatch(r1, ctx), weights)
-    side.weightBytesResident = gpuMemory.tracked ? gpuMemory.live : undefined
+    const resident = gpuMemory.tracked ? gpuMemory.live : undefined
+    for (const setting of group) sides.push(await runSetting(backend, setting, mode, weights, resident, deadlineOf(setting)))
+  } finally {
+    await backend.dispose?.()
+  }
+  return { sides, adapter }
+}
+
+async function runSetting(backend: Backend, setting: Setting, mode: 'dynamic' | 'static', weights: LayerWeights, resident: number | undefined, deadline: number): Promise<Side> {
+  const { shape } = setting
+  const options: Partial<DynamicGatingOptions> = mode === 'dynamic' ? { mode } : { mode, ...setting.staticOptions }
+  const side: Side = { mode, options, points: [], ...(resident !== undefined ? { weightBytesResident: resident } : {}) }
+  const dispatcher = createDynamicGating(options)
+  const ctx = { placement: contiguousPlacement(shape.experts, 1), bytesPerToken: shape.hidden * BYTES_PER_ELEMENT }
+  const weightBytes = shape.experts * 3 * shape.hidden * shape.intermediate * BYTES_PER_ELEMENT + shape.experts * shape.hidden * BYTES_PER_ELEMENT
+  {
     for (const batch of batches) {
       const tokens = batch * setting.seqLen
       const x = benchHidden(tokens, shape.hidden)
@@ -244,17 +329,27 @@ async function runSide(setting: Setting, mode: 'dynamic' | 'static', weights: La
         side.stopped = `batch ${batch}: needs ${gb(modelActivationBytes)} GiB of activations next to ${gb(weightBytes)} GiB of weights (> ${gb(gpuMemoryBytes)} GiB)`
         break
       }
+      const chunks = splitPlan(plan, Math.max(1, Math.floor(maxCallBytes / (BYTES_PER_ELEMENT * Math.max(shape.intermediate, shape.hidden)))))
       const times: number[] = []
       const kernels: number[] = []
       let activationPeak: number | undefined
+      let parityRelL2: number | undefined
       try {
         for (let i = 0; i <= iters; i++) {
           gpuMemory.peak = gpuMemory.live
-          const t0 = now()
-          const res = await backend.experts(x, plan, weights)
-          const ms = now() - t0
+          const res = await runExperts(backend, x, chunks, weights)
+          const ms = res.ms
           if (i === 0) activationPeak = gpuMemory.tracked && side.weightBytesResident !== undefined ? gpuMemory.peak - side.weightBytesResident : undefined
-          if (res.kernels) kernels.push(Object.values(res.kernels).reduce((a, b) => a + b, 0))
+          if (res.kernelMs !== undefined) kernels.push(res.kernelMs)
+          if (i === 0 && batch === batches[0]) {
+            const ref = reference.get(setting.name)
+            if (mode === 'dynamic') reference.set(setting.name, { batch, output: res.output })
+            else if (ref && ref.batch === batch) {
+              const hit = new Set(plan.dropped.map((d) => d.token))
+              const clean = Array.from({ length: tokens }, (_, t) => t).filter((t) => !hit.has(t))
+              parityRelL2 = relL2Rows(res.output, ref.output, clean, shape.hidden)
+            }
+          }
           // the first call allocates buffers of the new size; time it only when it is the only one
           if (i > 0 || ms > maxPointS * 1000) times.push(ms)
           if (ms > maxPointS * 1000) break
@@ -274,6 +369,8 @@ async function runSide(setting: Setting, mode: 'dynamic' | 'static', weights: La
         expertsMs,
         ...(kernelMs !== undefined ? { kernelMs } : {}),
         iterations: times.length,
+        calls: chunks.length,
+        ...(parityRelL2 !== undefined ? { parityRelL2 } : {}),
         tokensPerS: tokens / ((dispatchMs + expertsMs) / 1000),
         ...(activationPeak !== undefined ? { gpuActivationPeakBytes: activationPeak } : {}),
         stats: dispatchStats(plan, { ...statsOptions, ...(kernelMs !== undefined ? { kernels: { experts: kernelMs } } : {}) }),
@@ -283,7 +380,7 @@ async function runSide(setting: Setting, mode: 'dynamic' | 'static', weights: La
         `  ${setting.name.padEnd(10)} ${mode.padEnd(7)} B=${String(batch).padStart(4)} S=${String(tokens).padStart(6)}  ` +
           `slots=${String(last.stats!.slotsComputed).padStart(8)} waste=${last.stats!.wasteFactor.toFixed(1).padStart(5)}× drop=${last.stats!.droppedPairs}  ` +
           `dispatch ${dispatchMs.toFixed(1)} ms  experts ${expertsMs.toFixed(1)} ms${kernelMs !== undefined ? ` (kernels ${kernelMs.toFixed(1)})` : ''}  ` +
-          `${Math.round(last.tokensPerS!)} tok/s  activations ${fmtBytes(activationPeak ?? modelActivationBytes)}${activationPeak === undefined ? ' (model)' : ' (allocated)'}`,
+          `${chunks.length > 1 ? `${chunks.length} calls  ` : ''}${parityRelL2 !== undefined ? `parity ${parityRelL2.toExponential(1)}  ` : ''}${Math.round(last.tokensPerS!)} tok/s  activations ${fmtBytes(activationPeak ?? modelActivationBytes)}${activationPeak === undefined ? ' (model)' : ' (allocated)'}`,
       )
       if (times.length === 1 && times[0] > maxPointS * 1000) {
         side.stopped = `batch ${batch}: one call took ${(times[0] / 1000).toFixed(1)} s (> --max-point-s ${maxPointS})`
@@ -294,10 +391,8 @@ async function runSide(setting: Setting, mode: 'dynamic' | 'static', weights: La
         break
       }
     }
-  } finally {
-    await backend.dispose?.()
   }
-  return { side, adapter }
+  return side
 }
 
 // ---- summary -------------------------------------------------------------------------------
@@ -339,6 +434,8 @@ function summarise(setting: Setting, dyn: Side, sta: Side) {
       fairseqModel: { dynamic: at(dyn, first)?.fairseqActivationBytes ?? null, static: at(sta, first)?.fairseqActivationBytes ?? null },
     },
     fairseqModelLargestBatch: { dynamic: fairseqFit(dyn), static: fairseqFit(sta) },
+    /** Static vs dynamic output on the tokens static gating kept (first batch), relative L2. */
+    parityRelL2: at(sta, first)?.parityRelL2 ?? null,
     paper: setting.paper,
   }
 }
@@ -352,26 +449,36 @@ async function main() {
   const summaries: ReturnType<typeof summarise>[] = []
   let adapter = ''
   console.log(`dynamic-gating bench: preset ${preset}, backend ${backendKind}, batches ${batches.join(',')}, ${iters} timed iterations, f32 activations`)
-  for (const setting of settings) {
-    const { shape } = setting
-    console.log(
-      `\n${setting.name}: E=${shape.experts} k=${shape.topK} H=${shape.hidden} I=${shape.intermediate} seq=${setting.seqLen} ` +
-        `static ${JSON.stringify(setting.staticOptions)}  (paper: ${setting.paper})`,
-    )
-    const weights = benchWeights(shape, 7)
-    const deadline = now() + timeBudgetS * 1000
-    const dyn = await runSide(setting, 'dynamic', weights, now() + (timeBudgetS * 1000) / 2)
-    const sta = await runSide(setting, 'static', weights, deadline)
+  // settings that share a shape share one backend (and one weight upload) per side
+  const groups = new Map<string, Setting[]>()
+  for (const s of settings) groups.set(JSON.stringify(s.shape), [...(groups.get(JSON.stringify(s.shape)) ?? []), s])
+  for (const group of groups.values()) {
+    for (const setting of group) {
+      const { shape } = setting
+      console.log(
+        `${setting.name}: E=${shape.experts} k=${shape.topK} H=${shape.hidden} I=${shape.intermediate} seq=${setting.seqLen} ` +
+          `static ${JSON.stringify(setting.staticOptions)}  (paper: ${setting.paper})`,
+      )
+    }
+    const weights = benchWeights(group[0].shape, 7)
+    // each side of each setting gets half the setting's time budget, counted from its start
+    const deadline = () => now() + (timeBudgetS * 1000) / 2
+    const dyn = await runSide(group, 'dynamic', weights, deadline)
+    const sta = await runSide(group, 'static', weights, deadline)
     adapter = dyn.adapter
-    for (const s of [dyn.side, sta.side]) if (s.stopped) console.log(`  ${s.mode} stopped: ${s.stopped}`)
-    const summary = summarise(setting, dyn.side, sta.side)
-    summaries.push(summary)
-    console.log(
-      `  → best ${Math.round(summary.bestTokensPerS.dynamic)} vs ${Math.round(summary.bestTokensPerS.static)} tok/s ` +
-        `(max-throughput gain ${summary.maxThroughputGain?.toFixed(2) ?? 'n/a'}×); per batch ${summary.perBatch.map((p) => `B${p.batch} ${p.speedup.toFixed(2)}×`).join(', ')}; ` +
-        `largest batch run ${summary.largestBatchRun.dynamic} vs ${summary.largestBatchRun.static}`,
-    )
-    results.push({ setting: setting.name, shape, seqLen: setting.seqLen, staticOptions: setting.staticOptions, dynamic: dyn.side, static: sta.side })
+    group.forEach((setting, i) => {
+      const d = dyn.sides[i]
+      const st = sta.sides[i]
+      for (const s of [d, st]) if (s.stopped) console.log(`  ${setting.name} ${s.mode} stopped: ${s.stopped}`)
+      const summary = summarise(setting, d, st)
+      summaries.push(summary)
+      console.log(
+        `  ${setting.name} → best ${Math.round(summary.bestTokensPerS.dynamic)} vs ${Math.round(summary.bestTokensPerS.static)} tok/s ` +
+          `(max-throughput gain ${summary.maxThroughputGain?.toFixed(2) ?? 'n/a'}×); per batch ${summary.perBatch.map((p) => `B${p.batch} ${p.speedup.toFixed(2)}×`).join(', ')}; ` +
+          `largest batch run ${summary.largestBatchRun.dynamic} vs ${summary.largestBatchRun.static}`,
+      )
+      results.push({ setting: setting.name, shape: setting.shape, seqLen: setting.seqLen, staticOptions: setting.staticOptions, dynamic: d, static: st })
+    })
   }
   console.log(`\nadapter: ${adapter}`)
   mkdirSync(outDir, { recursive: true })
