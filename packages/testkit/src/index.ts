@@ -1,2 +1,29 @@
-/** Conformance test suite for moe-route plugins (vitest and node:test). */
-export {}
+/**
+ * @moe-route/testkit — the conformance suite of moe-route policy plugins. Third-party authors
+ * run it in their own tests (vitest, jest, mocha or node:test); first-party policies run it too.
+ * @example
+ * import { describe, it } from 'vitest'
+ * import { policyConformance } from '@moe-route/testkit'
+ * import myPolicy from '../src/index.js'
+ * policyConformance(myPolicy, { describe, it })
+ * @packageDocumentation
+ */
+export { policyConformance, type PolicyConformanceOptions } from './conformance.js'
+export {
+  ConformanceError,
+  checkInvalidOptions,
+  checkOptionsSchema,
+  checkPolicyDeterminism,
+  checkPolicyInEngine,
+  checkPolicyInvariants,
+  checkPolicyMeta,
+  createPolicyFor,
+  invalidOptionsFor,
+  pluginContext,
+  policyContextFor,
+  type InvalidOptionsCase,
+  type PropertySettings,
+} from './checks.js'
+export { checkOutcome, outcomeFingerprint, sameRouting, type CheckOutcomeOptions, type InvariantKind, type Violation } from './invariants.js'
+export { cloneRouting, routingCase, type RoutingCase, type RoutingConstraints } from './arbitraries.js'
+export { detectRunner, runnerFromGlobals, type DescribeFn, type ItFn, type TestRunner } from './runner.js'

@@ -1,0 +1,96 @@
+/**
+ * fast-check generators of routings: random shapes (tokens, experts, k, devices), logits
+ * with and without ties, optional source devices and decode batches, routed by core's
+ * softmax-top-k exactly as the engine would route them.
+ */
+import { softmaxTopK, type Routing } from '@moe-route/core'
+import fc from 'fast-check'
+
+/** Bounds of generated routings. */
+export interface RoutingConstraints {
+  /** Tokens per batch, at most (default 48; 0 is always possible). */
+  readonly maxTokens?: number
+  /** Experts, at least (default 1). */
+  readonly minExperts?: number
+  /** Experts, at most (default 16). */
+  readonly maxExperts?: number
+  /** k, at most (default 4, never more than the experts). */
+  readonly maxTopK?: number
+  /** Devices, at most (default 4, never more than the experts). */
+  readonly maxDevices?: number
+  /** Generate decode batches sometimes (default true). */
+  readonly decode?: boolean
+}
+
+/** One generated case: a routing plus the device count and seed to run a policy with. */
+export interface RoutingCase {
+  readonly routing: Routing
+  readonly devices: number
+  /** Seed of the policy's `random` and of the batch id. */
+  readonly seed: number
+  readonly batchId: number
+}
+
+/**
+ * An arbitrary {@link RoutingCase}. Logits are either continuous or small integers (many
+ * exact ties, which stress tie-breaking); half the multi-device cases carry `sourceDevice`.
+ * @example
+ * fc.assert(fc.property(routingCase({ maxExperts: 8 }), ({ routing }) => routing.topK <= 8))
+ */
+export function routingCase(constraints: RoutingConstraints = {}): fc.Arbitrary<RoutingCase> {
+  const maxTokens = constraints.maxTokens ?? 48
+  const minExperts = Math.max(1, constraints.minExperts ?? 1)
+  const maxExperts = Math.max(minExperts, constraints.maxExperts ?? 16)
+  return fc
+    .record({
+      tokens: fc.integer({ min: 0, max: maxTokens }),
+      experts: fc.integer({ min: minExperts, max: maxExperts }),
+      seed: fc.integer({ min: 0, max: 0x7fffffff }),
+      batchId: fc.nat({ max: 1_000_000 }),
+      normalizeTopK: fc.boolean(),
+      ties: fc.boolean(),
+      decode: constraints.decode === false ? fc.constant(false) : fc.boolean(),
+      withSource: fc.boolean(),
+    })
+    .chain((s) =>
+      fc.record({
+        s: fc.constant(s),
+        topK: fc.integer({ min: 1, max: Math.min(s.experts, constraints.maxTopK ?? 4) }),
+        devices: fc.integer({ min: 1, max: Math.min(s.experts, constraints.maxDevices ?? 4) }),
+        logits: fc.array(
+          s.ties ? fc.integer({ min: -2, max: 2 }) : fc.double({ min: -8, max: 8, noNaN: true, noDefaultInfinity: true }),
+          { minLength: s.tokens * s.experts, maxLength: s.tokens * s.experts },
+        ),
+      }),
+    )
+    .chain(({ s, topK, devices, logits }) =>
+      fc
+        .array(fc.integer({ min: 0, max: devices - 1 }), { minLength: s.tokens, maxLength: s.tokens })
+        .map((src): RoutingCase => {
+          const sourceDevice = s.withSource && devices > 1 ? Int32Array.from(src) : undefined
+          const routing = softmaxTopK(
+            {
+              tokens: s.tokens,
+              experts: s.experts,
+              logits: Float32Array.from(logits),
+              ...(sourceDevice ? { sourceDevice } : {}),
+              ...(s.decode ? { decode: true } : {}),
+            },
+            topK,
+            s.normalizeTopK,
+          )
+          return { routing, devices, seed: s.seed, batchId: s.batchId }
+        }),
+    )
+}
+
+/** A deep copy of a routing (typed arrays copied), to check that a policy left its input alone. */
+export function cloneRouting(r: Routing): Routing {
+  return {
+    ...r,
+    expertIds: r.expertIds.slice(),
+    weights: r.weights.slice(),
+    scores: r.scores.slice(),
+    ...(r.sourceDevice ? { sourceDevice: r.sourceDevice.slice() } : {}),
+  }
+}
