@@ -20,3 +20,4 @@ export {
 export { workloadFromSpec, listWorkloadSpecs, workloadSpecPatterns, DEFAULT_WORKLOAD } from './generators/spec.js'
 export { expertCounts, llamaMoeCoactivation, mixtralTokens, mixtralTokenExperts, type ExpertCountsModel, type CoactivationData, type TokenExpertTable } from './data/data.js'
 export { decodeFloats, encodeFloats, type FloatDtype } from './io/dtype.js'
+export { tokenizeMistral, detokenizeMistral, MISTRAL_NEWLINE } from './generators/tokenize.js'

@@ -47,6 +47,8 @@ export function synthesizeScores(
     for (let e = 0; e < experts; e++) z[e] = sigma * gauss()
     z.sort().reverse()
     for (let i = 0; i < Math.min(topK, experts - 1); i++) if (z[i + 1] > z[i] - gap) z[i + 1] = z[i] - gap
+    // pushing the top values down may have moved z[k] below later draws: cap the tail at z[k]
+    for (let i = topK + 1; i < experts; i++) if (z[i] > z[topK]) z[i] = z[topK]
     chosen.fill(0)
     const base = t * topK
     if (weights && !Number.isNaN(weights[base])) {

@@ -4,7 +4,7 @@
  * Reading streams line by line (files larger than memory are fine); writing streams with
  * backpressure.
  */
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { corrupt, invalid } from '../io/errors.js'
@@ -43,7 +43,7 @@ export interface ReadJsonlOptions {
  */
 export async function* readJsonlTrace(path: string, options: ReadJsonlOptions = {}): AsyncGenerator<TraceRecord> {
   const { handle } = await openForRead(path) // FILE_NOT_FOUND with the path, before streaming
-  const stream = createReadStream('', { fd: handle.fd, autoClose: false, highWaterMark: 1 << 16 })
+  const stream = handle.createReadStream({ autoClose: false, highWaterMark: 1 << 16 })
   const lines = createInterface({ input: stream, crlfDelay: Infinity })
   let lineNo = 0
   try {
