@@ -1,0 +1,13 @@
+import { defineConfig } from 'tsup'
+
+export default defineConfig({
+  entry: { index: 'src/index.ts' },
+  format: ['esm', 'cjs'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  target: 'es2022',
+  tsconfig: 'tsconfig.build.json',
+  // @moe-route/core is a peer dependency: never bundle it (one copy per application).
+  external: ['@moe-route/core'],
+})
