@@ -113,11 +113,13 @@ export async function* recordsToBatches(
     n = 0
     return batch
   }
-  const done = () => (options.batches !== undefined && batchNo >= options.batches) || (options.tokens !== undefined && produced + n >= options.tokens)
-  if (done()) return
+  const batchesDone = () => options.batches !== undefined && batchNo >= options.batches
+  const tokensDone = () => options.tokens !== undefined && produced + n >= options.tokens
+  if (batchesDone() || tokensDone()) return
   let index = 0
   for await (const r of records) {
     index++
+    if (batchesDone()) return
     if (layer === undefined) layer = r.layer
     if (r.layer !== layer) continue
     if (k === undefined) k = r.experts.length
@@ -129,7 +131,7 @@ export async function* recordsToBatches(
       weights.push(r.weights ? r.weights[j] : NaN)
     }
     n++
-    const stop = done()
+    const stop = tokensDone()
     if (n === tokensPerBatch || stop) yield flush()
     if (stop) return
   }
