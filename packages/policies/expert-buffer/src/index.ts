@@ -32,7 +32,7 @@ export {
 export { ExpertCache, type AccessOptions, type CacheBatchResult, type CacheStep } from './cache/expert-cache.js'
 export { splitExperts, type DeviceSplit } from './cache/placement.js'
 export { hostTarget, type HostTargetOptions, type ResidencyTarget, type SlotBinding } from './targets/residency-target.js'
-export { webgpuTarget, type WebGpuTarget, type WebGpuTargetOptions } from './targets/webgpu-target.js'
+export { keepAlive, webgpuTarget, type WebGpuTarget, type WebGpuTargetOptions } from './targets/webgpu-target.js'
 export { requestNodeGpu, type NodeGpu } from './targets/node-gpu.js'
 export {
   EXPERT_DTYPE_BYTES,

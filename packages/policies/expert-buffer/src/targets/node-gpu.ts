@@ -7,6 +7,8 @@
 export interface NodeGpu {
   readonly device: GPUDevice
   readonly adapter: { readonly vendor: string; readonly architecture: string; readonly device: string; readonly description: string }
+  /** The Dawn `GPU` instance; held here because collecting it while the device lives crashes Dawn. */
+  readonly gpu: GPU
   /** Destroys the device. */
   dispose(): void
 }
@@ -36,6 +38,7 @@ export async function requestNodeGpu(): Promise<NodeGpu | null> {
   const i = adapter.info
   return {
     device,
+    gpu,
     adapter: { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description },
     dispose: () => device.destroy(),
   }

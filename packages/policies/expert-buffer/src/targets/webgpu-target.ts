@@ -17,7 +17,6 @@ const MAP_WRITE = 0x0002
 const COPY_SRC = 0x0004
 const COPY_DST = 0x0008
 const STORAGE = 0x0080
-const MAP_MODE_WRITE = 0x0002
 
 /** Options of {@link webgpuTarget}. */
 export interface WebGpuTargetOptions {
@@ -93,13 +92,23 @@ export function webgpuTarget(device: GPUDevice, options: WebGpuTargetOptions): W
       const buffer = slot < 0 ? streamBuffer : buffers[slot]
       return buffer ? { device: dev, slot, expert, buffer } : { device: dev, slot, expert }
     },
-    flush: () => device.queue.onSubmittedWorkDone(),
+    flush: () => keepAlive(device.queue.onSubmittedWorkDone()),
     dispose() {
       for (const b of buffers) b.destroy()
       streamBuffer?.destroy()
       pool.dispose()
     },
   }
+}
+
+/**
+ * Awaits a WebGPU promise while holding the Node event loop open: Dawn's Node binding does not
+ * count its pending callbacks as loop work, so a process awaiting only GPU work would exit.
+ */
+export function keepAlive<T>(promise: Promise<T>): Promise<T> {
+  if (typeof setInterval !== 'function') return promise
+  const timer = setInterval(() => {}, 50)
+  return promise.finally(() => clearInterval(timer))
 }
 
 function padTo4(bytes: Uint8Array): Uint8Array {
@@ -109,14 +118,16 @@ function padTo4(bytes: Uint8Array): Uint8Array {
 }
 
 /**
- * Mapped staging buffers (MAP_WRITE | COPY_SRC) reused round-robin: fill the mapped range,
- * unmap, copy to the slot, then re-map asynchronously for the next upload.
+ * Mapped staging buffers (MAP_WRITE | COPY_SRC, mapped at creation): fill, unmap, copy to the
+ * slot, and destroy once the queue has finished the copy. At most `max` are in flight: the CPU
+ * fills the next one while the GPU copies the previous. (Re-mapping a staging buffer with
+ * `mapAsync` would avoid the allocation, but Dawn's Node binding does not keep the event loop
+ * alive while a map is pending, so a process can exit mid-upload.)
  */
 class StagingPool {
-  #free: GPUBuffer[] = []
-  #remapping: Promise<GPUBuffer>[] = []
-  #all: GPUBuffer[] = []
-  #created = 0
+  #inFlight: Promise<void>[] = []
+  #live = new Set<GPUBuffer>()
+  #count = 0
   constructor(
     private readonly device: GPUDevice,
     private readonly size: number,
@@ -124,35 +135,29 @@ class StagingPool {
     private readonly label: string,
   ) {}
 
-  async #acquire(): Promise<GPUBuffer> {
-    const free = this.#free.pop()
-    if (free) return free
-    if (this.#created < this.max) {
-      this.#created++
-      const b = this.device.createBuffer({ label: `${this.label}:staging${this.#created - 1}`, size: this.size, usage: MAP_WRITE | COPY_SRC, mappedAtCreation: true })
-      this.#all.push(b)
-      return b
-    }
-    const next = this.#remapping.shift()!
-    return next
-  }
-
   async copy(dst: GPUBuffer, bytes: Uint8Array): Promise<void> {
-    const staging = await this.#acquire()
-    new Uint8Array(staging.getMappedRange(0, this.size)).set(bytes)
+    while (this.#inFlight.length >= Math.max(1, this.max)) await keepAlive(this.#inFlight.shift()!)
+    const size = Math.ceil(bytes.byteLength / 4) * 4
+    const staging = this.device.createBuffer({ label: `${this.label}:staging${this.#count++ % this.max}`, size, usage: MAP_WRITE | COPY_SRC, mappedAtCreation: true })
+    this.#live.add(staging)
+    new Uint8Array(staging.getMappedRange(0, size)).set(bytes)
     staging.unmap()
     const enc = this.device.createCommandEncoder({ label: `${this.label}:upload` })
-    enc.copyBufferToBuffer(staging, 0, dst, 0, Math.ceil(bytes.byteLength / 4) * 4)
+    enc.copyBufferToBuffer(staging, 0, dst, 0, size)
     this.device.queue.submit([enc.finish()])
-    const remapped = staging.mapAsync(MAP_MODE_WRITE).then(() => staging)
-    remapped.catch(() => {}) // a pool disposed mid-flight rejects here; nobody waits for it then
-    this.#remapping.push(remapped)
+    const done = keepAlive(this.device.queue.onSubmittedWorkDone()).then(
+      () => {
+        staging.destroy()
+        this.#live.delete(staging)
+      },
+      () => {},
+    )
+    this.#inFlight.push(done)
   }
 
   dispose(): void {
-    for (const b of this.#all) b.destroy()
-    this.#all = []
-    this.#free = []
-    this.#remapping = []
+    for (const b of this.#live) b.destroy()
+    this.#live.clear()
+    this.#inFlight = []
   }
 }
