@@ -24,7 +24,8 @@
  *   --max-point-s S (stop a side after a point slower than this), --time-budget-s S (per setting),
  *   --gpu-memory-gb G (memory the fit model may use, default 80),
  *   --max-call-gb G (largest activation buffer one backend call may bind, default 1.5: plans
- *   whose rows × I would exceed it run as several calls over disjoint expert ranges).
+ *   whose rows × I would exceed it run as several calls over disjoint expert ranges),
+ *   --experts-per-shard N|auto (weights split into shards of N experts, see below).
  */
 import { createCpuBackend } from '@moe-route/backend-cpu'
 import { contiguousPlacement, mulberry32, normal, softmaxTopK, type Backend, type DispatchPlan, type ExpertWeights, type LayerWeights, type ModelShape } from '@moe-route/core'
@@ -49,6 +50,14 @@ const maxPointS = Number(opt('max-point-s', preset === 'paper' ? '6' : '60'))
 const timeBudgetS = Number(opt('time-budget-s', preset === 'paper' ? '75' : '600'))
 const gpuMemoryBytes = Number(opt('gpu-memory-gb', '80')) * 2 ** 30
 const maxCallBytes = Number(opt('max-call-gb', '1.5')) * 2 ** 30
+/**
+ * Experts per weight shard. The WebGPU backend keeps each matrix kind of a layer in one buffer
+ * (≤ maxStorageBufferBindingSize, 2 GiB on the H100) and its kernels take up to 256 experts, so
+ * the paper's layers (E 512; 128 × 2048 × 8192) run as several shards of the same layer on the
+ * same device: every shard gets the rows of its experts, the outputs are summed. Both sides run
+ * the same shards. Default: as many experts as fit 1.5 GiB of f32 per matrix, at most 256.
+ */
+const shardOpt = opt('experts-per-shard', 'auto')
 /** Activations are f32 on both backends. */
 const BYTES_PER_ELEMENT = 4
 
@@ -187,8 +196,9 @@ interface Point {
   readonly expertsMs?: number
   readonly kernelMs?: number
   readonly iterations?: number
-  /** Backend calls the plan was split into (see --max-call-gb). */
+  /** Backend calls the plan was split into (weight shards × row chunks, see --experts-per-shard, --max-call-gb). */
   readonly calls?: number
+  readonly shards?: number
   /** Static side, first batch: relative L2 between its output and dynamic gating's on the tokens it did not drop. */
   readonly parityRelL2?: number
   readonly tokensPerS?: number
@@ -207,6 +217,63 @@ interface Side {
   readonly points: Point[]
   stopped?: string
   weightBytesResident?: number
+}
+
+/** One shard of a layer: experts e0 … e1−1 as a layer of their own. */
+interface Shard {
+  readonly e0: number
+  readonly e1: number
+  readonly weights: LayerWeights
+}
+
+function shardLayer(weights: LayerWeights): Shard[] {
+  const { experts: E, hidden: H, intermediate: I } = weights.shape
+  const per =
+    shardOpt !== 'auto' ? Number(shardOpt) : backendKind === 'cpu' ? E : Math.max(1, Math.min(256, Math.floor((1.5 * 2 ** 30) / (4 * I * H))))
+  const shards: Shard[] = []
+  for (let e0 = 0; e0 < E; e0 += per) {
+    const e1 = Math.min(E, e0 + per)
+    shards.push({
+      e0,
+      e1,
+      weights: per >= E ? weights : { shape: { ...weights.shape, experts: e1 - e0 }, router: weights.router.subarray(e0 * H, e1 * H), experts: weights.experts.slice(e0, e1) },
+    })
+  }
+  return shards
+}
+
+/** Gate over all shards: T×E logits assembled from each shard's T×E_s columns. */
+async function shardedGate(backend: Backend, x: Float32Array, tokens: number, shards: readonly Shard[], experts: number): Promise<Float32Array> {
+  if (shards.length === 1) return backend.gate(x, tokens, shards[0].weights)
+  const logits = new Float32Array(tokens * experts)
+  for (const s of shards) {
+    const part = await backend.gate(x, tokens, s.weights)
+    const w = s.e1 - s.e0
+    for (let t = 0; t < tokens; t++) logits.set(part.subarray(t * w, (t + 1) * w), t * experts + s.e0)
+  }
+  return logits
+}
+
+/** The part of a plan that belongs to one shard, as a plan over the shard's experts. */
+function shardPlan(plan: DispatchPlan, s: Shard): DispatchPlan {
+  if (s.e0 === 0 && s.e1 === plan.experts) return plan
+  const r0 = plan.offsets[s.e0]
+  const r1 = plan.offsets[s.e1]
+  const offsets = plan.offsets.slice(s.e0, s.e1 + 1).map((o) => o - r0)
+  const counts = plan.counts.slice(s.e0, s.e1)
+  const real = counts.reduce((a, b) => a + b, 0)
+  return { ...plan, experts: s.e1 - s.e0, offsets, counts, rowToken: plan.rowToken.subarray(r0, r1), rowWeight: plan.rowWeight.subarray(r0, r1), paddingRows: r1 - r0 - real, dropped: [] }
+}
+
+/** Backend calls for a plan: per shard, then split by rows to fit one binding. */
+function planCalls(plan: DispatchPlan, shards: readonly Shard[], maxRows: number): { plan: DispatchPlan; weights: LayerWeights }[] {
+  const calls: { plan: DispatchPlan; weights: LayerWeights }[] = []
+  for (const s of shards) {
+    const p = shardPlan(plan, s)
+    if (p.rowToken.length === 0 && shards.length > 1) continue
+    for (const chunk of splitPlan(p, maxRows)) calls.push({ plan: chunk, weights: s.weights })
+  }
+  return calls
 }
 
 /**
@@ -238,14 +305,14 @@ function splitPlan(plan: DispatchPlan, maxRows: number): DispatchPlan[] {
   return out
 }
 
-/** Runs a plan in chunks that fit one call; returns the summed output, wall ms per call summed, kernel ms. */
-async function runExperts(backend: Backend, x: Float32Array, chunks: readonly DispatchPlan[], weights: LayerWeights): Promise<{ output: Float32Array; ms: number; kernelMs?: number }> {
+/** Runs a plan's calls; returns the summed output, the summed wall ms of the calls and kernel ms. */
+async function runExperts(backend: Backend, x: Float32Array, calls: readonly { plan: DispatchPlan; weights: LayerWeights }[]): Promise<{ output: Float32Array; ms: number; kernelMs?: number }> {
   let ms = 0
   let kernelMs: number | undefined
   let output: Float32Array | undefined
-  for (const chunk of chunks) {
+  for (const call of calls) {
     const t0 = now()
-    const res = await backend.experts(x, chunk, weights)
+    const res = await backend.experts(x, call.plan, call.weights)
     ms += now() - t0
     if (res.kernels) kernelMs = (kernelMs ?? 0) + Object.values(res.kernels).reduce((a, b) => a + b, 0)
     if (!output) output = res.output
@@ -289,18 +356,24 @@ async function runSide(group: readonly Setting[], mode: 'dynamic' | 'static', we
   const sides: Side[] = []
   try {
     // warm-up: one token, uploads the weights and compiles the pipelines
+    // (every shard once: a token routed to all experts of the shard)
     const x1 = benchHidden(1, shape.hidden)
-    const r1 = softmaxTopK({ tokens: 1, experts: shape.experts, logits: await backend.gate(x1, 1, weights) }, shape.topK, false)
-    await backend.experts(x1, createDynamicGating().dispatch(r1, ctx), weights)
+    const shards = shardLayer(weights)
+    for (const sh of shards) {
+      const n = sh.e1 - sh.e0
+      const warm: DispatchPlan = { mode: 'dynamic', tokens: 1, experts: n, offsets: Int32Array.from({ length: n + 1 }, (_, e) => e), counts: new Int32Array(n).fill(1), rowToken: new Int32Array(n), rowWeight: new Float32Array(n).fill(1 / n), capacity: null, paddingRows: 0, dropped: [], traffic: { devices: 1, sendRows: new Int32Array([n]), bytesCrossDevice: 0 } }
+      await backend.gate(x1, 1, sh.weights)
+      await backend.experts(x1, warm, sh.weights)
+    }
     const resident = gpuMemory.tracked ? gpuMemory.live : undefined
-    for (const setting of group) sides.push(await runSetting(backend, setting, mode, weights, resident, deadlineOf(setting)))
+    for (const setting of group) sides.push(await runSetting(backend, setting, mode, shards, resident, deadlineOf(setting)))
   } finally {
     await backend.dispose?.()
   }
   return { sides, adapter }
 }
 
-async function runSetting(backend: Backend, setting: Setting, mode: 'dynamic' | 'static', weights: LayerWeights, resident: number | undefined, deadline: number): Promise<Side> {
+async function runSetting(backend: Backend, setting: Setting, mode: 'dynamic' | 'static', shards: readonly Shard[], resident: number | undefined, deadline: number): Promise<Side> {
   const { shape } = setting
   const options: Partial<DynamicGatingOptions> = mode === 'dynamic' ? { mode } : { mode, ...setting.staticOptions }
   const side: Side = { mode, options, points: [], ...(resident !== undefined ? { weightBytesResident: resident } : {}) }
@@ -312,7 +385,7 @@ async function runSetting(backend: Backend, setting: Setting, mode: 'dynamic' | 
       const tokens = batch * setting.seqLen
       const x = benchHidden(tokens, shape.hidden)
       const g0 = now()
-      const logits = await backend.gate(x, tokens, weights)
+      const logits = await shardedGate(backend, x, tokens, shards, shape.experts)
       const gateMs = now() - g0
       const routing = softmaxTopK({ tokens, experts: shape.experts, logits }, shape.topK, false)
       const d0 = now()
@@ -329,7 +402,7 @@ async function runSetting(backend: Backend, setting: Setting, mode: 'dynamic' | 
         side.stopped = `batch ${batch}: needs ${gb(modelActivationBytes)} GiB of activations next to ${gb(weightBytes)} GiB of weights (> ${gb(gpuMemoryBytes)} GiB)`
         break
       }
-      const chunks = splitPlan(plan, Math.max(1, Math.floor(maxCallBytes / (BYTES_PER_ELEMENT * Math.max(shape.intermediate, shape.hidden)))))
+      const chunks = planCalls(plan, shards, Math.max(1, Math.floor(maxCallBytes / (BYTES_PER_ELEMENT * Math.max(shape.intermediate, shape.hidden)))))
       const times: number[] = []
       const kernels: number[] = []
       let activationPeak: number | undefined
@@ -337,7 +410,7 @@ async function runSetting(backend: Backend, setting: Setting, mode: 'dynamic' | 
       try {
         for (let i = 0; i <= iters; i++) {
           gpuMemory.peak = gpuMemory.live
-          const res = await runExperts(backend, x, chunks, weights)
+          const res = await runExperts(backend, x, chunks)
           const ms = res.ms
           if (i === 0) activationPeak = gpuMemory.tracked && side.weightBytesResident !== undefined ? gpuMemory.peak - side.weightBytesResident : undefined
           if (res.kernelMs !== undefined) kernels.push(res.kernelMs)
@@ -370,6 +443,7 @@ async function runSetting(backend: Backend, setting: Setting, mode: 'dynamic' | 
         ...(kernelMs !== undefined ? { kernelMs } : {}),
         iterations: times.length,
         calls: chunks.length,
+        shards: shards.length,
         ...(parityRelL2 !== undefined ? { parityRelL2 } : {}),
         tokensPerS: tokens / ((dispatchMs + expertsMs) / 1000),
         ...(activationPeak !== undefined ? { gpuActivationPeakBytes: activationPeak } : {}),
