@@ -1,0 +1,165 @@
+/**
+ * What one routing costs under expert parallelism: rows per device, each device's expert
+ * time from a cost model, all-to-all bytes and time from a link model, and the
+ * communication metrics of Occult (C_T, intra-collaboration). Pure and O(T·k²).
+ */
+import { ErrorCodes, MoeError, type ModelShape, type PlacementMap, type Routing } from '@moe-route/core'
+import type { CostModel } from './cost-model.js'
+import { allToAllMs, type LinkModel } from './link-model.js'
+
+/** Environment of {@link evaluateRouting}. */
+export interface ExpertParallelEnv {
+  readonly placement: PlacementMap
+  readonly shape: ModelShape
+  readonly cost: CostModel
+  readonly link: LinkModel
+  /** Bytes per activation element on the wire (default 2, bf16). */
+  readonly activationBytes?: number
+  /**
+   * One copy of a token per destination device, shared by its co-located experts (Occult's
+   * SFD state; default true). false: one copy per (token, expert) pair (standard all-to-all).
+   */
+  readonly dedupe?: boolean
+}
+
+/** The cost of one routing. */
+export interface RoutingCost {
+  /** Rows (token replicas computed) per device. A replicated expert's rows are split round-robin by token. */
+  readonly deviceRows: number[]
+  /** Expert milliseconds per device (incl. the per-call overhead when it runs anything). */
+  readonly deviceMs: number[]
+  /** The slowest device's expert time: the straggler sets the layer. */
+  readonly computeMs: number
+  readonly dispatchMs: number
+  readonly combineMs: number
+  /** dispatch + slowest device + combine. */
+  readonly latencyMs: number
+  /** Pairs computed. */
+  readonly pairs: number
+  /** Tokens with at least one pair. */
+  readonly activeTokens: number
+  /** Σ over tokens of the distinct devices hosting its experts. */
+  readonly deviceVisits: number
+  /** C_T: deviceVisits / activeTokens (0 with no active token). */
+  readonly cT: number
+  /** Co-activated expert pairs of a token (i < j) on the same device, and in all. */
+  readonly intraPairs: number
+  readonly coPairs: number
+  /** Bytes crossing devices, dispatch plus combine. */
+  readonly a2aBytes: number
+}
+
+/** Device of each token: `routing.sourceDevice`, else tokens sharded contiguously over devices (data parallel). */
+export function sourceDeviceOf(routing: Routing, devices: number): (t: number) => number {
+  const sd = routing.sourceDevice
+  if (sd) return (t) => sd[t]
+  const T = routing.tokens
+  return (t) => Math.min(devices - 1, Math.floor((t * devices) / Math.max(1, T)))
+}
+
+/** Costs one routing under expert parallelism. */
+export function evaluateRouting(routing: Routing, env: ExpertParallelEnv): RoutingCost {
+  const { placement, shape, cost, link } = env
+  const D = placement.devices
+  const E = routing.experts
+  if (placement.experts !== E) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `placement covers ${placement.experts} experts, routing ${E}`)
+  const dedupe = env.dedupe ?? true
+  const bytes = shape.hidden * (env.activationBytes ?? 2)
+  // Replicas flattened: replica i of expert e is at off[e] + i.
+  const off = new Int32Array(E + 1)
+  for (let e = 0; e < E; e++) off[e + 1] = off[e] + placement.replicas[e].length
+  const repDevice = new Int32Array(off[E])
+  for (let e = 0; e < E; e++) placement.replicas[e].forEach((d, i) => (repDevice[off[e] + i] = d))
+  const repRows = new Float64Array(off[E])
+  const deviceRows = new Array<number>(D).fill(0)
+  const sent = new Float64Array(D)
+  const recv = new Float64Array(D)
+  const seen = new Int32Array(D).fill(-1)
+  const tokDev = new Int32Array(routing.slots)
+  const src = sourceDeviceOf(routing, D)
+  const { tokens, slots, expertIds } = routing
+  let pairs = 0
+  let active = 0
+  let visits = 0
+  let intra = 0
+  let co = 0
+  for (let t = 0; t < tokens; t++) {
+    const s = src(t)
+    let n = 0
+    let nd = 0
+    for (let j = 0; j < slots; j++) {
+      const e = expertIds[t * slots + j]
+      if (e < 0) continue
+      const r = off[e + 1] - off[e]
+      const ri = off[e] + (r === 1 ? 0 : t % r)
+      const d = repDevice[ri]
+      repRows[ri]++
+      deviceRows[d]++
+      for (let a = 0; a < n; a++) if (tokDev[a] === d) intra++
+      co += n
+      tokDev[n++] = d
+      if (seen[d] !== t) {
+        seen[d] = t
+        nd++
+        if (dedupe && d !== s) {
+          sent[s] += bytes
+          recv[d] += bytes
+        }
+      }
+      if (!dedupe && d !== s) {
+        sent[s] += bytes
+        recv[d] += bytes
+      }
+    }
+    pairs += n
+    if (n > 0) {
+      active++
+      visits += nd
+    }
+  }
+  const deviceMs = new Array<number>(D).fill(0)
+  for (let e = 0; e < E; e++) {
+    for (let i = off[e]; i < off[e + 1]; i++) if (repRows[i] > 0) deviceMs[repDevice[i]] += cost.expertMs(repRows[i], shape)
+  }
+  for (let d = 0; d < D; d++) if (deviceRows[d] > 0) deviceMs[d] += cost.callOverheadMs
+  const computeMs = Math.max(0, ...deviceMs)
+  const dispatchMs = allToAllMs(link, sent, recv)
+  const combineMs = allToAllMs(link, recv, sent)
+  let a2a = 0
+  for (let d = 0; d < D; d++) a2a += sent[d]
+  return {
+    deviceRows,
+    deviceMs,
+    computeMs,
+    dispatchMs,
+    combineMs,
+    latencyMs: dispatchMs + computeMs + combineMs,
+    pairs,
+    activeTokens: active,
+    deviceVisits: visits,
+    cT: active === 0 ? 0 : visits / active,
+    intraPairs: intra,
+    coPairs: co,
+    a2aBytes: 2 * a2a,
+  }
+}
+
+/** Pairs of `original` absent from `final` (same tokens): Eq. 11's numerator. O(T·slots²). */
+export function droppedPairs(original: Routing, final: Routing): number {
+  let dropped = 0
+  for (let t = 0; t < original.tokens; t++) {
+    for (let j = 0; j < original.slots; j++) {
+      const e = original.expertIds[t * original.slots + j]
+      if (e < 0) continue
+      let found = false
+      for (let i = 0; i < final.slots; i++) {
+        if (final.expertIds[t * final.slots + i] === e) {
+          found = true
+          break
+        }
+      }
+      if (!found) dropped++
+    }
+  }
+  return dropped
+}
