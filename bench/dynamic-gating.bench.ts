@@ -180,7 +180,8 @@ async function createBackend(): Promise<Backend> {
   const mod = (await import('@moe-route/backend-webgpu')) as Record<string, unknown>
   const factory = (mod.createWebGpuBackend ?? mod.createWebgpuBackend) as ((o?: object) => Promise<Backend> | Backend) | undefined
   if (typeof factory !== 'function') throw new Error('@moe-route/backend-webgpu exports no createWebGpuBackend()')
-  return await factory({ timestamps: true })
+  // kernel timestamps on; no CPU fallback (a fallback would time the CPU at GPU shapes)
+  return await factory({ profile: true, fallback: false })
 }
 
 // ---- one side of one setting ---------------------------------------------------------------
@@ -352,7 +353,7 @@ async function runSide(group: readonly Setting[], mode: 'dynamic' | 'static', we
   const shape = group[0].shape
   const ctx = { placement: contiguousPlacement(shape.experts, 1), bytesPerToken: shape.hidden * BYTES_PER_ELEMENT }
   const backend = await createBackend()
-  const adapter = String(backend.info().adapter ?? backend.info().name)
+  let adapter = ''
   const sides: Side[] = []
   try {
     // warm-up: one token, uploads the weights and compiles the pipelines
@@ -366,6 +367,7 @@ async function runSide(group: readonly Setting[], mode: 'dynamic' | 'static', we
       await backend.experts(x1, warm, sh.weights)
     }
     const resident = gpuMemory.tracked ? gpuMemory.live : undefined
+    adapter = String(backend.info().adapter ?? backend.info().name)
     for (const setting of group) sides.push(await runSetting(backend, setting, mode, shards, resident, deadlineOf(setting)))
   } finally {
     await backend.dispose?.()

@@ -42,7 +42,11 @@ function rows(out: Float32Array, tokens: readonly number[]): Float32Array {
 function suite(name: string, getBackend: () => Backend | null, whyMissing: () => string = () => '') {
   let f: Fixture
   let backend: Backend | null = null
-  const run = async (plan: DispatchPlan) => (await backend!.experts(f.x, plan, f.weights)).output
+  const run = async (plan: DispatchPlan) => {
+    const res = await backend!.experts(f.x, plan, f.weights)
+    expect(res.fallback).toBeUndefined()
+    return res.output
+  }
   /** A test that is skipped (with the reason) when the backend is missing outside CI. */
   const check = (title: string, body: () => Promise<void>) =>
     it(`${name}: ${title}`, async (t) => {
@@ -100,7 +104,8 @@ async function createWebGpu(): Promise<Backend> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp'
   const mod = (await import('@moe-route/backend-webgpu')) as WebGpuModule
   const factory = (mod.createWebGpuBackend ?? mod.createWebgpuBackend) as ((o?: object) => Promise<Backend> | Backend) | undefined
-  if (typeof factory === 'function') return await factory({})
+  // no CPU fallback: a device problem must fail the parity tests, not pass them on the CPU
+  if (typeof factory === 'function') return await factory({ fallback: false })
   throw new Error('@moe-route/backend-webgpu exports no createWebGpuBackend()')
 }
 
