@@ -57,3 +57,4 @@ export {
 export { batchRecords, normalizeTrace, type BatchRecordsOptions, type CacheTrace, type CacheTraceBatch, type NormalizedTrace, type RoutedTokenRecord } from './simulate/cache-trace.js'
 export { crossLayerPredictor, rankNextExperts, type CrossLayerPredictorOptions, type LayerTransition } from './simulate/prefetch.js'
 export { cacheTableSvg, formatCacheTable, type CacheSvgOptions } from './simulate/report.js'
+export { sampleRecordedTrace, type RecordedRouting, type SampleTraceOptions } from './simulate/sampler.js'
