@@ -5,14 +5,19 @@
  * encodes "\n" as <0x0A> with no dummy prefix after it), but several times faster because
  * the library's BPE merge is slow on very long strings.
  */
-// @ts-expect-error mistral-tokenizer-js ships no type declarations
-import mistralTokenizer from 'mistral-tokenizer-js'
 
 interface MistralTokenizer {
   encode(text: string, addBos?: boolean, addPrecedingSpace?: boolean): number[]
   decode(ids: number[], addBos?: boolean, addPrecedingSpace?: boolean): string
 }
-const tokenizer = mistralTokenizer as MistralTokenizer
+
+let loading: Promise<MistralTokenizer> | undefined
+/** Loads mistral-tokenizer-js on first use (it takes ~90 ms to import; most users never tokenize). */
+function tokenizer(): Promise<MistralTokenizer> {
+  // @ts-expect-error mistral-tokenizer-js ships no type declarations
+  loading ??= import('mistral-tokenizer-js').then((m: { default: MistralTokenizer }) => m.default)
+  return loading
+}
 
 /** The newline byte token <0x0A> of the Mistral vocabulary. */
 export const MISTRAL_NEWLINE = 13
@@ -22,18 +27,19 @@ export const MISTRAL_NEWLINE = 13
  * first line, as SentencePiece adds). Feed them to `mixtralReplayWorkload(domain, layer,
  * { tokenIds })` to replay your own text through the recorded per-token routing.
  *
- * @example tokenizeMistral('Hello world!') // [22557, 1526, 28808]
+ * @example await tokenizeMistral('Hello world!') // Uint16Array [22557, 1526, 28808]
  */
-export function tokenizeMistral(text: string): Uint16Array {
+export async function tokenizeMistral(text: string): Promise<Uint16Array> {
+  const tok = await tokenizer()
   const ids: number[] = []
   text.split('\n').forEach((line, i) => {
     if (i > 0) ids.push(MISTRAL_NEWLINE)
-    if (line.length > 0) for (const id of tokenizer.encode(line, false, i === 0)) ids.push(id)
+    if (line.length > 0) for (const id of tok.encode(line, false, i === 0)) ids.push(id)
   })
   return Uint16Array.from(ids)
 }
 
 /** Text of Mistral token ids (inverse of {@link tokenizeMistral}). */
-export function detokenizeMistral(ids: ArrayLike<number>): string {
-  return tokenizer.decode(Array.from(ids), false, true)
+export async function detokenizeMistral(ids: ArrayLike<number>): Promise<string> {
+  return (await tokenizer()).decode(Array.from(ids), false, true)
 }
