@@ -1,2 +1,12 @@
-/** moe-route policy: expanded-drop */
-export {}
+/**
+ * @moe-route/policy-expanded-drop — Capacity-Aware Expanded Drop (He et al., "Capacity-Aware
+ * Inference", ICLR 2026) as a moe-route policy: tokens may also be kept at local (or top-M,
+ * or any) experts, each expert keeps its best candidates within capacity.
+ */
+import { expandedDrop } from './expanded-drop.policy.js'
+
+export { applyExpandedDrop, createExpandedDrop, expandedDrop, PACKAGE_NAME, PACKAGE_VERSION, POLICY_NAME } from './expanded-drop.policy.js'
+export { defaultOptions, schema, type CandidateSet, type ExpandedDropOptions } from './expanded-drop.schema.js'
+export { assertPlacement, extraCandidates, placementRequired, type ExtraCandidates } from './candidates.js'
+
+export default expandedDrop
