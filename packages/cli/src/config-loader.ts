@@ -1,6 +1,6 @@
 /** Loads a config file (or the embedded default) and the plugins it names. */
 import { resolve } from 'node:path'
-import { checkConfig, resolveConfig, type MoeConfig, type MoeIssue, type PluginRegistry, type ResolvedConfig } from '@moe-route/core'
+import { ErrorCodes, checkConfig, resolveConfig, type MoeConfig, type MoeIssue, type PluginRegistry, type ResolvedConfig } from '@moe-route/core'
 import { readJsonFile } from './context.js'
 import { builtinRegistry } from './builtins.js'
 import { DEFAULT_CONFIG } from './default-config.js'
@@ -30,12 +30,9 @@ export async function collectConfigIssues(path: string, cwd: string): Promise<Mo
   const raw = readJsonFile(source) as MoeConfig
   const registry = builtinRegistry()
   const issues: MoeIssue[] = []
-  try {
-    await loadConfigPlugins(raw, registry, resolve(source, '..'))
-  } catch (e) {
-    const err = e as { code?: string; message: string; details?: { path?: string; plugin?: string } }
-    issues.push({ code: (err.code ?? 'MOE_ROUTE_ERR_PLUGIN_LOAD_FAILED') as MoeIssue['code'], path: err.details?.path ?? '/plugins', message: err.message, ...(err.details?.plugin ? { plugin: err.details.plugin } : {}) })
-  }
-  issues.push(...checkConfig(raw, registry).issues)
+  await loadConfigPlugins(raw, registry, resolve(source, '..'), issues)
+  // A package that failed to load is also an unknown plugin for checkConfig: report it once.
+  const failed = new Set(issues.map((i) => i.path))
+  issues.push(...checkConfig(raw, registry).issues.filter((i) => !(i.code === ErrorCodes.PLUGIN_UNKNOWN && failed.has(i.path))))
   return issues
 }

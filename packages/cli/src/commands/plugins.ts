@@ -1,28 +1,85 @@
-/** `moe-route plugins`: what is available and loaded, with versions and compatibility. */
-import { CORE_VERSION } from '@moe-route/core'
+/**
+ * `moe-route plugins`: every plugin available — core's and the first-party built-ins, those
+ * loaded from the config, the lazily loaded WebGPU backend — plus plugin packages installed
+ * in node_modules but not loaded, each with its version, core range and compatibility.
+ */
+import { CORE_VERSION, type RegisteredPlugin } from '@moe-route/core'
+import { findInstalledPlugins, type InstalledPluginPackage } from '@moe-route/core/node'
 import type { Command } from 'commander'
+import { resolve } from 'node:path'
 import { loadConfig } from '../config-loader.js'
 import type { CliContext } from '../context.js'
 import { table } from '../report.js'
 import { loadBackendPlugin } from '../webgpu.js'
 
+/** One row of `moe-route plugins --json`. */
+export interface PluginsListing {
+  core: string
+  /** Registered plugins: `status` is `built-in` or `loaded` (from the config). */
+  plugins: (RegisteredPlugin & { status: 'built-in' | 'loaded'; compatible: true })[]
+  /** Plugin packages found in node_modules that the config does not load. */
+  installed: (Omit<InstalledPluginPackage, 'dir'> & { status: 'installed' })[]
+  /** Built-ins that cannot be loaded here, with why. */
+  unavailable: { kind: string; name: string; package: string; reason: string }[]
+}
+
 /** Registers `plugins`. */
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('plugins')
-    .description('list the plugins available (built-in and loaded from the config), with versions and core ranges')
+    .description('list plugins: built-in, loaded from the config, and installed in node_modules, with versions and core compatibility')
     .option('-c, --config <file>', 'also load the plugins this config names')
     .option('--json', 'print JSON')
     .action(async (flags: { config?: string; json?: boolean }) => {
-      const { registry } = await loadConfig(flags.config, ctx.cwd)
-      try {
-        if (!registry.has('backend', 'webgpu')) registry.register(await loadBackendPlugin('webgpu'))
-      } catch {
-        /* listed as unavailable below */
-      }
-      const list = registry.list().map((p) => ({ ...p, compatible: true }))
-      if (flags.json) return ctx.out(JSON.stringify({ core: CORE_VERSION, plugins: list }, null, 2))
-      ctx.out(`@moe-route/core ${CORE_VERSION}`)
-      ctx.out(table([['kind', 'name', 'package', 'version', 'core range', 'source'], ...list.map((p) => [p.kind, p.name, p.package, p.version, p.core, p.source])]))
+      const listing = await listPlugins(flags.config, ctx.cwd)
+      ctx.out(flags.json ? JSON.stringify(listing, null, 2) : renderPlugins(listing))
     })
+}
+
+/** Builds the listing (what `moe-route plugins --json` prints). */
+export async function listPlugins(configPath: string | undefined, cwd: string): Promise<PluginsListing> {
+  const { registry } = await loadConfig(configPath, cwd)
+  const unavailable: PluginsListing['unavailable'] = []
+  if (!registry.has('backend', 'webgpu')) {
+    try {
+      registry.register(await loadBackendPlugin('webgpu'))
+    } catch (e) {
+      unavailable.push({ kind: 'backend', name: 'webgpu', package: '@moe-route/backend-webgpu', reason: (e as Error).message })
+    }
+  }
+  const plugins = registry.list().map((p) => ({ ...p, status: p.source === 'built-in' ? ('built-in' as const) : ('loaded' as const), compatible: true as const }))
+  const loadedPackages = new Set(plugins.map((p) => p.package))
+  const from = configPath ? resolve(cwd, configPath, '..') : cwd
+  const installed = findInstalledPlugins(from)
+    .filter((p) => !loadedPackages.has(p.name))
+    .map(({ dir: _dir, ...p }) => ({ ...p, status: 'installed' as const }))
+  return { core: CORE_VERSION, plugins, installed, unavailable }
+}
+
+/** The human-readable listing. */
+export function renderPlugins(l: PluginsListing): string {
+  const lines = [`@moe-route/core ${l.core}`, '']
+  lines.push(
+    table([
+      ['kind', 'name', 'package', 'version', 'core range', 'compatible', 'status'],
+      ...l.plugins.map((p) => [p.kind, p.name, p.package, p.version, p.core, 'yes', p.status === 'loaded' ? `loaded from ${p.source}` : 'built-in']),
+    ]),
+  )
+  if (l.unavailable.length > 0) {
+    lines.push('', 'unavailable here:')
+    for (const u of l.unavailable) lines.push(`  ${u.kind} ${u.name} (${u.package}): ${u.reason}`)
+  }
+  if (l.installed.length > 0) {
+    lines.push('', 'installed in node_modules, not loaded (name the package in a config\'s "plugins" or "use" to load it):')
+    lines.push(
+      table([
+        ['package', 'version', 'core range', 'compatible'],
+        ...l.installed.map((p) => [p.name, p.version, p.coreRange ?? '(none declared)', p.compatible ? 'yes' : `no: needs ${p.coreRange}, this is ${l.core}`]),
+      ])
+        .split('\n')
+        .map((s) => `  ${s}`)
+        .join('\n'),
+    )
+  }
+  return lines.join('\n')
 }
