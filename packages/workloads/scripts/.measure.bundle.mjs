@@ -1,4 +1,4 @@
-// packages/core/src/errors.ts
+// ../core/src/errors.ts
 var ErrorCodes = {
   /** The configuration does not match the schema or is inconsistent; `details.issues` lists every problem. */
   CONFIG_INVALID: "MOE_ROUTE_ERR_CONFIG_INVALID",
@@ -61,7 +61,7 @@ var MoeError = class extends Error {
 var BRAND = /* @__PURE__ */ Symbol.for("@moe-route/core:error");
 Object.defineProperty(MoeError.prototype, BRAND, { value: true });
 
-// packages/core/src/util/rng.ts
+// ../core/src/util/rng.ts
 function mulberry32(seed) {
   let a = seed >>> 0;
   return () => {
@@ -99,12 +99,12 @@ function normal(random) {
   };
 }
 
-// packages/workloads/src/io/errors.ts
+// src/io/errors.ts
 function invalid(message, details = {}) {
   return new MoeError(ErrorCodes.INPUT_INVALID, message, details);
 }
 
-// packages/workloads/src/generators/gate-scores.ts
+// src/generators/gate-scores.ts
 var DEFAULT_LOGIT_STD = 1;
 function synthesizeScores(tokens, experts, topK, expertIds, random, weights, options = {}) {
   const sigma = options.logitStd ?? DEFAULT_LOGIT_STD;
@@ -119,6 +119,7 @@ function synthesizeScores(tokens, experts, topK, expertIds, random, weights, opt
     for (let e = 0; e < experts; e++) z[e] = sigma * gauss();
     z.sort().reverse();
     for (let i = 0; i < Math.min(topK, experts - 1); i++) if (z[i + 1] > z[i] - gap) z[i + 1] = z[i] - gap;
+    for (let i = topK + 1; i < experts; i++) if (z[i] > z[topK]) z[i] = z[topK];
     chosen.fill(0);
     const base = t * topK;
     if (weights && !Number.isNaN(weights[base])) {
@@ -170,7 +171,7 @@ function weightsFromScores(scores, experts, topK, expertIds, normalizeTopK) {
   return out;
 }
 
-// packages/workloads/src/stats/load-stats.ts
+// src/stats/load-stats.ts
 var DEFAULT_STAT_BATCH_SIZES = [512, 2048, 8192];
 var LoadAccumulator = class {
   experts;
@@ -254,7 +255,7 @@ function loadDistance(a, b) {
   return d / 2;
 }
 
-// packages/workloads/src/generators/sampling.ts
+// src/generators/sampling.ts
 function inclusionProbabilities(weights, k) {
   const n = weights.length;
   const w = Float64Array.from(weights);
@@ -335,7 +336,7 @@ function pickFirst(bias, k, random, out, offset) {
   out[offset + pick] = t;
 }
 
-// packages/workloads/src/generators/workload.ts
+// src/generators/workload.ts
 function checkRun(o) {
   if (!Number.isInteger(o.tokensPerBatch) || o.tokensPerBatch < 1) throw invalid(`tokensPerBatch must be a positive integer, got ${o.tokensPerBatch}`, { path: "tokensPerBatch" });
   if (o.batches !== void 0 && (!Number.isInteger(o.batches) || o.batches < 0)) throw invalid(`batches must be a non-negative integer, got ${o.batches}`, { path: "batches" });
@@ -396,7 +397,7 @@ function createWorkload(def) {
   };
 }
 
-// packages/workloads/src/data/data.ts
+// src/data/data.ts
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -467,7 +468,7 @@ function mixtralTokenExperts(domain) {
   });
 }
 
-// packages/workloads/src/generators/generators.ts
+// src/generators/generators.ts
 var normalize = (v) => {
   let s = 0;
   for (let i = 0; i < v.length; i++) s += v[i];
@@ -615,7 +616,7 @@ function llamaMoePairsWorkload(variant, layer) {
   });
 }
 
-// packages/workloads/src/generators/spec.ts
+// src/generators/spec.ts
 var MODEL_KEYS = { mixtral: "mistral", "mixtral-marginal": "mistral", olmoe: "olmoe", "olmoe-sft": "olmoe-sft", "olmoe-dpo": "olmoe-dpo" };
 function workloadSpecPatterns() {
   const counts = expertCounts();
@@ -664,7 +665,7 @@ function workloadFromSpec(spec) {
   throw unknown(spec, `unknown model '${model}'`);
 }
 
-// packages/workloads/scripts/measure.ts
+// scripts/measure.ts
 var TOKENS = Number(process.env.TOKENS ?? 1 << 20);
 var SEED = Number(process.env.SEED ?? 1);
 var specs = (process.argv[2] ?? "").split(",").filter(Boolean);
@@ -697,3 +698,14 @@ for (const spec of specs) {
   );
 }
 console.log(rows.join("\n"));
+if (process.env.SCORES) {
+  const out = ["", "| workload | TokenBatch tokens/s (batches of 2048, with scores) |", "|---|---|"];
+  for (const spec of specs) {
+    const w = workloadFromSpec(spec);
+    const t0 = performance.now();
+    let n = 0;
+    for (const b of w.batchesSync({ tokensPerBatch: 2048, tokens: 1 << 18, seed: SEED })) n += b.tokens;
+    out.push(`| \`${spec}\` | ${Math.round(n / ((performance.now() - t0) / 1e3)).toLocaleString("en-US")} |`);
+  }
+  console.log(out.join("\n"));
+}

@@ -39,3 +39,16 @@ for (const spec of specs) {
   )
 }
 console.log(rows.join('\n'))
+
+// Throughput of full TokenBatches (choices + synthesized gate scores), batches of 2048.
+if (process.env.SCORES) {
+  const out = ['', '| workload | TokenBatch tokens/s (batches of 2048, with scores) |', '|---|---|']
+  for (const spec of specs) {
+    const w = workloadFromSpec(spec)
+    const t0 = performance.now()
+    let n = 0
+    for (const b of w.batchesSync({ tokensPerBatch: 2048, tokens: 1 << 18, seed: SEED })) n += b.tokens
+    out.push(`| \`${spec}\` | ${Math.round(n / ((performance.now() - t0) / 1000)).toLocaleString('en-US')} |`)
+  }
+  console.log(out.join('\n'))
+}
