@@ -1,2 +1,10 @@
-/** moe-route policy: reroute */
-export {}
+/**
+ * @moe-route/policy-reroute — Capacity-Aware Token Reroute, the multi-round baseline of
+ * "Capacity-Aware Inference" v1 (He et al.), as a moe-route policy.
+ */
+import { reroute } from './reroute.policy.js'
+
+export { applyReroute, createReroute, reroute, PACKAGE_NAME, PACKAGE_VERSION, POLICY_NAME } from './reroute.policy.js'
+export { defaultOptions, schema, type RerouteOptions } from './reroute.schema.js'
+
+export default reroute
