@@ -54,6 +54,10 @@ describe('JSONL traces', () => {
     expect((await collect(readJsonlTrace(path))).map((r) => r.experts[0])).toEqual([1, 2])
   })
 
+  it('reports an unwritable output path', async () => {
+    await expectMoeError(writeJsonlTrace(tmp.file('no/such/dir/t.jsonl'), [{ layer: 0, token: 0, experts: [1] }]), ErrorCodes.INPUT_INVALID, /cannot write .*t\.jsonl/)
+  })
+
   it('rejects a missing file with FILE_NOT_FOUND', async () => {
     await expectMoeError(collect(readJsonlTrace(tmp.file('none.jsonl'))), ErrorCodes.FILE_NOT_FOUND, /none\.jsonl/)
   })

@@ -137,25 +137,28 @@ export async function inspectJsonlTrace(path: string, options: Pick<ReadJsonlOpt
  */
 export async function writeJsonlTrace(path: string, records: Iterable<TraceRecord> | AsyncIterable<TraceRecord>): Promise<number> {
   const out = createWriteStream(path)
-  const failed = once(out, 'error').then(([e]) => {
-    throw invalid(`cannot write ${path}: ${(e as Error).message}`, { file: path })
+  out.on('error', () => {}) // surfaced through out.errored and wait(); never an uncaught 'error' event
+  const writeError = (e: unknown) => invalid(`cannot write ${path}: ${(e as Error).message}`, { file: path })
+  // once(out, 'drain' | 'finish') rejects with the stream's error: map it to a MoeError
+  const wait = (event: string) => once(out, event).catch((e: unknown) => {
+    throw writeError(e)
   })
-  failed.catch(() => {})
   let n = 0
   try {
     let chunk = ''
     for await (const r of records) {
+      if (out.errored) throw writeError(out.errored)
       const w = r.weights ? `,"weights":[${r.weights.map((x) => Number(x.toPrecision(6))).join(',')}]` : ''
       chunk += `{"layer":${r.layer},"token":${r.token},"experts":[${r.experts.join(',')}]${w}}\n`
       n++
       if (chunk.length >= 1 << 16) {
-        if (!out.write(chunk)) await Promise.race([once(out, 'drain'), failed])
+        if (!out.write(chunk)) await wait('drain')
         chunk = ''
       }
     }
     if (chunk) out.write(chunk)
     out.end()
-    await Promise.race([once(out, 'finish'), failed])
+    await wait('finish')
   } finally {
     out.destroy()
   }
