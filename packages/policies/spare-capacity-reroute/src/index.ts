@@ -1,2 +1,17 @@
-/** moe-route policy: spare-capacity-reroute */
-export {}
+/**
+ * @moe-route/policy-spare-capacity-reroute — one-pass reroute of capacity overflow to the
+ * best expert that still has room (an extension of "Capacity-Aware Inference", He et al.).
+ */
+import { spareCapacityReroute } from './spare-capacity-reroute.policy.js'
+
+export {
+  applySpareCapacityReroute,
+  createSpareCapacityReroute,
+  spareCapacityReroute,
+  PACKAGE_NAME,
+  PACKAGE_VERSION,
+  POLICY_NAME,
+} from './spare-capacity-reroute.policy.js'
+export { defaultOptions, schema, type SpareCapacityRerouteOptions } from './spare-capacity-reroute.schema.js'
+
+export default spareCapacityReroute
