@@ -9,7 +9,6 @@ import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { loadConfig } from '../config-loader.js'
 import type { CliContext } from '../context.js'
-import { table } from '../report.js'
 import { loadBackendPlugin } from '../webgpu.js'
 
 /** One row of `moe-route plugins --json`. */
@@ -60,7 +59,7 @@ export async function listPlugins(configPath: string | undefined, cwd: string): 
 export function renderPlugins(l: PluginsListing): string {
   const lines = [`@moe-route/core ${l.core}`, '']
   lines.push(
-    table([
+    leftTable([
       ['kind', 'name', 'package', 'version', 'core range', 'compatible', 'status'],
       ...l.plugins.map((p) => [p.kind, p.name, p.package, p.version, p.core, 'yes', p.status === 'loaded' ? `loaded from ${p.source}` : 'built-in']),
     ]),
@@ -72,7 +71,7 @@ export function renderPlugins(l: PluginsListing): string {
   if (l.installed.length > 0) {
     lines.push('', 'installed in node_modules, not loaded (name the package in a config\'s "plugins" or "use" to load it):')
     lines.push(
-      table([
+      leftTable([
         ['package', 'version', 'core range', 'compatible'],
         ...l.installed.map((p) => [p.name, p.version, p.coreRange ?? '(none declared)', p.compatible ? 'yes' : `no: needs ${p.coreRange}, this is ${l.core}`]),
       ])
@@ -82,4 +81,11 @@ export function renderPlugins(l: PluginsListing): string {
     )
   }
   return lines.join('\n')
+}
+
+/** Rows as a left-aligned table (first row = header), no trailing spaces. */
+function leftTable(rows: readonly (readonly (string | number)[])[]): string {
+  const cells = rows.map((r) => r.map(String))
+  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
+  return cells.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n')
 }
