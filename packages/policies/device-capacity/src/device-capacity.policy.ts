@@ -1,0 +1,130 @@
+/**
+ * The `device-capacity` policy: the device-level Advanced Variant of Capacity-Aware Inference
+ * (SPEC A.2, A.5 end, E.7). The straggler is the device, so the budget is per device:
+ * Σ_{e on d} N_e ≤ n_d·γ·N̄ with n_d experts on device d and N̄ = k·T/E. A device over budget
+ * drops its lowest-score pairs first (the paper gives no order; this one is SPEC E.7's).
+ */
+import {
+  definePolicy,
+  ErrorCodes,
+  MoeError,
+  type DroppedPair,
+  type Pair,
+  type PlacementMap,
+  type PolicyContext,
+  type PolicyOutcome,
+  type Routing,
+  type RoutingPolicy,
+} from '@moe-route/core'
+import {
+  buildOutcome,
+  capacityOf,
+  checkRouting,
+  compareKeyed,
+  DECODE_SKIPPED,
+  keepWithinCapacity,
+  keyedPairs,
+  renormalize,
+  scopeGroups,
+  skippedOutcome,
+  type CapacityRounding,
+  type KeyedPair,
+} from '@moe-route/policy-capacity-drop'
+import { defaultOptions, schema, type DeviceCapacityOptions } from './device-capacity.schema.js'
+
+/** npm name of this package (equals package.json `name`). */
+export const PACKAGE_NAME = '@moe-route/policy-device-capacity'
+/** Version of this package (equals package.json `version`). */
+export const PACKAGE_VERSION = '0.1.0'
+/** Policy name used in configs, errors and dropped-pair reports. */
+export const POLICY_NAME = 'device-capacity'
+
+/**
+ * The device each expert counts against: its primary replica (`replicas[e][0]`). With
+ * replication an expert's pairs all count against its primary device.
+ */
+export function primaryDevices(placement: PlacementMap, experts: number, policy = POLICY_NAME): Int32Array {
+  if (placement.experts !== experts || placement.replicas.length !== experts) {
+    throw new MoeError(ErrorCodes.INPUT_INVALID, `${policy}: the placement covers ${placement.experts} experts but the routing has ${experts}`, {
+      plugin: policy,
+    })
+  }
+  return Int32Array.from(placement.replicas, (r) => r[0] ?? 0)
+}
+
+/**
+ * Per-device budgets for a group of `tokens` tokens: rounding(n_d·γ·k·T/E), where n_d counts
+ * the experts whose primary replica is on device d.
+ */
+export function deviceBudgets(
+  primary: Int32Array,
+  devices: number,
+  capacityFactor: number,
+  tokens: number,
+  topK: number,
+  rounding: CapacityRounding,
+): number[] {
+  const perDevice = new Array<number>(devices).fill(0)
+  for (const d of primary) perDevice[d]++
+  return perDevice.map((n) => capacityOf(capacityFactor * n, tokens, topK, primary.length, rounding))
+}
+
+/**
+ * Applies the device-level cap to one routing (pure). Pairs over a device budget are dropped
+ * with reason `device-capacity`, lowest score first (ties: higher token, then higher expert
+ * index lose). `capacity` in the outcome is the per-expert share ⌈γ·k·T/E⌉ of a budget.
+ */
+export function applyDeviceCapacity(routing: Routing, options: DeviceCapacityOptions, placement: PlacementMap, policy = POLICY_NAME): PolicyOutcome {
+  checkRouting(routing, policy)
+  if (routing.decode && !options.applyToDecode) return skippedOutcome(routing, DECODE_SKIPPED)
+  const primary = primaryDevices(placement, routing.experts, policy)
+  const all = keyedPairs(routing, 'score')
+  const byToken: KeyedPair[][] = Array.from({ length: routing.tokens }, () => [])
+  for (const p of all) byToken[p.token].push(p)
+  const kept: Pair[] = []
+  const dropped: DroppedPair[] = []
+  let capacity = 0
+  for (const group of scopeGroups(routing, options.scope)) {
+    const T = group.tokens.length
+    capacity = Math.max(capacity, capacityOf(options.capacityFactor, T, routing.topK, routing.experts, options.rounding))
+    const budgets = deviceBudgets(primary, placement.devices, options.capacityFactor, T, routing.topK, options.rounding)
+    const pairs = group.tokens.flatMap((t) => byToken[t])
+    const cut = keepWithinCapacity(pairs, placement.devices, (p) => primary[p.expert], (d) => budgets[d], compareKeyed)
+    for (const p of cut.kept) kept.push({ token: p.token, expert: p.expert, weight: p.weight })
+    for (const p of cut.over) dropped.push({ token: p.token, expert: p.expert, weight: p.weight, reason: 'device-capacity', policy })
+  }
+  return buildOutcome(routing, { pairs: renormalize(routing, kept, options.renormalize), dropped, capacity })
+}
+
+/**
+ * Creates the policy directly, without a registry (defaults merged under `options`). The
+ * placement comes from each call's {@link PolicyContext}.
+ * @example
+ * const policy = createDeviceCapacity({ capacityFactor: 1 })
+ * const outcome = policy.apply(routing, { placement: contiguousPlacement(64, 8), batchId: 0, random })
+ */
+export function createDeviceCapacity(options: Partial<DeviceCapacityOptions> = {}): RoutingPolicy & { readonly options: Readonly<DeviceCapacityOptions> } {
+  const o: DeviceCapacityOptions = { ...defaultOptions, ...options }
+  return { name: POLICY_NAME, options: o, apply: (routing: Routing, ctx: PolicyContext) => applyDeviceCapacity(routing, o, ctx.placement) }
+}
+
+/**
+ * The `device-capacity` policy plugin. Select it in a config with
+ * `{ "use": "device-capacity", "options": { "capacityFactor": 1 } }` (and `"devices": 8`).
+ * @example
+ * import deviceCapacity from '@moe-route/policy-device-capacity'
+ * registry.register(deviceCapacity)
+ */
+export const deviceCapacity = definePolicy<DeviceCapacityOptions>({
+  meta: {
+    name: POLICY_NAME,
+    package: PACKAGE_NAME,
+    version: PACKAGE_VERSION,
+    core: '^0.1.0',
+    description: 'Device-level capacity: Σ load on a device ≤ n_d·γ·k·T/E, lowest-score pairs on the device dropped first',
+    schema,
+    defaultOptions,
+    docs: { url: 'https://github.com/moe-route/moe-route/tree/main/packages/policies/device-capacity#readme' },
+  },
+  create: (options) => createDeviceCapacity(options),
+})
