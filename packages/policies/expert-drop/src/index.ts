@@ -1,2 +1,10 @@
-/** moe-route policy: expert-drop */
-export {}
+/**
+ * @moe-route/policy-expert-drop — the Expert Drop baseline of "Capacity-Aware Inference"
+ * (He et al.): skip the lowest-load experts of each batch.
+ */
+import { expertDrop } from './expert-drop.policy.js'
+
+export { applyExpertDrop, createExpertDrop, expertDrop, expertsToDrop, lowestLoadExperts, PACKAGE_NAME, PACKAGE_VERSION, POLICY_NAME } from './expert-drop.policy.js'
+export { defaultOptions, schema, type ExpertDropOptions } from './expert-drop.schema.js'
+
+export default expertDrop

@@ -1,0 +1,95 @@
+/**
+ * The `expert-drop` baseline of Capacity-Aware Inference (Table 2; SPEC A.5 end): skip whole
+ * experts with the lowest load in each batch. Implements the intended rule, load = pairs routed
+ * to the expert in this batch (the v1 code summed over experts per token, which looks like a bug).
+ */
+import { definePolicy, type DroppedPair, type Pair, type PolicyContext, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
+import { buildOutcome, checkRouting, DECODE_SKIPPED, renormalize, skippedOutcome } from '@moe-route/policy-capacity-drop'
+import { defaultOptions, schema, type ExpertDropOptions } from './expert-drop.schema.js'
+
+/** npm name of this package (equals package.json `name`). */
+export const PACKAGE_NAME = '@moe-route/policy-expert-drop'
+/** Version of this package (equals package.json `version`). */
+export const PACKAGE_VERSION = '0.1.0'
+/** Policy name used in configs, errors and dropped-pair reports. */
+export const POLICY_NAME = 'expert-drop'
+
+/** How many experts `drop` means for E experts: a count (capped at E) or ⌊fraction·E⌋. */
+export function expertsToDrop(drop: number, experts: number): number {
+  return Math.min(experts, drop < 1 ? Math.floor(drop * experts + 1e-9) : Math.floor(drop))
+}
+
+/**
+ * The experts skipped in a batch: the `n` lowest by load (pairs), ties by lower routed gate
+ * mass (Σ scores of their pairs), then lower expert index. Idle experts count (skipping them
+ * changes nothing), as in the literal rule.
+ */
+export function lowestLoadExperts(routing: Routing, n: number): number[] {
+  const { experts: E, tokens, slots, expertIds, scores } = routing
+  const load = new Float64Array(E)
+  const mass = new Float64Array(E)
+  for (let t = 0; t < tokens; t++) {
+    for (let j = 0; j < slots; j++) {
+      const e = expertIds[t * slots + j]
+      if (e < 0) continue
+      load[e]++
+      mass[e] += scores[t * E + e]
+    }
+  }
+  return Array.from({ length: E }, (_, e) => e)
+    .sort((a, b) => load[a] - load[b] || mass[a] - mass[b] || a - b)
+    .slice(0, n)
+    .sort((a, b) => a - b)
+}
+
+/** Applies the expert-drop baseline to one routing (pure). Dropped pairs have reason `expert-drop`. */
+export function applyExpertDrop(routing: Routing, options: ExpertDropOptions, policy = POLICY_NAME): PolicyOutcome {
+  checkRouting(routing, policy)
+  if (routing.decode && !options.applyToDecode) return skippedOutcome(routing, DECODE_SKIPPED)
+  const skip = new Set(lowestLoadExperts(routing, expertsToDrop(options.drop, routing.experts)))
+  const { slots, expertIds, weights } = routing
+  const kept: Pair[] = []
+  const dropped: DroppedPair[] = []
+  for (let t = 0; t < routing.tokens; t++) {
+    for (let j = 0; j < slots; j++) {
+      const e = expertIds[t * slots + j]
+      if (e < 0) continue
+      const w = weights[t * slots + j]
+      if (skip.has(e)) dropped.push({ token: t, expert: e, weight: w, reason: 'expert-drop', policy })
+      else kept.push({ token: t, expert: e, weight: w })
+    }
+  }
+  return buildOutcome(routing, { pairs: renormalize(routing, kept, options.renormalize), dropped, capacity: null })
+}
+
+/**
+ * Creates the policy directly, without a registry (defaults merged under `options`).
+ * @example
+ * const policy = createExpertDrop({ drop: 1 }) // Mixtral-like: skip the least-loaded of 8
+ * const outcome = policy.apply(routing, ctx)
+ */
+export function createExpertDrop(options: Partial<ExpertDropOptions> = {}): RoutingPolicy & { readonly options: Readonly<ExpertDropOptions> } {
+  const o: ExpertDropOptions = { ...defaultOptions, ...options }
+  return { name: POLICY_NAME, options: o, apply: (routing: Routing, _ctx: PolicyContext) => applyExpertDrop(routing, o) }
+}
+
+/**
+ * The `expert-drop` policy plugin. Select it in a config with
+ * `{ "use": "expert-drop", "options": { "drop": 0.1 } }`.
+ * @example
+ * import expertDrop from '@moe-route/policy-expert-drop'
+ * registry.register(expertDrop)
+ */
+export const expertDrop = definePolicy<ExpertDropOptions>({
+  meta: {
+    name: POLICY_NAME,
+    package: PACKAGE_NAME,
+    version: PACKAGE_VERSION,
+    core: '^0.1.0',
+    description: 'Expert Drop baseline: skip the lowest-load experts of each batch (count or fraction of E)',
+    schema,
+    defaultOptions,
+    docs: { url: 'https://github.com/moe-route/moe-route/tree/main/packages/policies/expert-drop#readme' },
+  },
+  create: (options) => createExpertDrop(options),
+})
