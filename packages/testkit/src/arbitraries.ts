@@ -16,6 +16,8 @@ export interface RoutingConstraints {
   readonly maxExperts?: number
   /** k, at most (default 4, never more than the experts). */
   readonly maxTopK?: number
+  /** Devices, at least (default 1; experts are raised to match). For policies that need expert parallelism. */
+  readonly minDevices?: number
   /** Devices, at most (default 4, never more than the experts). */
   readonly maxDevices?: number
   /** Generate decode batches sometimes (default true). */
@@ -39,7 +41,8 @@ export interface RoutingCase {
  */
 export function routingCase(constraints: RoutingConstraints = {}): fc.Arbitrary<RoutingCase> {
   const maxTokens = constraints.maxTokens ?? 48
-  const minExperts = Math.max(1, constraints.minExperts ?? 1)
+  const minDevices = Math.max(1, constraints.minDevices ?? 1)
+  const minExperts = Math.max(1, minDevices, constraints.minExperts ?? 1)
   const maxExperts = Math.max(minExperts, constraints.maxExperts ?? 16)
   return fc
     .record({
@@ -56,7 +59,7 @@ export function routingCase(constraints: RoutingConstraints = {}): fc.Arbitrary<
       fc.record({
         s: fc.constant(s),
         topK: fc.integer({ min: 1, max: Math.min(s.experts, constraints.maxTopK ?? 4) }),
-        devices: fc.integer({ min: 1, max: Math.min(s.experts, constraints.maxDevices ?? 4) }),
+        devices: fc.integer({ min: minDevices, max: Math.max(minDevices, Math.min(s.experts, constraints.maxDevices ?? 4)) }),
         logits: fc.array(
           s.ties ? fc.integer({ min: -2, max: 2 }) : fc.double({ min: -8, max: 8, noNaN: true, noDefaultInfinity: true }),
           { minLength: s.tokens * s.experts, maxLength: s.tokens * s.experts },
