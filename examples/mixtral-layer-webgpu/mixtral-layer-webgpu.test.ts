@@ -1,0 +1,40 @@
+/**
+ * Runs the example as `npm start` does, in a child process (a native WebGPU crash must not
+ * take the test worker down). With no adapter the test is skipped with a message, except
+ * under CI (or MOE_ROUTE_REQUIRE_WEBGPU=1), where a missing adapter is a failure.
+ */
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const required = Boolean(process.env.CI) || process.env.MOE_ROUTE_REQUIRE_WEBGPU === '1'
+
+describe('examples/mixtral-layer-webgpu', () => {
+  it('runs the layer with a reroute → capacity-drop stack on the WebGPU device, matching the CPU reference', (ctx) => {
+    expect(existsSync(`${root}/packages/backends/webgpu/dist/index.js`), 'run the build first (npm test does)').toBe(true)
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL('./main.mjs', import.meta.url)), '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+      timeout: 240_000,
+    })
+    if (r.status === 2 && /No WebGPU adapter/.test(r.stderr)) {
+      if (required) throw new Error(`a WebGPU adapter is required here (CI): ${r.stderr.trim()}`)
+      console.warn(`[examples/mixtral-layer-webgpu] skipped: ${r.stderr.trim()}`)
+      return ctx.skip()
+    }
+    expect(r.status, `main.mjs exited with ${r.status} (signal ${r.signal}):\n${r.stderr}`).toBe(0)
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!)
+    expect(out.adapter).toEqual(expect.any(String))
+    expect(out.batches).toHaveLength(4)
+    for (const b of out.batches) {
+      expect(b.backend).toBe('webgpu')
+      expect(b.fallback).toBeNull()
+      expect(b.capacity).toEqual([20, 24]) // ⌈1.25·2·64/8⌉ for reroute, ⌈1.5·2·64/8⌉ for capacity-drop
+      expect(b.maxLoadAfter).toBeLessThanOrEqual(24)
+      expect(b.maxMeanAfter).toBeLessThanOrEqual(b.maxMeanBefore)
+      expect(b.relL2VsCpu).toBeLessThan(1e-4)
+    }
+  })
+})
