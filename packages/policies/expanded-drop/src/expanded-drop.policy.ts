@@ -2,7 +2,7 @@
  * The `expanded-drop` policy: Capacity-Aware Expanded Drop (He et al., ICLR 2026; SPEC A.5).
  * Each token's candidates are its top-k plus extra experts (local ones by default); every
  * expert keeps its C = ⌈γ·k·T/E⌉ best candidates by gate score, and a kept candidate is
- * weighted by its raw softmax score.
+ * weighted by its raw softmax score (or, with `weights: 'model-native'`, in the model's scale).
  */
 import {
   definePolicy,
@@ -15,7 +15,16 @@ import {
   type Routing,
   type RoutingPolicy,
 } from '@moe-route/core'
-import { buildOutcome, capacityOf, checkRouting, DECODE_SKIPPED, keepWithinCapacity, scopeGroups, skippedOutcome } from '@moe-route/policy-capacity-drop'
+import {
+  buildOutcome,
+  capacityOf,
+  checkRouting,
+  DECODE_SKIPPED,
+  keepWithinCapacity,
+  nativeDenominators,
+  scopeGroups,
+  skippedOutcome,
+} from '@moe-route/policy-capacity-drop'
 import { extraCandidates, placementRequired } from './candidates.js'
 import { defaultOptions, schema, type ExpandedDropOptions } from './expanded-drop.schema.js'
 
@@ -77,6 +86,7 @@ export function applyExpandedDrop(routing: Routing, options: ExpandedDropOptions
       if (w !== undefined) dropped.push({ token: c.token, expert: c.expert, weight: w, reason: 'capacity', policy })
     }
   }
+  const den = options.weights === 'model-native' ? nativeDenominators(routing) : null
   const pairs: Pair[] = []
   const added: Pair[] = []
   const max = options.maxExpertsPerToken
@@ -88,7 +98,7 @@ export function applyExpandedDrop(routing: Routing, options: ExpandedDropOptions
         if (w !== undefined) dropped.push({ token: c.token, expert: c.expert, weight: w, reason: 'max-experts-per-token', policy })
         return
       }
-      const pair = { token: c.token, expert: c.expert, weight: c.score }
+      const pair = { token: c.token, expert: c.expert, weight: den ? c.score / den[c.token] : c.score }
       pairs.push(pair)
       if (w === undefined) added.push(pair)
     })

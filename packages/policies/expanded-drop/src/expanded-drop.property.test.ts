@@ -12,6 +12,7 @@ const optionsArb: fc.Arbitrary<ExpandedDropOptions> = fc.record({
   overselectionRatio: fc.constantFrom(1, 1.5, 2, 3),
   localExperts: fc.constant(null),
   maxExpertsPerToken: fc.constantFrom(null, 1, 2, 3),
+  weights: fc.constant('score'),
   applyToDecode: fc.boolean(),
   scope: fc.constantFrom('global', 'per-source-device'),
 })

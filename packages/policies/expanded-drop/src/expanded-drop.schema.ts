@@ -23,6 +23,12 @@ export interface ExpandedDropOptions extends CapacityOptions {
   localExperts: number[] | number[][] | null
   /** At most this many experts per token after the capacity cut (highest scores); `null` = no cap (the paper's "w/o max"). */
   maxExpertsPerToken: number | null
+  /**
+   * Weight of a kept candidate: `score`, its raw softmax probability (the paper and the
+   * official code); `model-native`, the same divided by the token's original top-k score sum
+   * when the routing renormalises top-k (Mixtral), i.e. the scale the model was trained with.
+   */
+  weights: 'score' | 'model-native'
 }
 
 /**
@@ -36,6 +42,7 @@ export const defaultOptions: ExpandedDropOptions = {
   overselectionRatio: 2,
   localExperts: null,
   maxExpertsPerToken: null,
+  weights: 'score',
   applyToDecode: false,
   scope: 'global',
 }
@@ -55,4 +62,5 @@ export const schema: JsonSchema = strictObject({
     ],
   },
   maxExpertsPerToken: { type: ['integer', 'null'], minimum: 1 },
+  weights: { type: 'string', enum: ['score', 'model-native'] },
 })

@@ -173,6 +173,7 @@ describe('expanded-drop: errors and plugin shape', () => {
     [{ localExperts: [[-1]] }, '/options/localExperts'],
     [{ localExperts: 'device' }, '/options/localExperts'],
     [{ rounds: 2 }, '/options/rounds'],
+    [{ weights: 'normalized' }, '/options/weights'],
   ])('rejects %j at %s', (options, path) => {
     try {
       registry.resolveOptions(expandedDrop, options)
@@ -200,5 +201,18 @@ describe('expanded-drop: errors and plugin shape', () => {
     expect(res.telemetry.droppedPairs).toBe(2)
     expect(res.telemetry.tokensFullyDropped).toBe(1)
     expect(res.telemetry.policies[0]).toMatchObject({ policy: 'expanded-drop', dropped: 2, added: 2, capacity: 1 })
+  })
+})
+
+describe('expanded-drop: weights option', () => {
+  it('model-native divides by the original top-k score sum on a renormalising model, and is raw otherwise', () => {
+    const r = routingFromRows(ROWS, { topK: 2, normalizeTopK: true })
+    const out = createExpandedDrop({ capacityFactor: 1, candidates: 'all', weights: 'model-native' }).apply(r, policyContext(4))
+    // t1 keeps e0 (.6) and e2 (.2): its original top-2 sum is .8.
+    expect(pairsOf(out.routing).find((p) => p.token === 1 && p.expert === 0)?.weight).toBeCloseTo(0.75, 6)
+    // t0 gains e3 (.1) over its original top-2 sum .8.
+    expect(pairsOf(out.routing).find((p) => p.token === 0 && p.expert === 3)?.weight).toBeCloseTo(0.125, 6)
+    const raw = createExpandedDrop({ capacityFactor: 1, candidates: 'all', weights: 'model-native' }).apply(topTwo(), policyContext(4))
+    expect(pairsOf(raw.routing).find((p) => p.token === 0 && p.expert === 3)?.weight).toBeCloseTo(0.1, 6)
   })
 })
