@@ -10,6 +10,10 @@ import reroute from '@moe-route/policy-reroute'
 import deviceCapacity from '@moe-route/policy-device-capacity'
 import expertDrop from '@moe-route/policy-expert-drop'
 import spareCapacityReroute from '@moe-route/policy-spare-capacity-reroute'
+import dynamicGating from '@moe-route/policy-dynamic-gating'
+import expertBuffer from '@moe-route/policy-expert-buffer'
+import { placementPlugins } from '@moe-route/policy-placement'
+import { c2rRouter, deviceLimitPolicy } from '@moe-route/policy-c2r'
 
 /** First-party plugins that need nothing beyond Node (the WebGPU backend is added lazily). */
 export const builtinPlugins: readonly Plugin[] = [
@@ -20,6 +24,11 @@ export const builtinPlugins: readonly Plugin[] = [
   deviceCapacity,
   expertDrop,
   spareCapacityReroute,
+  deviceLimitPolicy,
+  dynamicGating,
+  expertBuffer,
+  c2rRouter,
+  ...placementPlugins,
 ]
 
 /** A registry with core's and every first-party plugin. */

@@ -13,7 +13,7 @@ export async function main(argv: readonly string[], ctx: CliContext = defaultCon
     .description('Mixture-of-Experts inference routing: policies, dispatch, expert buffering, placement and a WebGPU layer')
     .version(CORE_VERSION, '-v, --version')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => ctx.out(s.replace(/\n$/, '')), writeErr: (s) => ctx.err(s.replace(/\n$/, '')) })
+    .configureOutput({ writeOut: (s) => ctx.out(s.replace(/\n$/, '')), writeErr: (s) => ctx.err(s.replace(/\n$/, '')), outputError: () => {} })
     .showHelpAfterError(false)
   for (const register of commands) register(program, ctx)
   try {

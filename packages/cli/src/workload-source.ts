@@ -24,7 +24,7 @@ export async function openWorkload(config: ResolvedConfig, cwd: string): Promise
   const { experts, topK } = config.model
   if (TRACE_FILE.test(w.source)) {
     const file = resolve(cwd, w.source)
-    const source = workloads.traceBatches(file, { experts, topK, tokensPerBatch, maxBatches: batches, layer: w.layer, normalizeTopK: config.model.normalizeTopK })
+    const source = workloads.traceBatches(file, { experts, topK, tokensPerBatch, batches, seed, ...(w.layer !== undefined ? { layer: w.layer } : {}) })
     return { spec: w.source, description: `trace ${file}`, batches, tokensPerBatch, seed, source }
   }
   const gen = workloads.workloadFromSpec(w.source)

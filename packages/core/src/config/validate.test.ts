@@ -63,3 +63,18 @@ describe('config validation', () => {
     expect(c.devices).toBe(1)
   })
 })
+
+describe('config validation never throws on arbitrary JSON', () => {
+  it('returns issues instead', async () => {
+    const fc = (await import('fast-check')).default
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.jsonValue(), (a, b) => {
+        for (const raw of [a, { model: a, policies: b }, { model, policies: [b], devices: a }]) {
+          const r = checkConfig(raw, registry)
+          expect(Array.isArray(r.issues)).toBe(true)
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+})

@@ -44,22 +44,21 @@ export const CONFIG_DEFAULTS = {
  */
 export function checkConfig(raw: unknown, registry?: PluginRegistry): { config?: ResolvedConfig; issues: MoeIssue[] } {
   const validate = compileSchema(configSchema)
-  if (!validate(raw)) {
-    const issues = ajvIssues(validate.errors, '', ErrorCodes.CONFIG_INVALID)
-    return { issues }
-  }
+  const issues: MoeIssue[] = validate(raw) ? [] : ajvIssues(validate.errors, '', ErrorCodes.CONFIG_INVALID)
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { issues }
+  // Keep checking what can be checked, so one run reports every problem.
   const cfg = raw as MoeConfig
-  const issues: MoeIssue[] = []
-  if (cfg.model.topK > cfg.model.experts) {
-    issues.push({ code: ErrorCodes.TOPK_EXCEEDS_EXPERTS, path: '/model/topK', message: `must be ≤ experts (${cfg.model.experts}), got ${cfg.model.topK}` })
+  const m = (cfg.model ?? {}) as Partial<MoeConfig['model']>
+  if (Number.isInteger(m.topK) && Number.isInteger(m.experts) && m.topK! > m.experts!) {
+    issues.push({ code: ErrorCodes.TOPK_EXCEEDS_EXPERTS, path: '/model/topK', message: `must be ≤ experts (${m.experts}), got ${m.topK}` })
   }
   const devices = cfg.devices ?? CONFIG_DEFAULTS.devices
-  if (devices > cfg.model.experts && !cfg.placement) {
-    issues.push({ code: ErrorCodes.CONFIG_INVALID, path: '/devices', message: `${devices} devices for ${cfg.model.experts} experts: the contiguous placement needs devices ≤ experts` })
+  if (Number.isInteger(devices) && Number.isInteger(m.experts) && devices > m.experts! && !cfg.placement) {
+    issues.push({ code: ErrorCodes.CONFIG_INVALID, path: '/devices', message: `${devices} devices for ${m.experts} experts: the contiguous placement needs devices ≤ experts` })
   }
   const config: ResolvedConfig = {
     ...cfg,
-    model: { ...cfg.model, normalizeTopK: cfg.model.normalizeTopK ?? true },
+    model: { ...m, normalizeTopK: m.normalizeTopK ?? true } as ModelShape,
     router: cfg.router ?? CONFIG_DEFAULTS.router,
     policies: cfg.policies ?? [],
     dispatcher: cfg.dispatcher ?? CONFIG_DEFAULTS.dispatcher,
@@ -76,11 +75,11 @@ export function checkConfig(raw: unknown, registry?: PluginRegistry): { config?:
       ['placement', config.placement, '/placement'],
       ['backend', cfg.backend, '/backend'], // the default (cpu) is optional: routing-only embeddings need none
       ['store', config.store, '/store'],
-      ...config.policies.map((p, i) => ['policy', p, `/policies/${i}`] as [PluginKind, PluginRef, string]),
-      ...config.policies.map((p, i) => ['policy', p.fallback, `/policies/${i}/fallback`] as [PluginKind, PluginRef | undefined, string]),
+      ...(Array.isArray(config.policies) ? config.policies : []).map((p, i) => ['policy', p, `/policies/${i}`] as [PluginKind, PluginRef, string]),
+      ...(Array.isArray(config.policies) ? config.policies : []).map((p, i) => ['policy', p?.fallback, `/policies/${i}/fallback`] as [PluginKind, PluginRef | undefined, string]),
     ]
     for (const [kind, ref, path] of refs) {
-      if (!ref) continue
+      if (!ref || typeof ref !== 'object' || typeof ref.use !== 'string') continue
       if (!registry.has(kind, ref.use)) {
         const known = registry.list(kind).map((p) => p.name)
         issues.push({ code: ErrorCodes.PLUGIN_UNKNOWN, path: `${path}/use`, message: `unknown ${kind} plugin '${ref.use}' (known: ${known.join(', ') || 'none'})`, plugin: ref.use })
@@ -89,7 +88,10 @@ export function checkConfig(raw: unknown, registry?: PluginRegistry): { config?:
       issues.push(...registry.checkOptions(registry.get(kind, ref.use), ref.options, `${path}/options`).issues)
     }
   }
-  return { config, issues }
+  // Deduplicate (schema and semantic checks may both flag a field).
+  const seen = new Set<string>()
+  const unique = issues.filter((i) => !seen.has(i.path + i.message) && seen.add(i.path + i.message))
+  return { config, issues: unique }
 }
 
 /** Like {@link checkConfig} but throws MOE_ROUTE_ERR_CONFIG_INVALID listing every issue. */

@@ -1,0 +1,118 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import type { CliContext } from './context.js'
+import { main } from './main.js'
+import type { RunReport } from './commands/run.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'moe-cli-'))
+const file = (name: string, content: unknown) => {
+  const p = join(dir, name)
+  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content))
+  return p
+}
+
+async function cli(...argv: string[]) {
+  const out: string[] = []
+  const err: string[] = []
+  const ctx: CliContext = { out: (s) => out.push(s), err: (s) => err.push(s), interactive: false, cwd: dir }
+  const code = await main(argv, ctx)
+  return { code, out: out.join('\n'), err: err.join('\n') }
+}
+
+describe('moe-route validate', () => {
+  it('prints every error with its code and field, and exits non-zero', async () => {
+    const bad = file('bad.json', {
+      model: { experts: 8, topK: 9, hidden: 64, intermediate: 0 },
+      policies: [{ use: 'capacity-drop', options: { capacityFactor: -1, priority: 'loudest' } }, { use: 'no-such-policy' }],
+    })
+    const r = await cli('validate', '--config', bad)
+    expect(r.code).toBe(1)
+    for (const needle of ['/model/intermediate', '/model/topK', '/policies/0/options/capacityFactor', '/policies/0/options/priority', '/policies/1/use']) {
+      expect(r.err).toContain(needle)
+    }
+    expect(r.err).toMatch(/^MOE_ROUTE_ERR_/m)
+  })
+
+  it('accepts a good config', async () => {
+    const good = file('good.json', { model: { experts: 8, topK: 2, hidden: 64, intermediate: 128 }, policies: [{ use: 'capacity-drop' }] })
+    const r = await cli('validate', '--config', good)
+    expect(r.code).toBe(0)
+    expect(r.out).toContain('valid')
+  })
+
+  it('names missing and unparsable files', async () => {
+    expect((await cli('validate', '--config', join(dir, 'nope.json'))).err).toMatch(/^MOE_ROUTE_ERR_FILE_NOT_FOUND: /)
+    expect((await cli('validate', '--config', file('broken.json', '{ "model": '))).err).toMatch(/^MOE_ROUTE_ERR_CONFIG_PARSE: /)
+    const usage = await cli('frobnicate')
+    expect(usage.code).toBe(2)
+    expect(usage.err).toMatch(/^MOE_ROUTE_ERR_USAGE/)
+  })
+})
+
+describe('moe-route route', () => {
+  // 4 tokens, 4 experts, top-1: every token wants expert 0. capacity-drop γ=1 → C = ceil(1·1·4/4) = 1.
+  const input = {
+    experts: 4,
+    topK: 1,
+    scores: [
+      [0.7, 0.1, 0.1, 0.1],
+      [0.9, 0.05, 0.03, 0.02],
+      [0.4, 0.3, 0.2, 0.1],
+      [0.6, 0.2, 0.1, 0.1],
+    ],
+  }
+  it('routes through the config policies and prints the documented JSON', async () => {
+    const cfg = file('route.json', { model: { experts: 4, topK: 1, hidden: 1, intermediate: 1, normalizeTopK: false }, policies: [{ use: 'capacity-drop', options: { capacityFactor: 1 } }] })
+    const r = await cli('route', '--input', file('in.json', input), '--config', cfg, '--json')
+    expect(r.code, r.err).toBe(0)
+    const o = JSON.parse(r.out)
+    expect(o.capacity).toBe(1)
+    expect(o.tokens[1].kept).toEqual([[0, expect.closeTo(0.9, 5)]]) // highest score wins
+    expect(o.tokens.map((t: { dropped: unknown[] }) => t.dropped.length)).toEqual([1, 0, 1, 1])
+    expect(o.tokens[0].dropped[0]).toEqual([0, expect.closeTo(0.7, 5), 'capacity'])
+    expect(o.load).toEqual([1, 0, 0, 0])
+    expect(o.loadBefore).toEqual([4, 0, 0, 0])
+  })
+
+  it('without a config routes plain top-k', async () => {
+    const r = await cli('route', '--input', file('in2.json', { ...input, topK: 2 }), '--json')
+    const o = JSON.parse(r.out)
+    expect(o.capacity).toBeNull()
+    expect(o.tokens[2].kept.map((p: number[]) => p[0])).toEqual([0, 1])
+  })
+
+  it.each([
+    ['k > E', { ...input, topK: 5 }, 'MOE_ROUTE_ERR_TOPK_EXCEEDS_EXPERTS'],
+    ['NaN score', { ...input, scores: [[0.5, 'NaN', 0.2, 0.3]] }, 'MOE_ROUTE_ERR_INPUT_NOT_FINITE'],
+    ['ragged row', { ...input, scores: [[0.5, 0.5]] }, 'MOE_ROUTE_ERR_SHAPE_MISMATCH'],
+    ['both scores and logits', { ...input, logits: input.scores }, 'MOE_ROUTE_ERR_INPUT_INVALID'],
+  ])('%s gets a clear error', async (_n, doc, code) => {
+    const r = await cli('route', '--input', file(`bad-${code}.json`, doc), '--json')
+    expect(r.code).toBe(1)
+    expect(r.err.startsWith(code)).toBe(true)
+  })
+})
+
+describe('moe-route run', () => {
+  it('runs the embedded default (shortened) and reports load, drops and a stable checksum', async () => {
+    const a = await cli('run', '--json', '--batches', '2', '--tokens', '128')
+    expect(a.code, a.err).toBe(0)
+    const r = JSON.parse(a.out) as RunReport
+    expect(r.backend.name).toBe('cpu')
+    expect(r.shape).toMatchObject({ experts: 8, topK: 2, hidden: 256, intermediate: 896 })
+    expect(r.batches).toBe(2)
+    expect(r.tokens).toBe(256)
+    expect(r.pairs).toBe(512)
+    expect(r.load.before.reduce((s, x) => s + x, 0)).toBe(512)
+    expect(r.load.after.reduce((s, x) => s + x, 0)).toBe(512 - r.droppedPairs)
+    expect(Math.max(...r.load.after)).toBeLessThanOrEqual(2 * Math.ceil((1.5 * 2 * 128) / 8)) // γ=1.5 cap per batch, 2 batches
+    expect(r.output.l2Norm).toBeGreaterThan(0)
+    const b = JSON.parse((await cli('run', '--json', '--batches', '2', '--tokens', '128')).out) as RunReport
+    expect(b.output.checksum).toBe(r.output.checksum)
+    const text = await cli('run', '--batches', '1', '--tokens', '64', '--no-progress')
+    expect(text.out).toContain('load per expert')
+    expect(text.out).toContain('checksum')
+  }, 60_000)
+})
