@@ -11,7 +11,7 @@ export { defaultOptions, schema, type CapacityDropOptions } from './capacity-dro
 export { checkRouting, PolicyErrorCodes } from './shared/errors.js'
 export { buildOutcome, DECODE_SKIPPED, skippedOutcome, type OutcomeParts } from './shared/outcome.js'
 export { compareKeyed, keepWithinCapacity, keyedPairs, type CapacityCut, type KeyedPair, type Priority } from './shared/priority.js'
-export { capacityProperties, renormalizeProperty, strictObject, type CapacityOptions } from './shared/schema.js'
+export { capacityProperties, renormalizeProperty, renormalizeValues, strictObject, type CapacityOptions } from './shared/schema.js'
 export { capacityOf, scopeGroups, type CapacityRounding, type CapacityScope, type ScopeGroup } from './shared/scope.js'
 export { summarize, type OutcomeSummary } from './shared/summarize.js'
 export { nativeDenominators, nativeWeight, renormalize, type Renormalize } from './shared/weights.js'

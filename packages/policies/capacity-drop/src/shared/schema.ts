@@ -1,5 +1,6 @@
 /** JSON Schema fragments shared by the capacity-aware policies (strict: no unknown fields). */
 import type { JsonSchema } from '@moe-route/core'
+import type { Renormalize } from './weights.js'
 
 /** Options every capacity-aware policy shares. */
 export interface CapacityOptions {
@@ -21,8 +22,11 @@ export const capacityProperties: Record<keyof CapacityOptions, JsonSchema> = {
   scope: { type: 'string', enum: ['global', 'per-source-device'] },
 }
 
+/** The values of the `renormalize` option. */
+export const renormalizeValues: readonly Renormalize[] = ['none', 'model-native', 'kept']
+
 /** Schema of the `renormalize` option (see {@link Renormalize}). */
-export const renormalizeProperty: JsonSchema = { type: 'string', enum: ['none', 'model-native', 'kept'] }
+export const renormalizeProperty: JsonSchema = { type: 'string', enum: [...renormalizeValues] }
 
 /** A strict object schema: every listed property required, nothing else allowed. */
 export function strictObject(properties: Record<string, JsonSchema>): JsonSchema {
