@@ -99,6 +99,9 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
       stream.end()
     }
   })()
+  // A failed batch makes the producer's next write reject; the consumer below reports that
+  // failure, so the producer's rejection must not become an unhandled one.
+  producer.catch(() => {})
   try {
     for await (const r of stream) {
       const t: BatchTelemetry = r.telemetry
