@@ -116,3 +116,23 @@ describe('moe-route run', () => {
     expect(text.out).toContain('checksum')
   }, 60_000)
 })
+
+describe('moe-route run --backend webgpu', () => {
+  const required = Boolean(process.env.CI || process.env.MOE_ROUTE_REQUIRE_WEBGPU)
+  it('names the adapter and agrees with the CPU backend', async (ctx) => {
+    const { probeAdapter } = await import('@moe-route/backend-webgpu')
+    const adapter = await probeAdapter()
+    if (!adapter) {
+      if (required) throw new Error('no WebGPU adapter under CI: run scripts/install-lavapipe.sh and set XDG_RUNTIME_DIR=/tmp')
+      ctx.skip('no WebGPU adapter here; install one with scripts/install-lavapipe.sh (Mesa lavapipe) to run this test')
+    }
+    const gpu = await cli('run', '--json', '--backend', 'webgpu', '--batches', '1', '--tokens', '64')
+    expect(gpu.code, gpu.err).toBe(0)
+    const g = JSON.parse(gpu.out) as RunReport
+    expect(g.backend.name).toBe('webgpu')
+    expect(g.backend.adapter).toBeTruthy()
+    const c = JSON.parse((await cli('run', '--json', '--batches', '1', '--tokens', '64')).out) as RunReport
+    expect(g.load).toEqual(c.load) // same routing and drops
+    expect(Math.abs(g.output.l2Norm - c.output.l2Norm) / c.output.l2Norm).toBeLessThan(1e-4)
+  }, 120_000)
+})

@@ -5,6 +5,7 @@ import { readJsonFile } from './context.js'
 import { builtinRegistry } from './builtins.js'
 import { DEFAULT_CONFIG } from './default-config.js'
 import { loadConfigPlugins } from './plugins-loader.js'
+import { loadBackendPlugin } from './webgpu.js'
 
 /** A loaded config with its registry. */
 export interface LoadedConfig {
@@ -20,6 +21,7 @@ export async function loadConfig(path: string | undefined, cwd: string, override
   const raw = overrides(path ? (readJsonFile(source) as MoeConfig) : DEFAULT_CONFIG)
   const registry = builtinRegistry()
   await loadConfigPlugins(raw, registry, path ? resolve(source, '..') : cwd)
+  await registerWebGpuIfNamed(raw, registry)
   const config = resolveConfig(raw, registry, path ?? source)
   return { raw, config, registry, source }
 }
@@ -31,8 +33,19 @@ export async function collectConfigIssues(path: string, cwd: string): Promise<Mo
   const registry = builtinRegistry()
   const issues: MoeIssue[] = []
   await loadConfigPlugins(raw, registry, resolve(source, '..'), issues)
+  try {
+    await registerWebGpuIfNamed(raw, registry)
+  } catch (e) {
+    const err = e as { code?: string; message: string }
+    issues.push({ code: (err.code ?? ErrorCodes.BACKEND_UNAVAILABLE) as MoeIssue['code'], path: '/backend/use', message: err.message, plugin: 'webgpu' })
+  }
   // A package that failed to load is also an unknown plugin for checkConfig: report it once.
   const failed = new Set(issues.map((i) => i.path))
   issues.push(...checkConfig(raw, registry).issues.filter((i) => !(i.code === ErrorCodes.PLUGIN_UNKNOWN && failed.has(i.path))))
   return issues
+}
+
+/** The WebGPU backend loads its native addon lazily: only when a config names it. */
+async function registerWebGpuIfNamed(raw: MoeConfig, registry: PluginRegistry): Promise<void> {
+  if (raw?.backend?.use === 'webgpu' && !registry.has('backend', 'webgpu')) registry.register(await loadBackendPlugin('webgpu'))
 }

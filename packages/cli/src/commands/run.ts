@@ -7,7 +7,6 @@ import type { CliContext } from '../context.js'
 import { intOption } from '../context.js'
 import { createProgress } from '../progress.js'
 import { fmt, loadHistogram, pct } from '../report.js'
-import { loadBackendPlugin } from '../webgpu.js'
 import { openWorkload } from '../workload-source.js'
 
 interface RunFlags {
@@ -76,12 +75,11 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
       : {}),
   }))
   const { config, registry } = loaded
-  if (config.backend.use === 'webgpu' && !registry.has('backend', 'webgpu')) registry.register(await loadBackendPlugin('webgpu'))
   const model = config.model
   const weights: LayerWeights = randomLayerWeights(model, { seed: config.weights?.seed ?? config.seed, std: config.weights?.std ?? 0.02 })
   const engine = createMoe({ config, registry, weights, source: loaded.source })
   const workload = await openWorkload(config, ctx.cwd)
-  const info = engine.backend?.info() ?? { name: 'none' }
+  let info = engine.backend?.info() ?? { name: 'none' }
   const agg = new TelemetryAggregate()
   const stream = new TokenStream(engine, { maxInFlight: config.stream?.maxInFlight ?? 1, capacity: config.stream?.capacity ?? 4 })
   const progress = createProgress(ctx, flags.progress !== false && !flags.json, workload.batches, 'batches')
@@ -122,6 +120,8 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
     await producer
   } finally {
     progress.stop()
+    // Read after the run: a GPU backend names its adapter once it has acquired the device.
+    info = engine.backend?.info() ?? info
     await engine.dispose()
   }
   const seconds = (performance.now() - t0) / 1000

@@ -1,0 +1,162 @@
+/**
+ * A device with its buffer pool, uniform cache and optional profiler, and a recorder that
+ * encodes kernel dispatches, copies and clears into one command buffer.
+ */
+import type { AcquiredDevice, DeviceFeatures } from './device.js'
+import { BufferPool, READBACK_USAGE } from './buffer-pool.js'
+import { BufferUsage, MAP_READ_MODE, STORAGE_RW } from './constants.js'
+import { ProgramCache, type KernelProgram } from './program.js'
+import { Profiler } from './profiler.js'
+
+/** Everything the kernels need to run on one device. Lifetime: that of the device. */
+export class GpuContext {
+  readonly device: GPUDevice
+  readonly features: DeviceFeatures
+  readonly adapterName: string
+  readonly pool: BufferPool
+  readonly profiler: Profiler | null
+  private readonly uniformCache = new Map<string, GPUBuffer>()
+
+  constructor(acquired: AcquiredDevice, options: { profile?: boolean } = {}) {
+    this.device = acquired.device
+    this.features = acquired.features
+    this.adapterName = acquired.adapterName
+    this.pool = new BufferPool(this.device)
+    this.profiler = options.profile && acquired.features.timestampQuery ? new Profiler(this.device) : null
+  }
+
+  /** A uniform buffer holding `data`. Identical contents share one immutable buffer (bounded cache). */
+  uniform(data: Uint32Array, label: string): GPUBuffer {
+    let key = ''
+    for (let i = 0; i < data.length; i++) key += data[i].toString(36) + ','
+    let buf = this.uniformCache.get(key)
+    if (buf) return buf
+    if (this.uniformCache.size >= 512) {
+      const [first, old] = this.uniformCache.entries().next().value as [string, GPUBuffer]
+      this.uniformCache.delete(first)
+      // destroying is deferred to GC: an encoder being recorded may still reference it
+      void old
+    }
+    buf = this.device.createBuffer({ label: `${label} uniforms`, size: data.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST })
+    this.device.queue.writeBuffer(buf, 0, data)
+    this.uniformCache.set(key, buf)
+    return buf
+  }
+
+  /** A storage buffer from the pool (release it with `pool.release` after submit). */
+  storage(bytes: number, label: string, extraUsage = 0): GPUBuffer {
+    return this.pool.acquire(bytes, STORAGE_RW | extraUsage, label)
+  }
+
+  /** Uploads a typed array into a pooled storage buffer. */
+  upload(data: ArrayBufferView, label: string, minBytes = 0): GPUBuffer {
+    const buf = this.storage(Math.max(data.byteLength, minBytes, 16), label)
+    if (data.byteLength > 0) this.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength)
+    return buf
+  }
+
+  /** Starts recording a command buffer. */
+  recorder(label: string): Recorder {
+    return new Recorder(this, label)
+  }
+
+  /** Drops cached uniforms and pooled buffers (the device stays). */
+  dispose(): void {
+    this.pool.clear()
+    for (const b of this.uniformCache.values()) b.destroy()
+    this.uniformCache.clear()
+    this.profiler?.destroy()
+  }
+}
+
+/** Encodes dispatches into one command encoder; `submit()` sends it and returns readbacks. */
+export class Recorder {
+  readonly encoder: GPUCommandEncoder
+  private pass: GPUComputePassEncoder | null = null
+  private readonly reads: { src: GPUBuffer; bytes: number; dst: GPUBuffer }[] = []
+  private readonly transient: GPUBuffer[] = []
+  private profiled = false
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly label: string,
+  ) {
+    this.encoder = ctx.device.createCommandEncoder({ label })
+  }
+
+  /** Runs `program` with `params` over `buffers` (bindings 0..n-1; uniforms at binding n). */
+  run<P>(program: KernelProgram<P>, params: P, buffers: readonly GPUBuffer[]): void {
+    const { device, profiler } = this.ctx
+    const pipeline = ProgramCache.get(device, program)
+    const { dispatch, uniforms } = program.getRunData(params)
+    const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }))
+    entries.push({ binding: buffers.length, resource: { buffer: this.ctx.uniform(uniforms, program.name) } })
+    const bindGroup = device.createBindGroup({ label: program.name, layout: pipeline.getBindGroupLayout(0), entries })
+    let pass: GPUComputePassEncoder
+    if (profiler) {
+      this.endPass()
+      const timestampWrites = profiler.next(program.name)
+      if (timestampWrites) this.profiled = true
+      pass = this.encoder.beginComputePass({ label: program.name, ...(timestampWrites ? { timestampWrites } : {}) })
+    } else {
+      pass = this.pass ??= this.encoder.beginComputePass({ label: this.label })
+    }
+    pass.setPipeline(pipeline)
+    pass.setBindGroup(0, bindGroup)
+    if (Array.isArray(dispatch)) {
+      const [x, y, z] = dispatch as readonly [number, number, number]
+      if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z)
+    } else {
+      const d = dispatch as { indirect: GPUBuffer; offset: number }
+      pass.dispatchWorkgroupsIndirect(d.indirect, d.offset)
+    }
+    if (profiler) pass.end()
+  }
+
+  private endPass(): void {
+    this.pass?.end()
+    this.pass = null
+  }
+
+  /** Zeroes `bytes` bytes of `buffer` (a multiple of 4). */
+  clear(buffer: GPUBuffer, bytes?: number): void {
+    this.endPass()
+    this.encoder.clearBuffer(buffer, 0, bytes === undefined ? undefined : Math.ceil(bytes / 4) * 4)
+  }
+
+  /** Copies `src` into a fresh readback buffer when the command buffer is submitted. */
+  read(src: GPUBuffer, bytes: number): number {
+    this.endPass()
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4)
+    const dst = this.ctx.pool.acquire(size, READBACK_USAGE, `${this.label} readback`)
+    this.encoder.copyBufferToBuffer(src, 0, dst, 0, size)
+    this.reads.push({ src, bytes, dst })
+    return this.reads.length - 1
+  }
+
+  /** Buffers to give back to the pool after submit. */
+  releaseAfterSubmit(...buffers: GPUBuffer[]): void {
+    this.transient.push(...buffers)
+  }
+
+  /** Submits and waits for the readbacks; returns their bytes and the kernel times (when profiling). */
+  async submit(): Promise<{ reads: ArrayBuffer[]; kernels?: Record<string, number> }> {
+    this.endPass()
+    const { ctx } = this
+    const resolved = this.profiled && ctx.profiler ? ctx.profiler.encodeResolve(this.encoder) : false
+    ctx.device.queue.submit([this.encoder.finish({ label: this.label })])
+    ctx.pool.release(...this.transient)
+    const reads = await Promise.all(
+      this.reads.map(async ({ dst, bytes }) => {
+        await dst.mapAsync(MAP_READ_MODE, 0, Math.max(4, Math.ceil(bytes / 4) * 4))
+        const copy = dst.getMappedRange(0, Math.max(4, Math.ceil(bytes / 4) * 4)).slice(0, bytes)
+        dst.unmap()
+        ctx.pool.release(dst)
+        return copy
+      }),
+    )
+    if (resolved && ctx.profiler) return { reads, kernels: await ctx.profiler.collect() }
+    if (this.reads.length === 0) await ctx.device.queue.onSubmittedWorkDone()
+    return { reads }
+  }
+}

@@ -1,0 +1,84 @@
+import { uniforms, type Dispatch, type KernelProgram } from '../../gpu/program.js'
+import { teamKey, type TeamConsts } from '../common/team.wgsl.js'
+import { GEMM_BM, GEMM_BN, gemmWgsl } from './expert-gemm.wgsl.js'
+import { gemvDownWgsl, gemvGateUpWgsl } from './expert-gemv.wgsl.js'
+
+/** Weight storage of the expert kernels. */
+export type WeightsDtype = 'f32' | 'f16'
+
+/** Teams per workgroup in the decode kernels (one weight row per team). */
+export const GEMV_TEAMS = 8
+
+/** Run parameters of the decode gate+up kernel. */
+export interface GemvGateUpParams {
+  readonly tokens: number
+  readonly hidden: number
+  readonly intermediate: number
+  readonly experts: number
+}
+
+/** Decode gate+up; bindings: x ((T+1)×H, last row zero), rowToken, offsets, gate, up, act (R×I). */
+export function gemvGateUpProgram(dtype: WeightsDtype, team: TeamConsts, mt: number): KernelProgram<GemvGateUpParams> {
+  return {
+    name: 'experts-gemv-gate-up',
+    cacheKey: `gemv-gate-up|${dtype}|${teamKey(team)}|mt=${mt}`,
+    getShaderSource: () => gemvGateUpWgsl({ ...team, dtype, mt }),
+    getRunData: ({ tokens, hidden, intermediate, experts }) => ({
+      dispatch: [Math.ceil(intermediate / team.teams), experts, 1],
+      uniforms: uniforms([tokens, hidden / 8, intermediate]),
+    }),
+  }
+}
+
+/** Run parameters of the decode down kernel. */
+export interface GemvDownParams {
+  readonly hidden: number
+  readonly intermediate: number
+  readonly experts: number
+  readonly rowsTotal: number
+}
+
+/** Decode down; bindings: act (R×I), offsets, down, y (R×H). */
+export function gemvDownProgram(dtype: WeightsDtype, team: TeamConsts, mt: number): KernelProgram<GemvDownParams> {
+  return {
+    name: 'experts-gemv-down',
+    cacheKey: `gemv-down|${dtype}|${teamKey(team)}|mt=${mt}`,
+    getShaderSource: () => gemvDownWgsl({ ...team, dtype, mt }),
+    getRunData: ({ hidden, intermediate, experts, rowsTotal }) => ({
+      dispatch: [Math.ceil(hidden / team.teams), experts, 1],
+      uniforms: uniforms([hidden, intermediate / 8, rowsTotal]),
+    }),
+  }
+}
+
+/** Run parameters of the grouped GEMM kernels. */
+export interface GemmParams {
+  readonly tokens: number
+  readonly kdim: number
+  readonly ndim: number
+  readonly experts: number
+  readonly rowsTotal: number
+  /** Largest group (rows) when known on the host; else `indirect` args from the offsets kernel. */
+  readonly maxRows?: number
+  readonly indirect?: { readonly buffer: GPUBuffer; readonly offset: number }
+}
+
+function gemmDispatch(p: GemmParams): Dispatch {
+  if (p.indirect) return { indirect: p.indirect.buffer, offset: p.indirect.offset }
+  return [Math.ceil(p.ndim / GEMM_BN), Math.ceil((p.maxRows ?? 0) / GEMM_BM), p.experts]
+}
+
+/**
+ * Prefill grouped GEMM. `gateup` bindings: x, rowToken, offsets, gate, up, act;
+ * `down` bindings: act, offsets, down, y.
+ */
+export function gemmProgram(dtype: WeightsDtype, kind: 'gateup' | 'down'): KernelProgram<GemmParams> {
+  return {
+    name: kind === 'gateup' ? 'experts-gemm-gate-up' : 'experts-gemm-down',
+    cacheKey: `gemm|${kind}|${dtype}|${GEMM_BM}x${GEMM_BN}`,
+    getShaderSource: () => gemmWgsl({ dtype, kind }),
+    getRunData: (p) => ({ dispatch: gemmDispatch(p), uniforms: uniforms([p.tokens, p.kdim, p.ndim, p.rowsTotal]) }),
+  }
+}
+
+export { GEMM_BM, GEMM_BN }

@@ -1,0 +1,29 @@
+import { linearWorkgroup, teamHeader, teamSumWgsl, type TeamConsts } from '../common/team.wgsl.js'
+
+/**
+ * Gate matmul: logits[t, e] = x[t, :] · router[e, :]. One team per (token, expert) output;
+ * lanes stride over vec4 columns of H, then reduce.
+ */
+export const gateWgsl = (team: TeamConsts): string => /* wgsl */ `${teamHeader(team)}
+struct Params { tokens: u32, experts: u32, h4: u32, _pad: u32 };
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> router: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${teamSumWgsl(team)}
+@compute @workgroup_size(${team.team * team.teams})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${linearWorkgroup}
+  let total = params.tokens * params.experts;
+  let outIdx = wgLinear * ${team.teams}u + lid / ${team.team}u;
+  let lane = lid % ${team.team}u;
+  let o = min(outIdx, total - 1u);
+  let t = o / params.experts;
+  let e = o % params.experts;
+  var acc = 0.0;
+  for (var c = lane; c < params.h4; c = c + ${team.team}u) {
+    acc = acc + dot(x[t * params.h4 + c], router[e * params.h4 + c]);
+  }
+  let s = teamSum(acc, lid);
+  if (lane == 0u && outIdx < total) { logits[o] = s; }
+}`

@@ -1,0 +1,66 @@
+/** Constants of the routing kernels (one invocation per token). */
+export interface SoftmaxTopkConsts {
+  readonly workgroupSize: number
+}
+
+/** Row softmax, max-subtracted, f32: scores[t, :] = softmax(logits[t, :]). */
+export const softmaxWgsl = ({ workgroupSize }: SoftmaxTopkConsts): string => /* wgsl */ `
+struct Params { tokens: u32, experts: u32, _a: u32, _b: u32 };
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.y * nwg.x + wid.x) * ${workgroupSize}u + lid;
+  if (t >= params.tokens) { return; }
+  let E = params.experts;
+  let o = t * E;
+  var m = logits[o];
+  for (var e = 1u; e < E; e = e + 1u) { m = max(m, logits[o + e]); }
+  var sum = 0.0;
+  for (var e = 0u; e < E; e = e + 1u) { sum = sum + exp(logits[o + e] - m); }
+  let inv = 1.0 / sum;
+  for (var e = 0u; e < E; e = e + 1u) { scores[o + e] = exp(logits[o + e] - m) * inv; }
+}`
+
+/**
+ * Top-k per token by score descending, ties to the lower expert index (k passes over E,
+ * each taking the best entry strictly after the previous pick in that order). Weights are
+ * the scores, renormalised over the k picks when \`normalize\` is 1.
+ */
+export const topkWgsl = ({ workgroupSize }: SoftmaxTopkConsts): string => /* wgsl */ `
+struct Params { tokens: u32, experts: u32, k: u32, normalize: u32 };
+@group(0) @binding(0) var<storage, read> scores: array<f32>;
+@group(0) @binding(1) var<storage, read_write> topIdx: array<i32>;
+@group(0) @binding(2) var<storage, read_write> topW: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.y * nwg.x + wid.x) * ${workgroupSize}u + lid;
+  if (t >= params.tokens) { return; }
+  let E = params.experts;
+  let k = params.k;
+  let o = t * E;
+  var prevS = 0.0;
+  var prevI = -1;
+  var sum = 0.0;
+  for (var j = 0u; j < k; j = j + 1u) {
+    var best = -1;
+    var bestS = 0.0;
+    for (var e = 0u; e < E; e = e + 1u) {
+      let s = scores[o + e];
+      let after = j == 0u || s < prevS || (s == prevS && i32(e) > prevI);
+      if (after && (best < 0 || s > bestS)) { best = i32(e); bestS = s; }
+    }
+    topIdx[t * k + j] = best;
+    topW[t * k + j] = bestS;
+    sum = sum + bestS;
+    prevS = bestS;
+    prevI = best;
+  }
+  if (params.normalize == 1u) {
+    for (var j = 0u; j < k; j = j + 1u) {
+      topW[t * k + j] = select(1.0 / f32(k), topW[t * k + j] / sum, sum > 0.0);
+    }
+  }
+}`

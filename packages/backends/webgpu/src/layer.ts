@@ -1,0 +1,344 @@
+/**
+ * The MoE layer on one device: gate, routing, dispatch, grouped SwiGLU experts and combine,
+ * encoded as kernel dispatches. `experts()` runs any DispatchPlan built on the host;
+ * `forward()` keeps the whole layer on the GPU (routing included) and reads back only the
+ * output and the per-expert counts.
+ */
+import { ErrorCodes, MoeError, assertLength, type DispatchPlan, type LayerWeights } from '@moe-route/core'
+import { BufferUsage } from './gpu/constants.js'
+import type { GpuContext, Recorder } from './gpu/context.js'
+import { teamFor, type TeamConsts } from './kernels/common/team.wgsl.js'
+import { combineProgram } from './kernels/combine/combine.program.js'
+import { offsetsProgram, scatterProgram, selectProgram } from './kernels/dispatch/dispatch.program.js'
+import {
+  GEMM_BM,
+  GEMM_BN,
+  GEMV_TEAMS,
+  gemmProgram,
+  gemvDownProgram,
+  gemvGateUpProgram,
+  type WeightsDtype,
+} from './kernels/expert-ffn/expert-ffn.program.js'
+import { gateProgram } from './kernels/gate/gate.program.js'
+import { softmaxProgram, topkProgram } from './kernels/softmax-topk/softmax-topk.program.js'
+import { resolvePolicy, type LayerPolicy } from './policy.js'
+import { uploadLayerWeights, type DeviceLayerWeights } from './weights.js'
+
+/** Which expert kernels run: decode GEMV (weights streamed once), tiled GEMM, or chosen by group size. */
+export type ExpertKernel = 'auto' | 'gemv' | 'gemm'
+
+/** Options of {@link WebGpuMoeLayer}. */
+export interface LayerOptions {
+  /** Storage of uploaded expert weights (default f32). */
+  readonly weightsDtype?: WeightsDtype
+  /** Use subgroup reductions where the device has them (default true). */
+  readonly subgroups?: boolean
+  /** Default expert kernel (default auto). */
+  readonly expertKernel?: ExpertKernel
+  /** `auto` uses GEMV while the (largest or expected) group has at most this many rows (default 32). */
+  readonly gemvMaxRows?: number
+}
+
+/** Options of one {@link WebGpuMoeLayer.forward} call. */
+export interface ForwardOptions {
+  readonly policy?: LayerPolicy
+  readonly expertKernel?: ExpertKernel
+  /** Also read back the routing (top-k ids, weights, which pairs were computed). */
+  readonly readRouting?: boolean
+}
+
+/** Routing read back from the device. */
+export interface DeviceRouting {
+  /** tokens × k expert ids (descending score, ties lower id). */
+  readonly expertIds: Int32Array
+  /** tokens × k combine weights. */
+  readonly weights: Float32Array
+  /** tokens × experts softmax scores. */
+  readonly scores: Float32Array
+  /** tokens × k: 1 when the pair was computed, 0 when dropped. */
+  readonly kept: Uint8Array
+}
+
+/** Result of {@link WebGpuMoeLayer.forward}. */
+export interface ForwardResult {
+  /** tokens × hidden layer output. */
+  readonly output: Float32Array
+  /** Real rows per expert after the policy. */
+  readonly counts: Int32Array
+  /** Rows computed (real + padding). */
+  readonly rows: number
+  readonly paddingRows: number
+  /** Router pairs not computed. */
+  readonly droppedPairs: number
+  /** Per-expert capacity in force, or null. */
+  readonly capacity: number | null
+  readonly mode: 'dynamic' | 'static'
+  /** Expert kernel used. */
+  readonly expertKernel: 'gemv' | 'gemm'
+  readonly routing?: DeviceRouting
+  /** Kernel times in ms (when profiling). */
+  readonly kernels?: Record<string, number>
+}
+
+/** Device buffers of one encoded forward; `release()` returns them to the pool. */
+export interface ForwardBuffers {
+  readonly out: GPUBuffer
+  readonly counts: GPUBuffer
+  readonly offsets: GPUBuffer
+  readonly topIdx: GPUBuffer
+  readonly topW: GPUBuffer
+  readonly scores: GPUBuffer
+  readonly tokenRows: GPUBuffer
+  readonly rowsBound: number
+  readonly capacity: number | null
+  readonly isStatic: boolean
+  readonly expertKernel: 'gemv' | 'gemm'
+  release(): void
+}
+
+const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)))
+
+/** The layer's kernels on one device. Uploaded weights are cached per LayerWeights object (WeakMap). */
+export class WebGpuMoeLayer {
+  private readonly weightCache = new WeakMap<LayerWeights, Map<WeightsDtype, DeviceLayerWeights>>()
+  readonly team: TeamConsts
+  readonly dtype: WeightsDtype
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly options: LayerOptions = {},
+  ) {
+    this.team = teamFor(ctx.features, GEMV_TEAMS, options.subgroups !== false)
+    this.dtype = options.weightsDtype ?? 'f32'
+  }
+
+  /**
+   * Device weights for `weights`: uploaded on first use and cached per LayerWeights object and
+   * dtype (repeated batches never re-upload). Device weights pass through unchanged.
+   */
+  deviceWeights(weights: LayerWeights | DeviceLayerWeights, dtype: WeightsDtype = this.dtype): DeviceLayerWeights {
+    if ('gate' in weights && !('experts' in weights)) {
+      if (weights.device !== this.ctx.device) throw new MoeError(ErrorCodes.INPUT_INVALID, 'device weights belong to another GPUDevice', { plugin: 'webgpu' })
+      return weights
+    }
+    const host = weights as LayerWeights
+    let byDtype = this.weightCache.get(host)
+    if (!byDtype) this.weightCache.set(host, (byDtype = new Map()))
+    let dw = byDtype.get(dtype)
+    if (!dw) byDtype.set(dtype, (dw = uploadLayerWeights(this.ctx, host, dtype)))
+    return dw
+  }
+
+  /** Uploads x into a (T+1)×H buffer whose last row is zero (the row padding reads). */
+  uploadHidden(x: Float32Array, tokens: number, hidden: number): GPUBuffer {
+    assertLength(x, tokens * hidden, 'hidden states')
+    const buf = this.ctx.storage((tokens + 1) * hidden * 4, 'hidden')
+    this.ctx.device.queue.writeBuffer(buf, 0, x.buffer, x.byteOffset, x.byteLength)
+    this.ctx.device.queue.writeBuffer(buf, tokens * hidden * 4, new Float32Array(hidden))
+    return buf
+  }
+
+  /** Gate matmul on the device. */
+  async gate(x: Float32Array, tokens: number, weights: LayerWeights | DeviceLayerWeights): Promise<{ logits: Float32Array; kernels?: Record<string, number> }> {
+    const dw = this.deviceWeights(weights)
+    const { hidden: H, experts: E } = dw.shape
+    if (tokens === 0) return { logits: new Float32Array(0) }
+    const xb = this.uploadHidden(x, tokens, H)
+    const logits = this.ctx.storage(tokens * E * 4, 'logits')
+    const rec = this.ctx.recorder('moe-route gate')
+    rec.run(gateProgram(this.team), { tokens, experts: E, hidden: H }, [xb, dw.router, logits])
+    rec.read(logits, tokens * E * 4)
+    rec.releaseAfterSubmit(xb, logits)
+    const { reads, kernels } = await rec.submit()
+    return { logits: new Float32Array(reads[0]), ...(kernels ? { kernels } : {}) }
+  }
+
+  private pickKernel(kernel: ExpertKernel | undefined, rows: number): 'gemv' | 'gemm' {
+    const k = kernel ?? this.options.expertKernel ?? 'auto'
+    if (k !== 'auto') return k
+    return rows <= (this.options.gemvMaxRows ?? 32) ? 'gemv' : 'gemm'
+  }
+
+  /**
+   * Encodes the grouped experts and the combine. `x` has T+1 rows (last zero); `tokenRows`
+   * holds row+1 per (token, slot). Returns the T×H output buffer (caller releases it).
+   */
+  encodeExperts(
+    rec: Recorder,
+    dw: DeviceLayerWeights,
+    b: { x: GPUBuffer; rowToken: GPUBuffer; rowWeight: GPUBuffer; offsets: GPUBuffer; tokenRows: GPUBuffer },
+    p: { tokens: number; rowsBound: number; slots: number; kernel: 'gemv' | 'gemm'; rowsHint: number; indirect?: GPUBuffer; maxRows?: number },
+  ): GPUBuffer {
+    const { hidden: H, intermediate: I, experts: E } = dw.shape
+    const R = Math.max(1, p.rowsBound)
+    const act = this.ctx.storage(R * I * 4, 'act')
+    const y = this.ctx.storage(R * H * 4, 'expert-out')
+    const out = this.ctx.storage(Math.max(1, p.tokens) * H * 4, 'layer-out')
+    if (p.rowsBound > 0) {
+      if (p.kernel === 'gemv') {
+        const mt = Math.min(8, nextPow2(p.rowsHint))
+        rec.run(gemvGateUpProgram(dw.dtype, this.team, mt), { tokens: p.tokens, hidden: H, intermediate: I, experts: E }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(gemvDownProgram(dw.dtype, this.team, mt), { hidden: H, intermediate: I, experts: E, rowsTotal: R }, [act, b.offsets, dw.down, y])
+      } else {
+        const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
+        rec.run(gemmProgram(dw.dtype, 'gateup'), { tokens: p.tokens, kdim: H, ndim: I, experts: E, rowsTotal: R, ...ind(0) }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(gemmProgram(dw.dtype, 'down'), { tokens: p.tokens, kdim: I, ndim: H, experts: E, rowsTotal: R, ...ind(12) }, [act, b.offsets, dw.down, y])
+      }
+    }
+    if (p.tokens > 0) rec.run(combineProgram(), { tokens: p.tokens, hidden: H, slots: p.slots }, [y, b.rowWeight, b.tokenRows, out])
+    rec.releaseAfterSubmit(act, y)
+    return out
+  }
+
+  /**
+   * Grouped SwiGLU experts over any DispatchPlan (exact-size or padded; padding rows, token
+   * −1, are computed on a zero row), then the weighted combine in token order.
+   */
+  async experts(x: Float32Array, plan: DispatchPlan, weights: LayerWeights | DeviceLayerWeights, kernel?: ExpertKernel): Promise<{ output: Float32Array; kernels?: Record<string, number>; expertKernel: 'gemv' | 'gemm' }> {
+    const dw = this.deviceWeights(weights)
+    const { hidden: H, experts: E } = dw.shape
+    const T = plan.tokens
+    if (plan.experts !== E) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `plan has ${plan.experts} experts, weights have ${E}`)
+    const rows = plan.offsets[E]
+    if (plan.rowToken.length < rows || plan.rowWeight.length < rows) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `plan has ${rows} rows but shorter row arrays`)
+    // token → rows (row + 1), slots = most rows of any token
+    const perToken = new Int32Array(T)
+    let maxRows = 0
+    for (let e = 0; e < E; e++) maxRows = Math.max(maxRows, plan.offsets[e + 1] - plan.offsets[e])
+    for (let r = 0; r < rows; r++) {
+      const t = plan.rowToken[r]
+      if (t >= T) throw new MoeError(ErrorCodes.INPUT_INVALID, `plan row ${r} names token ${t} of ${T}`)
+      if (t >= 0) perToken[t]++
+    }
+    let slots = 1
+    for (let t = 0; t < T; t++) slots = Math.max(slots, perToken[t])
+    const tokenRows = new Uint32Array(T * slots)
+    perToken.fill(0)
+    for (let r = 0; r < rows; r++) {
+      const t = plan.rowToken[r]
+      if (t >= 0) tokenRows[t * slots + perToken[t]++] = r + 1
+    }
+    const kind = this.pickKernel(kernel, maxRows)
+    const ctx = this.ctx
+    const xb = this.uploadHidden(x, T, H)
+    const bufs = {
+      x: xb,
+      rowToken: ctx.upload(plan.rowToken.subarray(0, rows), 'rowToken', 16),
+      rowWeight: ctx.upload(plan.rowWeight.subarray(0, rows), 'rowWeight', 16),
+      offsets: ctx.upload(plan.offsets, 'offsets'),
+      tokenRows: ctx.upload(tokenRows, 'tokenRows', 16),
+    }
+    const rec = ctx.recorder('moe-route experts')
+    const out = this.encodeExperts(rec, dw, bufs, { tokens: T, rowsBound: rows, slots, kernel: kind, rowsHint: maxRows, maxRows })
+    rec.read(out, T * H * 4)
+    rec.releaseAfterSubmit(out, ...Object.values(bufs))
+    const { reads, kernels } = await rec.submit()
+    return { output: new Float32Array(reads[0]), ...(kernels ? { kernels } : {}), expertKernel: kind }
+  }
+
+  /**
+   * Encodes the whole layer (gate → softmax → top-k → select → offsets → scatter → experts →
+   * combine) reading x from a (T+1)×H device buffer. For benchmarks and embedders that keep
+   * activations on the GPU; call `release()` on the result after submitting.
+   */
+  encodeForward(rec: Recorder, x: GPUBuffer, tokens: number, dw: DeviceLayerWeights, options: ForwardOptions = {}): ForwardBuffers {
+    const { experts: E, topK: k, hidden: H, intermediate: I, normalizeTopK } = dw.shape
+    const T = tokens
+    const pol = resolvePolicy(options.policy, T, k, E)
+    const C = pol.capacity ?? 0
+    const rowsBound = pol.isStatic ? E * C : T * k
+    const ctx = this.ctx
+    const s = (bytes: number, label: string, extra = 0) => ctx.storage(Math.max(16, bytes), label, extra)
+    const logits = s(T * E * 4, 'logits')
+    const scores = s(T * E * 4, 'scores')
+    const topIdx = s(T * k * 4, 'topIdx')
+    const topW = s(T * k * 4, 'topW')
+    const cand = s(E * T * 4, 'candidates')
+    const kept = s(E * T * 4, 'kept')
+    const counts = s(E * 4, 'counts')
+    const offsets = s((E + 1) * 4, 'offsets')
+    const args = s(32, 'gemm-args', BufferUsage.INDIRECT)
+    const rowToken = s(rowsBound * 4, 'rowToken')
+    const rowWeight = s(rowsBound * 4, 'rowWeight')
+    const tokenRows = s(T * k * 4, 'tokenRows')
+    if (T > 0) {
+      rec.run(gateProgram(this.team), { tokens: T, experts: E, hidden: H }, [x, dw.router, logits])
+      rec.run(softmaxProgram(), { tokens: T, experts: E }, [logits, scores])
+      rec.run(topkProgram(), { tokens: T, experts: E, k, normalize: normalizeTopK }, [scores, topIdx, topW])
+      rec.run(selectProgram(), { tokens: T, k, experts: E, mode: pol.select, capacity: C }, [topIdx, scores, cand, kept, counts])
+    } else {
+      rec.clear(counts, E * 4)
+    }
+    rec.run(offsetsProgram(), { experts: E, isStatic: pol.isStatic, capacity: C, colsGateUp: I, colsDown: H, bm: GEMM_BM, bn: GEMM_BN }, [counts, offsets, args])
+    rec.clear(tokenRows, T * k * 4)
+    if (rowsBound > 0) {
+      rec.run(scatterProgram(), { tokens: T, k, experts: E, width: Math.max(T, C) }, [topIdx, topW, offsets, counts, kept, rowToken, rowWeight, tokenRows])
+    }
+    const rowsHint = pol.isStatic ? C : Math.ceil((T * k) / E)
+    const kind = this.pickKernel(options.expertKernel, rowsHint)
+    const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, indirect: args })
+    const transient = [logits, cand, kept, args, rowToken, rowWeight]
+    return {
+      out,
+      counts,
+      offsets,
+      topIdx,
+      topW,
+      scores,
+      tokenRows,
+      rowsBound,
+      capacity: pol.capacity,
+      isStatic: pol.isStatic,
+      expertKernel: kind,
+      release: () => ctx.pool.release(out, counts, offsets, topIdx, topW, scores, tokenRows, ...transient),
+    }
+  }
+
+  /**
+   * The whole layer on the device for host activations x (T×H): one submission, reading
+   * back the output and per-expert counts (and the routing when asked).
+   */
+  async forward(x: Float32Array, weights: LayerWeights | DeviceLayerWeights, options: ForwardOptions = {}): Promise<ForwardResult> {
+    const dw = this.deviceWeights(weights)
+    const { hidden: H, experts: E, topK: k } = dw.shape
+    if (x.length % H !== 0) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `hidden states length ${x.length} is not a multiple of hidden ${H}`)
+    const T = x.length / H
+    const xb = this.uploadHidden(x, T, H)
+    const rec = this.ctx.recorder('moe-route forward')
+    const f = this.encodeForward(rec, xb, T, dw, options)
+    rec.read(f.out, T * H * 4)
+    rec.read(f.counts, E * 4)
+    if (options.readRouting) {
+      rec.read(f.topIdx, T * k * 4)
+      rec.read(f.topW, T * k * 4)
+      rec.read(f.scores, T * E * 4)
+      rec.read(f.tokenRows, T * k * 4)
+    }
+    rec.releaseAfterSubmit(xb)
+    const { reads, kernels } = await rec.submit()
+    f.release()
+    const counts = new Int32Array(reads[1])
+    const real = counts.reduce((a, b) => a + b, 0)
+    const rows = f.isStatic ? f.rowsBound : real
+    const routing = options.readRouting
+      ? {
+          expertIds: new Int32Array(reads[2]),
+          weights: new Float32Array(reads[3]),
+          scores: new Float32Array(reads[4]),
+          kept: Uint8Array.from(new Uint32Array(reads[5]), (v) => (v > 0 ? 1 : 0)),
+        }
+      : undefined
+    return {
+      output: new Float32Array(reads[0]),
+      counts,
+      rows,
+      paddingRows: rows - real,
+      droppedPairs: T * k - real,
+      capacity: f.capacity,
+      mode: f.isStatic ? 'static' : 'dynamic',
+      expertKernel: f.expertKernel,
+      ...(routing ? { routing } : {}),
+      ...(kernels ? { kernels } : {}),
+    }
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * The `webgpu` backend: the core Backend contract on a WebGPU device, with the batch in
+ * flight finished on the CPU reference backend when the device is lost or runs out of memory.
+ */
+import {
+  ErrorCodes,
+  MoeError,
+  isMoeError,
+  softmaxTopK,
+  type Backend,
+  type BackendInfo,
+  type DispatchPlan,
+  type ExpertsResult,
+  type LayerWeights,
+} from '@moe-route/core'
+import { expertsForward, gateMatmul } from '@moe-route/backend-cpu'
+import { acquireDevice, type AcquireDeviceOptions, type AcquiredDevice } from './gpu/device.js'
+import { GpuContext } from './gpu/context.js'
+import type { WeightsDtype } from './kernels/expert-ffn/expert-ffn.program.js'
+import { WebGpuMoeLayer, type ExpertKernel, type ForwardOptions, type ForwardResult } from './layer.js'
+import { referenceDispatch, resolvePolicy } from './policy.js'
+import type { DeviceLayerWeights } from './weights.js'
+
+/** Options of {@link createWebGpuBackend}. */
+export interface WebGpuBackendOptions {
+  /** Storage of expert weights on the device (default `f32`; `f16` halves the bytes decoding streams). */
+  readonly weightsDtype?: WeightsDtype
+  /** Time every kernel with timestamp queries (when the device has them); times land in `kernels`. */
+  readonly profile?: boolean
+  /** Adapter preference passed to `requestAdapter`. */
+  readonly powerPreference?: GPUPowerPreference
+  /** Run on this device instead of requesting one (browser, or another WebGPU runtime). */
+  readonly device?: GPUDevice
+  /** Use subgroup reductions where available (default true; false forces the workgroup-memory path). */
+  readonly subgroups?: boolean
+  /** Expert kernel: `auto` (default), `gemv` (decode) or `gemm` (prefill). */
+  readonly expertKernel?: ExpertKernel
+  /** `auto` picks GEMV up to this many rows per expert group (default 32). */
+  readonly gemvMaxRows?: number
+  /** Finish a call on the CPU backend when the device is lost or out of memory (default true). */
+  readonly fallback?: boolean
+  /** Dawn flags for `create()` in Node (e.g. `['backend=vulkan']`). */
+  readonly dawnFlags?: readonly string[]
+}
+
+/** What a fallback did: the fields of core's `ExpertsResult.fallback`, plus when and where. */
+export interface FallbackInfo {
+  readonly from: 'webgpu'
+  readonly to: 'cpu'
+  readonly reason: string
+  /** Which call fell back. */
+  readonly call: 'gate' | 'experts' | 'forwardLayer'
+  readonly at: number
+}
+
+/** The WebGPU backend: core's Backend plus the fused device-side layer. */
+export interface WebGpuBackend extends Backend {
+  readonly name: 'webgpu'
+  /** Acquires the device now (otherwise the first call does); resolves to the adapter name. */
+  ready(): Promise<string>
+  /** The layer on the current device (acquiring it if needed). */
+  layer(): Promise<WebGpuMoeLayer>
+  /**
+   * The whole MoE layer on the GPU (gate, softmax top-k, policy, grouping, experts, combine),
+   * one submission per call. Falls back to the CPU reference like `experts()`.
+   * @example
+   * const r = await backend.forwardLayer(x, weights, { policy: { capacityFactor: 1.5 } })
+   * r.output; r.droppedPairs; r.fallback
+   */
+  forwardLayer(x: Float32Array, weights: LayerWeights | DeviceLayerWeights, options?: ForwardOptions): Promise<ForwardResult & { fallback?: FallbackInfo }>
+  /** The last fallback of this backend, or null. */
+  readonly lastFallback: FallbackInfo | null
+  /** Number of calls finished on the CPU. */
+  readonly fallbackCount: number
+  dispose(): Promise<void>
+}
+
+class GpuFailure extends Error {
+  constructor(readonly reason: string) {
+    super(reason)
+  }
+}
+
+/**
+ * Creates the WebGPU backend. The device is acquired lazily (first call or `ready()`); a
+ * lost device that this backend requested is re-acquired on the next call.
+ * @example
+ * import { createWebGpuBackend } from '@moe-route/backend-webgpu'
+ * const backend = createWebGpuBackend({ weightsDtype: 'f16', profile: true })
+ * console.log(await backend.ready()) // e.g. "nvidia / NVIDIA H100 80GB HBM3"
+ * const { output, kernels } = await backend.experts(x, plan, weights)
+ */
+export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuBackend {
+  let current: Promise<{ acquired: AcquiredDevice; layer: WebGpuMoeLayer; lost: { reason: string } | null }> | null = null
+  let adapterName: string | null = null
+  let lastFallback: FallbackInfo | null = null
+  let fallbackCount = 0
+  let queue: Promise<unknown> = Promise.resolve()
+  const allowFallback = options.fallback !== false
+
+  const acquireOpts: AcquireDeviceOptions = {
+    ...(options.device ? { device: options.device } : {}),
+    ...(options.powerPreference ? { powerPreference: options.powerPreference } : {}),
+    ...(options.dawnFlags ? { dawnFlags: options.dawnFlags } : {}),
+  }
+
+  function state() {
+    current ??= (async () => {
+      const acquired = await acquireDevice(acquireOpts)
+      adapterName = acquired.adapterName
+      const ctx = new GpuContext(acquired, { profile: options.profile === true })
+      const s = {
+        acquired,
+        layer: new WebGpuMoeLayer(ctx, {
+          ...(options.weightsDtype ? { weightsDtype: options.weightsDtype } : {}),
+          ...(options.subgroups === false ? { subgroups: false } : {}),
+          ...(options.expertKernel ? { expertKernel: options.expertKernel } : {}),
+          ...(options.gemvMaxRows ? { gemvMaxRows: options.gemvMaxRows } : {}),
+        }),
+        lost: null as { reason: string } | null,
+      }
+      void acquired.device.lost.then((info) => {
+        s.lost = { reason: `device lost (${info.reason}${info.message ? `: ${info.message}` : ''})` }
+      })
+      return s
+    })()
+    return current
+  }
+
+  /** Serialises calls (error scopes and the profiler are per device) and handles fallback. */
+  function guarded<R>(call: FallbackInfo['call'], gpu: (layer: WebGpuMoeLayer) => Promise<R>, cpu: (() => R) | null): Promise<R & { fallback?: FallbackInfo }> {
+    const run = async (): Promise<R & { fallback?: FallbackInfo }> => {
+      let s = await state()
+      if (s.lost && s.acquired.owned) {
+        current = null
+        s = await state()
+      }
+      const device = s.acquired.device
+      let failure: string | null = s.lost ? s.lost.reason : null
+      let result: R | undefined
+      if (!failure) {
+        device.pushErrorScope('out-of-memory')
+        device.pushErrorScope('validation')
+        try {
+          result = await gpu(s.layer)
+        } catch (e) {
+          if (isMoeError(e) && e.code !== ErrorCodes.BACKEND_DEVICE_LOST) {
+            await device.popErrorScope().catch(() => null)
+            await device.popErrorScope().catch(() => null)
+            throw e
+          }
+          failure = e instanceof Error ? `GPU call failed: ${e.message}` : 'GPU call failed'
+        }
+        const validation = await device.popErrorScope().catch(() => null)
+        const oom = await device.popErrorScope().catch(() => null)
+        if (oom) failure = `out of memory: ${oom.message}`
+        else if (validation && !failure) {
+          throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, `WebGPU validation error in ${call}: ${validation.message}`, { plugin: 'webgpu', hook: call })
+        }
+        if (failure || s.lost) {
+          // give device.lost a moment to resolve so the reason names the loss
+          await Promise.race([device.lost, new Promise((r) => setTimeout(r, 50))])
+          if (s.lost) failure = s.lost.reason
+        }
+      }
+      if (!failure) return result as R & { fallback?: FallbackInfo }
+      if (!allowFallback || !cpu) {
+        throw new MoeError(ErrorCodes.BACKEND_DEVICE_LOST, `${call} failed on the GPU: ${failure}`, { plugin: 'webgpu', hook: call })
+      }
+      const fallback: FallbackInfo = { from: 'webgpu', to: 'cpu', reason: failure, call, at: Date.now() }
+      lastFallback = fallback
+      fallbackCount++
+      return { ...cpu(), fallback }
+    }
+    const p = queue.then(run, run)
+    queue = p.catch(() => undefined)
+    return p
+  }
+
+  const hostWeights = (w: LayerWeights | DeviceLayerWeights): LayerWeights | null => ('experts' in w ? w : null)
+
+  const backend: WebGpuBackend = {
+    name: 'webgpu',
+    info(): BackendInfo {
+      return {
+        name: 'webgpu',
+        adapter: adapterName ?? 'not acquired yet (acquired on first use)',
+        weightsDtype: options.weightsDtype ?? 'f32',
+        ...(lastFallback ? { lastFallback } : {}),
+      }
+    },
+    async ready() {
+      return (await state()).acquired.adapterName
+    },
+    async layer() {
+      return (await state()).layer
+    },
+    async gate(x, tokens, weights) {
+      const r = await guarded(
+        'gate',
+        async (layer) => ({ logits: (await layer.gate(x, tokens, weights)).logits }),
+        () => ({ logits: gateMatmul(x, weights.router, tokens, weights.shape.hidden, weights.shape.experts) }),
+      )
+      return r.logits
+    },
+    async experts(x: Float32Array, plan: DispatchPlan, weights: LayerWeights): Promise<ExpertsResult> {
+      return guarded(
+        'experts',
+        async (layer) => {
+          const r = await layer.experts(x, plan, weights)
+          return { output: r.output, ...(r.kernels ? { kernels: r.kernels } : {}) }
+        },
+        () => ({ output: expertsForward(x, plan, weights) }),
+      )
+    },
+    async forwardLayer(x, weights, opts = {}) {
+      const host = hostWeights(weights)
+      return guarded(
+        'forwardLayer',
+        (layer) => layer.forward(x, weights, opts),
+        host ? () => cpuForward(x, host, opts) : null,
+      )
+    },
+    get lastFallback() {
+      return lastFallback
+    },
+    get fallbackCount() {
+      return fallbackCount
+    },
+    async dispose() {
+      const s = current ? await current.catch(() => null) : null
+      current = null
+      if (!s) return
+      s.layer.ctx.dispose()
+      if (s.acquired.owned) s.acquired.device.destroy()
+    },
+  }
+  return backend
+}
+
+/** The fused layer on the CPU reference (the fallback of `forwardLayer`). */
+export function cpuForward(x: Float32Array, weights: LayerWeights, options: ForwardOptions = {}): ForwardResult {
+  const { hidden: H, experts: E, topK: k, normalizeTopK } = weights.shape
+  const T = x.length / H
+  const logits = gateMatmul(x, weights.router, T, H, E)
+  const routing = softmaxTopK({ tokens: T, experts: E, logits }, k, normalizeTopK)
+  const pol = resolvePolicy(options.policy, T, k, E)
+  const { plan, kept } = referenceDispatch(routing, pol)
+  const output = expertsForward(x, plan, weights)
+  const real = plan.counts.reduce((a, b) => a + b, 0)
+  const rows = plan.offsets[E]
+  return {
+    output,
+    counts: plan.counts,
+    rows,
+    paddingRows: rows - real,
+    droppedPairs: T * k - real,
+    capacity: pol.capacity,
+    mode: pol.isStatic ? 'static' : 'dynamic',
+    expertKernel: 'gemv',
+    ...(options.readRouting ? { routing: { expertIds: routing.expertIds, weights: routing.weights, scores: routing.scores, kept } } : {}),
+  }
+}
