@@ -1,3 +1,4 @@
+import { MoeError } from '@moe-route/core'
 /**
  * A device with its buffer pool, uniform cache and optional profiler, and a recorder that
  * encodes kernel dispatches, copies and clears into one command buffer.
@@ -23,6 +24,21 @@ export class GpuContext {
     this.adapterName = acquired.adapterName
     this.pool = new BufferPool(this.device)
     this.profiler = options.profile && acquired.features.timestampQuery ? new Profiler(this.device) : null
+    // A validation error (an invalid shader or pipeline) would otherwise only be logged while
+    // the kernels silently compute nothing: keep it and fail the next submit with it.
+    this.device.onuncapturederror = (e: GPUUncapturedErrorEvent) => {
+      this.pendingError ??= e.error?.message ?? String(e)
+    }
+  }
+
+  private pendingError: string | undefined
+
+  /** Throws MOE_ROUTE_ERR_BACKEND_KERNEL_FAILED with the first GPU error since the last check. */
+  checkErrors(where: string): void {
+    const message = this.pendingError
+    if (message === undefined) return
+    this.pendingError = undefined
+    throw new MoeError('MOE_ROUTE_ERR_BACKEND_KERNEL_FAILED', `GPU error during ${where}: ${message.split('\n')[0]}`, { plugin: 'webgpu', gpuMessage: message })
   }
 
   /** A uniform buffer holding `data`. Identical contents share one immutable buffer (bounded cache). */
@@ -155,8 +171,13 @@ export class Recorder {
         return copy
       }),
     )
-    if (resolved && ctx.profiler) return { reads, kernels: await ctx.profiler.collect() }
+    if (resolved && ctx.profiler) {
+      const kernels = await ctx.profiler.collect()
+      ctx.checkErrors(this.label)
+      return { reads, kernels }
+    }
     if (this.reads.length === 0) await ctx.device.queue.onSubmittedWorkDone()
+    ctx.checkErrors(this.label)
     return { reads }
   }
 }

@@ -1,0 +1,158 @@
+/**
+ * The WebGPU MoE layer at real shapes, one command on a GPU host (see bench/README.md):
+ *   Mixtral-8x7B (H 4096, I 14336, E 8, k 2) and OLMoE (H 2048, I 1024, E 64, k 8),
+ *   T ∈ {1, 8, 32, 128, 512, 2048, 4096}; f16 weights (packed two per u32) generated on the GPU
+ *   from normal(0, 0.02); x ~ normal(0, 1).
+ * Per shape and T: the fused layer (gate → softmax top-k → group → SwiGLU experts → combine)
+ * with no drop, capacity drop at γ 1.0 and 1.5, and static gating (padded to C = ceil(k·T/E)),
+ * timed as back-to-back submissions (like CUDA-event timing of back-to-back launches), plus
+ * the roofline: bytes of the active experts' weights ÷ the measured copy bandwidth.
+ * Also a parity check of the GPU output against the CPU reference at the real shape.
+ *
+ * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { naiveTokenLoop, randomHidden, relativeL2 } from '@moe-route/backend-cpu'
+import { softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
+import {
+  GpuContext,
+  WebGpuMoeLayer,
+  acquireDevice,
+  generateLayerWeights,
+  readExpertWeights,
+  readRouterWeight,
+  type DeviceLayerWeights,
+  type LayerPolicy,
+} from '@moe-route/backend-webgpu'
+
+const args = process.argv.slice(2)
+const flag = (name: string) => args.includes(name)
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(name)
+  return i >= 0 && args[i + 1] ? args[i + 1] : def
+}
+const outDir = opt('--out', 'bench/results')
+const iters = Number(opt('--iters', flag('--tiny') ? '2' : '20'))
+const tiny = flag('--tiny')
+
+const SHAPES: (ModelShape & { label: string })[] = tiny
+  ? [{ label: 'tiny', experts: 8, topK: 2, hidden: 64, intermediate: 128, normalizeTopK: true }]
+  : [
+      { label: 'mixtral-8x7b', experts: 8, topK: 2, hidden: 4096, intermediate: 14336, normalizeTopK: true },
+      { label: 'olmoe-1b-7b', experts: 64, topK: 8, hidden: 2048, intermediate: 1024, normalizeTopK: false },
+    ]
+const TOKENS = tiny ? [1, 8, 32] : flag('--quick') ? [1, 32, 512] : [1, 8, 32, 128, 512, 2048, 4096]
+const POLICIES: { name: string; policy?: LayerPolicy }[] = [
+  { name: 'dynamic' },
+  { name: 'drop γ1.0', policy: { capacityFactor: 1.0 } },
+  { name: 'drop γ1.5', policy: { capacityFactor: 1.5 } },
+  { name: 'static γ1.0', policy: { mode: 'static', capacityFactor: 1.0 } },
+]
+
+const acquired = await acquireDevice({ powerPreference: 'high-performance', timestamps: false })
+const ctx = new GpuContext(acquired)
+const device = acquired.device
+console.log(JSON.stringify({ adapter: acquired.adapterName, info: acquired.adapterInfo, features: acquired.features }))
+
+/** Copy bandwidth (read + write bytes per second) over a 1 GiB buffer (64 MiB with --tiny). */
+async function copyBandwidth(): Promise<number> {
+  const bytes = tiny ? 64 * 2 ** 20 : 2 ** 30
+  const a = device.createBuffer({ label: 'bw-src', size: bytes, usage: 0x4 | 0x8 /* COPY_SRC | COPY_DST */ })
+  const b = device.createBuffer({ label: 'bw-dst', size: bytes, usage: 0x4 | 0x8 /* COPY_SRC | COPY_DST */ })
+  const run = async (n: number) => {
+    const enc = device.createCommandEncoder()
+    for (let i = 0; i < n; i++) enc.copyBufferToBuffer(i % 2 ? b : a, 0, i % 2 ? a : b, 0, bytes)
+    device.queue.submit([enc.finish()])
+    await device.queue.onSubmittedWorkDone()
+  }
+  await run(2)
+  const n = tiny ? 4 : 20
+  const t0 = performance.now()
+  await run(n)
+  const s = (performance.now() - t0) / 1000
+  a.destroy()
+  b.destroy()
+  return (2 * bytes * n) / s
+}
+
+/** ms per call of the fused layer, `n` calls submitted back to back. */
+async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: DeviceLayerWeights, policy: LayerPolicy | undefined, n: number): Promise<number> {
+  const once = () => {
+    const rec = ctx.recorder('bench forward')
+    const f = layer.encodeForward(rec, xb, T, dw, policy ? { policy } : {})
+    const p = rec.submit()
+    f.release()
+    return p
+  }
+  for (let i = 0; i < 3; i++) await once()
+  const t0 = performance.now()
+  let last: Promise<unknown> = Promise.resolve()
+  for (let i = 0; i < n; i++) last = once()
+  await last
+  await device.queue.onSubmittedWorkDone()
+  return (performance.now() - t0) / n
+}
+
+const bw = await copyBandwidth()
+console.log(JSON.stringify({ copyBandwidthTBs: bw / 1e12 }))
+const rows: Record<string, unknown>[] = []
+const parity: Record<string, unknown>[] = []
+for (const shape of SHAPES) {
+  const { label, ...modelShape } = shape
+  const layer = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
+  const t0 = performance.now()
+  const dw = await generateLayerWeights(ctx, modelShape, { seed: 1, std: 0.02, dtype: 'f16' })
+  console.log(JSON.stringify({ shape: label, weightsGeneratedMs: performance.now() - t0 }))
+  const bytesPerExpert = 3 * shape.hidden * shape.intermediate * 2
+  // Parity at the real shape: 3 tokens through the fused layer vs the CPU reference on the
+  // same (f16-rounded) weights, read back for the active experts only.
+  {
+    const T = 3
+    const x = randomHidden(T, shape.hidden, 99)
+    const r = await layer.forward(x, dw, { readRouting: true })
+    const router = await readRouterWeight(ctx, dw)
+    const active = [...new Set(Array.from(r.routing!.expertIds))]
+    const experts: LayerWeights['experts'][number][] = []
+    for (let e = 0; e < shape.experts; e++) experts.push(active.includes(e) ? await readExpertWeights(ctx, dw, e) : { gate: new Float32Array(0), up: new Float32Array(0), down: new Float32Array(0) })
+    const w: LayerWeights = { shape: modelShape, router, experts }
+    const logits = new Float32Array(T * shape.experts)
+    for (let t = 0; t < T; t++) for (let e = 0; e < shape.experts; e++) {
+      let acc = 0
+      for (let h = 0; h < shape.hidden; h++) acc += x[t * shape.hidden + h] * router[e * shape.hidden + h]
+      logits[t * shape.experts + e] = acc
+    }
+    const routing = softmaxTopK({ tokens: T, experts: shape.experts, logits }, shape.topK, shape.normalizeTopK)
+    const pairs: { token: number; expert: number; weight: number }[] = []
+    for (let t = 0; t < T; t++) for (let j = 0; j < shape.topK; j++) pairs.push({ token: t, expert: routing.expertIds[t * shape.topK + j], weight: routing.weights[t * shape.topK + j] })
+    const ref = naiveTokenLoop(x, T, pairs, w)
+    const samePairs = Array.from(routing.expertIds).join() === Array.from(r.routing!.expertIds).join()
+    let refNorm = 0
+    for (const v of ref) refNorm += v * v
+    const p = { shape: label, tokens: T, samePairs, relativeL2: relativeL2(r.output, ref), referenceL2Norm: Math.sqrt(refNorm) }
+    parity.push(p)
+    console.log(JSON.stringify({ parity: p }))
+  }
+  for (const T of TOKENS) {
+    const x = randomHidden(T, shape.hidden, T)
+    const xb = layer.uploadHidden(x, T, shape.hidden)
+    // Active experts of this batch (no drop), for the roofline.
+    const probe = await layer.forward(x, dw)
+    const active = Array.from(probe.counts).filter((c) => c > 0).length
+    const rooflineMs = ((active * bytesPerExpert) / bw) * 1000
+    for (const { name, policy } of POLICIES) {
+      const n = Math.max(3, Math.min(iters, Math.ceil(2000 / Math.max(1, T))))
+      const ms = await timeForward(layer, xb, T, dw, policy, n)
+      const row = { shape: label, T, policy: name, ms, activeExperts: active, rooflineMs, pctRoofline: (100 * rooflineMs) / ms, iters: n }
+      rows.push(row)
+      console.log(JSON.stringify(row))
+    }
+    ctx.pool.release(xb)
+  }
+  for (const b of [dw.router, dw.gate, dw.up, dw.down]) b.destroy()
+}
+mkdirSync(outDir, { recursive: true })
+const result = { bench: 'webgpu-layer', date: new Date().toISOString(), adapter: acquired.adapterName, adapterInfo: acquired.adapterInfo, copyBandwidthTBs: bw / 1e12, weightsDtype: 'f16', parity, rows }
+writeFileSync(join(outDir, 'webgpu-layer.json'), JSON.stringify(result, null, 2))
+console.log(`wrote ${join(outDir, 'webgpu-layer.json')}`)
+process.exit(0)
