@@ -6,7 +6,7 @@
  * Per shape and T: the fused layer (gate → softmax top-k → group → SwiGLU experts → combine)
  * with no drop, capacity drop at γ 1.0 and 1.5, and static gating (padded to C = ceil(k·T/E)),
  * timed as back-to-back submissions (like CUDA-event timing of back-to-back launches), plus
- * the roofline: bytes of the active experts' weights ÷ the measured copy bandwidth.
+ * the roofline: bytes of the active experts' weights ÷ the measured read bandwidth.
  * Also a parity check of the GPU output against the CPU reference at the real shape.
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny]
@@ -43,44 +43,75 @@ const SHAPES: (ModelShape & { label: string })[] = tiny
       { label: 'olmoe-1b-7b', experts: 64, topK: 8, hidden: 2048, intermediate: 1024, normalizeTopK: false },
     ]
 const TOKENS = tiny ? [1, 8, 32] : flag('--quick') ? [1, 32, 512] : [1, 8, 32, 128, 512, 2048, 4096]
-const POLICIES: { name: string; policy?: LayerPolicy }[] = [
+const POLICIES: { name: string; policy?: LayerPolicy; expertKernel?: 'gemv' | 'gemm'; only?: number[] }[] = [
   { name: 'dynamic' },
+  { name: 'dynamic/gemv', expertKernel: 'gemv', only: [32, 128, 512] },
+  { name: 'dynamic/gemm', expertKernel: 'gemm', only: [32, 128, 512] },
   { name: 'drop γ1.0', policy: { capacityFactor: 1.0 } },
   { name: 'drop γ1.5', policy: { capacityFactor: 1.5 } },
   { name: 'static γ1.0', policy: { mode: 'static', capacityFactor: 1.0 } },
 ]
 
-const acquired = await acquireDevice({ powerPreference: 'high-performance', timestamps: false })
+const acquired = await acquireDevice({ powerPreference: 'high-performance' })
 const ctx = new GpuContext(acquired)
+// A second context on the same device with timestamp queries: GPU time of each kernel.
+const profCtx = acquired.features.timestampQuery ? new GpuContext(acquired, { profile: true }) : null
 const device = acquired.device
 console.log(JSON.stringify({ adapter: acquired.adapterName, info: acquired.adapterInfo, features: acquired.features }))
 
-/** Copy bandwidth (read + write bytes per second) over a 1 GiB buffer (64 MiB with --tiny). */
-async function copyBandwidth(): Promise<number> {
+/**
+ * Read bandwidth: a WGSL kernel that reads a 1 GiB buffer (64 MiB with --tiny) once with
+ * 16-byte loads and writes one word per workgroup, timed over back-to-back dispatches.
+ * This is the ceiling a decode GEMV can reach (it only reads weights).
+ */
+async function readBandwidth(): Promise<number> {
   const bytes = tiny ? 64 * 2 ** 20 : 2 ** 30
-  const a = device.createBuffer({ label: 'bw-src', size: bytes, usage: 0x4 | 0x8 /* COPY_SRC | COPY_DST */ })
-  const b = device.createBuffer({ label: 'bw-dst', size: bytes, usage: 0x4 | 0x8 /* COPY_SRC | COPY_DST */ })
+  const WG = 256
+  const PER = 16 // vec4 loads per invocation
+  const groups = bytes / 16 / (WG * PER)
+  const src = device.createBuffer({ label: 'bw-src', size: bytes, usage: 0x80 /* STORAGE */ })
+  const sink = device.createBuffer({ label: 'bw-sink', size: groups * 4 * WG, usage: 0x80 })
+  const module = device.createShaderModule({
+    label: 'bw-read',
+    code: `@group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> o: array<u32>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let g = wid.y * n.x + wid.x;
+  var acc = vec4<u32>(0u);
+  for (var i = 0u; i < ${PER}u; i = i + 1u) { acc = acc ^ a[(g * ${PER}u + i) * ${WG}u + l]; }
+  let v = acc.x ^ acc.y ^ acc.z ^ acc.w;
+  if (v == 0x12345678u) { o[g * ${WG}u + l] = v; }
+}`,
+  })
+  const pipeline = device.createComputePipeline({ label: 'bw-read', layout: 'auto', compute: { module, entryPoint: 'main' } })
+  const bg = device.createBindGroup({ label: 'bw-read', layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: sink } }] })
+  const gx = Math.min(groups, 32768)
+  const gy = Math.ceil(groups / gx)
   const run = async (n: number) => {
-    const enc = device.createCommandEncoder()
-    for (let i = 0; i < n; i++) enc.copyBufferToBuffer(i % 2 ? b : a, 0, i % 2 ? a : b, 0, bytes)
+    const enc = device.createCommandEncoder({ label: 'bw-read' })
+    const pass = enc.beginComputePass()
+    pass.setPipeline(pipeline)
+    pass.setBindGroup(0, bg)
+    for (let i = 0; i < n; i++) pass.dispatchWorkgroups(gx, gy)
+    pass.end()
     device.queue.submit([enc.finish()])
     await device.queue.onSubmittedWorkDone()
   }
-  await run(2)
-  const n = tiny ? 4 : 20
+  await run(3)
+  const n = tiny ? 4 : 30
   const t0 = performance.now()
   await run(n)
   const s = (performance.now() - t0) / 1000
-  a.destroy()
-  b.destroy()
-  return (2 * bytes * n) / s
+  src.destroy()
+  sink.destroy()
+  return (bytes * n) / s
 }
 
 /** ms per call of the fused layer, `n` calls submitted back to back. */
-async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: DeviceLayerWeights, policy: LayerPolicy | undefined, n: number): Promise<number> {
+async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: DeviceLayerWeights, policy: LayerPolicy | undefined, n: number, expertKernel?: 'gemv' | 'gemm'): Promise<number> {
   const once = () => {
     const rec = ctx.recorder('bench forward')
-    const f = layer.encodeForward(rec, xb, T, dw, policy ? { policy } : {})
+    const f = layer.encodeForward(rec, xb, T, dw, { ...(policy ? { policy } : {}), ...(expertKernel ? { expertKernel } : {}) })
     const p = rec.submit()
     f.release()
     return p
@@ -94,8 +125,8 @@ async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: 
   return (performance.now() - t0) / n
 }
 
-const bw = await copyBandwidth()
-console.log(JSON.stringify({ copyBandwidthTBs: bw / 1e12 }))
+const bw = await readBandwidth()
+console.log(JSON.stringify({ readBandwidthTBs: bw / 1e12 }))
 const rows: Record<string, unknown>[] = []
 const parity: Record<string, unknown>[] = []
 for (const shape of SHAPES) {
@@ -140,10 +171,28 @@ for (const shape of SHAPES) {
     const probe = await layer.forward(x, dw)
     const active = Array.from(probe.counts).filter((c) => c > 0).length
     const rooflineMs = ((active * bytesPerExpert) / bw) * 1000
-    for (const { name, policy } of POLICIES) {
+    for (const { name, policy, expertKernel, only } of POLICIES) {
+      if (only && !only.includes(T)) continue
       const n = Math.max(3, Math.min(iters, Math.ceil(2000 / Math.max(1, T))))
-      const ms = await timeForward(layer, xb, T, dw, policy, n)
-      const row = { shape: label, T, policy: name, ms, activeExperts: active, rooflineMs, pctRoofline: (100 * rooflineMs) / ms, iters: n }
+      const ms = await timeForward(layer, xb, T, dw, policy, n, expertKernel)
+      // GPU time: the sum of the kernels' timestamp-query times of one profiled forward (median of 3)
+      let gpuMs: number | null = null
+      let kernels: Record<string, number> | undefined
+      let expertKernelUsed: string | undefined
+      if (profCtx) {
+        const pl = new WebGpuMoeLayer(profCtx, { weightsDtype: 'f16' })
+        const runs: { total: number; kernels: Record<string, number>; kind: string }[] = []
+        for (let i = 0; i < 3; i++) {
+          const r = await pl.forward(x, dw, { ...(policy ? { policy } : {}), ...(expertKernel ? { expertKernel } : {}) })
+          const k = r.kernels ?? {}
+          runs.push({ total: Object.values(k).reduce((a, b) => a + b, 0), kernels: k, kind: r.expertKernel })
+        }
+        runs.sort((a, b) => a.total - b.total)
+        gpuMs = runs[1].total
+        kernels = runs[1].kernels
+        expertKernelUsed = runs[1].kind
+      }
+      const row = { shape: label, T, policy: name, ms, gpuMs, kernels, expertKernel: expertKernelUsed, activeExperts: active, rooflineMs, pctRoofline: (100 * rooflineMs) / ms, iters: n }
       rows.push(row)
       console.log(JSON.stringify(row))
     }
@@ -152,7 +201,7 @@ for (const shape of SHAPES) {
   for (const b of [dw.router, dw.gate, dw.up, dw.down]) b.destroy()
 }
 mkdirSync(outDir, { recursive: true })
-const result = { bench: 'webgpu-layer', date: new Date().toISOString(), adapter: acquired.adapterName, adapterInfo: acquired.adapterInfo, copyBandwidthTBs: bw / 1e12, weightsDtype: 'f16', parity, rows }
+const result = { bench: 'webgpu-layer', date: new Date().toISOString(), adapter: acquired.adapterName, adapterInfo: acquired.adapterInfo, readBandwidthTBs: bw / 1e12, weightsDtype: 'f16', parity, rows }
 writeFileSync(join(outDir, 'webgpu-layer.json'), JSON.stringify(result, null, 2))
 console.log(`wrote ${join(outDir, 'webgpu-layer.json')}`)
 process.exit(0)

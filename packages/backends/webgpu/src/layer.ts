@@ -35,7 +35,7 @@ export interface LayerOptions {
   readonly subgroups?: boolean
   /** Default expert kernel (default auto). */
   readonly expertKernel?: ExpertKernel
-  /** `auto` uses GEMV while the (largest or expected) group has at most this many rows (default 32). */
+  /** `auto` uses GEMV while the largest (host plans) or mean (device plans) group has at most this many rows (default 64). */
   readonly gemvMaxRows?: number
 }
 
@@ -156,7 +156,7 @@ export class WebGpuMoeLayer {
   private pickKernel(kernel: ExpertKernel | undefined, rows: number): 'gemv' | 'gemm' {
     const k = kernel ?? this.options.expertKernel ?? 'auto'
     if (k !== 'auto') return k
-    return rows <= (this.options.gemvMaxRows ?? 32) ? 'gemv' : 'gemm'
+    return rows <= (this.options.gemvMaxRows ?? 64) ? 'gemv' : 'gemm'
   }
 
   /**
@@ -176,7 +176,7 @@ export class WebGpuMoeLayer {
     const out = this.ctx.storage(Math.max(1, p.tokens) * H * 4, 'layer-out')
     if (p.rowsBound > 0) {
       if (p.kernel === 'gemv') {
-        const mt = Math.min(8, nextPow2(p.rowsHint))
+        const mt = Math.min(16, nextPow2(p.rowsHint))
         rec.run(gemvGateUpProgram(dw.dtype, this.team, mt), { tokens: p.tokens, hidden: H, intermediate: I, experts: E }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
         rec.run(gemvDownProgram(dw.dtype, this.team, mt), { hidden: H, intermediate: I, experts: E, rowsTotal: R }, [act, b.offsets, dw.down, y])
       } else {
@@ -274,8 +274,9 @@ export class WebGpuMoeLayer {
     if (rowsBound > 0) {
       rec.run(scatterProgram(), { tokens: T, k, experts: E, width: Math.max(T, C) }, [topIdx, topW, offsets, counts, kept, rowToken, rowWeight, tokenRows])
     }
-    const rowsHint = pol.isStatic ? C : Math.ceil((T * k) / E)
-    const kind = this.pickKernel(options.expertKernel, rowsHint)
+    // Expected largest group: capacity when static, else about twice the mean (never above T).
+    const rowsHint = pol.isStatic ? C : Math.min(T, Math.ceil((2 * T * k) / E) + 2)
+    const kind = this.pickKernel(options.expertKernel, pol.isStatic ? C : Math.ceil((T * k) / E))
     const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, indirect: args })
     const transient = [logits, cand, kept, args, rowToken, rowWeight]
     return {

@@ -20,7 +20,7 @@ export const webgpuDefaultOptions: WebGpuPluginOptions = {
   powerPreference: null,
   subgroups: true,
   expertKernel: 'auto',
-  gemvMaxRows: 32,
+  gemvMaxRows: 64,
   fallback: true,
 }
 

@@ -35,7 +35,7 @@ export interface WebGpuBackendOptions {
   readonly subgroups?: boolean
   /** Expert kernel: `auto` (default), `gemv` (decode) or `gemm` (prefill). */
   readonly expertKernel?: ExpertKernel
-  /** `auto` picks GEMV up to this many rows per expert group (default 32). */
+  /** `auto` picks GEMV up to this many rows per expert group (default 64). */
   readonly gemvMaxRows?: number
   /** Finish a call on the CPU backend when the device is lost or out of memory (default true). */
   readonly fallback?: boolean

@@ -59,6 +59,31 @@ export class GpuContext {
     return buf
   }
 
+  private readonly bindGroups = new Map<string, GPUBindGroup>()
+  private readonly objectIds = new WeakMap<object, number>()
+  private nextBufferId = 1
+
+  /**
+   * The bind group of `pipeline` over `buffers` (binding i = buffers[i]), cached by pipeline
+   * and buffer identity (`auto` layouts belong to one pipeline): a decode loop over pooled buffers re-encodes without creating any.
+   * A destroyed buffer never matches a new one (ids are per object), so no stale hit is possible.
+   */
+  bindGroup(pipeline: GPUComputePipeline, label: string, buffers: readonly GPUBuffer[]): GPUBindGroup {
+    let key = ''
+    for (const o of [pipeline, ...buffers] as object[]) {
+      let id = this.objectIds.get(o)
+      if (id === undefined) this.objectIds.set(o, (id = this.nextBufferId++))
+      key += id + ':'
+    }
+    let group = this.bindGroups.get(key)
+    if (!group) {
+      if (this.bindGroups.size >= 4096) this.bindGroups.clear()
+      group = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) })
+      this.bindGroups.set(key, group)
+    }
+    return group
+  }
+
   /** A storage buffer from the pool (release it with `pool.release` after submit). */
   storage(bytes: number, label: string, extraUsage = 0): GPUBuffer {
     return this.pool.acquire(bytes, STORAGE_RW | extraUsage, label)
@@ -81,6 +106,7 @@ export class GpuContext {
     this.pool.clear()
     for (const b of this.uniformCache.values()) b.destroy()
     this.uniformCache.clear()
+    this.bindGroups.clear()
     this.profiler?.destroy()
   }
 }
@@ -105,9 +131,7 @@ export class Recorder {
     const { device, profiler } = this.ctx
     const pipeline = ProgramCache.get(device, program)
     const { dispatch, uniforms } = program.getRunData(params)
-    const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }))
-    entries.push({ binding: buffers.length, resource: { buffer: this.ctx.uniform(uniforms, program.name) } })
-    const bindGroup = device.createBindGroup({ label: program.name, layout: pipeline.getBindGroupLayout(0), entries })
+    const bindGroup = this.ctx.bindGroup(pipeline, program.name, [...buffers, this.ctx.uniform(uniforms, program.name)])
     let pass: GPUComputePassEncoder
     if (profiler) {
       this.endPass()

@@ -10,6 +10,9 @@ export interface ExpertGemvConsts extends TeamConsts {
 
 const range = (n: number) => Array.from({ length: n }, (_, j) => j)
 
+/** Chunks in flight per lane: more when few rows share each weight load (keeps HBM busy). */
+const unrollFor = (mt: number) => (mt <= 2 ? 4 : mt <= 8 ? 2 : 1)
+
 /** WGSL declaring `w<name>` and `fn load<name>(chunk) -> array<vec4<f32>, 2>` (8 weights per chunk). */
 function weightDecl(binding: number, name: string, dtype: 'f32' | 'f16'): string {
   return dtype === 'f16'
@@ -31,6 +34,8 @@ fn load${name}(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w${na
  */
 export const gemvGateUpWgsl = (c: ExpertGemvConsts): string => {
   const J = range(c.mt)
+  const U = unrollFor(c.mt)
+  const UU = range(U)
   return /* wgsl */ `${teamHeader(c)}
 struct Params { tokens: u32, hc: u32, inter: u32, _a: u32 };
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
@@ -64,7 +69,16 @@ ${J.map((j) => `    let r${j} = start + min(tb + ${j}u, n - 1u);
     let xo${j} = select(params.tokens, u32(tk${j}), tk${j} >= 0 && tb + ${j}u < n) * h4;
     var g${j} = 0.0;
     var u${j} = 0.0;`).join('\n')}
-    for (var ch = lane; ch < hc; ch = ch + ${c.team}u) {
+    var ch = lane;
+    // ${U}-way unrolled: all weight loads of the step are issued before the first use
+    for (; ch + ${(U - 1) * c.team}u < hc; ch = ch + ${U * c.team}u) {
+${UU.map((q) => `      let wg${q} = loadGate(wrow + ch + ${q * c.team}u);
+      let wu${q} = loadUp(wrow + ch + ${q * c.team}u);`).join('\n')}
+${UU.map((q) => J.map((j) => `      { let xa = x[xo${j} + 2u * (ch + ${q * c.team}u)]; let xb = x[xo${j} + 2u * (ch + ${q * c.team}u) + 1u];
+        g${j} = g${j} + dot(wg${q}[0], xa) + dot(wg${q}[1], xb);
+        u${j} = u${j} + dot(wu${q}[0], xa) + dot(wu${q}[1], xb); }`).join('\n')).join('\n')}
+    }
+    for (; ch < hc; ch = ch + ${c.team}u) {
       let wg = loadGate(wrow + ch);
       let wu = loadUp(wrow + ch);
 ${J.map((j) => `      { let xa = x[xo${j} + 2u * ch]; let xb = x[xo${j} + 2u * ch + 1u];
@@ -83,6 +97,8 @@ ${J.map((j) => `    { let gs = teamSum(g${j}, lid); let us = teamSum(u${j}, lid)
  */
 export const gemvDownWgsl = (c: ExpertGemvConsts): string => {
   const J = range(c.mt)
+  const U = unrollFor(c.mt)
+  const UU = range(U)
   return /* wgsl */ `${teamHeader(c)}
 struct Params { hidden: u32, ic: u32, rowsTotal: u32, _a: u32 };
 @group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
@@ -110,7 +126,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var tb = 0u; tb < n; tb = tb + ${c.mt}u) {
 ${J.map((j) => `    let ao${j} = (start + min(tb + ${j}u, n - 1u)) * i4;
     var d${j} = 0.0;`).join('\n')}
-    for (var ch = lane; ch < ic; ch = ch + ${c.team}u) {
+    var ch = lane;
+    for (; ch + ${(U - 1) * c.team}u < ic; ch = ch + ${U * c.team}u) {
+${UU.map((q) => `      let wd${q} = loadDown(wrow + ch + ${q * c.team}u);`).join('\n')}
+${UU.map((q) => J.map((j) => `      d${j} = d${j} + dot(wd${q}[0], act[ao${j} + 2u * (ch + ${q * c.team}u)]) + dot(wd${q}[1], act[ao${j} + 2u * (ch + ${q * c.team}u) + 1u]);`).join('\n')).join('\n')}
+    }
+    for (; ch < ic; ch = ch + ${c.team}u) {
       let wd = loadDown(wrow + ch);
 ${J.map((j) => `      d${j} = d${j} + dot(wd[0], act[ao${j} + 2u * ch]) + dot(wd[1], act[ao${j} + 2u * ch + 1u]);`).join('\n')}
     }
