@@ -10,8 +10,12 @@ export interface ExpertGemvConsts extends TeamConsts {
 
 const range = (n: number) => Array.from({ length: n }, (_, j) => j)
 
-/** Chunks in flight per lane: more when few rows share each weight load (keeps HBM busy). */
-const unrollFor = (mt: number) => (mt <= 2 ? 4 : mt <= 8 ? 2 : 1)
+/**
+ * Chunks in flight per lane: more when few rows share each weight load (keeps HBM busy).
+ * Only on 32-wide subgroups (GPUs): CPU adapters (lavapipe) gain nothing and compile the
+ * unrolled code for minutes.
+ */
+const unrollFor = (c: ExpertGemvConsts) => (!c.subgroups || c.team < 32 ? 1 : c.mt <= 2 ? 4 : c.mt <= 8 ? 2 : 1)
 
 /** WGSL declaring `w<name>` and `fn load<name>(chunk) -> array<vec4<f32>, 2>` (8 weights per chunk). */
 function weightDecl(binding: number, name: string, dtype: 'f32' | 'f16'): string {
@@ -34,7 +38,7 @@ fn load${name}(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w${na
  */
 export const gemvGateUpWgsl = (c: ExpertGemvConsts): string => {
   const J = range(c.mt)
-  const U = unrollFor(c.mt)
+  const U = unrollFor(c)
   const UU = range(U)
   return /* wgsl */ `${teamHeader(c)}
 struct Params { tokens: u32, hc: u32, inter: u32, _a: u32 };
@@ -97,7 +101,7 @@ ${J.map((j) => `    { let gs = teamSum(g${j}, lid); let us = teamSum(u${j}, lid)
  */
 export const gemvDownWgsl = (c: ExpertGemvConsts): string => {
   const J = range(c.mt)
-  const U = unrollFor(c.mt)
+  const U = unrollFor(c)
   const UU = range(U)
   return /* wgsl */ `${teamHeader(c)}
 struct Params { hidden: u32, ic: u32, rowsTotal: u32, _a: u32 };
