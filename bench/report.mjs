@@ -1,61 +1,70 @@
-#!/usr/bin/env node
-// Renders bench/results/{webgpu-layer,peer-mixtral}.json as the Markdown table in bench/README.md
-// and bench/results/webgpu-layer.svg (ms per call vs T, log-log, both sides).
+// Combines bench/results/webgpu-layer.json (moe-route's WebGPU layer) and peer-mixtral.json
+// (transformers' MixtralSparseMoeBlock) into a markdown table and an SVG plot.
+// Usage: node bench/report.mjs [dir]   (default bench/results)
 import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 
-const dir = new URL('./results/', import.meta.url)
-const w = JSON.parse(readFileSync(new URL('webgpu-layer.json', dir)))
-const p = JSON.parse(readFileSync(new URL('peer-mixtral.json', dir)))
-const HBM = 2.9e12 // H100 HBM3 read bandwidth reached by copy kernels (DESIGN.md); see the note
-const peer = (s, impl, T) => p.rows.find((r) => r.shape === s && r.impl === impl && r.T === T)?.ms
-const shapes = [...new Set(w.rows.map((r) => r.shape))]
-const lines = [
-  `Adapter: ${w.adapter}; peers: torch ${p.meta.torch}, transformers ${p.meta.transformers} on ${p.meta.gpu}; f16 weights (WebGPU) vs bf16 (PyTorch).`,
-  `Measured copyBufferToBuffer bandwidth through Dawn: ${(w.copyBandwidthTBs).toFixed(2)} TB/s (read + write).`,
-  '',
-  '| shape | T | active experts | moe-route WebGPU ms | transformers eager ms | grouped_mm ms | speed-up vs eager | vs grouped_mm | roofline ms (2.9 TB/s) | % of roofline | % of roofline at the measured Dawn copy bandwidth | drop γ1.0 ms | drop γ1.5 ms | static γ1.0 ms |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-]
-for (const s of shapes) {
-  for (const T of [...new Set(w.rows.filter((r) => r.shape === s).map((r) => r.T))]) {
-    const g = (pol) => w.rows.find((r) => r.shape === s && r.T === T && r.policy === pol)
-    const d = g('dynamic')
-    const e = peer(s, 'eager', T)
-    const gm = peer(s, 'grouped_mm', T)
-    const bytesPerExpert = d.rooflineMs * w.copyBandwidthTBs * 1e12 / 1000 / d.activeExperts
-    const roof = (d.activeExperts * bytesPerExpert / HBM) * 1000
-    lines.push(`| ${s} | ${T} | ${d.activeExperts} | ${d.ms.toFixed(2)} | ${e?.toFixed(2) ?? '–'} | ${gm?.toFixed(2) ?? '–'} | ${e ? (e / d.ms).toFixed(2) + '×' : '–'} | ${gm ? (gm / d.ms).toFixed(2) + '×' : '–'} | ${roof.toFixed(3)} | ${((100 * roof) / d.ms).toFixed(0)}% | ${d.pctRoofline.toFixed(0)}% | ${g('drop γ1.0').ms.toFixed(2)} | ${g('drop γ1.5').ms.toFixed(2)} | ${g('static γ1.0').ms.toFixed(2)} |`)
+const dir = process.argv[2] ?? 'bench/results'
+const ours = JSON.parse(readFileSync(join(dir, 'webgpu-layer.json'), 'utf8'))
+const peer = JSON.parse(readFileSync(join(dir, 'peer-mixtral.json'), 'utf8'))
+const f = (v, d = 2) => (v === undefined || v === null || !Number.isFinite(v) ? '–' : v.toFixed(d))
+const peerMs = (shape, impl, T) => peer.rows.find((r) => r.shape === shape && r.impl === impl && r.T === T && r.ms)
+const row = (shape, T, policy) => ours.rows.find((r) => r.shape === shape && r.T === T && r.policy === policy)
+
+const lines = []
+lines.push(`Machine: ${peer.meta.gpu} via WebGPU adapter \`${ours.adapter}\` (Dawn/Vulkan); torch ${peer.meta.torch}, transformers ${peer.meta.transformers}.`)
+lines.push(`Measured read bandwidth ${f(ours.readBandwidthTBs)} TB/s; moe-route weights f16 (packed), torch bf16. ms per layer call, back-to-back calls; GPU ms = sum of moe-route kernel times (timestamp queries).`)
+lines.push('')
+lines.push('| shape | T | active experts (ours / torch) | moe-route ms | GPU ms | eager ms | grouped_mm ms | × eager | × grouped_mm | roofline ms | % roofline |')
+lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
+const shapes = [...new Set(ours.rows.map((r) => r.shape))]
+const plot = []
+for (const shape of shapes) {
+  for (const T of [...new Set(ours.rows.filter((r) => r.shape === shape).map((r) => r.T))]) {
+    const cands = ours.rows.filter((r) => r.shape === shape && r.T === T && r.policy.startsWith('dynamic'))
+    const auto = row(shape, T, 'dynamic')
+    const e = peerMs(shape, 'eager', T)
+    const g = peerMs(shape, 'grouped_mm', T)
+    lines.push(`| ${shape} | ${T} | ${auto.activeExperts} / ${e?.activeExperts ?? g?.activeExperts ?? '–'} | ${f(auto.ms)} | ${f(auto.gpuMs)} | ${f(e?.ms)} | ${f(g?.ms)} | ${f(e ? e.ms / auto.ms : NaN)} | ${f(g ? g.ms / auto.ms : NaN)} | ${f(auto.rooflineMs, 3)} | ${f(100 * auto.rooflineMs / auto.ms, 0)}% |`)
+    plot.push({ shape, T, ours: auto.ms, eager: e?.ms, grouped: g?.ms, roofline: auto.rooflineMs, best: Math.min(...cands.map((c) => c.ms)) })
   }
 }
-lines.push('', `Parity at the real shapes (3 tokens, GPU vs CPU reference on the same f16 weights): ${w.parity.map((x) => `${x.shape} same pairs ${x.samePairs}, relative L2 ${x.relativeL2.toExponential(1)}`).join('; ')}.`)
+lines.push('')
+lines.push('Policies (moe-route, ms per call; static gating pads every expert to C = ceil(γ·k·T/E) and computes the padding):')
+lines.push('')
+lines.push('| shape | T | dynamic | drop γ1.0 | drop γ1.5 | static γ1.0 | static ÷ dynamic | dynamic/gemv | dynamic/gemm |')
+lines.push('|---|---|---|---|---|---|---|---|---|')
+for (const shape of shapes) {
+  for (const T of [...new Set(ours.rows.filter((r) => r.shape === shape).map((r) => r.T))]) {
+    const d = row(shape, T, 'dynamic')
+    const s = row(shape, T, 'static γ1.0')
+    lines.push(`| ${shape} | ${T} | ${f(d?.ms)} | ${f(row(shape, T, 'drop γ1.0')?.ms)} | ${f(row(shape, T, 'drop γ1.5')?.ms)} | ${f(s?.ms)} | ${f(s && d ? s.ms / d.ms : NaN)} | ${f(row(shape, T, 'dynamic/gemv')?.ms)} | ${f(row(shape, T, 'dynamic/gemm')?.ms)} |`)
+  }
+}
+lines.push('')
+lines.push('Parity at the real shapes (3 tokens, fused GPU layer vs the CPU reference on the same f16 weights): ' +
+  ours.parity.map((p) => `${p.shape}: same pairs ${p.samePairs}, relative L2 ${p.relativeL2.toExponential(1)}`).join('; ') + '.')
 const md = lines.join('\n')
+writeFileSync(join(dir, 'webgpu-layer.md'), md + '\n')
 console.log(md)
 
-// A small log-log SVG: ms vs T per shape, moe-route and both peers.
-const W = 720, H = 300, pad = 50
-const xs = [1, 4096], ys = [0.3, 200]
-const X = (t) => pad + ((Math.log(t) - Math.log(xs[0])) / (Math.log(xs[1]) - Math.log(xs[0]))) * (W / 2 - pad - 10)
-const Y = (ms) => H - pad - ((Math.log(ms) - Math.log(ys[0])) / (Math.log(ys[1]) - Math.log(ys[0]))) * (H - 2 * pad)
-const colors = { 'moe-route webgpu': '#d62728', eager: '#1f77b4', grouped_mm: '#2ca02c' }
-let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`
-shapes.forEach((s, i) => {
-  const ox = i * (W / 2)
-  svg += `<g transform="translate(${ox},0)"><text x="${pad}" y="20" font-weight="bold">${s}: ms per call vs tokens (log-log)</text>`
-  svg += `<line x1="${pad}" y1="${H - pad}" x2="${W / 2 - 10}" y2="${H - pad}" stroke="#000"/><line x1="${pad}" y1="${pad}" x2="${pad}" y2="${H - pad}" stroke="#000"/>`
-  for (const t of [1, 8, 32, 128, 512, 2048, 4096]) svg += `<text x="${X(t)}" y="${H - pad + 14}" text-anchor="middle">${t}</text>`
-  for (const m of [0.5, 1, 5, 10, 50, 100]) svg += `<text x="${pad - 4}" y="${Y(m) + 4}" text-anchor="end">${m}</text>`
-  const series = {
-    'moe-route webgpu': w.rows.filter((r) => r.shape === s && r.policy === 'dynamic').map((r) => [r.T, r.ms]),
-    eager: p.rows.filter((r) => r.shape === s && r.impl === 'eager' && r.ms).map((r) => [r.T, r.ms]),
-    grouped_mm: p.rows.filter((r) => r.shape === s && r.impl === 'grouped_mm' && r.ms).map((r) => [r.T, r.ms]),
-  }
-  let ly = 35
-  for (const [name, pts] of Object.entries(series)) {
-    svg += `<polyline fill="none" stroke="${colors[name]}" stroke-width="2" points="${pts.map(([t, ms]) => `${X(t).toFixed(1)},${Y(ms).toFixed(1)}`).join(' ')}"/>`
-    svg += `<text x="${W / 2 - 120}" y="${ly}" fill="${colors[name]}">${name}</text>`
-    ly += 14
-  }
-  svg += '</g>'
+// SVG: log-log ms vs T per shape, one panel each.
+const W = 420, H = 300, M = 48
+const panels = shapes.map((shape, i) => {
+  const pts = plot.filter((p) => p.shape === shape)
+  const all = pts.flatMap((p) => [p.ours, p.eager, p.grouped, p.roofline]).filter((v) => v > 0)
+  const y0 = Math.log10(Math.min(...all)) - 0.1, y1 = Math.log10(Math.max(...all)) + 0.1
+  const x0 = Math.log10(pts[0].T), x1 = Math.log10(pts[pts.length - 1].T)
+  const X = (t) => M + ((Math.log10(t) - x0) / (x1 - x0 || 1)) * (W - 2 * M)
+  const Y = (v) => H - M - ((Math.log10(v) - y0) / (y1 - y0)) * (H - 2 * M)
+  const series = [['ours', '#d62728', 'moe-route WebGPU'], ['eager', '#1f77b4', 'HF eager'], ['grouped', '#2ca02c', 'HF grouped_mm'], ['roofline', '#7f7f7f', 'roofline']]
+  const paths = series.map(([k, c, name], j) => {
+    const ps = pts.filter((p) => p[k] > 0).map((p) => `${X(p.T).toFixed(1)},${Y(p[k]).toFixed(1)}`)
+    return `<polyline fill="none" stroke="${c}" stroke-width="2" points="${ps.join(' ')}"/><text x="${M + 8}" y="${M + 14 * j}" fill="${c}" font-size="11">${name}</text>`
+  })
+  const ticks = pts.map((p) => `<text x="${X(p.T)}" y="${H - M + 14}" font-size="10" text-anchor="middle">${p.T}</text>`)
+  const yt = []
+  for (let e = Math.ceil(y0); e <= Math.floor(y1); e++) yt.push(`<text x="${M - 4}" y="${Y(10 ** e) + 3}" font-size="10" text-anchor="end">${10 ** e}</text><line x1="${M}" x2="${W - M}" y1="${Y(10 ** e)}" y2="${Y(10 ** e)}" stroke="#ddd"/>`)
+  return `<g transform="translate(${i * W},0)"><text x="${W / 2}" y="16" text-anchor="middle" font-size="13">${shape}: ms per layer call vs tokens T (log-log)</text>${yt.join('')}${ticks.join('')}${paths.join('')}</g>`
 })
-svg += '</svg>\n'
-writeFileSync(new URL('webgpu-layer.svg', dir), svg)
+writeFileSync(join(dir, 'webgpu-layer.svg'), `<svg xmlns="http://www.w3.org/2000/svg" width="${W * shapes.length}" height="${H}" font-family="sans-serif">${panels.join('')}</svg>\n`)
