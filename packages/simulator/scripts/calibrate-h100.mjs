@@ -21,10 +21,10 @@ const grouped = fitCalibration({
 })
 const webgpu = fitCalibration({
   device: `${gpu.adapter} (NVIDIA H100 80GB HBM3), moe-route WebGPU layer (Dawn, f16 weights)`,
-  provenance: `MEASURED by moe-route's bench/webgpu-layer.bench.ts on ${gpu.date.slice(0, 10)} (bench/results/webgpu-layer.json): fused layer, no drop, Mixtral-8x7B shape; weight bandwidth = the measured Dawn copyBufferToBuffer rate (${gpu.copyBandwidthTBs.toFixed(2)} TB/s), flops and callOverheadMs fitted.`,
+  provenance: `MEASURED by moe-route's bench/webgpu-layer.bench.ts on ${gpu.date.slice(0, 10)} (bench/results/webgpu-layer.json): fused layer, no drop, Mixtral-8x7B shape; weight bandwidth = the read bandwidth measured in the same run (${gpu.readBandwidthTBs.toFixed(2)} TB/s), flops and callOverheadMs fitted.`,
   shape,
   bytesPerWeight: 2,
-  weightBandwidth: gpu.copyBandwidthTBs * 1e12,
+  weightBandwidth: gpu.readBandwidthTBs * 1e12,
   points: rows(gpu.rows.filter((r) => r.shape === 'mixtral-8x7b' && r.policy === 'dynamic')),
 })
 const dir = new URL('../src/calibration/', import.meta.url)

@@ -16,50 +16,50 @@ export const H100_HF_GROUPED_MM: Calibration = {
   },
   "bytesPerWeight": 2,
   "weightBandwidth": 2900000000000,
-  "flops": 427800000000000,
-  "callOverheadMs": 0.5069,
+  "flops": 425400000000000,
+  "callOverheadMs": 0.4982,
   "points": [
     {
       "tokens": 1,
       "activeExperts": 2,
-      "ms": 1.0643247604370116,
-      "predictedMs": 0.75
+      "ms": 1.0242431640625,
+      "predictedMs": 0.741
     },
     {
       "tokens": 8,
       "activeExperts": 7,
-      "ms": 1.1620304107666015,
-      "predictedMs": 1.357
+      "ms": 1.1587488174438476,
+      "predictedMs": 1.349
     },
     {
       "tokens": 32,
       "activeExperts": 8,
-      "ms": 1.2234416007995605,
-      "predictedMs": 1.479
+      "ms": 1.2149951934814454,
+      "predictedMs": 1.47
     },
     {
       "tokens": 128,
       "activeExperts": 8,
-      "ms": 1.3037179708480835,
-      "predictedMs": 1.479
+      "ms": 1.3063859939575195,
+      "predictedMs": 1.47
     },
     {
       "tokens": 512,
       "activeExperts": 8,
-      "ms": 2.022696018218994,
-      "predictedMs": 1.479
+      "ms": 2.000296115875244,
+      "predictedMs": 1.47
     },
     {
       "tokens": 2048,
       "activeExperts": 8,
-      "ms": 4.1538238525390625,
-      "predictedMs": 3.88
+      "ms": 4.151285489400228,
+      "predictedMs": 3.891
     },
     {
       "tokens": 4096,
       "activeExperts": 8,
-      "ms": 6.867381413777669,
-      "predictedMs": 7.254
+      "ms": 6.933855692545573,
+      "predictedMs": 7.283
     }
   ]
 }
@@ -68,58 +68,58 @@ export const H100_HF_GROUPED_MM: Calibration = {
 export const H100_WEBGPU: Calibration = {
   "format": "moe-route.cost-model/v1",
   "device": "nvidia / NVIDIA: 580.159.04 580.159.4.0 (NVIDIA H100 80GB HBM3), moe-route WebGPU layer (Dawn, f16 weights)",
-  "provenance": "MEASURED by moe-route's bench/webgpu-layer.bench.ts on 2026-11-22 (bench/results/webgpu-layer.json): fused layer, no drop, Mixtral-8x7B shape; weight bandwidth = the measured Dawn copyBufferToBuffer rate (0.84 TB/s), flops and callOverheadMs fitted.",
+  "provenance": "MEASURED by moe-route's bench/webgpu-layer.bench.ts on 2026-11-22 (bench/results/webgpu-layer.json): fused layer, no drop, Mixtral-8x7B shape; weight bandwidth = the read bandwidth measured in the same run (3.05 TB/s), flops and callOverheadMs fitted.",
   "shape": {
     "hidden": 4096,
     "intermediate": 14336,
     "topK": 2
   },
   "bytesPerWeight": 2,
-  "weightBandwidth": 842905098172.2067,
-  "flops": 17780000000000,
-  "callOverheadMs": 0.2076,
+  "weightBandwidth": 3048574053349.63,
+  "flops": 17680000000000,
+  "callOverheadMs": 0.9138,
   "points": [
     {
       "tokens": 1,
       "activeExperts": 2,
-      "ms": 0.9133344500005478,
-      "predictedMs": 1.044
+      "ms": 0.9160611000006611,
+      "predictedMs": 1.145
     },
     {
       "tokens": 8,
       "activeExperts": 7,
-      "ms": 3.7136775999999374,
-      "predictedMs": 3.133
+      "ms": 4.085222400000203,
+      "predictedMs": 1.723
     },
     {
       "tokens": 32,
       "activeExperts": 8,
-      "ms": 5.873660100000416,
-      "predictedMs": 3.551
+      "ms": 3.0745621499998377,
+      "predictedMs": 2.189
     },
     {
       "tokens": 128,
       "activeExperts": 8,
-      "ms": 9.843696812500639,
-      "predictedMs": 5.28
+      "ms": 9.850918937499955,
+      "predictedMs": 6.015
     },
     {
       "tokens": 512,
       "activeExperts": 8,
-      "ms": 21.6066287499998,
-      "predictedMs": 20.499
+      "ms": 21.890753499999846,
+      "predictedMs": 21.32
     },
     {
       "tokens": 2048,
       "activeExperts": 8,
-      "ms": 71.617406,
-      "predictedMs": 81.372
+      "ms": 70.85624833333229,
+      "predictedMs": 82.538
     },
     {
       "tokens": 4096,
       "activeExperts": 8,
-      "ms": 145.12171466666527,
-      "predictedMs": 162.537
+      "ms": 144.77093266666634,
+      "predictedMs": 164.161
     }
   ]
 }
