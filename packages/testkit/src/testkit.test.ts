@@ -126,7 +126,7 @@ describe('testkit checks', () => {
   })
 
   it('catch nondeterminism and input mutation', () => {
-    conformanceError(() => checkPolicyDeterminism(makePolicy('random'), {}, quick), /different outcomes/)
+    conformanceError(() => checkPolicyDeterminism(makePolicy('random'), {}, quick), /gave (a )?different outcome/)
     conformanceError(() => checkPolicyDeterminism(makePolicy('mutate'), {}, quick), /modified its input routing/)
   })
 
