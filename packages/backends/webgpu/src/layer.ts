@@ -13,10 +13,10 @@ import { offsetsProgram, scatterProgram, selectProgram } from './kernels/dispatc
 import {
   GEMM_BM,
   GEMM_BN,
-  GEMV_TEAMS,
   gemmProgram,
   gemvDownProgram,
   gemvGateUpProgram,
+  gemvLayout,
   type WeightsDtype,
 } from './kernels/expert-ffn/expert-ffn.program.js'
 import { gateProgram } from './kernels/gate/gate.program.js'
@@ -98,6 +98,12 @@ export interface ForwardBuffers {
 
 const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)))
 
+/** Teams (one weight row each) per workgroup of the gate kernel. */
+const GATE_TEAMS = 8
+
+/** Group rows per block of the decode kernels for a typical group size (blocks loop over larger groups). */
+export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPow2(typicalRows))
+
 /** The layer's kernels on one device. Uploaded weights are cached per LayerWeights object (WeakMap). */
 export class WebGpuMoeLayer {
   private readonly weightCache = new WeakMap<LayerWeights, Map<WeightsDtype, DeviceLayerWeights>>()
@@ -108,7 +114,7 @@ export class WebGpuMoeLayer {
     readonly ctx: GpuContext,
     readonly options: LayerOptions = {},
   ) {
-    this.team = teamFor(ctx.features, GEMV_TEAMS, options.subgroups !== false)
+    this.team = teamFor(ctx.features, GATE_TEAMS, options.subgroups !== false)
     this.dtype = options.weightsDtype ?? 'f32'
   }
 
@@ -176,9 +182,10 @@ export class WebGpuMoeLayer {
     const out = this.ctx.storage(Math.max(1, p.tokens) * H * 4, 'layer-out')
     if (p.rowsBound > 0) {
       if (p.kernel === 'gemv') {
-        const mt = Math.min(16, nextPow2(p.rowsHint))
-        rec.run(gemvGateUpProgram(dw.dtype, this.team, mt), { tokens: p.tokens, hidden: H, intermediate: I, experts: E }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(gemvDownProgram(dw.dtype, this.team, mt), { hidden: H, intermediate: I, experts: E, rowsTotal: R }, [act, b.offsets, dw.down, y])
+        const mt = gemvBlockRows(p.rowsHint)
+        const sg = this.team.subgroups ? this.team.team : null
+        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg)), { tokens: p.tokens, hidden: H, intermediate: I, experts: E }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg)), { hidden: H, intermediate: I, experts: E, rowsTotal: R }, [act, b.offsets, dw.down, y])
       } else {
         const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
         rec.run(gemmProgram(dw.dtype, 'gateup'), { tokens: p.tokens, kdim: H, ndim: I, experts: E, rowsTotal: R, ...ind(0) }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
@@ -204,7 +211,12 @@ export class WebGpuMoeLayer {
     // token → rows (row + 1), slots = most rows of any token
     const perToken = new Int32Array(T)
     let maxRows = 0
-    for (let e = 0; e < E; e++) maxRows = Math.max(maxRows, plan.offsets[e + 1] - plan.offsets[e])
+    let active = 0
+    for (let e = 0; e < E; e++) {
+      const n = plan.offsets[e + 1] - plan.offsets[e]
+      maxRows = Math.max(maxRows, n)
+      if (n > 0) active++
+    }
     for (let r = 0; r < rows; r++) {
       const t = plan.rowToken[r]
       if (t >= T) throw new MoeError(ErrorCodes.INPUT_INVALID, `plan row ${r} names token ${t} of ${T}`)
@@ -229,7 +241,7 @@ export class WebGpuMoeLayer {
       tokenRows: ctx.upload(tokenRows, 'tokenRows', 16),
     }
     const rec = ctx.recorder('moe-route experts')
-    const out = this.encodeExperts(rec, dw, bufs, { tokens: T, rowsBound: rows, slots, kernel: kind, rowsHint: maxRows, maxRows })
+    const out = this.encodeExperts(rec, dw, bufs, { tokens: T, rowsBound: rows, slots, kernel: kind, rowsHint: Math.ceil(rows / Math.max(1, active)), maxRows })
     rec.read(out, T * H * 4)
     rec.releaseAfterSubmit(out, ...Object.values(bufs))
     const { reads, kernels } = await rec.submit()
@@ -274,8 +286,8 @@ export class WebGpuMoeLayer {
     if (rowsBound > 0) {
       rec.run(scatterProgram(), { tokens: T, k, experts: E, width: Math.max(T, C) }, [topIdx, topW, offsets, counts, kept, rowToken, rowWeight, tokenRows])
     }
-    // Expected largest group: capacity when static, else about twice the mean (never above T).
-    const rowsHint = pol.isStatic ? C : Math.min(T, Math.ceil((2 * T * k) / E) + 2)
+    // Typical group: the capacity when static, else the mean (never above T).
+    const rowsHint = pol.isStatic ? C : Math.min(T, Math.ceil((T * k) / E))
     const kind = this.pickKernel(options.expertKernel, pol.isStatic ? C : Math.ceil((T * k) / E))
     const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, indirect: args })
     const transient = [logits, cand, kept, args, rowToken, rowWeight]

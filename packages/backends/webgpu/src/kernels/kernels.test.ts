@@ -156,6 +156,9 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
     { kernel: 'gemv', dtype: 'f32', T: 13, sg: true },
     { kernel: 'gemv', dtype: 'f32', T: 4, sg: false },
     { kernel: 'gemv', dtype: 'f16', T: 11, sg: true },
+    // groups of ~10 rows: blocks of 8 loop over the group (second block partly empty)
+    { kernel: 'gemv', dtype: 'f16', T: 40, sg: true },
+    { kernel: 'gemv', dtype: 'f32', T: 40, sg: false },
     { kernel: 'gemm', dtype: 'f32', T: 150, sg: true },
     { kernel: 'gemm', dtype: 'f16', T: 150, sg: true },
   ] as const

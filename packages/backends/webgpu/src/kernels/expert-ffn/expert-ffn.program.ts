@@ -1,13 +1,27 @@
 import { uniforms, type Dispatch, type KernelProgram } from '../../gpu/program.js'
-import { teamKey, type TeamConsts } from '../common/team.wgsl.js'
 import { GEMM_BM, GEMM_BN, gemmWgsl } from './expert-gemm.wgsl.js'
-import { gemvDownWgsl, gemvGateUpWgsl } from './expert-gemv.wgsl.js'
+import { gemvDownWgsl, gemvGateUpWgsl, type ExpertGemvConsts } from './expert-gemv.wgsl.js'
 
 /** Weight storage of the expert kernels. */
 export type WeightsDtype = 'f32' | 'f16'
 
-/** Teams per workgroup in the decode kernels (one weight row per team). */
-export const GEMV_TEAMS = 8
+/** Init-time layout of the decode kernels (weights dtype aside). */
+export type GemvLayout = Omit<ExpertGemvConsts, 'dtype'>
+
+const gemvKey = (l: GemvLayout) => `wg=${l.wg}|rows=${l.rows}|mt=${l.mt}|sg=${l.subgroupSize ?? 'none'}`
+
+/**
+ * Decode layout for a reduction length of `kChunks` 8-wide chunks: 256 invocations (fewer when
+ * K is short, never below one subgroup nor below the rows·mt invocations that finish a block),
+ * 4 weight rows per workgroup, `mt` group rows per block.
+ */
+export function gemvLayout(kChunks: number, mt: number, subgroupSize: number | null): GemvLayout {
+  const rows = 4
+  const floor = Math.max(subgroupSize ?? 32, rows * mt)
+  let wg = 256
+  while (wg > floor && wg / 2 >= kChunks) wg /= 2
+  return { wg, rows, mt, subgroupSize }
+}
 
 /** Run parameters of the decode gate+up kernel. */
 export interface GemvGateUpParams {
@@ -18,13 +32,13 @@ export interface GemvGateUpParams {
 }
 
 /** Decode gate+up; bindings: x ((T+1)×H, last row zero), rowToken, offsets, gate, up, act (R×I). */
-export function gemvGateUpProgram(dtype: WeightsDtype, team: TeamConsts, mt: number): KernelProgram<GemvGateUpParams> {
+export function gemvGateUpProgram(dtype: WeightsDtype, layout: GemvLayout): KernelProgram<GemvGateUpParams> {
   return {
     name: 'experts-gemv-gate-up',
-    cacheKey: `gemv-gate-up|${dtype}|${teamKey(team)}|mt=${mt}`,
-    getShaderSource: () => gemvGateUpWgsl({ ...team, dtype, mt }),
+    cacheKey: `gemv-gate-up|${dtype}|${gemvKey(layout)}`,
+    getShaderSource: () => gemvGateUpWgsl({ ...layout, dtype }),
     getRunData: ({ tokens, hidden, intermediate, experts }) => ({
-      dispatch: [Math.ceil(intermediate / team.teams), experts, 1],
+      dispatch: [Math.ceil(intermediate / layout.rows), experts, 1],
       uniforms: uniforms([tokens, hidden / 8, intermediate]),
     }),
   }
@@ -39,13 +53,13 @@ export interface GemvDownParams {
 }
 
 /** Decode down; bindings: act (R×I), offsets, down, y (R×H). */
-export function gemvDownProgram(dtype: WeightsDtype, team: TeamConsts, mt: number): KernelProgram<GemvDownParams> {
+export function gemvDownProgram(dtype: WeightsDtype, layout: GemvLayout): KernelProgram<GemvDownParams> {
   return {
     name: 'experts-gemv-down',
-    cacheKey: `gemv-down|${dtype}|${teamKey(team)}|mt=${mt}`,
-    getShaderSource: () => gemvDownWgsl({ ...team, dtype, mt }),
+    cacheKey: `gemv-down|${dtype}|${gemvKey(layout)}`,
+    getShaderSource: () => gemvDownWgsl({ ...layout, dtype }),
     getRunData: ({ hidden, intermediate, experts, rowsTotal }) => ({
-      dispatch: [Math.ceil(hidden / team.teams), experts, 1],
+      dispatch: [Math.ceil(hidden / layout.rows), experts, 1],
       uniforms: uniforms([hidden, intermediate / 8, rowsTotal]),
     }),
   }
