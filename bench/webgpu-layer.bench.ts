@@ -9,7 +9,7 @@
  * the roofline: bytes of the active experts' weights ÷ the measured read bandwidth.
  * Also a parity check of the GPU output against the CPU reference at the real shape.
  *
- * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny]
+ * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -42,7 +42,13 @@ const SHAPES: (ModelShape & { label: string })[] = tiny
       { label: 'mixtral-8x7b', experts: 8, topK: 2, hidden: 4096, intermediate: 14336, normalizeTopK: true },
       { label: 'olmoe-1b-7b', experts: 64, topK: 8, hidden: 2048, intermediate: 1024, normalizeTopK: false },
     ]
-const TOKENS = tiny ? [1, 8, 32] : flag('--quick') ? [1, 32, 512] : [1, 8, 32, 128, 512, 2048, 4096]
+const TOKENS = opt('--tokens', '')
+  ? opt('--tokens', '').split(',').map(Number)
+  : tiny
+    ? [1, 8, 32]
+    : flag('--quick')
+      ? [1, 32, 512]
+      : [1, 8, 32, 128, 512, 2048, 4096]
 const POLICIES: { name: string; policy?: LayerPolicy; expertKernel?: 'gemv' | 'gemm'; only?: number[] }[] = [
   { name: 'dynamic' },
   { name: 'dynamic/gemv', expertKernel: 'gemv', only: [32, 128, 512] },
@@ -52,7 +58,9 @@ const POLICIES: { name: string; policy?: LayerPolicy; expertKernel?: 'gemv' | 'g
   { name: 'static γ1.0', policy: { mode: 'static', capacityFactor: 1.0 } },
 ]
 
-const acquired = await acquireDevice({ powerPreference: 'high-performance' })
+// allow_unsafe_apis: Dawn exposes chromium-experimental-subgroup-matrix (the int8 tensor-core
+// path) only with it; timestamp_quantization off: kernel times to the ns instead of 65.5 µs steps.
+const acquired = await acquireDevice({ powerPreference: 'high-performance', dawnFlags: ['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization'] })
 const ctx = new GpuContext(acquired)
 // A second context on the same device with timestamp queries: GPU time of each kernel.
 const profCtx = acquired.features.timestampQuery ? new GpuContext(acquired, { profile: true }) : null
@@ -107,20 +115,34 @@ async function readBandwidth(): Promise<number> {
   return (bytes * n) / s
 }
 
-/** ms per call of the fused layer, `n` calls submitted back to back. */
-async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: DeviceLayerWeights, policy: LayerPolicy | undefined, n: number, expertKernel?: 'gemv' | 'gemm'): Promise<number> {
+/**
+ * ms per call of the fused layer, `n` calls submitted back to back without waiting (one wait
+ * at the end, like CUDA-event timing of back-to-back launches): wall clock, host encoding
+ * included. `gpuOnly`: the n calls encoded into one command buffer and one submit, so the
+ * host cost of encoding is paid before the clock starts (the GPU's own time per call).
+ */
+async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: DeviceLayerWeights, policy: LayerPolicy | undefined, n: number, expertKernel?: 'gemv' | 'gemm', gpuOnly = false): Promise<number> {
+  const opts = { ...(policy ? { policy } : {}), ...(expertKernel ? { expertKernel } : {}) }
   const once = () => {
     const rec = ctx.recorder('bench forward')
-    const f = layer.encodeForward(rec, xb, T, dw, { ...(policy ? { policy } : {}), ...(expertKernel ? { expertKernel } : {}) })
-    const p = rec.submit()
+    const f = layer.encodeForward(rec, xb, T, dw, opts)
+    rec.submitNoWait()
     f.release()
-    return p
   }
-  for (let i = 0; i < 3; i++) await once()
+  for (let i = 0; i < 3; i++) once()
+  await device.queue.onSubmittedWorkDone()
+  if (gpuOnly) {
+    const rec = ctx.recorder('bench forward x n')
+    const fs = Array.from({ length: n }, () => layer.encodeForward(rec, xb, T, dw, opts))
+    const t0 = performance.now()
+    rec.submitNoWait()
+    await device.queue.onSubmittedWorkDone()
+    const ms = (performance.now() - t0) / n
+    for (const f of fs) f.release()
+    return ms
+  }
   const t0 = performance.now()
-  let last: Promise<unknown> = Promise.resolve()
-  for (let i = 0; i < n; i++) last = once()
-  await last
+  for (let i = 0; i < n; i++) once()
   await device.queue.onSubmittedWorkDone()
   return (performance.now() - t0) / n
 }
@@ -171,10 +193,19 @@ for (const shape of SHAPES) {
     const probe = await layer.forward(x, dw)
     const active = Array.from(probe.counts).filter((c) => c > 0).length
     const rooflineMs = ((active * bytesPerExpert) / bw) * 1000
+    // --gemv-sweep: decode layouts (weight rows per workgroup) side by side, dynamic routing
+    if (flag('--gemv-sweep') && T <= 128) {
+      for (const gemvRows of [2, 4, 8]) {
+        const l = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', gemvRows, expertKernel: 'gemv' })
+        const ms = await timeForward(l, xb, T, dw, undefined, 20)
+        console.log(JSON.stringify({ sweep: 'gemv', shape: label, T, gemvRows, ms, pctRoofline: (100 * rooflineMs) / ms }))
+      }
+    }
     for (const { name, policy, expertKernel, only } of POLICIES) {
       if (only && !only.includes(T)) continue
       const n = Math.max(3, Math.min(iters, Math.ceil(2000 / Math.max(1, T))))
       const ms = await timeForward(layer, xb, T, dw, policy, n, expertKernel)
+      const gpuOnlyMs = await timeForward(layer, xb, T, dw, policy, n, expertKernel, true)
       // GPU time: the sum of the kernels' timestamp-query times of one profiled forward (median of 3)
       let gpuMs: number | null = null
       let kernels: Record<string, number> | undefined
@@ -192,7 +223,7 @@ for (const shape of SHAPES) {
         kernels = runs[1].kernels
         expertKernelUsed = runs[1].kind
       }
-      const row = { shape: label, T, policy: name, ms, gpuMs, kernels, expertKernel: expertKernelUsed, activeExperts: active, rooflineMs, pctRoofline: (100 * rooflineMs) / ms, iters: n }
+      const row = { shape: label, T, policy: name, ms, gpuOnlyMs, gpuMs, kernels, expertKernel: expertKernelUsed, activeExperts: active, rooflineMs, pctRoofline: (100 * rooflineMs) / ms, iters: n }
       rows.push(row)
       console.log(JSON.stringify(row))
     }

@@ -37,6 +37,8 @@ export interface LayerOptions {
   readonly expertKernel?: ExpertKernel
   /** `auto` uses GEMV while the largest (host plans) or mean (device plans) group has at most this many rows (default 64). */
   readonly gemvMaxRows?: number
+  /** Weight rows per workgroup of the decode kernels (default 4; a tuning knob). */
+  readonly gemvRows?: number
 }
 
 /** Options of one {@link WebGpuMoeLayer.forward} call. */
@@ -97,6 +99,15 @@ export interface ForwardBuffers {
 }
 
 const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)))
+
+/** Offsets (E+1) followed by the non-empty experts in ascending id, −1 after (what the decode kernels read). */
+export function withActiveList(offsets: Int32Array, experts: number): Int32Array {
+  const out = new Int32Array(2 * experts + 1).fill(-1)
+  out.set(offsets.subarray(0, experts + 1))
+  let j = experts + 1
+  for (let e = 0; e < experts; e++) if (offsets[e + 1] > offsets[e]) out[j++] = e
+  return out
+}
 
 /** Teams (one weight row each) per workgroup of the gate kernel. */
 const GATE_TEAMS = 8
@@ -173,7 +184,7 @@ export class WebGpuMoeLayer {
     rec: Recorder,
     dw: DeviceLayerWeights,
     b: { x: GPUBuffer; rowToken: GPUBuffer; rowWeight: GPUBuffer; offsets: GPUBuffer; tokenRows: GPUBuffer },
-    p: { tokens: number; rowsBound: number; slots: number; kernel: 'gemv' | 'gemm'; rowsHint: number; indirect?: GPUBuffer; maxRows?: number },
+    p: { tokens: number; rowsBound: number; slots: number; kernel: 'gemv' | 'gemm'; rowsHint: number; expertSlots: number; indirect?: GPUBuffer; maxRows?: number },
   ): GPUBuffer {
     const { hidden: H, intermediate: I, experts: E } = dw.shape
     const R = Math.max(1, p.rowsBound)
@@ -184,8 +195,8 @@ export class WebGpuMoeLayer {
       if (p.kernel === 'gemv') {
         const mt = gemvBlockRows(p.rowsHint)
         const sg = this.team.subgroups ? this.team.team : null
-        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg)), { tokens: p.tokens, hidden: H, intermediate: I, experts: E }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg)), { hidden: H, intermediate: I, experts: E, rowsTotal: R }, [act, b.offsets, dw.down, y])
+        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg, this.options.gemvRows)), { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg, this.options.gemvRows)), { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
       } else {
         const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
         rec.run(gemmProgram(dw.dtype, 'gateup'), { tokens: p.tokens, kdim: H, ndim: I, experts: E, rowsTotal: R, ...ind(0) }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
@@ -237,11 +248,11 @@ export class WebGpuMoeLayer {
       x: xb,
       rowToken: ctx.upload(plan.rowToken.subarray(0, rows), 'rowToken', 16),
       rowWeight: ctx.upload(plan.rowWeight.subarray(0, rows), 'rowWeight', 16),
-      offsets: ctx.upload(plan.offsets, 'offsets'),
+      offsets: ctx.upload(withActiveList(plan.offsets, E), 'offsets'),
       tokenRows: ctx.upload(tokenRows, 'tokenRows', 16),
     }
     const rec = ctx.recorder('moe-route experts')
-    const out = this.encodeExperts(rec, dw, bufs, { tokens: T, rowsBound: rows, slots, kernel: kind, rowsHint: Math.ceil(rows / Math.max(1, active)), maxRows })
+    const out = this.encodeExperts(rec, dw, bufs, { tokens: T, rowsBound: rows, slots, kernel: kind, rowsHint: Math.ceil(rows / Math.max(1, active)), expertSlots: active, maxRows })
     rec.read(out, T * H * 4)
     rec.releaseAfterSubmit(out, ...Object.values(bufs))
     const { reads, kernels } = await rec.submit()
@@ -268,7 +279,7 @@ export class WebGpuMoeLayer {
     const cand = s(E * T * 4, 'candidates')
     const kept = s(E * T * 4, 'kept')
     const counts = s(E * 4, 'counts')
-    const offsets = s((E + 1) * 4, 'offsets')
+    const offsets = s((2 * E + 1) * 4, 'offsets')
     const args = s(32, 'gemm-args', BufferUsage.INDIRECT)
     const rowToken = s(rowsBound * 4, 'rowToken')
     const rowWeight = s(rowsBound * 4, 'rowWeight')
@@ -289,7 +300,7 @@ export class WebGpuMoeLayer {
     // Typical group: the capacity when static, else the mean (never above T).
     const rowsHint = pol.isStatic ? C : Math.min(T, Math.ceil((T * k) / E))
     const kind = this.pickKernel(options.expertKernel, pol.isStatic ? C : Math.ceil((T * k) / E))
-    const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, indirect: args })
+    const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, expertSlots: pol.isStatic ? E : Math.min(E, T * k), indirect: args })
     const transient = [logits, cand, kept, args, rowToken, rowWeight]
     return {
       out,

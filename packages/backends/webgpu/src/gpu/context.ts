@@ -164,6 +164,23 @@ export class Recorder {
     this.encoder.clearBuffer(buffer, 0, bytes === undefined ? undefined : Math.ceil(bytes / 4) * 4)
   }
 
+  /**
+   * Submits without waiting for the GPU (no readbacks allowed): for back-to-back layer calls
+   * whose outputs stay on the device. Each pending `onSubmittedWorkDone` promise costs the
+   * Node binding event polling on the JS thread, so a stream of awaited submits becomes
+   * CPU-bound; wait once at the end instead (`device.queue.onSubmittedWorkDone()`).
+   * Validation errors of this submit surface at the next waited submit.
+   */
+  submitNoWait(): void {
+    if (this.reads.length > 0 || this.profiled) {
+      throw new MoeError('MOE_ROUTE_ERR_INPUT_INVALID', 'submitNoWait() returns neither readbacks nor kernel times; use submit()', { plugin: 'webgpu' })
+    }
+    this.endPass()
+    this.ctx.device.queue.submit([this.encoder.finish({ label: this.label })])
+    this.ctx.pool.release(...this.transient)
+    this.ctx.checkErrors(this.label)
+  }
+
   /** Copies `src` into a fresh readback buffer when the command buffer is submitted. */
   read(src: GPUBuffer, bytes: number): number {
     this.endPass()
@@ -180,7 +197,11 @@ export class Recorder {
   }
 
   /** Submits and waits for the readbacks; returns their bytes and the kernel times (when profiling). */
-  async submit(): Promise<{ reads: ArrayBuffer[]; kernels?: Record<string, number> }> {
+  async submit(options: { wait?: boolean } = {}): Promise<{ reads: ArrayBuffer[]; kernels?: Record<string, number> }> {
+    if (options.wait === false && this.reads.length === 0 && !this.profiled) {
+      this.submitNoWait()
+      return { reads: [] }
+    }
     this.endPass()
     const { ctx } = this
     const resolved = this.profiled && ctx.profiler ? ctx.profiler.encodeResolve(this.encoder) : false

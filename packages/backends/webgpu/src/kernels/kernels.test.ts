@@ -9,7 +9,7 @@ import { mulberry32, softmaxRows, softmaxTopK, type LayerWeights, type ModelShap
 import { expertsForward, gateMatmul, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
 import { acquireDevice } from '../gpu/device.js'
 import { GpuContext } from '../gpu/context.js'
-import { WebGpuMoeLayer } from '../layer.js'
+import { WebGpuMoeLayer, withActiveList } from '../layer.js'
 import { referenceDispatch, resolvePolicy, type LayerPolicy } from '../policy.js'
 import { roundToF16 } from '../f16.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
@@ -128,7 +128,7 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
     const cand = ctx.storage(E * T * 4, 'cand')
     const kept = ctx.storage(E * T * 4, 'kept')
     const counts = ctx.storage(E * 4, 'counts')
-    const offsets = ctx.storage((E + 1) * 4, 'offsets')
+    const offsets = ctx.storage((2 * E + 1) * 4, 'offsets')
     const args = ctx.storage(32, 'args', 0x100)
     const rowToken = ctx.storage(R * 4, 'rowToken')
     const rowWeight = ctx.storage(R * 4, 'rowWeight')
@@ -137,11 +137,12 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
     rec.run(offsetsProgram(), { experts: E, isStatic: pol.isStatic, capacity: C, colsGateUp: 96, colsDown: 64, bm: GEMM_BM, bn: GEMM_BN }, [counts, offsets, args])
     rec.clear(tokenRows, T * k * 4)
     rec.run(scatterProgram(), { tokens: T, k, experts: E, width: Math.max(T, C) }, [topIdx, topW, offsets, counts, kept, rowToken, rowWeight, tokenRows])
-    for (const b of [counts, offsets, rowToken, rowWeight, tokenRows, args]) rec.read(b, b === counts ? E * 4 : b === offsets ? (E + 1) * 4 : b === tokenRows ? T * k * 4 : b === args ? 32 : R * 4)
+    for (const b of [counts, offsets, rowToken, rowWeight, tokenRows, args]) rec.read(b, b === counts ? E * 4 : b === offsets ? (2 * E + 1) * 4 : b === tokenRows ? T * k * 4 : b === args ? 32 : R * 4)
     const { reads } = await rec.submit()
     const rows = ref.plan.offsets[E]
     expect(Array.from(new Int32Array(reads[0]))).toEqual(Array.from(ref.plan.counts))
-    expect(Array.from(new Int32Array(reads[1]))).toEqual(Array.from(ref.plan.offsets))
+    // offsets, then the non-empty experts in ascending id (−1 after)
+    expect(Array.from(new Int32Array(reads[1]))).toEqual(Array.from(withActiveList(ref.plan.offsets, E)))
     expect(Array.from(new Int32Array(reads[2]).subarray(0, rows))).toEqual(Array.from(ref.plan.rowToken))
     expect(Array.from(new Float32Array(reads[3]).subarray(0, rows))).toEqual(Array.from(ref.plan.rowWeight))
     expect(Array.from(new Uint32Array(reads[4]), (v) => (v > 0 ? 1 : 0))).toEqual(Array.from(ref.kept))

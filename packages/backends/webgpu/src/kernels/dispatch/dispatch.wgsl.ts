@@ -85,7 +85,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 /**
  * Row offsets: exclusive scan of group sizes (kept counts, or the capacity for every expert
- * when static), plus indirect dispatch arguments for the grouped GEMM kernels.
+ * when static), then the list of non-empty experts in ascending id at offsets[E+1 ..= 2E]
+ * (−1 past the last; the decode kernels launch one workgroup row per list slot, not per
+ * expert), plus indirect dispatch arguments for the grouped GEMM kernels.
  * args = [gx gate-up, gy, E, gx down, gy, E, rows, maxRows].
  */
 export const offsetsWgsl = (): string => /* wgsl */ `
@@ -104,6 +106,9 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   atomicMax(&maxRows, size);
   let r = exclusiveScan(size, lid);
   if (lid < E) { offsets[lid] = i32(r.x); }
+  let live = lid < E && size > 0u;
+  let a = exclusiveScan(select(0u, 1u, live), lid);
+  if (live) { offsets[E + 1u + a.x] = i32(lid); } else if (lid >= a.y && lid < E) { offsets[E + 1u + lid] = -1; }
   let mx = atomicLoad(&maxRows);
   if (lid == 0u) {
     offsets[E] = i32(r.y);

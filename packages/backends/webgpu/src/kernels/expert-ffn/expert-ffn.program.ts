@@ -8,19 +8,18 @@ export type WeightsDtype = 'f32' | 'f16'
 /** Init-time layout of the decode kernels (weights dtype aside). */
 export type GemvLayout = Omit<ExpertGemvConsts, 'dtype'>
 
-const gemvKey = (l: GemvLayout) => `wg=${l.wg}|rows=${l.rows}|mt=${l.mt}|sg=${l.subgroupSize ?? 'none'}`
+const gemvKey = (l: GemvLayout) => `wg=${l.wg}|rows=${l.rows}|mt=${l.mt}|kc=${l.kc}|sg=${l.subgroupSize ?? 'none'}`
 
 /**
  * Decode layout for a reduction length of `kChunks` 8-wide chunks: 256 invocations (fewer when
  * K is short, never below one subgroup nor below the rows·mt invocations that finish a block),
  * 4 weight rows per workgroup, `mt` group rows per block.
  */
-export function gemvLayout(kChunks: number, mt: number, subgroupSize: number | null): GemvLayout {
-  const rows = 4
+export function gemvLayout(kChunks: number, mt: number, subgroupSize: number | null, rows = 4): GemvLayout {
   const floor = Math.max(subgroupSize ?? 32, rows * mt)
   let wg = 256
   while (wg > floor && wg / 2 >= kChunks) wg /= 2
-  return { wg, rows, mt, subgroupSize }
+  return { wg, rows, mt, subgroupSize, kc: kChunks }
 }
 
 /** Run parameters of the decode gate+up kernel. */
@@ -29,17 +28,19 @@ export interface GemvGateUpParams {
   readonly hidden: number
   readonly intermediate: number
   readonly experts: number
+  /** Workgroup rows = slots of the non-empty expert list (at most E; more slots only exit). */
+  readonly slots: number
 }
 
-/** Decode gate+up; bindings: x ((T+1)×H, last row zero), rowToken, offsets, gate, up, act (R×I). */
+/** Decode gate+up; bindings: x ((T+1)×H, last row zero), rowToken, offsets (E+1 offsets, then the non-empty expert list), gate, up, act (R×I). */
 export function gemvGateUpProgram(dtype: WeightsDtype, layout: GemvLayout): KernelProgram<GemvGateUpParams> {
   return {
     name: 'experts-gemv-gate-up',
     cacheKey: `gemv-gate-up|${dtype}|${gemvKey(layout)}`,
     getShaderSource: () => gemvGateUpWgsl({ ...layout, dtype }),
-    getRunData: ({ tokens, hidden, intermediate, experts }) => ({
-      dispatch: [Math.ceil(intermediate / layout.rows), experts, 1],
-      uniforms: uniforms([tokens, hidden / 8, intermediate]),
+    getRunData: ({ tokens, hidden, intermediate, experts, slots }) => ({
+      dispatch: [Math.ceil(intermediate / layout.rows), Math.max(1, Math.min(experts, slots)), 1],
+      uniforms: uniforms([tokens, hidden / 8, intermediate, experts]),
     }),
   }
 }
@@ -50,6 +51,8 @@ export interface GemvDownParams {
   readonly intermediate: number
   readonly experts: number
   readonly rowsTotal: number
+  /** As for gate+up. */
+  readonly slots: number
 }
 
 /** Decode down; bindings: act (R×I), offsets, down, y (R×H). */
@@ -58,9 +61,9 @@ export function gemvDownProgram(dtype: WeightsDtype, layout: GemvLayout): Kernel
     name: 'experts-gemv-down',
     cacheKey: `gemv-down|${dtype}|${gemvKey(layout)}`,
     getShaderSource: () => gemvDownWgsl({ ...layout, dtype }),
-    getRunData: ({ hidden, intermediate, experts, rowsTotal }) => ({
-      dispatch: [Math.ceil(hidden / layout.rows), experts, 1],
-      uniforms: uniforms([hidden, intermediate / 8, rowsTotal]),
+    getRunData: ({ hidden, intermediate, experts, rowsTotal, slots }) => ({
+      dispatch: [Math.ceil(hidden / layout.rows), Math.max(1, Math.min(experts, slots)), 1],
+      uniforms: uniforms([hidden, intermediate / 8, rowsTotal, experts]),
     }),
   }
 }

@@ -24,6 +24,8 @@ export interface ExpertGemvConsts {
   readonly wg: number
   /** Fixed subgroup size to reduce with `subgroupAdd`, or null for workgroup-memory reductions. */
   readonly subgroupSize: number | null
+  /** 8-wide chunks along K (H/8 for gate+up, I/8 for down): a per-layer constant, so loops unroll. */
+  readonly kc: number
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, j) => j)
@@ -51,18 +53,18 @@ function partialStores(c: ExpertGemvConsts, values: string[]): string {
     return `${values.map((v, i) => `    { let s = subgroupAdd(${v}); if (sgl == 0u) { part[(lid / ${c.subgroupSize}u) * ${nv}u + ${i}u] = s; } }`).join('\n')}
     workgroupBarrier();`
   }
-  return values
-    .map(
-      (v, i) => `    red[lid] = ${v};
-    workgroupBarrier();
-    for (var s = ${c.wg / 2}u; s > 0u; s = s >> 1u) {
-      if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+  // One runtime loop over a private copy keeps the shader small (compilers unroll per value otherwise).
+  return `    var vals = array<f32, ${nv}>(${values.join(', ')});
+    for (var i = 0u; i < ${nv}u; i = i + 1u) {
+      red[lid] = vals[i];
       workgroupBarrier();
-    }
-    if (lid == 0u) { part[${i}u] = red[0]; }
-    workgroupBarrier();`,
-    )
-    .join('\n')
+      for (var s = ${c.wg / 2}u; s > 0u; s = s >> 1u) {
+        if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+        workgroupBarrier();
+      }
+      if (lid == 0u) { part[i] = red[0]; }
+      workgroupBarrier();
+    }`
 }
 
 function header(c: ExpertGemvConsts, nv: number): string {
@@ -74,18 +76,41 @@ var<workgroup> groupStart: u32;
 var<workgroup> groupRows: u32;`
 }
 
+/**
+ * Entry: workgroup row wid.y is a slot of the non-empty expert list the offsets kernel (or the
+ * host) writes at offsets[E+1 ..]; slots past the list and empty groups exit at once.
+ */
 const entry = (c: ExpertGemvConsts) =>
-  `@compute @workgroup_size(${c.wg})
+  `var<workgroup> groupExpert: u32;
+@compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${c.subgroupSize ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
-  let e = wid.y;
-  if (lid == 0u) { groupStart = u32(offsets[e]); groupRows = u32(offsets[e + 1u] - offsets[e]); }
+  if (lid == 0u) {
+    let ae = offsets[params.experts + 1u + wid.y];
+    let ee = u32(max(ae, 0));
+    groupExpert = ee;
+    groupStart = u32(offsets[ee]);
+    groupRows = select(0u, u32(offsets[ee + 1u] - offsets[ee]), ae >= 0);
+  }
   let n = workgroupUniformLoad(&groupRows);
   let start = workgroupUniformLoad(&groupStart);
+  let e = workgroupUniformLoad(&groupExpert);
   if (n == 0u) { return; }`
+
+/** WGSL loop header over this invocation's K chunks `ch` (constant trip count). */
+const chunkLoop = (c: ExpertGemvConsts, body: string) => {
+  const iters = Math.ceil(c.kc / c.wg)
+  const guard = c.kc % c.wg !== 0
+  return `    for (var it = 0u; it < ${iters}u; it = it + 1u) {
+      let ch = lid + it * ${c.wg}u;
+${guard ? `      if (ch < ${c.kc}u) {
+${body}
+      }` : body}
+    }`
+}
 
 /**
  * Decode gate+up: act[r, i] = silu(gate_e[i]·x_r) · (up_e[i]·x_r) for every row r of expert
- * e's group. Grid (I / rows, E). Padding rows (token −1) read the zero row `tokens` of x.
+ * e's group. Grid (I / rows, expert slots). Padding rows (token −1) read the zero row `tokens` of x.
  * Empty experts exit at once.
  */
 export const gemvGateUpWgsl = (c: ExpertGemvConsts): string => {
@@ -93,7 +118,7 @@ export const gemvGateUpWgsl = (c: ExpertGemvConsts): string => {
   const J = range(c.mt)
   const values = R.flatMap((r) => J.flatMap((j) => [`g${r}_${j}`, `u${r}_${j}`]))
   return /* wgsl */ `${header(c, values.length)}
-struct Params { tokens: u32, hc: u32, inter: u32, _a: u32 };
+struct Params { tokens: u32, hc: u32, inter: u32, experts: u32 };
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> rowToken: array<i32>;
 @group(0) @binding(2) var<storage, read> offsets: array<i32>;
@@ -110,13 +135,14 @@ ${R.map((r) => `  let wr${r} = (e * params.inter + min(n0 + ${r}u, params.inter 
 ${J.map((j) => `    let tk${j} = rowToken[start + min(tb + ${j}u, n - 1u)];
     let xo${j} = select(params.tokens, u32(tk${j}), tk${j} >= 0 && tb + ${j}u < n) * hc * 2u;`).join('\n')}
 ${values.map((v) => `    var ${v} = 0.0;`).join('\n')}
-    for (var ch = lid; ch < hc; ch = ch + ${c.wg}u) {
-${R.map((r) => `      let pg${r} = loadGate(wr${r} + ch);
+${chunkLoop(
+  c,
+  `${R.map((r) => `      let pg${r} = loadGate(wr${r} + ch);
       let pu${r} = loadUp(wr${r} + ch);`).join('\n')}
 ${J.map((j) => `      { let xa = x[xo${j} + 2u * ch]; let xb = x[xo${j} + 2u * ch + 1u];
 ${R.map((r) => `        g${r}_${j} = g${r}_${j} + dot(pg${r}[0], xa) + dot(pg${r}[1], xb);
-        u${r}_${j} = u${r}_${j} + dot(pu${r}[0], xa) + dot(pu${r}[1], xb);`).join('\n')} }`).join('\n')}
-    }
+        u${r}_${j} = u${r}_${j} + dot(pu${r}[0], xa) + dot(pu${r}[1], xb);`).join('\n')} }`).join('\n')}`,
+)}
 ${partialStores(c, values)}
     if (lid < ${c.rows * c.mt}u) {
       let r = lid / ${c.mt}u;
@@ -141,14 +167,14 @@ function sumOf(c: ExpertGemvConsts, nv: number, idx: string): string {
 
 /**
  * Decode down projection: y[r, h] = down_e[h]·act_r for every row r of expert e's group.
- * Grid (H / rows, E); same layout as the gate+up kernel over K = intermediate.
+ * Grid (H / rows, expert slots); same layout as the gate+up kernel over K = intermediate.
  */
 export const gemvDownWgsl = (c: ExpertGemvConsts): string => {
   const R = range(c.rows)
   const J = range(c.mt)
   const values = R.flatMap((r) => J.map((j) => `d${r}_${j}`))
   return /* wgsl */ `${header(c, values.length)}
-struct Params { hidden: u32, ic: u32, rowsTotal: u32, _a: u32 };
+struct Params { hidden: u32, ic: u32, rowsTotal: u32, experts: u32 };
 @group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> offsets: array<i32>;
 ${weightDecl(2, 'Down', c.dtype)}
@@ -161,11 +187,12 @@ ${R.map((r) => `  let wr${r} = (e * params.hidden + min(n0 + ${r}u, params.hidde
   for (var tb = 0u; tb < n; tb = tb + ${c.mt}u) {
 ${J.map((j) => `    let ao${j} = (start + min(tb + ${j}u, n - 1u)) * ic * 2u;`).join('\n')}
 ${values.map((v) => `    var ${v} = 0.0;`).join('\n')}
-    for (var ch = lid; ch < ic; ch = ch + ${c.wg}u) {
-${R.map((r) => `      let pd${r} = loadDown(wr${r} + ch);`).join('\n')}
+${chunkLoop(
+  c,
+  `${R.map((r) => `      let pd${r} = loadDown(wr${r} + ch);`).join('\n')}
 ${J.map((j) => `      { let xa = act[ao${j} + 2u * ch]; let xb = act[ao${j} + 2u * ch + 1u];
-${R.map((r) => `        d${r}_${j} = d${r}_${j} + dot(pd${r}[0], xa) + dot(pd${r}[1], xb);`).join('\n')} }`).join('\n')}
-    }
+${R.map((r) => `        d${r}_${j} = d${r}_${j} + dot(pd${r}[0], xa) + dot(pd${r}[1], xb);`).join('\n')} }`).join('\n')}`,
+)}
 ${partialStores(c, values)}
     if (lid < ${c.rows * c.mt}u) {
       let r = lid / ${c.mt}u;
