@@ -12,7 +12,8 @@ process.env.XDG_RUNTIME_DIR ||= '/tmp'
 const log = (o: Record<string, unknown>) => console.log(JSON.stringify(o))
 const flagSets = [[], ['enable-dawn-features=allow_unsafe_apis'], ['enable-dawn-features=allow_unsafe_apis,disable_robustness']]
 const gpus: GPU[] = []
-for (const flags of flagSets) {
+const isMain = /gpu-probe\.(mjs|ts)$/.test(process.argv[1] ?? '')
+for (const flags of isMain ? flagSets : []) {
   const gpu = create(flags) as GPU
   gpus.push(gpu)
   const a = await gpu.requestAdapter({ powerPreference: 'high-performance' })
@@ -97,6 +98,58 @@ const rnd = () => {
   seed ^= seed << 5
   seed >>>= 0
   return seed
+}
+
+/** Fills a buffer with hashed non-zero words (f16 pairs of magnitude ≲ 0.06): incompressible data. */
+async function fillRandom(device: GPUDevice, b: GPUBuffer, bytes: number): Promise<void> {
+  const { pipeline } = await compile(
+    device,
+    `@group(0) @binding(0) var<storage, read_write> o: array<u32>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>) {
+  let i = g.y * n.x * 256u + g.x;
+  if (i >= arrayLength(&o)) { return; }
+  var h = i * 747796405u + 2891336453u;
+  h = ((h >> ((h >> 28u) + 4u)) ^ h) * 277803737u;
+  h = (h >> 22u) ^ h;
+  o[i] = (h & 0x23ff23ffu) | 0x20002000u;
+}`,
+  )
+  const words = bytes / 4
+  const groups = Math.ceil(words / 256)
+  const gx = Math.min(groups, 32768)
+  await timeDispatch(device, pipeline!, [b], [gx, Math.ceil(groups / gx), 1], 1)
+}
+
+/** Read bandwidth on a zero (never written) buffer and on hashed data. */
+async function probeBandwidth(): Promise<void> {
+  const device = await deviceFor(0, [])
+  if (!device) return
+  const bytes = process.env.PROBE_TINY ? 2 ** 26 : 2 ** 30
+  const WG = 256
+  const PER = 16
+  const groups = bytes / 16 / (WG * PER)
+  const src = buf(device, bytes)
+  const sink = buf(device, groups * 4 * WG)
+  const { pipeline } = await compile(
+    device,
+    `@group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> o: array<u32>;
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let g = wid.y * n.x + wid.x;
+  var acc = vec4<u32>(0u);
+  for (var i = 0u; i < ${PER}u; i = i + 1u) { acc = acc ^ a[(g * ${PER}u + i) * ${WG}u + l]; }
+  let v = acc.x ^ acc.y ^ acc.z ^ acc.w;
+  if (v == 0x12345678u) { o[g * ${WG}u + l] = v; }
+}`,
+  )
+  const gx = Math.min(groups, 32768)
+  const grid: [number, number, number] = [gx, Math.ceil(groups / gx), 1]
+  const zeroMs = await timeDispatch(device, pipeline!, [src, sink], grid, 20)
+  await fillRandom(device, src, bytes)
+  const randMs = await timeDispatch(device, pipeline!, [src, sink], grid, 20)
+  log({ bandwidth: 'read 1 GiB', zeroTBs: bytes / (zeroMs / 1e3) / 1e12, randomTBs: bytes / (randMs / 1e3) / 1e12 })
+  src.destroy()
+  sink.destroy()
 }
 
 /** int8 subgroup-matrix: sweep syntax and readings, then time the exact one. */
@@ -195,7 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>) {
  * "column-slice" layout (each invocation owns fixed columns with x in registers, R rows per
  * workgroup, reduction across the workgroup) at several R, vs the read bandwidth.
  */
-async function probeGemv(flagIndex: number): Promise<void> {
+async function probeGemv(flagIndex: number, random: boolean): Promise<void> {
   const device = await deviceFor(flagIndex, ['subgroups'])
   if (!device) return
   const rows = process.env.PROBE_TINY ? 2048 : 14336
@@ -205,6 +258,7 @@ async function probeGemv(flagIndex: number): Promise<void> {
   const wg = buf(device, bytes)
   const wu = buf(device, bytes)
   const wd = buf(device, bytes)
+  if (random) for (const b of [wg, wu, wd]) await fillRandom(device, b, bytes)
   const xv = new Float32Array(rows)
   for (let i = 0; i < xv.length; i++) xv[i] = (rnd() / 2 ** 32) * 2 - 1
   const x = buf(device, xv)
@@ -243,7 +297,7 @@ ${Array.from({ length: R }, (_, r) => `  { let a = subgroupAdd(g${r}); let b = s
         continue
       }
       const ms = await timeDispatch(device, pipeline, [x, wg, wu, out], [rows / R, 1, 1], process.env.PROBE_TINY ? 2 : 50)
-      log({ gemv: 'column-slice gate+up', flags: flagSets[flagIndex], WG, R, ms, TBs: (2 * bytes) / (ms / 1e3) / 1e12 })
+      log({ gemv: 'column-slice gate+up', random, flags: flagSets[flagIndex], WG, R, ms, TBs: (2 * bytes) / (ms / 1e3) / 1e12 })
     }
   }
   // the down projection shape (K = 14336): rows 4096
@@ -283,15 +337,76 @@ ${Array.from({ length: R }, (_, r) => `  { let a = subgroupAdd(d${r}); if (sl ==
       continue
     }
     const ms = await timeDispatch(device, pipeline, [x, wd, out], [H / R, 1, 1], process.env.PROBE_TINY ? 2 : 50)
-    log({ gemv: 'column-slice down', flags: flagSets[flagIndex], R, ms, TBs: bytes / (ms / 1e3) / 1e12 })
+    log({ gemv: 'column-slice down', random, flags: flagSets[flagIndex], R, ms, TBs: bytes / (ms / 1e3) / 1e12 })
   }
   wg.destroy()
   wu.destroy()
   wd.destroy()
 }
 
-await probeSubgroupMatrix().catch((e) => log({ sgmError: String(e) }))
-await probeGemv(0).catch((e) => log({ gemvError: String(e) }))
-await probeGemv(2).catch((e) => log({ gemvError: String(e) }))
-log({ done: true })
-process.exit(0)
+const only = isMain ? (process.env.PROBE_ONLY ?? 'all') : 'none'
+if (only === 'all' || only === 'sgm') await probeSubgroupMatrix().catch((e) => log({ sgmError: String(e) }))
+if (only === 'all' || only === 'bw') await probeBandwidth().catch((e) => log({ bwError: String(e) }))
+if (only === 'all' || only === 'bw') await probeGemv(0, false).catch((e) => log({ gemvError: String(e) }))
+if (only === 'all' || only === 'bw') await probeGemv(0, true).catch((e) => log({ gemvError: String(e) }))
+if (only !== 'none') {
+  log({ done: true })
+  process.exit(0)
+}
+
+/**
+ * The layer's decode gate+up kernel as generated, run alone on the Mixtral shape (one token,
+ * one active expert), with variants that isolate what separates it from the probe kernel.
+ */
+export async function probeLayerGemv(gen: (c: Record<string, unknown>) => string, rows: number, wgSize: number, given?: GPUDevice, tag = 'probe device'): Promise<void> {
+  const device = given ?? (await deviceFor(0, ['subgroups']))
+  if (!device) return
+  const H = 4096
+  const I = 14336
+  const hc = H / 8
+  for (const E of [1, 8]) {
+    const eActive = E - 1
+    const bytes = E * I * H * 2
+    const gate = buf(device, bytes)
+    const up = buf(device, bytes)
+    await fillRandom(device, gate, bytes)
+    await fillRandom(device, up, bytes)
+    const xv = new Float32Array(2 * H)
+    for (let i = 0; i < H; i++) xv[i] = (rnd() / 2 ** 32) * 2 - 1
+    const x = buf(device, xv)
+    const rowToken = buf(device, new Int32Array([0, 0, 0, 0]))
+    const off = new Int32Array(2 * E + 1).fill(-1)
+    for (let e = 0; e <= E; e++) off[e] = e > eActive ? 1 : 0
+    off[E + 1] = eActive
+    const offsets = buf(device, off)
+    const act = buf(device, I * 4)
+    const params = device.createBuffer({ size: 16, usage: 0x40 | 0x8 })
+    device.queue.writeBuffer(params, 0, new Uint32Array([1, hc, I, E]))
+    const base = gen({ dtype: 'f16', mt: 1, rows, wg: wgSize, subgroupSize: 32, kc: hc })
+    const variants: Record<string, string> = { asIs: base }
+    for (const [name, code] of Object.entries(variants)) {
+      const { pipeline, errors } = await compile(device, code)
+      if (!pipeline) {
+        log({ layerGemv: name, errors })
+        continue
+      }
+      const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [x, rowToken, offsets, gate, up, act, params].map((b, i) => ({ binding: i, resource: { buffer: b } })).filter((en) => code.includes(`@binding(${en.binding})`)) })
+      const go = async (m: number) => {
+        const enc = device.createCommandEncoder()
+        const pass = enc.beginComputePass()
+        pass.setPipeline(pipeline)
+        pass.setBindGroup(0, bg)
+        for (let i = 0; i < m; i++) pass.dispatchWorkgroups(I / rows, 1, 1)
+        pass.end()
+        device.queue.submit([enc.finish()])
+        await device.queue.onSubmittedWorkDone()
+      }
+      await go(2)
+      const t0 = performance.now()
+      await go(50)
+      const ms = (performance.now() - t0) / 50
+      log({ layerGemv: name, tag, E, rows, wg: wgSize, ms, TBs: (2 * I * H * 2) / (ms / 1e3) / 1e12 })
+    }
+    for (const b of [gate, up, x, rowToken, offsets, act, params]) b.destroy()
+  }
+}

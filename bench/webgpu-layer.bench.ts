@@ -129,7 +129,13 @@ async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: 
     rec.submitNoWait()
     f.release()
   }
-  for (let i = 0; i < 3; i++) once()
+  // Warm up for at least 150 ms of back-to-back calls: the GPU clocks down while the host
+  // works between configurations, and the first calls after that run up to 1.6× slower.
+  const w0 = performance.now()
+  for (let i = 0; i < 3 || performance.now() - w0 < 150; i++) {
+    once()
+    if (i % 8 === 7) await device.queue.onSubmittedWorkDone()
+  }
   await device.queue.onSubmittedWorkDone()
   if (gpuOnly) {
     const rec = ctx.recorder('bench forward x n')
@@ -145,6 +151,16 @@ async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: 
   for (let i = 0; i < n; i++) once()
   await device.queue.onSubmittedWorkDone()
   return (performance.now() - t0) / n
+}
+
+// Diagnostic: the decode gate+up kernel alone (Mixtral shape, one token, one expert) on this
+// device and on a device without the unsafe-API flags and optional features.
+if (!tiny && flag('--diag')) {
+  const { probeLayerGemv } = await import('./gpu-probe.js')
+  const { gemvGateUpWgsl } = await import('../packages/backends/webgpu/src/kernels/expert-ffn/expert-gemv.wgsl.js')
+  await probeLayerGemv(gemvGateUpWgsl as never, 4, 256, device, 'bench device')
+  const plain = await acquireDevice({ powerPreference: 'high-performance', timestamps: false })
+  await probeLayerGemv(gemvGateUpWgsl as never, 4, 256, plain.device, 'plain device')
 }
 
 const bw = await readBandwidth()
@@ -193,12 +209,12 @@ for (const shape of SHAPES) {
     const probe = await layer.forward(x, dw)
     const active = Array.from(probe.counts).filter((c) => c > 0).length
     const rooflineMs = ((active * bytesPerExpert) / bw) * 1000
-    // --gemv-sweep: decode layouts (weight rows per workgroup) side by side, dynamic routing
-    if (flag('--gemv-sweep') && T <= 128) {
-      for (const gemvRows of [2, 4, 8]) {
-        const l = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', gemvRows, expertKernel: 'gemv' })
+    // --gemv-sweep: decode layouts side by side (weight rows per workgroup; expert slots), dynamic routing
+    if (flag('--gemv-sweep') && T <= 32) {
+      for (const [gemvRows, decodeSlots] of [[2, 'active'], [4, 'active'], [4, 'all']] as const) {
+        const l = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', gemvRows, decodeSlots, expertKernel: 'gemv' })
         const ms = await timeForward(l, xb, T, dw, undefined, 20)
-        console.log(JSON.stringify({ sweep: 'gemv', shape: label, T, gemvRows, ms, pctRoofline: (100 * rooflineMs) / ms }))
+        console.log(JSON.stringify({ sweep: 'gemv', shape: label, T, gemvRows, decodeSlots, ms, pctRoofline: (100 * rooflineMs) / ms }))
       }
     }
     for (const { name, policy, expertKernel, only } of POLICIES) {

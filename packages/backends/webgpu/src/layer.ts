@@ -39,6 +39,11 @@ export interface LayerOptions {
   readonly gemvMaxRows?: number
   /** Weight rows per workgroup of the decode kernels (default 4; a tuning knob). */
   readonly gemvRows?: number
+  /**
+   * Workgroup rows of the decode kernels on device-built plans: one per possible non-empty
+   * expert (min(E, T·k), default) or one per expert (`all`, the surplus exits at once).
+   */
+  readonly decodeSlots?: 'active' | 'all'
 }
 
 /** Options of one {@link WebGpuMoeLayer.forward} call. */
@@ -120,6 +125,8 @@ export class WebGpuMoeLayer {
   private readonly weightCache = new WeakMap<LayerWeights, Map<WeightsDtype, DeviceLayerWeights>>()
   readonly team: TeamConsts
   readonly dtype: WeightsDtype
+  /** Largest 1-D workgroup the device allows (the decode kernels use up to this many invocations). */
+  private readonly maxWg: number
 
   constructor(
     readonly ctx: GpuContext,
@@ -127,6 +134,8 @@ export class WebGpuMoeLayer {
   ) {
     this.team = teamFor(ctx.features, GATE_TEAMS, options.subgroups !== false)
     this.dtype = options.weightsDtype ?? 'f32'
+    const L = ctx.device.limits
+    this.maxWg = Math.min(1024, L.maxComputeInvocationsPerWorkgroup, L.maxComputeWorkgroupSizeX)
   }
 
   /**
@@ -195,8 +204,8 @@ export class WebGpuMoeLayer {
       if (p.kernel === 'gemv') {
         const mt = gemvBlockRows(p.rowsHint)
         const sg = this.team.subgroups ? this.team.team : null
-        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg, this.options.gemvRows)), { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg, this.options.gemvRows)), { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
+        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg, { rows: this.options.gemvRows, mats: 2, maxWg: this.maxWg })), { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg, { rows: this.options.gemvRows, mats: 1, maxWg: this.maxWg })), { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
       } else {
         const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
         rec.run(gemmProgram(dw.dtype, 'gateup'), { tokens: p.tokens, kdim: H, ndim: I, experts: E, rowsTotal: R, ...ind(0) }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
@@ -300,7 +309,7 @@ export class WebGpuMoeLayer {
     // Typical group: the capacity when static, else the mean (never above T).
     const rowsHint = pol.isStatic ? C : Math.min(T, Math.ceil((T * k) / E))
     const kind = this.pickKernel(options.expertKernel, pol.isStatic ? C : Math.ceil((T * k) / E))
-    const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, expertSlots: pol.isStatic ? E : Math.min(E, T * k), indirect: args })
+    const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, expertSlots: pol.isStatic || this.options.decodeSlots === 'all' ? E : Math.min(E, T * k), indirect: args })
     const transient = [logits, cand, kept, args, rowToken, rowWeight]
     return {
       out,

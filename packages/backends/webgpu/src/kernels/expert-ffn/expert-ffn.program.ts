@@ -11,16 +11,21 @@ export type GemvLayout = Omit<ExpertGemvConsts, 'dtype'>
 const gemvKey = (l: GemvLayout) => `wg=${l.wg}|rows=${l.rows}|mt=${l.mt}|kc=${l.kc}|sg=${l.subgroupSize ?? 'none'}`
 
 /**
- * Decode layout for a reduction length of `kChunks` 8-wide chunks: 256 invocations (fewer when
- * K is short, never below one subgroup nor below the rows·mt invocations that finish a block),
- * 4 weight rows per workgroup, `mt` group rows per block.
+ * Decode layout for a reduction length of `kChunks` 8-wide chunks over `mats` weight matrices
+ * (2 for gate+up, 1 for down): 4 weight rows per workgroup and the fewest invocations (a power
+ * of two, at least one subgroup and the rows·mt that finish a block, at most `maxWg`) that
+ * keep each invocation's stationary weights within 16 chunks (64 registers).
  */
-export function gemvLayout(kChunks: number, mt: number, subgroupSize: number | null, rows = 4): GemvLayout {
-  const floor = Math.max(subgroupSize ?? 32, rows * mt)
-  let wg = 256
-  while (wg > floor && wg / 2 >= kChunks) wg /= 2
-  return { wg, rows, mt, subgroupSize, kc: kChunks }
+export function gemvLayout(kChunks: number, mt: number, subgroupSize: number | null, opts: { rows?: number; mats?: number; maxWg?: number } = {}): GemvLayout {
+  const rows = opts.rows ?? 4
+  const mats = opts.mats ?? 1
+  const maxWg = Math.max(32, opts.maxWg ?? 256)
+  let wg = Math.max(subgroupSize ?? 32, nextPow2(rows * mt))
+  while (wg < maxWg && rows * mats * Math.ceil(kChunks / wg) > 16) wg *= 2
+  return { wg: Math.min(wg, 2 ** Math.floor(Math.log2(maxWg))), rows, mt, subgroupSize, kc: kChunks }
 }
+
+const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)))
 
 /** Run parameters of the decode gate+up kernel. */
 export interface GemvGateUpParams {

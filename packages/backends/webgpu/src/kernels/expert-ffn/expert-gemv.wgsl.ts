@@ -3,11 +3,12 @@ import { siluWgsl } from '../common/team.wgsl.js'
 /**
  * Init-time constants of the decode (GEMV-style) expert kernels.
  *
- * Layout ("column slices"): a workgroup owns `rows` consecutive weight rows of one expert;
- * invocation `lid` owns the 8-wide K chunks lid, lid+wg, … of every one of those rows, so one
- * load instruction of the workgroup reads wg·16 contiguous bytes of a row, every weight is
- * read once per block of `mt` group rows, and the activations are read once per chunk for
- * all `rows` weight rows. Each (weight row, group row) dot product is reduced across the
+ * Layout ("column slices", weight-stationary): a workgroup owns `rows` consecutive weight rows
+ * of one expert; invocation `lid` owns the 8-wide K chunks lid, lid+wg, … of every one of
+ * those rows and loads them into registers once, at the start (all loads in flight together),
+ * so one load instruction of the workgroup reads wg·16 contiguous bytes of a row and every
+ * weight is read from memory exactly once per batch whatever the group size; the group's
+ * rows then stream past in blocks of `mt`, each activation chunk read once for all `rows`. Each (weight row, group row) dot product is reduced across the
  * workgroup at the end of a block: subgroupAdd then one value per subgroup in workgroup
  * memory, or a shared-memory tree without subgroups.
  * On an H100 (Dawn/Vulkan) a single token streams gate+up at 2.8–2.9 TB/s and down at
@@ -96,16 +97,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let e = workgroupUniformLoad(&groupExpert);
   if (n == 0u) { return; }`
 
-/** WGSL loop header over this invocation's K chunks `ch` (constant trip count). */
-const chunkLoop = (c: ExpertGemvConsts, body: string) => {
+/** This invocation's K chunks: ch_i = lid + i·wg for i < iters (clamped in range; `ok_i` false past K). */
+const chunks = (c: ExpertGemvConsts) => {
   const iters = Math.ceil(c.kc / c.wg)
   const guard = c.kc % c.wg !== 0
-  return `    for (var it = 0u; it < ${iters}u; it = it + 1u) {
-      let ch = lid + it * ${c.wg}u;
-${guard ? `      if (ch < ${c.kc}u) {
-${body}
-      }` : body}
-    }`
+  const I = range(iters)
+  return {
+    I,
+    decl: I.map((i) => (guard ? `  let ok${i} = lid + ${i * c.wg}u < ${c.kc}u;\n  let ch${i} = min(lid + ${i * c.wg}u, ${c.kc - 1}u);` : `  let ch${i} = lid + ${i * c.wg}u;`)).join('\n'),
+    /** x chunk load, zero past K (so clamped duplicate weights add nothing). */
+    x: (arr: string, off: string, i: number, half: 0 | 1) => {
+      const load = `${arr}[${off} + 2u * ch${i}${half ? ' + 1u' : ''}]`
+      return guard ? `select(vec4<f32>(0.0), ${load}, ok${i})` : load
+    },
+  }
 }
 
 /**
@@ -117,6 +122,7 @@ export const gemvGateUpWgsl = (c: ExpertGemvConsts): string => {
   const R = range(c.rows)
   const J = range(c.mt)
   const values = R.flatMap((r) => J.flatMap((j) => [`g${r}_${j}`, `u${r}_${j}`]))
+  const K = chunks(c)
   return /* wgsl */ `${header(c, values.length)}
 struct Params { tokens: u32, hc: u32, inter: u32, experts: u32 };
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
@@ -131,18 +137,16 @@ ${entry(c)}
   let hc = params.hc;
   let n0 = wid.x * ${c.rows}u;
 ${R.map((r) => `  let wr${r} = (e * params.inter + min(n0 + ${r}u, params.inter - 1u)) * hc;`).join('\n')}
+  // weight-stationary: this invocation's slice of the workgroup's rows, loaded once
+${K.decl}
+${R.map((r) => K.I.map((i) => `  let pg${r}_${i} = loadGate(wr${r} + ch${i});\n  let pu${r}_${i} = loadUp(wr${r} + ch${i});`).join('\n')).join('\n')}
   for (var tb = 0u; tb < n; tb = tb + ${c.mt}u) {
 ${J.map((j) => `    let tk${j} = rowToken[start + min(tb + ${j}u, n - 1u)];
     let xo${j} = select(params.tokens, u32(tk${j}), tk${j} >= 0 && tb + ${j}u < n) * hc * 2u;`).join('\n')}
 ${values.map((v) => `    var ${v} = 0.0;`).join('\n')}
-${chunkLoop(
-  c,
-  `${R.map((r) => `      let pg${r} = loadGate(wr${r} + ch);
-      let pu${r} = loadUp(wr${r} + ch);`).join('\n')}
-${J.map((j) => `      { let xa = x[xo${j} + 2u * ch]; let xb = x[xo${j} + 2u * ch + 1u];
-${R.map((r) => `        g${r}_${j} = g${r}_${j} + dot(pg${r}[0], xa) + dot(pg${r}[1], xb);
-        u${r}_${j} = u${r}_${j} + dot(pu${r}[0], xa) + dot(pu${r}[1], xb);`).join('\n')} }`).join('\n')}`,
-)}
+${K.I.map((i) => J.map((j) => `    { let xa = ${K.x('x', `xo${j}`, i, 0)}; let xb = ${K.x('x', `xo${j}`, i, 1)};
+${R.map((r) => `      g${r}_${j} = g${r}_${j} + dot(pg${r}_${i}[0], xa) + dot(pg${r}_${i}[1], xb);
+      u${r}_${j} = u${r}_${j} + dot(pu${r}_${i}[0], xa) + dot(pu${r}_${i}[1], xb);`).join('\n')} }`).join('\n')).join('\n')}
 ${partialStores(c, values)}
     if (lid < ${c.rows * c.mt}u) {
       let r = lid / ${c.mt}u;
@@ -173,6 +177,7 @@ export const gemvDownWgsl = (c: ExpertGemvConsts): string => {
   const R = range(c.rows)
   const J = range(c.mt)
   const values = R.flatMap((r) => J.map((j) => `d${r}_${j}`))
+  const K = chunks(c)
   return /* wgsl */ `${header(c, values.length)}
 struct Params { hidden: u32, ic: u32, rowsTotal: u32, experts: u32 };
 @group(0) @binding(0) var<storage, read> act: array<vec4<f32>>;
@@ -184,15 +189,13 @@ ${entry(c)}
   let ic = params.ic;
   let n0 = wid.x * ${c.rows}u;
 ${R.map((r) => `  let wr${r} = (e * params.hidden + min(n0 + ${r}u, params.hidden - 1u)) * ic;`).join('\n')}
+${K.decl}
+${R.map((r) => K.I.map((i) => `  let pd${r}_${i} = loadDown(wr${r} + ch${i});`).join('\n')).join('\n')}
   for (var tb = 0u; tb < n; tb = tb + ${c.mt}u) {
 ${J.map((j) => `    let ao${j} = (start + min(tb + ${j}u, n - 1u)) * ic * 2u;`).join('\n')}
 ${values.map((v) => `    var ${v} = 0.0;`).join('\n')}
-${chunkLoop(
-  c,
-  `${R.map((r) => `      let pd${r} = loadDown(wr${r} + ch);`).join('\n')}
-${J.map((j) => `      { let xa = act[ao${j} + 2u * ch]; let xb = act[ao${j} + 2u * ch + 1u];
-${R.map((r) => `        d${r}_${j} = d${r}_${j} + dot(pd${r}[0], xa) + dot(pd${r}[1], xb);`).join('\n')} }`).join('\n')}`,
-)}
+${K.I.map((i) => J.map((j) => `    { let xa = ${K.x('act', `ao${j}`, i, 0)}; let xb = ${K.x('act', `ao${j}`, i, 1)};
+${R.map((r) => `      d${r}_${j} = d${r}_${j} + dot(pd${r}_${i}[0], xa) + dot(pd${r}_${i}[1], xb);`).join('\n')} }`).join('\n')).join('\n')}
 ${partialStores(c, values)}
     if (lid < ${c.rows * c.mt}u) {
       let r = lid / ${c.mt}u;
