@@ -12,6 +12,8 @@ export {
   type ForwardOptions,
   type ForwardResult,
   type LayerOptions,
+  type ExpertKernelUsed,
+  type Int8KernelOption,
 } from './layer.js'
 export { referenceDispatch, resolvePolicy, type LayerPolicy, type ReferenceDispatch, type ResolvedPolicy } from './policy.js'
 export {
@@ -23,7 +25,48 @@ export {
   type DeviceLayerWeights,
   type GenerateWeightsOptions,
 } from './weights.js'
-export { acquireDevice, describeAdapter, probeAdapter, type AcquireDeviceOptions, type AcquiredDevice, type DeviceFeatures } from './gpu/device.js'
+export {
+  INT8_MIN_ROW_MAX,
+  INV127,
+  int8GemmRef,
+  int8Scale,
+  isHostInt8Weights,
+  quantizeLayerWeightsInt8,
+  quantizeRowsInt8,
+  w8a8ExpertsForward,
+  type HostInt8Expert,
+  type HostInt8Weights,
+  type Int8Rows,
+  type W8A8Trace,
+} from './int8.js'
+export {
+  INT8_WEIGHT_PAD,
+  checkInt8Shape,
+  isDeviceInt8Weights,
+  quantizeDeviceWeights,
+  transposeInt8,
+  uploadInt8Weights,
+  type DeviceInt8Weights,
+} from './weights-int8.js'
+export {
+  DEFAULT_SGM_TILE,
+  DOT4_BM,
+  DOT4_BN,
+  int8GemmProgram,
+  int8SpareRows,
+  int8TileDims,
+  quantizeRowsProgram,
+  quantizeWeightsProgram,
+  sgmTileDims,
+  sgmWorkgroupBytes,
+  type Int8GemmConfig,
+  type Int8GemmKind,
+  type Int8GemmParams,
+  type Int8Variant,
+  type QuantizeRowsParams,
+  type SgmTile,
+} from './kernels/expert-int8/int8.program.js'
+export { acquireDevice, dawnFlagsOf, describeAdapter, probeAdapter, type AcquireDeviceOptions, type AcquiredDevice, type DeviceFeatures } from './gpu/device.js'
 export { GpuContext, Recorder } from './gpu/context.js'
 export { BufferPool, bucketSize } from './gpu/buffer-pool.js'
 export { ProgramCache, grid1d, uniforms, type Dispatch, type KernelProgram, type RunData } from './gpu/program.js'

@@ -20,12 +20,35 @@ import {
   type WeightsDtype,
 } from './kernels/expert-ffn/expert-ffn.program.js'
 import { gateProgram } from './kernels/gate/gate.program.js'
+import {
+  DEFAULT_SGM_TILE,
+  int8GemmProgram,
+  int8SpareRows,
+  int8TileDims,
+  quantizeRowsProgram,
+  sgmTileDims,
+  sgmWorkgroupBytes,
+  type Int8GemmConfig,
+  type SgmTile,
+} from './kernels/expert-int8/int8.program.js'
 import { softmaxProgram, topkProgram } from './kernels/softmax-topk/softmax-topk.program.js'
 import { resolvePolicy, type LayerPolicy } from './policy.js'
 import { uploadLayerWeights, type DeviceLayerWeights } from './weights.js'
+import { INT8_WEIGHT_PAD, isDeviceInt8Weights, uploadInt8Weights, type DeviceInt8Weights } from './weights-int8.js'
 
-/** Which expert kernels run: decode GEMV (weights streamed once), tiled GEMM, or chosen by group size. */
-export type ExpertKernel = 'auto' | 'gemv' | 'gemm'
+/**
+ * Which expert kernels run: decode GEMV (weights streamed once), tiled GEMM, or chosen by
+ * group size (`auto`); or `int8`, the W8A8 prefill path (int8 weights per output channel,
+ * activations quantized per row on the GPU, int8 GEMMs; see `int8.ts`), which `auto` picks
+ * only when the weights given are {@link DeviceInt8Weights}.
+ */
+export type ExpertKernel = 'auto' | 'gemv' | 'gemm' | 'int8'
+
+/** The expert kernel a call ran. */
+export type ExpertKernelUsed = Exclude<ExpertKernel, 'auto'>
+
+/** int8 GEMM variant: `subgroup-matrix` (tensor cores) when the device has it, else `dot4`. */
+export type Int8KernelOption = 'auto' | 'dot4' | 'subgroup-matrix'
 
 /** Options of {@link WebGpuMoeLayer}. */
 export interface LayerOptions {
@@ -44,11 +67,21 @@ export interface LayerOptions {
    * expert (min(E, T·k), default) or one per expert (`all`, the surplus exits at once).
    */
   readonly decodeSlots?: 'active' | 'all'
+  /**
+   * int8 GEMM of the `int8` expert kernel: `dot4` (portable `dot4I8Packed`), `subgroup-matrix`
+   * (`chromium-experimental-subgroup-matrix` tensor cores; on Dawn the device must come from
+   * `acquireDevice({ unsafeApis: true })`), or `auto` (default: subgroup-matrix when
+   * `ctx.features.subgroupMatrix` and a fixed subgroup size, else dot4).
+   */
+  readonly int8Kernel?: Int8KernelOption
+  /** Tile of the subgroup-matrix kernel (default {@link DEFAULT_SGM_TILE}: 2×2 subgroups of 2×4 16×16 fragments, loads from global memory). */
+  readonly int8Tile?: Partial<SgmTile>
 }
 
 /** Options of one {@link WebGpuMoeLayer.forward} call. */
 export interface ForwardOptions {
   readonly policy?: LayerPolicy
+  /** Expert kernel of this call (`int8` needs host LayerWeights or DeviceInt8Weights; DeviceInt8Weights imply it). */
   readonly expertKernel?: ExpertKernel
   /** Also read back the routing (top-k ids, weights, which pairs were computed). */
   readonly readRouting?: boolean
@@ -81,7 +114,7 @@ export interface ForwardResult {
   readonly capacity: number | null
   readonly mode: 'dynamic' | 'static'
   /** Expert kernel used. */
-  readonly expertKernel: 'gemv' | 'gemm'
+  readonly expertKernel: ExpertKernelUsed
   readonly routing?: DeviceRouting
   /** Kernel times in ms (when profiling). */
   readonly kernels?: Record<string, number>
@@ -99,7 +132,7 @@ export interface ForwardBuffers {
   readonly rowsBound: number
   readonly capacity: number | null
   readonly isStatic: boolean
-  readonly expertKernel: 'gemv' | 'gemm'
+  readonly expertKernel: ExpertKernelUsed
   release(): void
 }
 
@@ -123,6 +156,8 @@ export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPo
 /** The layer's kernels on one device. Uploaded weights are cached per LayerWeights object (WeakMap). */
 export class WebGpuMoeLayer {
   private readonly weightCache = new WeakMap<LayerWeights, Map<WeightsDtype, DeviceLayerWeights>>()
+  private readonly int8Cache = new WeakMap<LayerWeights, DeviceInt8Weights>()
+  private int8Cfg: Int8GemmConfig | null = null
   readonly team: TeamConsts
   readonly dtype: WeightsDtype
   /** Largest 1-D workgroup the device allows (the decode kernels use up to this many invocations). */
@@ -143,6 +178,7 @@ export class WebGpuMoeLayer {
    * dtype (repeated batches never re-upload). Device weights pass through unchanged.
    */
   deviceWeights(weights: LayerWeights | DeviceLayerWeights, dtype: WeightsDtype = this.dtype): DeviceLayerWeights {
+    if (isDeviceInt8Weights(weights)) throw new MoeError(ErrorCodes.INPUT_INVALID, "int8 device weights run only with expertKernel 'int8' (or 'auto')", { plugin: 'webgpu' })
     if ('gate' in weights && !('experts' in weights)) {
       if (weights.device !== this.ctx.device) throw new MoeError(ErrorCodes.INPUT_INVALID, 'device weights belong to another GPUDevice', { plugin: 'webgpu' })
       return weights
@@ -155,6 +191,76 @@ export class WebGpuMoeLayer {
     return dw
   }
 
+  /**
+   * int8 device weights for `weights`: host weights are quantized on the CPU and uploaded on
+   * first use, cached per LayerWeights object; DeviceInt8Weights pass through.
+   * @throws MOE_ROUTE_ERR_INPUT_INVALID for f32/f16 DeviceLayerWeights (quantize them with
+   * `quantizeDeviceWeights(ctx, dw)` first).
+   */
+  int8Weights(weights: LayerWeights | DeviceLayerWeights | DeviceInt8Weights): DeviceInt8Weights {
+    if (isDeviceInt8Weights(weights)) {
+      if (weights.device !== this.ctx.device) throw new MoeError(ErrorCodes.INPUT_INVALID, 'device weights belong to another GPUDevice', { plugin: 'webgpu' })
+      return weights
+    }
+    if (!('experts' in weights)) {
+      throw new MoeError(
+        ErrorCodes.INPUT_INVALID,
+        "the int8 expert kernel needs host LayerWeights (quantized on upload) or DeviceInt8Weights (uploadInt8Weights, or quantizeDeviceWeights(ctx, dw) for f32/f16 weights already on the device); got f32/f16 DeviceLayerWeights",
+        { plugin: 'webgpu' },
+      )
+    }
+    let w8 = this.int8Cache.get(weights)
+    if (!w8) this.int8Cache.set(weights, (w8 = uploadInt8Weights(this.ctx, weights)))
+    return w8
+  }
+
+  /** Weights of a call: int8 when the kernel is int8 (asked for, or the weights are int8), else f32/f16. */
+  private weightsFor(weights: LayerWeights | DeviceLayerWeights | DeviceInt8Weights, kernel?: ExpertKernel): DeviceLayerWeights | DeviceInt8Weights {
+    const k = kernel ?? this.options.expertKernel ?? 'auto'
+    if (isDeviceInt8Weights(weights)) {
+      if (k !== 'auto' && k !== 'int8') throw new MoeError(ErrorCodes.INPUT_INVALID, `int8 device weights run only with expertKernel 'int8' (or 'auto'), not '${k}'`, { plugin: 'webgpu' })
+      return this.int8Weights(weights)
+    }
+    return k === 'int8' ? this.int8Weights(weights) : this.deviceWeights(weights)
+  }
+
+  /**
+   * The int8 GEMM variant and tile this layer runs (option `int8Kernel`; `auto` =
+   * subgroup-matrix when the device has it with a fixed subgroup size, else dot4).
+   */
+  int8Gemm(): Int8GemmConfig {
+    if (this.int8Cfg) return this.int8Cfg
+    const want = this.options.int8Kernel ?? 'auto'
+    const f = this.ctx.features
+    const sgm = f.subgroupMatrix && f.subgroupSize !== null
+    if (want === 'subgroup-matrix' && !sgm) {
+      throw new MoeError(
+        ErrorCodes.BACKEND_UNAVAILABLE,
+        "int8Kernel 'subgroup-matrix' needs the chromium-experimental-subgroup-matrix feature and a fixed subgroup size (on Dawn: acquireDevice({ unsafeApis: true }))",
+        { plugin: 'webgpu' },
+      )
+    }
+    if (want === 'dot4' || !sgm) return (this.int8Cfg = { variant: 'dot4' })
+    const tile: SgmTile = { ...DEFAULT_SGM_TILE, ...this.options.int8Tile }
+    const L = this.ctx.device.limits
+    const S = tile.sgM * tile.sgN
+    const wgBytes = sgmWorkgroupBytes('gateup', tile)
+    const ok =
+      [tile.sgM, tile.sgN, tile.fm, tile.fn].every((v) => Number.isInteger(v) && v >= 1) &&
+      (tile.stage === 'global' || tile.stage === 'shared') &&
+      S * f.subgroupSize! <= Math.min(L.maxComputeInvocationsPerWorkgroup, L.maxComputeWorkgroupSizeX) &&
+      wgBytes <= L.maxComputeWorkgroupStorageSize &&
+      sgmTileDims(tile).bn <= INT8_WEIGHT_PAD
+    if (!ok) {
+      throw new MoeError(
+        ErrorCodes.INPUT_INVALID,
+        `int8Tile ${JSON.stringify(tile)} does not fit this device (workgroup ${S * f.subgroupSize!} invocations, ${wgBytes} bytes of workgroup memory, BN ${sgmTileDims(tile).bn} ≤ ${INT8_WEIGHT_PAD})`,
+        { plugin: 'webgpu' },
+      )
+    }
+    return (this.int8Cfg = { variant: 'subgroup-matrix', tile, subgroupSize: f.subgroupSize! })
+  }
+
   /** Uploads x into a (T+1)×H buffer whose last row is zero (the row padding reads). */
   uploadHidden(x: Float32Array, tokens: number, hidden: number): GPUBuffer {
     assertLength(x, tokens * hidden, 'hidden states')
@@ -165,8 +271,8 @@ export class WebGpuMoeLayer {
   }
 
   /** Gate matmul on the device. */
-  async gate(x: Float32Array, tokens: number, weights: LayerWeights | DeviceLayerWeights): Promise<{ logits: Float32Array; kernels?: Record<string, number> }> {
-    const dw = this.deviceWeights(weights)
+  async gate(x: Float32Array, tokens: number, weights: LayerWeights | DeviceLayerWeights | DeviceInt8Weights): Promise<{ logits: Float32Array; kernels?: Record<string, number> }> {
+    const dw = this.weightsFor(weights)
     const { hidden: H, experts: E } = dw.shape
     if (tokens === 0) return { logits: new Float32Array(0) }
     const xb = this.uploadHidden(x, tokens, H)
@@ -179,7 +285,7 @@ export class WebGpuMoeLayer {
     return { logits: new Float32Array(reads[0]), ...(kernels ? { kernels } : {}) }
   }
 
-  private pickKernel(kernel: ExpertKernel | undefined, rows: number): 'gemv' | 'gemm' {
+  private pickKernel(kernel: ExpertKernel | undefined, rows: number): ExpertKernelUsed {
     const k = kernel ?? this.options.expertKernel ?? 'auto'
     if (k !== 'auto') return k
     return rows <= (this.options.gemvMaxRows ?? 64) ? 'gemv' : 'gemm'
@@ -191,10 +297,11 @@ export class WebGpuMoeLayer {
    */
   encodeExperts(
     rec: Recorder,
-    dw: DeviceLayerWeights,
+    dw: DeviceLayerWeights | DeviceInt8Weights,
     b: { x: GPUBuffer; rowToken: GPUBuffer; rowWeight: GPUBuffer; offsets: GPUBuffer; tokenRows: GPUBuffer },
-    p: { tokens: number; rowsBound: number; slots: number; kernel: 'gemv' | 'gemm'; rowsHint: number; expertSlots: number; indirect?: GPUBuffer; maxRows?: number },
+    p: { tokens: number; rowsBound: number; slots: number; kernel: ExpertKernelUsed; rowsHint: number; expertSlots: number; indirect?: GPUBuffer; maxRows?: number },
   ): GPUBuffer {
+    if (p.kernel === 'int8' || isDeviceInt8Weights(dw)) return this.encodeExpertsInt8(rec, this.int8Weights(dw), b, p)
     const { hidden: H, intermediate: I, experts: E } = dw.shape
     const R = Math.max(1, p.rowsBound)
     const act = this.ctx.storage(R * I * 4, 'act')
@@ -218,11 +325,48 @@ export class WebGpuMoeLayer {
   }
 
   /**
+   * The int8 (W8A8) experts: quantize the gathered x rows → gate+up int8 GEMM (act =
+   * silu(g)·u, f32) → quantize act rows → down int8 GEMM (y, f32) → the same combine. The
+   * quantized A buffers have `int8SpareRows` zero rows after the last row.
+   */
+  private encodeExpertsInt8(
+    rec: Recorder,
+    w8: DeviceInt8Weights,
+    b: { x: GPUBuffer; rowToken: GPUBuffer; rowWeight: GPUBuffer; offsets: GPUBuffer; tokenRows: GPUBuffer },
+    p: { tokens: number; rowsBound: number; slots: number; indirect?: GPUBuffer; maxRows?: number },
+  ): GPUBuffer {
+    const { hidden: H, intermediate: I, experts: E } = w8.shape
+    const cfg = this.int8Gemm()
+    const ctx = this.ctx
+    const R = Math.max(1, p.rowsBound)
+    const Ra = R + int8SpareRows(cfg)
+    const y = ctx.storage(R * H * 4, 'expert-out')
+    const out = ctx.storage(Math.max(1, p.tokens) * H * 4, 'layer-out')
+    const transient = [y]
+    if (p.rowsBound > 0) {
+      const xq = ctx.storage(Ra * H, 'x-int8')
+      const sx = ctx.storage(Ra * 4, 'x-scale')
+      const act = ctx.storage(R * I * 4, 'act')
+      const aq = ctx.storage(Ra * I, 'act-int8')
+      const sa = ctx.storage(Ra * 4, 'act-scale')
+      const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
+      rec.run(quantizeRowsProgram(true), { tokens: p.tokens, kdim: H, rowsAlloc: Ra, experts: E }, [b.x, b.rowToken, b.offsets, xq, sx])
+      rec.run(int8GemmProgram('gateup', cfg), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, ...ind(0) }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
+      rec.run(quantizeRowsProgram(false), { tokens: p.tokens, kdim: I, rowsAlloc: Ra, experts: E }, [act, b.offsets, aq, sa])
+      rec.run(int8GemmProgram('down', cfg), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, ...ind(12) }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
+      transient.push(xq, sx, act, aq, sa)
+    }
+    if (p.tokens > 0) rec.run(combineProgram(), { tokens: p.tokens, hidden: H, slots: p.slots }, [y, b.rowWeight, b.tokenRows, out])
+    rec.releaseAfterSubmit(...transient)
+    return out
+  }
+
+  /**
    * Grouped SwiGLU experts over any DispatchPlan (exact-size or padded; padding rows, token
    * −1, are computed on a zero row), then the weighted combine in token order.
    */
-  async experts(x: Float32Array, plan: DispatchPlan, weights: LayerWeights | DeviceLayerWeights, kernel?: ExpertKernel): Promise<{ output: Float32Array; kernels?: Record<string, number>; expertKernel: 'gemv' | 'gemm' }> {
-    const dw = this.deviceWeights(weights)
+  async experts(x: Float32Array, plan: DispatchPlan, weights: LayerWeights | DeviceLayerWeights | DeviceInt8Weights, kernel?: ExpertKernel): Promise<{ output: Float32Array; kernels?: Record<string, number>; expertKernel: ExpertKernelUsed }> {
+    const dw = this.weightsFor(weights, kernel)
     const { hidden: H, experts: E } = dw.shape
     const T = plan.tokens
     if (plan.experts !== E) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `plan has ${plan.experts} experts, weights have ${E}`)
@@ -250,7 +394,7 @@ export class WebGpuMoeLayer {
       const t = plan.rowToken[r]
       if (t >= 0) tokenRows[t * slots + perToken[t]++] = r + 1
     }
-    const kind = this.pickKernel(kernel, maxRows)
+    const kind = isDeviceInt8Weights(dw) ? 'int8' : this.pickKernel(kernel, maxRows)
     const ctx = this.ctx
     const xb = this.uploadHidden(x, T, H)
     const bufs = {
@@ -273,7 +417,7 @@ export class WebGpuMoeLayer {
    * combine) reading x from a (T+1)×H device buffer. For benchmarks and embedders that keep
    * activations on the GPU; call `release()` on the result after submitting.
    */
-  encodeForward(rec: Recorder, x: GPUBuffer, tokens: number, dw: DeviceLayerWeights, options: ForwardOptions = {}): ForwardBuffers {
+  encodeForward(rec: Recorder, x: GPUBuffer, tokens: number, dw: DeviceLayerWeights | DeviceInt8Weights, options: ForwardOptions = {}): ForwardBuffers {
     const { experts: E, topK: k, hidden: H, intermediate: I, normalizeTopK } = dw.shape
     const T = tokens
     const pol = resolvePolicy(options.policy, T, k, E)
@@ -301,14 +445,15 @@ export class WebGpuMoeLayer {
     } else {
       rec.clear(counts, E * 4)
     }
-    rec.run(offsetsProgram(), { experts: E, isStatic: pol.isStatic, capacity: C, colsGateUp: I, colsDown: H, bm: GEMM_BM, bn: GEMM_BN }, [counts, offsets, args])
+    const kind = isDeviceInt8Weights(dw) ? 'int8' : this.pickKernel(options.expertKernel, pol.isStatic ? C : Math.ceil((T * k) / E))
+    const tile = kind === 'int8' ? int8TileDims(this.int8Gemm()) : { bm: GEMM_BM, bn: GEMM_BN }
+    rec.run(offsetsProgram(), { experts: E, isStatic: pol.isStatic, capacity: C, colsGateUp: I, colsDown: H, ...tile }, [counts, offsets, args])
     rec.clear(tokenRows, T * k * 4)
     if (rowsBound > 0) {
       rec.run(scatterProgram(), { tokens: T, k, experts: E, width: Math.max(T, C) }, [topIdx, topW, offsets, counts, kept, rowToken, rowWeight, tokenRows])
     }
     // Typical group: the capacity when static, else the mean (never above T).
     const rowsHint = pol.isStatic ? C : Math.min(T, Math.ceil((T * k) / E))
-    const kind = this.pickKernel(options.expertKernel, pol.isStatic ? C : Math.ceil((T * k) / E))
     const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, expertSlots: pol.isStatic || this.options.decodeSlots === 'all' ? E : Math.min(E, T * k), indirect: args })
     const transient = [logits, cand, kept, args, rowToken, rowWeight]
     return {
@@ -331,8 +476,8 @@ export class WebGpuMoeLayer {
    * The whole layer on the device for host activations x (T×H): one submission, reading
    * back the output and per-expert counts (and the routing when asked).
    */
-  async forward(x: Float32Array, weights: LayerWeights | DeviceLayerWeights, options: ForwardOptions = {}): Promise<ForwardResult> {
-    const dw = this.deviceWeights(weights)
+  async forward(x: Float32Array, weights: LayerWeights | DeviceLayerWeights | DeviceInt8Weights, options: ForwardOptions = {}): Promise<ForwardResult> {
+    const dw = this.weightsFor(weights, options.expertKernel)
     const { hidden: H, experts: E, topK: k } = dw.shape
     if (x.length % H !== 0) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `hidden states length ${x.length} is not a multiple of hidden ${H}`)
     const T = x.length / H

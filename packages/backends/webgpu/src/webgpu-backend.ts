@@ -17,7 +17,7 @@ import { expertsForward, gateMatmul } from '@moe-route/backend-cpu'
 import { acquireDevice, type AcquireDeviceOptions, type AcquiredDevice } from './gpu/device.js'
 import { GpuContext } from './gpu/context.js'
 import type { WeightsDtype } from './kernels/expert-ffn/expert-ffn.program.js'
-import { WebGpuMoeLayer, type ExpertKernel, type ForwardOptions, type ForwardResult } from './layer.js'
+import { WebGpuMoeLayer, type ExpertKernel, type ForwardOptions, type ForwardResult, type Int8KernelOption } from './layer.js'
 import { referenceDispatch, resolvePolicy } from './policy.js'
 import type { DeviceLayerWeights } from './weights.js'
 
@@ -33,7 +33,7 @@ export interface WebGpuBackendOptions {
   readonly device?: GPUDevice
   /** Use subgroup reductions where available (default true; false forces the workgroup-memory path). */
   readonly subgroups?: boolean
-  /** Expert kernel: `auto` (default), `gemv` (decode) or `gemm` (prefill). */
+  /** Expert kernel: `auto` (default), `gemv` (decode), `gemm` (prefill) or `int8` (W8A8 prefill: weights quantized on upload). */
   readonly expertKernel?: ExpertKernel
   /** `auto` picks GEMV up to this many rows per expert group (default 64). */
   readonly gemvMaxRows?: number
@@ -41,6 +41,10 @@ export interface WebGpuBackendOptions {
   readonly fallback?: boolean
   /** Dawn flags for `create()` in Node (e.g. `['backend=vulkan']`). */
   readonly dawnFlags?: readonly string[]
+  /** Dawn's `allow_unsafe_apis` (Node): exposes `chromium-experimental-subgroup-matrix` for the int8 tensor-core kernel. Default false. */
+  readonly unsafeApis?: boolean
+  /** int8 GEMM of `expertKernel: 'int8'`: `auto` (default), `dot4` or `subgroup-matrix`. */
+  readonly int8Kernel?: Int8KernelOption
 }
 
 /** What a fallback did: the fields of core's `ExpertsResult.fallback`, plus when and where. */
@@ -102,6 +106,7 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
     ...(options.device ? { device: options.device } : {}),
     ...(options.powerPreference ? { powerPreference: options.powerPreference } : {}),
     ...(options.dawnFlags ? { dawnFlags: options.dawnFlags } : {}),
+    ...(options.unsafeApis ? { unsafeApis: true } : {}),
   }
 
   function state() {
@@ -116,6 +121,7 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
           ...(options.subgroups === false ? { subgroups: false } : {}),
           ...(options.expertKernel ? { expertKernel: options.expertKernel } : {}),
           ...(options.gemvMaxRows ? { gemvMaxRows: options.gemvMaxRows } : {}),
+          ...(options.int8Kernel ? { int8Kernel: options.int8Kernel } : {}),
         }),
         lost: null as { reason: string } | null,
       }

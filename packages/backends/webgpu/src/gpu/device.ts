@@ -14,6 +14,23 @@ export interface AcquireDeviceOptions {
   readonly dawnFlags?: readonly string[]
   /** Ask for `timestamp-query` (needed for kernel profiling). Default true. */
   readonly timestamps?: boolean
+  /**
+   * Add Dawn's `enable-dawn-features=allow_unsafe_apis` to `dawnFlags` (Node only; merged
+   * into an `enable-dawn-features=` flag already given). Dawn exposes
+   * `chromium-experimental-subgroup-matrix` (the int8 tensor-core kernel) only with it.
+   * Default false.
+   */
+  readonly unsafeApis?: boolean
+}
+
+/** `dawnFlags` with `allow_unsafe_apis` merged in when `unsafeApis` is set. */
+export function dawnFlagsOf(options: Pick<AcquireDeviceOptions, 'dawnFlags' | 'unsafeApis'>): string[] {
+  const flags = [...(options.dawnFlags ?? [])]
+  if (!options.unsafeApis) return flags
+  const i = flags.findIndex((f) => f.startsWith('enable-dawn-features='))
+  if (i < 0) flags.push('enable-dawn-features=allow_unsafe_apis')
+  else if (!flags[i].slice('enable-dawn-features='.length).split(',').includes('allow_unsafe_apis')) flags[i] += ',allow_unsafe_apis'
+  return flags
 }
 
 /** Features of the acquired device that the kernels use. */
@@ -109,7 +126,7 @@ export async function acquireDevice(options: AcquireDeviceOptions = {}): Promise
     const info = infoRecord((device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo)
     return { device, adapterName: describeAdapter(info), adapterInfo: info, features: featuresOf(device, info), owned: false }
   }
-  const gpu = await gpuEntry(options.dawnFlags ?? [])
+  const gpu = await gpuEntry(dawnFlagsOf(options))
   const adapter = gpu ? await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : {}) : null
   if (!adapter) {
     throw new MoeError(
@@ -140,9 +157,9 @@ export async function acquireDevice(options: AcquireDeviceOptions = {}): Promise
  * Whether a WebGPU adapter can be found here (for tests and CLIs deciding what to run).
  * Never throws.
  */
-export async function probeAdapter(options: Pick<AcquireDeviceOptions, 'powerPreference' | 'dawnFlags'> = {}): Promise<string | null> {
+export async function probeAdapter(options: Pick<AcquireDeviceOptions, 'powerPreference' | 'dawnFlags' | 'unsafeApis'> = {}): Promise<string | null> {
   try {
-    const gpu = await gpuEntry(options.dawnFlags ?? [])
+    const gpu = await gpuEntry(dawnFlagsOf(options))
     const adapter = gpu ? await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : {}) : null
     return adapter ? describeAdapter(infoRecord(adapter.info)) : null
   } catch {

@@ -1,0 +1,297 @@
+/**
+ * Grouped int8 GEMMs (W8A8) of the prefill experts, with the dequant epilogue
+ * y = fl32(fl32(f32(acc) · s_a[row]) · s_w[col]) (gate+up: act = silu(g)·u).
+ *
+ * Operands (both kernels):
+ * - A: rowsAlloc × K int8 row-major (quantized activations gathered in dispatch order, so
+ *   expert e's rows are offsets[e]..offsets[e+1], contiguous), packed 4 per u32; rowsAlloc
+ *   leaves at least BM spare rows after the last group so a tile may read past it;
+ * - B: per expert the K×N row-major int8 matrix (element [k][n] at byte e·K·N + k·N + n,
+ *   i.e. the `nn.Linear` N×K weight transposed), packed 4 per u32;
+ * - scales: s_a per row, s_w per expert and output channel (E×N).
+ * Grid (ceil(N/BN), row tiles, E); a tile whose first row is past its expert's group exits.
+ */
+import { siluWgsl } from '../common/team.wgsl.js'
+
+/** Which GEMM: `gateup` (two weight matrices, silu·up epilogue) or `down`. */
+export type Int8GemmKind = 'gateup' | 'down'
+
+const mats = (kind: Int8GemmKind) => (kind === 'gateup' ? ['Gate', 'Up'] : ['Down'])
+const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+
+/**
+ * Bindings shared by both kernels: A, sa, offsets, B per matrix, scale per matrix, out, params.
+ * That is 8 storage buffers for gate+up (the WebGPU default limit).
+ */
+function bindings(kind: Int8GemmKind, aType: string, bType: string): string {
+  const m = mats(kind)
+  const lines = [
+    `@group(0) @binding(0) var<storage, read> A: array<${aType}>;`,
+    '@group(0) @binding(1) var<storage, read> sa: array<f32>;',
+    '@group(0) @binding(2) var<storage, read> offsets: array<i32>;',
+    ...m.map((x, i) => `@group(0) @binding(${3 + i}) var<storage, read> B${x}: array<${bType}>;`),
+    ...m.map((x, i) => `@group(0) @binding(${3 + m.length + i}) var<storage, read> s${x}: array<f32>;`),
+    `@group(0) @binding(${3 + 2 * m.length}) var<storage, read_write> outv: array<f32>;`,
+    `@group(0) @binding(${4 + 2 * m.length}) var<uniform> params: Params;`,
+  ]
+  return `struct Params { kdim: u32, ndim: u32, rowsAlloc: u32, _a: u32 };\n${lines.join('\n')}`
+}
+
+/** WGSL statement writing output (row, col) from i32 accumulators `acc<Mat>` given as expressions. */
+function epilogue(kind: Int8GemmKind, acc: (mat: string) => string, indent: string): string {
+  const deq = (m: string) => `f32(${acc(m)}) * sr * s${m}[e * N + col]`
+  return kind === 'gateup'
+    ? `${indent}outv[(start + row) * N + col] = silu(${deq('Gate')}) * (${deq('Up')});`
+    : `${indent}outv[(start + row) * N + col] = ${deq('Down')};`
+}
+
+const groupPrologue = (bm: number) => `  let e = wid.z;
+  if (lid == 0u) { groupStart = u32(offsets[e]); groupRows = u32(offsets[e + 1u] - offsets[e]); }
+  let n = workgroupUniformLoad(&groupRows);
+  let start = workgroupUniformLoad(&groupStart);
+  let m0 = wid.y * ${bm}u;
+  if (m0 >= n) { return; }
+  let K = params.kdim;
+  let N = params.ndim;`
+
+/** Tile of the portable kernel: 64×64 outputs per workgroup of 256, 4×4 per invocation, K step 64. */
+export const DOT4_BM = 64
+export const DOT4_BN = 64
+
+/**
+ * Portable int8 GEMM on `dot4I8Packed` (core WGSL `packed_4x8_integer_dot_product`).
+ * Per K step of 64: A's 64×64-byte tile is staged as [row][k-word] (stride 17 words), and
+ * B's 64×64-byte tile is read as 4×4-byte blocks (4 words of 4 consecutive n at rows
+ * k..k+3), transposed in registers (unpack4xI8 → pack4xI8) into [n][k-word] words of 4
+ * consecutive k, the operand layout `dot4I8Packed` wants. Invocation (tx, ty) owns rows
+ * ty + 16i and columns tx + 16j (i, j < 4), so shared-memory reads are conflict-free and the
+ * output writes coalesce.
+ */
+export const dot4GemmWgsl = (kind: Int8GemmKind): string => {
+  const m = mats(kind)
+  const I4 = range(4)
+  return /* wgsl */ `
+${bindings(kind, 'vec4<u32>', 'u32')}
+${siluWgsl}
+const STRIDE = 17u;
+var<workgroup> As: array<u32, ${DOT4_BM * 17}>;
+${m.map((x) => `var<workgroup> Bs${x}: array<u32, ${DOT4_BN * 17}>;`).join('\n')}
+var<workgroup> groupStart: u32;
+var<workgroup> groupRows: u32;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${groupPrologue(DOT4_BM)}
+  let n0 = wid.x * ${DOT4_BN}u;
+  let kv = K / 16u; // vec4 words per A row
+  let nw = N / 4u; // u32 words per B row
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  // A loader: row lid/4, 4 words (16 bytes of k) at word 4·(lid%4)
+  let aRow = min(start + m0 + lid / 4u, params.rowsAlloc - 1u);
+  let aSrc = aRow * kv + lid % 4u;
+  let aDst = (lid / 4u) * STRIDE + 4u * (lid % 4u);
+  // B loader: 4×4-byte block at k rows 4·kb.., word column nb (n = n0 + 4nb ..)
+  let kb = lid / 16u;
+  let nb = lid % 16u;
+  let bSrc = e * K * nw + min(n0 / 4u + nb, nw - 1u);
+${m.map((x) => I4.map((i) => I4.map((j) => `  var acc${x}${i}${j} = 0i;`).join('\n')).join('\n')).join('\n')}
+  for (var k0 = 0u; k0 < K; k0 = k0 + 64u) {
+    let av = A[aSrc + k0 / 16u];
+${I4.map((c) => `    As[aDst + ${c}u] = av[${c}];`).join('\n')}
+    let kr = k0 + 4u * kb;
+${m
+  .map(
+    (x) => `    {
+${I4.map((i) => `      let w${i} = unpack4xI8(B${x}[bSrc + (kr + ${i}u) * nw]);`).join('\n')}
+${I4.map((j) => `      Bs${x}[(4u * nb + ${j}u) * STRIDE + kb] = pack4xI8(vec4<i32>(w0[${j}], w1[${j}], w2[${j}], w3[${j}]));`).join('\n')}
+    }`,
+  )
+  .join('\n')}
+    workgroupBarrier();
+    for (var kq = 0u; kq < 16u; kq = kq + 1u) {
+${I4.map((i) => `      let a${i} = As[(ty + ${16 * i}u) * STRIDE + kq];`).join('\n')}
+${m.map((x) => I4.map((j) => `      let b${x}${j} = Bs${x}[(tx + ${16 * j}u) * STRIDE + kq];`).join('\n')).join('\n')}
+${m.map((x) => I4.map((i) => I4.map((j) => `      acc${x}${i}${j} = acc${x}${i}${j} + dot4I8Packed(a${i}, b${x}${j});`).join('\n')).join('\n')).join('\n')}
+    }
+    workgroupBarrier();
+  }
+${I4.map(
+  (i) => `  {
+    let row = m0 + ty + ${16 * i}u;
+    if (row < n) {
+      let sr = sa[start + row];
+${I4.map(
+  (j) => `      {
+        let col = n0 + tx + ${16 * j}u;
+        if (col < N) {
+${epilogue(kind, (x) => `acc${x}${i}${j}`, '          ')}
+        }
+      }`,
+).join('\n')}
+    }
+  }`,
+).join('\n')}
+}`
+}
+
+/**
+ * Tile of the tensor-core kernel. A workgroup has sgM × sgN subgroups; each computes
+ * (fm·16) × (fn·16) outputs from fm × fn 16×16 i32 fragments (per weight matrix: gate+up
+ * keeps gate and up fragments of the same outputs). BM = sgM·fm·16, BN = sgN·fn·16.
+ */
+export interface SgmTile {
+  readonly sgM: number
+  readonly sgN: number
+  readonly fm: number
+  readonly fn: number
+  /**
+   * `global`: each subgroup loads its fragments straight from the storage buffers;
+   * `shared`: the workgroup first copies the 32-deep A and B slabs into workgroup memory
+   * (vec4 loads, one barrier pair per K step) and loads fragments from there.
+   */
+  readonly stage: 'global' | 'shared'
+  /**
+   * Subgroup index: `builtin` (default) = `@builtin(subgroup_id)`; `local-index` = local
+   * invocation index / subgroupSize (assumes subgroups are runs of consecutive invocations,
+   * as on NVIDIA), with `diagnostic(off, chromium.subgroup_matrix_uniformity)` — a fallback
+   * should a driver lack `subgroup_id`.
+   */
+  readonly subgroupId?: 'builtin' | 'local-index'
+}
+
+/** Default tensor-core tile: 2×2 subgroups of 2×4 fragments → 64×128 per workgroup (128 invocations at subgroup size 32). */
+export const DEFAULT_SGM_TILE: SgmTile = { sgM: 2, sgN: 2, fm: 2, fn: 4, stage: 'global' }
+
+/** Rows and columns per workgroup of a tensor-core tile. */
+export const sgmTileDims = (t: SgmTile): { bm: number; bn: number } => ({ bm: t.sgM * t.fm * 16, bn: t.sgN * t.fn * 16 })
+
+/**
+ * Workgroup memory of the tensor-core kernel: one i32 array holding, during the K loop, the
+ * staged A slab (BM×32 bytes) and B slabs (32×BN bytes each; `shared` only) and, in the
+ * epilogue, 256 i32 per subgroup and weight matrix; plus 8 bytes of group bounds.
+ */
+export function sgmWorkgroupWords(kind: Int8GemmKind, t: SgmTile): number {
+  const { bm, bn } = sgmTileDims(t)
+  const nm = mats(kind).length
+  const slabs = t.stage === 'shared' ? 8 * bm + nm * 8 * bn : 0
+  return Math.max(slabs, t.sgM * t.sgN * 256 * nm)
+}
+
+/** Bytes of workgroup memory the kernel declares. */
+export const sgmWorkgroupBytes = (kind: Int8GemmKind, t: SgmTile): number => 4 * sgmWorkgroupWords(kind, t) + 8
+
+/** Short cache-key fragment of a tile. */
+export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}|f${t.fm}x${t.fn}|${t.stage}|sgid=${t.subgroupId ?? 'builtin'}`
+
+const LEFT = 'subgroup_matrix_left<i8, 32, 16>' // <T, K (cols), M (rows)>
+const RIGHT = 'subgroup_matrix_right<i8, 16, 32>' // <T, N (cols), K (rows)>
+const RESULT = 'subgroup_matrix_result<i32, 16, 16>'
+
+/**
+ * Tensor-core int8 GEMM on `chromium_experimental_subgroup_matrix` (i8×i8→i32, M16 N16 K32).
+ * Loads use the form measured exact on the H100 (Dawn 0.6.2): offsets and strides in int8
+ * ELEMENTS, `false` = row major: left<i8, 32, 16> from A (rows × K), right<i8, 16, 32> from
+ * B (K × N). The subgroup index is `@builtin(subgroup_id)` (subgroup-uniform, which
+ * `subgroupMatrixStore` requires of its offset). Rows start+m0 .. +BM−1 may pass the last
+ * group: the caller allocates A with at least BM spare rows (no clamping, which would shift
+ * valid rows). Epilogue per fragment (the staged slabs are dead by then: the same
+ * workgroup array is reused): store the i32
+ * fragment(s) into this subgroup's 256-word slot of workgroup memory, barrier, each lane
+ * dequantizes 256/subgroupSize elements (row < group size guard), barrier.
+ * `subgroupSize` fixes the workgroup size (sgM·sgN·subgroupSize).
+ */
+export const sgmGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSize: number): string => {
+  const m = mats(kind)
+  const { sgM, sgN, fm, fn, stage } = tile
+  const { bm, bn } = sgmTileDims(tile)
+  const S = sgM * sgN
+  const wg = S * subgroupSize
+  const FI = range(fm)
+  const FJ = range(fn)
+  const shared = stage === 'shared'
+  const sgBuiltin = (tile.subgroupId ?? 'builtin') === 'builtin'
+  // A slab BM×32 bytes = 2 vec4 per row; B slab 32×BN bytes = BN/16 vec4 per row.
+  const aVec = bm * 2
+  // WORD offsets in Ws of the staged slabs (A at 0, then one B slab per matrix); the
+  // fragment loads take int8 ELEMENT offsets, 4 per word
+  const bsOff = (x: string) => 8 * bm + m.indexOf(x) * 8 * bn
+  const bVec = 32 * (bn / 16)
+  const copy = (count: number, body: string) => `    for (var i = lid; i < ${count}u; i = i + ${wg}u) {\n${body}\n    }`
+  const aLoad = (i: number) =>
+    shared
+      ? `subgroupMatrixLoad<${LEFT}>(&Ws, ${i * 16 * 32}u + aRowL * 32u, false, 32u)`
+      : `subgroupMatrixLoad<${LEFT}>(&A, aOff + ${i * 16}u * K + k, false, K)`
+  const bLoad = (x: string, j: number) =>
+    shared
+      ? `subgroupMatrixLoad<${RIGHT}>(&Ws, ${4 * bsOff(x)}u + bColL + ${j * 16}u, false, ${bn}u)`
+      : `subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff + k * N + ${j * 16}u, false, N)`
+  return /* wgsl */ `enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, shared ? 'vec4<u32>' : 'i32', shared ? 'vec4<u32>' : 'i32')}
+${siluWgsl}
+var<workgroup> Ws: array<i32, ${sgmWorkgroupWords(kind, tile)}>;
+var<workgroup> groupStart: u32;
+var<workgroup> groupRows: u32;
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, ${sgBuiltin ? '@builtin(subgroup_id) sg: u32, ' : ''}@builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32) {
+${sgBuiltin ? '' : `  let sg = lid / ${subgroupSize}u;\n`}${groupPrologue(bm)}
+  let n0 = wid.x * ${bn}u;
+  // this subgroup's sub-tile: rows aRowL.. (within the tile), columns bColL..
+  let aRowL = (sg / ${sgN}u) * ${fm * 16}u;
+  let bColL = (sg % ${sgN}u) * ${fn * 16}u;
+${
+  shared
+    ? `  let kv = K / 16u;
+  let nv = N / 16u;
+  let aRow0 = start + m0;
+  let bBase = e * K * nv + n0 / 16u;`
+    : `  let aOff = (start + m0 + aRowL) * K;
+  let bOff = e * K * N + n0 + bColL;`
+}
+${m.map((x) => FI.map((i) => FJ.map((j) => `  var c${x}${i}${j}: ${RESULT};`).join('\n')).join('\n')).join('\n')}
+  for (var k = 0u; k < K; k = k + 32u) {
+${
+  shared
+    ? `${copy(
+        aVec,
+        `      let v = A[(aRow0 + i / 2u) * kv + k / 16u + i % 2u];
+      Ws[4u * i] = bitcast<i32>(v.x); Ws[4u * i + 1u] = bitcast<i32>(v.y); Ws[4u * i + 2u] = bitcast<i32>(v.z); Ws[4u * i + 3u] = bitcast<i32>(v.w);`,
+      )}
+${m
+  .map((x) =>
+    copy(
+      bVec,
+      `      let v = B${x}[bBase + (k + i / ${bn / 16}u) * nv + i % ${bn / 16}u];
+      let w = ${bsOff(x)}u + 4u * i;
+      Ws[w] = bitcast<i32>(v.x); Ws[w + 1u] = bitcast<i32>(v.y); Ws[w + 2u] = bitcast<i32>(v.z); Ws[w + 3u] = bitcast<i32>(v.w);`,
+    ),
+  )
+  .join('\n')}
+    workgroupBarrier();`
+    : ''
+}
+${FI.map((i) => `    let a${i} = ${aLoad(i)};`).join('\n')}
+${m.map((x) => FJ.map((j) => `    let b${x}${j} = ${bLoad(x, j)};`).join('\n')).join('\n')}
+${m.map((x) => FI.map((i) => FJ.map((j) => `    c${x}${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${x}${j}, c${x}${i}${j});`).join('\n')).join('\n')).join('\n')}
+${shared ? '    workgroupBarrier();' : ''}
+  }
+  let cs = sg * ${256 * m.length}u;
+${FI.map((i) =>
+  FJ.map(
+    (j) => `  {
+${m.map((x, mi) => `    subgroupMatrixStore(&Ws, cs + ${mi * 256}u, c${x}${i}${j}, false, 16u);`).join('\n')}
+    workgroupBarrier();
+    for (var t = lane; t < 256u; t = t + sgSize) {
+      let row = m0 + aRowL + ${i * 16}u + t / 16u;
+      let col = n0 + bColL + ${j * 16}u + t % 16u;
+      if (row < n && col < N) {
+        let sr = sa[start + row];
+${epilogue(kind, (x) => `Ws[cs + ${m.indexOf(x) * 256}u + t]`, '        ')}
+      }
+    }
+    workgroupBarrier();
+  }`,
+  ).join('\n'),
+).join('\n')}
+}`
+}

@@ -1,0 +1,444 @@
+/**
+ * The int8 W8A8 path. CPU: the quantization rule (round trip bound, exact half-even ties,
+ * zero / tiny / non-finite rows), the WGSL generator of the tensor-core kernel (fragment
+ * counts; compiled by Dawn's null backend, which validates WGSL but runs nothing). GPU
+ * (lavapipe in CI): the quantizers give exactly the CPU's bytes and scales; the dot4 GEMMs
+ * match the CPU W8A8 stages within 1e-5 of max |cpu| on identical int8 inputs; the whole
+ * layer is within relative L2 1e-4 of the CPU W8A8 reference and within 3e-2 of the f32 one.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isMoeError, mulberry32, softmaxTopK, type DispatchPlan, type LayerWeights, type ModelShape } from '@moe-route/core'
+import { expertsForward, gateMatmul, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
+import { acquireDevice, dawnFlagsOf } from '../gpu/device.js'
+import { GpuContext } from '../gpu/context.js'
+import { WebGpuMoeLayer, withActiveList } from '../layer.js'
+import { referenceDispatch, resolvePolicy, type LayerPolicy } from '../policy.js'
+import { INV127, int8GemmRef, quantizeLayerWeightsInt8, quantizeRowsInt8, w8a8ExpertsForward, type W8A8Trace } from '../int8.js'
+import { checkInt8Shape, quantizeDeviceWeights, transposeInt8, uploadInt8Weights } from '../weights-int8.js'
+import { generateLayerWeights, readExpertWeights, uploadLayerWeights } from '../weights.js'
+import { webgpuAdapterForTests } from '../testing/gpu-env.js'
+import { DEFAULT_SGM_TILE, int8GemmProgram, int8SpareRows, quantizeRowsProgram, sgmTileDims, type Int8GemmConfig, type Int8GemmKind, type Int8GemmParams, type SgmTile } from './expert-int8/int8.program.js'
+import type { KernelProgram } from '../gpu/program.js'
+import { emulateSubgroupMatrix } from '../testing/sgm-emulation.js'
+import { sgmGemmWgsl, sgmWorkgroupBytes } from './expert-int8/int8-gemm.wgsl.js'
+
+function maxRelErr(gpu: Float32Array, cpu: Float32Array): number {
+  let err = 0
+  let scale = 0
+  for (let i = 0; i < cpu.length; i++) {
+    err = Math.max(err, Math.abs(gpu[i] - cpu[i]))
+    scale = Math.max(scale, Math.abs(cpu[i]))
+  }
+  return gpu.length === cpu.length && gpu.every(Number.isFinite) ? err / Math.max(scale, 1e-30) : Infinity
+}
+
+/** Largest over rows of max |gpu − cpu| / max |cpu| within the row (rows of very different magnitude). */
+function rowRelErr(gpu: Float32Array, cpu: Float32Array, cols: number): number {
+  let worst = 0
+  for (let o = 0; o < cpu.length; o += cols) worst = Math.max(worst, maxRelErr(gpu.subarray(o, o + cols), cpu.subarray(o, o + cols)))
+  return gpu.length === cpu.length ? worst : Infinity
+}
+
+const expectCode = async (p: Promise<unknown> | (() => unknown), code: string) => {
+  try {
+    await (typeof p === 'function' ? p() : p)
+  } catch (e) {
+    expect(isMoeError(e) ? e.code : String(e)).toBe(code)
+    return
+  }
+  throw new Error(`expected ${code}`)
+}
+
+describe('int8 quantization on the CPU', () => {
+  it('round trip: |v − q·s| ≤ s/2, the max maps to ±127, scale = fl32(max·fl32(1/127))', () => {
+    const rnd = mulberry32(7)
+    const rows = 9
+    const cols = 200
+    const m = Float32Array.from({ length: rows * cols }, () => (rnd() - 0.5) * 4 * (1 + rnd() * 100))
+    const { q, scale } = quantizeRowsInt8(m, rows, cols)
+    for (let r = 0; r < rows; r++) {
+      let mx = 0
+      for (let c = 0; c < cols; c++) mx = Math.max(mx, Math.abs(m[r * cols + c]))
+      expect(scale[r]).toBe(Math.fround(mx * INV127))
+      let sawMax = false
+      for (let c = 0; c < cols; c++) {
+        const v = m[r * cols + c]
+        const qq = q[r * cols + c]
+        expect(Math.abs(qq)).toBeLessThanOrEqual(127)
+        // exact real-number bound: |v − q·max/127| ≤ max/254
+        expect(Math.abs(v - (qq * mx) / 127)).toBeLessThanOrEqual(mx / 254 + 1e-12 * mx)
+        if (Math.abs(v) === mx) {
+          expect(qq).toBe(v < 0 ? -127 : 127)
+          sawMax = true
+        }
+      }
+      expect(sawMax).toBe(true)
+    }
+  })
+
+  it('ties round half to even; zero, tiny (< 2^-96) and non-finite rows quantize to zeros with scale 0', () => {
+    const row = Float32Array.from([127, 2.5, -2.5, 3.5, 0.5, -0.5, 1.5, 126.5])
+    const r = quantizeRowsInt8(row, 1, 8)
+    expect(Array.from(r.q)).toEqual([127, 2, -2, 4, 0, 0, 2, 126])
+    const special = Float32Array.from([0, 0, 1e-30, -1e-30, 1, NaN, 1, Infinity])
+    const s = quantizeRowsInt8(special, 4, 2)
+    expect(Array.from(s.q)).toEqual([0, 0, 0, 0, 0, 0, 0, 0])
+    expect(Array.from(s.scale)).toEqual([0, 0, 0, 0])
+  })
+
+  it('W8A8 reference is within relative L2 3e-2 of the f32 experts (H 64, I 128)', () => {
+    const shape: ModelShape = { experts: 4, topK: 2, hidden: 64, intermediate: 128, normalizeTopK: true }
+    const w = randomLayerWeights(shape, { seed: 5, std: 0.05 })
+    const T = 13
+    const x = randomHidden(T, 64, 3)
+    const routing = softmaxTopK({ tokens: T, experts: 4, logits: gateMatmul(x, w.router, T, 64, 4) }, 2, true)
+    const { plan } = referenceDispatch(routing, resolvePolicy({}, T, 2, 4))
+    const err = relativeL2(w8a8ExpertsForward(x, plan, w), expertsForward(x, plan, w))
+    expect(err).toBeGreaterThan(1e-4) // it is quantized
+    expect(err).toBeLessThan(3e-2)
+    // pre-quantized weights give the same result
+    expect(Array.from(w8a8ExpertsForward(x, plan, quantizeLayerWeightsInt8(w)))).toEqual(Array.from(w8a8ExpertsForward(x, plan, w)))
+  })
+
+  it('shapes: H or I not a multiple of 64 → SHAPE_MISMATCH naming the sizes', async () => {
+    const device = { limits: { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 31 } } as unknown as GPUDevice
+    expect(() => checkInt8Shape({ experts: 4, topK: 2, hidden: 96, intermediate: 128, normalizeTopK: true }, device)).toThrow(/multiples of 64 \(got H 96, I 128\)/)
+    await expectCode(() => checkInt8Shape({ experts: 4, topK: 2, hidden: 64, intermediate: 80, normalizeTopK: true }, device), 'MOE_ROUTE_ERR_SHAPE_MISMATCH')
+  })
+
+  it('unsafeApis merges allow_unsafe_apis into the Dawn flags', () => {
+    expect(dawnFlagsOf({})).toEqual([])
+    expect(dawnFlagsOf({ unsafeApis: true })).toEqual(['enable-dawn-features=allow_unsafe_apis'])
+    expect(dawnFlagsOf({ dawnFlags: ['backend=vulkan', 'enable-dawn-features=disable_robustness'], unsafeApis: true })).toEqual(['backend=vulkan', 'enable-dawn-features=disable_robustness,allow_unsafe_apis'])
+    expect(dawnFlagsOf({ dawnFlags: ['enable-dawn-features=allow_unsafe_apis'], unsafeApis: true })).toEqual(['enable-dawn-features=allow_unsafe_apis'])
+  })
+})
+
+const count = (s: string, what: string) => s.split(what).length - 1
+
+describe('subgroup-matrix WGSL generator', () => {
+  const tiles: SgmTile[] = [
+    DEFAULT_SGM_TILE,
+    { sgM: 2, sgN: 2, fm: 4, fn: 4, stage: 'global' },
+    { sgM: 2, sgN: 2, fm: 2, fn: 4, stage: 'shared' },
+    { sgM: 2, sgN: 4, fm: 2, fn: 2, stage: 'shared' },
+    { sgM: 1, sgN: 2, fm: 4, fn: 2, stage: 'shared' },
+    { sgM: 2, sgN: 2, fm: 2, fn: 2, stage: 'global', subgroupId: 'local-index' },
+  ]
+
+  it.each(tiles)('fragment counts and workgroup size: %o', (tile) => {
+    for (const kind of ['gateup', 'down'] as const) {
+      const mats = kind === 'gateup' ? 2 : 1
+      const src = sgmGemmWgsl(kind, tile, 32)
+      const frags = tile.fm * tile.fn * mats
+      expect(count(src, 'subgroupMatrixMultiplyAccumulate(')).toBe(frags)
+      expect(count(src, 'subgroupMatrixStore(')).toBe(frags)
+      expect(count(src, `subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>`)).toBe(tile.fm)
+      expect(count(src, `subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>`)).toBe(tile.fn * mats)
+      expect(count(src, ': subgroup_matrix_result<i32, 16, 16>;')).toBe(frags)
+      expect(src).toContain(`@workgroup_size(${tile.sgM * tile.sgN * 32})`)
+      expect(src).toContain('enable chromium_experimental_subgroup_matrix;')
+      expect(src.includes('Ws[4u * i]')).toBe(tile.stage === 'shared')
+      expect(src).toContain(`var<workgroup> Ws: array<i32, ${(sgmWorkgroupBytes(kind, tile) - 8) / 4}>;`)
+      const { bm, bn } = sgmTileDims(tile)
+      expect(src).toContain(`let m0 = wid.y * ${bm}u;`)
+      expect(src).toContain(`let n0 = wid.x * ${bn}u;`)
+    }
+    const keys = new Set(tiles.map((t) => int8GemmProgram('down', { variant: 'subgroup-matrix', tile: t, subgroupSize: 32 }).cacheKey))
+    expect(keys.size).toBe(tiles.length)
+  })
+
+  // Dawn's null backend exposes every feature and runs Tint's front end (parse, types,
+  // uniformity) and pipeline validation, though it executes nothing.
+  it('compiles on Dawn (null backend, allow_unsafe_apis)', async () => {
+    let acquired
+    try {
+      acquired = await acquireDevice({ dawnFlags: ['backend=null'], unsafeApis: true, timestamps: false })
+    } catch {
+      console.warn('[int8] no Dawn null backend here: skipping the subgroup-matrix compile check')
+      return
+    }
+    const device = acquired.device
+    try {
+      expect(acquired.features.subgroupMatrix).toBe(true)
+      const maxSg = Number(acquired.adapterInfo.subgroupMaxSize ?? 128)
+      for (const tile of tiles) {
+        for (const kind of ['gateup', 'down'] as const) {
+          const code = sgmGemmWgsl(kind, tile, 32)
+          device.pushErrorScope('validation')
+          const module = device.createShaderModule({ code })
+          const info = await module.getCompilationInfo()
+          const errors = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`)
+          expect(errors, `${kind} ${JSON.stringify(tile)}`).toEqual([])
+          // the null device's max subgroup size is 128 and its workgroup memory 16 KiB: pipelines only for tiles within those
+          const fits = (tile.sgM * tile.sgN * 32) % maxSg === 0 && sgmWorkgroupBytes(kind, tile) <= device.limits.maxComputeWorkgroupStorageSize
+          if (fits) device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } })
+          const err = await device.popErrorScope()
+          expect(err?.message, `${kind} ${JSON.stringify(tile)}`).toBeUndefined()
+        }
+      }
+    } finally {
+      device.destroy()
+    }
+  })
+})
+
+const adapter = await webgpuAdapterForTests()
+
+describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`, () => {
+  let ctx: GpuContext
+  let layer: WebGpuMoeLayer
+  const shape: ModelShape = { experts: 4, topK: 2, hidden: 64, intermediate: 128, normalizeTopK: true }
+  const { hidden: H, intermediate: I, experts: E, topK: k } = shape
+  const weights = randomLayerWeights(shape, { seed: 21, std: 0.05 })
+  const T = 13
+
+  beforeAll(async () => {
+    ctx = new GpuContext(await acquireDevice(), { profile: true })
+    layer = new WebGpuMoeLayer(ctx)
+  })
+  afterAll(() => {
+    ctx?.dispose()
+    ctx?.device.destroy()
+  })
+
+  /** Hidden states with the quantizer's corner cases: a zero row, exact ties, tiny, denormal and huge (1e15, or up to 3e38 for the quantizer alone) values. */
+  function hiddenWithCorners(huge = 1e15): Float32Array {
+    const x = randomHidden(T, H, 17)
+    x.fill(0, 0, H) // token 0: zero row
+    for (let c = 0; c < H; c++) x[H + c] = c === 0 ? 127 : (c % 2 ? -1 : 1) * ((c % 120) + 0.5) // ties against max 127
+    for (let c = 0; c < H; c++) x[2 * H + c] = 1e-30 * (c + 1) // max < 2^-96: zero row
+    x[3 * H + 5] = 1e-40 // denormal in a normal row
+    for (let c = 0; c < H; c++) x[4 * H + c] = huge * Math.sin(c + 1)
+    return x
+  }
+
+  /** A plan with expert 3 empty (its logits are −1e4). */
+  function planFor(x: Float32Array, policy: LayerPolicy, tokens = T): DispatchPlan {
+    const logits = gateMatmul(x, weights.router, tokens, H, E)
+    for (let t = 0; t < tokens; t++) logits[t * E + 3] = -1e4
+    const routing = softmaxTopK({ tokens, experts: E, logits }, k, true)
+    return referenceDispatch(routing, resolvePolicy(policy, tokens, k, E)).plan
+  }
+
+  async function readAll(bufs: { buf: GPUBuffer; bytes: number }[], rec = ctx.recorder('int8-test read')) {
+    for (const b of bufs) rec.read(b.buf, b.bytes)
+    return (await rec.submit()).reads
+  }
+
+  it('weights: device quantization (f32 and f16 sources) equals the host bytes and scales', async () => {
+    for (const dtype of ['f32', 'f16'] as const) {
+      const dw = await generateLayerWeights(ctx, shape, { seed: 4, dtype, std: 0.05 })
+      const w8 = await quantizeDeviceWeights(ctx, dw)
+      const host = await readExpertWeights(ctx, dw, 2)
+      const [gq, gs, dq, ds] = await readAll([
+        { buf: w8.gateQ, bytes: E * I * H },
+        { buf: w8.gateScale, bytes: E * I * 4 },
+        { buf: w8.downQ, bytes: E * I * H },
+        { buf: w8.downScale, bytes: E * H * 4 },
+      ])
+      const g = quantizeRowsInt8(host.gate, I, H)
+      const d = quantizeRowsInt8(host.down, H, I)
+      expect(Array.from(new Int8Array(gq, 2 * I * H, I * H))).toEqual(Array.from(transposeInt8(g, I, H)))
+      expect(Array.from(new Float32Array(gs, 2 * I * 4, I))).toEqual(Array.from(g.scale))
+      expect(Array.from(new Int8Array(dq, 2 * I * H, I * H))).toEqual(Array.from(transposeInt8(d, H, I)))
+      expect(Array.from(new Float32Array(ds, 2 * H * 4, H))).toEqual(Array.from(d.scale))
+      w8.destroy()
+      dw.destroy()
+    }
+  })
+
+  it('x quantizer: bit-exact on corner rows (values up to 3e38), padding and spare rows zero', async () => {
+    const x = hiddenWithCorners(3e38)
+    const plan = planFor(x, { mode: 'static', capacityFactor: 1.25 })
+    const R = plan.offsets[E]
+    const Ra = R + 64
+    const xb = layer.uploadHidden(x, T, H)
+    const rowToken = ctx.upload(plan.rowToken, 'rowToken', 16)
+    const offsets = ctx.upload(withActiveList(plan.offsets, E), 'offsets')
+    const xq = ctx.storage(Ra * H, 'xq')
+    const sx = ctx.storage(Ra * 4, 'sx')
+    ctx.device.queue.writeBuffer(xq, 0, new Uint8Array(Ra * H).fill(0x7f))
+    const rec = ctx.recorder('int8-quantize')
+    rec.run(quantizeRowsProgram(true), { tokens: T, kdim: H, rowsAlloc: Ra, experts: E }, [xb, rowToken, offsets, xq, sx])
+    const [gq, gs] = await readAll([{ buf: xq, bytes: Ra * H }, { buf: sx, bytes: Ra * 4 }], rec)
+    const xs = new Float32Array(R * H)
+    for (let r = 0; r < R; r++) if (plan.rowToken[r] >= 0) xs.set(x.subarray(plan.rowToken[r] * H, (plan.rowToken[r] + 1) * H), r * H)
+    const cpu = quantizeRowsInt8(xs, R, H)
+    expect(plan.rowToken.includes(-1)).toBe(true)
+    expect(Array.from(new Int8Array(gq, 0, R * H))).toEqual(Array.from(cpu.q))
+    expect(Array.from(new Float32Array(gs, 0, R))).toEqual(Array.from(cpu.scale))
+    expect(new Int8Array(gq, R * H).every((v) => v === 0)).toBe(true)
+    ctx.pool.release(xb, rowToken, offsets, xq, sx)
+  })
+
+  /**
+   * The four int8 stages run as the layer runs them (programs from `gemm`), checked stage by
+   * stage: quantizers bit-exact, each GEMM within 1e-5 (per row, of max |cpu|) of the CPU on
+   * the same int8 operands.
+   */
+  async function checkStages(policy: LayerPolicy, cfg: Int8GemmConfig, gemm: (kind: Int8GemmKind) => KernelProgram<Int8GemmParams>, tokens = T): Promise<void> {
+    const x = tokens === T ? hiddenWithCorners() : randomHidden(tokens, H, tokens)
+    const plan = planFor(x, policy, tokens)
+    expect(plan.offsets[4] - plan.offsets[3]).toBe(policy.mode === 'static' ? plan.capacity : 0)
+    const R = plan.offsets[E]
+    const Ra = R + int8SpareRows(cfg)
+    const w8 = uploadInt8Weights(ctx, weights)
+    const qw = quantizeLayerWeightsInt8(weights)
+    const xb = layer.uploadHidden(x, tokens, H)
+    const rowToken = ctx.upload(plan.rowToken, 'rowToken', 16)
+    const offsets = ctx.upload(withActiveList(plan.offsets, E), 'offsets')
+    const xq = ctx.storage(Ra * H, 'xq')
+    const sx = ctx.storage(Ra * 4, 'sx')
+    const act = ctx.storage(R * I * 4, 'act')
+    const aq = ctx.storage(Ra * I, 'aq')
+    const sa = ctx.storage(Ra * 4, 'sa')
+    const y = ctx.storage(R * H * 4, 'y')
+    let maxRows = 0
+    for (let e = 0; e < E; e++) maxRows = Math.max(maxRows, plan.offsets[e + 1] - plan.offsets[e])
+    // garbage in the pooled buffers must not matter
+    ctx.device.queue.writeBuffer(xq, 0, new Uint8Array(Ra * H).fill(0x7f))
+    ctx.device.queue.writeBuffer(aq, 0, new Uint8Array(Ra * I).fill(0x81))
+    const rec = ctx.recorder('int8-stages')
+    rec.releaseAfterSubmit(xb, rowToken, offsets, xq, sx, act, aq, sa, y)
+    rec.run(quantizeRowsProgram(true), { tokens, kdim: H, rowsAlloc: Ra, experts: E }, [xb, rowToken, offsets, xq, sx])
+    rec.run(gemm('gateup'), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, maxRows }, [xq, sx, offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
+    rec.run(quantizeRowsProgram(false), { tokens, kdim: I, rowsAlloc: Ra, experts: E }, [act, offsets, aq, sa])
+    rec.run(gemm('down'), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, maxRows }, [aq, sa, offsets, w8.downQ, w8.downScale, y])
+    const [gxq, gsx, gact, gaq, gsa, gy] = await readAll(
+      [
+        { buf: xq, bytes: Ra * H },
+        { buf: sx, bytes: Ra * 4 },
+        { buf: act, bytes: R * I * 4 },
+        { buf: aq, bytes: Ra * I },
+        { buf: sa, bytes: Ra * 4 },
+        { buf: y, bytes: R * H * 4 },
+      ],
+      rec,
+    )
+    w8.destroy()
+    const trace: { out?: W8A8Trace } = {}
+    w8a8ExpertsForward(x, plan, qw, trace)
+    const cpu = trace.out!
+    // x quantizer: identical bytes and scales, spare rows zero
+    expect(Array.from(new Int8Array(gxq, 0, R * H))).toEqual(Array.from(cpu.xq.q))
+    expect(Array.from(new Float32Array(gsx, 0, R))).toEqual(Array.from(cpu.xq.scale))
+    expect(new Int8Array(gxq, R * H).every((v) => v === 0)).toBe(true)
+    expect(new Float32Array(gsx, R * 4).every((v) => v === 0)).toBe(true)
+    // gate+up on identical int8 operands
+    const gpuAct = new Float32Array(gact)
+    expect(rowRelErr(gpuAct, cpu.act, I)).toBeLessThanOrEqual(1e-5)
+    // act quantizer: identical to the CPU rule applied to the GPU's act
+    const actq = quantizeRowsInt8(gpuAct, R, I)
+    expect(Array.from(new Int8Array(gaq, 0, R * I))).toEqual(Array.from(actq.q))
+    expect(Array.from(new Float32Array(gsa, 0, R))).toEqual(Array.from(actq.scale))
+    expect(new Int8Array(gaq, R * I).every((v) => v === 0)).toBe(true)
+    // down on identical int8 operands
+    const yRef = new Float32Array(R * H)
+    for (let e = 0; e < E; e++) {
+      const s = plan.offsets[e]
+      const n = plan.offsets[e + 1] - s
+      if (n > 0) yRef.set(int8GemmRef({ q: actq.q.subarray(s * I, (s + n) * I), scale: actq.scale.subarray(s, s + n) }, n, qw.experts[e].down, H, I), s * H)
+    }
+    expect(rowRelErr(new Float32Array(gy), yRef, H)).toBeLessThanOrEqual(1e-5)
+  }
+
+  it.each([
+    ['dynamic, expert 3 empty', {}],
+    ['static γ=1.25 (padding rows)', { mode: 'static', capacityFactor: 1.25 }],
+  ] as [string, LayerPolicy][])('stages (dot4): quantizers bit-exact, GEMMs within 1e-5 of the CPU on the same int8 operands: %s', async (_n, policy) => {
+    const cfg = { variant: 'dot4' } as const
+    await checkStages(policy, cfg, (kind) => int8GemmProgram(kind, cfg))
+    // groups of ~35 rows: a second 64-row tile only for the largest group with T 120
+    await checkStages(policy, cfg, (kind) => int8GemmProgram(kind, cfg), 120)
+  })
+
+  // The tensor-core kernel's WGSL with its subgroup-matrix builtins emulated in plain WGSL
+  // (src/testing/sgm-emulation.ts): checks its tiling, staging and epilogue indexing here;
+  // the builtins themselves run only on the H100.
+  // (BN 128 > N 64 for down exercises the column guard; T 60 with BM 16/32 gives several row tiles per group)
+  const sgmTiles: [SgmTile, number, LayerPolicy][] = [
+    [DEFAULT_SGM_TILE, T, { mode: 'static', capacityFactor: 1.25 }],
+    [{ sgM: 1, sgN: 1, fm: 1, fn: 1, stage: 'global' }, 60, {}],
+    [{ sgM: 2, sgN: 1, fm: 1, fn: 2, stage: 'shared', subgroupId: 'local-index' }, 60, { mode: 'static', capacityFactor: 1.25 }],
+    [{ sgM: 2, sgN: 2, fm: 2, fn: 4, stage: 'shared' }, T, {}],
+  ]
+  it.each(sgmTiles)('stages (subgroup-matrix kernel, builtins emulated): tile %o, T %i, policy %o', async (tile, tokens, policy) => {
+    const sgSize = ctx.features.subgroupSize ?? 8
+    const cfg: Int8GemmConfig = { variant: 'subgroup-matrix', tile, subgroupSize: sgSize }
+    const emulated = (kind: Int8GemmKind): KernelProgram<Int8GemmParams> => {
+      const p = int8GemmProgram(kind, cfg)
+      return { ...p, name: `${p.name}-emulated`, cacheKey: `${p.cacheKey}|emulated`, getShaderSource: () => emulateSubgroupMatrix(p.getShaderSource(), sgSize) }
+    }
+    await checkStages(policy, cfg, emulated, tokens)
+  })
+
+  it.each([
+    ['dynamic, expert 3 empty', {}],
+    ['static γ=1.25 (padding rows)', { mode: 'static', capacityFactor: 1.25 }],
+    ['capacity drop γ=1.0', { capacityFactor: 1.0 }],
+  ] as [string, LayerPolicy][])('layer.experts(int8) vs CPU W8A8 (rel L2 ≤ 1e-4) and f32 (rel L2 ≤ 3e-2): %s', async (_n, policy) => {
+    const x = randomHidden(T, H, 29)
+    const plan = planFor(x, policy)
+    const gpu = await layer.experts(x, plan, weights, 'int8')
+    expect(gpu.expertKernel).toBe('int8')
+    expect(Object.keys(gpu.kernels ?? {})).toEqual(expect.arrayContaining(['experts-int8-quantize-x', 'experts-int8-dot4-gate-up', 'experts-int8-quantize-act', 'experts-int8-dot4-down', 'combine']))
+    const w8a8 = w8a8ExpertsForward(x, plan, weights)
+    const f32 = expertsForward(x, plan, weights)
+    const errQ = relativeL2(gpu.output, w8a8)
+    const errF = relativeL2(gpu.output, f32)
+    console.log(`[int8] experts ${_n}: rel L2 vs W8A8 ${errQ.toExponential(2)}, vs f32 ${errF.toExponential(2)}, max rel vs W8A8 ${maxRelErr(gpu.output, w8a8).toExponential(2)}`)
+    expect(errQ).toBeLessThanOrEqual(1e-4)
+    expect(errF).toBeLessThanOrEqual(3e-2)
+  })
+
+  it.each([
+    ['dynamic', {}],
+    ['static γ=1.0', { mode: 'static', capacityFactor: 1.0 }],
+    ['capacity γ=1.5', { capacityFactor: 1.5 }],
+  ] as [string, LayerPolicy][])('fused forward with expertKernel int8 (indirect GEMM grid): %s', async (_n, policy) => {
+    const x = randomHidden(T, H, 31)
+    const { cpuForward } = await import('../webgpu-backend.js')
+    const cpu = cpuForward(x, weights, { policy, readRouting: true })
+    const gpu = await layer.forward(x, weights, { policy, readRouting: true, expertKernel: 'int8' })
+    expect(gpu.expertKernel).toBe('int8')
+    expect(Array.from(gpu.routing!.expertIds)).toEqual(Array.from(cpu.routing!.expertIds))
+    expect(Array.from(gpu.counts)).toEqual(Array.from(cpu.counts))
+    const plan = referenceDispatch(softmaxTopK({ tokens: T, experts: E, logits: gateMatmul(x, weights.router, T, H, E) }, k, true), resolvePolicy(policy, T, k, E)).plan
+    const errQ = relativeL2(gpu.output, w8a8ExpertsForward(x, plan, weights))
+    const errF = relativeL2(gpu.output, cpu.output)
+    console.log(`[int8] forward ${_n}: rel L2 vs W8A8 ${errQ.toExponential(2)}, vs f32 ${errF.toExponential(2)}`)
+    expect(errQ).toBeLessThanOrEqual(1e-4)
+    expect(errF).toBeLessThanOrEqual(3e-2)
+  })
+
+  it('DeviceInt8Weights run with auto; dot4 is auto on a device without subgroup matrices; int8 uploads are cached', async () => {
+    const x = randomHidden(T, H, 37)
+    const w8 = uploadInt8Weights(ctx, weights)
+    const a = await layer.forward(x, w8)
+    expect(a.expertKernel).toBe('int8')
+    const b = await layer.forward(x, weights, { expertKernel: 'int8' })
+    expect(Array.from(a.output)).toEqual(Array.from(b.output))
+    expect(layer.int8Weights(weights)).toBe(layer.int8Weights(weights))
+    if (!ctx.features.subgroupMatrix) expect(layer.int8Gemm().variant).toBe('dot4')
+    const viaDot4 = new WebGpuMoeLayer(ctx, { int8Kernel: 'dot4', expertKernel: 'int8' })
+    expect(Array.from((await viaDot4.forward(x, weights)).output)).toEqual(Array.from(b.output))
+    w8.destroy()
+  })
+
+  it('errors: shapes not multiple of 64, f32 device weights with int8, int8 weights with gemm, subgroup-matrix without the feature', async () => {
+    const bad: LayerWeights = randomLayerWeights({ experts: 4, topK: 2, hidden: 96, intermediate: 128, normalizeTopK: true }, { seed: 1 })
+    await expectCode(layer.forward(randomHidden(3, 96, 1), bad, { expertKernel: 'int8' }), 'MOE_ROUTE_ERR_SHAPE_MISMATCH')
+    expect(() => uploadInt8Weights(ctx, bad)).toThrow(/got H 96, I 128/)
+    const dw = uploadLayerWeights(ctx, weights, 'f32')
+    await expectCode(layer.forward(randomHidden(3, H, 1), dw, { expertKernel: 'int8' }), 'MOE_ROUTE_ERR_INPUT_INVALID')
+    const w8 = uploadInt8Weights(ctx, weights)
+    await expectCode(layer.forward(randomHidden(3, H, 1), w8, { expertKernel: 'gemm' }), 'MOE_ROUTE_ERR_INPUT_INVALID')
+    if (!ctx.features.subgroupMatrix) {
+      const l = new WebGpuMoeLayer(ctx, { int8Kernel: 'subgroup-matrix' })
+      await expectCode(l.forward(randomHidden(3, H, 1), w8), 'MOE_ROUTE_ERR_BACKEND_UNAVAILABLE')
+    }
+    dw.destroy()
+    w8.destroy()
+  })
+})
