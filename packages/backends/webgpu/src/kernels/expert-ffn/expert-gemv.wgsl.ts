@@ -54,25 +54,35 @@ function partialStores(c: ExpertGemvConsts, values: string[]): string {
     return `${values.map((v, i) => `    { let s = subgroupAdd(${v}); if (sgl == 0u) { part[(lid / ${c.subgroupSize}u) * ${nv}u + ${i}u] = s; } }`).join('\n')}
     workgroupBarrier();`
   }
-  // One runtime loop over a private copy keeps the shader small (compilers unroll per value otherwise).
-  return `    var vals = array<f32, ${nv}>(${values.join(', ')});
-    for (var i = 0u; i < ${nv}u; i = i + 1u) {
-      red[lid] = vals[i];
-      workgroupBarrier();
-      for (var s = ${c.wg / 2}u; s > 0u; s = s >> 1u) {
-        if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-        workgroupBarrier();
-      }
-      if (lid == 0u) { part[i] = red[0]; }
-      workgroupBarrier();
-    }`
+  // Few barriers: lavapipe (llvmpipe) splits a compute shader into a coroutine at every
+  // barrier, and a tree per value (hundreds of barriers) took minutes to compile. Each pass
+  // stores up to `per` values of every invocation (one barrier), then each value is summed over
+  // the workgroup by one invocation (one barrier).
+  const per = noSubgroupValuesPerPass(c.wg, nv)
+  const passes = range(Math.ceil(nv / per))
+  return passes
+    .map((p) => {
+      const vs = values.slice(p * per, (p + 1) * per)
+      return `${vs.map((v, i) => `    red[${i * c.wg}u + lid] = ${v};`).join('\n')}
+    workgroupBarrier();
+    for (var v = lid; v < ${vs.length}u; v = v + ${c.wg}u) {
+      var s = 0.0;
+      for (var j = 0u; j < ${c.wg}u; j = j + 1u) { s = s + red[v * ${c.wg}u + j]; }
+      part[${p * per}u + v] = s;
+    }
+    workgroupBarrier();`
+    })
+    .join('\n')
 }
+
+/** Values per reduction pass without subgroups: `red` (per·wg f32) and `part` (nv f32) within 16 KiB of workgroup memory. */
+const noSubgroupValuesPerPass = (wg: number, nv: number): number => Math.max(1, Math.min(nv, Math.floor((16384 - 4 * nv - 64) / (4 * wg))))
 
 function header(c: ExpertGemvConsts, nv: number): string {
   const S = c.subgroupSize ? c.wg / c.subgroupSize : 1
   return `${c.subgroupSize ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : ''}
 var<workgroup> part: array<f32, ${S * nv}>;
-${c.subgroupSize ? '' : `var<workgroup> red: array<f32, ${c.wg}>;`}
+${c.subgroupSize ? '' : `var<workgroup> red: array<f32, ${c.wg * noSubgroupValuesPerPass(c.wg, nv)}>;`}
 var<workgroup> groupStart: u32;
 var<workgroup> groupRows: u32;`
 }
