@@ -22,9 +22,13 @@ import {
   generateLayerWeights,
   readExpertWeights,
   readRouterWeight,
+  quantizeDeviceWeights,
+  type DeviceInt8Weights,
   type DeviceLayerWeights,
+  type ExpertKernel,
   type LayerPolicy,
 } from '@moe-route/backend-webgpu'
+import { readBandwidth, timeBackToBack } from './lib/gpu-timing.js'
 
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(name)
@@ -49,13 +53,17 @@ const TOKENS = opt('--tokens', '')
     : flag('--quick')
       ? [1, 32, 512]
       : [1, 8, 32, 128, 512, 2048, 4096]
-const POLICIES: { name: string; policy?: LayerPolicy; expertKernel?: 'gemv' | 'gemm'; only?: number[] }[] = [
+const POLICIES: { name: string; policy?: LayerPolicy; expertKernel?: ExpertKernel; only?: number[]; int8?: boolean }[] = [
   { name: 'dynamic' },
   { name: 'dynamic/gemv', expertKernel: 'gemv', only: [32, 128, 512] },
   { name: 'dynamic/gemm', expertKernel: 'gemm', only: [32, 128, 512] },
   { name: 'drop γ1.0', policy: { capacityFactor: 1.0 } },
   { name: 'drop γ1.5', policy: { capacityFactor: 1.5 } },
   { name: 'static γ1.0', policy: { mode: 'static', capacityFactor: 1.0 } },
+  // W8A8: int8 weights per output channel (quantized on the GPU from the same f16 weights),
+  // activations per row; subgroup-matrix tensor cores where the adapter has them, else dot4
+  { name: 'dynamic/int8', int8: true },
+  { name: 'drop γ1.0/int8', policy: { capacityFactor: 1.0 }, int8: true },
 ]
 
 // allow_unsafe_apis: Dawn exposes chromium-experimental-subgroup-matrix (the int8 tensor-core
@@ -68,60 +76,12 @@ const device = acquired.device
 console.log(JSON.stringify({ adapter: acquired.adapterName, info: acquired.adapterInfo, features: acquired.features }))
 
 /**
- * Read bandwidth: a WGSL kernel that reads a 1 GiB buffer (64 MiB with --tiny) once with
- * 16-byte loads and writes one word per workgroup, timed over back-to-back dispatches.
- * This is the ceiling a decode GEMV can reach (it only reads weights).
- */
-async function readBandwidth(): Promise<number> {
-  const bytes = tiny ? 64 * 2 ** 20 : 2 ** 30
-  const WG = 256
-  const PER = 16 // vec4 loads per invocation
-  const groups = bytes / 16 / (WG * PER)
-  const src = device.createBuffer({ label: 'bw-src', size: bytes, usage: 0x80 /* STORAGE */ })
-  const sink = device.createBuffer({ label: 'bw-sink', size: groups * 4 * WG, usage: 0x80 })
-  const module = device.createShaderModule({
-    label: 'bw-read',
-    code: `@group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> o: array<u32>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) l: u32) {
-  let g = wid.y * n.x + wid.x;
-  var acc = vec4<u32>(0u);
-  for (var i = 0u; i < ${PER}u; i = i + 1u) { acc = acc ^ a[(g * ${PER}u + i) * ${WG}u + l]; }
-  let v = acc.x ^ acc.y ^ acc.z ^ acc.w;
-  if (v == 0x12345678u) { o[g * ${WG}u + l] = v; }
-}`,
-  })
-  const pipeline = device.createComputePipeline({ label: 'bw-read', layout: 'auto', compute: { module, entryPoint: 'main' } })
-  const bg = device.createBindGroup({ label: 'bw-read', layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: sink } }] })
-  const gx = Math.min(groups, 32768)
-  const gy = Math.ceil(groups / gx)
-  const run = async (n: number) => {
-    const enc = device.createCommandEncoder({ label: 'bw-read' })
-    const pass = enc.beginComputePass()
-    pass.setPipeline(pipeline)
-    pass.setBindGroup(0, bg)
-    for (let i = 0; i < n; i++) pass.dispatchWorkgroups(gx, gy)
-    pass.end()
-    device.queue.submit([enc.finish()])
-    await device.queue.onSubmittedWorkDone()
-  }
-  await run(3)
-  const n = tiny ? 4 : 30
-  const t0 = performance.now()
-  await run(n)
-  const s = (performance.now() - t0) / 1000
-  src.destroy()
-  sink.destroy()
-  return (bytes * n) / s
-}
-
-/**
  * ms per call of the fused layer, `n` calls submitted back to back without waiting (one wait
  * at the end, like CUDA-event timing of back-to-back launches): wall clock, host encoding
  * included. `gpuOnly`: the n calls encoded into one command buffer and one submit, so the
  * host cost of encoding is paid before the clock starts (the GPU's own time per call).
  */
-async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: DeviceLayerWeights, policy: LayerPolicy | undefined, n: number, expertKernel?: 'gemv' | 'gemm', gpuOnly = false): Promise<number> {
+async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: DeviceLayerWeights | DeviceInt8Weights, policy: LayerPolicy | undefined, n: number, expertKernel?: ExpertKernel, gpuOnly = false): Promise<number> {
   const opts = { ...(policy ? { policy } : {}), ...(expertKernel ? { expertKernel } : {}) }
   const once = () => {
     const rec = ctx.recorder('bench forward')
@@ -129,28 +89,16 @@ async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: 
     rec.submitNoWait()
     f.release()
   }
-  // Warm up for at least 150 ms of back-to-back calls: the GPU clocks down while the host
-  // works between configurations, and the first calls after that run up to 1.6× slower.
-  const w0 = performance.now()
-  for (let i = 0; i < 3 || performance.now() - w0 < 150; i++) {
-    once()
-    if (i % 8 === 7) await device.queue.onSubmittedWorkDone()
-  }
-  await device.queue.onSubmittedWorkDone()
-  if (gpuOnly) {
-    const rec = ctx.recorder('bench forward x n')
-    const fs = Array.from({ length: n }, () => layer.encodeForward(rec, xb, T, dw, opts))
-    const t0 = performance.now()
-    rec.submitNoWait()
-    await device.queue.onSubmittedWorkDone()
-    const ms = (performance.now() - t0) / n
-    for (const f of fs) f.release()
-    return ms
-  }
+  if (!gpuOnly) return timeBackToBack(device, once, n)
+  await timeBackToBack(device, once, 3)
+  const rec = ctx.recorder('bench forward x n')
+  const fs = Array.from({ length: n }, () => layer.encodeForward(rec, xb, T, dw, opts))
   const t0 = performance.now()
-  for (let i = 0; i < n; i++) once()
+  rec.submitNoWait()
   await device.queue.onSubmittedWorkDone()
-  return (performance.now() - t0) / n
+  const ms = (performance.now() - t0) / n
+  for (const f of fs) f.release()
+  return ms
 }
 
 // Diagnostic: the decode gate+up kernel alone (Mixtral shape, one token, one expert) on this
@@ -163,7 +111,7 @@ if (!tiny && flag('--diag')) {
   await probeLayerGemv(gemvGateUpWgsl as never, 4, 256, plain.device, 'plain device')
 }
 
-const bw = await readBandwidth()
+const bw = await readBandwidth(device, tiny ? 64 * 2 ** 20 : 2 ** 30, tiny ? 4 : 30)
 console.log(JSON.stringify({ readBandwidthTBs: bw / 1e12 }))
 const rows: Record<string, unknown>[] = []
 const parity: Record<string, unknown>[] = []
@@ -173,6 +121,11 @@ for (const shape of SHAPES) {
   const t0 = performance.now()
   const dw = await generateLayerWeights(ctx, modelShape, { seed: 1, std: 0.02, dtype: 'f16' })
   console.log(JSON.stringify({ shape: label, weightsGeneratedMs: performance.now() - t0 }))
+  const tq = performance.now()
+  const w8 = await quantizeDeviceWeights(ctx, dw)
+  const layer8 = new WebGpuMoeLayer(ctx, { int8Kernel: 'auto' })
+  console.log(JSON.stringify({ shape: label, int8QuantizeMs: performance.now() - tq, int8Kernel: layer8.int8Gemm() }))
+  const bytesPerExpert8 = w8.expertBytes
   const bytesPerExpert = 3 * shape.hidden * shape.intermediate * 2
   // Parity at the real shape: 3 tokens through the fused layer vs the CPU reference on the
   // same (f16-rounded) weights, read back for the active experts only.
@@ -217,20 +170,27 @@ for (const shape of SHAPES) {
         console.log(JSON.stringify({ sweep: 'gemv', shape: label, T, gemvRows, decodeSlots, ms, pctRoofline: (100 * rooflineMs) / ms }))
       }
     }
-    for (const { name, policy, expertKernel, only } of POLICIES) {
+    // int8 accuracy at this T: the int8 layer against the f16 layer on the same weights
+    const out16 = probe.output
+    const out8 = (await layer8.forward(x, w8)).output
+    const int8VsF16 = relativeL2(out8, out16)
+    console.log(JSON.stringify({ shape: label, T, int8VsF16RelativeL2: int8VsF16 }))
+    for (const { name, policy, expertKernel, only, int8 } of POLICIES) {
       if (only && !only.includes(T)) continue
+      const L = int8 ? layer8 : layer
+      const W = int8 ? w8 : dw
       const n = Math.max(3, Math.min(iters, Math.ceil(2000 / Math.max(1, T))))
-      const ms = await timeForward(layer, xb, T, dw, policy, n, expertKernel)
-      const gpuOnlyMs = await timeForward(layer, xb, T, dw, policy, n, expertKernel, true)
+      const ms = await timeForward(L, xb, T, W, policy, n, expertKernel)
+      const gpuOnlyMs = await timeForward(L, xb, T, W, policy, n, expertKernel, true)
       // GPU time: the sum of the kernels' timestamp-query times of one profiled forward (median of 3)
       let gpuMs: number | null = null
       let kernels: Record<string, number> | undefined
       let expertKernelUsed: string | undefined
       if (profCtx) {
-        const pl = new WebGpuMoeLayer(profCtx, { weightsDtype: 'f16' })
+        const pl = new WebGpuMoeLayer(profCtx, int8 ? { int8Kernel: 'auto' } : { weightsDtype: 'f16' })
         const runs: { total: number; kernels: Record<string, number>; kind: string }[] = []
         for (let i = 0; i < 3; i++) {
-          const r = await pl.forward(x, dw, { ...(policy ? { policy } : {}), ...(expertKernel ? { expertKernel } : {}) })
+          const r = await pl.forward(x, W, { ...(policy ? { policy } : {}), ...(expertKernel ? { expertKernel } : {}) })
           const k = r.kernels ?? {}
           runs.push({ total: Object.values(k).reduce((a, b) => a + b, 0), kernels: k, kind: r.expertKernel })
         }
@@ -239,13 +199,16 @@ for (const shape of SHAPES) {
         kernels = runs[1].kernels
         expertKernelUsed = runs[1].kind
       }
-      const row = { shape: label, T, policy: name, ms, gpuOnlyMs, gpuMs, kernels, expertKernel: expertKernelUsed, activeExperts: active, rooflineMs, pctRoofline: (100 * rooflineMs) / ms, iters: n }
+      // roofline of the bytes this variant reads: f16 weights, or int8 weights + scales
+      const roof = int8 ? ((active * bytesPerExpert8) / bw) * 1000 : rooflineMs
+      const row = { shape: label, T, policy: name, ms, gpuOnlyMs, gpuMs, kernels, expertKernel: expertKernelUsed, activeExperts: active, rooflineMs: roof, rooflineF16Ms: rooflineMs, pctRoofline: (100 * roof) / ms, iters: n, ...(int8 ? { int8VsF16RelativeL2: int8VsF16 } : {}) }
       rows.push(row)
       console.log(JSON.stringify(row))
     }
     ctx.pool.release(xb)
   }
   for (const b of [dw.router, dw.gate, dw.up, dw.down]) b.destroy()
+  w8.destroy()
 }
 mkdirSync(outDir, { recursive: true })
 const result = { bench: 'webgpu-layer', date: new Date().toISOString(), adapter: acquired.adapterName, adapterInfo: acquired.adapterInfo, readBandwidthTBs: bw / 1e12, weightsDtype: 'f16', parity, rows }

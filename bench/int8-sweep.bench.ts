@@ -1,0 +1,120 @@
+/**
+ * The int8 (W8A8) expert kernels side by side on a GPU host: dot4I8Packed and subgroup-matrix
+ * tiles, the fused layer (dynamic gating) at Mixtral-8x7B and OLMoE shapes, T ∈ {1 … 4096}.
+ * Per variant: ms per call (back-to-back), the int8 GEMM kernels' GPU time (timestamp
+ * queries), int8 TOPS of those GEMMs, and the relative L2 of its output to the dot4 output
+ * (both int8: must agree to f32 rounding) and to the f16 layer (int8 accuracy).
+ *
+ * Usage: node int8-sweep.bench.mjs [--out dir] [--tokens 1,8,...] [--tiny] [--shapes mixtral,olmoe]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomHidden, relativeL2 } from '@moe-route/backend-cpu'
+import type { ModelShape } from '@moe-route/core'
+import { GpuContext, WebGpuMoeLayer, acquireDevice, generateLayerWeights, quantizeDeviceWeights, type SgmTile } from '@moe-route/backend-webgpu'
+import { median, timeBackToBack } from './lib/gpu-timing.js'
+
+const args = process.argv.slice(2)
+const flag = (name: string) => args.includes(name)
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(name)
+  return i >= 0 && args[i + 1] ? args[i + 1] : def
+}
+const tiny = flag('--tiny')
+const outDir = opt('--out', 'bench/results')
+const SHAPES: (ModelShape & { label: string })[] = (tiny
+  ? [{ label: 'tiny', experts: 8, topK: 2, hidden: 128, intermediate: 256, normalizeTopK: true }]
+  : [
+      { label: 'mixtral-8x7b', experts: 8, topK: 2, hidden: 4096, intermediate: 14336, normalizeTopK: true },
+      { label: 'olmoe-1b-7b', experts: 64, topK: 8, hidden: 2048, intermediate: 1024, normalizeTopK: false },
+    ]
+).filter((s) => !opt('--shapes', '') || opt('--shapes', '').split(',').some((p) => s.label.startsWith(p)))
+const TOKENS = opt('--tokens', tiny ? '1,8,32' : '1,8,32,128,512,2048,4096').split(',').map(Number)
+
+type Variant = { name: string; int8Kernel: 'dot4' | 'subgroup-matrix'; int8Tile?: Partial<SgmTile> }
+const TILES: [number, number, number, number, 'global' | 'shared'][] = [
+  [2, 2, 2, 4, 'global'],
+  [2, 2, 2, 4, 'shared'],
+  [2, 4, 2, 2, 'shared'],
+  [4, 2, 2, 2, 'shared'],
+  [2, 2, 4, 2, 'shared'],
+  [1, 4, 1, 4, 'global'],
+  [1, 4, 1, 4, 'shared'],
+  [1, 8, 1, 2, 'shared'],
+  [4, 4, 1, 2, 'shared'],
+]
+const acquired = await acquireDevice({ powerPreference: 'high-performance', unsafeApis: true, dawnFlags: ['disable-dawn-features=timestamp_quantization'] })
+const ctx = new GpuContext(acquired)
+const prof = acquired.features.timestampQuery ? new GpuContext(acquired, { profile: true }) : null
+const device = acquired.device
+console.log(JSON.stringify({ adapter: acquired.adapterName, features: acquired.features, limits: { wgStorage: device.limits.maxComputeWorkgroupStorageSize, invocations: device.limits.maxComputeInvocationsPerWorkgroup } }))
+const variants: Variant[] = [{ name: 'dot4', int8Kernel: 'dot4' }]
+if (acquired.features.subgroupMatrix) {
+  for (const [sgM, sgN, fm, fn, stage] of TILES) variants.push({ name: `sgm ${sgM}x${sgN} f${fm}x${fn} ${stage}`, int8Kernel: 'subgroup-matrix', int8Tile: { sgM, sgN, fm, fn, stage } })
+}
+
+const rows: Record<string, unknown>[] = []
+for (const shape of SHAPES) {
+  const { label, ...s } = shape
+  const dw = await generateLayerWeights(ctx, s, { seed: 1, std: 0.02, dtype: 'f16' })
+  const w8 = await quantizeDeviceWeights(ctx, dw)
+  const f16 = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
+  const layers = variants.map((v) => {
+    try {
+      const l = new WebGpuMoeLayer(ctx, { int8Kernel: v.int8Kernel, ...(v.int8Tile ? { int8Tile: v.int8Tile } : {}) })
+      l.int8Gemm()
+      return { v, l, pl: prof ? new WebGpuMoeLayer(prof, { int8Kernel: v.int8Kernel, ...(v.int8Tile ? { int8Tile: v.int8Tile } : {}) }) : null }
+    } catch (e) {
+      console.log(JSON.stringify({ shape: label, variant: v.name, error: (e as Error).message }))
+      return null
+    }
+  })
+  for (const T of TOKENS) {
+    const x = randomHidden(T, s.hidden, T)
+    const xb = f16.uploadHidden(x, T, s.hidden)
+    const ref16 = await f16.forward(x, dw)
+    let refDot4: Float32Array | null = null
+    const rowsTotal = Array.from(ref16.counts).reduce((a, b) => a + b, 0)
+    // int8 multiply-accumulates of the two GEMMs: rows · (2·I·H + H·I)
+    const ops = 2 * rowsTotal * 3 * s.hidden * s.intermediate
+    for (const entry of layers) {
+      if (!entry) continue
+      const { v, l, pl } = entry
+      try {
+        const r = await l.forward(x, w8)
+        if (v.int8Kernel === 'dot4') refDot4 = r.output
+        const n = Math.max(3, Math.min(20, Math.ceil(4000 / T)))
+        const ms = await timeBackToBack(device, () => {
+          const rec = ctx.recorder('sweep')
+          const f = l.encodeForward(rec, xb, T, w8)
+          rec.submitNoWait()
+          f.release()
+        }, n)
+        let kernels: Record<string, number> | undefined
+        let gemmMs: number | null = null
+        if (pl) {
+          const ks: Record<string, number>[] = []
+          for (let i = 0; i < 3; i++) ks.push((await pl.forward(x, w8)).kernels ?? {})
+          const gm = ks.map((k) => Object.entries(k).filter(([n]) => n.startsWith('experts-int8-') && !n.includes('quantize')).reduce((a, [, t]) => a + t, 0))
+          gemmMs = median(gm)
+          kernels = ks[gm.indexOf(gemmMs)] ?? ks[1]
+        }
+        const row = {
+          shape: label, T, variant: v.name, ms, gemmMs, gemmTops: gemmMs ? ops / (gemmMs * 1e9) : null, kernels,
+          relL2VsDot4: refDot4 ? relativeL2(r.output, refDot4) : null, relL2VsF16: relativeL2(r.output, ref16.output), finite: r.output.every(Number.isFinite),
+        }
+        rows.push(row)
+        console.log(JSON.stringify(row))
+      } catch (e) {
+        console.log(JSON.stringify({ shape: label, T, variant: v.name, error: (e as Error).message.slice(0, 400) }))
+      }
+    }
+    ctx.pool.release(xb)
+  }
+  w8.destroy()
+  for (const b of [dw.router, dw.gate, dw.up, dw.down]) b.destroy()
+}
+mkdirSync(outDir, { recursive: true })
+writeFileSync(join(outDir, 'int8-sweep.json'), JSON.stringify({ bench: 'int8-sweep', date: new Date().toISOString(), adapter: acquired.adapterName, rows }, null, 2))
+console.log(`wrote ${join(outDir, 'int8-sweep.json')}`)
+process.exit(0)
