@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomHidden, relativeL2 } from '@moe-route/backend-cpu'
 import type { ModelShape } from '@moe-route/core'
-import { GpuContext, WebGpuMoeLayer, acquireDevice, generateLayerWeights, quantizeDeviceWeights, type SgmTile } from '@moe-route/backend-webgpu'
+import { GpuContext, WebGpuMoeLayer, acquireDevice, generateLayerWeights, quantizeDeviceWeights, type Int8TilePlan, type SgmTile } from '@moe-route/backend-webgpu'
 import { median, timeBackToBack } from './lib/gpu-timing.js'
 
 const args = process.argv.slice(2)
@@ -31,17 +31,26 @@ const SHAPES: (ModelShape & { label: string })[] = (tiny
 ).filter((s) => !opt('--shapes', '') || opt('--shapes', '').split(',').some((p) => s.label.startsWith(p)))
 const TOKENS = opt('--tokens', tiny ? '1,8,32' : '1,8,32,128,512,2048,4096').split(',').map(Number)
 
-type Variant = { name: string; int8Kernel: 'dot4' | 'subgroup-matrix'; int8Tile?: Partial<SgmTile> }
-const TILES: [number, number, number, number, 'global' | 'shared'][] = [
-  [2, 2, 2, 4, 'global'],
-  [2, 2, 2, 4, 'shared'],
-  [2, 4, 2, 2, 'shared'],
-  [4, 2, 2, 2, 'shared'],
-  [2, 2, 4, 2, 'shared'],
-  [1, 4, 1, 4, 'global'],
-  [1, 4, 1, 4, 'shared'],
-  [1, 8, 1, 2, 'shared'],
-  [4, 4, 1, 2, 'shared'],
+type Variant = { name: string; int8Kernel: 'dot4' | 'subgroup-matrix'; int8Tiles?: Int8TilePlan[]; tokens?: (T: number) => boolean }
+type T4 = [sgM: number, sgN: number, fm: number, fn: number, sgK?: number, unroll?: number]
+const tile = ([sgM, sgN, fm, fn, sgK = 1, unroll = 1]: T4): SgmTile => ({ sgM, sgN, fm, fn, sgK, unroll })
+// [name, gate+up tile, down tile, which T]: decode (one 16-row fragment), mid, prefill tiles
+const PLANS: [string, T4, T4, (T: number) => boolean][] = [
+  ['D1', [1, 2, 1, 2, 4, 2], [1, 2, 1, 2, 8, 2], (T) => T <= 32],
+  ['D2', [1, 4, 1, 1, 4, 2], [1, 4, 1, 1, 8, 2], (T) => T <= 32],
+  ['D3', [1, 1, 1, 4, 8, 1], [1, 1, 1, 4, 8, 1], (T) => T <= 32],
+  ['D4', [1, 2, 1, 2, 2, 4], [1, 2, 1, 2, 4, 4], (T) => T <= 32],
+  ['D5', [1, 2, 1, 2, 8, 1], [1, 2, 1, 2, 16, 1], (T) => T <= 32],
+  ['M1', [1, 2, 2, 2, 2, 2], [1, 2, 2, 2, 4, 2], (T) => T >= 8 && T <= 512],
+  ['M2', [1, 2, 4, 2, 2, 1], [1, 2, 4, 2, 4, 1], (T) => T >= 8 && T <= 512],
+  ['M3', [2, 2, 1, 2, 2, 2], [2, 2, 1, 2, 4, 2], (T) => T >= 8 && T <= 512],
+  ['P1', [2, 2, 4, 2], [2, 2, 4, 2], (T) => T >= 128],
+  ['P2', [2, 2, 2, 4], [2, 2, 2, 4], (T) => T >= 128],
+  ['P3', [4, 2, 2, 2], [4, 2, 2, 2], (T) => T >= 128],
+  ['P4', [2, 4, 4, 1], [2, 4, 4, 1], (T) => T >= 128],
+  ['P5', [2, 2, 4, 2, 1, 2], [2, 2, 4, 2, 1, 2], (T) => T >= 128],
+  ['P6', [2, 2, 4, 2], [2, 2, 4, 4], (T) => T >= 128],
+  ['P7', [2, 2, 4, 2, 2], [2, 2, 4, 2, 2], (T) => T >= 128],
 ]
 const acquired = await acquireDevice({ powerPreference: 'high-performance', unsafeApis: true, dawnFlags: ['disable-dawn-features=timestamp_quantization'] })
 const ctx = new GpuContext(acquired)
@@ -50,7 +59,8 @@ const device = acquired.device
 console.log(JSON.stringify({ adapter: acquired.adapterName, features: acquired.features, limits: { wgStorage: device.limits.maxComputeWorkgroupStorageSize, invocations: device.limits.maxComputeInvocationsPerWorkgroup } }))
 const variants: Variant[] = [{ name: 'dot4', int8Kernel: 'dot4' }]
 if (acquired.features.subgroupMatrix) {
-  for (const [sgM, sgN, fm, fn, stage] of TILES) variants.push({ name: `sgm ${sgM}x${sgN} f${fm}x${fn} ${stage}`, int8Kernel: 'subgroup-matrix', int8Tile: { sgM, sgN, fm, fn, stage } })
+  variants.push({ name: 'sgm default', int8Kernel: 'subgroup-matrix' })
+  for (const [name, gu, dn, tokens] of PLANS) variants.push({ name: `sgm ${name} ${JSON.stringify(gu)} ${JSON.stringify(dn)}`, int8Kernel: 'subgroup-matrix', int8Tiles: [{ maxRows: Infinity, gateup: tile(gu), down: tile(dn) }], tokens })
 }
 
 const rows: Record<string, unknown>[] = []
@@ -61,9 +71,10 @@ for (const shape of SHAPES) {
   const f16 = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
   const layers = variants.map((v) => {
     try {
-      const l = new WebGpuMoeLayer(ctx, { int8Kernel: v.int8Kernel, ...(v.int8Tile ? { int8Tile: v.int8Tile } : {}) })
-      l.int8Gemm()
-      return { v, l, pl: prof ? new WebGpuMoeLayer(prof, { int8Kernel: v.int8Kernel, ...(v.int8Tile ? { int8Tile: v.int8Tile } : {}) }) : null }
+      const o = { int8Kernel: v.int8Kernel, ...(v.int8Tiles ? { int8Tiles: v.int8Tiles } : {}) }
+      const l = new WebGpuMoeLayer(ctx, o)
+      l.int8Gemm(1, s.hidden, s.intermediate)
+      return { v, l, pl: prof ? new WebGpuMoeLayer(prof, o) : null }
     } catch (e) {
       console.log(JSON.stringify({ shape: label, variant: v.name, error: (e as Error).message }))
       return null
@@ -80,10 +91,11 @@ for (const shape of SHAPES) {
     for (const entry of layers) {
       if (!entry) continue
       const { v, l, pl } = entry
+      if (v.tokens && !v.tokens(T)) continue
       try {
         const r = await l.forward(x, w8)
         if (v.int8Kernel === 'dot4') refDot4 = r.output
-        const n = Math.max(3, Math.min(20, Math.ceil(4000 / T)))
+        const n = Math.max(3, Math.min(20, Math.ceil(2000 / T)))
         const ms = await timeBackToBack(device, () => {
           const rec = ctx.recorder('sweep')
           const f = l.encodeForward(rec, xb, T, w8)

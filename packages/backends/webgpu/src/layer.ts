@@ -21,20 +21,23 @@ import {
 } from './kernels/expert-ffn/expert-ffn.program.js'
 import { gateProgram } from './kernels/gate/gate.program.js'
 import {
-  DEFAULT_SGM_TILE,
+  DEFAULT_INT8_TILES,
+  fitSgmTile,
   int8GemmProgram,
   int8SpareRows,
   int8TileDims,
+  sgmSubgroups,
   quantizeRowsProgram,
   sgmTileDims,
   sgmWorkgroupBytes,
   type Int8GemmConfig,
+  type Int8TilePlan,
   type SgmTile,
 } from './kernels/expert-int8/int8.program.js'
 import { softmaxProgram, topkProgram } from './kernels/softmax-topk/softmax-topk.program.js'
 import { resolvePolicy, type LayerPolicy } from './policy.js'
 import { uploadLayerWeights, type DeviceLayerWeights } from './weights.js'
-import { INT8_WEIGHT_PAD, isDeviceInt8Weights, uploadInt8Weights, type DeviceInt8Weights } from './weights-int8.js'
+import { isDeviceInt8Weights, uploadInt8Weights, type DeviceInt8Weights } from './weights-int8.js'
 
 /**
  * Which expert kernels run: decode GEMV (weights streamed once), tiled GEMM, or chosen by
@@ -74,8 +77,12 @@ export interface LayerOptions {
    * `ctx.features.subgroupMatrix` and a fixed subgroup size, else dot4).
    */
   readonly int8Kernel?: Int8KernelOption
-  /** Tile of the subgroup-matrix kernel (default {@link DEFAULT_SGM_TILE}: 2×2 subgroups of 2×4 16×16 fragments, loads from global memory). */
-  readonly int8Tile?: Partial<SgmTile>
+  /**
+   * Tiles of the subgroup-matrix kernels by group size (default {@link DEFAULT_INT8_TILES}:
+   * one 16-row fragment with split-K for decode groups up to 16 rows, two fragments up to 48,
+   * 2×2 subgroups of 4×2 fragments beyond).
+   */
+  readonly int8Tiles?: readonly Int8TilePlan[]
 }
 
 /** Options of one {@link WebGpuMoeLayer.forward} call. */
@@ -147,6 +154,8 @@ export function withActiveList(offsets: Int32Array, experts: number): Int32Array
   return out
 }
 
+const DOT4_CONFIG: Int8GemmConfig = { variant: 'dot4' }
+
 /** Teams (one weight row each) per workgroup of the gate kernel. */
 const GATE_TEAMS = 8
 
@@ -157,7 +166,7 @@ export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPo
 export class WebGpuMoeLayer {
   private readonly weightCache = new WeakMap<LayerWeights, Map<WeightsDtype, DeviceLayerWeights>>()
   private readonly int8Cache = new WeakMap<LayerWeights, DeviceInt8Weights>()
-  private int8Cfg: Int8GemmConfig | null = null
+  private readonly int8Cfgs = new Map<string, Int8GemmConfig>()
   readonly team: TeamConsts
   readonly dtype: WeightsDtype
   /** Largest 1-D workgroup the device allows (the decode kernels use up to this many invocations). */
@@ -225,11 +234,14 @@ export class WebGpuMoeLayer {
   }
 
   /**
-   * The int8 GEMM variant and tile this layer runs (option `int8Kernel`; `auto` =
-   * subgroup-matrix when the device has it with a fixed subgroup size, else dot4).
+   * The int8 GEMM variant and tiles of a call whose typical group has `rowsHint` rows, for
+   * hidden/intermediate sizes `H`/`I` (option `int8Kernel`; `auto` = subgroup-matrix when the
+   * device has it with a fixed subgroup size, else dot4; tiles from option `int8Tiles`, default
+   * {@link DEFAULT_INT8_TILES}, split-K fitted to K).
+   * @throws MOE_ROUTE_ERR_BACKEND_UNAVAILABLE for `subgroup-matrix` without the feature;
+   * MOE_ROUTE_ERR_INPUT_INVALID for a tile that does not fit the device.
    */
-  int8Gemm(): Int8GemmConfig {
-    if (this.int8Cfg) return this.int8Cfg
+  int8Gemm(rowsHint = Infinity, H = 64, I = 64): Int8GemmConfig {
     const want = this.options.int8Kernel ?? 'auto'
     const f = this.ctx.features
     const sgm = f.subgroupMatrix && f.subgroupSize !== null
@@ -240,25 +252,39 @@ export class WebGpuMoeLayer {
         { plugin: 'webgpu' },
       )
     }
-    if (want === 'dot4' || !sgm) return (this.int8Cfg = { variant: 'dot4' })
-    const tile: SgmTile = { ...DEFAULT_SGM_TILE, ...this.options.int8Tile }
+    if (want === 'dot4' || !sgm) return DOT4_CONFIG
+    const plans = this.options.int8Tiles ?? DEFAULT_INT8_TILES
+    const pi = Math.max(0, plans.findIndex((p) => rowsHint <= p.maxRows))
+    const plan = plans[pi] ?? plans[plans.length - 1]
+    const key = `${pi}|${H}|${I}`
+    const cached = this.int8Cfgs.get(key)
+    if (cached) return cached
     const L = this.ctx.device.limits
-    const S = tile.sgM * tile.sgN
-    const wgBytes = sgmWorkgroupBytes('gateup', tile)
-    const ok =
-      [tile.sgM, tile.sgN, tile.fm, tile.fn].every((v) => Number.isInteger(v) && v >= 1) &&
-      (tile.stage === 'global' || tile.stage === 'shared') &&
-      S * f.subgroupSize! <= Math.min(L.maxComputeInvocationsPerWorkgroup, L.maxComputeWorkgroupSizeX) &&
-      wgBytes <= L.maxComputeWorkgroupStorageSize &&
-      sgmTileDims(tile).bn <= INT8_WEIGHT_PAD
-    if (!ok) {
-      throw new MoeError(
-        ErrorCodes.INPUT_INVALID,
-        `int8Tile ${JSON.stringify(tile)} does not fit this device (workgroup ${S * f.subgroupSize!} invocations, ${wgBytes} bytes of workgroup memory, BN ${sgmTileDims(tile).bn} ≤ ${INT8_WEIGHT_PAD})`,
-        { plugin: 'webgpu' },
-      )
+    const maxWg = Math.min(L.maxComputeInvocationsPerWorkgroup, L.maxComputeWorkgroupSizeX)
+    const check = (kind: 'gateup' | 'down', t: SgmTile) => {
+      const S = sgmSubgroups(t)
+      const wgBytes = sgmWorkgroupBytes(kind, t)
+      const ok =
+        [t.sgM, t.sgN, t.fm, t.fn, t.sgK ?? 1, t.unroll ?? 1].every((v) => Number.isInteger(v) && v >= 1) &&
+        S * f.subgroupSize! <= maxWg &&
+        wgBytes <= L.maxComputeWorkgroupStorageSize
+      if (!ok) {
+        throw new MoeError(
+          ErrorCodes.INPUT_INVALID,
+          `int8 ${kind} tile ${JSON.stringify(t)} does not fit this device (workgroup ${S * f.subgroupSize!} of at most ${maxWg} invocations, ${wgBytes} of at most ${L.maxComputeWorkgroupStorageSize} bytes of workgroup memory)`,
+          { plugin: 'webgpu' },
+        )
+      }
+      return t
     }
-    return (this.int8Cfg = { variant: 'subgroup-matrix', tile, subgroupSize: f.subgroupSize! })
+    const gateup = check('gateup', fitSgmTile(plan.gateup, H))
+    const down = check('down', fitSgmTile(plan.down, I))
+    if (sgmTileDims(gateup).bm !== sgmTileDims(down).bm) {
+      throw new MoeError(ErrorCodes.INPUT_INVALID, `int8 tiles of one plan need the same rows per workgroup (gate+up ${sgmTileDims(gateup).bm}, down ${sgmTileDims(down).bm})`, { plugin: 'webgpu' })
+    }
+    const cfg: Int8GemmConfig = { variant: 'subgroup-matrix', gateup, down, subgroupSize: f.subgroupSize! }
+    this.int8Cfgs.set(key, cfg)
+    return cfg
   }
 
   /** Uploads x into a (T+1)×H buffer whose last row is zero (the row padding reads). */
@@ -333,10 +359,10 @@ export class WebGpuMoeLayer {
     rec: Recorder,
     w8: DeviceInt8Weights,
     b: { x: GPUBuffer; rowToken: GPUBuffer; rowWeight: GPUBuffer; offsets: GPUBuffer; tokenRows: GPUBuffer },
-    p: { tokens: number; rowsBound: number; slots: number; indirect?: GPUBuffer; maxRows?: number },
+    p: { tokens: number; rowsBound: number; slots: number; rowsHint: number; indirect?: GPUBuffer; maxRows?: number },
   ): GPUBuffer {
     const { hidden: H, intermediate: I, experts: E } = w8.shape
-    const cfg = this.int8Gemm()
+    const cfg = this.int8Gemm(p.rowsHint, H, I)
     const ctx = this.ctx
     const R = Math.max(1, p.rowsBound)
     const Ra = R + int8SpareRows(cfg)
@@ -446,14 +472,14 @@ export class WebGpuMoeLayer {
       rec.clear(counts, E * 4)
     }
     const kind = isDeviceInt8Weights(dw) ? 'int8' : this.pickKernel(options.expertKernel, pol.isStatic ? C : Math.ceil((T * k) / E))
-    const tile = kind === 'int8' ? int8TileDims(this.int8Gemm()) : { bm: GEMM_BM, bn: GEMM_BN }
+    // Typical group: the capacity when static, else the mean (never above T).
+    const rowsHint = pol.isStatic ? C : Math.min(T, Math.ceil((T * k) / E))
+    const tile = kind === 'int8' ? int8TileDims(this.int8Gemm(rowsHint, H, I)) : { bm: GEMM_BM, bn: GEMM_BN }
     rec.run(offsetsProgram(), { experts: E, isStatic: pol.isStatic, capacity: C, colsGateUp: I, colsDown: H, ...tile }, [counts, offsets, args])
     rec.clear(tokenRows, T * k * 4)
     if (rowsBound > 0) {
       rec.run(scatterProgram(), { tokens: T, k, experts: E, width: Math.max(T, C) }, [topIdx, topW, offsets, counts, kept, rowToken, rowWeight, tokenRows])
     }
-    // Typical group: the capacity when static, else the mean (never above T).
-    const rowsHint = pol.isStatic ? C : Math.min(T, Math.ceil((T * k) / E))
     const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, expertSlots: pol.isStatic || this.options.decodeSlots === 'all' ? E : Math.min(E, T * k), indirect: args })
     const transient = [logits, cand, kept, args, rowToken, rowWeight]
     return {

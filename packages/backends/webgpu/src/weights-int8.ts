@@ -20,10 +20,10 @@ export interface DeviceInt8Weights {
   readonly device: GPUDevice
   /** Router weight E×H, f32. */
   readonly router: GPUBuffer
-  /** E × (H×I) int8, K×N per expert (see the module doc). */
+  /** E × (H×I) int8, K×N per expert, tiled (see the module doc). */
   readonly gateQ: GPUBuffer
   readonly upQ: GPUBuffer
-  /** E × (I×H) int8, K×N per expert. */
+  /** E × (I×H) int8, K×N per expert, tiled. */
   readonly downQ: GPUBuffer
   /** E×I f32 per output channel. */
   readonly gateScale: GPUBuffer
@@ -37,8 +37,8 @@ export interface DeviceInt8Weights {
 }
 
 /**
- * Zero bytes after each int8 matrix buffer: a tensor-core tile whose columns pass N (N not a
- * multiple of BN) reads up to BN − 16 bytes past the last row, so BN ≤ this.
+ * Zero bytes after each int8 matrix buffer (a guard: the kernels clamp column tiles to the
+ * last one and never read past the matrix).
  */
 export const INT8_WEIGHT_PAD = 1024
 
@@ -93,12 +93,21 @@ function allocate(ctx: GpuContext, shape: ModelShape, label: string): DeviceInt8
   }
 }
 
-/** The K×N (transposed) int8 bytes of an N×K per-channel-quantized matrix. */
-export function transposeInt8(m: Int8Rows, N: number, K: number): Int8Array {
+/**
+ * Byte of element [k][n] of one expert's K×N int8 matrix in the tiled layout: 32 (k) × 16 (n)
+ * blocks of 512 contiguous bytes, row-major inside a block (k·16 + n), blocks ordered by
+ * column tile then k tile — so one tensor-core right fragment (32 k × 16 n) is one
+ * contiguous 512-byte load and a 16-column panel over all K is contiguous. K must be a
+ * multiple of 32 and N of 16.
+ */
+export const int8TileByte = (k: number, n: number, K: number): number => (((n >> 4) * (K >> 5) + (k >> 5)) << 9) + ((k & 31) << 4) + (n & 15)
+
+/** The K×N int8 bytes, tiled ({@link int8TileByte}), of an N×K per-channel-quantized matrix. */
+export function tileInt8(m: Int8Rows, N: number, K: number): Int8Array {
   const t = new Int8Array(K * N)
   for (let n = 0; n < N; n++) {
     const o = n * K
-    for (let k = 0; k < K; k++) t[k * N + n] = m.q[o + k]
+    for (let k = 0; k < K; k++) t[int8TileByte(k, n, K)] = m.q[o + k]
   }
   return t
 }
@@ -126,9 +135,9 @@ export function uploadInt8Weights(ctx: GpuContext, host: LayerWeights | HostInt8
   const put = (buf: GPUBuffer, offset: number, data: ArrayBufferView) => q.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength)
   put(dw.router, 0, host.router)
   q8.experts.forEach((w, e) => {
-    put(dw.gateQ, e * I * H, transposeInt8(w.gate, I, H))
-    put(dw.upQ, e * I * H, transposeInt8(w.up, I, H))
-    put(dw.downQ, e * I * H, transposeInt8(w.down, H, I))
+    put(dw.gateQ, e * I * H, tileInt8(w.gate, I, H))
+    put(dw.upQ, e * I * H, tileInt8(w.up, I, H))
+    put(dw.downQ, e * I * H, tileInt8(w.down, H, I))
     put(dw.gateScale, e * I * 4, w.gate.scale)
     put(dw.upScale, e * I * 4, w.up.scale)
     put(dw.downScale, e * H * 4, w.down.scale)

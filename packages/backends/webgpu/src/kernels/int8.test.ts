@@ -14,10 +14,10 @@ import { GpuContext } from '../gpu/context.js'
 import { WebGpuMoeLayer, withActiveList } from '../layer.js'
 import { referenceDispatch, resolvePolicy, type LayerPolicy } from '../policy.js'
 import { INV127, int8GemmRef, quantizeLayerWeightsInt8, quantizeRowsInt8, w8a8ExpertsForward, type W8A8Trace } from '../int8.js'
-import { checkInt8Shape, quantizeDeviceWeights, transposeInt8, uploadInt8Weights } from '../weights-int8.js'
+import { checkInt8Shape, int8TileByte, quantizeDeviceWeights, tileInt8, uploadInt8Weights } from '../weights-int8.js'
 import { generateLayerWeights, readExpertWeights, uploadLayerWeights } from '../weights.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
-import { DEFAULT_SGM_TILE, int8GemmProgram, int8SpareRows, quantizeRowsProgram, sgmTileDims, type Int8GemmConfig, type Int8GemmKind, type Int8GemmParams, type SgmTile } from './expert-int8/int8.program.js'
+import { DEFAULT_SGM_TILE, fitSgmTile, int8GemmProgram, int8SpareRows, quantizeRowsProgram, sgmSubgroups, sgmTileDims, type Int8GemmConfig, type Int8GemmKind, type Int8GemmParams, type SgmTile } from './expert-int8/int8.program.js'
 import type { KernelProgram } from '../gpu/program.js'
 import { emulateSubgroupMatrix } from '../testing/sgm-emulation.js'
 import { sgmGemmWgsl, sgmWorkgroupBytes } from './expert-int8/int8-gemm.wgsl.js'
@@ -119,33 +119,59 @@ const count = (s: string, what: string) => s.split(what).length - 1
 describe('subgroup-matrix WGSL generator', () => {
   const tiles: SgmTile[] = [
     DEFAULT_SGM_TILE,
-    { sgM: 2, sgN: 2, fm: 4, fn: 4, stage: 'global' },
-    { sgM: 2, sgN: 2, fm: 2, fn: 4, stage: 'shared' },
-    { sgM: 2, sgN: 4, fm: 2, fn: 2, stage: 'shared' },
-    { sgM: 1, sgN: 2, fm: 4, fn: 2, stage: 'shared' },
-    { sgM: 2, sgN: 2, fm: 2, fn: 2, stage: 'global', subgroupId: 'local-index' },
+    { sgM: 2, sgN: 2, fm: 2, fn: 4 },
+    { sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 },
+    { sgM: 1, sgN: 4, fm: 2, fn: 2, sgK: 2 },
+    { sgM: 2, sgN: 2, fm: 2, fn: 2, subgroupId: 'local-index' },
   ]
 
   it.each(tiles)('fragment counts and workgroup size: %o', (tile) => {
     for (const kind of ['gateup', 'down'] as const) {
       const mats = kind === 'gateup' ? 2 : 1
+      const U = tile.unroll ?? 1
       const src = sgmGemmWgsl(kind, tile, 32)
       const frags = tile.fm * tile.fn * mats
-      expect(count(src, 'subgroupMatrixMultiplyAccumulate(')).toBe(frags)
+      expect(count(src, 'subgroupMatrixMultiplyAccumulate(')).toBe(frags * U)
       expect(count(src, 'subgroupMatrixStore(')).toBe(frags)
-      expect(count(src, `subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>`)).toBe(tile.fm)
-      expect(count(src, `subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>`)).toBe(tile.fn * mats)
+      expect(count(src, `subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>`)).toBe(tile.fm * U)
+      expect(count(src, `subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>`)).toBe(tile.fn * mats * U)
+      // right fragments are contiguous 512-byte blocks of the tiled weights
+      expect(count(src, '* 512u, false, 16u);')).toBe(tile.fn * mats * U)
       expect(count(src, ': subgroup_matrix_result<i32, 16, 16>;')).toBe(frags)
-      expect(src).toContain(`@workgroup_size(${tile.sgM * tile.sgN * 32})`)
+      expect(src).toContain(`@workgroup_size(${sgmSubgroups(tile) * 32})`)
       expect(src).toContain('enable chromium_experimental_subgroup_matrix;')
-      expect(src.includes('Ws[4u * i]')).toBe(tile.stage === 'shared')
-      expect(src).toContain(`var<workgroup> Ws: array<i32, ${(sgmWorkgroupBytes(kind, tile) - 8) / 4}>;`)
+      expect(src).toContain(`var<workgroup> Ws: array<i32, ${(sgmWorkgroupBytes(kind, tile) - 12) / 4}>;`)
+      expect(src).toContain(`let kLen = K / ${tile.sgK ?? 1}u;`)
       const { bm, bn } = sgmTileDims(tile)
       expect(src).toContain(`let m0 = wid.y * ${bm}u;`)
       expect(src).toContain(`let n0 = wid.x * ${bn}u;`)
     }
-    const keys = new Set(tiles.map((t) => int8GemmProgram('down', { variant: 'subgroup-matrix', tile: t, subgroupSize: 32 }).cacheKey))
+    const keys = new Set(tiles.map((t) => int8GemmProgram('down', { variant: 'subgroup-matrix', gateup: t, down: t, subgroupSize: 32 }).cacheKey))
     expect(keys.size).toBe(tiles.length)
+  })
+
+  it('split-K and unrolling are fitted to K (whole 32-deep steps per slice)', () => {
+    expect(fitSgmTile({ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 8, unroll: 2 }, 14336)).toMatchObject({ sgK: 8, unroll: 2 }) // 448 steps
+    expect(fitSgmTile({ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 8, unroll: 2 }, 64)).toMatchObject({ sgK: 2, unroll: 1 })
+    expect(fitSgmTile({ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, 96)).toMatchObject({ sgK: 1, unroll: 1 }) // 3 steps
+    expect(fitSgmTile(DEFAULT_SGM_TILE, 128)).toMatchObject({ sgK: 1, unroll: 1 })
+  })
+
+  it('tiled weight layout: each 32×16 block is 512 contiguous bytes, blocks by column tile then k tile', () => {
+    const K = 64
+    const N = 32
+    const seen = new Set<number>()
+    for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) seen.add(int8TileByte(k, n, K))
+    expect(seen.size).toBe(K * N)
+    expect(Math.max(...seen)).toBe(K * N - 1)
+    expect(int8TileByte(0, 0, K)).toBe(0)
+    expect(int8TileByte(0, 1, K)).toBe(1)
+    expect(int8TileByte(1, 0, K)).toBe(16)
+    expect(int8TileByte(32, 0, K)).toBe(512) // next k tile of the same columns
+    expect(int8TileByte(0, 16, K)).toBe(1024) // next column tile after K/32 = 2 blocks
+    const m = { q: Int8Array.from({ length: N * K }, (_, i) => (i % 251) - 125), scale: new Float32Array(N) }
+    const t = tileInt8(m, N, K)
+    for (const [k, n] of [[0, 0], [5, 17], [63, 31], [33, 2]]) expect(t[int8TileByte(k, n, K)]).toBe(m.q[n * K + k])
   })
 
   // Dawn's null backend exposes every feature and runs Tint's front end (parse, types,
@@ -171,7 +197,7 @@ describe('subgroup-matrix WGSL generator', () => {
           const errors = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`)
           expect(errors, `${kind} ${JSON.stringify(tile)}`).toEqual([])
           // the null device's max subgroup size is 128 and its workgroup memory 16 KiB: pipelines only for tiles within those
-          const fits = (tile.sgM * tile.sgN * 32) % maxSg === 0 && sgmWorkgroupBytes(kind, tile) <= device.limits.maxComputeWorkgroupStorageSize
+          const fits = (sgmSubgroups(tile) * 32) % maxSg === 0 && sgmWorkgroupBytes(kind, tile) <= device.limits.maxComputeWorkgroupStorageSize
           if (fits) device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } })
           const err = await device.popErrorScope()
           expect(err?.message, `${kind} ${JSON.stringify(tile)}`).toBeUndefined()
@@ -239,9 +265,9 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
       ])
       const g = quantizeRowsInt8(host.gate, I, H)
       const d = quantizeRowsInt8(host.down, H, I)
-      expect(Array.from(new Int8Array(gq, 2 * I * H, I * H))).toEqual(Array.from(transposeInt8(g, I, H)))
+      expect(Array.from(new Int8Array(gq, 2 * I * H, I * H))).toEqual(Array.from(tileInt8(g, I, H)))
       expect(Array.from(new Float32Array(gs, 2 * I * 4, I))).toEqual(Array.from(g.scale))
-      expect(Array.from(new Int8Array(dq, 2 * I * H, I * H))).toEqual(Array.from(transposeInt8(d, H, I)))
+      expect(Array.from(new Int8Array(dq, 2 * I * H, I * H))).toEqual(Array.from(tileInt8(d, H, I)))
       expect(Array.from(new Float32Array(ds, 2 * H * 4, H))).toEqual(Array.from(d.scale))
       w8.destroy()
       dw.destroy()
@@ -359,13 +385,15 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
   // (BN 128 > N 64 for down exercises the column guard; T 60 with BM 16/32 gives several row tiles per group)
   const sgmTiles: [SgmTile, number, LayerPolicy][] = [
     [DEFAULT_SGM_TILE, T, { mode: 'static', capacityFactor: 1.25 }],
-    [{ sgM: 1, sgN: 1, fm: 1, fn: 1, stage: 'global' }, 60, {}],
-    [{ sgM: 2, sgN: 1, fm: 1, fn: 2, stage: 'shared', subgroupId: 'local-index' }, 60, { mode: 'static', capacityFactor: 1.25 }],
-    [{ sgM: 2, sgN: 2, fm: 2, fn: 4, stage: 'shared' }, T, {}],
+    // decode tile: one 16-row fragment, split-K 2 (K 64 = 2 steps), several row tiles per group
+    [{ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, 60, {}],
+    [{ sgM: 2, sgN: 1, fm: 1, fn: 2, sgK: 2, subgroupId: 'local-index' }, 60, { mode: 'static', capacityFactor: 1.25 }],
+    // unrolled K loop without split; BN 64 < N 128 for gate+up
+    [{ sgM: 1, sgN: 1, fm: 2, fn: 4, unroll: 2 }, T, {}],
   ]
   it.each(sgmTiles)('stages (subgroup-matrix kernel, builtins emulated): tile %o, T %i, policy %o', async (tile, tokens, policy) => {
     const sgSize = ctx.features.subgroupSize ?? 8
-    const cfg: Int8GemmConfig = { variant: 'subgroup-matrix', tile, subgroupSize: sgSize }
+    const cfg: Int8GemmConfig = { variant: 'subgroup-matrix', gateup: fitSgmTile(tile, H), down: fitSgmTile(tile, I), subgroupSize: sgSize }
     const emulated = (kind: Int8GemmKind): KernelProgram<Int8GemmParams> => {
       const p = int8GemmProgram(kind, cfg)
       return { ...p, name: `${p.name}-emulated`, cacheKey: `${p.cacheKey}|emulated`, getShaderSource: () => emulateSubgroupMatrix(p.getShaderSource(), sgSize) }

@@ -37,7 +37,9 @@ export interface OffsetsParams {
   readonly colsGateUp: number
   readonly colsDown: number
   readonly bm: number
+  /** Columns per workgroup of the gate+up GEMM (and of the down GEMM unless `bnDown`). */
   readonly bn: number
+  readonly bnDown?: number
 }
 
 /** Offsets program; bindings: counts (E), offsets (E+1 i32), args (8 u32, INDIRECT). Single workgroup, E ≤ 256. */
@@ -48,7 +50,7 @@ export function offsetsProgram(): KernelProgram<OffsetsParams> {
     getShaderSource: offsetsWgsl,
     getRunData: (p) => ({
       dispatch: [1, 1, 1],
-      uniforms: uniforms([p.experts, p.isStatic ? 1 : 0, p.capacity, p.colsGateUp, p.colsDown, p.bm, p.bn]),
+      uniforms: uniforms([p.experts, p.isStatic ? 1 : 0, p.capacity, p.colsGateUp, p.colsDown, p.bm, p.bn, p.bnDown ?? p.bn]),
     }),
   }
 }

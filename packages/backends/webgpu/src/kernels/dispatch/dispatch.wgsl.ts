@@ -88,10 +88,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * when static), then the list of non-empty experts in ascending id at offsets[E+1 ..= 2E]
  * (−1 past the last; the decode kernels launch one workgroup row per list slot, not per
  * expert), plus indirect dispatch arguments for the grouped GEMM kernels.
- * args = [gx gate-up, gy, E, gx down, gy, E, rows, maxRows].
+ * args = [gx gate-up, gy, E, gx down, gy, E, rows, maxRows]; gx from column tiles of `bn`
+ * (gate+up) and `bnDown` (down, default `bn`).
  */
 export const offsetsWgsl = (): string => /* wgsl */ `
-struct Params { experts: u32, isStatic: u32, capacity: u32, colsGateUp: u32, colsDown: u32, bm: u32, bn: u32, _a: u32 };
+struct Params { experts: u32, isStatic: u32, capacity: u32, colsGateUp: u32, colsDown: u32, bm: u32, bn: u32, bnDown: u32 };
 @group(0) @binding(0) var<storage, read> counts: array<u32>;
 @group(0) @binding(1) var<storage, read_write> offsets: array<i32>;
 @group(0) @binding(2) var<storage, read_write> args: array<u32>;
@@ -116,7 +117,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     args[0] = (params.colsGateUp + params.bn - 1u) / params.bn;
     args[1] = gy;
     args[2] = E;
-    args[3] = (params.colsDown + params.bn - 1u) / params.bn;
+    args[3] = (params.colsDown + params.bnDown - 1u) / params.bnDown;
     args[4] = gy;
     args[5] = E;
     args[6] = r.y;

@@ -6,8 +6,8 @@
  * - A: rowsAlloc × K int8 row-major (quantized activations gathered in dispatch order, so
  *   expert e's rows are offsets[e]..offsets[e+1], contiguous), packed 4 per u32; rowsAlloc
  *   leaves at least BM spare rows after the last group so a tile may read past it;
- * - B: per expert the K×N row-major int8 matrix (element [k][n] at byte e·K·N + k·N + n,
- *   i.e. the `nn.Linear` N×K weight transposed), packed 4 per u32;
+ * - B: per expert the K×N int8 matrix (the `nn.Linear` N×K weight transposed) in the tiled
+ *   layout of `weights-int8.ts` (32 k × 16 n blocks of 512 contiguous bytes), packed 4 per u32;
  * - scales: s_a per row, s_w per expert and output channel (E×N).
  * Grid (ceil(N/BN), row tiles, E); a tile whose first row is past its expert's group exits.
  */
@@ -62,7 +62,7 @@ export const DOT4_BN = 64
  * Portable int8 GEMM on `dot4I8Packed` (core WGSL `packed_4x8_integer_dot_product`).
  * Per K step of 64: A's 64×64-byte tile is staged as [row][k-word] (stride 17 words), and
  * B's 64×64-byte tile is read as 4×4-byte blocks (4 words of 4 consecutive n at rows
- * k..k+3), transposed in registers (unpack4xI8 → pack4xI8) into [n][k-word] words of 4
+ * k..k+3 of one 32×16 weight block), transposed in registers (unpack4xI8 → pack4xI8) into [n][k-word] words of 4
  * consecutive k, the operand layout `dot4I8Packed` wants. Invocation (tx, ty) owns rows
  * ty + 16i and columns tx + 16j (i, j < 4), so shared-memory reads are conflict-free and the
  * output writes coalesce.
@@ -90,10 +90,12 @@ ${groupPrologue(DOT4_BM)}
   let aRow = min(start + m0 + lid / 4u, params.rowsAlloc - 1u);
   let aSrc = aRow * kv + lid % 4u;
   let aDst = (lid / 4u) * STRIDE + 4u * (lid % 4u);
-  // B loader: 4×4-byte block at k rows 4·kb.., word column nb (n = n0 + 4nb ..)
+  // B loader: 4×4-byte block at k rows 4·kb.., columns n = n0 + 4nb .. +3 (tiled layout:
+  // word of (k, n) = e·K·N/4 + ((n/16)·(K/32) + k/32)·128 + (k%32)·4 + (n%16)/4)
   let kb = lid / 16u;
   let nb = lid % 16u;
-  let bSrc = e * K * nw + min(n0 / 4u + nb, nw - 1u);
+  let bn4 = min(n0 + 4u * nb, N - 4u);
+  let bSrc = e * K * nw + (bn4 / 16u) * (K / 32u) * 128u + (bn4 % 16u) / 4u;
 ${m.map((x) => I4.map((i) => I4.map((j) => `  var acc${x}${i}${j} = 0i;`).join('\n')).join('\n')).join('\n')}
   for (var k0 = 0u; k0 < K; k0 = k0 + 64u) {
     let av = A[aSrc + k0 / 16u];
@@ -102,7 +104,7 @@ ${I4.map((c) => `    As[aDst + ${c}u] = av[${c}];`).join('\n')}
 ${m
   .map(
     (x) => `    {
-${I4.map((i) => `      let w${i} = unpack4xI8(B${x}[bSrc + (kr + ${i}u) * nw]);`).join('\n')}
+${I4.map((i) => `      let w${i} = unpack4xI8(B${x}[bSrc + (kr / 32u) * 128u + (kr % 32u + ${i}u) * 4u]);`).join('\n')}
 ${I4.map((j) => `      Bs${x}[(4u * nb + ${j}u) * STRIDE + kb] = pack4xI8(vec4<i32>(w0[${j}], w1[${j}], w2[${j}], w3[${j}]));`).join('\n')}
     }`,
   )
@@ -135,21 +137,21 @@ ${epilogue(kind, (x) => `acc${x}${i}${j}`, '          ')}
 }
 
 /**
- * Tile of the tensor-core kernel. A workgroup has sgM × sgN subgroups; each computes
- * (fm·16) × (fn·16) outputs from fm × fn 16×16 i32 fragments (per weight matrix: gate+up
- * keeps gate and up fragments of the same outputs). BM = sgM·fm·16, BN = sgN·fn·16.
+ * Tile of the tensor-core kernel. A workgroup has sgM × sgN × sgK subgroups; subgroup
+ * (im, in, ik) computes (fm·16) × (fn·16) outputs from fm × fn 16×16 i32 fragments (per
+ * weight matrix: gate+up keeps gate and up fragments of the same outputs in the same
+ * subgroup) over the ik-th of sgK equal slices of K (split-K: the slices are summed in
+ * workgroup memory, exactly, in i32). BM = sgM·fm·16, BN = sgN·fn·16.
  */
 export interface SgmTile {
   readonly sgM: number
   readonly sgN: number
   readonly fm: number
   readonly fn: number
-  /**
-   * `global`: each subgroup loads its fragments straight from the storage buffers;
-   * `shared`: the workgroup first copies the 32-deep A and B slabs into workgroup memory
-   * (vec4 loads, one barrier pair per K step) and loads fragments from there.
-   */
-  readonly stage: 'global' | 'shared'
+  /** K slices per workgroup (split-K; default 1). K/sgK must be a multiple of 32 (the layer falls back to 1). */
+  readonly sgK?: number
+  /** K steps of 32 per loop iteration, loads of all steps issued before their MMAs (default 1). */
+  readonly unroll?: number
   /**
    * Subgroup index: `builtin` (default) = `@builtin(subgroup_id)`; `local-index` = local
    * invocation index / subgroupSize (assumes subgroups are runs of consecutive invocations,
@@ -159,29 +161,28 @@ export interface SgmTile {
   readonly subgroupId?: 'builtin' | 'local-index'
 }
 
-/** Default tensor-core tile: 2×2 subgroups of 2×4 fragments → 64×128 per workgroup (128 invocations at subgroup size 32). */
-export const DEFAULT_SGM_TILE: SgmTile = { sgM: 2, sgN: 2, fm: 2, fn: 4, stage: 'global' }
+/** Default tensor-core tile (prefill): 2×2 subgroups of 4×2 fragments → 128×64 per workgroup of 128. */
+export const DEFAULT_SGM_TILE: SgmTile = { sgM: 2, sgN: 2, fm: 4, fn: 2 }
 
 /** Rows and columns per workgroup of a tensor-core tile. */
 export const sgmTileDims = (t: SgmTile): { bm: number; bn: number } => ({ bm: t.sgM * t.fm * 16, bn: t.sgN * t.fn * 16 })
 
+/** Subgroups per workgroup of a tile. */
+export const sgmSubgroups = (t: SgmTile): number => t.sgM * t.sgN * (t.sgK ?? 1)
+
 /**
- * Workgroup memory of the tensor-core kernel: one i32 array holding, during the K loop, the
- * staged A slab (BM×32 bytes) and B slabs (32×BN bytes each; `shared` only) and, in the
- * epilogue, 256 i32 per subgroup and weight matrix; plus 8 bytes of group bounds.
+ * Workgroup memory of the tensor-core kernel: the epilogue's i32 slab, one 16×16 fragment per
+ * subgroup and weight matrix (sgM·sgN·sgK·mats·256 words); plus 12 bytes of group bounds.
  */
 export function sgmWorkgroupWords(kind: Int8GemmKind, t: SgmTile): number {
-  const { bm, bn } = sgmTileDims(t)
-  const nm = mats(kind).length
-  const slabs = t.stage === 'shared' ? 8 * bm + nm * 8 * bn : 0
-  return Math.max(slabs, t.sgM * t.sgN * 256 * nm)
+  return sgmSubgroups(t) * mats(kind).length * 256
 }
 
 /** Bytes of workgroup memory the kernel declares. */
-export const sgmWorkgroupBytes = (kind: Int8GemmKind, t: SgmTile): number => 4 * sgmWorkgroupWords(kind, t) + 8
+export const sgmWorkgroupBytes = (kind: Int8GemmKind, t: SgmTile): number => 4 * sgmWorkgroupWords(kind, t) + 12
 
 /** Short cache-key fragment of a tile. */
-export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}|f${t.fm}x${t.fn}|${t.stage}|sgid=${t.subgroupId ?? 'builtin'}`
+export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|sgid=${t.subgroupId ?? 'builtin'}`
 
 const LEFT = 'subgroup_matrix_left<i8, 32, 16>' // <T, K (cols), M (rows)>
 const RIGHT = 'subgroup_matrix_right<i8, 16, 32>' // <T, N (cols), K (rows)>
@@ -189,45 +190,40 @@ const RESULT = 'subgroup_matrix_result<i32, 16, 16>'
 
 /**
  * Tensor-core int8 GEMM on `chromium_experimental_subgroup_matrix` (i8×i8→i32, M16 N16 K32).
- * Loads use the form measured exact on the H100 (Dawn 0.6.2): offsets and strides in int8
- * ELEMENTS, `false` = row major: left<i8, 32, 16> from A (rows × K), right<i8, 16, 32> from
- * B (K × N). The subgroup index is `@builtin(subgroup_id)` (subgroup-uniform, which
- * `subgroupMatrixStore` requires of its offset). Rows start+m0 .. +BM−1 may pass the last
- * group: the caller allocates A with at least BM spare rows (no clamping, which would shift
- * valid rows). Epilogue per fragment (the staged slabs are dead by then: the same
- * workgroup array is reused): store the i32
- * fragment(s) into this subgroup's 256-word slot of workgroup memory, barrier, each lane
- * dequantizes 256/subgroupSize elements (row < group size guard), barrier.
- * `subgroupSize` fixes the workgroup size (sgM·sgN·subgroupSize).
+ * Loads use the form measured exact on the H100 and H200 (Dawn 0.6.2): offsets and strides in
+ * int8 ELEMENTS, `false` = row major. A (rows × K, row-major): left<i8, 32, 16> at stride K.
+ * B in the TILED weight layout (see `weights-int8.ts`): each 32 (k) × 16 (n) block is 512
+ * contiguous bytes, so a right<i8, 16, 32> fragment is one contiguous 512-byte load (stride
+ * 16) — the row-major K×N layout made every fragment 32 rows of 16 bytes N apart, which
+ * streamed about 0.5 TB/s on the H200. The subgroup index is `@builtin(subgroup_id)`
+ * (subgroup-uniform, which `subgroupMatrixStore` requires of its offset). Rows
+ * start+m0 .. +BM−1 may pass the last group: the caller allocates A with at least BM spare
+ * rows (no clamping, which would shift valid rows); column tiles past N are clamped to the
+ * last one (computed, never written). Epilogue per fragment position (i, j): every subgroup
+ * stores its i32 fragment(s) into its 256-word slot of workgroup memory, barrier, the
+ * workgroup's lanes sum the sgK slices of each output, dequantize (row < group size and
+ * col < N guards) and write, barrier. `subgroupSize` fixes the workgroup size
+ * (sgM·sgN·sgK·subgroupSize).
  */
 export const sgmGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSize: number): string => {
   const m = mats(kind)
-  const { sgM, sgN, fm, fn, stage } = tile
+  const { sgM, sgN, fm, fn } = tile
+  const sgK = tile.sgK ?? 1
+  const U = tile.unroll ?? 1
   const { bm, bn } = sgmTileDims(tile)
-  const S = sgM * sgN
+  const S = sgmSubgroups(tile)
+  const SMN = sgM * sgN
   const wg = S * subgroupSize
   const FI = range(fm)
   const FJ = range(fn)
-  const shared = stage === 'shared'
+  const UU = range(U)
   const sgBuiltin = (tile.subgroupId ?? 'builtin') === 'builtin'
-  // A slab BM×32 bytes = 2 vec4 per row; B slab 32×BN bytes = BN/16 vec4 per row.
-  const aVec = bm * 2
-  // WORD offsets in Ws of the staged slabs (A at 0, then one B slab per matrix); the
-  // fragment loads take int8 ELEMENT offsets, 4 per word
-  const bsOff = (x: string) => 8 * bm + m.indexOf(x) * 8 * bn
-  const bVec = 32 * (bn / 16)
-  const copy = (count: number, body: string) => `    for (var i = lid; i < ${count}u; i = i + ${wg}u) {\n${body}\n    }`
-  const aLoad = (i: number) =>
-    shared
-      ? `subgroupMatrixLoad<${LEFT}>(&Ws, ${i * 16 * 32}u + aRowL * 32u, false, 32u)`
-      : `subgroupMatrixLoad<${LEFT}>(&A, aOff + ${i * 16}u * K + k, false, K)`
-  const bLoad = (x: string, j: number) =>
-    shared
-      ? `subgroupMatrixLoad<${RIGHT}>(&Ws, ${4 * bsOff(x)}u + bColL + ${j * 16}u, false, ${bn}u)`
-      : `subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff + k * N + ${j * 16}u, false, N)`
+  const nm = m.length
+  // outputs of one fragment position across the workgroup's (im, in) subgroups
+  const perRound = SMN * 256
   return /* wgsl */ `enable subgroups;
 enable chromium_experimental_subgroup_matrix;
-${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, shared ? 'vec4<u32>' : 'i32', shared ? 'vec4<u32>' : 'i32')}
+${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, 'i32', 'i32')}
 ${siluWgsl}
 var<workgroup> Ws: array<i32, ${sgmWorkgroupWords(kind, tile)}>;
 var<workgroup> groupStart: u32;
@@ -236,57 +232,39 @@ var<workgroup> groupRows: u32;
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, ${sgBuiltin ? '@builtin(subgroup_id) sg: u32, ' : ''}@builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32) {
 ${sgBuiltin ? '' : `  let sg = lid / ${subgroupSize}u;\n`}${groupPrologue(bm)}
   let n0 = wid.x * ${bn}u;
-  // this subgroup's sub-tile: rows aRowL.. (within the tile), columns bColL..
-  let aRowL = (sg / ${sgN}u) * ${fm * 16}u;
-  let bColL = (sg % ${sgN}u) * ${fn * 16}u;
-${
-  shared
-    ? `  let kv = K / 16u;
-  let nv = N / 16u;
-  let aRow0 = start + m0;
-  let bBase = e * K * nv + n0 / 16u;`
-    : `  let aOff = (start + m0 + aRowL) * K;
-  let bOff = e * K * N + n0 + bColL;`
-}
+  // this subgroup: (im, in) sub-tile of the workgroup's tile, ik-th slice of K
+  let smn = sg % ${SMN}u;
+  let ik = sg / ${SMN}u;
+  let aRowL = (smn / ${sgN}u) * ${fm * 16}u;
+  let bColL = (smn % ${sgN}u) * ${fn * 16}u;
+  let kLen = K / ${sgK}u;
+  let kBeg = ik * kLen;
+  let aOff = (start + m0 + aRowL) * K;
+  // B: tile (column tile ct, k tile kt) at byte e·K·N + (ct·(K/32) + kt)·512; last column tile clamps
+  let kt32 = K / 32u;
+  let ctLast = N / 16u - 1u;
+${FJ.map((j) => `  let bOff${j} = e * K * N + min((n0 + bColL) / 16u + ${j}u, ctLast) * kt32 * 512u;`).join('\n')}
 ${m.map((x) => FI.map((i) => FJ.map((j) => `  var c${x}${i}${j}: ${RESULT};`).join('\n')).join('\n')).join('\n')}
-  for (var k = 0u; k < K; k = k + 32u) {
-${
-  shared
-    ? `${copy(
-        aVec,
-        `      let v = A[(aRow0 + i / 2u) * kv + k / 16u + i % 2u];
-      Ws[4u * i] = bitcast<i32>(v.x); Ws[4u * i + 1u] = bitcast<i32>(v.y); Ws[4u * i + 2u] = bitcast<i32>(v.z); Ws[4u * i + 3u] = bitcast<i32>(v.w);`,
-      )}
-${m
-  .map((x) =>
-    copy(
-      bVec,
-      `      let v = B${x}[bBase + (k + i / ${bn / 16}u) * nv + i % ${bn / 16}u];
-      let w = ${bsOff(x)}u + 4u * i;
-      Ws[w] = bitcast<i32>(v.x); Ws[w + 1u] = bitcast<i32>(v.y); Ws[w + 2u] = bitcast<i32>(v.z); Ws[w + 3u] = bitcast<i32>(v.w);`,
-    ),
-  )
-  .join('\n')}
-    workgroupBarrier();`
-    : ''
-}
-${FI.map((i) => `    let a${i} = ${aLoad(i)};`).join('\n')}
-${m.map((x) => FJ.map((j) => `    let b${x}${j} = ${bLoad(x, j)};`).join('\n')).join('\n')}
-${m.map((x) => FI.map((i) => FJ.map((j) => `    c${x}${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${x}${j}, c${x}${i}${j});`).join('\n')).join('\n')).join('\n')}
-${shared ? '    workgroupBarrier();' : ''}
+  for (var k = kBeg; k < kBeg + kLen; k = k + ${32 * U}u) {
+${UU.map((u) => `${FI.map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&A, aOff + ${i * 16}u * K + k + ${32 * u}u, false, K);`).join('\n')}
+${m.map((x) => FJ.map((j) => `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff${j} + (k / 32u + ${u}u) * 512u, false, 16u);`).join('\n')).join('\n')}`).join('\n')}
+${UU.map((u) => m.map((x) => FI.map((i) => FJ.map((j) => `    c${x}${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}_${u}, b${x}${j}_${u}, c${x}${i}${j});`).join('\n')).join('\n')).join('\n')).join('\n')}
   }
-  let cs = sg * ${256 * m.length}u;
+  let cs = sg * ${256 * nm}u;
 ${FI.map((i) =>
   FJ.map(
     (j) => `  {
 ${m.map((x, mi) => `    subgroupMatrixStore(&Ws, cs + ${mi * 256}u, c${x}${i}${j}, false, 16u);`).join('\n')}
     workgroupBarrier();
-    for (var t = lane; t < 256u; t = t + sgSize) {
-      let row = m0 + aRowL + ${i * 16}u + t / 16u;
-      let col = n0 + bColL + ${j * 16}u + t % 16u;
+    for (var t = lid; t < ${perRound}u; t = t + ${wg}u) {
+      let q = t / 256u; // (im, in) sub-tile
+      let f = t % 256u;
+      let row = m0 + (q / ${sgN}u) * ${fm * 16}u + ${i * 16}u + f / 16u;
+      let col = n0 + (q % ${sgN}u) * ${fn * 16}u + ${j * 16}u + f % 16u;
       if (row < n && col < N) {
+${m.map((x, mi) => `        var acc${x} = 0i;\n        for (var kk = 0u; kk < ${sgK}u; kk = kk + 1u) { acc${x} = acc${x} + Ws[(kk * ${SMN}u + q) * ${256 * nm}u + ${mi * 256}u + f]; }`).join('\n')}
         let sr = sa[start + row];
-${epilogue(kind, (x) => `Ws[cs + ${m.indexOf(x) * 256}u + t]`, '        ')}
+${epilogue(kind, (x) => `acc${x}`, '        ')}
       }
     }
     workgroupBarrier();

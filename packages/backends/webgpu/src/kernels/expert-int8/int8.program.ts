@@ -1,22 +1,58 @@
 import { grid1d, uniforms, type Dispatch, type KernelProgram } from '../../gpu/program.js'
-import { DEFAULT_SGM_TILE, DOT4_BM, DOT4_BN, dot4GemmWgsl, sgmGemmWgsl, sgmTileDims, sgmTileKey, sgmWorkgroupBytes, type Int8GemmKind, type SgmTile } from './int8-gemm.wgsl.js'
+import { DEFAULT_SGM_TILE, DOT4_BM, DOT4_BN, dot4GemmWgsl, sgmGemmWgsl, sgmSubgroups, sgmTileDims, sgmTileKey, sgmWorkgroupBytes, type Int8GemmKind, type SgmTile } from './int8-gemm.wgsl.js'
 import { QUANT_W_WG, quantizeRowsWgsl, quantizeWeightsWgsl } from './quantize.wgsl.js'
 
 /** Which int8 GEMM: portable `dot4I8Packed`, or tensor cores through `chromium-experimental-subgroup-matrix`. */
 export type Int8Variant = 'dot4' | 'subgroup-matrix'
 
-/** Init-time choice of the int8 GEMM kernels (both GEMMs of a layer use the same tile). */
+/**
+ * Init-time choice of the int8 GEMM kernels of one call: dot4, or subgroup-matrix tiles for
+ * the gate+up and the down GEMM (the same BM: both launch one row tile per BM rows).
+ */
 export type Int8GemmConfig =
   | { readonly variant: 'dot4' }
-  | { readonly variant: 'subgroup-matrix'; readonly tile: SgmTile; readonly subgroupSize: number }
+  | { readonly variant: 'subgroup-matrix'; readonly gateup: SgmTile; readonly down: SgmTile; readonly subgroupSize: number }
 
-/** Rows and columns per workgroup (what the offsets kernel's indirect args are computed with). */
-export function int8TileDims(cfg: Int8GemmConfig): { bm: number; bn: number } {
-  return cfg.variant === 'dot4' ? { bm: DOT4_BM, bn: DOT4_BN } : sgmTileDims(cfg.tile)
+/** Rows per workgroup and columns per workgroup of each GEMM (what the offsets kernel's indirect args are computed with). */
+export function int8TileDims(cfg: Int8GemmConfig): { bm: number; bn: number; bnDown: number } {
+  if (cfg.variant === 'dot4') return { bm: DOT4_BM, bn: DOT4_BN, bnDown: DOT4_BN }
+  return { bm: sgmTileDims(cfg.gateup).bm, bn: sgmTileDims(cfg.gateup).bn, bnDown: sgmTileDims(cfg.down).bn }
 }
 
 /** Spare zero rows after the last group in the quantized A buffers: a full row tile may read past it. */
 export const int8SpareRows = (cfg: Int8GemmConfig): number => Math.max(64, int8TileDims(cfg).bm)
+
+/**
+ * The tile with split-K and unrolling reduced (halved) until each of the sgK slices of K is
+ * a whole number of unrolled 32-deep steps (K a multiple of 32); split-K is kept first.
+ */
+export function fitSgmTile(tile: SgmTile, K: number): SgmTile {
+  const steps = K / 32
+  let sgK = tile.sgK ?? 1
+  let unroll = tile.unroll ?? 1
+  // split-K (parallelism) first, then unrolling
+  while (sgK > 1 && steps % sgK !== 0) sgK >>= 1
+  while (unroll > 1 && steps % (sgK * unroll) !== 0) unroll >>= 1
+  return { ...tile, sgK, unroll }
+}
+
+/**
+ * Tensor-core tiles by group size: the first plan whose `maxRows` is at least the typical
+ * group (mean rows per expert, or the capacity when static) runs, else the last. Measured on
+ * an H200 (bench/int8-sweep.bench.ts): decode groups want one 16-row fragment, split-K and
+ * many subgroups streaming the tiled weights; prefill wants 4×2 fragments per subgroup.
+ */
+export interface Int8TilePlan {
+  readonly maxRows: number
+  readonly gateup: SgmTile
+  readonly down: SgmTile
+}
+
+export const DEFAULT_INT8_TILES: readonly Int8TilePlan[] = [
+  { maxRows: 16, gateup: { sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, down: { sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 8, unroll: 2 } },
+  { maxRows: 48, gateup: { sgM: 1, sgN: 2, fm: 2, fn: 2, sgK: 2, unroll: 2 }, down: { sgM: 1, sgN: 2, fm: 2, fn: 2, sgK: 4, unroll: 2 } },
+  { maxRows: Infinity, gateup: DEFAULT_SGM_TILE, down: DEFAULT_SGM_TILE },
+]
 
 /** Run parameters of the int8 GEMMs. */
 export interface Int8GemmParams {
@@ -36,12 +72,14 @@ export interface Int8GemmParams {
  * or indirect.
  */
 export function int8GemmProgram(kind: Int8GemmKind, cfg: Int8GemmConfig): KernelProgram<Int8GemmParams> {
-  const { bm, bn } = int8TileDims(cfg)
-  const sgm = cfg.variant === 'subgroup-matrix'
+  const dims = int8TileDims(cfg)
+  const bm = dims.bm
+  const bn = kind === 'gateup' ? dims.bn : dims.bnDown
+  const tile = cfg.variant === 'subgroup-matrix' ? (kind === 'gateup' ? cfg.gateup : cfg.down) : null
   return {
-    name: `experts-int8-${sgm ? 'sgm' : 'dot4'}-${kind === 'gateup' ? 'gate-up' : 'down'}`,
-    cacheKey: sgm ? `int8-gemm|${kind}|sgm|${sgmTileKey(cfg.tile)}|sgsize=${cfg.subgroupSize}` : `int8-gemm|${kind}|dot4|${bm}x${bn}`,
-    getShaderSource: () => (sgm ? sgmGemmWgsl(kind, cfg.tile, cfg.subgroupSize) : dot4GemmWgsl(kind)),
+    name: `experts-int8-${tile ? 'sgm' : 'dot4'}-${kind === 'gateup' ? 'gate-up' : 'down'}`,
+    cacheKey: tile ? `int8-gemm|${kind}|sgm|${sgmTileKey(tile)}|sgsize=${(cfg as { subgroupSize: number }).subgroupSize}` : `int8-gemm|${kind}|dot4|${bm}x${bn}`,
+    getShaderSource: () => (tile ? sgmGemmWgsl(kind, tile, (cfg as { subgroupSize: number }).subgroupSize) : dot4GemmWgsl(kind)),
     getRunData: (p): { dispatch: Dispatch; uniforms: Uint32Array } => ({
       dispatch: p.indirect ? { indirect: p.indirect.buffer, offset: p.indirect.offset } : [Math.ceil(p.ndim / bn), Math.ceil((p.maxRows ?? 0) / bm), p.experts],
       uniforms: uniforms([p.kdim, p.ndim, p.rowsAlloc]),
@@ -91,4 +129,4 @@ export function quantizeWeightsProgram(dtype: 'f32' | 'f16'): KernelProgram<Quan
   }
 }
 
-export { DEFAULT_SGM_TILE, DOT4_BM, DOT4_BN, sgmTileDims, sgmWorkgroupBytes, type Int8GemmKind, type SgmTile }
+export { DEFAULT_SGM_TILE, DOT4_BM, DOT4_BN, sgmSubgroups, sgmTileDims, sgmWorkgroupBytes, type Int8GemmKind, type SgmTile }

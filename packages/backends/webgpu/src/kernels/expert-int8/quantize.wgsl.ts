@@ -106,8 +106,8 @@ export const QUANT_W_WG = 64
 
 /**
  * Device weights (E × N×K, `nn.Linear` layout, f32 or f16 packed two per u32) → int8 per
- * output channel, written transposed: expert e's K×N row-major int8 matrix (element [k][n]
- * at byte e·K·N + k·N + n), plus scales E×N. One workgroup per (expert, 4 output channels):
+ * output channel, written transposed in the tiled layout of `weights-int8.ts` (element
+ * [k][n] of expert e at byte e·K·N + int8TileByte(k, n, K)), plus scales E×N. One workgroup per (expert, 4 output channels):
  * each u32 it writes holds channels n..n+3 of one k.
  */
 export const quantizeWeightsWgsl = (dtype: 'f32' | 'f16'): string => /* wgsl */ `
@@ -145,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var j = 0u; j < 4u; j = j + 1u) {
       if (!z[j]) { v[j] = q8(loadW(base + (n0 + j) * K + k), mb[j]); }
     }
-    q[(base + k * N + n0) / 4u] = pack4xI8(v);
+    q[(base + ((n0 / 16u) * (K / 32u) + k / 32u) * 512u + (k % 32u) * 16u + n0 % 16u) / 4u] = pack4xI8(v);
   }
   if (lid < 4u) { scale[e * N + n0 + lid] = rowScale(mb[lid]); }
 }`
