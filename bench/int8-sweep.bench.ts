@@ -5,7 +5,7 @@
  * queries), int8 TOPS of those GEMMs, and the relative L2 of its output to the dot4 output
  * (both int8: must agree to f32 rounding) and to the f16 layer (int8 accuracy).
  *
- * Usage: node int8-sweep.bench.mjs [--out dir] [--tokens 1,8,...] [--tiny] [--shapes mixtral,olmoe]
+ * Usage: node int8-sweep.bench.mjs [--out dir] [--tokens 1,8,...] [--tiny] [--shapes mixtral,olmoe] [--plans D1,P2] [--robustness off]
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -31,7 +31,7 @@ const SHAPES: (ModelShape & { label: string })[] = (tiny
 ).filter((s) => !opt('--shapes', '') || opt('--shapes', '').split(',').some((p) => s.label.startsWith(p)))
 const TOKENS = opt('--tokens', tiny ? '1,8,32' : '1,8,32,128,512,2048,4096').split(',').map(Number)
 
-type Variant = { name: string; int8Kernel: 'dot4' | 'subgroup-matrix'; int8Tiles?: Int8TilePlan[]; tokens?: (T: number) => boolean }
+type Variant = { name: string; int8Kernel: 'dot4' | 'subgroup-matrix'; int8Tiles?: Int8TilePlan[]; int8GemvMaxRows?: number; tokens?: (T: number) => boolean }
 type T4 = [sgM: number, sgN: number, fm: number, fn: number, sgK?: number, unroll?: number]
 const tile = ([sgM, sgN, fm, fn, sgK = 1, unroll = 1]: T4): SgmTile => ({ sgM, sgN, fm, fn, sgK, unroll })
 // [name, gate+up tile, down tile, which T]: decode (one 16-row fragment), mid, prefill tiles
@@ -52,15 +52,23 @@ const PLANS: [string, T4, T4, (T: number) => boolean][] = [
   ['P6', [2, 2, 4, 2], [2, 2, 4, 4], (T) => T >= 128],
   ['P7', [2, 2, 4, 2, 2], [2, 2, 4, 2, 2], (T) => T >= 128],
 ]
-const acquired = await acquireDevice({ powerPreference: 'high-performance', unsafeApis: true, dawnFlags: ['disable-dawn-features=timestamp_quantization'] })
+// --robustness off: Dawn's disable_robustness toggle (no bounds clamping of buffer accesses; the kernels never read out of bounds)
+const robustOff = opt('--robustness', 'on') === 'off'
+const acquired = await acquireDevice({ powerPreference: 'high-performance', unsafeApis: true, dawnFlags: ['disable-dawn-features=timestamp_quantization', ...(robustOff ? ['enable-dawn-features=disable_robustness'] : [])] })
 const ctx = new GpuContext(acquired)
 const prof = acquired.features.timestampQuery ? new GpuContext(acquired, { profile: true }) : null
 const device = acquired.device
-console.log(JSON.stringify({ adapter: acquired.adapterName, features: acquired.features, limits: { wgStorage: device.limits.maxComputeWorkgroupStorageSize, invocations: device.limits.maxComputeInvocationsPerWorkgroup } }))
-const variants: Variant[] = [{ name: 'dot4', int8Kernel: 'dot4' }]
+console.log(JSON.stringify({ adapter: acquired.adapterName, robustness: !robustOff, features: acquired.features, limits: { wgStorage: device.limits.maxComputeWorkgroupStorageSize, invocations: device.limits.maxComputeInvocationsPerWorkgroup } }))
+// every GEMM variant with int8GemvMaxRows 0 (GEMMs at every T); 'gemv' = the decode kernels at every T ≤ 512
+const variants: Variant[] = [
+  { name: 'dot4', int8Kernel: 'dot4', int8GemvMaxRows: 0 },
+  { name: 'gemv', int8Kernel: 'dot4', int8GemvMaxRows: Infinity, tokens: (T) => T <= 512 },
+  { name: 'auto', int8Kernel: acquired.features.subgroupMatrix ? 'subgroup-matrix' : 'dot4' },
+]
 if (acquired.features.subgroupMatrix) {
-  variants.push({ name: 'sgm default', int8Kernel: 'subgroup-matrix' })
-  for (const [name, gu, dn, tokens] of PLANS) variants.push({ name: `sgm ${name} ${JSON.stringify(gu)} ${JSON.stringify(dn)}`, int8Kernel: 'subgroup-matrix', int8Tiles: [{ maxRows: Infinity, gateup: tile(gu), down: tile(dn) }], tokens })
+  variants.push({ name: 'sgm default', int8Kernel: 'subgroup-matrix', int8GemvMaxRows: 0 })
+  const only = opt('--plans', '') ? opt('--plans', '').split(',') : null
+  for (const [name, gu, dn, tokens] of PLANS) if (!only || only.includes(name)) variants.push({ name: `sgm ${name} ${JSON.stringify(gu)} ${JSON.stringify(dn)}`, int8Kernel: 'subgroup-matrix', int8GemvMaxRows: 0, int8Tiles: [{ maxRows: Infinity, gateup: tile(gu), down: tile(dn) }], tokens })
 }
 
 const rows: Record<string, unknown>[] = []
@@ -71,7 +79,7 @@ for (const shape of SHAPES) {
   const f16 = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
   const layers = variants.map((v) => {
     try {
-      const o = { int8Kernel: v.int8Kernel, ...(v.int8Tiles ? { int8Tiles: v.int8Tiles } : {}) }
+      const o = { int8Kernel: v.int8Kernel, ...(v.int8Tiles ? { int8Tiles: v.int8Tiles } : {}), ...(v.int8GemvMaxRows !== undefined ? { int8GemvMaxRows: v.int8GemvMaxRows } : {}) }
       const l = new WebGpuMoeLayer(ctx, o)
       l.int8Gemm(1, s.hidden, s.intermediate)
       return { v, l, pl: prof ? new WebGpuMoeLayer(prof, o) : null }
@@ -127,6 +135,6 @@ for (const shape of SHAPES) {
   for (const b of [dw.router, dw.gate, dw.up, dw.down]) b.destroy()
 }
 mkdirSync(outDir, { recursive: true })
-writeFileSync(join(outDir, 'int8-sweep.json'), JSON.stringify({ bench: 'int8-sweep', date: new Date().toISOString(), adapter: acquired.adapterName, rows }, null, 2))
-console.log(`wrote ${join(outDir, 'int8-sweep.json')}`)
+writeFileSync(join(outDir, `int8-sweep${robustOff ? '-norobust' : ''}.json`), JSON.stringify({ bench: 'int8-sweep', date: new Date().toISOString(), adapter: acquired.adapterName, robustness: !robustOff, rows }, null, 2))
+console.log('wrote int8-sweep')
 process.exit(0)

@@ -68,7 +68,9 @@ const POLICIES: { name: string; policy?: LayerPolicy; expertKernel?: ExpertKerne
 
 // allow_unsafe_apis: Dawn exposes chromium-experimental-subgroup-matrix (the int8 tensor-core
 // path) only with it; timestamp_quantization off: kernel times to the ns instead of 65.5 µs steps.
-const acquired = await acquireDevice({ powerPreference: 'high-performance', dawnFlags: ['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization'] })
+// --robustness off: Dawn's disable_robustness toggle (no bounds clamping of buffer accesses)
+const robustOff = opt('--robustness', 'on') === 'off'
+const acquired = await acquireDevice({ powerPreference: 'high-performance', dawnFlags: [`enable-dawn-features=allow_unsafe_apis${robustOff ? ',disable_robustness' : ''}`, 'disable-dawn-features=timestamp_quantization'] })
 const ctx = new GpuContext(acquired)
 // A second context on the same device with timestamp queries: GPU time of each kernel.
 const profCtx = acquired.features.timestampQuery ? new GpuContext(acquired, { profile: true }) : null
@@ -213,7 +215,7 @@ for (const shape of SHAPES) {
   w8.destroy()
 }
 mkdirSync(outDir, { recursive: true })
-const result = { bench: 'webgpu-layer', date: new Date().toISOString(), adapter: acquired.adapterName, adapterInfo: acquired.adapterInfo, readBandwidthTBs: bw / 1e12, weightsDtype: 'f16', parity, rows }
-writeFileSync(join(outDir, 'webgpu-layer.json'), JSON.stringify(result, null, 2))
-console.log(`wrote ${join(outDir, 'webgpu-layer.json')}`)
+const result = { bench: 'webgpu-layer', date: new Date().toISOString(), robustness: !robustOff, adapter: acquired.adapterName, adapterInfo: acquired.adapterInfo, readBandwidthTBs: bw / 1e12, weightsDtype: 'f16', parity, rows }
+writeFileSync(join(outDir, `webgpu-layer${robustOff ? '-norobust' : ''}.json`), JSON.stringify(result, null, 2))
+console.log('wrote webgpu-layer')
 process.exit(0)

@@ -24,6 +24,8 @@ import {
   DEFAULT_INT8_TILES,
   fitSgmTile,
   int8GemmProgram,
+  int8GemvLayout,
+  int8GemvProgram,
   int8SpareRows,
   int8TileDims,
   sgmSubgroups,
@@ -83,6 +85,12 @@ export interface LayerOptions {
    * 2×2 subgroups of 4×2 fragments beyond).
    */
   readonly int8Tiles?: readonly Int8TilePlan[]
+  /**
+   * The int8 expert kernel runs the decode GEMV kernels (weights streamed once with 16-byte
+   * loads, dot4I8Packed; needs subgroups) while the typical group has at most this many rows
+   * (default 32), else the int8 GEMMs. Both give the same i32 sums.
+   */
+  readonly int8GemvMaxRows?: number
 }
 
 /** Options of one {@link WebGpuMoeLayer.forward} call. */
@@ -359,7 +367,7 @@ export class WebGpuMoeLayer {
     rec: Recorder,
     w8: DeviceInt8Weights,
     b: { x: GPUBuffer; rowToken: GPUBuffer; rowWeight: GPUBuffer; offsets: GPUBuffer; tokenRows: GPUBuffer },
-    p: { tokens: number; rowsBound: number; slots: number; rowsHint: number; indirect?: GPUBuffer; maxRows?: number },
+    p: { tokens: number; rowsBound: number; slots: number; rowsHint: number; expertSlots: number; indirect?: GPUBuffer; maxRows?: number },
   ): GPUBuffer {
     const { hidden: H, intermediate: I, experts: E } = w8.shape
     const cfg = this.int8Gemm(p.rowsHint, H, I)
@@ -376,10 +384,18 @@ export class WebGpuMoeLayer {
       const aq = ctx.storage(Ra * I, 'act-int8')
       const sa = ctx.storage(Ra * 4, 'act-scale')
       const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
+      // decode groups: the int8 GEMV kernels (same sums, bit-identical), else the GEMMs
+      const sgSize = this.options.subgroups !== false && this.ctx.features.subgroups ? this.ctx.features.subgroupSize : null
+      const gemv = sgSize !== null && p.rowsHint <= (this.options.int8GemvMaxRows ?? 32)
+      const L = this.ctx.device.limits
+      const maxWg = this.maxWg
+      const gemvOf = (kind: 'gateup' | 'down', K: number) => int8GemvProgram(int8GemvLayout(kind, K, p.rowsHint, sgSize!, maxWg, L.maxComputeWorkgroupStorageSize))
       rec.run(quantizeRowsProgram(true), { tokens: p.tokens, kdim: H, rowsAlloc: Ra, experts: E }, [b.x, b.rowToken, b.offsets, xq, sx])
-      rec.run(int8GemmProgram('gateup', cfg), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, ...ind(0) }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
+      if (gemv) rec.run(gemvOf('gateup', H), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, slots: p.expertSlots }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
+      else rec.run(int8GemmProgram('gateup', cfg), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, ...ind(0) }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
       rec.run(quantizeRowsProgram(false), { tokens: p.tokens, kdim: I, rowsAlloc: Ra, experts: E }, [act, b.offsets, aq, sa])
-      rec.run(int8GemmProgram('down', cfg), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, ...ind(12) }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
+      if (gemv) rec.run(gemvOf('down', I), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, slots: p.expertSlots }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
+      else rec.run(int8GemmProgram('down', cfg), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, ...ind(12) }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
       transient.push(xq, sx, act, aq, sa)
     }
     if (p.tokens > 0) rec.run(combineProgram(), { tokens: p.tokens, hidden: H, slots: p.slots }, [y, b.rowWeight, b.tokenRows, out])

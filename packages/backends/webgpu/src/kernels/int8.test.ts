@@ -17,7 +17,7 @@ import { INV127, int8GemmRef, quantizeLayerWeightsInt8, quantizeRowsInt8, w8a8Ex
 import { checkInt8Shape, int8TileByte, quantizeDeviceWeights, tileInt8, uploadInt8Weights } from '../weights-int8.js'
 import { generateLayerWeights, readExpertWeights, uploadLayerWeights } from '../weights.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
-import { DEFAULT_SGM_TILE, fitSgmTile, int8GemmProgram, int8SpareRows, quantizeRowsProgram, sgmSubgroups, sgmTileDims, type Int8GemmConfig, type Int8GemmKind, type Int8GemmParams, type SgmTile } from './expert-int8/int8.program.js'
+import { DEFAULT_SGM_TILE, fitSgmTile, int8GemmProgram, int8GemvLayout, int8GemvProgram, int8SpareRows, quantizeRowsProgram, sgmSubgroups, sgmTileDims, type Int8GemmConfig, type Int8GemmKind, type Int8GemmParams, type SgmTile } from './expert-int8/int8.program.js'
 import type { KernelProgram } from '../gpu/program.js'
 import { emulateSubgroupMatrix } from '../testing/sgm-emulation.js'
 import { sgmGemmWgsl, sgmWorkgroupBytes } from './expert-int8/int8-gemm.wgsl.js'
@@ -214,6 +214,7 @@ const adapter = await webgpuAdapterForTests()
 describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`, () => {
   let ctx: GpuContext
   let layer: WebGpuMoeLayer
+  let gemmLayer: WebGpuMoeLayer
   const shape: ModelShape = { experts: 4, topK: 2, hidden: 64, intermediate: 128, normalizeTopK: true }
   const { hidden: H, intermediate: I, experts: E, topK: k } = shape
   const weights = randomLayerWeights(shape, { seed: 21, std: 0.05 })
@@ -222,6 +223,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
   beforeAll(async () => {
     ctx = new GpuContext(await acquireDevice(), { profile: true })
     layer = new WebGpuMoeLayer(ctx)
+    gemmLayer = new WebGpuMoeLayer(ctx, { int8GemvMaxRows: 0 })
   })
   afterAll(() => {
     ctx?.dispose()
@@ -303,7 +305,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
    * stage: quantizers bit-exact, each GEMM within 1e-5 (per row, of max |cpu|) of the CPU on
    * the same int8 operands.
    */
-  async function checkStages(policy: LayerPolicy, cfg: Int8GemmConfig, gemm: (kind: Int8GemmKind) => KernelProgram<Int8GemmParams>, tokens = T): Promise<void> {
+  async function checkStages(policy: LayerPolicy, cfg: Int8GemmConfig, gemm: (kind: Int8GemmKind) => KernelProgram<Int8GemmParams & { slots: number }>, tokens = T): Promise<void> {
     const x = tokens === T ? hiddenWithCorners() : randomHidden(tokens, H, tokens)
     const plan = planFor(x, policy, tokens)
     expect(plan.offsets[4] - plan.offsets[3]).toBe(policy.mode === 'static' ? plan.capacity : 0)
@@ -328,9 +330,9 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     const rec = ctx.recorder('int8-stages')
     rec.releaseAfterSubmit(xb, rowToken, offsets, xq, sx, act, aq, sa, y)
     rec.run(quantizeRowsProgram(true), { tokens, kdim: H, rowsAlloc: Ra, experts: E }, [xb, rowToken, offsets, xq, sx])
-    rec.run(gemm('gateup'), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, maxRows }, [xq, sx, offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
+    rec.run(gemm('gateup'), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, maxRows, slots: E }, [xq, sx, offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
     rec.run(quantizeRowsProgram(false), { tokens, kdim: I, rowsAlloc: Ra, experts: E }, [act, offsets, aq, sa])
-    rec.run(gemm('down'), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, maxRows }, [aq, sa, offsets, w8.downQ, w8.downScale, y])
+    rec.run(gemm('down'), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, maxRows, slots: E }, [aq, sa, offsets, w8.downQ, w8.downScale, y])
     const [gxq, gsx, gact, gaq, gsa, gy] = await readAll(
       [
         { buf: xq, bytes: Ra * H },
@@ -379,6 +381,33 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     await checkStages(policy, cfg, (kind) => int8GemmProgram(kind, cfg), 120)
   })
 
+  // The decode kernels (dot4 over the tiled panels, integer subgroup sums): same i32 sums as
+  // the GEMMs. Layouts: one block per group (mt 8), and blocks of 1 and 2 rows looping over
+  // groups of ~30 rows (T 60); K 64 / 128 leaves invocations past K (the chunk guard).
+  it.each([
+    [4, T, {}],
+    [1, 60, { mode: 'static', capacityFactor: 1.25 }],
+    [2, 60, {}],
+  ] as [number, number, LayerPolicy][])('stages (int8 GEMV, rows per block %i): quantizers bit-exact, GEMVs within 1e-5 of the CPU, T %i, policy %o', async (mt, tokens, policy) => {
+    if (!ctx.features.subgroups) return // the GEMV needs subgroups; the layer uses the GEMMs without
+    const sg = ctx.features.subgroupSize!
+    const cfg = { variant: 'dot4' } as const
+    const gemv = (kind: Int8GemmKind) => {
+      const l = int8GemvLayout(kind, kind === 'gateup' ? H : I, mt, sg, 1024, ctx.device.limits.maxComputeWorkgroupStorageSize)
+      expect(l.mt).toBe(mt)
+      return int8GemvProgram(l) as unknown as KernelProgram<Int8GemmParams & { slots: number }>
+    }
+    await checkStages(policy, cfg, gemv, tokens)
+  })
+
+  it('int8 GEMV layout: ≤ 64 stationary words per invocation, rows per block capped by registers and workgroup memory', () => {
+    const mix = int8GemvLayout('gateup', 4096, 1, 32, 1024, 49152)
+    expect([mix.wg, mix.mt, mix.kc]).toEqual([512, 1, 1024])
+    expect(int8GemvLayout('down', 14336, 8, 32, 1024, 49152)).toMatchObject({ wg: 1024, mt: 4 }) // 4 chunks: 64 + 16·4 words
+    expect(int8GemvLayout('gateup', 4096, 8, 32, 1024, 49152).mt).toBe(2) // 2·16·2 weights + 2·16·mt accumulators
+    expect(int8GemvLayout('down', 2048, 8, 8, 1024, 16384).mt).toBeLessThan(8) // 128 subgroups of 8: partials cap mt
+  })
+
   // The tensor-core kernel's WGSL with its subgroup-matrix builtins emulated in plain WGSL
   // (src/testing/sgm-emulation.ts): checks its tiling, staging and epilogue indexing here;
   // the builtins themselves run only on the H100.
@@ -410,7 +439,12 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     const plan = planFor(x, policy)
     const gpu = await layer.experts(x, plan, weights, 'int8')
     expect(gpu.expertKernel).toBe('int8')
-    expect(Object.keys(gpu.kernels ?? {})).toEqual(expect.arrayContaining(['experts-int8-quantize-x', 'experts-int8-dot4-gate-up', 'experts-int8-quantize-act', 'experts-int8-dot4-down', 'combine']))
+    // groups of ≤ 32 rows run the GEMV kernels (with subgroups); int8GemvMaxRows 0 forces the GEMMs, with the same sums
+    const gemvNames = ctx.features.subgroups ? ['experts-int8-gemv-gate-up', 'experts-int8-gemv-down'] : ['experts-int8-dot4-gate-up', 'experts-int8-dot4-down']
+    expect(Object.keys(gpu.kernels ?? {})).toEqual(expect.arrayContaining(['experts-int8-quantize-x', ...gemvNames, 'experts-int8-quantize-act', 'combine']))
+    const viaGemm = await gemmLayer.experts(x, plan, weights, 'int8')
+    expect(Object.keys(viaGemm.kernels ?? {})).toEqual(expect.arrayContaining(['experts-int8-dot4-gate-up', 'experts-int8-dot4-down']))
+    expect(relativeL2(viaGemm.output, gpu.output)).toBeLessThanOrEqual(1e-6)
     const w8a8 = w8a8ExpertsForward(x, plan, weights)
     const f32 = expertsForward(x, plan, weights)
     const errQ = relativeL2(gpu.output, w8a8)

@@ -1,6 +1,7 @@
 import { grid1d, uniforms, type Dispatch, type KernelProgram } from '../../gpu/program.js'
 import { DEFAULT_SGM_TILE, DOT4_BM, DOT4_BN, dot4GemmWgsl, sgmGemmWgsl, sgmSubgroups, sgmTileDims, sgmTileKey, sgmWorkgroupBytes, type Int8GemmKind, type SgmTile } from './int8-gemm.wgsl.js'
 import { QUANT_W_WG, quantizeRowsWgsl, quantizeWeightsWgsl } from './quantize.wgsl.js'
+import { int8GemvWgsl, int8GemvWorkgroupBytes, type Int8GemvConsts } from './int8-gemv.wgsl.js'
 
 /** Which int8 GEMM: portable `dot4I8Packed`, or tensor cores through `chromium-experimental-subgroup-matrix`. */
 export type Int8Variant = 'dot4' | 'subgroup-matrix'
@@ -83,6 +84,55 @@ export function int8GemmProgram(kind: Int8GemmKind, cfg: Int8GemmConfig): Kernel
     getRunData: (p): { dispatch: Dispatch; uniforms: Uint32Array } => ({
       dispatch: p.indirect ? { indirect: p.indirect.buffer, offset: p.indirect.offset } : [Math.ceil(p.ndim / bn), Math.ceil((p.maxRows ?? 0) / bm), p.experts],
       uniforms: uniforms([p.kdim, p.ndim, p.rowsAlloc]),
+    }),
+  }
+}
+
+const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)))
+
+/**
+ * Layout of the int8 decode kernel for reduction length K (a multiple of 64): the fewest
+ * invocations (a power of two, at least one subgroup, at most `maxWg`) that keep each
+ * invocation's stationary weights within 64 words, and group rows per block up to the
+ * typical group (≤ 8), fewer when registers (≈ 160 words of weights and accumulators) or
+ * workgroup memory (`maxWgBytes`) run short.
+ */
+export function int8GemvLayout(kind: Int8GemmKind, K: number, rowsHint: number, subgroupSize: number, maxWg: number, maxWgBytes: number): Int8GemvConsts {
+  const nm = kind === 'gateup' ? 2 : 1
+  const kc = K / 4
+  const top = 2 ** Math.floor(Math.log2(Math.max(subgroupSize, maxWg)))
+  let wg = Math.max(subgroupSize, 32)
+  while (wg < top && nm * 16 * Math.ceil(kc / wg) > 64) wg *= 2
+  const iters = Math.ceil(kc / wg)
+  const mtRegs = 2 ** Math.floor(Math.log2(Math.max(1, Math.floor(160 / (16 * nm)) - iters)))
+  let mt = Math.min(8, nextPow2(rowsHint), mtRegs)
+  while (mt > 1 && int8GemvWorkgroupBytes({ kind, mt, wg, subgroupSize }) > maxWgBytes) mt /= 2
+  return { kind, mt, wg, subgroupSize, kc }
+}
+
+/** Run parameters of the int8 decode kernels. */
+export interface Int8GemvParams {
+  readonly kdim: number
+  readonly ndim: number
+  readonly experts: number
+  readonly rowsAlloc: number
+  /** Workgroup rows = slots of the non-empty expert list (at most E; more slots only exit). */
+  readonly slots: number
+}
+
+/**
+ * int8 decode kernel (see `int8-gemv.wgsl.ts`). Bindings — `gateup`: xq, sx, offsets (with
+ * the non-empty expert list), gateQ, upQ, gateScale, upScale, act; `down`: aq, sa, offsets,
+ * downQ, downScale, y. Grid (N/16, slots).
+ */
+export function int8GemvProgram(c: Int8GemvConsts): KernelProgram<Int8GemvParams> {
+  return {
+    name: `experts-int8-gemv-${c.kind === 'gateup' ? 'gate-up' : 'down'}`,
+    cacheKey: `int8-gemv|${c.kind}|wg=${c.wg}|mt=${c.mt}|kc=${c.kc}|sg=${c.subgroupSize}`,
+    getShaderSource: () => int8GemvWgsl(c),
+    getRunData: (p) => ({
+      dispatch: [p.ndim / 16, Math.max(1, Math.min(p.experts, p.slots)), 1],
+      uniforms: uniforms([p.kdim, p.ndim, p.rowsAlloc, p.experts]),
     }),
   }
 }

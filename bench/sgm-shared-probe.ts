@@ -1,0 +1,75 @@
+/**
+ * Probe (GPU host): what an int8 subgroup-matrix LEFT fragment loaded from WORKGROUP memory
+ * reads. Workgroup memory (array<i32>) is filled with byte i = code(i) (two runs: low and high
+ * 7 bits of i), the fragment is loaded with (offset, stride), multiplied by selection matrices
+ * (B[k][n] = 1 where k = n or k = n + 16), and the result tells which byte each (row, col) read.
+ * Usage: node sgm-shared-probe.mjs [--flags enable-dawn-features=allow_unsafe_apis,...]
+ */
+import { acquireDevice } from '@moe-route/backend-webgpu'
+
+const args = process.argv.slice(2)
+const fi = args.indexOf('--flags')
+const flags = fi >= 0 ? args[fi + 1].split(' ') : []
+const { device, features } = await acquireDevice({ unsafeApis: true, dawnFlags: flags })
+if (!features.subgroupMatrix) {
+  console.log(JSON.stringify({ probe: 'sgm-shared', skipped: 'no subgroup matrices' }))
+  process.exit(0)
+}
+const WORDS = 1024
+const code = (offset: number, stride: number, half: 0 | 1, shift: number) => `enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+@group(0) @binding(0) var<storage, read> B: array<i32>;
+@group(0) @binding(1) var<storage, read_write> C: array<i32>;
+var<workgroup> Ws: array<i32, ${WORDS}>;
+@compute @workgroup_size(32)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  for (var w = lid; w < ${WORDS}u; w = w + 32u) {
+    var v = 0u;
+    for (var j = 0u; j < 4u; j = j + 1u) { v = v | ((((4u * w + j) >> ${shift}u) & 127u) << (8u * j)); }
+    Ws[w] = bitcast<i32>(v);
+  }
+  workgroupBarrier();
+  let a = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>(&Ws, ${offset}u, false, ${stride}u);
+  let b = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>(&B, ${half * 512}u, false, 16u);
+  var c: subgroup_matrix_result<i32, 16, 16>;
+  c = subgroupMatrixMultiplyAccumulate(a, b, c);
+  subgroupMatrixStore(&C, 0u, c, false, 16u);
+}`
+// B: two 32×16 selection matrices (row-major, stride 16): half 0 picks k = n, half 1 picks k = n + 16
+const bBytes = new Int8Array(1024)
+for (let n = 0; n < 16; n++) {
+  bBytes[n * 16 + n] = 1
+  bBytes[512 + (n + 16) * 16 + n] = 1
+}
+const bBuf = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST })
+device.queue.writeBuffer(bBuf, 0, bBytes)
+async function run(offset: number, stride: number, half: 0 | 1, shift: number): Promise<Int32Array> {
+  const module = device.createShaderModule({ code: code(offset, stride, half, shift) })
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } })
+  const cBuf = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC })
+  const rb = device.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
+  const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: bBuf } }, { binding: 1, resource: { buffer: cBuf } }] })
+  const enc = device.createCommandEncoder()
+  const pass = enc.beginComputePass()
+  pass.setPipeline(pipeline)
+  pass.setBindGroup(0, bg)
+  pass.dispatchWorkgroups(1)
+  pass.end()
+  enc.copyBufferToBuffer(cBuf, 0, rb, 0, 1024)
+  device.queue.submit([enc.finish()])
+  await rb.mapAsync(GPUMapMode.READ)
+  const out = new Int32Array(rb.getMappedRange().slice(0))
+  rb.unmap()
+  return out
+}
+for (const [offset, stride] of [[0, 32], [0, 64], [64, 32], [4, 32], [0, 8]]) {
+  // byte index read at (row r, col c): lo 7 bits from shift 0, hi from shift 7
+  const idx: number[][] = Array.from({ length: 16 }, () => new Array(32).fill(-1))
+  for (const half of [0, 1] as const) {
+    const lo = await run(offset, stride, half, 0)
+    const hi = await run(offset, stride, half, 7)
+    for (let r = 0; r < 16; r++) for (let n = 0; n < 16; n++) idx[r][n + 16 * half] = hi[r * 16 + n] * 128 + lo[r * 16 + n]
+  }
+  console.log(JSON.stringify({ probe: 'sgm-shared-left', offset, stride, rows: idx.slice(0, 4).map((row) => row.join(',')), row15: idx[15].join(',') }))
+}
+process.exit(0)
