@@ -41,13 +41,13 @@ for (let n = 0; n < 16; n++) {
   bBytes[n * 16 + n] = 1
   bBytes[512 + (n + 16) * 16 + n] = 1
 }
-const bBuf = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST })
+const bBuf = device.createBuffer({ size: 1024, usage: 0x80 | 0x8 })
 device.queue.writeBuffer(bBuf, 0, bBytes)
 async function run(offset: number, stride: number, half: 0 | 1, shift: number): Promise<Int32Array> {
   const module = device.createShaderModule({ code: code(offset, stride, half, shift) })
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } })
-  const cBuf = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC })
-  const rb = device.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
+  const cBuf = device.createBuffer({ size: 1024, usage: 0x80 | 0x4 })
+  const rb = device.createBuffer({ size: 1024, usage: 0x1 | 0x8 })
   const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: bBuf } }, { binding: 1, resource: { buffer: cBuf } }] })
   const enc = device.createCommandEncoder()
   const pass = enc.beginComputePass()
@@ -57,7 +57,7 @@ async function run(offset: number, stride: number, half: 0 | 1, shift: number): 
   pass.end()
   enc.copyBufferToBuffer(cBuf, 0, rb, 0, 1024)
   device.queue.submit([enc.finish()])
-  await rb.mapAsync(GPUMapMode.READ)
+  await rb.mapAsync(1)
   const out = new Int32Array(rb.getMappedRange().slice(0))
   rb.unmap()
   return out

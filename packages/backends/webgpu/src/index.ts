@@ -61,6 +61,7 @@ export {
   int8SpareRows,
   int8TileDims,
   quantizeRowsProgram,
+  quantizeRowsWorkgroup,
   quantizeWeightsProgram,
   sgmSubgroups,
   sgmTileDims,

@@ -30,6 +30,7 @@ import {
   int8TileDims,
   sgmSubgroups,
   quantizeRowsProgram,
+  quantizeRowsWorkgroup,
   sgmTileDims,
   sgmWorkgroupBytes,
   type Int8GemmConfig,
@@ -88,7 +89,8 @@ export interface LayerOptions {
   /**
    * The int8 expert kernel runs the decode GEMV kernels (weights streamed once with 16-byte
    * loads, dot4I8Packed; needs subgroups) while the typical group has at most this many rows
-   * (default 32), else the int8 GEMMs. Both give the same i32 sums.
+   * (default 2: from 8 rows the tensor-core GEMM was faster on the H200), else the int8 GEMMs.
+   * Both give the same i32 sums.
    */
   readonly int8GemvMaxRows?: number
 }
@@ -386,14 +388,14 @@ export class WebGpuMoeLayer {
       const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
       // decode groups: the int8 GEMV kernels (same sums, bit-identical), else the GEMMs
       const sgSize = this.options.subgroups !== false && this.ctx.features.subgroups ? this.ctx.features.subgroupSize : null
-      const gemv = sgSize !== null && p.rowsHint <= (this.options.int8GemvMaxRows ?? 32)
+      const gemv = sgSize !== null && p.rowsHint <= (this.options.int8GemvMaxRows ?? 2)
       const L = this.ctx.device.limits
       const maxWg = this.maxWg
       const gemvOf = (kind: 'gateup' | 'down', K: number) => int8GemvProgram(int8GemvLayout(kind, K, p.rowsHint, sgSize!, maxWg, L.maxComputeWorkgroupStorageSize))
-      rec.run(quantizeRowsProgram(true), { tokens: p.tokens, kdim: H, rowsAlloc: Ra, experts: E }, [b.x, b.rowToken, b.offsets, xq, sx])
+      rec.run(quantizeRowsProgram(true, quantizeRowsWorkgroup(H, maxWg)), { tokens: p.tokens, kdim: H, rowsAlloc: Ra, experts: E }, [b.x, b.rowToken, b.offsets, xq, sx])
       if (gemv) rec.run(gemvOf('gateup', H), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, slots: p.expertSlots }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
       else rec.run(int8GemmProgram('gateup', cfg), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, ...ind(0) }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
-      rec.run(quantizeRowsProgram(false), { tokens: p.tokens, kdim: I, rowsAlloc: Ra, experts: E }, [act, b.offsets, aq, sa])
+      rec.run(quantizeRowsProgram(false, quantizeRowsWorkgroup(I, maxWg)), { tokens: p.tokens, kdim: I, rowsAlloc: Ra, experts: E }, [act, b.offsets, aq, sa])
       if (gemv) rec.run(gemvOf('down', I), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, slots: p.expertSlots }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
       else rec.run(int8GemmProgram('down', cfg), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, ...ind(12) }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
       transient.push(xq, sx, act, aq, sa)

@@ -1,6 +1,6 @@
 import { grid1d, uniforms, type Dispatch, type KernelProgram } from '../../gpu/program.js'
 import { DEFAULT_SGM_TILE, DOT4_BM, DOT4_BN, dot4GemmWgsl, sgmGemmWgsl, sgmSubgroups, sgmTileDims, sgmTileKey, sgmWorkgroupBytes, type Int8GemmKind, type SgmTile } from './int8-gemm.wgsl.js'
-import { QUANT_W_WG, quantizeRowsWgsl, quantizeWeightsWgsl } from './quantize.wgsl.js'
+import { QUANT_WG, QUANT_W_WG, quantizeRowsWgsl, quantizeRowsWorkgroup, quantizeWeightsWgsl } from './quantize.wgsl.js'
 import { int8GemvWgsl, int8GemvWorkgroupBytes, type Int8GemvConsts } from './int8-gemv.wgsl.js'
 
 /** Which int8 GEMM: portable `dot4I8Packed`, or tensor cores through `chromium-experimental-subgroup-matrix`. */
@@ -40,8 +40,9 @@ export function fitSgmTile(tile: SgmTile, K: number): SgmTile {
 /**
  * Tensor-core tiles by group size: the first plan whose `maxRows` is at least the typical
  * group (mean rows per expert, or the capacity when static) runs, else the last. Measured on
- * an H200 (bench/int8-sweep.bench.ts): decode groups want one 16-row fragment, split-K and
- * many subgroups streaming the tiled weights; prefill wants 4×2 fragments per subgroup.
+ * an H200 (bench/int8-sweep.bench.ts, results/int8-sweep.json): small groups want one 16-row
+ * fragment and split-K (many subgroups streaming the tiled weights), groups of ~32 rows two
+ * fragments, prefill 2×4 fragments per subgroup. (Groups of ≤ 2 rows run the GEMV kernels.)
  */
 export interface Int8TilePlan {
   readonly maxRows: number
@@ -50,7 +51,8 @@ export interface Int8TilePlan {
 }
 
 export const DEFAULT_INT8_TILES: readonly Int8TilePlan[] = [
-  { maxRows: 16, gateup: { sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, down: { sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 8, unroll: 2 } },
+  // one subgroup of 1×4 fragments per workgroup, split-K 8 (Mixtral T 32: 0.85 ms of GEMMs vs 0.98 for 1×2 subgroups of 1×2)
+  { maxRows: 16, gateup: { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 8 }, down: { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 8 } },
   { maxRows: 48, gateup: { sgM: 1, sgN: 2, fm: 2, fn: 2, sgK: 2, unroll: 2 }, down: { sgM: 1, sgN: 2, fm: 2, fn: 2, sgK: 4, unroll: 2 } },
   { maxRows: Infinity, gateup: DEFAULT_SGM_TILE, down: DEFAULT_SGM_TILE },
 ]
@@ -150,16 +152,18 @@ export interface QuantizeRowsParams {
 
 /**
  * Per-row int8 quantization of activations. `gather` bindings: x, rowToken, offsets, q,
- * scale; else: act, offsets, q, scale. One workgroup per row.
+ * scale; else: act, offsets, q, scale. One workgroup of `wg` invocations per row.
  */
-export function quantizeRowsProgram(gather: boolean): KernelProgram<QuantizeRowsParams> {
+export function quantizeRowsProgram(gather: boolean, wg = QUANT_WG): KernelProgram<QuantizeRowsParams> {
   return {
     name: gather ? 'experts-int8-quantize-x' : 'experts-int8-quantize-act',
-    cacheKey: `int8-quantize-rows|${gather ? 'gather' : 'rows'}`,
-    getShaderSource: () => quantizeRowsWgsl(gather),
+    cacheKey: `int8-quantize-rows|${gather ? 'gather' : 'rows'}|wg=${wg}`,
+    getShaderSource: () => quantizeRowsWgsl(gather, wg),
     getRunData: (p) => ({ dispatch: grid1d(p.rowsAlloc), uniforms: uniforms([p.tokens, p.kdim, p.rowsAlloc, p.experts]) }),
   }
 }
+
+export { quantizeRowsWorkgroup }
 
 /** Run parameters of the weight quantizer. */
 export interface QuantizeWeightsParams {

@@ -50,8 +50,15 @@ fn absBits4(v: vec4<f32>) -> u32 {
   return max(max(b.x, b.y), max(b.z, b.w));
 }`
 
-/** Invocations per row of the activation quantizer. */
+/** Default invocations per row of the activation quantizer (the layer sizes it to the row: {@link quantizeRowsWorkgroup}). */
 export const QUANT_WG = 128
+
+/**
+ * Invocations per row for rows of `kdim` values: about 4 vec4 per invocation and pass (one
+ * workgroup per row: a row of 14336 at 128 invocations took 35 µs on the H200, latency-bound),
+ * a power of two from 64 to `maxWg`.
+ */
+export const quantizeRowsWorkgroup = (kdim: number, maxWg: number): number => Math.min(2 ** Math.floor(Math.log2(Math.max(64, maxWg))), Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, kdim / 16)))))
 
 /**
  * Activation rows → int8 rows + scales, one workgroup per output row r < rowsAlloc.
@@ -60,7 +67,7 @@ export const QUANT_WG = 128
  * read past the last group) are written as zeros with scale 0.
  * Output q: rowsAlloc × K int8 row-major, packed 4 per u32 (little-endian: byte i = k + i).
  */
-export const quantizeRowsWgsl = (gather: boolean): string => /* wgsl */ `
+export const quantizeRowsWgsl = (gather: boolean, wg = QUANT_WG): string => /* wgsl */ `
 struct Params { tokens: u32, kdim: u32, rowsAlloc: u32, experts: u32 };
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
 ${gather ? '@group(0) @binding(1) var<storage, read> rowToken: array<i32>;' : ''}
@@ -70,7 +77,7 @@ ${gather ? '@group(0) @binding(1) var<storage, read> rowToken: array<i32>;' : ''
 @group(0) @binding(${gather ? 5 : 4}) var<uniform> params: Params;
 ${quantizeFnsWgsl}
 var<workgroup> rowMax: atomic<u32>;
-@compute @workgroup_size(${QUANT_WG})
+@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.y * nwg.x + wid.x;
   if (row >= params.rowsAlloc) { return; }
@@ -86,14 +93,14 @@ ${gather
   let so = srcRow * k4;
   var m = 0u;
   if (live) {
-    for (var i = lid; i < k4; i = i + ${QUANT_WG}u) { m = max(m, absBits4(src[so + i])); }
+    for (var i = lid; i < k4; i = i + ${wg}u) { m = max(m, absBits4(src[so + i])); }
   }
   atomicMax(&rowMax, m);
   workgroupBarrier();
   let mb = atomicLoad(&rowMax);
   let zero = !live || zeroRow(mb);
   let qo = row * k4;
-  for (var i = lid; i < k4; i = i + ${QUANT_WG}u) {
+  for (var i = lid; i < k4; i = i + ${wg}u) {
     var w = 0u;
     if (!zero) { w = q8x4(src[so + i], mb); }
     q[qo + i] = w;
