@@ -61,7 +61,7 @@ const device = acquired.device
 console.log(JSON.stringify({ adapter: acquired.adapterName, robustness: !robustOff, features: acquired.features, limits: { wgStorage: device.limits.maxComputeWorkgroupStorageSize, invocations: device.limits.maxComputeInvocationsPerWorkgroup } }))
 // every GEMM variant with int8GemvMaxRows 0 (GEMMs at every T); 'gemv' = the decode kernels at every T ≤ 512
 const variants: Variant[] = [
-  { name: 'dot4', int8Kernel: 'dot4', int8GemvMaxRows: 0 },
+  { name: 'dot4', int8Kernel: 'dot4', int8GemvMaxRows: 0, tokens: (T) => !flag('--no-dot4') || T <= 512 },
   { name: 'gemv', int8Kernel: 'dot4', int8GemvMaxRows: Infinity, tokens: (T) => T <= 512 },
   { name: 'auto', int8Kernel: acquired.features.subgroupMatrix ? 'subgroup-matrix' : 'dot4' },
 ]
@@ -102,7 +102,7 @@ for (const shape of SHAPES) {
       if (v.tokens && !v.tokens(T)) continue
       try {
         const r = await l.forward(x, w8)
-        if (v.int8Kernel === 'dot4') refDot4 = r.output
+        if (!refDot4) refDot4 = r.output // the first variant run at this T: dot4, or (--no-dot4, T > 512) the next
         const n = Math.max(3, Math.min(20, Math.ceil(2000 / T)))
         const ms = await timeBackToBack(device, () => {
           const rec = ctx.recorder('sweep')
@@ -121,7 +121,7 @@ for (const shape of SHAPES) {
         }
         const row = {
           shape: label, T, variant: v.name, ms, gemmMs, gemmTops: gemmMs ? ops / (gemmMs * 1e9) : null, kernels,
-          relL2VsDot4: refDot4 ? relativeL2(r.output, refDot4) : null, relL2VsF16: relativeL2(r.output, ref16.output), finite: r.output.every(Number.isFinite),
+          relL2VsDot4: relativeL2(r.output, refDot4!), relL2VsF16: relativeL2(r.output, ref16.output), finite: r.output.every(Number.isFinite),
         }
         rows.push(row)
         console.log(JSON.stringify(row))

@@ -19,7 +19,7 @@ import {
   gemvLayout,
   type WeightsDtype,
 } from './kernels/expert-ffn/expert-ffn.program.js'
-import { gateProgram } from './kernels/gate/gate.program.js'
+import { GATE_SPLIT_MAX_OUTPUTS, gateProgram } from './kernels/gate/gate.program.js'
 import {
   DEFAULT_INT8_TILES,
   fitSgmTile,
@@ -37,7 +37,7 @@ import {
   type Int8TilePlan,
   type SgmTile,
 } from './kernels/expert-int8/int8.program.js'
-import { softmaxProgram, topkProgram } from './kernels/softmax-topk/softmax-topk.program.js'
+import { softmaxTopkProgram } from './kernels/softmax-topk/softmax-topk.program.js'
 import { resolvePolicy, type LayerPolicy } from './policy.js'
 import { uploadLayerWeights, type DeviceLayerWeights } from './weights.js'
 import { isDeviceInt8Weights, uploadInt8Weights, type DeviceInt8Weights } from './weights-int8.js'
@@ -314,7 +314,7 @@ export class WebGpuMoeLayer {
     const xb = this.uploadHidden(x, tokens, H)
     const logits = this.ctx.storage(tokens * E * 4, 'logits')
     const rec = this.ctx.recorder('moe-route gate')
-    rec.run(gateProgram(this.team), { tokens, experts: E, hidden: H }, [xb, dw.router, logits])
+    rec.run(gateProgram(this.team, tokens * E <= GATE_SPLIT_MAX_OUTPUTS), { tokens, experts: E, hidden: H }, [xb, dw.router, logits])
     rec.read(logits, tokens * E * 4)
     rec.releaseAfterSubmit(xb, logits)
     const { reads, kernels } = await rec.submit()
@@ -482,9 +482,8 @@ export class WebGpuMoeLayer {
     const rowWeight = s(rowsBound * 4, 'rowWeight')
     const tokenRows = s(T * k * 4, 'tokenRows')
     if (T > 0) {
-      rec.run(gateProgram(this.team), { tokens: T, experts: E, hidden: H }, [x, dw.router, logits])
-      rec.run(softmaxProgram(), { tokens: T, experts: E }, [logits, scores])
-      rec.run(topkProgram(), { tokens: T, experts: E, k, normalize: normalizeTopK }, [scores, topIdx, topW])
+      rec.run(gateProgram(this.team, T * E <= GATE_SPLIT_MAX_OUTPUTS), { tokens: T, experts: E, hidden: H }, [x, dw.router, logits])
+      rec.run(softmaxTopkProgram(), { tokens: T, experts: E, k, normalize: normalizeTopK }, [logits, scores, topIdx, topW])
       rec.run(selectProgram(), { tokens: T, k, experts: E, mode: pol.select, capacity: C }, [topIdx, scores, cand, kept, counts])
     } else {
       rec.clear(counts, E * 4)

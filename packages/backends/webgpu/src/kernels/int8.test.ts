@@ -123,7 +123,6 @@ describe('subgroup-matrix WGSL generator', () => {
     { sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 },
     { sgM: 1, sgN: 4, fm: 2, fn: 2, sgK: 2 },
     { sgM: 2, sgN: 2, fm: 2, fn: 2, subgroupId: 'local-index' },
-    { sgM: 2, sgN: 2, fm: 2, fn: 4, stage: 'shared' },
   ]
 
   it.each(tiles)('fragment counts and workgroup size: %o', (tile) => {
@@ -132,20 +131,18 @@ describe('subgroup-matrix WGSL generator', () => {
       const U = tile.unroll ?? 1
       const src = sgmGemmWgsl(kind, tile, 32)
       const frags = tile.fm * tile.fn * mats
-      const shared = tile.stage === 'shared'
       const { bm, bn } = sgmTileDims(tile)
       expect(count(src, 'subgroupMatrixMultiplyAccumulate(')).toBe(frags * U)
       expect(count(src, 'subgroupMatrixStore(')).toBe(frags)
       expect(count(src, `subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>`)).toBe(tile.fm * U)
       expect(count(src, `subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>`)).toBe(tile.fn * mats * U)
-      // right fragments are contiguous 512-byte blocks (of the tiled weights, or of the staged copy)
+      // right fragments are contiguous 512-byte blocks of the tiled weights
       expect(count(src, '* 512u, false, 16u);')).toBe(tile.fn * mats * U)
       expect(count(src, ': subgroup_matrix_result<i32, 16, 16>;')).toBe(frags)
       expect(src).toContain(`@workgroup_size(${sgmSubgroups(tile) * 32})`)
       expect(src).toContain('enable chromium_experimental_subgroup_matrix;')
       expect(src).toContain(`var<workgroup> Ws: array<i32, ${sgmSubgroups(tile) * mats * 256}>;`)
-      expect(src.includes(`var<workgroup> Wa: array<i32, ${bm * 16}>;`)).toBe(shared)
-      expect(sgmWorkgroupBytes(kind, tile)).toBe(4 * sgmSubgroups(tile) * mats * 256 + 12 + (shared ? bm * 64 + mats * bn * 64 : 0))
+      expect(sgmWorkgroupBytes(kind, tile)).toBe(4 * sgmSubgroups(tile) * mats * 256 + 12)
       expect(src).toContain(`let kLen = K / ${tile.sgK ?? 1}u;`)
       expect(src).toContain(`let m0 = wid.y * ${bm}u;`)
       expect(src).toContain(`let n0 = wid.x * ${bn}u;`)
@@ -159,8 +156,6 @@ describe('subgroup-matrix WGSL generator', () => {
     expect(fitSgmTile({ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 8, unroll: 2 }, 64)).toMatchObject({ sgK: 2, unroll: 1 })
     expect(fitSgmTile({ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, 96)).toMatchObject({ sgK: 1, unroll: 1 }) // 3 steps
     expect(fitSgmTile(DEFAULT_SGM_TILE, 128)).toMatchObject({ sgK: 1, unroll: 1 })
-    expect(fitSgmTile({ sgM: 2, sgN: 2, fm: 2, fn: 4, sgK: 2, stage: 'shared' }, 128)).toMatchObject({ sgK: 1, stage: 'shared' })
-    expect(fitSgmTile({ sgM: 2, sgN: 2, fm: 2, fn: 4, stage: 'shared' }, 96)).toMatchObject({ stage: 'global' })
   })
 
   it('tiled weight layout: each 32×16 block is 512 contiguous bytes, blocks by column tile then k tile', () => {
@@ -391,10 +386,10 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
   // the GEMMs. Layouts: one block per group (mt 8), and blocks of 1 and 2 rows looping over
   // groups of ~30 rows (T 60); K 64 / 128 leaves invocations past K (the chunk guard).
   it.each([
-    [4, T, {}],
-    [1, 60, { mode: 'static', capacityFactor: 1.25 }],
-    [2, 60, {}],
-  ] as [number, number, LayerPolicy][])('stages (int8 GEMV, rows per block %i): quantizers bit-exact, GEMVs within 1e-5 of the CPU, T %i, policy %o', async (mt, tokens, policy) => {
+    [4, T, {}, false],
+    [1, 60, { mode: 'static', capacityFactor: 1.25 }, false],
+    [2, 60, {}, false],
+  ] as [number, number, LayerPolicy, boolean][])('stages (int8 GEMV, rows per block %i): quantizers bit-exact, GEMVs within 1e-5 of the CPU, T %i, policy %o', async (mt, tokens, policy) => {
     if (!ctx.features.subgroups) return // the GEMV needs subgroups; the layer uses the GEMMs without
     const sg = ctx.features.subgroupSize!
     const cfg = { variant: 'dot4' } as const
@@ -425,9 +420,8 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     [{ sgM: 2, sgN: 1, fm: 1, fn: 2, sgK: 2, subgroupId: 'local-index' }, 60, { mode: 'static', capacityFactor: 1.25 }],
     // unrolled K loop without split; BN 64 < N 128 for gate+up
     [{ sgM: 1, sgN: 1, fm: 2, fn: 4, unroll: 2 }, T, {}],
-    // workgroup-staged slabs: BN 128 > N 64 for down (clamped column tiles), several row tiles
-    [{ sgM: 2, sgN: 2, fm: 2, fn: 4, stage: 'shared' }, 60, {}],
-    [{ sgM: 2, sgN: 1, fm: 1, fn: 2, stage: 'shared' }, T, { mode: 'static', capacityFactor: 1.25 }],
+    // BN 128 > N 64 for down (clamped column tiles), several row tiles
+    [{ sgM: 2, sgN: 2, fm: 2, fn: 4 }, 60, {}],
   ]
   it.each(sgmTiles)('stages (subgroup-matrix kernel, builtins emulated): tile %o, T %i, policy %o', async (tile, tokens, policy) => {
     const sgSize = ctx.features.subgroupSize ?? 8

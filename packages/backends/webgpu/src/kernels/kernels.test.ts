@@ -14,7 +14,7 @@ import { referenceDispatch, resolvePolicy, type LayerPolicy } from '../policy.js
 import { roundToF16 } from '../f16.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { offsetsProgram, scatterProgram, selectProgram } from './dispatch/dispatch.program.js'
-import { softmaxProgram, topkProgram } from './softmax-topk/softmax-topk.program.js'
+import { softmaxProgram, softmaxTopkProgram, topkProgram } from './softmax-topk/softmax-topk.program.js'
 import { GEMM_BM, GEMM_BN } from './expert-ffn/expert-ffn.program.js'
 
 const adapter = await webgpuAdapterForTests()
@@ -58,12 +58,13 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
     ctx?.device.destroy()
   })
 
-  it('gate matmul (subgroup and workgroup-memory reductions)', async () => {
-    const T = 37
-    const x = randomHidden(T, shape.hidden, 11)
-    const cpu = gateMatmul(x, weights.router, T, shape.hidden, shape.experts)
-    expectClose((await layer.gate(x, T, weights)).logits, cpu)
-    expectClose((await layerNoSg.gate(x, T, weights)).logits, cpu)
+  it('gate matmul (subgroup and workgroup-memory reductions; a workgroup per output up to 2048 outputs, teams beyond)', async () => {
+    for (const T of [37, 300]) {
+      const x = randomHidden(T, shape.hidden, 11)
+      const cpu = gateMatmul(x, weights.router, T, shape.hidden, shape.experts)
+      expectClose((await layer.gate(x, T, weights)).logits, cpu)
+      expectClose((await layerNoSg.gate(x, T, weights)).logits, cpu)
+    }
   })
 
   async function routeOnGpu(scoresOrLogits: Float32Array, T: number, E: number, k: number, normalize: boolean, fromLogits: boolean) {
@@ -97,6 +98,18 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
       const ref = softmaxTopK({ tokens: T, experts: E, scores: cpuScores }, k, normalize)
       expect(Array.from(onCpuScores.ids)).toEqual(Array.from(ref.expertIds))
       expectClose(onCpuScores.w, ref.weights, 1e-6)
+      // the fused softmax-topk kernel (the layer's) gives exactly the two kernels' results
+      const rec = ctx.recorder('test-fused-route')
+      const input = ctx.upload(logits, 'input')
+      const [scores, topIdx, topW] = [ctx.storage(T * E * 4, 'scores'), ctx.storage(T * k * 4, 'topIdx'), ctx.storage(T * k * 4, 'topW')]
+      rec.run(softmaxTopkProgram(), { tokens: T, experts: E, k, normalize }, [input, scores, topIdx, topW])
+      rec.read(scores, T * E * 4)
+      rec.read(topIdx, T * k * 4)
+      rec.read(topW, T * k * 4)
+      const { reads } = await rec.submit()
+      expect(Array.from(new Float32Array(reads[0]))).toEqual(Array.from(g.scores))
+      expect(Array.from(new Int32Array(reads[1]))).toEqual(Array.from(g.ids))
+      expect(Array.from(new Float32Array(reads[2]))).toEqual(Array.from(g.w))
     }
   })
 

@@ -153,15 +153,6 @@ export interface SgmTile {
   /** K steps of 32 per loop iteration, loads of all steps issued before their MMAs (default 1). */
   readonly unroll?: number
   /**
-   * `global` (default): fragments load straight from the storage buffers. `shared`: per 64-deep
-   * K step the workgroup copies its A and B slabs into workgroup memory with 16-byte loads,
-   * laid out as 512-byte fragment blocks (offsets multiples of 512: a fragment load from
-   * workgroup memory at an offset that is not a multiple of 16 bytes read from the rounded-down
-   * address on the H200, bench/sgm-shared-probe.ts), then loads fragments from there. Needs
-   * sgK 1 (the layer's `fitSgmTile` sets it) and K a multiple of 64.
-   */
-  readonly stage?: 'global' | 'shared'
-  /**
    * Subgroup index: `builtin` (default) = `@builtin(subgroup_id)`; `local-index` = local
    * invocation index / subgroupSize (assumes subgroups are runs of consecutive invocations,
    * as on NVIDIA), with `diagnostic(off, chromium.subgroup_matrix_uniformity)` — a fallback
@@ -184,23 +175,17 @@ export const sgmSubgroups = (t: SgmTile): number => t.sgM * t.sgN * (t.sgK ?? 1)
 
 /**
  * Workgroup memory of the tensor-core kernel: the epilogue's i32 slab, one 16×16 fragment per
- * subgroup and weight matrix (sgM·sgN·sgK·mats·256 words), and with `stage: 'shared'` the A
- * (BM×64 bytes) and B (mats × 64×BN bytes) slabs; plus 12 bytes of group bounds.
+ * subgroup and weight matrix (sgM·sgN·sgK·mats·256 words); plus 12 bytes of group bounds.
  */
 export function sgmWorkgroupWords(kind: Int8GemmKind, t: SgmTile): number {
-  const { bm, bn } = sgmTileDims(t)
-  const staged = t.stage === 'shared' ? (bm * SK + mats(kind).length * bn * SK) / 4 : 0
-  return sgmSubgroups(t) * mats(kind).length * 256 + staged
+  return sgmSubgroups(t) * mats(kind).length * 256
 }
-
-/** K depth of one workgroup-memory stage of the `shared` tensor-core kernel. */
-const SK = 64
 
 /** Bytes of workgroup memory the kernel declares. */
 export const sgmWorkgroupBytes = (kind: Int8GemmKind, t: SgmTile): number => 4 * sgmWorkgroupWords(kind, t) + 12
 
 /** Short cache-key fragment of a tile. */
-export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|${t.stage ?? 'global'}|sgid=${t.subgroupId ?? 'builtin'}`
+export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|sgid=${t.subgroupId ?? 'builtin'}`
 
 const LEFT = 'subgroup_matrix_left<i8, 32, 16>' // <T, K (cols), M (rows)>
 const RIGHT = 'subgroup_matrix_right<i8, 16, 32>' // <T, N (cols), K (rows)>
@@ -239,15 +224,11 @@ export const sgmGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSize: num
   const nm = m.length
   // outputs of one fragment position across the workgroup's (im, in) subgroups
   const perRound = SMN * 256
-  const shared = tile.stage === 'shared'
-  if (shared && sgK !== 1) throw new Error('sgmGemmWgsl: stage shared needs sgK 1')
-  const epWords = S * nm * 256
   return /* wgsl */ `enable subgroups;
 enable chromium_experimental_subgroup_matrix;
-${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, shared ? 'vec4<u32>' : 'i32', shared ? 'vec4<u32>' : 'i32')}
+${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, 'i32', 'i32')}
 ${siluWgsl}
-var<workgroup> Ws: array<i32, ${epWords}>;
-${shared ? `var<workgroup> Wa: array<i32, ${(bm * SK) / 4}>;\n${m.map((x) => `var<workgroup> Wb${x}: array<i32, ${(bn * SK) / 4}>;`).join('\n')}` : ''}
+var<workgroup> Ws: array<i32, ${sgmWorkgroupWords(kind, tile)}>;
 var<workgroup> groupStart: u32;
 var<workgroup> groupRows: u32;
 @compute @workgroup_size(${wg})
@@ -267,11 +248,11 @@ ${sgBuiltin ? '' : `  let sg = lid / ${subgroupSize}u;\n`}${groupPrologue(bm)}
   let ctLast = N / 16u - 1u;
 ${FJ.map((j) => `  let bOff${j} = e * K * N + min((n0 + bColL) / 16u + ${j}u, ctLast) * kt32 * 512u;`).join('\n')}
 ${m.map((x) => FI.map((i) => FJ.map((j) => `  var c${x}${i}${j}: ${RESULT};`).join('\n')).join('\n')).join('\n')}
-${shared ? stagedLoop(m, tile, wg) : `  for (var k = kBeg; k < kBeg + kLen; k = k + ${32 * U}u) {
+  for (var k = kBeg; k < kBeg + kLen; k = k + ${32 * U}u) {
 ${UU.map((u) => `${FI.map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&A, aOff + ${i * 16}u * K + k + ${32 * u}u, false, K);`).join('\n')}
 ${m.map((x) => FJ.map((j) => `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff${j} + (k / 32u + ${u}u) * 512u, false, 16u);`).join('\n')).join('\n')}`).join('\n')}
 ${UU.map((u) => m.map((x) => FI.map((i) => FJ.map((j) => `    c${x}${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}_${u}, b${x}${j}_${u}, c${x}${i}${j});`).join('\n')).join('\n')).join('\n')).join('\n')}
-  }`}
+  }
   let cs = sg * ${256 * nm}u;
 ${FI.map((i) =>
   FJ.map(
@@ -296,54 +277,3 @@ ${epilogue(kind, (x) => `acc${x}`, '        ')}
 }`
 }
 
-/**
- * The K loop of the `shared` kernel. Per 64-deep step the workgroup copies, with 16-byte
- * loads: the A slab (BM rows × 64 bytes of the row-major quantized activations) into
- * `Wa` as BM/16 × 2 blocks of 16×32 bytes (row-major, stride 32), and per weight matrix the
- * B slab (BN/16 column tiles × 2 k tiles of the tiled layout, 512 contiguous bytes each) into
- * `Wb<mat>` unchanged; then each subgroup loads its fragments from 512-byte-aligned offsets.
- */
-function stagedLoop(m: string[], tile: SgmTile, wg: number): string {
-  const { fm, fn } = tile
-  const { bm, bn } = sgmTileDims(tile)
-  const FI = range(fm)
-  const FJ = range(fn)
-  const KB = SK / 32 // k blocks per stage
-  const aVec = (bm * SK) / 16
-  const bVec = (bn * SK) / 16
-  const copy = (count: number, body: string) => `    for (var v = lid; v < ${count}u; v = v + ${wg}u) {\n${body}\n    }`
-  const put = (dst: string, at: string) => `      ${dst}[${at}] = bitcast<i32>(q.x); ${dst}[${at} + 1u] = bitcast<i32>(q.y); ${dst}[${at} + 2u] = bitcast<i32>(q.z); ${dst}[${at} + 3u] = bitcast<i32>(q.w);`
-  return `  let kv = K / 16u; // vec4 per A row
-  let aRow0 = start + m0;
-  let aBlk = aRowL / 16u;
-  let bBlk = bColL / 16u;
-  for (var k0 = 0u; k0 < K; k0 = k0 + ${SK}u) {
-${copy(
-  aVec,
-  `      let r = v / ${SK / 16}u;
-      let c = v % ${SK / 16}u; // 16-byte chunk of the row's 64 bytes
-      let q = A[(aRow0 + r) * kv + k0 / 16u + c];
-      let w = (((r / 16u) * ${KB}u + c / 2u) * 512u + (r % 16u) * 32u + (c % 2u) * 16u) / 4u;
-${put('Wa', 'w')}`,
-)}
-${m
-  .map((x) =>
-    copy(
-      bVec,
-      `      let ct = v / ${(KB * 512) / 16}u; // column tile of the workgroup's BN
-      let o = v % ${(KB * 512) / 16}u; // vec4 within its ${KB} consecutive k tiles (contiguous in the tiled layout)
-      let q = B${x}[(e * K * N + min(n0 / 16u + ct, ctLast) * kt32 * 512u + k0 * 16u) / 16u + o];
-      let w = (ct * ${KB * 512}u) / 4u + 4u * o;
-${put(`Wb${x}`, 'w')}`,
-    ),
-  )
-  .join('\n')}
-    workgroupBarrier();
-    for (var kb = 0u; kb < ${KB}u; kb = kb + 1u) {
-${FI.map((i) => `      let a${i} = subgroupMatrixLoad<${LEFT}>(&Wa, ((aBlk + ${i}u) * ${KB}u + kb) * 512u, false, 32u);`).join('\n')}
-${m.map((x) => FJ.map((j) => `      let b${x}${j} = subgroupMatrixLoad<${RIGHT}>(&Wb${x}, ((bBlk + ${j}u) * ${KB}u + kb) * 512u, false, 16u);`).join('\n')).join('\n')}
-${m.map((x) => FI.map((i) => FJ.map((j) => `      c${x}${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${x}${j}, c${x}${i}${j});`).join('\n')).join('\n')).join('\n')}
-    }
-    workgroupBarrier();
-  }`
-}

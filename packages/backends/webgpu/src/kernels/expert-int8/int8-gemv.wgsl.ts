@@ -58,6 +58,7 @@ export const int8GemvWgsl = (c: Int8GemvConsts): string => {
   // value index of (row j, column n, matrix mi)
   const vi = (j: number, n: number, mi: number) => (j * 16 + n) * nm + mi
   const gateup = c.kind === 'gateup'
+  const load = (ind: string) => m.map((x) => I.map((i) => `${ind}let w${x}${i} = transpose4x16(B${x}[panel + 4u * g${i}], B${x}[panel + 4u * g${i} + 1u], B${x}[panel + 4u * g${i} + 2u], B${x}[panel + 4u * g${i} + 3u]);`).join('\n')).join('\n')
   return /* wgsl */ `enable subgroups;
 diagnostic(off, subgroup_uniformity);
 struct Params { kdim: u32, ndim: u32, rowsAlloc: u32, experts: u32 };
@@ -106,7 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let panel = (e * N + n0) * (K / 16u);
 ${I.map((i) => (guard ? `  let ok${i} = lid + ${i * c.wg}u < ${c.kc}u;\n  let g${i} = min(lid + ${i * c.wg}u, ${c.kc - 1}u);` : `  let g${i} = lid + ${i * c.wg}u;`)).join('\n')}
   // weight-stationary: this invocation's chunks of every matrix, loaded once and transposed
-${m.map((x) => I.map((i) => `  let w${x}${i} = transpose4x16(B${x}[panel + 4u * g${i}], B${x}[panel + 4u * g${i} + 1u], B${x}[panel + 4u * g${i} + 2u], B${x}[panel + 4u * g${i} + 3u]);`).join('\n')).join('\n')}
+${load('  ')}
   for (var tb = 0u; tb < n; tb = tb + ${c.mt}u) {
 ${J.map((j) => `    let ar${j} = (start + min(tb + ${j}u, n - 1u)) * kc;`).join('\n')}
 ${J.map((j) => m.map((x) => N16.map((nn) => `    var c${x}${j}_${nn} = 0i;`).join('\n')).join('\n')).join('\n')}

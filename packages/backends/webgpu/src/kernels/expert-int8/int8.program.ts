@@ -25,12 +25,10 @@ export const int8SpareRows = (cfg: Int8GemmConfig): number => Math.max(64, int8T
 
 /**
  * The tile with split-K and unrolling reduced (halved) until each of the sgK slices of K is
- * a whole number of unrolled 32-deep steps (K a multiple of 32); split-K is kept first. A
- * `shared` tile gets sgK 1 (and falls back to `global` when K is not a multiple of 64).
+ * a whole number of unrolled 32-deep steps (K a multiple of 32); split-K is kept first.
  */
 export function fitSgmTile(tile: SgmTile, K: number): SgmTile {
   const steps = K / 32
-  if (tile.stage === 'shared') return K % 64 === 0 ? { ...tile, sgK: 1, unroll: 1 } : { ...tile, stage: 'global' }
   let sgK = tile.sgK ?? 1
   let unroll = tile.unroll ?? 1
   // split-K (parallelism) first, then unrolling

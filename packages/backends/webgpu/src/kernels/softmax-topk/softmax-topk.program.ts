@@ -1,5 +1,5 @@
 import { grid1d, uniforms, type KernelProgram } from '../../gpu/program.js'
-import { softmaxWgsl, topkWgsl } from './softmax-topk.wgsl.js'
+import { softmaxTopkWgsl, softmaxWgsl, topkWgsl } from './softmax-topk.wgsl.js'
 
 const WG = 64
 
@@ -33,6 +33,19 @@ export function topkProgram(): KernelProgram<TopkParams> {
     name: 'topk',
     cacheKey: `topk|wg=${WG}`,
     getShaderSource: () => topkWgsl({ workgroupSize: WG }),
+    getRunData: ({ tokens, experts, k, normalize }) => ({
+      dispatch: grid1d(tokens / WG),
+      uniforms: uniforms([tokens, experts, k, normalize ? 1 : 0]),
+    }),
+  }
+}
+
+/** Softmax and top-k in one kernel; bindings: logits (T×E), scores (T×E), topIdx (T×k i32), topW (T×k f32). */
+export function softmaxTopkProgram(): KernelProgram<TopkParams> {
+  return {
+    name: 'softmax-topk',
+    cacheKey: `softmax-topk|wg=${WG}`,
+    getShaderSource: () => softmaxTopkWgsl({ workgroupSize: WG }),
     getRunData: ({ tokens, experts, k, normalize }) => ({
       dispatch: grid1d(tokens / WG),
       uniforms: uniforms([tokens, experts, k, normalize ? 1 : 0]),
