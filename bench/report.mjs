@@ -1,7 +1,8 @@
-// Combines bench/results/webgpu-layer.json (moe-route's WebGPU layer) and peer-mixtral.json
-// (transformers' MixtralSparseMoeBlock) into a markdown table and an SVG plot.
+// Combines bench/results/webgpu-layer.json (moe-route's WebGPU layer, f16 and int8 W8A8) and
+// peer-mixtral.json (transformers' MixtralSparseMoeBlock) into markdown tables and an SVG plot;
+// and int8-sweep.json (when present) into int8-sweep.md.
 // Usage: node bench/report.mjs [dir]   (default bench/results)
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const dir = process.argv[2] ?? 'bench/results'
@@ -30,6 +31,24 @@ for (const shape of shapes) {
   }
 }
 lines.push('')
+lines.push('int8 W8A8 (weights quantized per output channel on the GPU from the same f16 weights, activations per row; `auto` kernels: GEMV for ≤ 2 rows per expert, else subgroup-matrix GEMMs). Roofline int8 = active experts\' int8 weights and scales ÷ read bandwidth; rel L2 = output against the f16 layer:')
+lines.push('')
+lines.push('| shape | T | int8 ms | GPU ms | × eager | × grouped_mm | × f16 | % int8 roofline | % f16 roofline | expert kernels | rel L2 vs f16 |')
+lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
+for (const shape of shapes) {
+  for (const T of [...new Set(ours.rows.filter((r) => r.shape === shape).map((r) => r.T))]) {
+    const q = row(shape, T, 'dynamic/int8')
+    const d = row(shape, T, 'dynamic')
+    if (!q) continue
+    const e = peerMs(shape, 'eager', T)
+    const g = peerMs(shape, 'grouped_mm', T)
+    const kinds = [...new Set(Object.keys(q.kernels ?? {}).filter((k) => /int8-(gemv|sgm|dot4)/.test(k)).map((k) => k.replace(/^experts-int8-/, '').replace(/-(gate-up|down)$/, '')))].join(', ')
+    lines.push(`| ${shape} | ${T} | ${f(q.ms)} | ${f(q.gpuMs)} | ${f(e ? e.ms / q.ms : NaN)} | ${f(g ? g.ms / q.ms : NaN)} | ${f(d ? d.ms / q.ms : NaN)} | ${f(100 * q.rooflineMs / q.ms, 0)}% | ${f(100 * q.rooflineF16Ms / q.ms, 0)}% | ${kinds} | ${q.int8VsF16RelativeL2 === undefined ? '–' : q.int8VsF16RelativeL2.toExponential(1)} |`)
+    const p = plot.find((x) => x.shape === shape && x.T === T)
+    if (p) p.int8 = q.ms
+  }
+}
+lines.push('')
 lines.push('Policies (moe-route, ms per call; static gating pads every expert to C = ceil(γ·k·T/E) and computes the padding):')
 lines.push('')
 lines.push('| shape | T | dynamic | drop γ1.0 | drop γ1.5 | static γ1.0 | static ÷ dynamic | dynamic/gemv | dynamic/gemm |')
@@ -52,12 +71,12 @@ console.log(md)
 const W = 420, H = 300, M = 48
 const panels = shapes.map((shape, i) => {
   const pts = plot.filter((p) => p.shape === shape)
-  const all = pts.flatMap((p) => [p.ours, p.eager, p.grouped, p.roofline]).filter((v) => v > 0)
+  const all = pts.flatMap((p) => [p.ours, p.int8, p.eager, p.grouped, p.roofline]).filter((v) => v > 0)
   const y0 = Math.log10(Math.min(...all)) - 0.1, y1 = Math.log10(Math.max(...all)) + 0.1
   const x0 = Math.log10(pts[0].T), x1 = Math.log10(pts[pts.length - 1].T)
   const X = (t) => M + ((Math.log10(t) - x0) / (x1 - x0 || 1)) * (W - 2 * M)
   const Y = (v) => H - M - ((Math.log10(v) - y0) / (y1 - y0)) * (H - 2 * M)
-  const series = [['ours', '#d62728', 'moe-route WebGPU'], ['eager', '#1f77b4', 'HF eager'], ['grouped', '#2ca02c', 'HF grouped_mm'], ['roofline', '#7f7f7f', 'roofline']]
+  const series = [['ours', '#d62728', 'moe-route WebGPU f16'], ['int8', '#ff7f0e', 'moe-route WebGPU int8 W8A8'], ['eager', '#1f77b4', 'HF eager'], ['grouped', '#2ca02c', 'HF grouped_mm'], ['roofline', '#7f7f7f', 'roofline']]
   const paths = series.map(([k, c, name], j) => {
     const ps = pts.filter((p) => p[k] > 0).map((p) => `${X(p.T).toFixed(1)},${Y(p[k]).toFixed(1)}`)
     return `<polyline fill="none" stroke="${c}" stroke-width="2" points="${ps.join(' ')}"/><text x="${M + 8}" y="${M + 14 * j}" fill="${c}" font-size="11">${name}</text>`
@@ -68,3 +87,24 @@ const panels = shapes.map((shape, i) => {
   return `<g transform="translate(${i * W},0)"><text x="${W / 2}" y="16" text-anchor="middle" font-size="13">${shape}: ms per layer call vs tokens T (log-log)</text>${yt.join('')}${ticks.join('')}${paths.join('')}</g>`
 })
 writeFileSync(join(dir, 'webgpu-layer.svg'), `<svg xmlns="http://www.w3.org/2000/svg" width="${W * shapes.length}" height="${H}" font-family="sans-serif">${panels.join('')}</svg>\n`)
+
+// int8 kernel sweep: ms per call (int8 GEMM/GEMV GPU ms) per variant and T
+const sweepFile = join(dir, 'int8-sweep.json')
+if (existsSync(sweepFile)) {
+  const sw = JSON.parse(readFileSync(sweepFile, 'utf8'))
+  const names = [...new Set(sw.rows.map((r) => r.variant.split(' [')[0]))]
+  const out = [`int8 kernels side by side (${sw.adapter}, ${sw.date.slice(0, 10)}): layer ms per call / int8 GEMM+GEMV GPU ms; max relative L2 between variants ${Math.max(...sw.rows.map((r) => r.relL2VsDot4 ?? 0)).toExponential(1)}.`, '']
+  out.push(`| shape | T | ${names.join(' | ')} |`)
+  out.push(`|---|---|${names.map(() => '---').join('|')}|`)
+  for (const shape of [...new Set(sw.rows.map((r) => r.shape))]) {
+    for (const T of [...new Set(sw.rows.filter((r) => r.shape === shape).map((r) => r.T))]) {
+      const cell = (n) => {
+        const r = sw.rows.find((x) => x.shape === shape && x.T === T && x.variant.split(' [')[0] === n)
+        return r ? `${f(r.ms)} / ${f(r.gemmMs)}` : '–'
+      }
+      out.push(`| ${shape} | ${T} | ${names.map(cell).join(' | ')} |`)
+    }
+  }
+  writeFileSync(join(dir, 'int8-sweep.md'), out.join('\n') + '\n')
+  console.log('\n' + out.join('\n'))
+}
