@@ -2,12 +2,16 @@
  * The backend contract: Backend methods against the CPU backend, the weight cache, the
  * plugin's registration and options, and the CPU fallback when the device is lost mid-stream.
  */
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { PluginRegistry, exactSizeDispatch, isMoeError, softmaxTopK, type ModelShape } from '@moe-route/core'
 import { createCpuBackend, randomHidden, randomLayerWeights } from '@moe-route/backend-cpu'
 import { createWebGpuBackend, type WebGpuBackend } from './webgpu-backend.js'
 import { webgpuBackend } from './plugin.js'
 import { webgpuAdapterForTests } from './testing/gpu-env.js'
+
+// WebGPU tests compile real shaders: on lavapipe with a cold Mesa shader cache (CI) a
+// pipeline can take tens of seconds while the other test worker compiles too.
+vi.setConfig({ testTimeout: 180_000 })
 
 const adapter = await webgpuAdapterForTests()
 const shape: ModelShape = { experts: 8, topK: 2, hidden: 32, intermediate: 48, normalizeTopK: true }

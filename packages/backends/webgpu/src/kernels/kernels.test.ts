@@ -4,7 +4,7 @@
  * CPU on f16-rounded weights, and relative L2 ≤ 5e-3 against the unrounded f32 weights.
  * Top-k and the dispatch kernels must give exactly the CPU's pairs and rows.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { mulberry32, softmaxRows, softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
 import { expertsForward, gateMatmul, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
 import { acquireDevice } from '../gpu/device.js'
@@ -16,6 +16,10 @@ import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { offsetsProgram, scatterProgram, selectProgram } from './dispatch/dispatch.program.js'
 import { softmaxProgram, softmaxTopkProgram, topkProgram } from './softmax-topk/softmax-topk.program.js'
 import { GEMM_BM, GEMM_BN } from './expert-ffn/expert-ffn.program.js'
+
+// WebGPU tests compile real shaders: on lavapipe with a cold Mesa shader cache (CI) a
+// pipeline can take tens of seconds while the other test worker compiles too.
+vi.setConfig({ testTimeout: 180_000 })
 
 const adapter = await webgpuAdapterForTests()
 
