@@ -7,7 +7,7 @@ leaves the router in a state that sends every token to the same experts, which m
 implementation look faster); x ~ normal(0, 1). Reports ms per call (CUDA events over
 back-to-back calls after warm-up) and how many experts were active.
 
-Usage: python3 bench/peer_mixtral.py [--out dir] [--quick] [--iters n]
+Usage: python3 bench/peer_mixtral.py [--out dir] [--quick] [--iters n] [--tokens 1,8]
 """
 import argparse
 import json
@@ -20,6 +20,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--out", default="bench/results")
 parser.add_argument("--quick", action="store_true")
 parser.add_argument("--iters", type=int, default=20)
+parser.add_argument("--tokens", default="", help="comma-separated T (default 1,8,32,128,512,2048,4096)")
 args = parser.parse_args()
 
 import transformers
@@ -31,7 +32,7 @@ SHAPES = [
     # OLMoE's shape through the same block (OLMoE does not renormalise top-k; the cost is the same).
     dict(label="olmoe-1b-7b", hidden=2048, intermediate=1024, experts=64, topk=8),
 ]
-TOKENS = [1, 32, 512] if args.quick else [1, 8, 32, 128, 512, 2048, 4096]
+TOKENS = [int(t) for t in args.tokens.split(",")] if args.tokens else [1, 32, 512] if args.quick else [1, 8, 32, 128, 512, 2048, 4096]
 dev = torch.device("cuda")
 dtype = torch.bfloat16
 

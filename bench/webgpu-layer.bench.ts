@@ -10,6 +10,7 @@
  * Also a parity check of the GPU output against the CPU reference at the real shape.
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
+ *   [--policies dynamic,dynamic/int8] [--no-parity] [--robustness off]
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -131,7 +132,7 @@ for (const shape of SHAPES) {
   const bytesPerExpert = 3 * shape.hidden * shape.intermediate * 2
   // Parity at the real shape: 3 tokens through the fused layer vs the CPU reference on the
   // same (f16-rounded) weights, read back for the active experts only.
-  {
+  if (!flag('--no-parity')) {
     const T = 3
     const x = randomHidden(T, shape.hidden, 99)
     const r = await layer.forward(x, dw, { readRouting: true })
@@ -177,14 +178,16 @@ for (const shape of SHAPES) {
     const out8 = (await layer8.forward(x, w8)).output
     const int8VsF16 = relativeL2(out8, out16)
     console.log(JSON.stringify({ shape: label, T, int8VsF16RelativeL2: int8VsF16 }))
+    const wanted = opt('--policies', '') ? opt('--policies', '').split(',') : null
     for (const { name, policy, expertKernel, only, int8 } of POLICIES) {
       if (only && !only.includes(T)) continue
+      if (wanted && !wanted.includes(name)) continue
       const L = int8 ? layer8 : layer
       const W = int8 ? w8 : dw
       const n = Math.max(3, Math.min(iters, Math.ceil(2000 / Math.max(1, T))))
       // the first configuration after host work (weights, parity, probes) gets a 1 s warm-up:
       // with 150 ms it measured up to 4× slower on the H200
-      const ms = await timeForward(L, xb, T, W, policy, n, expertKernel, false, name === POLICIES[0].name ? 1000 : 150)
+      const ms = await timeForward(L, xb, T, W, policy, n, expertKernel, false, name === (wanted?.[0] ?? POLICIES[0].name) ? 1000 : 150)
       const gpuOnlyMs = await timeForward(L, xb, T, W, policy, n, expertKernel, true)
       // GPU time: the sum of the kernels' timestamp-query times of one profiled forward (median of 3)
       let gpuMs: number | null = null

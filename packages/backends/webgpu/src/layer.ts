@@ -37,7 +37,7 @@ import {
   type Int8TilePlan,
   type SgmTile,
 } from './kernels/expert-int8/int8.program.js'
-import { softmaxTopkProgram } from './kernels/softmax-topk/softmax-topk.program.js'
+import { SOFTMAX_TOPK_SUBGROUP_MAX_TOKENS, softmaxTopkProgram, softmaxTopkSubgroupProgram } from './kernels/softmax-topk/softmax-topk.program.js'
 import { resolvePolicy, type LayerPolicy } from './policy.js'
 import { uploadLayerWeights, type DeviceLayerWeights } from './weights.js'
 import { isDeviceInt8Weights, uploadInt8Weights, type DeviceInt8Weights } from './weights-int8.js'
@@ -483,7 +483,8 @@ export class WebGpuMoeLayer {
     const tokenRows = s(T * k * 4, 'tokenRows')
     if (T > 0) {
       rec.run(gateProgram(this.team, T * E <= GATE_SPLIT_MAX_OUTPUTS), { tokens: T, experts: E, hidden: H }, [x, dw.router, logits])
-      rec.run(softmaxTopkProgram(), { tokens: T, experts: E, k, normalize: normalizeTopK }, [logits, scores, topIdx, topW])
+      const sgRoute = this.team.subgroups && T <= SOFTMAX_TOPK_SUBGROUP_MAX_TOKENS ? softmaxTopkSubgroupProgram(this.team.team) : softmaxTopkProgram()
+      rec.run(sgRoute, { tokens: T, experts: E, k, normalize: normalizeTopK }, [logits, scores, topIdx, topW])
       rec.run(selectProgram(), { tokens: T, k, experts: E, mode: pol.select, capacity: C }, [topIdx, scores, cand, kept, counts])
     } else {
       rec.clear(counts, E * 4)

@@ -14,7 +14,7 @@ import { referenceDispatch, resolvePolicy, type LayerPolicy } from '../policy.js
 import { roundToF16 } from '../f16.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { offsetsProgram, scatterProgram, selectProgram } from './dispatch/dispatch.program.js'
-import { softmaxProgram, softmaxTopkProgram, topkProgram } from './softmax-topk/softmax-topk.program.js'
+import { softmaxProgram, softmaxTopkProgram, softmaxTopkSubgroupProgram, topkProgram } from './softmax-topk/softmax-topk.program.js'
 import { GEMM_BM, GEMM_BN } from './expert-ffn/expert-ffn.program.js'
 
 // WebGPU tests compile real shaders: on lavapipe with a cold Mesa shader cache (CI) a
@@ -106,14 +106,25 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
       const rec = ctx.recorder('test-fused-route')
       const input = ctx.upload(logits, 'input')
       const [scores, topIdx, topW] = [ctx.storage(T * E * 4, 'scores'), ctx.storage(T * k * 4, 'topIdx'), ctx.storage(T * k * 4, 'topW')]
+      const [scores2, topIdx2, topW2] = [ctx.storage(T * E * 4, 'scores2'), ctx.storage(T * k * 4, 'topIdx2'), ctx.storage(T * k * 4, 'topW2')]
       rec.run(softmaxTopkProgram(), { tokens: T, experts: E, k, normalize }, [input, scores, topIdx, topW])
       rec.read(scores, T * E * 4)
       rec.read(topIdx, T * k * 4)
       rec.read(topW, T * k * 4)
+      // … and so does the one-subgroup-per-token kernel (decode sizes)
+      if (ctx.features.subgroups) rec.run(softmaxTopkSubgroupProgram(ctx.features.subgroupSize!), { tokens: T, experts: E, k, normalize }, [input, scores2, topIdx2, topW2])
+      rec.read(scores2, T * E * 4)
+      rec.read(topIdx2, T * k * 4)
+      rec.read(topW2, T * k * 4)
       const { reads } = await rec.submit()
       expect(Array.from(new Float32Array(reads[0]))).toEqual(Array.from(g.scores))
       expect(Array.from(new Int32Array(reads[1]))).toEqual(Array.from(g.ids))
       expect(Array.from(new Float32Array(reads[2]))).toEqual(Array.from(g.w))
+      if (ctx.features.subgroups) {
+        expect(Array.from(new Float32Array(reads[3]))).toEqual(Array.from(g.scores))
+        expect(Array.from(new Int32Array(reads[4]))).toEqual(Array.from(g.ids))
+        expect(Array.from(new Float32Array(reads[5]))).toEqual(Array.from(g.w))
+      }
     }
   })
 

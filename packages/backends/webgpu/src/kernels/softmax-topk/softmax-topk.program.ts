@@ -1,5 +1,5 @@
 import { grid1d, uniforms, type KernelProgram } from '../../gpu/program.js'
-import { softmaxTopkWgsl, softmaxWgsl, topkWgsl } from './softmax-topk.wgsl.js'
+import { softmaxTopkSubgroupWgsl, softmaxTopkWgsl, softmaxWgsl, topkWgsl } from './softmax-topk.wgsl.js'
 
 const WG = 64
 
@@ -48,6 +48,26 @@ export function softmaxTopkProgram(): KernelProgram<TopkParams> {
     getShaderSource: () => softmaxTopkWgsl({ workgroupSize: WG }),
     getRunData: ({ tokens, experts, k, normalize }) => ({
       dispatch: grid1d(tokens / WG),
+      uniforms: uniforms([tokens, experts, k, normalize ? 1 : 0]),
+    }),
+  }
+}
+
+/** Tokens up to which the layer runs softmax-topk with one subgroup per token. */
+export const SOFTMAX_TOPK_SUBGROUP_MAX_TOKENS = 256
+
+/**
+ * Softmax and top-k with one subgroup of `subgroupSize` lanes per token (the same results
+ * as {@link softmaxTopkProgram}); bindings as that program.
+ */
+export function softmaxTopkSubgroupProgram(subgroupSize: number): KernelProgram<TopkParams> {
+  const wg = Math.max(64, subgroupSize)
+  return {
+    name: 'softmax-topk',
+    cacheKey: `softmax-topk-subgroup|wg=${wg}|sg=${subgroupSize}`,
+    getShaderSource: () => softmaxTopkSubgroupWgsl({ workgroupSize: wg, subgroupSize }),
+    getRunData: ({ tokens, experts, k, normalize }) => ({
+      dispatch: grid1d((tokens * subgroupSize) / wg),
       uniforms: uniforms([tokens, experts, k, normalize ? 1 : 0]),
     }),
   }
