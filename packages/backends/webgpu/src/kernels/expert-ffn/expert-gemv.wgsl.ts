@@ -95,7 +95,15 @@ const entry = (c: ExpertGemvConsts) =>
   `var<workgroup> groupExpert: u32;
 @compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${c.subgroupSize ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
-  if (lid == 0u) {
+${activeExpertPrologue}`
+
+/**
+ * WGSL prologue of the decode kernels (f16/f32 and int8): workgroup row wid.y reads slot
+ * wid.y of the non-empty expert list at offsets[E+1 ..] and binds `e`, `start` and `n` (its
+ * group); slots past the list (−1) and empty groups return. Needs the workgroup variables
+ * groupExpert, groupStart, groupRows, `offsets` and `params.experts`.
+ */
+export const activeExpertPrologue = `  if (lid == 0u) {
     let ae = offsets[params.experts + 1u + wid.y];
     let ee = u32(max(ae, 0));
     groupExpert = ee;

@@ -16,6 +16,7 @@
  * tensor-core fragments' loads did not (bench/int8-sweep.bench.ts).
  */
 import { siluWgsl } from '../common/team.wgsl.js'
+import { activeExpertPrologue } from '../expert-ffn/expert-gemv.wgsl.js'
 import type { Int8GemmKind } from './int8-gemm.wgsl.js'
 
 /** Init-time constants of the int8 decode kernels. */
@@ -88,17 +89,7 @@ fn transpose4x16(r0: vec4<u32>, r1: vec4<u32>, r2: vec4<u32>, r3: vec4<u32>) -> 
 }
 @compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sgl: u32) {
-  if (lid == 0u) {
-    let ae = offsets[params.experts + 1u + wid.y];
-    let ee = u32(max(ae, 0));
-    groupExpert = ee;
-    groupStart = u32(offsets[ee]);
-    groupRows = select(0u, u32(offsets[ee + 1u] - offsets[ee]), ae >= 0);
-  }
-  let n = workgroupUniformLoad(&groupRows);
-  let start = workgroupUniformLoad(&groupStart);
-  let e = workgroupUniformLoad(&groupExpert);
-  if (n == 0u) { return; }
+${activeExpertPrologue}
   let K = params.kdim;
   let N = params.ndim;
   let kc = K / 4u;

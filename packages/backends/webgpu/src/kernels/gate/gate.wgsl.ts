@@ -7,13 +7,7 @@ import { linearWorkgroup, teamHeader, teamSumWgsl, type TeamConsts } from '../co
  * workgroup memory: a Mixtral token's 8 outputs on one 256-lane workgroup took 22 µs on the
  * H200, 32 dependent 16-byte loads per lane.
  */
-export const gateWgsl = (team: TeamConsts, split = false): string => split ? gateSplitWgsl(team) : /* wgsl */ `${teamHeader(team)}
-struct Params { tokens: u32, experts: u32, h4: u32, _pad: u32 };
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> router: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
-${teamSumWgsl(team)}
+export const gateWgsl = (team: TeamConsts, split = false): string => split ? gateSplitWgsl(team) : /* wgsl */ `${gateHeader(team)}
 @compute @workgroup_size(${team.team * team.teams})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   ${linearWorkgroup}
@@ -31,13 +25,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (lane == 0u && outIdx < total) { logits[o] = s; }
 }`
 
-const gateSplitWgsl = (team: TeamConsts): string => /* wgsl */ `${teamHeader(team)}
+/** Bindings and the team reduction shared by both gate kernels. */
+const gateHeader = (team: TeamConsts): string => `${teamHeader(team)}
 struct Params { tokens: u32, experts: u32, h4: u32, _pad: u32 };
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> router: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
-${teamSumWgsl(team)}
+${teamSumWgsl(team)}`
+
+const gateSplitWgsl = (team: TeamConsts): string => /* wgsl */ `${gateHeader(team)}
 var<workgroup> gpart: array<f32, ${team.teams}>;
 @compute @workgroup_size(${team.team * team.teams})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -48,6 +48,14 @@ fn topkRow(t: u32, E: u32, k: u32, normalize: u32) {
   }
 }`
 
+/** Bindings of both fused softmax-topk kernels. */
+const fusedBindings = `struct Params { tokens: u32, experts: u32, k: u32, normalize: u32 };
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(2) var<storage, read_write> topIdx: array<i32>;
+@group(0) @binding(3) var<storage, read_write> topW: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;`
+
 const tokenOf = (workgroupSize: number) => `let t = (wid.y * nwg.x + wid.x) * ${workgroupSize}u + lid;`
 
 /** Row softmax, max-subtracted, f32: scores[t, :] = softmax(logits[t, :]). */
@@ -85,12 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * scores, topIdx, topW.
  */
 export const softmaxTopkWgsl = ({ workgroupSize }: SoftmaxTopkConsts): string => /* wgsl */ `
-struct Params { tokens: u32, experts: u32, k: u32, normalize: u32 };
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> scores: array<f32>;
-@group(0) @binding(2) var<storage, read_write> topIdx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> topW: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+${fusedBindings}
 ${softmaxRowFn}
 ${topkRowFn}
 @compute @workgroup_size(${workgroupSize})
@@ -113,12 +116,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 export const softmaxTopkSubgroupWgsl = ({ workgroupSize, subgroupSize }: SoftmaxTopkConsts & { subgroupSize: number }): string => {
   return /* wgsl */ `enable subgroups;
 diagnostic(off, subgroup_uniformity);
-struct Params { tokens: u32, experts: u32, k: u32, normalize: u32 };
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> scores: array<f32>;
-@group(0) @binding(2) var<storage, read_write> topIdx: array<i32>;
-@group(0) @binding(3) var<storage, read_write> topW: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
+${fusedBindings}
 const S = ${subgroupSize}u;
 const PER = ${Math.ceil(256 / subgroupSize)}u; // experts per lane at most (E ≤ 256)
 @compute @workgroup_size(${workgroupSize})
