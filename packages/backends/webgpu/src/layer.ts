@@ -83,7 +83,8 @@ export interface LayerOptions {
   /**
    * Tiles of the subgroup-matrix kernels by group size (default {@link DEFAULT_INT8_TILES}:
    * one 16-row fragment with split-K for decode groups up to 16 rows, two fragments up to 48,
-   * 2×2 subgroups of 4×2 fragments beyond).
+   * 2×2 subgroups of 2×4 fragments beyond); a group larger than every plan's `maxRows` runs
+   * the last plan.
    */
   readonly int8Tiles?: readonly Int8TilePlan[]
   /**
@@ -264,8 +265,9 @@ export class WebGpuMoeLayer {
     }
     if (want === 'dot4' || !sgm) return DOT4_CONFIG
     const plans = this.options.int8Tiles ?? DEFAULT_INT8_TILES
-    const pi = Math.max(0, plans.findIndex((p) => rowsHint <= p.maxRows))
-    const plan = plans[pi] ?? plans[plans.length - 1]
+    const found = plans.findIndex((p) => rowsHint <= p.maxRows)
+    const pi = found < 0 ? plans.length - 1 : found
+    const plan = plans[pi]
     const key = `${pi}|${H}|${I}`
     const cached = this.int8Cfgs.get(key)
     if (cached) return cached
@@ -387,7 +389,7 @@ export class WebGpuMoeLayer {
       const sa = ctx.storage(Ra * 4, 'act-scale')
       const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
       // decode groups: the int8 GEMV kernels (same sums, bit-identical), else the GEMMs
-      const sgSize = this.options.subgroups !== false && this.ctx.features.subgroups ? this.ctx.features.subgroupSize : null
+      const sgSize = this.team.subgroups ? this.team.team : null
       const gemv = sgSize !== null && p.rowsHint <= (this.options.int8GemvMaxRows ?? 2)
       const L = this.ctx.device.limits
       const maxWg = this.maxWg

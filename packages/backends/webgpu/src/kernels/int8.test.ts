@@ -179,6 +179,28 @@ describe('subgroup-matrix WGSL generator', () => {
     for (const [k, n] of [[0, 0], [5, 17], [63, 31], [33, 2]]) expect(t[int8TileByte(k, n, K)]).toBe(m.q[n * K + k])
   })
 
+  it('tile plans: the first plan whose maxRows covers the group, the last one past them all; split-K fitted per K', async () => {
+    let acquired
+    try {
+      acquired = await acquireDevice({ dawnFlags: ['backend=null'], unsafeApis: true, timestamps: false })
+    } catch {
+      console.warn('[int8] no Dawn null backend here: skipping the tile-plan check')
+      return
+    }
+    // the null device reports no fixed subgroup size: present one, as an NVIDIA adapter does
+    const ctx = new GpuContext({ ...acquired, features: { ...acquired.features, subgroups: true, subgroupSize: 32, subgroupMatrix: true } })
+    const small = { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 4 } // 16 KiB of workgroup memory on the null device
+    const big = { sgM: 1, sgN: 2, fm: 1, fn: 2 }
+    const l = new WebGpuMoeLayer(ctx, { int8Tiles: [{ maxRows: 4, gateup: small, down: small }, { maxRows: 16, gateup: big, down: big }] })
+    const at = (rows: number) => l.int8Gemm(rows, 4096, 14336) as Extract<Int8GemmConfig, { variant: 'subgroup-matrix' }>
+    expect(at(4).gateup).toMatchObject({ fn: 4, sgK: 4 })
+    expect(at(5).gateup).toMatchObject({ fn: 2, sgN: 2 })
+    expect(at(1000).gateup).toMatchObject({ fn: 2, sgN: 2 }) // past every plan: the last
+    expect(at(1000)).toBe(at(16)) // cached per plan and shape
+    expect(l.int8Gemm(1, 64, 64)).toMatchObject({ gateup: { sgK: 2 }, down: { sgK: 2 } }) // K 64: 2 steps
+    acquired.device.destroy()
+  })
+
   // Dawn's null backend exposes every feature and runs Tint's front end (parse, types,
   // uniformity) and pipeline validation, though it executes nothing.
   it('compiles on Dawn (null backend, allow_unsafe_apis)', async () => {
