@@ -6,6 +6,7 @@
  *   ../shared/gpu/prepare.sh bench/gpu-probe.ts && (on the GPU) node .gpu/gpu-probe.mjs
  */
 import { create, globals } from 'webgpu'
+import { readGrid, readKernelWgsl, sinkBytes } from './lib/gpu-timing.js'
 
 Object.assign(globalThis, globals)
 process.env.XDG_RUNTIME_DIR ||= '/tmp'
@@ -125,25 +126,10 @@ async function probeBandwidth(): Promise<void> {
   const device = await deviceFor(0, [])
   if (!device) return
   const bytes = process.env.PROBE_TINY ? 2 ** 26 : 2 ** 30
-  const WG = 256
-  const PER = 16
-  const groups = bytes / 16 / (WG * PER)
   const src = buf(device, bytes)
-  const sink = buf(device, groups * 4 * WG)
-  const { pipeline } = await compile(
-    device,
-    `@group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> o: array<u32>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) l: u32) {
-  let g = wid.y * n.x + wid.x;
-  var acc = vec4<u32>(0u);
-  for (var i = 0u; i < ${PER}u; i = i + 1u) { acc = acc ^ a[(g * ${PER}u + i) * ${WG}u + l]; }
-  let v = acc.x ^ acc.y ^ acc.z ^ acc.w;
-  if (v == 0x12345678u) { o[g * ${WG}u + l] = v; }
-}`,
-  )
-  const gx = Math.min(groups, 32768)
-  const grid: [number, number, number] = [gx, Math.ceil(groups / gx), 1]
+  const sink = buf(device, sinkBytes(bytes))
+  const { pipeline } = await compile(device, readKernelWgsl)
+  const grid = readGrid(bytes)
   const zeroMs = await timeDispatch(device, pipeline!, [src, sink], grid, 20)
   await fillRandom(device, src, bytes)
   const randMs = await timeDispatch(device, pipeline!, [src, sink], grid, 20)

@@ -4,33 +4,49 @@
  * back-to-back launches) after a time-based warm-up.
  */
 
+/** Invocations per workgroup and vec4 loads per invocation of the read-bandwidth kernel. */
+const BW_WG = 256
+const BW_PER = 16
+
+/**
+ * The read-bandwidth kernel: each invocation XORs 16 vec4 of `a` (bindings a, o) and writes
+ * only if the result is one magic word, so nothing but the reads costs. `readGrid(bytes)` is
+ * its dispatch for a buffer of `bytes` bytes, and the sink `o` needs `sinkBytes(bytes)`.
+ */
+export const readKernelWgsl = `@group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> o: array<u32>;
+@compute @workgroup_size(${BW_WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let g = wid.y * n.x + wid.x;
+  var acc = vec4<u32>(0u);
+  for (var i = 0u; i < ${BW_PER}u; i = i + 1u) { acc = acc ^ a[(g * ${BW_PER}u + i) * ${BW_WG}u + l]; }
+  let v = acc.x ^ acc.y ^ acc.z ^ acc.w;
+  if (v == 0x12345678u) { o[g * ${BW_WG}u + l] = v; }
+}`
+
+const readGroups = (bytes: number) => bytes / 16 / (BW_WG * BW_PER)
+
+/** Dispatch grid of {@link readKernelWgsl} over `bytes` bytes. */
+export function readGrid(bytes: number): [number, number, number] {
+  const groups = readGroups(bytes)
+  const gx = Math.min(groups, 32768)
+  return [gx, Math.ceil(groups / gx), 1]
+}
+
+/** Bytes of the kernel's sink buffer for a source of `bytes` bytes. */
+export const sinkBytes = (bytes: number): number => readGroups(bytes) * 4 * BW_WG
+
 /**
  * Read bandwidth in bytes/s: a WGSL kernel that reads `bytes` once with 16-byte loads and
  * writes one word per workgroup (never taken), timed over back-to-back dispatches. This is
  * the ceiling a decode GEMV can reach (it only reads weights).
  */
 export async function readBandwidth(device: GPUDevice, bytes: number, reps = 30): Promise<number> {
-  const WG = 256
-  const PER = 16 // vec4 loads per invocation
-  const groups = bytes / 16 / (WG * PER)
   const src = device.createBuffer({ label: 'bw-src', size: bytes, usage: 0x80 /* STORAGE */ })
-  const sink = device.createBuffer({ label: 'bw-sink', size: groups * 4 * WG, usage: 0x80 })
-  const module = device.createShaderModule({
-    label: 'bw-read',
-    code: `@group(0) @binding(0) var<storage, read> a: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> o: array<u32>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n: vec3<u32>, @builtin(local_invocation_index) l: u32) {
-  let g = wid.y * n.x + wid.x;
-  var acc = vec4<u32>(0u);
-  for (var i = 0u; i < ${PER}u; i = i + 1u) { acc = acc ^ a[(g * ${PER}u + i) * ${WG}u + l]; }
-  let v = acc.x ^ acc.y ^ acc.z ^ acc.w;
-  if (v == 0x12345678u) { o[g * ${WG}u + l] = v; }
-}`,
-  })
+  const sink = device.createBuffer({ label: 'bw-sink', size: sinkBytes(bytes), usage: 0x80 })
+  const module = device.createShaderModule({ label: 'bw-read', code: readKernelWgsl })
   const pipeline = device.createComputePipeline({ label: 'bw-read', layout: 'auto', compute: { module, entryPoint: 'main' } })
   const bg = device.createBindGroup({ label: 'bw-read', layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: sink } }] })
-  const gx = Math.min(groups, 32768)
-  const gy = Math.ceil(groups / gx)
+  const [gx, gy] = readGrid(bytes)
   const run = async (n: number) => {
     const enc = device.createCommandEncoder({ label: 'bw-read' })
     const pass = enc.beginComputePass()
