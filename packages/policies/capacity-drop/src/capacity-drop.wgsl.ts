@@ -180,16 +180,18 @@ fn select_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   stageBegin(wid, nwg, lid);
   if (param(2u) == 1u) { return; }
   let e = workgroupIndex();
+  // the host reports a capacity (0 when no group has tokens) whenever it acts
+  if (lid == 0u && e == 0u) { statMax(STAT_HAS_CAPACITY, 1u); }
   if (param(3u) == 0u) {
     keepWithinCapacity(e, 0xffffffffu, param(4u), param(0u), lid, flagBase(), candBase(e), ordBase());
-    if (lid == 0u && e == 0u) { statMax(STAT_CAPACITY, param(4u)); statMax(STAT_HAS_CAPACITY, 1u); }
+    if (lid == 0u && e == 0u) { statMax(STAT_CAPACITY, param(4u)); }
     return;
   }
   for (var d = 0u; d < dims.devices; d = d + 1u) {
     let cap = param(5u + d);
     if (cap == 0xffffffffu) { continue; }
     keepWithinCapacity(e, d, cap, param(0u), lid, flagBase(), candBase(e), ordBase());
-    if (lid == 0u && e == 0u) { statMax(STAT_CAPACITY, cap); statMax(STAT_HAS_CAPACITY, 1u); }
+    if (lid == 0u && e == 0u) { statMax(STAT_CAPACITY, cap); }
   }
 }
 
