@@ -129,9 +129,9 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
       stream.end()
     }
   })()
-  // A failed batch makes the producer's next write reject; the consumer below reports that
-  // failure, so the producer's rejection must not become an unhandled one.
-  producer.catch(() => {})
+  // A failed batch makes the producer's next write reject (the consumer below reports that
+  // failure); a producer that fails on its own (workload, hidden states) fails the stream.
+  producer.catch((e) => stream.abort(e))
   try {
     for await (const r of stream) {
       lastOut = performance.now()
