@@ -146,6 +146,7 @@ def parse_args(argv=None):
     p.add_argument("--force-capture", action="store_true", help="capture a graph even when the forward synchronises with the host")
     p.add_argument("--no-isolate", action="store_true", help="run every peer in this process (no child processes)")
     p.add_argument("--max-restarts", type=int, default=3, help="new child processes per group after crashes")
+    p.add_argument("--hang-s", type=float, default=180.0, help="stop a child process that reports nothing for this long")
     # internal: a child process
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--work", default=None, help=argparse.SUPPRESS)
@@ -420,21 +421,26 @@ def run_parent(args) -> int:
                     env.setdefault("HF_HUB_OFFLINE", "1")
                     env.setdefault("TRANSFORMERS_OFFLINE", "1")
                     child = subprocess.Popen(cmd, env=env)
-                    kill_at = min(child_deadline + 90.0, deadline + 60.0)
+                    # a configuration may overrun the deadline a little (one sweep, one compile)
+                    kill_at = min(child_deadline + 60.0, deadline + 30.0)
+                    last_size, last_progress = -1, time.time()
                     rc = None
                     while rc is None:
                         rc = child.poll()
                         if rc is None:
-                            if time.time() > kill_at:
-                                log(f"peer_mixtral: the {group} process ran past its deadline; stopping it")
+                            size = os.path.getsize(records) if os.path.exists(records) else 0
+                            if size != last_size:
+                                last_size, last_progress = size, time.time()
+                            stalled = time.time() - last_progress > args.hang_s
+                            if time.time() > kill_at or stalled:
+                                killed = f"it reported nothing for {args.hang_s:.0f} s" if stalled else "it ran past its share of --budget-s"
+                                log(f"peer_mixtral: stopping the {group} process: {killed}")
                                 child.terminate()
                                 try:
                                     rc = child.wait(timeout=15)
                                 except subprocess.TimeoutExpired:
                                     child.kill()
                                     rc = child.wait()
-                                notes.append(f"{group}: stopped past its deadline")
-                                killed = True
                                 break
                             time.sleep(0.25)
                     child = None
@@ -471,7 +477,7 @@ def run_parent(args) -> int:
                         rows[it] = dict(base_row(*it), error=why)
                     pending = []
                     break
-                what = (f"the {group} benchmark process was stopped: it ran past its share of --budget-s" if killed
+                what = (f"the {group} benchmark process was stopped: {killed}" if killed
                         else f"the {group} benchmark process {_describe_rc(rc)}")
                 if aborted:
                     what += f" ({aborted})"
@@ -481,13 +487,10 @@ def run_parent(args) -> int:
                         rows[it] = dict(base_row(*it), error=f"{what} while setting up {it[0]}")
                 elif begun:
                     key = (begun["shape"], int(begun["T"]), begun["impl"])
-                    bad = [key] if key in pending else []
-                    for it in bad:
-                        rows[it] = dict(base_row(*it), error=f"{what} while running this configuration")
-                else:
-                    bad = pending[:1]
-                    for it in bad:
-                        rows[it] = dict(base_row(*it), error=f"{what} before this configuration")
+                    if key in pending:
+                        rows[key] = dict(base_row(*key), error=f"{what} while running this configuration")
+                # else: it aborted after writing the row that broke CUDA, or died before starting
+                # any configuration: nothing to blame; the restarts are bounded
                 pending = [it for it in pending if it not in rows]
                 notes.append(f"{group}: {what}" + (f"; after {begun}" if begun else ""))
                 restarts += 1
