@@ -1118,7 +1118,7 @@ def progress_line(row: dict) -> str:
 def load_block_weights(torch, block, gate_w, w13, w2) -> None:
     """Puts the shared weights into a transformers MoE block by parameter name: the router
     (gate.weight [E, H]), the fused 3-D experts (experts.gate_up_proj [E, 2I, H] gate rows first,
-    experts.down_proj [E, H, I], or their transposes), or the older per-expert Linear layers
+    or experts.gate_proj / up_proj [E, I, H]; experts.down_proj [E, H, I]; or their transposes), or the older per-expert Linear layers
     (experts.N.w1/w3/w2 or gate_proj/up_proj/down_proj). Any other parameter is an error: the
     reference would not know it."""
     import re
@@ -1154,6 +1154,14 @@ def load_block_weights(torch, block, gate_w, w13, w2) -> None:
                 put(name, w13)
             elif shape == (E, H, 2 * I):
                 put(name, w13.transpose(1, 2).contiguous())
+            else:
+                raise ValueError(f"{name}: unexpected shape {shape}")
+        elif (name.endswith("gate_proj") or name.endswith("up_proj")) and p.dim() == 3:
+            half = w13[:, :I] if name.endswith("gate_proj") else w13[:, I:]  # not concatenated
+            if shape == (E, I, H):
+                put(name, half.contiguous())
+            elif shape == (E, H, I):
+                put(name, half.transpose(1, 2).contiguous())
             else:
                 raise ValueError(f"{name}: unexpected shape {shape}")
         elif name.endswith("down_proj") and p.dim() == 3:

@@ -31,7 +31,7 @@ if (hasGraph) {
   const ourMs = (shape, T) => ours?.rows.find((r) => r.shape === shape && r.T === T && r.policy === 'dynamic')?.ms
   const m = peer.meta
   const out = [`Peers at their best: ${m.gpu}${m.driver ? ` (driver ${m.driver})` : ''}, torch ${m.torch}, triton ${m.triton ?? '–'}, transformers ${m.transformers ?? '–'}; ${peer.date.slice(0, 10)}. ms per layer call (router included), \`eager\` = calls back to back / \`graph\` = CUDA-graph replay, median of ${peer.args?.repeats ?? '?'} repeats; ⚠ = output off the fp32 reference by more than 1e-2 (never the best). Best = fastest correct peer and mode.`, '']
-  const head = ['shape', 'T', 'active experts', ...impls.map(([, n]) => `${n} eager / graph`), 'vLLM tile', 'best peer', 'best ms']
+  const head = ['shape', 'T', 'active experts', ...impls.map(([, n]) => `${n} (eager / graph)`), 'vLLM tile', 'best peer', 'best ms']
   if (ours) head.push('moe-route f16 ms', '× best')
   out.push(`| ${head.join(' | ')} |`)
   out.push(`|${head.map(() => '---').join('|')}|`)

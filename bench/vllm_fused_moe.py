@@ -489,7 +489,8 @@ class TritonOps:
         if numel <= 1024 and small_block * E_PAD <= 16384:  # vLLM: one kernel when numel < 1024, E <= 64
             _align_small_kernel[(1,)](
                 topk_ids, sorted_ids, expert_ids, ntpp, numel, num_experts, max_padded, max_blocks,
-                E_PAD=E_PAD, BLOCK=small_block, BLOCK_SIZE_M=block_size, CHUNK=256, num_warps=4,
+                E_PAD=E_PAD, BLOCK=small_block, BLOCK_SIZE_M=block_size, CHUNK=256,
+                num_warps=8 if small_block * E_PAD > 4096 else 4,
             )
             return sorted_ids, expert_ids, ntpp
         BLOCK = _align_block(E_PAD)
