@@ -242,6 +242,114 @@ class TorchPieces(unittest.TestCase):
         self.assertLess(err, 2e-2)
 
 
+def load_port_with_numpy_triton():
+    """bench/vllm_fused_moe.py imported afresh with triton_numpy_stub standing in for triton, so
+    that TritonOps launches the port's real kernel source (program by program, numpy)."""
+    import importlib.util
+
+    import triton_numpy_stub
+
+    saved = {k: sys.modules.get(k) for k in ("triton", "triton.language")}
+    try:
+        triton_numpy_stub.install()
+        spec = importlib.util.spec_from_file_location("vllm_fused_moe_stubbed", os.path.join(HERE, "vllm_fused_moe.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    assert mod.HAVE_TRITON
+    return mod
+
+
+try:
+    import numpy  # noqa: F401
+
+    HAVE_NUMPY = True
+except Exception:  # noqa: BLE001
+    HAVE_NUMPY = False
+
+
+@unittest.skipUnless(HAVE_TORCH and HAVE_NUMPY, "torch and numpy are needed")
+class TritonKernelsOnNumpy(unittest.TestCase):
+    """The Triton kernels' own source, run by triton_numpy_stub: every unmasked access in bounds,
+    and the results equal to the torch pieces (align, top-k) or the dense layer (fused_moe_kernel)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.V = load_port_with_numpy_triton()
+        cls.ops = cls.V.TritonOps()
+
+    def test_align_both_paths_equal_the_torch_reference(self):
+        rng = random.Random(2)
+        V = self.V
+        cases = [(8, 2, 1), (8, 2, 3), (8, 2, 40), (8, 2, 600), (64, 8, 2), (64, 8, 5), (64, 8, 40), (64, 8, 200),
+                 (16, 4, 300), (3, 1, 7)]
+        for E, k, T in cases:
+            for bs in (16, 64, 128):
+                ids = torch.stack([torch.randperm(E, generator=torch.Generator().manual_seed(rng.randrange(1 << 30)))[:k]
+                                   for _ in range(T)]).to(torch.int32)
+                numel = ids.numel()
+                e_pad = max(2, V.next_power_of_2(E))
+                path = "one program" if numel <= 1024 and max(16, V.next_power_of_2(numel)) * e_pad <= 16384 else "three programs"
+                with self.subTest(E=E, k=k, T=T, block=bs, path=path):
+                    got = self.ops.align(ids, bs, E)
+                    want = V.moe_align_block_size_torch(ids, bs, E)
+                    for name, g, w in zip(("sorted_token_ids", "expert_ids", "num_tokens_post_padded"), got, want):
+                        self.assertTrue(torch.equal(g, w), f"{name}: {g.tolist()[:40]} vs {w.tolist()[:40]}")
+
+    def test_topk_softmax_equals_torch(self):
+        V = self.V
+        g = torch.Generator().manual_seed(3)
+        for E, k, T, renorm in [(8, 2, 1, True), (8, 2, 37, True), (64, 8, 5, False), (64, 8, 33, True), (6, 3, 17, False)]:
+            logits = torch.randn(T, E, generator=g)
+            logits[0, :2] = 0.25  # a tie, broken towards the lower index by both
+            w, ids = self.ops.topk(logits, k, renorm)
+            rw, rids = V.fused_topk_torch(logits, k, renorm)
+            with self.subTest(E=E, k=k, T=T, renorm=renorm):
+                self.assertTrue(torch.equal(ids, rids))
+                self.assertTrue(torch.allclose(w, rw, rtol=1e-6, atol=1e-7))
+
+    def test_silu_and_mul_equals_torch(self):
+        x = torch.randn(7, 2 * 1100)
+        out = torch.empty(7, 1100)
+        ref = torch.empty(7, 1100)
+        self.ops.silu_and_mul(out, x)
+        self.V.silu_and_mul_torch(ref, x)
+        self.assertTrue(torch.allclose(out, ref, rtol=1e-5, atol=1e-6))
+
+    def test_layer_through_the_kernels_equals_dense(self):
+        V = self.V
+        cases = [
+            (1, 8, 2, 48, 40, (16, 32, 16, 16)),
+            (1, 64, 8, 32, 24, (16, 16, 16, 1)),
+            (2, 64, 8, 32, 24, (16, 64, 32, 32)),
+            (3, 8, 2, 48, 40, (16, 32, 32, 1)),
+            (5, 64, 8, 32, 24, (16, 32, 16, 16)),
+            (17, 8, 2, 40, 56, (16, 16, 16, 4)),
+            (40, 8, 2, 64, 48, (32, 64, 32, 16)),
+            (600, 8, 2, 32, 16, (64, 32, 32, 16)),  # the three-program align
+            (40, 64, 8, 32, 16, (16, 16, 32, 1)),   # likewise, many experts
+        ]
+        for T, E, k, H, I, (BM, BN, BK, GM) in cases:
+            cfg = {"BLOCK_SIZE_M": BM, "BLOCK_SIZE_N": BN, "BLOCK_SIZE_K": BK, "GROUP_SIZE_M": GM,
+                   "num_warps": 4, "num_stages": 3}
+            g = torch.Generator().manual_seed(T * 131 + E)
+            x = torch.randn(T, H, generator=g)
+            gate = torch.randn(E, H, generator=g) * 0.5
+            w13 = torch.randn(E, 2 * I, H, generator=g) * 0.2
+            w2 = torch.randn(E, H, I, generator=g) * 0.2
+            for renorm in (True, False):
+                with self.subTest(T=T, E=E, k=k, cfg=(BM, BN, BK, GM), renorm=renorm):
+                    layer = V.FusedMoELayer(gate, w13, w2, k, renorm, lambda M: cfg, self.ops)
+                    out = layer(x)
+                    ref = V.dense_reference(x, gate, w13, w2, k, renorm)
+                    self.assertLess(float((out - ref).norm() / ref.norm()), 1e-5)
+
+
 class BenchPlumbing(unittest.TestCase):
     """bench/peer_mixtral.py's pure parts: planning, --out, best peer per T, and a run whose
     benchmark processes cannot start (no GPU here) still writes a complete JSON."""
