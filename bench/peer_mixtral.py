@@ -36,8 +36,10 @@ lasts ~target/repeats; ms per call = median over the repeats (all repeats in the
 Isolation: the vLLM peer and the transformers peers run in child processes of this script, one
 group at a time, so that a crash (a faulting kernel, a hung capture) loses one configuration, not
 the run: the parent marks the configuration that was running as an error and starts a new child
-for the rest (--max-restarts). Every configuration is also in its own try/except. The JSON is
-rewritten after each child; a configuration past --budget-s is recorded as skipped.
+for the rest (--max-restarts); a child silent for --hang-s is stopped likewise. Every configuration
+is also in its own try/except. The vLLM group may use 3/5 of the budget, the transformers group the
+rest; a configuration past its group's share is recorded as skipped. The JSON is rewritten after
+each child; the run ends at most ~45 s after --budget-s.
 
 Usage (GPU host, repository root):
   python3 bench/peer_mixtral.py --out out              # full matrix -> out/peer-mixtral.json
@@ -103,6 +105,7 @@ VLLM = "vllm_fused_moe"
 HF_IMPLS = ["eager", "grouped_mm", "batched_mm"]
 ALL_IMPLS = HF_IMPLS + [VLLM]
 GROUPS = [("vllm", [VLLM]), ("hf", HF_IMPLS)]  # run order; the vLLM port first (no transformers import)
+GROUP_WEIGHT = {"vllm": 3.0, "hf": 2.0}  # shares of the budget left (the vLLM sweep compiles Triton tiles)
 PEER_LABEL = {
     "eager": "transformers eager",
     "grouped_mm": "transformers grouped_mm",
@@ -399,7 +402,7 @@ def run_parent(args) -> int:
             pending = [it for it in items if it[2] in impls]
             if not pending:
                 continue
-            later = sum(1 for g, im in GROUPS[gi + 1:] if any(it[2] in im for it in items))
+            later = sum(GROUP_WEIGHT[g] for g, im in GROUPS[gi + 1:] if any(it[2] in im for it in items))
             restarts = 0
             while pending:
                 now = time.time()
@@ -408,8 +411,8 @@ def run_parent(args) -> int:
                         rows[it] = dict(base_row(*it), skipped=f"budget: --budget-s {args.budget_s:.0f} reached")
                     pending = []
                     break
-                # a group gets an equal share of what is left with the groups after it
-                child_deadline = now + (deadline - now) / (1 + later)
+                # a group gets its weighted share of what is left with the groups after it
+                child_deadline = now + (deadline - now) * GROUP_WEIGHT[group] / (GROUP_WEIGHT[group] + later)
                 fd, records = tempfile.mkstemp(prefix=f"peer-{group}-", suffix=".jsonl")
                 os.close(fd)
                 killed = False
