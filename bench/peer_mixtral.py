@@ -396,6 +396,15 @@ def run_parent(args) -> int:
             best=best_per_t(ordered),
         ))
 
+    def absorb(recs: list[dict]) -> None:
+        """Rows and meta from a child's records (idempotent: the file is re-read whole)."""
+        for r in recs:
+            if "meta" in r:
+                meta.update({k: v for k, v in r["meta"].items() if v is not None or k not in meta})
+            elif "row" in r:
+                row = r["row"]
+                rows[(row["shape"], int(row["T"]), row["impl"])] = row
+
     child: subprocess.Popen | None = None
     try:
         for gi, (group, impls) in enumerate(GROUPS):
@@ -426,7 +435,7 @@ def run_parent(args) -> int:
                     child = subprocess.Popen(cmd, env=env)
                     # a configuration may overrun the deadline a little (one sweep, one compile)
                     kill_at = min(child_deadline + 60.0, deadline + 30.0)
-                    last_size, last_progress = -1, time.time()
+                    last_size, last_progress, last_write = -1, time.time(), time.time()
                     rc = None
                     while rc is None:
                         rc = child.poll()
@@ -434,6 +443,10 @@ def run_parent(args) -> int:
                             size = os.path.getsize(records) if os.path.exists(records) else 0
                             if size != last_size:
                                 last_size, last_progress = size, time.time()
+                            if time.time() - last_write > 10.0:  # the JSON stays current under a hard kill
+                                absorb(read_records(records))
+                                write_json(out_path, doc())
+                                last_write = time.time()
                             stalled = time.time() - last_progress > args.hang_s
                             if time.time() > kill_at or stalled:
                                 killed = f"it reported nothing for {args.hang_s:.0f} s" if stalled else "it ran past its share of --budget-s"
@@ -452,12 +465,11 @@ def run_parent(args) -> int:
                     os.unlink(records)
                 except OSError:
                     pass
+                absorb(recs)
                 begun = None
                 aborted = None
                 for r in recs:
-                    if "meta" in r:
-                        meta.update({k: v for k, v in r["meta"].items() if v is not None or k not in meta})
-                    elif "begin" in r:
+                    if "begin" in r:
                         begun = r["begin"]
                     elif "abort" in r:
                         aborted = r["abort"]
@@ -465,9 +477,7 @@ def run_parent(args) -> int:
                         notes.append(f"{group}: {r['fatal']}")
                     elif "row" in r:
                         row = r["row"]
-                        key = (row["shape"], int(row["T"]), row["impl"])
-                        rows[key] = row
-                        if begun and (begun.get("shape"), begun.get("T"), begun.get("impl")) == key:
+                        if begun and (begun.get("shape"), begun.get("T"), begun.get("impl")) == (row["shape"], int(row["T"]), row["impl"]):
                             begun = None
                 done = {it for it in pending if it in rows}
                 pending = [it for it in pending if it not in done]
