@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { openRoutingRecord } from './open-record.js'
+import { recordCounts } from './record.js'
+
+const dir = join(import.meta.dirname, '../../test/fixtures/interop')
+const truth = (m: string) => JSON.parse(readFileSync(join(dir, `${m}-truth.json`), 'utf8'))
+
+describe('engine fixtures written by torch, numpy and safetensors', () => {
+  for (const m of ['olmoe', 'mixtral']) {
+    const t = truth(m)
+    it.each([
+      [`${m}-vllm-routed-experts.npy`, 'vllm-npy', 'tokens'],
+      [`${m}-sglang-expert-distribution-stat.pt`, 'sglang-stat', 'counts'],
+      [`${m}-trtllm-stats`, 'trtllm-stats', 'counts'],
+    ])('%s: per-layer counts equal the truth', async (file, format, kind) => {
+      const rec = await openRoutingRecord(join(dir, file))
+      try {
+        expect(rec.format).toBe(format)
+        expect(rec.kind).toBe(kind)
+        expect(rec.experts).toBe(t.experts)
+        expect(rec.layers).toHaveLength(t.layers)
+        const { counts, steps } = await recordCounts(rec)
+        expect(counts.map((c) => [...c])).toEqual(t.counts)
+        if (kind === 'counts') {
+          expect(steps).toBe(t.steps)
+          const per: number[][][] = []
+          for await (const s of rec.steps()) per.push(s.counts.map((c) => [...c]))
+          expect(per).toEqual(t.stepCounts)
+        }
+      } finally {
+        await rec.close()
+      }
+    })
+  }
+})
