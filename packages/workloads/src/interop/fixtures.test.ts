@@ -35,3 +35,29 @@ describe('engine fixtures written by torch, numpy and safetensors', () => {
     })
   }
 })
+
+describe('SGLang per_pass / per_token dumps (torch.save, make_sglang_detail.py)', () => {
+  for (const m of ['olmoe', 'mixtral']) {
+    const t = JSON.parse(readFileSync(join(dir, `${m}-sglang-detail-truth.json`), 'utf8'))
+    it.each([
+      [`${m}-sglang-expert-distribution-per-pass.pt`, 'sglang-per-pass', 'counts'],
+      [`${m}-sglang-expert-distribution-per-token.pt`, 'sglang-per-token', 'tokens'],
+    ])('%s maps physical to logical experts and sums to the truth', async (file, format, kind) => {
+      const rec = await openRoutingRecord(join(dir, file))
+      try {
+        expect([rec.format, rec.kind, rec.experts, rec.layers.length]).toEqual([format, kind, t.experts, t.layers])
+        const { counts, steps } = await recordCounts(rec)
+        expect(counts.map((c) => [...c])).toEqual(t.counts)
+        if (kind === 'tokens') {
+          expect(rec.topK).toBe(t.topK)
+          expect(rec.tokens).toBe(t.tokens)
+          let n = 0
+          for await (const c of rec.chunks()) n += c.tokens
+          expect(n).toBe(t.tokens)
+        } else expect(steps).toBe(t.passes)
+      } finally {
+        await rec.close()
+      }
+    })
+  }
+})

@@ -159,7 +159,7 @@ async function* jsonRows(path: string): AsyncGenerator<{ index: number; layers: 
       }
     }
     if (!parser) throw corrupt(path, 'JSON', 'file is empty')
-    parser.end()
+    if (!parser.isEnded) parser.end()
     if (failure || !parser.isEnded) throw corrupt(path, 'JSON', `document is truncated or invalid${failure ? `: ${failure.message}` : ''}`)
   } catch (e) {
     if (e instanceof Error && !('code' in e && String((e as { code: unknown }).code).startsWith('MOE_ROUTE_ERR'))) {
