@@ -1,0 +1,82 @@
+/**
+ * Engine routing records (vLLM, SGLang, TensorRT-LLM, Megatron) for the commands that take
+ * `--trace`: detection, per-layer loads and per-step loads, and the engines' metrics of them
+ * under a placement.
+ */
+import { readFileSync } from 'node:fs'
+import { ErrorCodes, MoeError } from '@moe-route/core'
+import {
+  averageMetrics,
+  contiguousRow,
+  engineMetrics,
+  readEnginePlacement,
+  type EngineMetrics,
+  type LayeredPlacement,
+} from '@moe-route/policy-placement'
+import { openRoutingRecord, sniffRecordFormat, type RoutingRecord } from '@moe-route/workloads'
+
+/** Opens `path` as an engine record, or returns null when it is a moe-route trace or a workload spec. */
+export async function openRecordIfAny(path: string, experts?: number): Promise<RoutingRecord | null> {
+  let format
+  try {
+    format = await sniffRecordFormat(path)
+  } catch (e) {
+    if ((e as MoeError).code === ErrorCodes.FILE_NOT_FOUND && !/[\\/.]/.test(path)) return null // a workload spec
+    throw e
+  }
+  return format === null ? null : openRoutingRecord(path, { format, ...(experts !== undefined ? { experts } : {}) })
+}
+
+/** Per-layer loads of a whole record and of each step, read in one pass. */
+export interface RecordLoads {
+  readonly layers: readonly number[]
+  /** `total[i][e]` over the whole record. */
+  readonly total: Float64Array[]
+  /** `steps[s][i][e]`. */
+  readonly steps: Float64Array[][]
+  /** Tokens per step when known. */
+  readonly stepTokens: (number | null)[]
+}
+
+/** Reads every step of a record (counts: recorded steps; token-level: `tokensPerStep` windows). */
+export async function recordLoads(record: RoutingRecord, tokensPerStep?: number): Promise<RecordLoads> {
+  const total = record.layers.map(() => new Float64Array(record.experts))
+  const steps: Float64Array[][] = []
+  const stepTokens: (number | null)[] = []
+  for await (const s of record.steps(tokensPerStep !== undefined ? { tokensPerStep } : {})) {
+    steps.push(s.counts as Float64Array[])
+    stepTokens.push(s.tokens)
+    s.counts.forEach((row, i) => {
+      for (let e = 0; e < row.length; e++) total[i][e] += row[e]
+    })
+  }
+  return { layers: record.layers, total, steps, stepTokens }
+}
+
+/** The placement metrics are computed under: a file (`--placement`) or contiguous over `devices`. */
+export function metricsPlacement(layers: readonly number[], experts: number, devices: number, file?: string): LayeredPlacement & { readonly label: string } {
+  if (file) {
+    const p = readEnginePlacement(readFileSync(file, 'utf8'), { gpus: devices, experts, file })
+    if (p.phy2log.length !== 1 && p.phy2log.length !== layers.length) {
+      throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${file} places ${p.phy2log.length} layers, the record has ${layers.length}`, { file })
+    }
+    return { ...p, layers, label: `${p.format} placement ${file}` }
+  }
+  return { layers, gpus: devices, experts, phy2log: [contiguousRow(experts, devices)], label: 'contiguous placement' }
+}
+
+/** Whole-record and per-step-averaged engine metrics of loads under a placement. */
+export function loadMetrics(loads: RecordLoads, placement: LayeredPlacement): { whole: EngineMetrics; perStep: EngineMetrics | null } {
+  const rows = placement.phy2log
+  const whole = engineMetrics(loads.layers, loads.total, rows, placement.gpus)
+  const perStep = averageMetrics(loads.steps.map((s) => engineMetrics(loads.layers, s, rows, placement.gpus)))
+  return { whole, perStep }
+}
+
+/** Indices of the layers a `--layer` option selects (all without it). */
+export function selectLayers(record: RoutingRecord, layer?: number): number[] {
+  if (layer === undefined) return record.layers.map((_, i) => i)
+  const i = record.layers.indexOf(layer)
+  if (i < 0) throw new MoeError(ErrorCodes.INPUT_INVALID, `${record.file} has no layer ${layer} (layers: ${record.layers.join(', ')})`, { path: '--layer' })
+  return [i]
+}
