@@ -13,7 +13,8 @@ import {
   type EngineMetrics,
   type LayeredPlacement,
 } from '@moe-route/policy-placement'
-import { openRoutingRecord, sniffRecordFormat, type RoutingRecord } from '@moe-route/workloads'
+import { openRoutingRecord, recordsToBatches, sniffRecordFormat, type RoutingRecord, type TraceRecord } from '@moe-route/workloads'
+import type { TokenBatch } from '@moe-route/core'
 
 /** Opens `path` as an engine record, or returns null when it is a moe-route trace or a workload spec. */
 export async function openRecordIfAny(path: string, experts?: number): Promise<RoutingRecord | null> {
@@ -79,4 +80,25 @@ export function selectLayers(record: RoutingRecord, layer?: number): number[] {
   const i = record.layers.indexOf(layer)
   if (i < 0) throw new MoeError(ErrorCodes.INPUT_INVALID, `${record.file} has no layer ${layer} (layers: ${record.layers.join(', ')})`, { path: '--layer' })
   return [i]
+}
+
+/**
+ * One layer of a token-level record as core TokenBatches: the recorded experts become trace
+ * records whose synthesized gate scores have them as top-k (see @moe-route/workloads
+ * `recordsToBatches`), so routers and policies run on them like on any trace.
+ */
+export function recordLayerBatches(record: RoutingRecord, layerIndex: number, o: { tokensPerBatch: number; batches?: number; seed?: number }): AsyncGenerator<TokenBatch> {
+  const k = record.topK as number
+  const L = record.layers.length
+  async function* traceRecords(): AsyncGenerator<TraceRecord> {
+    for await (const c of record.chunks()) {
+      for (let t = 0; t < c.tokens; t++) {
+        const base = (t * L + layerIndex) * k
+        const experts: number[] = []
+        for (let j = 0; j < k; j++) if (c.ids[base + j] >= 0) experts.push(c.ids[base + j])
+        if (experts.length === k) yield { layer: record.layers[layerIndex], token: c.start + t, experts }
+      }
+    }
+  }
+  return recordsToBatches(traceRecords(), { experts: record.experts, topK: k, tokensPerBatch: o.tokensPerBatch, ...(o.batches !== undefined ? { batches: o.batches } : {}), seed: o.seed ?? 0, file: record.file })
 }

@@ -20,7 +20,7 @@ import {
 } from '@moe-route/core'
 import { H100_HF_GROUPED_MM } from './calibration/default.js'
 import { costModelFromCalibration, type CostModel } from './cost-model.js'
-import { droppedPairs, evaluateRouting, type RoutingCost } from './expert-parallel.js'
+import { droppedPairs, evaluateLoads, evaluateRouting, type RoutingCost } from './expert-parallel.js'
 import { checkLink, NVLINK4_H100, type LinkModel } from './link-model.js'
 
 /** Options of {@link createSimulator}. */
@@ -126,6 +126,12 @@ export interface SimulationResult {
 /** A stateful simulator: feed batches with `step`, read `result()`. */
 export interface Simulator {
   step(item: TokenBatch | Routing, batchId?: number): BatchSimulation
+  /**
+   * The load model: one batch known only by its per-expert pair counts (an engine's counts-only
+   * record). Policies need per-token routing, so this throws when the simulator has any; C_T
+   * is unknown (NaN) and all-to-all is the one-copy-per-pair estimate of {@link evaluateLoads}.
+   */
+  stepLoads(load: ArrayLike<number>, tokens: number, batchId?: number): BatchSimulation
   result(): SimulationResult
 }
 
@@ -250,6 +256,55 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       c.deviceRows.forEach((v, d) => (deviceRows[d] += v))
       latencies.push(c.latencyMs)
       baseLatencies.push(b.latencyMs)
+      if (keep) batches.push(rec)
+      return rec
+    },
+    stepLoads(load, tokens, batchId) {
+      if (policies.length || baseline.length) {
+        throw new MoeError(ErrorCodes.INPUT_INVALID, 'policies need per-token routing; a counts-only record feeds only the load model (remove the policies)', { path: '/policies' })
+      }
+      const id = batchId ?? nextId
+      nextId = id + 1
+      const c = evaluateLoads(load, tokens, env)
+      const maxLoad = share(c)
+      const meanRows = c.deviceRows.reduce((a, v) => a + v, 0) / D
+      const rec: BatchSimulation = {
+        batchId: id,
+        tokens,
+        pairs: c.pairs,
+        pairsAfter: c.pairs,
+        droppedFraction: 0,
+        deviceRows: c.deviceRows,
+        maxLoad,
+        maxMeanDevice: meanRows === 0 ? 0 : Math.max(...c.deviceRows) / meanRows,
+        computeMs: c.computeMs,
+        dispatchMs: c.dispatchMs,
+        combineMs: c.combineMs,
+        latencyMs: c.latencyMs,
+        baselineLatencyMs: c.latencyMs,
+        speedup: 1,
+        cT: Number.NaN,
+        baselineCT: Number.NaN,
+        intraCollaboration: Number.NaN,
+        a2aBytes: c.a2aBytes,
+        straggler: c.deviceMs.indexOf(c.computeMs),
+      }
+      acc.batches++
+      acc.tokens += tokens
+      acc.pairs += c.pairs
+      acc.maxLoad = Math.max(acc.maxLoad, maxLoad)
+      acc.sumMaxLoad += maxLoad
+      acc.bMaxLoad = Math.max(acc.bMaxLoad, maxLoad)
+      acc.bSumMaxLoad += maxLoad
+      acc.compute += c.computeMs
+      acc.comm += c.dispatchMs + c.combineMs
+      acc.visits = Number.NaN
+      acc.bVisits = Number.NaN
+      acc.a2a += c.a2aBytes
+      acc.bA2a += c.a2aBytes
+      c.deviceRows.forEach((v, d) => (deviceRows[d] += v))
+      latencies.push(c.latencyMs)
+      baseLatencies.push(c.latencyMs)
       if (keep) batches.push(rec)
       return rec
     },
