@@ -198,3 +198,18 @@ describe('bad input through the CLI', () => {
     expect(existsSync(MARKER)).toBe(false)
   })
 })
+
+describe('docs/interop.md', () => {
+  const root = join(import.meta.dirname, '../../..')
+  const doc = readFileSync(join(root, 'docs/interop.md'), 'utf8')
+  const commands = [...doc.matchAll(/```bash\n([\s\S]*?)```/g)].flatMap((m) => m[1].split('\n')).filter((l) => l.startsWith('node packages/cli/dist/bin.js '))
+  const cwd = mkdtempSync(join(tmpdir(), 'moe-cli-docs-'))
+  it('shows commands', () => expect(commands.length).toBeGreaterThan(10))
+  it.each(commands)('runs as written: %s', async (line) => {
+    const argv = line.replace('node packages/cli/dist/bin.js ', '').split(/\s+/).map((a) => (/^(packages|docs)\//.test(a) ? join(root, a) : a))
+    const out: string[] = []
+    const err: string[] = []
+    const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s), interactive: false, cwd })
+    expect(code, err.join('\n')).toBe(0)
+  })
+})

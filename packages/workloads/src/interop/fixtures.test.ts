@@ -61,3 +61,16 @@ describe('SGLang per_pass / per_token dumps (torch.save, make_sglang_detail.py)'
     })
   }
 })
+
+describe('Megatron router traces (make-megatron.mjs)', () => {
+  it('two ranks, layers 3 and 7, MTP skipped, counts equal the truth', async () => {
+    const t = JSON.parse(readFileSync(join(dir, 'olmoe-megatron-truth.json'), 'utf8'))
+    const rec = await openRoutingRecord(join(dir, 'olmoe-megatron-router-trace'), { experts: 64 })
+    try {
+      expect([rec.format, rec.layers, rec.ranks, rec.tokens, rec.meta.mtpRecordsSkipped]).toEqual(['megatron-jsonl', t.layers, 2, t.tokens, 2])
+      expect((await recordCounts(rec)).counts.map((c) => [...c])).toEqual(t.counts)
+    } finally {
+      await rec.close()
+    }
+  })
+})
