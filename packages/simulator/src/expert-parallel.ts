@@ -121,27 +121,26 @@ export function evaluateRouting(routing: Routing, env: ExpertParallelEnv): Routi
   for (let e = 0; e < E; e++) {
     for (let i = off[e]; i < off[e + 1]; i++) if (repRows[i] > 0) deviceMs[repDevice[i]] += cost.expertMs(repRows[i], shape)
   }
-  for (let d = 0; d < D; d++) if (deviceRows[d] > 0) deviceMs[d] += cost.callOverheadMs
-  const computeMs = Math.max(0, ...deviceMs)
-  const dispatchMs = allToAllMs(link, sent, recv)
-  const combineMs = allToAllMs(link, recv, sent)
-  let a2a = 0
-  for (let d = 0; d < D; d++) a2a += sent[d]
   return {
-    deviceRows,
-    deviceMs,
-    computeMs,
-    dispatchMs,
-    combineMs,
-    latencyMs: dispatchMs + computeMs + combineMs,
+    ...timing(deviceRows, deviceMs, sent, recv, cost, link),
     pairs,
     activeTokens: active,
     deviceVisits: visits,
     cT: active === 0 ? 0 : visits / active,
     intraPairs: intra,
     coPairs: co,
-    a2aBytes: 2 * a2a,
   }
+}
+
+/** Per-call overhead on busy devices, the slowest device, all-to-all times and bytes (shared by both cost paths). */
+function timing(deviceRows: number[], deviceMs: number[], sent: Float64Array, recv: Float64Array, cost: CostModel, link: LinkModel) {
+  for (let d = 0; d < deviceRows.length; d++) if (deviceRows[d] > 0) deviceMs[d] += cost.callOverheadMs
+  const computeMs = Math.max(0, ...deviceMs)
+  const dispatchMs = allToAllMs(link, sent, recv)
+  const combineMs = allToAllMs(link, recv, sent)
+  let a2a = 0
+  for (const x of sent) a2a += x
+  return { deviceRows, deviceMs, computeMs, dispatchMs, combineMs, latencyMs: dispatchMs + computeMs + combineMs, a2aBytes: 2 * a2a }
 }
 
 /** Pairs of `original` absent from `final` (same tokens): Eq. 11's numerator. O(T·slots²). */
@@ -192,28 +191,16 @@ export function evaluateLoads(load: ArrayLike<number>, tokens: number, env: Expe
       if (rows > 0) deviceMs[d] += cost.expertMs(rows, shape)
     })
   }
-  for (let d = 0; d < D; d++) if (deviceRows[d] > 0) deviceMs[d] += cost.callOverheadMs
   const total = deviceRows.reduce((a, b) => a + b, 0)
   const sent = new Float64Array(D).fill(((total / D) * (D - 1)) / D * bytes)
   const recv = Float64Array.from(deviceRows, (r) => ((r * (D - 1)) / D) * bytes)
-  const computeMs = Math.max(0, ...deviceMs)
-  const dispatchMs = allToAllMs(link, sent, recv)
-  const combineMs = allToAllMs(link, recv, sent)
-  let a2a = 0
-  for (let d = 0; d < D; d++) a2a += sent[d]
   return {
-    deviceRows,
-    deviceMs,
-    computeMs,
-    dispatchMs,
-    combineMs,
-    latencyMs: dispatchMs + computeMs + combineMs,
+    ...timing(deviceRows, deviceMs, sent, recv, cost, link),
     pairs,
     activeTokens: tokens,
     deviceVisits: Number.NaN,
     cT: Number.NaN,
     intraPairs: 0,
     coPairs: 0,
-    a2aBytes: 2 * a2a,
   }
 }

@@ -4,6 +4,7 @@
  * Legacy (pre-zip) torch files are refused: their pickle is interleaved with raw storages.
  */
 import { corrupt } from '../io/errors.js'
+import { decodeInts } from '../npy/npy.js'
 import { openZip, type ZipArchive } from '../io/zip.js'
 import { readPickle, TensorRef, TORCH_DTYPE_BYTES, type PyValue } from './pickle.js'
 
@@ -23,7 +24,15 @@ export interface TorchArchive {
   close(): Promise<void>
 }
 
-const INT_DTYPES = new Set(['int64', 'int32', 'int16', 'int8', 'uint8', 'bool'])
+const INT_LAYOUT = {
+  int64: { width: 8, signed: true },
+  int32: { width: 4, signed: true },
+  int16: { width: 2, signed: true },
+  int8: { width: 1, signed: true },
+  uint8: { width: 1, signed: false },
+  bool: { width: 1, signed: false },
+} as const
+const INT_DTYPES = new Set(Object.keys(INT_LAYOUT))
 
 /**
  * Opens a torch archive and unpickles its object tree with the allow-list of
@@ -83,32 +92,8 @@ function makeArchive(path: string, zip: ZipArchive, root: string, value: PyValue
       const itemBytes = TORCH_DTYPE_BYTES[dtype]
       if (info.size < t.storage.numel * itemBytes) throw corrupt(path, entry, `holds ${info.size} bytes, its ${t.storage.numel} ${dtype} elements need ${t.storage.numel * itemBytes} (truncated?)`)
       const bytes = await zip.read(entry, (t.offset + start) * itemBytes, count * itemBytes)
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-      const out = new Int32Array(count)
-      for (let i = 0; i < count; i++) {
-        const o = i * itemBytes
-        switch (dtype) {
-          case 'int64': {
-            const lo = view.getUint32(o, true)
-            const hi = view.getInt32(o + 4, true)
-            if (!((hi === 0 && lo <= 0x7fffffff) || (hi === -1 && lo >= 0x80000000))) throw corrupt(path, what, `element ${start + i} does not fit in 32 bits`)
-            out[i] = lo | 0
-            break
-          }
-          case 'int32':
-            out[i] = view.getInt32(o, true)
-            break
-          case 'int16':
-            out[i] = view.getInt16(o, true)
-            break
-          case 'int8':
-            out[i] = view.getInt8(o)
-            break
-          default:
-            out[i] = view.getUint8(o)
-        }
-      }
-      return out
+      const { width, signed } = INT_LAYOUT[dtype as keyof typeof INT_LAYOUT]
+      return decodeInts(bytes, count, width, signed, (i) => corrupt(path, what, `element ${start + i} does not fit in 32 bits`))
     },
     close: () => zip.close(),
   }

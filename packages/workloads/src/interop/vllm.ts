@@ -63,6 +63,11 @@ async function tokenArrayRecord(file: string, format: RecordFormat, arr: IdArray
       yield { start: c.start, tokens: c.ids.length / row, ids: c.ids }
     }
   }
+  return vllmRecord(file, format, L, E, k, T, chunks, () => arr.close())
+}
+
+/** A token-level vLLM record over `chunks` (layers are MoE-layer positions 0..L-1). */
+function vllmRecord(file: string, format: RecordFormat, L: number, E: number, k: number, T: number, chunks: RoutingRecord['chunks'], close: () => Promise<void>): RoutingRecord {
   return {
     file,
     format,
@@ -77,7 +82,7 @@ async function tokenArrayRecord(file: string, format: RecordFormat, arr: IdArray
     meta: {},
     chunks,
     steps: (s = {}) => stepsFromChunks(chunks(), L, k, E, s.tokensPerStep),
-    close: () => arr.close(),
+    close,
   }
 }
 
@@ -206,20 +211,5 @@ export async function openVllmJson(path: string, o: RecordReadOptions = {}): Pro
     }
     if (n > 0) yield { start, tokens: n, ids: buf.subarray(0, n * row) }
   }
-  return {
-    file: path,
-    format: 'vllm-json',
-    engine: 'vllm',
-    kind: 'tokens',
-    layers: Array.from({ length: L }, (_, i) => i),
-    experts: E,
-    topK: k,
-    tokens: T,
-    recordedSteps: null,
-    ranks: 1,
-    meta: {},
-    chunks,
-    steps: (s = {}) => stepsFromChunks(chunks(), L, k, E, s.tokensPerStep),
-    close: async () => {},
-  }
+  return vllmRecord(path, 'vllm-json', L, E, k, T, chunks, async () => {})
 }
