@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { readEnginePlacement } from '@moe-route/policy-placement'
 import { describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
@@ -211,5 +211,34 @@ describe('docs/interop.md', () => {
     const err: string[] = []
     const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s), interactive: false, cwd })
     expect(code, err.join('\n')).toBe(0)
+  })
+})
+
+describe('records beside workload specs and odd shapes', () => {
+  it('workload specs still work where a record may be given', async () => {
+    const place = await cli('placement', '--algorithm', 'greedy', '--trace', 'olmoe:arxiv:layer0', '--devices', '8', '--batches', '4', '--json')
+    expect(place.code, place.err).toBe(0)
+    const cfg = join(dir, 'spec.json')
+    writeFileSync(cfg, JSON.stringify({ model: models.mixtral, policies: [], devices: 4, workload: { source: 'mixtral:c4:layer7', tokensPerBatch: 256, batches: 2 } }))
+    const sim = await cli('simulate', '-c', cfg, '--json')
+    expect(sim.code, sim.err).toBe(0)
+  })
+
+  it('E that does not divide over --devices leaves the metrics out instead of failing', async () => {
+    const f = join(dir, 'six.jsonl')
+    writeFileSync(f, Array.from({ length: 20 }, (_, t) => JSON.stringify({ layer: 0, token: t, experts: [t % 6, (t + 1) % 6] })).join('\n'))
+    const r = await cli('trace', 'stats', f, '--devices', '4', '--json')
+    expect(r.code, r.err).toBe(0)
+    expect(JSON.parse(r.out).metrics).toBeNull()
+    const ok = await cli('trace', 'stats', f, '--devices', '3', '--json')
+    expect(JSON.parse(ok.out).metrics.whole.devices).toBe(3)
+  })
+
+  it('a record path relative to the working directory', async () => {
+    const rel = relative(dir, join(fixtures, 'mixtral-trtllm-stats'))
+    expect(rel.startsWith('..')).toBe(true)
+    const r = await cli('trace', 'stats', rel, '--devices', '4', '--json')
+    expect(r.code, r.err).toBe(0)
+    expect(JSON.parse(r.out).format).toBe('trtllm-stats')
   })
 })

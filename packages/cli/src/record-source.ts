@@ -3,7 +3,8 @@
  * `--trace`: detection, per-layer loads and per-step loads, and the engines' metrics of them
  * under a placement.
  */
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { ErrorCodes, MoeError } from '@moe-route/core'
 import {
   averageMetrics,
@@ -16,13 +17,17 @@ import {
 import { openRoutingRecord, recordsToBatches, sniffRecordFormat, type RoutingRecord, type TraceRecord } from '@moe-route/workloads'
 import type { TokenBatch } from '@moe-route/core'
 
-/** Opens `path` as an engine record, or returns null when it is a moe-route trace or a workload spec. */
-export async function openRecordIfAny(path: string, experts?: number): Promise<RoutingRecord | null> {
+/**
+ * Opens `raw` (relative to `cwd`) as an engine record, or returns null when it is a moe-route
+ * trace or a workload spec (`olmoe:arxiv:layer0`: no such file, and a `:` in the name).
+ */
+export async function openRecordIfAny(raw: string, cwd: string, experts?: number): Promise<RoutingRecord | null> {
+  const path = resolve(cwd, raw)
   let format
   try {
     format = await sniffRecordFormat(path)
   } catch (e) {
-    if ((e as MoeError).code === ErrorCodes.FILE_NOT_FOUND && !/[\\/.]/.test(path)) return null // a workload spec
+    if ((e as MoeError).code === ErrorCodes.FILE_NOT_FOUND && raw.includes(':') && !existsSync(path)) return null
     throw e
   }
   return format === null ? null : openRoutingRecord(path, { format, ...(experts !== undefined ? { experts } : {}) })
@@ -54,8 +59,11 @@ export async function recordLoads(record: RoutingRecord, tokensPerStep?: number)
   return { layers: record.layers, total, steps, stepTokens }
 }
 
-/** The placement metrics are computed under: a file (`--placement`) or contiguous over `devices`. */
-export function metricsPlacement(layers: readonly number[], experts: number, devices: number, file?: string): LayeredPlacement & { readonly label: string } {
+/**
+ * The placement metrics are computed under: a file (`--placement`) or contiguous over `devices`
+ * — null when E does not divide over the devices (no equal-slot contiguous placement exists).
+ */
+export function metricsPlacement(layers: readonly number[], experts: number, devices: number, file?: string): (LayeredPlacement & { readonly label: string }) | null {
   if (file) {
     const p = readEnginePlacement(readFileSync(file, 'utf8'), { gpus: devices, experts, file })
     if (p.phy2log.length !== 1 && p.phy2log.length !== layers.length) {
@@ -63,6 +71,7 @@ export function metricsPlacement(layers: readonly number[], experts: number, dev
     }
     return { ...p, layers, label: `${p.format} placement ${file}` }
   }
+  if (experts % devices !== 0) return null
   return { layers, gpus: devices, experts, phy2log: [contiguousRow(experts, devices)], label: 'contiguous placement' }
 }
 

@@ -75,7 +75,7 @@ export function register(program: Command, ctx: CliContext): void {
       const devices = intOption(flags.devices, '--devices', 1) as number
       let experts = intOption(flags.experts, '--experts', 1)
       let trace: CacheTrace
-      const record = await openRecordIfAny(path, experts)
+      const record = await openRecordIfAny(flags.trace, ctx.cwd, experts)
       if (record) {
         try {
           experts = record.experts

@@ -80,7 +80,7 @@ export function register(program: Command, ctx: CliContext): void {
 /** Runs `placement` and returns what it prints. */
 export async function placementJob(flags: PlacementFlags, ctx: CliContext): Promise<string> {
   if (flags.trace) {
-    const record = await openRecordIfAny(resolve(ctx.cwd, flags.trace), intOption(flags.experts, '--experts', 1))
+    const record = await openRecordIfAny(flags.trace, ctx.cwd, intOption(flags.experts, '--experts', 1))
     if (record) {
       try {
         return await recordPlacement(flags, record, ctx)
@@ -209,13 +209,15 @@ function emit(flags: PlacementFlags, placed: LayeredPlacement, loads: number[][]
   const doc = writeEnginePlacement(final, format, loads)
   if (flags.json && !flags.out) return doc
   const totals = { layers: placed.layers, total: loads.map((l) => Float64Array.from(l)), steps: [], stepTokens: [] }
-  const before = loadMetrics(totals, metricsPlacement(placed.layers, placed.experts, placed.gpus)).whole
+  const contiguous = metricsPlacement(placed.layers, placed.experts, placed.gpus)
   const after = loadMetrics(totals, final).whole
   const lines: string[] = []
   if (flags.out) {
     writeFileSync(resolve(ctx.cwd, flags.out), doc)
     lines.push(`wrote ${flags.out} (${format}, ${placed.layers.length} layer(s), ${rows[0].length} slots on ${placed.gpus} devices${source ? `, from ${source}` : ''})`)
   } else lines.push(doc)
-  lines.push(...notes, formatEngineMetrics(before, 'before: contiguous placement'), formatEngineMetrics(after, `after: ${flags.algorithm} placement`))
+  lines.push(...notes)
+  if (contiguous) lines.push(formatEngineMetrics(loadMetrics(totals, contiguous).whole, 'before: contiguous placement'))
+  lines.push(formatEngineMetrics(after, `after: ${flags.algorithm} placement`))
   return lines.join('\n')
 }

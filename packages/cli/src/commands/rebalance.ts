@@ -135,8 +135,7 @@ export async function rebalanceJob(flags: RebalanceFlags, ctx: CliContext): Prom
   const minGain = num(flags.minGain, '--min-gain') ?? 0.01
   const maxMoves = intOption(flags.maxMoves, '--max-moves', 0)
   const expertBytes = intOption(flags.expertBytes, '--expert-bytes', 1)
-  const statsPath = resolve(ctx.cwd, flags.stats)
-  const record = await openRecordIfAny(statsPath, intOption(flags.experts, '--experts', 1))
+  const record = await openRecordIfAny(flags.stats, ctx.cwd, intOption(flags.experts, '--experts', 1))
   if (!record) throw new MoeError(ErrorCodes.INPUT_INVALID, `${flags.stats} is not an engine routing record (vLLM, SGLang, TensorRT-LLM, Megatron)`, { path: '--stats', file: flags.stats })
   let loads
   let pick: number[]

@@ -95,7 +95,7 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
   const context: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }
   const router = registry.create('router', config.router.use, config.router.options ?? {}, context, '/router')
   const source = config.workload?.source
-  const record = source ? await openRecordIfAny(resolve(ctx.cwd, source), config.model.experts) : null
+  const record = source ? await openRecordIfAny(source, ctx.cwd, config.model.experts) : null
   const items: (TokenBatch | Routing)[] = []
   if (record) {
     try {

@@ -49,7 +49,8 @@ export interface RecordStatsReport {
   readonly ranks: number
   readonly meta: Readonly<Record<string, unknown>>
   readonly layers: RecordLayerStats[]
-  readonly metrics: { readonly placement: string; readonly whole: EngineMetrics; readonly perStep: EngineMetrics | null }
+  /** null when the experts do not divide over --devices and no --placement is given. */
+  readonly metrics: { readonly placement: string; readonly whole: EngineMetrics; readonly perStep: EngineMetrics | null } | null
 }
 
 function ratio(row: ArrayLike<number>): { sum: number; maxMean: number; minMean: number } {
@@ -89,8 +90,7 @@ export async function recordStats(file: string, record: RoutingRecord, o: { laye
   })
   const picked = { layers: pick.map((i) => record.layers[i]), total: pick.map((i) => loads.total[i]), steps: loads.steps.map((s) => pick.map((i) => s[i])), stepTokens: loads.stepTokens }
   const placement = metricsPlacement(picked.layers, record.experts, o.devices, o.placement)
-  const rows = placement.phy2log.length === 1 ? placement.phy2log : pick.map((i) => placement.phy2log[i])
-  const m = loadMetrics(picked, { ...placement, layers: picked.layers, phy2log: rows })
+  const rows = placement && (placement.phy2log.length === 1 ? placement.phy2log : pick.map((i) => placement.phy2log[i]))
   return {
     file,
     format: record.format,
@@ -103,7 +103,7 @@ export async function recordStats(file: string, record: RoutingRecord, o: { laye
     ranks: record.ranks,
     meta: record.meta,
     layers,
-    metrics: { placement: placement.label, ...m },
+    metrics: placement && rows ? { placement: placement.label, ...loadMetrics(picked, { ...placement, layers: picked.layers, phy2log: rows }) } : null,
   }
 }
 
@@ -117,8 +117,11 @@ export function renderRecordStats(r: RecordStatsReport): string {
     lines.push(`layer ${l.layer}: ${l.pairs} pairs, max/mean ${l.maxMean.toFixed(3)}, min/mean ${l.minMean.toFixed(3)}; per step max/mean mean ${l.perStep.meanMaxMean.toFixed(3)}, p95 ${l.perStep.p95MaxMean.toFixed(3)}, max ${l.perStep.maxMaxMean.toFixed(3)}`)
     lines.push(`  load: ${l.load.join(' ')}`)
   }
-  lines.push(formatEngineMetrics(r.metrics.whole, `whole record, ${r.metrics.placement}`))
-  if (r.metrics.perStep) lines.push(formatEngineMetrics(r.metrics.perStep, `mean over ${r.steps} steps, ${r.metrics.placement}`))
+  if (!r.metrics) lines.push(`engine metrics: ${r.experts} experts do not divide over the devices; pass --devices or --placement`)
+  else {
+    lines.push(formatEngineMetrics(r.metrics.whole, `whole record, ${r.metrics.placement}`))
+    if (r.metrics.perStep) lines.push(formatEngineMetrics(r.metrics.perStep, `mean over ${r.steps} steps, ${r.metrics.placement}`))
+  }
   return lines.join('\n')
 }
 
@@ -168,7 +171,7 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (file: string, flags: StatsFlags) => {
       const path = resolve(ctx.cwd, file)
       const devices = intOption(flags.devices, '--devices', 1) as number
-      const record = await openRecordIfAny(path, intOption(flags.experts, '--experts', 1))
+      const record = await openRecordIfAny(file, ctx.cwd, intOption(flags.experts, '--experts', 1))
       if (record) {
         try {
           const r = await recordStats(file, record, {
@@ -192,7 +195,7 @@ export function register(program: Command, ctx: CliContext): void {
       })
       const layers = [stats.layer ?? 0]
       const placement = metricsPlacement(layers, stats.experts, Math.min(devices, stats.experts), flags.placement && resolve(ctx.cwd, flags.placement))
-      const metrics = { placement: placement.label, whole: loadMetrics({ layers, total: [Float64Array.from(stats.load)], steps: [], stepTokens: [] }, placement).whole }
-      ctx.out(flags.json ? JSON.stringify({ file, ...stats, metrics }, null, 2) : `${renderTraceStats(file, stats)}\n${formatEngineMetrics(metrics.whole, metrics.placement)}`)
+      const metrics = placement && { placement: placement.label, whole: loadMetrics({ layers, total: [Float64Array.from(stats.load)], steps: [], stepTokens: [] }, placement).whole }
+      ctx.out(flags.json ? JSON.stringify({ file, ...stats, metrics }, null, 2) : metrics ? `${renderTraceStats(file, stats)}\n${formatEngineMetrics(metrics.whole, metrics.placement)}` : renderTraceStats(file, stats))
     })
 }
