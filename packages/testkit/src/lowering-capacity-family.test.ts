@@ -42,6 +42,8 @@ const massCases: RoutingCase[] = [
   at(oneSlot(2, [0, 0, 1, 1], [-0.25, 0.5, 0.125, 0.0625])),
   at(oneSlot(2, [0, 0, 1, 1], [-0.25, 0.5, 0.25, 0])),
   at(oneSlot(2, [0, 0, 1, 1], [-1e-30, 1e-30, -2e-30, 2e-30])),
+  at(oneSlot(2, [1, 1, 0, 0], [-0.5, 0.25, 0.125, 0.0625])),
+  at(oneSlot(2, [1, 1, 0, 0], [-0.5, 0.25, -0.25, 0.125])),
 ]
 
 /** Primary devices spread (e·3 + 1 mod D), every even expert replicated on the next device: uneven n_d. */

@@ -31,12 +31,13 @@ const RENORM = { none: 0, 'model-native': 1, kept: 2 } as const
 export const EXACT_MASS_LIMBS = 26
 
 // counters: per expert e, at e * STRIDE: load, then L limbs of the positive mass, then L of the negative mass
-// scratch: T*S keep flags, E skip flags, E * (L + 1) mass keys (sign word, then L limbs high to low)
+// scratch: T*S keep flags, E skip flags, E keys of K = L + 2 words (load, mass sign, mass limbs high to low)
 // params: 0 renormalize, 1 skip (decode batch left alone), 2 experts to drop
 const code = /* wgsl */ `
 ${capacityFamilyWgsl}
 const L = ${EXACT_MASS_LIMBS}u;
 const STRIDE = ${1 + 2 * EXACT_MASS_LIMBS}u;
+const K = L + 2u;
 fn skipBase() -> u32 { return dims.tokens * dims.slotsIn; }
 fn keyBase() -> u32 { return skipBase() + dims.experts; }
 
@@ -76,7 +77,8 @@ fn settle(limb: u32, carry: u32) -> vec2<u32> {
 @compute @workgroup_size(256)
 fn accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   stageBegin(wid, nwg, lid);
-  if (param(1u) == 1u) { return; }
+  // nothing to rank in a skipped batch or when no expert is dropped (skip flags stay zero)
+  if (param(1u) == 1u || param(2u) == 0u) { return; }
   let p = workgroupIndex() * 256u + lid;
   if (p >= dims.tokens * dims.slotsIn) { return; }
   let e = idsIn[p];
@@ -89,12 +91,9 @@ fn accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 
 // Expert a comes before expert b in the host's ascending order (load, mass, index).
 fn lowerThan(a: u32, b: u32) -> bool {
-  let la = counterLoad(a * STRIDE);
-  let lb = counterLoad(b * STRIDE);
-  if (la != lb) { return la < lb; }
-  for (var i = 0u; i <= L; i = i + 1u) {
-    let ka = scratch[keyBase() + a * (L + 1u) + i];
-    let kb = scratch[keyBase() + b * (L + 1u) + i];
+  for (var i = 0u; i < K; i = i + 1u) {
+    let ka = scratch[keyBase() + a * K + i];
+    let kb = scratch[keyBase() + b * K + i];
     if (ka != kb) { return ka < kb; }
   }
   return a < b;
@@ -103,10 +102,11 @@ fn lowerThan(a: u32, b: u32) -> bool {
 @compute @workgroup_size(256)
 fn rank(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   stageBegin(wid, nwg, lid);
-  if (param(1u) == 1u) { return; }
+  if (param(1u) == 1u || param(2u) == 0u) { return; }
   let E = dims.experts;
-  // mass key of each expert: positive minus negative sum as a signed multi-limb number,
-  // stored sign-flipped (1 = non-negative) then limbs from the highest, so keys compare as words
+  // key of each expert: its load, then its mass (positive minus negative sum as a signed
+  // multi-limb number) sign-flipped (1 = non-negative) and limbs from the highest, so keys
+  // compare word by word
   for (var e = lid; e < E; e = e + WG) {
     let base = e * STRIDE + 1u;
     var cp = 0u;
@@ -119,9 +119,10 @@ fn rank(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       cn = n.y;
       let b = n.x + borrow;
       borrow = select(0u, 1u, p.x < b);
-      scratch[keyBase() + e * (L + 1u) + L - i] = p.x + select(0u, 0x1000u, p.x < b) - b;
+      scratch[keyBase() + e * K + 1u + L - i] = p.x + select(0u, 0x1000u, p.x < b) - b;
     }
-    scratch[keyBase() + e * (L + 1u)] = 1u - borrow;
+    scratch[keyBase() + e * K] = counterLoad(e * STRIDE);
+    scratch[keyBase() + e * K + 1u] = 1u - borrow;
   }
   storageBarrier();
   for (var e = lid; e < E; e = e + WG) {
@@ -166,7 +167,7 @@ export function expertDropStage(options: ExpertDropOptions, ctx: LoweringContext
       { entryPoint: 'rank', workgroupSize: 256, workgroups: () => 1 },
       { entryPoint: 'emit', workgroupSize: 64, workgroups: (b: StageBatch) => Math.max(1, Math.ceil(b.tokens / 64)) },
     ],
-    scratchWords: (b) => b.tokens * ctx.slotsIn + E + E * (EXACT_MASS_LIMBS + 1),
+    scratchWords: (b) => b.tokens * ctx.slotsIn + E + E * (EXACT_MASS_LIMBS + 2),
     counterWords: () => E * (1 + 2 * EXACT_MASS_LIMBS),
     params: (b) => [RENORM[options.renormalize], b.decode && !options.applyToDecode ? 1 : 0, skipped],
     skippedReason: DECODE_SKIPPED,
