@@ -19,6 +19,7 @@ import {
   type Dispatcher,
   type LoweringContext,
   type ModelShape,
+  type PlacementMap,
   type Plugin,
   type PolicyOutcome,
   type Router,
@@ -37,6 +38,13 @@ export interface LoweringSettings {
   readonly seed?: number
   /** Bounds of generated routings (default: up to 40 tokens, 16 experts, k ≤ 4, 4 devices). */
   readonly routings?: RoutingConstraints
+  /**
+   * The placement of E experts over the case's devices (default `contiguousPlacement`): for
+   * policies that read it (primary devices, replicas), check the lowering under others too.
+   */
+  readonly placement?: (experts: number, devices: number) => PlacementMap
+  /** Cases checked before the generated ones (hand-made corner cases: extreme scores, exact ties). */
+  readonly examples?: readonly RoutingCase[]
   /** Absolute weight tolerance, scaled by max(1, |weight|) (default 1e-6). */
   readonly tolerance?: number
   /**
@@ -64,9 +72,10 @@ export async function checkLowering(plugin: Plugin<'policy'>, options: unknown, 
   const backend = settings.backend ?? (await defaultBackend())
   const tol = settings.tolerance ?? 1e-6
   const pipelines = new Map<string, { pipeline: DevicePipeline; feed: { routing: Routing | null } }>()
+  const placementOf = settings.placement ?? contiguousPlacement
   const registry = createRegistry([plugin])
   const policyFor = (c: RoutingCase, model: ModelShape): RoutingPolicy =>
-    registry.create('policy', plugin.meta.name, options, { model, devices: c.devices, seed: c.seed, placement: contiguousPlacement(model.experts, c.devices) })
+    registry.create('policy', plugin.meta.name, options, { model, devices: c.devices, seed: c.seed, placement: placementOf(model.experts, c.devices) })
   const pipelineFor = async (c: RoutingCase, model: ModelShape, policy: RoutingPolicy) => {
     const key = `${model.experts}|${model.topK}|${model.normalizeTopK}|${c.devices}|${c.seed}`
     let p = pipelines.get(key)
@@ -75,7 +84,7 @@ export async function checkLowering(plugin: Plugin<'policy'>, options: unknown, 
     // the router hands the generated routing over as it is (a host stage: uploaded once)
     const router: Router = { name: 'given', route: () => feed.routing! }
     const dispatcher = exactSizeDispatcher.create({}, { model, devices: c.devices, seed: c.seed }) as Dispatcher
-    const placement = contiguousPlacement(model.experts, c.devices)
+    const placement = placementOf(model.experts, c.devices)
     const lowerCtx: LoweringContext = { model, devices: c.devices, placement, slotsIn: model.topK, subgroups: false, subgroupSize: null, maxWorkgroupSize: 256 }
     if (!policy.lower || !policy.lower(lowerCtx)) fail(plugin, `has no GPU lowering for options ${JSON.stringify(options)} (E=${model.experts}, k=${model.topK}, devices=${c.devices})`)
     const pipeline = await backend.pipeline({
@@ -100,7 +109,7 @@ export async function checkLowering(plugin: Plugin<'policy'>, options: unknown, 
         // the kernels need E ≤ 256, k ≤ 16; hidden/intermediate are never used (routing only)
         const model: ModelShape = { experts: r.experts, topK: r.topK, hidden: 16, intermediate: 16, normalizeTopK: r.normalizeTopK }
         const policy = policyFor(c, model)
-        const host: PolicyOutcome = policy.apply(r, { placement: contiguousPlacement(r.experts, c.devices), batchId: c.batchId, random: mulberry32(mixSeed(c.seed, c.batchId, 0)) })
+        const host: PolicyOutcome = policy.apply(r, { placement: placementOf(r.experts, c.devices), batchId: c.batchId, random: mulberry32(mixSeed(c.seed, c.batchId, 0)) })
         const { pipeline, feed } = await pipelineFor(c, model, policy)
         feed.routing = r
         const res = await pipeline.forward(
@@ -122,7 +131,12 @@ export async function checkLowering(plugin: Plugin<'policy'>, options: unknown, 
         const got = { dropped: t.dropped, rerouted: t.rerouted, added: t.added, capacity: t.capacity, skipped: t.skipped ?? null }
         if (JSON.stringify(expect) !== JSON.stringify(got)) fail(plugin, `telemetry differs on ${where}: host ${JSON.stringify(expect)}, device ${JSON.stringify(got)}`)
       }),
-      { numRuns: settings.runs ?? 60, ...(settings.seed !== undefined ? { seed: settings.seed } : {}) },
+      {
+        // fast-check counts examples among the runs
+        numRuns: (settings.runs ?? 60) + (settings.examples?.length ?? 0),
+        ...(settings.seed !== undefined ? { seed: settings.seed } : {}),
+        ...(settings.examples ? { examples: settings.examples.map((c): [RoutingCase] => [c]) } : {}),
+      },
     )
   } finally {
     for (const { pipeline } of pipelines.values()) await pipeline.dispose()

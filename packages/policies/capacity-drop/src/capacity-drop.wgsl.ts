@@ -20,7 +20,12 @@ const RENORM = { none: 0, 'model-native': 1, kept: 2 } as const
 /** Source devices whose capacities fit the stage parameters (beyond them the policy runs on the host). */
 export const MAX_LOWERED_SOURCE_DEVICES = 10
 
-/** Shared WGSL of the capacity family: keys, the per-expert keep rule and renormalisation. */
+/**
+ * Shared WGSL of the capacity family (placed after core's POLICY_PRELUDE): priority keys and
+ * `beats()`, the keep rule per bucket (`keepWithinCapacity()`, a bucket being an expert or,
+ * for device-level capacity, the primary device of the pair's expert), renormalisation and
+ * the per-token emit of kept pairs (`emitKept()`, `emitOrCopy()`, `copyToken()`).
+ */
 export const capacityFamilyWgsl = /* wgsl */ `
 const WG = 256u;
 var<workgroup> scanBuf: array<u32, 256>;
@@ -44,13 +49,17 @@ fn drawOf(p: u32, ordBase: u32) -> u32 {
   let t = p / dims.slotsIn;
   return mulberry32At(dims.seed, scratch[ordBase + t] + p % dims.slotsIn);
 }
-// True when pair b is kept before pair a at expert e (key desc, token asc, then pair order).
-fn beats(pb: u32, pa: u32, e: u32, priority: u32, ordBase: u32) -> bool {
+// True when pair b is kept before pair a in a capacity bucket: key descending (the score of
+// each pair's own expert, the token for first/last, the seeded draw for random), then token
+// ascending, then expert ascending, then pair order (core's compareKeyed and a stable sort).
+fn beats(pb: u32, pa: u32, priority: u32, ordBase: u32) -> bool {
   let tb = pb / dims.slotsIn;
   let ta = pa / dims.slotsIn;
+  let eb = idsIn[pb];
+  let ea = idsIn[pa];
   if (priority == 0u) {
-    let sb = score(tb, e);
-    let sa = score(ta, e);
+    let sb = score(tb, u32(eb));
+    let sa = score(ta, u32(ea));
     if (sb != sa) { return sb > sa; }
   } else if (priority == 2u) {
     if (tb != ta) { return tb > ta; }
@@ -60,7 +69,18 @@ fn beats(pb: u32, pa: u32, e: u32, priority: u32, ordBase: u32) -> bool {
     if (db != da) { return db > da; }
   }
   if (tb != ta) { return tb < ta; }
+  if (eb != ea) { return eb < ea; }
   return pb < pa;
+}
+// Capacity buckets: a pair counts against its expert, or its expert's primary device
+// (placement replicas[e][0], as device-level capacity counts it).
+const BUCKET_EXPERT = 0u;
+const BUCKET_DEVICE = 1u;
+// Bucket of pair p (flat index t * slotsIn + j) under a bucket kind; -1 for an empty slot.
+fn pairBucket(p: u32, kind: u32) -> i32 {
+  let e = idsIn[p];
+  if (e < 0 || kind == BUCKET_EXPERT) { return e; }
+  return i32(replicaDevice(u32(e), 0u));
 }
 // Exclusive prefix over tokens of their pair counts into scratch[ordBase + t] (one workgroup).
 fn pairOrdinals(lid: u32, ordBase: u32) {
@@ -74,17 +94,19 @@ fn pairOrdinals(lid: u32, ordBase: u32) {
     run = run + r.y;
   }
 }
-// Keeps at most cap pairs of expert e among the tokens of source device dev (all tokens when
-// dev == 0xffffffff): sets scratch[flagBase + p] = 1 for each kept pair p. Uniform control flow.
-fn keepWithinCapacity(e: u32, dev: u32, cap: u32, priority: u32, lid: u32, flagBase: u32, candBase: u32, ordBase: u32) {
+// Keeps at most cap pairs of bucket b (an expert, or a device: see pairBucket) among the
+// tokens of source device dev (all tokens when dev == 0xffffffff): sets scratch[flagBase + p]
+// = 1 for each kept pair p. One workgroup per bucket; uniform control flow. candBase has room
+// for tokens * slotsIn words.
+fn keepWithinCapacity(b: u32, kind: u32, dev: u32, cap: u32, priority: u32, lid: u32, flagBase: u32, candBase: u32, ordBase: u32) {
   let P = dims.tokens * dims.slotsIn;
   var n = 0u;
-  for (var b = 0u; b < P; b = b + WG) {
-    let p = b + lid;
+  for (var c = 0u; c < P; c = c + WG) {
+    let p = c + lid;
     var flag = false;
     if (p < P) {
       let t = p / dims.slotsIn;
-      flag = idsIn[p] == i32(e) && (dev == 0xffffffffu || srcDevice(t) == dev);
+      flag = pairBucket(p, kind) == i32(b) && (dev == 0xffffffffu || srcDevice(t) == dev);
     }
     let r = exclusiveScan(select(0u, 1u, flag), lid);
     if (flag) { scratch[candBase + n + r.x] = p; }
@@ -97,7 +119,7 @@ fn keepWithinCapacity(e: u32, dev: u32, cap: u32, priority: u32, lid: u32, flagB
     if (n > cap) {
       for (var j = 0u; j < n; j = j + 1u) {
         if (j == i) { continue; }
-        if (beats(scratch[candBase + j], pa, e, priority, ordBase)) {
+        if (beats(scratch[candBase + j], pa, priority, ordBase)) {
           rank = rank + 1u;
           if (rank >= cap) { break; }
         }
@@ -159,6 +181,16 @@ fn copyToken(t: u32) {
     else { idsOut[t * dims.slotsOut + j] = -1; wOut[t * dims.slotsOut + j] = 0.0; }
   }
 }
+// The emit pass of a drop stage for token t (one invocation per token, t may be past the
+// batch): a skipped batch is copied as it is (STAT_SKIPPED set once), else token t's kept
+// pairs are written (emitKept) and its drops counted.
+fn emitOrCopy(t: u32, skip: bool, mode: u32, flagBase: u32) {
+  if (t == 0u && skip) { stat(STAT_SKIPPED, 1u); }
+  if (t >= dims.tokens) { return; }
+  if (skip) { copyToken(t); return; }
+  let dropped = emitKept(t, mode, flagBase);
+  if (dropped > 0u) { stat(STAT_DROPPED, dropped); }
+}
 `
 
 // params: 0 priority, 1 renormalize, 2 skip (decode batch left alone), 3 per-source (0/1),
@@ -183,14 +215,14 @@ fn select_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   // the host reports a capacity (0 when no group has tokens) whenever it acts
   if (lid == 0u && e == 0u) { statMax(STAT_HAS_CAPACITY, 1u); }
   if (param(3u) == 0u) {
-    keepWithinCapacity(e, 0xffffffffu, param(4u), param(0u), lid, flagBase(), candBase(e), ordBase());
+    keepWithinCapacity(e, BUCKET_EXPERT, 0xffffffffu, param(4u), param(0u), lid, flagBase(), candBase(e), ordBase());
     if (lid == 0u && e == 0u) { statMax(STAT_CAPACITY, param(4u)); }
     return;
   }
   for (var d = 0u; d < dims.devices; d = d + 1u) {
     let cap = param(5u + d);
     if (cap == 0xffffffffu) { continue; }
-    keepWithinCapacity(e, d, cap, param(0u), lid, flagBase(), candBase(e), ordBase());
+    keepWithinCapacity(e, BUCKET_EXPERT, d, cap, param(0u), lid, flagBase(), candBase(e), ordBase());
     if (lid == 0u && e == 0u) { statMax(STAT_CAPACITY, cap); }
   }
 }
@@ -198,12 +230,7 @@ fn select_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(64)
 fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   stageBegin(wid, nwg, lid);
-  let t = workgroupIndex() * 64u + lid;
-  if (t == 0u && param(2u) == 1u) { stat(STAT_SKIPPED, 1u); }
-  if (t >= dims.tokens) { return; }
-  if (param(2u) == 1u) { copyToken(t); return; }
-  let dropped = emitKept(t, param(1u), flagBase());
-  if (dropped > 0u) { stat(STAT_DROPPED, dropped); }
+  emitOrCopy(workgroupIndex() * 64u + lid, param(2u) == 1u, param(1u), flagBase());
 }
 `
 
