@@ -282,7 +282,7 @@ export class WebGpuPipeline implements DevicePipeline {
     if (batch.sourceDevice) for (let t = 0; t < T; t++) auxData[srcBase + t] = batch.sourceDevice[t]
     ctx.device.queue.writeBuffer(aux, 0, auxData)
     const x = this.inputBuffer(batch, transient)
-    let rec = ctx.recorder('moe-route pipeline')
+    let rec = ctx.recorder('moe-route pipeline', { profile: readBack })
     rec.clear(counters, cw * 4)
     const kernels: Record<string, number> = {}
     const hostStages: StageTiming[] = []
@@ -294,7 +294,7 @@ export class WebGpuPipeline implements DevicePipeline {
       for (const r of reads) rec.read(r.src, r.bytes)
       const res = await rec.submit()
       if (res.kernels) for (const [n, ms] of Object.entries(res.kernels)) kernels[n] = (kernels[n] ?? 0) + ms
-      rec = ctx.recorder('moe-route pipeline')
+      rec = ctx.recorder('moe-route pipeline', { profile: readBack })
       return res.reads
     }
     // gate (or the batch's own logits / scores)
@@ -638,7 +638,7 @@ export class WebGpuPipeline implements DevicePipeline {
       if ((t as unknown as Record<symbol, unknown>)[PADDED_ROW] === true) return b
       const x = ctx.storage((T + 1) * H * 4, 'hidden')
       transient.push(x)
-      const rec = ctx.recorder('hidden copy')
+      const rec = ctx.recorder('hidden copy', { profile: false })
       this.ctx.device.queue.writeBuffer(x, T * H * 4, new Float32Array(H))
       rec.copy(b, 0, x, 0, T * H * 4)
       rec.submitNoWait()
@@ -785,7 +785,7 @@ export function deviceTensor(ctx: GpuContext, b: GPUBuffer, rows: number, column
  */
 export function syntheticHidden(ctx: GpuContext, tokens: number, hidden: number, seed: number): DeviceTensor {
   const x = ctx.storage((tokens + 1) * hidden * 4, 'hidden')
-  const rec = ctx.recorder('synthetic hidden')
+  const rec = ctx.recorder('synthetic hidden', { profile: false })
   rec.clear(x, (tokens + 1) * hidden * 4)
   if (tokens > 0) rec.run(initWeightsProgram('f32'), { count: tokens * hidden, seed: seed >>> 0, std: 1 }, [x])
   rec.submitNoWait()
