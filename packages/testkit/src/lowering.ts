@@ -21,6 +21,7 @@ import {
   type DevicePipeline,
   type DispatchPlan,
   type Dispatcher,
+  type Lowerable,
   type LoweringContext,
   type ModelShape,
   type PlacementMap,
@@ -91,27 +92,33 @@ const lowerContext = (model: ModelShape, placement: PlacementMap, slotsIn: numbe
   maxWorkgroupSize: 256,
 })
 
-/** A host router that hands over the routing the check sets in `feed` (uploaded once per batch). */
-function givenRouter(): { router: Router; feed: { routing: Routing | null } } {
-  const feed: { routing: Routing | null } = { routing: null }
-  return { router: { name: 'given', route: () => feed.routing! }, feed }
+/** A pipeline under check and the routing its `given` router hands over next. */
+interface CheckedPipeline {
+  readonly pipeline: DevicePipeline
+  /** Sets the routing the pipeline's `given` router returns (uploaded once per batch). */
+  give(routing: Routing): void
 }
+
+/** Builds (once per key) a pipeline from a spec made with a `given` host router at hand. */
+type PipelineFor = (key: string, spec: (given: Router) => object) => Promise<CheckedPipeline>
+
+/** Pipelines are shared by the cases of one shape, devices and seed. */
+const caseKey = (model: ModelShape, devices: number, seed: number) => `${model.experts}|${model.topK}|${model.normalizeTopK}|${devices}|${seed}`
 
 /**
  * What every check shares: the backend, pipelines cached by key (compiled stages are cached
  * per device by their key anyway), the property run and the clean-up.
  */
-async function runOnDevice<C>(
-  settings: LoweringSettings,
-  cases: fc.Arbitrary<C>,
-  body: (c: C, pipelineFor: (key: string, spec: () => object) => Promise<DevicePipeline>) => Promise<void>,
-): Promise<void> {
+async function runOnDevice<C>(settings: LoweringSettings, cases: fc.Arbitrary<C>, body: (c: C, pipelineFor: PipelineFor) => Promise<void>): Promise<void> {
   const backend = settings.backend ?? (await defaultBackend())
-  const pipelines = new Map<string, DevicePipeline>()
-  const pipelineFor = async (key: string, spec: () => object): Promise<DevicePipeline> => {
+  const pipelines = new Map<string, CheckedPipeline>()
+  const pipelineFor: PipelineFor = async (key, spec) => {
     let p = pipelines.get(key)
     if (!p) {
-      p = await backend.pipeline({ weights: { kind: 'seeded', seed: 1, std: 0.02 }, activationBytes: ACTIVATION_BYTES, ...spec() } as never)
+      let next: Routing | null = null
+      const given: Router = { name: 'given', route: () => next! }
+      const pipeline = await backend.pipeline({ weights: { kind: 'seeded', seed: 1, std: 0.02 }, activationBytes: ACTIVATION_BYTES, ...spec(given) } as never)
+      p = { pipeline, give: (r) => void (next = r) }
       pipelines.set(key, p)
     }
     return p
@@ -122,8 +129,15 @@ async function runOnDevice<C>(
       { numRuns: settings.runs ?? 60, ...(settings.seed !== undefined ? { seed: settings.seed } : {}) },
     )
   } finally {
-    for (const p of pipelines.values()) await p.dispose()
+    for (const p of pipelines.values()) await p.pipeline.dispose()
     if (!settings.backend) await backend.dispose?.()
+  }
+}
+
+/** Fails unless the instance lowers for these options (a host round trip is no lowering). */
+function requireLowering(plugin: Plugin, instance: Lowerable, opts: unknown, model: ModelShape, placement: PlacementMap, slotsIn: number): void {
+  if (!instance.lower || !instance.lower(lowerContext(model, placement, slotsIn))) {
+    fail(plugin, `has no GPU lowering for options ${JSON.stringify(opts)} (E=${model.experts}, k=${model.topK}, devices=${placement.devices})`)
   }
 }
 
@@ -142,7 +156,6 @@ export async function checkLowering(plugin: Plugin<'policy'>, options: LoweringO
   const tol = settings.tolerance ?? 1e-6
   const placementOf = settings.placement ?? contiguousPlacement
   const registry = createRegistry([plugin])
-  const feeds = new Map<string, { routing: Routing | null }>()
   await runOnDevice(settings, routingCase({ maxTokens: 40, ...settings.routings }), async (c: RoutingCase, pipelineFor) => {
     const r = c.routing
     const model = modelOf(r)
@@ -150,18 +163,13 @@ export async function checkLowering(plugin: Plugin<'policy'>, options: LoweringO
     const opts = optionsFor(options, model, c.seed)
     const policy = registry.create('policy', plugin.meta.name, opts, { model, devices: c.devices, seed: c.seed, placement }) as RoutingPolicy
     const host: PolicyOutcome = policy.apply(r, { placement, batchId: c.batchId, random: mulberry32(mixSeed(c.seed, c.batchId, 0)) })
-    const key = `${model.experts}|${model.topK}|${model.normalizeTopK}|${c.devices}|${c.seed}`
-    const pipeline = await pipelineFor(key, () => {
-      if (!policy.lower || !policy.lower(lowerContext(model, placement, model.topK))) {
-        fail(plugin, `has no GPU lowering for options ${JSON.stringify(opts)} (E=${model.experts}, k=${model.topK}, devices=${c.devices})`)
-      }
-      const { router, feed } = givenRouter()
-      feeds.set(key, feed)
+    const { pipeline, give } = await pipelineFor(caseKey(model, c.devices, c.seed), (router) => {
+      requireLowering(plugin, policy, opts, model, placement, model.topK)
       const dispatcher = exactSizeDispatcher.create({}, { model, devices: c.devices, seed: c.seed }) as Dispatcher
       return { model, placement, seed: c.seed, router, policies: [policy], dispatcher }
     })
     if (pipeline.stages[1]?.where !== 'device') fail(plugin, 'the device pipeline ran the policy on the host: lower() returned no stage')
-    feeds.get(key)!.routing = r
+    give(r)
     const res = await pipeline.forward(
       { id: c.batchId, tokens: r.tokens, scores: r.scores, ...(r.sourceDevice ? { sourceDevice: r.sourceDevice } : {}), ...(r.decode ? { decode: true } : {}) },
       { detail: 'full', output: 'norm' },
@@ -205,10 +213,8 @@ export async function checkRouterLowering(plugin: Plugin<'router'>, options: Low
     const placement = placementOf(model.experts, c.devices)
     const opts = optionsFor(options, model, c.seed)
     const router = registry.create('router', plugin.meta.name, opts, { model, devices: c.devices, seed: c.seed, placement }) as Router
-    const pipeline = await pipelineFor(`${model.experts}|${model.topK}|${model.normalizeTopK}|${c.devices}|${c.seed}`, () => {
-      if (!router.lower || !router.lower(lowerContext(model, placement, 0))) {
-        fail(plugin, `has no GPU lowering for options ${JSON.stringify(opts)} (E=${model.experts}, k=${model.topK})`)
-      }
+    const { pipeline } = await pipelineFor(caseKey(model, c.devices, c.seed), () => {
+      requireLowering(plugin, router, opts, model, placement, 0)
       const dispatcher = exactSizeDispatcher.create({}, { model, devices: c.devices, seed: c.seed }) as Dispatcher
       return { model, placement, seed: c.seed, router, policies: [], dispatcher }
     })
@@ -253,24 +259,18 @@ export async function checkDispatcherLowering(plugin: Plugin<'dispatcher'>, opti
   const tol = settings.tolerance ?? 1e-6
   const placementOf = settings.placement ?? contiguousPlacement
   const registry = createRegistry([plugin])
-  const feeds = new Map<string, { routing: Routing | null }>()
   await runOnDevice(settings, routingCase({ maxTokens: 40, holes: true, ...settings.routings }), async (c: RoutingCase, pipelineFor) => {
     const r = c.routing
     const model = modelOf(r)
     const placement = placementOf(model.experts, c.devices)
     const opts = optionsFor(options, model, c.seed)
     const dispatcher = registry.create('dispatcher', plugin.meta.name, opts, { model, devices: c.devices, seed: c.seed, placement }) as Dispatcher
-    const key = `${model.experts}|${model.topK}|${model.normalizeTopK}|${c.devices}|${c.seed}`
-    const pipeline = await pipelineFor(key, () => {
-      if (!dispatcher.lower || !dispatcher.lower(lowerContext(model, placement, model.topK))) {
-        fail(plugin, `has no GPU lowering for options ${JSON.stringify(opts)} (E=${model.experts}, k=${model.topK}, devices=${c.devices})`)
-      }
-      const { router, feed } = givenRouter()
-      feeds.set(key, feed)
+    const { pipeline, give } = await pipelineFor(caseKey(model, c.devices, c.seed), (router) => {
+      requireLowering(plugin, dispatcher, opts, model, placement, model.topK)
       return { model, placement, seed: c.seed, router, policies: [], dispatcher }
     })
     if (pipeline.stages[1]?.where !== 'device') fail(plugin, 'the device pipeline ran the dispatcher on the host: lower() returned no stage')
-    feeds.get(key)!.routing = r
+    give(r)
     const host: DispatchPlan = dispatcher.dispatch(r, { placement, bytesPerToken: HIDDEN * ACTIVATION_BYTES })
     const res = await pipeline.forward(
       { id: c.batchId, tokens: r.tokens, scores: r.scores, ...(r.sourceDevice ? { sourceDevice: r.sourceDevice } : {}), ...(r.decode ? { decode: true } : {}) },

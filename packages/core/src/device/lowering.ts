@@ -285,7 +285,8 @@ fn pairsIn(t: u32) -> u32 {
  * The WGSL every router stage is compiled with. Bindings: `gateIn` (tokens × experts logits,
  * or probabilities when `dims.inputScores` is 1), `aux`, `scores` (written: tokens × experts
  * gate probabilities), `idsOut`/`wOut` (tokens × slotsOut), `scratch`, `counters`, `dims`,
- * `params`; helper `softmaxRow(t, E)` writes token t's gate probabilities into `scores`.
+ * `params`; helpers `softmaxRow(t, E)` (token t's gate probabilities into `scores`) and
+ * `renormalizeSlots(t, k, sum)` (renormalised top-k weights).
  */
 export const ROUTER_PRELUDE = /* wgsl */ `${DIMS}
 @group(0) @binding(0) var<storage, read> gateIn: array<f32>;
@@ -313,6 +314,13 @@ fn softmaxRow(t: u32, E: u32) {
   for (var e = 0u; e < E; e = e + 1u) { sum = sum + exp(gateIn[o + e] - m); }
   let inv = 1.0 / sum;
   for (var e = 0u; e < E; e = e + 1u) { scores[o + e] = exp(gateIn[o + e] - m) * inv; }
+}
+// Renormalised top-k weights: each of token t's k slots gets its share of sum (the slots'
+// weight total), 1/k each when the sum is 0 (core's rule for normalizeTopK).
+fn renormalizeSlots(t: u32, k: u32, sum: f32) {
+  for (var j = 0u; j < k; j = j + 1u) {
+    wOut[t * k + j] = select(1.0 / f32(k), wOut[t * k + j] / sum, sum > 0.0);
+  }
 }
 `
 

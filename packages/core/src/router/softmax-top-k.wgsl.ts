@@ -34,11 +34,7 @@ fn topkRow(t: u32, E: u32, k: u32, normalize: bool) {
     prevS = bestS;
     prevI = best;
   }
-  if (normalize) {
-    for (var j = 0u; j < k; j = j + 1u) {
-      wOut[t * k + j] = select(1.0 / f32(k), wOut[t * k + j] / sum, sum > 0.0);
-    }
-  }
+  if (normalize) { renormalizeSlots(t, k, sum); }
 }`
 
 const perThread = (normalize: boolean): string => /* wgsl */ `
@@ -107,11 +103,7 @@ fn perSubgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     prevS = best;
     prevI = i32(idx);
   }
-  if (${normalize} && lane == 0u) {
-    for (var j = 0u; j < k; j = j + 1u) {
-      wOut[t * k + j] = select(1.0 / f32(k), wOut[t * k + j] / total, total > 0.0);
-    }
-  }
+  if (${normalize} && lane == 0u) { renormalizeSlots(t, k, total); }
 }`
 
 /**

@@ -39,11 +39,7 @@ fn c2rRow(t: u32, E: u32, k: u32, topT: u32, normalize: bool) {
     prevS = bestS;
     prevI = best;
   }
-  if (normalize) {
-    for (var j = 0u; j < k; j = j + 1u) {
-      wOut[t * k + j] = select(1.0 / f32(k), wOut[t * k + j] / sum, sum > 0.0);
-    }
-  }
+  if (normalize) { renormalizeSlots(t, k, sum); }
 }
 
 @compute @workgroup_size(${WG})
