@@ -3,7 +3,6 @@ import { TestScheduler } from 'rxjs/testing'
 import { describe, expect, it } from 'vitest'
 import { createMoe } from '../container.js'
 import { randomLogits } from '../testing/index.js'
-import type { TokenBatch } from '../types.js'
 import type { LayerResult, TokenBatch } from '../types.js'
 import { moeLayer, routeLayer, toAsyncIterable } from './operators.js'
 import { TokenStream } from './token-stream.js'
@@ -112,7 +111,7 @@ describe('moeLayer operator', () => {
   })
 
   it('abort() fails a stream whose producer broke: pending writes reject, the iterator throws after what was accepted', async () => {
-    const stream = new TokenStream({ forward: async (b: TokenBatch) => ({ batchId: b.id, tokens: b.tokens, telemetry: {} as never }) as never }, { capacity: 1 })
+    const stream = new TokenStream<LayerResult>({ forward: async (b: TokenBatch) => ({ batchId: b.id, tokens: b.tokens, telemetry: {} }) as unknown as LayerResult }, { capacity: 1 })
     await stream.write({ id: 0, tokens: 1, scores: new Float32Array(1) })
     const blocked = stream.write({ id: 1, tokens: 1, scores: new Float32Array(1) })
     stream.abort(new Error('workload broke'))

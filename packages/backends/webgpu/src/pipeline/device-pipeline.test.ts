@@ -4,7 +4,7 @@
  * tolerance; a host-only policy runs in a counted round trip; routing-only batches.
  */
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { createMoe, definePolicy, routingFromPairs, pairsOf, type LayerResult, type MoeConfig, type TokenBatch } from '@moe-route/core'
+import { createMoe, definePolicy, routingFromPairs, pairsOf, type LayerResult, type MoeConfig, type Plugin, type TokenBatch } from '@moe-route/core'
 import { cpuBackend } from '@moe-route/backend-cpu'
 import capacityDrop from '@moe-route/policy-capacity-drop'
 import expertBuffer from '@moe-route/policy-expert-buffer'
@@ -73,7 +73,7 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
   afterAll(async () => {
     for (const e of engines) await e.dispose()
   })
-  const make = (backend: string, extra: Partial<MoeConfig> = {}, plugins = [capacityDrop, webgpuBackend, cpuBackend, minWeight]) => {
+  const make = (backend: string, extra: Partial<MoeConfig> = {}, plugins: readonly Plugin[] = [capacityDrop, webgpuBackend, cpuBackend, minWeight]) => {
     const e = createMoe({ config: config(backend, extra), plugins })
     engines.push(e)
     return e
