@@ -392,6 +392,8 @@ export class WebGpuPipeline implements DevicePipeline {
     let padded = false
     let capacity: number | null = null
     let hostPlan: DispatchPlan | null = null
+    /** Rows crossing devices when a padded grouping ships whole segments (`padded-slots`), else null. */
+    let slotRowsCrossing: number | null = null
     const rowsHint0 = Math.max(1, Math.min(T, Math.ceil((T * k) / E)))
     const kind = this.expertKernel(rowsHint0)
     const tile = kind === 'int8' ? int8TileDims(this.layer.int8Gemm(rowsHint0, H, spec.model.intermediate)) : { bm: GEMM_BM, bn: GEMM_BN }
@@ -406,6 +408,11 @@ export class WebGpuPipeline implements DevicePipeline {
       const width = padded ? segments * cap : T * S
       rowsBound = padded ? E * width : T * S
       capacity = padded ? width : null
+      if (padded && g.traffic === 'padded-slots') {
+        // every segment sends its cap slots of every expert to the expert's primary device
+        slotRowsCrossing = 0
+        for (let seg = 0; seg < segments; seg++) for (let e = 0; e < E; e++) if (spec.placement.replicas[e][0] !== seg) slotRowsCrossing += cap
+      }
       const kept = buf(E * Math.max(1, width) * 4, 'kept')
       rowToken = buf(rowsBound * 4, 'rowToken')
       rowWeight = buf(rowsBound * 4, 'rowWeight')
@@ -506,7 +513,7 @@ export class WebGpuPipeline implements DevicePipeline {
     rec.stage = 'telemetry'
     const n4 = out ? (T * H) / 4 : 0
     if (out && n4 > 0) rec.run(normPartialsProgram(), { n4, base: normBase }, [out, counters])
-    rec.run(telemetryProgram(), { tokens: T, k, slots: S, experts: E, srcBase, teleBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D }, [original.ids, original.w, cur.ids, cur.w, tokenRows, counts, aux, counters])
+    rec.run(telemetryProgram(), { tokens: T, k, slots: S, experts: E, srcBase, teleBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair' }, [original.ids, original.w, cur.ids, cur.w, tokenRows, counts, aux, counters])
     rec.stage = null
     const reads: { src: GPUBuffer; bytes: number }[] = [{ src: counters, bytes: readWords * 4 }]
     const hostOut = outputMode === 'host' && out !== null
@@ -567,9 +574,10 @@ export class WebGpuPipeline implements DevicePipeline {
       policies,
       dispatch: {
         mode: hostPlan ? hostPlan.mode : this.dispatch.where === 'device' ? this.dispatch.grouping.mode : 'dynamic',
-        slotsComputed: hostPlan ? hostPlan.rowToken.length : rowsBound,
+        // exact groups compute their real rows only (rowsBound is the T·S bound)
+        slotsComputed: hostPlan ? hostPlan.rowToken.length : padded ? rowsBound : sumCounts(words, tb + 12 + E, E),
         paddingRows: hostPlan ? hostPlan.paddingRows : padded ? rowsBound - sumCounts(words, tb + 12 + E, E) : 0,
-        bytesCrossDevice: hostPlan ? hostPlan.traffic.bytesCrossDevice : words[tb + 5] * H * spec.activationBytes,
+        bytesCrossDevice: hostPlan ? hostPlan.traffic.bytesCrossDevice : (slotRowsCrossing ?? words[tb + 5]) * H * spec.activationBytes,
         capacity,
       },
     }
@@ -719,16 +727,28 @@ export class WebGpuPipeline implements DevicePipeline {
         return
       }
       const reason = (b.where === 'device' && b.stage.dropReason) || 'capacity'
+      const moves = b.where === 'device' ? (b.stage.moves ?? false) : false
       const from = dropped.length
       for (let t = 0; t < T; t++) {
         const before = pairsOfToken(prev, t)
         const after = pairsOfToken(o, t)
         const removed = before.filter((p) => !after.some((q) => q.e === p.e))
         const addedHere = after.filter((q) => !before.some((p) => p.e === q.e))
+        if (moves === 'by-score') {
+          // substitution: the i-th removed expert (by score) moved to the i-th added one
+          const byScore = (x: { e: number }, y: { e: number }) => scores[t * this.E + y.e] - scores[t * this.E + x.e] || x.e - y.e
+          removed.sort(byScore)
+          addedHere.sort(byScore)
+          removed.forEach((p, i) => {
+            if (i < addedHere.length) rerouted.push({ token: t, from: p.e, to: addedHere[i].e, weight: p.w, policy: b.name })
+            else dropped.push({ token: t, expert: p.e, weight: p.w, reason, policy: b.name })
+          })
+          continue
+        }
         // a removed pair whose weight reappears on an added expert was moved
         for (const p of removed) {
           const m = addedHere.findIndex((q) => q.w === p.w)
-          if (m >= 0 && b.where === 'device' && (b.stage.moves ?? false)) {
+          if (m >= 0 && moves === true) {
             rerouted.push({ token: t, from: p.e, to: addedHere[m].e, weight: p.w, policy: b.name })
             addedHere.splice(m, 1)
           } else dropped.push({ token: t, expert: p.e, weight: p.w, reason, policy: b.name })
