@@ -58,8 +58,6 @@ export interface LoweringSettings {
    * `@moe-route/backend-webgpu`, which must then be installed).
    */
   readonly backend?: { pipeline(spec: never): Promise<DevicePipeline>; dispose?(): unknown }
-  /** The placement of E experts over D devices (default core's `contiguousPlacement`). */
-  readonly placement?: (experts: number, devices: number) => PlacementMap
 }
 
 /** Options of a plugin under check: fixed, or made per generated model (and case seed). */
