@@ -16,7 +16,8 @@ export default defineConfig({
       'test/**/*.test.ts',
       'examples/**/*.test.ts',
     ],
-    exclude: ['**/node_modules/**', '**/dist/**'],
+    // Build output only: `**/dist/**` would also exclude test/dist, the checks of the built packages.
+    exclude: ['**/node_modules/**', '{packages,examples}/**/dist/**'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

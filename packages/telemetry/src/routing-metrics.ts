@@ -10,7 +10,8 @@ import { Instrument } from './instruments.js'
 import { LabelLimiter, OTHER_LABEL_VALUE } from './label-limiter.js'
 import { METRICS, type HistogramId, type MetricId } from './metric-specs.js'
 import { resolveOptions, type RoutingMetricsOptions } from './options.js'
-import pkg from '../package.json' with { type: 'json' }
+// Named imports let the bundler inline these two fields only, not the whole package.json.
+import { name as PACKAGE_NAME, version as PACKAGE_VERSION } from '../package.json'
 
 /** Anything with a `subscribe` for batch telemetry: an RxJS Observable, `TokenStream.telemetry$`. */
 export interface TelemetrySubscribable {
@@ -55,7 +56,7 @@ export class RoutingMetrics {
   constructor(options: RoutingMetricsOptions = {}) {
     const o = resolveOptions(options)
     this.registry = o.registry === false ? undefined : (o.registry ?? new Registry())
-    this.meter = o.meter === false ? undefined : (o.meter ?? otelMetrics.getMeter(pkg.name, pkg.version))
+    this.meter = o.meter === false ? undefined : (o.meter ?? otelMetrics.getMeter(PACKAGE_NAME, PACKAGE_VERSION))
     this.#labels = new LabelLimiter(o.maxLabelValues)
     this.#perExpert = o.perExpertLoad
     this.#maxExperts = o.maxExperts
