@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
@@ -35,7 +35,32 @@ describe('examples/metrics-service', () => {
     expect(b.metricsUrl).toBeNull()
   })
 
-  it('serves /metrics during the run, and at the end the values are the report\'s', async () => {
+  it('answers scrapes during the run, not only after it', async () => {
+    built()
+    const child = spawn(process.execPath, [main, '--port', '0', '--batches', '6', '--tokens', '256', '--linger', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } })
+    let stderr = ''
+    const seen: number[] = []
+    let polling = true
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    void exited.then(() => (polling = false))
+    while (polling) {
+      const url = /serving (\S+)/.exec(stderr)?.[1]
+      if (url) {
+        try {
+          const batches = parseExposition(await (await fetch(url)).text()).get('moe_route_batches_total')
+          if (batches !== undefined) seen.push(batches)
+        } catch {
+          // the run ended between two polls
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(await exited).toBe(0)
+    expect(seen.some((b) => b > 0 && b < 6), `batches seen by scrapes: ${seen.join(' ')}`).toBe(true)
+  })
+
+  it('serves the report\'s values at the end of the run', async () => {
     built()
     const scraped: Map<string, number>[] = []
     let url = ''

@@ -43,7 +43,11 @@ export async function runService(options = {}) {
     try {
       let first = true
       for await (const b of workload.batches({ tokensPerBatch: w.tokensPerBatch, batches: w.batches, seed: w.seed })) {
+        // Let the event loop turn between batches, so /metrics is answered during the run: on
+        // the CPU backend a batch settles in microtasks only, and back-to-back batches would
+        // keep the server from reading its sockets until the run is over.
         if (!first && intervalMs > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs))
+        else await new Promise((resolve) => setImmediate(resolve))
         first = false
         const hidden = randomHidden(b.tokens, model.hidden, config.seed * 1_000_003 + b.id)
         await stream.write({ ...b, hidden })
