@@ -1,25 +1,27 @@
 // CPU cost of @moe-route/telemetry on the job of `npm start` (`moe-route run`, embedded default:
 // Mixtral-shaped E 8, k 2, H 256, I 896, 16 × 512 tokens, capacity drop γ 1.0, CPU backend).
 //
-//   node packages/telemetry/bench/overhead.mjs [--rounds 9] [--batches N --tokens N] [--out file.json]
+//   node packages/telemetry/bench/overhead.mjs [--rounds 11] [--cli] [--batches N --tokens N] [--out file.json]
 //
-// Each round runs, in alternating order, the same job in a fresh process with the metrics off
-// (the package never imported) and on (RoutingMetrics into a prom-client Registry and an
-// OpenTelemetry SDK MeterProvider collected every second, /metrics served and scraped every
-// second by this script), plus `moe-route run --json` itself for reference. CPU time is each
-// process's own user + system time from start to exit (process.cpuUsage()). Prints every run,
-// the medians and the median of the per-round ratios on/off. On a shared machine that ratio
-// carries the other tenants' noise, so the script also prints the CPU attributable to the
-// metrics in each "on" run: the imports and record() measured in the run, plus its scrapes and
-// OpenTelemetry collections times the cost of one of each measured alone.
+// Each round runs the same job once per arm, each in a fresh process, the order rotating from
+// round to round: metrics `off` (the package never imported), `on` (RoutingMetrics on a
+// prom-client Registry, /metrics served and scraped every second by this script, OpenTelemetry
+// API without an SDK: what `moe-route run --metrics-port` would run) and `otel` (as `on` plus an
+// OpenTelemetry SDK MeterProvider collected every second); with --cli, `moe-route run --json`
+// itself too. CPU time is each process's own user + system time from start to exit
+// (process.cpuUsage()). Prints every run, the medians and the median of the per-round ratios
+// to `off`. On a shared machine those ratios carry the other tenants' noise, so the script also
+// prints the CPU attributable to the metrics in each run: imports and record() measured in the
+// run, plus its scrapes and OpenTelemetry collections times the cost of one of each measured alone.
 import { spawn, spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string' }, batches: { type: 'string' }, tokens: { type: 'string' }, out: { type: 'string' } } })
-const rounds = Number(args.rounds ?? 9)
+const { values: args } = parseArgs({ options: { rounds: { type: 'string' }, cli: { type: 'boolean' }, batches: { type: 'string' }, tokens: { type: 'string' }, out: { type: 'string' } } })
+const rounds = Number(args.rounds ?? 11)
+const arms = ['off', 'on', 'otel', ...(args.cli ? ['cli'] : [])]
 const root = fileURLToPath(new URL('../../..', import.meta.url))
 const child = fileURLToPath(new URL('./overhead-child.mjs', import.meta.url))
 const sizeArgs = [args.batches ?? '', args.tokens ?? '']
@@ -54,7 +56,7 @@ function runArm(arm) {
     p.on('exit', (code) => {
       clearInterval(scraper)
       if (code !== 0) return reject(new Error(`${arm} run failed (${code}): ${err}`))
-      resolve({ ...JSON.parse(out), scraped: scrapes })
+      resolve({ ...JSON.parse(out), scrapedByBench: scrapes })
     })
   })
 }
@@ -64,24 +66,32 @@ console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGi
 console.log(`job: moe-route run embedded default${args.batches || args.tokens ? ` with ${args.batches ?? 16} batches × ${args.tokens ?? 512} tokens` : ' (16 × 512 tokens, E 8, k 2, H 256, I 896, CPU backend)'}; ${rounds} rounds`)
 const runs = []
 for (let i = 0; i < rounds; i++) {
-  const order = i % 2 === 0 ? ['off', 'on', 'cli'] : ['on', 'off', 'cli']
+  const order = arms.map((_, j) => arms[(i + j) % arms.length])
   for (const arm of order) {
     const r = await runArm(arm)
     runs.push({ round: i, ...r })
-    console.log(`round ${i} ${arm.padEnd(3)}: CPU ${r.cpuSeconds.toFixed(2)} s, wall ${r.wallSeconds.toFixed(2)} s, ${r.tokens} tokens, ${r.droppedPairs} dropped${arm === 'on' ? `, ${r.metrics.scrapes} scrapes, ${r.metrics.collects} OTel collections, record() ${(r.metrics.record * 1000).toFixed(1)} ms, imports ${(r.metrics.import * 1000).toFixed(0)} ms` : ''}`)
+    const m = r.metrics
+    console.log(
+      `round ${i} ${arm.padEnd(4)}: CPU ${r.cpuSeconds.toFixed(2)} s, wall ${r.wallSeconds.toFixed(2)} s, ${r.tokens} tokens, ${r.droppedPairs} dropped` +
+        (m ? `; ${m.scrapes} scrapes, ${m.collects} OTel collections, record() ${(m.record * 1000).toFixed(1)} ms, imports ${(m.import * 1000).toFixed(0)} ms` : ''),
+    )
   }
 }
-const by = (arm) => runs.filter((r) => r.arm === arm)
+const by = (arm) => runs.filter((r) => r.arm === arm).sort((a, b) => a.round - b.round)
 const same = new Set(runs.map((r) => `${r.tokens}/${r.droppedPairs}/${r.l2Norm}`))
 if (same.size !== 1) throw new Error(`the arms did not run the same job: ${[...same].join(' | ')}`)
-const ratios = [...Array(rounds).keys()].map((i) => by('on')[i].cpuSeconds / by('off')[i].cpuSeconds)
-const summary = {
-  medianCpuSeconds: { off: median(by('off').map((r) => r.cpuSeconds)), on: median(by('on').map((r) => r.cpuSeconds)), cli: median(by('cli').map((r) => r.cpuSeconds)) },
-  ratiosOnOff: ratios.map((x) => +x.toFixed(4)),
-  medianRatioOnOff: median(ratios),
+const summary = { medianCpuSeconds: {}, ratios: {}, medianRatio: {} }
+for (const arm of arms) summary.medianCpuSeconds[arm] = median(by(arm).map((r) => r.cpuSeconds))
+for (const arm of arms.filter((a) => a !== 'off')) {
+  const ratios = by(arm).map((r, i) => r.cpuSeconds / by('off')[i].cpuSeconds)
+  summary.ratios[arm] = ratios.map((x) => +x.toFixed(4))
+  summary.medianRatio[arm] = median(ratios)
 }
-console.log(`median CPU: metrics off ${summary.medianCpuSeconds.off.toFixed(2)} s, on ${summary.medianCpuSeconds.on.toFixed(2)} s, moe-route run ${summary.medianCpuSeconds.cli.toFixed(2)} s`)
-console.log(`CPU ratio on/off per round: ${summary.ratiosOnOff.join(' ')}; median ${summary.medianRatioOnOff.toFixed(4)} (${((summary.medianRatioOnOff - 1) * 100).toFixed(2)}%), range ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}`)
+console.log(`median CPU: ${arms.map((a) => `${a} ${summary.medianCpuSeconds[a].toFixed(2)} s`).join(', ')}`)
+for (const arm of Object.keys(summary.ratios)) {
+  const rs = summary.ratios[arm]
+  console.log(`CPU ratio ${arm}/off per round: ${rs.join(' ')}; median ${summary.medianRatio[arm].toFixed(4)} (${((summary.medianRatio[arm] - 1) * 100).toFixed(2)}%), range ${Math.min(...rs).toFixed(3)}–${Math.max(...rs).toFixed(3)}`)
+}
 
 // Alone, with nothing else running: one record() on a real batch (against routing that batch,
 // no layer), one /metrics rendering and one OpenTelemetry collection after 16 batches.
@@ -127,15 +137,18 @@ console.log(
   `alone, CPU µs: record() ${aloneUs.recordPrometheusAndOtel.toFixed(1)} (Prometheus + OpenTelemetry SDK), ${aloneUs.recordPrometheusOnly.toFixed(1)} (Prometheus only); ` +
     `routing the same 512-token batch without the layer ${aloneUs.routeBatch.toFixed(1)}; one /metrics rendering ${aloneUs.scrape.toFixed(1)}; one OTel collection ${aloneUs.otelCollect.toFixed(1)}`,
 )
-// CPU attributable to the metrics in each "on" run: exact (imports, record()) plus counted × alone.
-const attributable = by('on').map((r) => {
-  const s = r.metrics.import + r.metrics.record + (r.metrics.scrapes * aloneUs.scrape + r.metrics.collects * aloneUs.otelCollect) / 1e6
-  return { seconds: s, fraction: s / r.cpuSeconds }
-})
-summary.attributable = { medianSeconds: median(attributable.map((a) => a.seconds)), medianFraction: median(attributable.map((a) => a.fraction)) }
-console.log(
-  `CPU attributable to the metrics per "on" run (imports + record() + scrapes × rendering + collections × collection): median ${(summary.attributable.medianSeconds * 1000).toFixed(0)} ms, ${(summary.attributable.medianFraction * 100).toFixed(2)}% of the run`,
-)
+// CPU attributable to the metrics in each run: exact (imports, record()) plus counted × alone.
+summary.attributable = {}
+for (const arm of ['on', 'otel']) {
+  const a = by(arm).map((r) => {
+    const s = r.metrics.import + r.metrics.record + (r.metrics.scrapes * aloneUs.scrape + r.metrics.collects * aloneUs.otelCollect) / 1e6
+    return { seconds: s, fraction: s / r.cpuSeconds }
+  })
+  summary.attributable[arm] = { medianSeconds: median(a.map((x) => x.seconds)), medianFraction: median(a.map((x) => x.fraction)) }
+  console.log(
+    `CPU attributable to the metrics per ${arm} run (imports + record() + scrapes × rendering + collections × collection): median ${(summary.attributable[arm].medianSeconds * 1000).toFixed(0)} ms, ${(summary.attributable[arm].medianFraction * 100).toFixed(2)}% of the run`,
+  )
+}
 if (args.out) {
   writeFileSync(args.out, JSON.stringify({ date: new Date().toISOString(), machine, loadavgAtEnd: loadavg().map((x) => +x.toFixed(2)), rounds, batches: args.batches ?? 16, tokens: args.tokens ?? 512, runs, summary, aloneUs }, null, 2) + '\n')
   console.log(`wrote ${args.out}`)
