@@ -4,7 +4,7 @@
  */
 import './polyfill.js' // must run before tsyringe's index checks Reflect.getMetadata
 import { container as globalContainer, type DependencyContainer } from 'tsyringe'
-import { Backend } from './backend/backend.js'
+import { Backend, LayerWeightSource, type WeightSource } from './backend/backend.js'
 import { resolveConfig, ResolvedConfig } from './config/validate.js'
 import { Dispatcher } from './dispatcher/dispatcher.js'
 import { exactSizeDispatcher } from './dispatcher/exact-size.js'
@@ -43,8 +43,12 @@ export interface MoeContainerOptions {
   readonly plugins?: readonly Plugin[]
   /** Use this registry (plugins are added to it). */
   readonly registry?: PluginRegistry
-  /** Layer weights for `forward()` with hidden states. */
-  readonly weights?: LayerWeightsType
+  /**
+   * Layer weights for `forward()` with hidden states: host arrays, or where they come from
+   * (a GPU backend then generates or streams them onto the device, never through host f32).
+   * Default: the config's `weights` section when it has one (seeded, or a safetensors file).
+   */
+  readonly weights?: LayerWeightsType | WeightSource
   /** A backend instance to use instead of creating `config.backend`. */
   readonly backend?: Backend
   /** Parent container (defaults to a fresh child of tsyringe's root). */
@@ -105,7 +109,12 @@ export function createMoeContainer(options: MoeContainerOptions): DependencyCont
   } else if ((options.config as { backend?: unknown })?.backend) {
     registry.get('backend', config.backend.use, '/backend/use') // throws PLUGIN_UNKNOWN naming the field
   }
-  if (options.weights) {
+  const source = options.weights && 'kind' in options.weights ? options.weights : options.weights ? undefined : weightSourceOf(config)
+  if (source) {
+    if (source.kind === 'host') c.register(LayerWeights.key, { useValue: checkWeights(source.weights, config) })
+    else c.register(LayerWeightSource.key, { useValue: source })
+  }
+  if (options.weights && !('kind' in options.weights)) {
     const w = options.weights
     const m = config.model
     if (w.shape.experts !== m.experts || w.shape.hidden !== m.hidden || w.shape.intermediate !== m.intermediate) {
@@ -119,6 +128,28 @@ export function createMoeContainer(options: MoeContainerOptions): DependencyCont
   }
   c.register(MoeEngine, { useClass: MoeEngine })
   return c
+}
+
+/** The weight source a config's `weights` section names (seeded, or a safetensors file), if any. */
+export function weightSourceOf(config: ResolvedConfig): WeightSource | undefined {
+  const w = config.weights
+  if (!w) return undefined
+  if (w.file) {
+    return { kind: 'safetensors', file: w.file, layer: w.layer ?? 0, layout: w.layout ?? (config.model.normalizeTopK ? 'mixtral' : 'olmoe') }
+  }
+  return { kind: 'seeded', seed: w.seed ?? config.seed, std: w.std ?? 0.02 }
+}
+
+function checkWeights(w: LayerWeightsType, config: ResolvedConfig): LayerWeightsType {
+  const m = config.model
+  if (w.shape.experts !== m.experts || w.shape.hidden !== m.hidden || w.shape.intermediate !== m.intermediate) {
+    throw new MoeError(
+      ErrorCodes.SHAPE_MISMATCH,
+      `weights are E=${w.shape.experts} H=${w.shape.hidden} I=${w.shape.intermediate} but the config says E=${m.experts} H=${m.hidden} I=${m.intermediate}`,
+      { path: '/model' },
+    )
+  }
+  return w
 }
 
 /** Shortcut: a container for the config, resolved to its {@link MoeEngine}. */

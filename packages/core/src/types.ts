@@ -98,6 +98,8 @@ export interface TokenBatch {
   readonly logits?: Float32Array
   /** tokens × experts router probabilities. */
   readonly scores?: Float32Array
+  /** tokens × hidden activations already on the backend's device (instead of `hidden`). */
+  readonly deviceHidden?: DeviceTensor
   /** Device of each token under expert parallelism. */
   readonly sourceDevice?: Int32Array
   /** One token per sequence (decode step): capacity policies skip it unless told otherwise. */
@@ -160,6 +162,16 @@ export interface LayerWeights {
 /** The layer weights of a container (optional: routing-only embeddings have none). */
 export const LayerWeights = defineToken<LayerWeights>('LayerWeights')
 
+/** Where one stage of a batch ran and how long it took. */
+export interface StageTiming {
+  /** `gate`, `router:<name>`, `policy:<name>`, `dispatch:<name>`, `store:<name>`, `experts`, `combine`, `telemetry`. */
+  readonly stage: string
+  /** `device`: the plugin's GPU lowering or the backend's kernels; `host`: host code (a round trip on a GPU backend). */
+  readonly where: 'device' | 'host'
+  /** Milliseconds: kernel time from timestamp queries on the device (null when not profiled), wall clock on the host. */
+  readonly ms: number | null
+}
+
 /** Timings of one batch, in milliseconds (wall clock unless a backend reports kernel time). */
 export interface BatchTimings {
   gateMs: number
@@ -171,6 +183,8 @@ export interface BatchTimings {
   totalMs: number
   /** Kernel times reported by the backend (timestamp queries), by kernel name. */
   kernels?: Record<string, number>
+  /** Per-stage times of a device pipeline, in pipeline order, with where each stage ran. */
+  stages?: StageTiming[]
 }
 
 /** Per-policy summary within one batch. */
@@ -250,19 +264,67 @@ export interface BatchTelemetry {
   readonly backend?: string
   /** Set when the batch was finished on a fallback backend (device lost, out of memory). */
   readonly fallback?: { readonly from: string; readonly to: string; readonly reason: string }
+  /**
+   * Times the routing went from a GPU backend to the host and back in this batch, by the
+   * plugin that needed it (a stage without a GPU lowering); absent on host backends.
+   */
+  readonly hostRoundTrips?: Readonly<Record<string, number>>
   readonly timings: BatchTimings
 }
 
-/** The result of one batch through the layer. */
-export interface LayerResult {
+/**
+ * Activations that live on a backend's device (a `GPUBuffer` of f32 on the WebGPU backend):
+ * what an embedder passes to keep a layer's input on the GPU, and what a layer returns when
+ * the output should stay there. `release()` gives the memory back to the backend.
+ */
+export interface DeviceTensor {
+  /** Name of the backend that owns it. */
+  readonly backend: string
+  /** The device object (a `GPUBuffer` for `webgpu`). */
+  readonly buffer: unknown
+  /** Rows × columns of f32, row-major, starting at byte 0. */
+  readonly rows: number
+  readonly columns: number
+  release(): void
+}
+
+/** Where the layer output of {@link MoeEngine.forward} goes. */
+export type OutputMode = 'host' | 'device' | 'norm'
+
+/** Options of one forward call. */
+export interface ForwardOptions {
+  /**
+   * `host` (default): `output` as a Float32Array. `device`: left on the device as
+   * `deviceOutput` (call its `release()`), only its L2 norm on the host. `norm`: only the
+   * output's L2 norm comes back (`outputNorm`), nothing else is read.
+   */
+  readonly output?: OutputMode
+  /**
+   * `full` (default): the final routing, the plan and every dropped and moved pair come
+   * back. `telemetry`: only the batch's telemetry (a device pipeline then reads back a few
+   * hundred bytes per batch).
+   */
+  readonly detail?: 'full' | 'telemetry'
+}
+
+/** What every forward call returns: telemetry and the output where it was asked for. */
+export interface LayerSummary {
   readonly batchId: number
   readonly tokens: number
+  /** tokens × hidden layer output, when the batch carried hidden states and `output` was `host`. */
+  readonly output?: Float32Array
+  /** L2 norm of the layer output (every output mode). */
+  readonly outputNorm?: number
+  /** The output left on the device (`output: 'device'`); release it when done. */
+  readonly deviceOutput?: DeviceTensor
+  readonly telemetry: BatchTelemetry
+}
+
+/** The result of one batch through the layer. */
+export interface LayerResult extends LayerSummary {
   /** Final routing after policies. */
   readonly routing: Routing
   readonly plan: DispatchPlan
   readonly dropped: readonly DroppedPair[]
   readonly rerouted: readonly ReroutedPair[]
-  /** tokens × hidden layer output, when the batch carried hidden states. */
-  readonly output?: Float32Array
-  readonly telemetry: BatchTelemetry
 }

@@ -26,4 +26,5 @@ export {
 } from './checks.js'
 export { checkOutcome, outcomeFingerprint, sameRouting, type CheckOutcomeOptions, type InvariantKind, type Violation } from './invariants.js'
 export { cloneRouting, routingCase, type RoutingCase, type RoutingConstraints } from './arbitraries.js'
+export { checkLowering, type LoweringSettings } from './lowering.js'
 export { detectRunner, runnerFromGlobals, type DescribeFn, type ItFn, type TestRunner } from './runner.js'

@@ -12,6 +12,8 @@ import {
   type DispatchPlan,
   type ExpertsResult,
   type LayerWeights,
+  type PipelineSpec,
+  type WeightSource,
 } from '@moe-route/core'
 import { expertsForward, gateMatmul } from '@moe-route/backend-cpu'
 import { acquireDevice, type AcquireDeviceOptions, type AcquiredDevice } from './gpu/device.js'
@@ -19,11 +21,18 @@ import { GpuContext } from './gpu/context.js'
 import type { WeightsDtype } from './kernels/expert-ffn/expert-ffn.program.js'
 import { WebGpuMoeLayer, type ExpertKernel, type ForwardOptions, type ForwardResult, type Int8KernelOption } from './layer.js'
 import { referenceDispatch, resolvePolicy } from './policy.js'
-import type { DeviceLayerWeights } from './weights.js'
+import { generateLayerWeights, uploadLayerWeights, type DeviceLayerWeights } from './weights.js'
+import { quantizeDeviceWeights, uploadInt8Weights, type DeviceInt8Weights } from './weights-int8.js'
+import { createWebGpuPipeline, syntheticHidden, type WebGpuPipeline } from './pipeline/device-pipeline.js'
+import { loadSafetensorsWeights } from './pipeline/safetensors-weights.js'
+import { createStoreSlots } from './pipeline/store-slots.js'
 
 /** Options of {@link createWebGpuBackend}. */
 export interface WebGpuBackendOptions {
-  /** Storage of expert weights on the device (default `f32`; `f16` halves the bytes decoding streams). */
+  /**
+   * Storage of expert weights on the device: `f16` (packed two per u32; the default of device
+   * pipelines) or `f32` (the default of `experts()` with host weights, for exact parity).
+   */
   readonly weightsDtype?: WeightsDtype
   /** Time every kernel with timestamp queries (when the device has them); times land in `kernels`. */
   readonly profile?: boolean
@@ -45,6 +54,10 @@ export interface WebGpuBackendOptions {
   readonly unsafeApis?: boolean
   /** int8 GEMM of `expertKernel: 'int8'`: `auto` (default), `dot4` or `subgroup-matrix`. */
   readonly int8Kernel?: Int8KernelOption
+  /** Weight rows per workgroup of the decode kernels (default 4). */
+  readonly gemvRows?: number
+  /** The int8 expert kernel runs the decode GEMV while the typical group has at most this many rows (default 2). */
+  readonly int8GemvMaxRows?: number
 }
 
 /** What a fallback did: the fields of core's `ExpertsResult.fallback`, plus when and where. */
@@ -76,6 +89,14 @@ export interface WebGpuBackend extends Backend {
   readonly lastFallback: FallbackInfo | null
   /** Number of calls finished on the CPU. */
   readonly fallbackCount: number
+  /** The device pipeline of a configured layer (the engine calls this; see core's `PipelineSpec`). */
+  pipeline(spec: PipelineSpec): Promise<WebGpuPipeline>
+  /**
+   * Weights on the device from a source: generated there (`seeded`), streamed from a
+   * safetensors file through staging buffers, or uploaded from host arrays; int8 when the
+   * expert kernel is `int8`. Never materialised as host f32.
+   */
+  deviceWeights(source: WeightSource, shape: LayerWeights['shape']): Promise<DeviceLayerWeights | DeviceInt8Weights>
   dispose(): Promise<void>
 }
 
@@ -122,6 +143,8 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
           ...(options.expertKernel ? { expertKernel: options.expertKernel } : {}),
           ...(options.gemvMaxRows ? { gemvMaxRows: options.gemvMaxRows } : {}),
           ...(options.int8Kernel ? { int8Kernel: options.int8Kernel } : {}),
+          ...(options.gemvRows ? { gemvRows: options.gemvRows } : {}),
+          ...(options.int8GemvMaxRows ? { int8GemvMaxRows: options.int8GemvMaxRows } : {}),
         }),
         lost: null as { reason: string } | null,
       }
@@ -226,6 +249,39 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
         (layer) => layer.forward(x, weights, opts),
         host ? () => cpuForward(x, host, opts) : null,
       )
+    },
+    async deviceWeights(source, shape) {
+      const { layer } = await state()
+      const ctx = layer.ctx
+      const int8 = options.expertKernel === 'int8'
+      const dtype: WeightsDtype = options.weightsDtype ?? 'f16'
+      if (source.kind === 'host') return int8 ? uploadInt8Weights(ctx, source.weights) : uploadLayerWeights(ctx, source.weights, dtype)
+      const dw =
+        source.kind === 'seeded'
+          ? await generateLayerWeights(ctx, shape, { seed: source.seed, std: source.std, ...(source.routerStd !== undefined ? { routerStd: source.routerStd } : {}), dtype: int8 ? 'f16' : dtype })
+          : await loadSafetensorsWeights(ctx, source, shape, int8 ? 'f16' : dtype)
+      if (!int8) return dw
+      const w8 = await quantizeDeviceWeights(ctx, dw)
+      dw.destroy()
+      return w8
+    },
+    async pipeline(spec) {
+      const { layer } = await state()
+      const kernel = options.expertKernel ? { expertKernel: options.expertKernel } : {}
+      const st = spec.store
+      if (st?.attachDevice && st.slots !== undefined && typeof st.deviceSlot === 'function') {
+        // an expert store on the data path: `slots` experts on the device, misses from host memory
+        if (options.expertKernel === 'int8') throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, 'an expert store on the device pipeline needs f16 or f32 weights (the int8 kernels read every expert)', { plugin: 'webgpu', path: '/store' })
+        const slots = await createStoreSlots(layer.ctx, spec.weights, spec.model, options.weightsDtype ?? 'f16', st.slots)
+        st.attachDevice(slots.device)
+        return createWebGpuPipeline(layer, slots.weights, spec, { ...kernel, storeSlots: st.slots })
+      }
+      const dw = await backend.deviceWeights(spec.weights, spec.model)
+      return createWebGpuPipeline(layer, dw, spec, kernel)
+    },
+    async syntheticHidden(tokens, hidden, seed) {
+      const { layer } = await state()
+      return syntheticHidden(layer.ctx, tokens, hidden, seed)
     },
     get lastFallback() {
       return lastFallback

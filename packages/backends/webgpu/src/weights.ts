@@ -46,7 +46,8 @@ export function checkShape(shape: ModelShape, dtype: WeightsDtype, device: GPUDe
   }
 }
 
-function allocate(ctx: GpuContext, shape: ModelShape, dtype: WeightsDtype, label: string): Omit<DeviceLayerWeights, 'destroy'> & { destroy(): void } {
+/** Allocates (uninitialised) device buffers for a layer's weights. */
+export function allocateLayerWeights(ctx: GpuContext, shape: ModelShape, dtype: WeightsDtype, label: string): DeviceLayerWeights {
   const { hidden: H, intermediate: I, experts: E } = shape
   checkShape(shape, dtype, ctx.device)
   const per = I * H * (dtype === 'f16' ? 2 : 4)
@@ -73,7 +74,7 @@ function allocate(ctx: GpuContext, shape: ModelShape, dtype: WeightsDtype, label
 /** Uploads host weights (f32, or packed to f16 on the host with round-to-nearest-even). */
 export function uploadLayerWeights(ctx: GpuContext, weights: LayerWeights, dtype: WeightsDtype): DeviceLayerWeights {
   const { hidden: H, intermediate: I, experts: E } = weights.shape
-  const dw = allocate(ctx, weights.shape, dtype, 'moe-route weights')
+  const dw = allocateLayerWeights(ctx, weights.shape, dtype, 'moe-route weights')
   const q = ctx.device.queue
   q.writeBuffer(dw.router, 0, weights.router.buffer, weights.router.byteOffset, weights.router.byteLength)
   const per = I * H * (dtype === 'f16' ? 2 : 4)
@@ -107,7 +108,7 @@ export async function generateLayerWeights(ctx: GpuContext, shape: ModelShape, o
   const dtype = options.dtype ?? 'f16'
   const std = options.std ?? 0.02
   const seed = options.seed ?? 1
-  const dw = allocate(ctx, shape, dtype, 'moe-route generated weights')
+  const dw = allocateLayerWeights(ctx, shape, dtype, 'moe-route generated weights')
   const { hidden: H, intermediate: I, experts: E } = shape
   const rec = ctx.recorder('init-weights')
   rec.run(initWeightsProgram('f32'), { count: E * H, seed: seed * 4 + 0, std: options.routerStd ?? std }, [dw.router])

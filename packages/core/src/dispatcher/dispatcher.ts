@@ -1,3 +1,4 @@
+import type { DeviceStage, LoweringContext } from '../device/lowering.js'
 import { defineToken } from '../tokens.js'
 import type { PlacementMap } from '../placement/placement.js'
 import type { DispatchPlan, Routing } from '../types.js'
@@ -13,5 +14,7 @@ export interface DispatchContext {
 export interface Dispatcher {
   readonly name: string
   dispatch(routing: Routing, ctx: DispatchContext): DispatchPlan
+  /** The dispatcher's GPU lowering (a grouping descriptor the backend's kernels run), if any. */
+  lower?(context: LoweringContext): DeviceStage | null
 }
 export const Dispatcher = defineToken<Dispatcher>('Dispatcher')

@@ -7,33 +7,18 @@ import type { PlacementMap } from '../placement/placement.js'
 import { CORE_VERSION } from '../version.js'
 import type { DispatchPlan, DispatchTraffic, Routing } from '../types.js'
 import type { DispatchContext } from './dispatcher.js'
+import type { GroupingStage } from '../device/lowering.js'
+import { groupByExpert } from '../routing/group.js'
 
 /**
  * Groups the routing's pairs by expert, token order within a group (counting sort, O(T·k+E)).
  */
 export function exactSizeDispatch(routing: Routing, ctx: DispatchContext): DispatchPlan {
-  const { tokens, experts, slots, expertIds, weights } = routing
-  const counts = new Int32Array(experts)
-  for (let i = 0; i < expertIds.length; i++) if (expertIds[i] >= 0) counts[expertIds[i]]++
-  const offsets = new Int32Array(experts + 1)
-  for (let e = 0; e < experts; e++) offsets[e + 1] = offsets[e] + counts[e]
-  const rows = offsets[experts]
-  const rowToken = new Int32Array(rows)
-  const rowWeight = new Float32Array(rows)
-  const cursor = offsets.slice(0, experts)
-  for (let t = 0; t < tokens; t++) {
-    for (let j = 0; j < slots; j++) {
-      const e = expertIds[t * slots + j]
-      if (e < 0) continue
-      const r = cursor[e]++
-      rowToken[r] = t
-      rowWeight[r] = weights[t * slots + j]
-    }
-  }
+  const { offsets, counts, rowToken, rowWeight } = groupByExpert(routing)
   return {
     mode: 'dynamic',
-    tokens,
-    experts,
+    tokens: routing.tokens,
+    experts: routing.experts,
     offsets,
     counts,
     rowToken,
@@ -72,6 +57,9 @@ export function tokenTraffic(routing: Routing, placement: PlacementMap, bytesPer
   return { devices: D, sendRows, bytesCrossDevice: crossing * bytesPerToken }
 }
 
+/** The device lowering of exact-size grouping (the backend's grouping kernels, same rows in the same order). */
+export const EXACT_GROUPING: GroupingStage = { kind: 'grouping', key: 'exact', padding: 'exact', mode: 'dynamic' }
+
 /** The `exact-size` dispatcher plugin (core's default; see @moe-route/policy-dynamic-gating for more). */
 export const exactSizeDispatcher = defineDispatcher<Record<string, never>>({
   meta: {
@@ -82,8 +70,9 @@ export const exactSizeDispatcher = defineDispatcher<Record<string, never>>({
     description: 'Exact-size expert groups by counting sort (no capacity, no padding)',
     schema: { type: 'object', properties: {}, additionalProperties: false },
     defaultOptions: {},
+    device: ['grouping'],
   },
   create() {
-    return { name: 'exact-size', dispatch: exactSizeDispatch }
+    return { name: 'exact-size', dispatch: exactSizeDispatch, lower: () => EXACT_GROUPING }
   },
 })

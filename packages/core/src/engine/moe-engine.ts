@@ -2,7 +2,8 @@
  * The MoE layer orchestrator: router → policies → dispatcher → expert store → backend.
  * Resolved from a container; every constructor parameter carries an explicit @inject token.
  */
-import { Backend } from '../backend/backend.js'
+import { Backend, LayerWeightSource, type DevicePipeline, type PipelineResult, type WeightSource } from '../backend/backend.js'
+import { seededLayerWeights } from '../backend/seeded-weights.js'
 import { Dispatcher } from '../dispatcher/dispatcher.js'
 import { ErrorCodes, MoeError } from '../errors.js'
 import { inject, injectable } from '../inject.js'
@@ -12,8 +13,8 @@ import { RoutingPolicy, type PolicyOutcome } from '../policy/policy.js'
 import { assertFinite, assertLength } from '../routing/routing.js'
 import { Router } from '../router/router.js'
 import { ExpertStore } from '../store/expert-store.js'
-import { computeTelemetry } from '../telemetry/telemetry.js'
-import { LayerWeights, type BatchTimings, type DispatchPlan, type DroppedPair, type LayerResult, type ReroutedPair, type Routing, type StoreTelemetry, type TokenBatch } from '../types.js'
+import { computeTelemetry, telemetryFromCounts } from '../telemetry/telemetry.js'
+import { LayerWeights, type BatchTimings, type DispatchPlan, type DroppedPair, type ForwardOptions, type LayerResult, type LayerSummary, type ReroutedPair, type Routing, type StageTiming, type StoreTelemetry, type TokenBatch } from '../types.js'
 import { mixSeed, mulberry32 } from '../util/rng.js'
 import { ResolvedConfig } from '../config/validate.js'
 
@@ -33,8 +34,83 @@ export class MoeEngine {
     @inject(PlacementMap) readonly placement: PlacementMap,
     @inject(Backend, { isOptional: true }) readonly backend?: Backend,
     @inject(ExpertStore, { isOptional: true }) readonly store?: ExpertStore,
-    @inject(LayerWeights, { isOptional: true }) readonly weights?: LayerWeights,
-  ) {}
+    @inject(LayerWeights, { isOptional: true }) weights?: LayerWeights,
+    @inject(LayerWeightSource, { isOptional: true }) readonly weightSource?: WeightSource,
+  ) {
+    this.#weights = weights
+  }
+
+  #weights: LayerWeights | undefined
+  #hostWeights: Promise<LayerWeights> | null = null
+  #pipeline: Promise<DevicePipeline> | null = null
+
+  /** Host layer weights, when the engine has them (given, or materialised by the host path). */
+  get weights(): LayerWeights | undefined {
+    return this.#weights
+  }
+
+  /** True when batches with hidden states run as one device pipeline (a GPU backend). */
+  get usesDevicePipeline(): boolean {
+    return typeof this.backend?.pipeline === 'function' && (this.#weights !== undefined || this.weightSource !== undefined)
+  }
+
+  /**
+   * Builds what the first batch would otherwise wait for: the device pipeline (weights on the
+   * device, every stage lowered and compiled) or the host weights. Resolves to where each
+   * stage runs (empty on a host backend).
+   */
+  async ready(): Promise<DevicePipeline['stages']> {
+    if (this.usesDevicePipeline) return (await this.#devicePipeline()).stages
+    if (this.weightSource) await this.#ensureHostWeights()
+    return []
+  }
+
+  /**
+   * The device pipeline that batches with hidden states run through on a GPU backend (built on
+   * first use: weights on the device, every stage compiled), or null on a host backend.
+   */
+  async pipeline(): Promise<DevicePipeline | null> {
+    return this.usesDevicePipeline ? this.#devicePipeline() : null
+  }
+
+  #devicePipeline(): Promise<DevicePipeline> {
+    this.#pipeline ??= (async () => {
+      const source: WeightSource = this.#weights ? { kind: 'host', weights: this.#weights } : this.weightSource!
+      try {
+        return await this.backend!.pipeline!({
+          model: this.config.model,
+          placement: this.placement,
+          seed: this.config.seed,
+          router: this.router,
+          policies: this.policies,
+          dispatcher: this.dispatcher,
+          ...(this.store ? { store: this.store } : {}),
+          weights: source,
+          activationBytes: this.config.activationBytes,
+        })
+      } catch (cause) {
+        this.#pipeline = null
+        throw pluginError(this.backend!.name, 'pipeline', cause)
+      }
+    })()
+    return this.#pipeline
+  }
+
+  async #ensureHostWeights(): Promise<LayerWeights | undefined> {
+    if (this.#weights) return this.#weights
+    const src = this.weightSource
+    if (!src) return undefined
+    this.#hostWeights ??= (async () => {
+      if (src.kind === 'host') return src.weights
+      if (src.kind === 'seeded') return seededLayerWeights(this.config.model, src.seed, src.std, src.routerStd ?? src.std)
+      if (!this.backend?.loadWeights) {
+        throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, `backend ${this.backend?.name ?? '(none)'} cannot load weights from ${src.file}`, { path: '/weights/file' })
+      }
+      return this.backend.loadWeights(src, this.config.model)
+    })()
+    this.#weights = await this.#hostWeights
+    return this.#weights
+  }
 
   /** Routes a batch given logits or scores (no backend needed). Synchronous. */
   route(batch: TokenBatch): RouteResult {
@@ -51,12 +127,20 @@ export class MoeEngine {
    * policies, dispatch, expert store, experts and combine. Needs a backend and weights when
    * the batch has hidden states; a routing-only batch returns no output.
    */
-  async forward(batch: TokenBatch): Promise<LayerResult> {
+  forward(batch: TokenBatch): Promise<LayerResult>
+  forward(batch: TokenBatch, options: ForwardOptions & { readonly detail: 'telemetry' }): Promise<LayerSummary>
+  forward(batch: TokenBatch, options?: ForwardOptions): Promise<LayerResult>
+  async forward(batch: TokenBatch, options: ForwardOptions = {}): Promise<LayerResult | LayerSummary> {
     this.#checkBatch(batch, true)
+    if ((batch.hidden || batch.deviceHidden) && this.usesDevicePipeline) return this.#forwardDevice(batch, options)
+    if (batch.deviceHidden) {
+      throw new MoeError(ErrorCodes.INPUT_INVALID, `batch ${batch.id} has deviceHidden but the backend ${this.backend?.name ?? '(none)'} runs no device pipeline`, { record: batch.id })
+    }
     const timings = emptyTimings()
     const t0 = now()
     let logits = batch.logits
     const { hidden } = batch
+    if (hidden) await this.#ensureHostWeights()
     if (hidden && !this.weights) {
       throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, 'batch has hidden states but the engine has no layer weights')
     }
@@ -97,11 +181,58 @@ export class MoeEngine {
       ...(this.backend && hidden ? { backend: this.backend.name } : {}),
       ...(fallback ? { fallback } : {}),
     })
-    return { batchId: r.batchId, tokens: r.tokens, routing: r.routing, plan: r.plan, dropped: r.dropped, rerouted: r.rerouted, ...(output ? { output } : {}), telemetry }
+    const mode = options.output ?? 'host'
+    const outputNorm = output ? l2(output) : undefined
+    return {
+      batchId: r.batchId,
+      tokens: r.tokens,
+      routing: r.routing,
+      plan: r.plan,
+      dropped: r.dropped,
+      rerouted: r.rerouted,
+      ...(output && mode !== 'norm' ? { output } : {}),
+      ...(outputNorm !== undefined ? { outputNorm } : {}),
+      telemetry,
+    }
   }
 
-  /** Disposes policies, store and backend. */
+  /** A batch through the device pipeline. */
+  async #forwardDevice(batch: TokenBatch, options: ForwardOptions): Promise<LayerResult | LayerSummary> {
+    const t0 = now()
+    const pipeline = await this.#devicePipeline()
+    let res: PipelineResult
+    try {
+      res = await pipeline.forward(batch, options)
+    } catch (cause) {
+      throw pluginError(this.backend!.name, 'forward', cause)
+    }
+    const timings = stageTimings(res.stages)
+    if (res.kernels) timings.kernels = res.kernels
+    timings.totalMs = now() - t0
+    const telemetry = telemetryFromCounts(batch.id, res.counts, this.placement, timings, {
+      ...(res.store ? { store: res.store } : {}),
+      backend: this.backend!.name,
+      ...(res.fallback ? { fallback: res.fallback } : {}),
+      hostRoundTrips: res.hostRoundTrips,
+    })
+    const summary: LayerSummary = {
+      batchId: batch.id,
+      tokens: batch.tokens,
+      ...(res.output ? { output: res.output } : {}),
+      ...(res.outputNorm !== undefined ? { outputNorm: res.outputNorm } : {}),
+      ...(res.deviceOutput ? { deviceOutput: res.deviceOutput } : {}),
+      telemetry,
+    }
+    if (!res.detail) return summary
+    const d = res.detail
+    return { ...summary, routing: d.routing, plan: d.plan, dropped: d.dropped, rerouted: d.rerouted }
+  }
+
+  /** Disposes the device pipeline, policies, store and backend. */
   async dispose(): Promise<void> {
+    const p = this.#pipeline ? await this.#pipeline.catch(() => null) : null
+    this.#pipeline = null
+    await p?.dispose()
     for (const p of this.policies) p.dispose?.()
     await this.store?.dispose?.()
     await this.backend?.dispose?.()
@@ -181,6 +312,8 @@ export class MoeEngine {
       if (!allowHidden) throw new MoeError(ErrorCodes.INPUT_INVALID, 'route() takes logits or scores; use forward() for hidden states')
       assertLength(batch.hidden, batch.tokens * hidden, `batch ${batch.id} hidden`)
       assertFinite(batch.hidden, hidden, `batch ${batch.id} hidden`)
+    } else if (batch.deviceHidden) {
+      if (!allowHidden) throw new MoeError(ErrorCodes.INPUT_INVALID, 'route() takes logits or scores; use forward() for hidden states')
     } else if (!batch.logits && !batch.scores) {
       throw new MoeError(ErrorCodes.INPUT_INVALID, `batch ${batch.id} has neither hidden states, logits nor scores`, { record: batch.id })
     }
@@ -197,6 +330,29 @@ export class MoeEngine {
       throw pluginError(plugin, hook, cause)
     }
   }
+}
+
+/** L2 norm of a vector (float64 accumulation). */
+function l2(v: Float32Array): number {
+  let s = 0
+  for (let i = 0; i < v.length; i++) s += v[i] * v[i]
+  return Math.sqrt(s)
+}
+
+/** BatchTimings of a device pipeline from its per-stage times (device ms when profiled, else 0). */
+function stageTimings(stages: StageTiming[]): BatchTimings {
+  const t = emptyTimings()
+  for (const s of stages) {
+    const ms = s.ms ?? 0
+    if (s.stage === 'gate') t.gateMs += ms
+    else if (s.stage.startsWith('router:')) t.routeMs += ms
+    else if (s.stage.startsWith('policy:')) t.policiesMs += ms
+    else if (s.stage.startsWith('dispatch:')) t.dispatchMs += ms
+    else if (s.stage.startsWith('store:')) t.storeMs += ms
+    else if (s.stage === 'experts') t.expertsMs += ms
+  }
+  t.stages = stages
+  return t
 }
 
 function emptyTimings(): BatchTimings {

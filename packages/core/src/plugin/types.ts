@@ -39,6 +39,13 @@ export interface PluginMeta<O = Record<string, unknown>> {
   /** One line for `moe-route plugins`. */
   readonly description?: string
   readonly docs?: { readonly url?: string }
+  /**
+   * Which device implementations the plugin's instances carry next to their host code
+   * (`wgsl`: routers and policies lowered to WGSL; `grouping`: dispatchers lowered to the
+   * backend's grouping kernels). Declared so tools can tell without running the plugin;
+   * whether a given configuration lowers is up to the instance's `lower()`.
+   */
+  readonly device?: readonly ('wgsl' | 'grouping')[]
 }
 
 /** What `create` receives besides the options. */

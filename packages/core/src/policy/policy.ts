@@ -1,3 +1,4 @@
+import type { DeviceStage, LoweringContext } from '../device/lowering.js'
 import { defineToken } from '../tokens.js'
 import type { PlacementMap } from '../placement/placement.js'
 import type { DroppedPair, Pair, ReroutedPair, Routing } from '../types.js'
@@ -41,6 +42,12 @@ export interface PolicyFallback {
 export interface RoutingPolicy {
   readonly name: string
   apply(routing: Routing, ctx: PolicyContext): PolicyOutcome
+  /**
+   * The policy's GPU lowering for its options (a WGSL stage over {@link POLICY_PRELUDE}) that
+   * makes exactly the decisions of `apply`, or null/absent: then a GPU backend runs `apply` on
+   * the host (one round trip per batch, counted in telemetry).
+   */
+  lower?(context: LoweringContext): DeviceStage | null
   dispose?(): void
 }
 /**
@@ -58,6 +65,8 @@ export function withFallback(primary: RoutingPolicy, fallback: RoutingPolicy, de
         return { ...outcome, fallback: { from: primary.name, to: fallback.name, error: describe(e) } }
       }
     },
+    // on the device the primary's lowering runs (a lowering cannot throw per batch)
+    ...(primary.lower ? { lower: (c: Parameters<NonNullable<RoutingPolicy['lower']>>[0]) => primary.lower!(c) } : {}),
     dispose() {
       primary.dispose?.()
       fallback.dispose?.()

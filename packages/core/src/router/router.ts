@@ -1,3 +1,4 @@
+import type { DeviceStage, LoweringContext } from '../device/lowering.js'
 import { defineToken } from '../tokens.js'
 import type { Routing } from '../types.js'
 
@@ -17,5 +18,7 @@ export interface RouterInput {
 export interface Router {
   readonly name: string
   route(input: RouterInput): Routing
+  /** The router's GPU lowering (a WGSL stage over {@link ROUTER_PRELUDE}), if it has one. */
+  lower?(context: LoweringContext): DeviceStage | null
 }
 export const Router = defineToken<Router>('Router')

@@ -7,6 +7,7 @@ import { ErrorCodes, MoeError } from '../errors.js'
 import { defineRouter } from '../plugin/define.js'
 import { assertFinite, assertLength, createRouting, softmaxRows, topKIndices } from '../routing/routing.js'
 import { CORE_VERSION } from '../version.js'
+import { softmaxTopKStage } from './softmax-top-k.wgsl.js'
 import type { Router, RouterInput } from './router.js'
 
 /** Options of the softmax-top-k router. */
@@ -71,10 +72,11 @@ export const softmaxTopKRouter = defineRouter<SoftmaxTopKOptions>({
       additionalProperties: false,
     },
     defaultOptions: { normalizeTopK: null },
+    device: ['wgsl'],
   },
   create(options, context) {
     const normalize = options.normalizeTopK ?? context.model.normalizeTopK
     const { topK } = context.model
-    return { name: 'softmax-top-k', route: (input) => softmaxTopK(input, topK, normalize) }
+    return { name: 'softmax-top-k', route: (input) => softmaxTopK(input, topK, normalize), lower: (ctx) => softmaxTopKStage(normalize, ctx) }
   },
 })

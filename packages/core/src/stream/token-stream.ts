@@ -5,11 +5,11 @@
  */
 import { Observable, Subject } from 'rxjs'
 import { ErrorCodes, MoeError } from '../errors.js'
-import type { BatchTelemetry, LayerResult, TokenBatch } from '../types.js'
+import type { BatchTelemetry, ForwardOptions, LayerResult, LayerSummary, TokenBatch } from '../types.js'
 
 /** Anything that turns a batch into a result (a MoeEngine, or a test double). */
-export interface BatchProcessor {
-  forward(batch: TokenBatch): Promise<LayerResult>
+export interface BatchProcessor<R extends LayerSummary = LayerResult> {
+  forward(batch: TokenBatch, options?: ForwardOptions): Promise<R>
 }
 
 /** Options of a {@link TokenStream}. */
@@ -18,6 +18,11 @@ export interface TokenStreamOptions {
   readonly maxInFlight?: number
   /** Batches accepted but not yet consumed, at most. Default 16. */
   readonly capacity?: number
+  /**
+   * Options of every forward call (what comes back of each batch: set
+   * `{ detail: 'telemetry', output: 'norm' }` to keep a GPU pipeline's results on the device).
+   */
+  readonly forward?: ForwardOptions
 }
 
 /** Counters of a stream (for tests and dashboards). */
@@ -29,7 +34,7 @@ export interface TokenStreamStats {
   maxPending: number
 }
 
-type Slot = { batch: TokenBatch; result?: LayerResult; error?: unknown; done: boolean }
+type Slot<R> = { batch: TokenBatch; result?: R; error?: unknown; done: boolean }
 
 /**
  * Push batches in, pull results out, with explicit backpressure.
@@ -38,15 +43,16 @@ type Slot = { batch: TokenBatch; result?: LayerResult; error?: unknown; done: bo
  * ;(async () => { for (const b of batches) await stream.write(b); stream.end() })()
  * for await (const result of stream) console.log(result.telemetry.droppedFraction)
  */
-export class TokenStream implements AsyncIterable<LayerResult> {
+export class TokenStream<R extends LayerSummary = LayerResult> implements AsyncIterable<R> {
   readonly stats: TokenStreamStats = { accepted: 0, completed: 0, consumed: 0, maxPending: 0 }
   /** Telemetry of each completed batch, in order. */
   readonly telemetry$: Observable<BatchTelemetry>
   readonly #telemetry = new Subject<BatchTelemetry>()
-  readonly #engine: BatchProcessor
+  readonly #engine: BatchProcessor<R>
+  readonly #forward: ForwardOptions | undefined
   readonly #maxInFlight: number
   readonly #capacity: number
-  readonly #slots: Slot[] = []
+  readonly #slots: Slot<R>[] = []
   #started = 0
   #inFlight = 0
   #ended = false
@@ -54,8 +60,9 @@ export class TokenStream implements AsyncIterable<LayerResult> {
   #spaceWaiters: (() => void)[] = []
   #resultWaiters: (() => void)[] = []
 
-  constructor(engine: BatchProcessor, options: TokenStreamOptions = {}) {
+  constructor(engine: BatchProcessor<R>, options: TokenStreamOptions = {}) {
     this.#engine = engine
+    this.#forward = options.forward
     this.#maxInFlight = options.maxInFlight ?? 1
     this.#capacity = options.capacity ?? 16
     if (!(this.#maxInFlight >= 1) || !(this.#capacity >= this.#maxInFlight)) {
@@ -84,13 +91,23 @@ export class TokenStream implements AsyncIterable<LayerResult> {
     return true
   }
 
+  /**
+   * Fails the stream from outside (a producer that broke): pending writes reject and the
+   * iterator throws `error` once the batches before it are consumed.
+   */
+  abort(error: unknown): void {
+    this.#failed ??= error
+    this.#wakeResults()
+    this.#wakeSpace()
+  }
+
   /** No more batches: the iterator finishes once every accepted batch is consumed. */
   end(): void {
     this.#ended = true
     this.#wakeResults()
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<LayerResult> {
+  async *[Symbol.asyncIterator](): AsyncIterator<R> {
     for (;;) {
       const head = this.#slots[0]
       if (head?.done) {
@@ -101,14 +118,17 @@ export class TokenStream implements AsyncIterable<LayerResult> {
         yield head.result!
         continue
       }
-      if (this.#ended && this.#slots.length === 0) return
+      if (this.#slots.length === 0) {
+        if (this.#failed !== undefined) throw this.#failed
+        if (this.#ended) return
+      }
       await new Promise<void>((resolve) => this.#resultWaiters.push(resolve))
     }
   }
 
   /** The results as an RxJS Observable (subscribing starts consumption). */
-  results$(): Observable<LayerResult> {
-    return new Observable<LayerResult>((subscriber) => {
+  results$(): Observable<R> {
+    return new Observable<R>((subscriber) => {
       let stopped = false
       ;(async () => {
         try {
@@ -143,7 +163,7 @@ export class TokenStream implements AsyncIterable<LayerResult> {
       if (!slot) return
       this.#started++
       this.#inFlight++
-      this.#engine.forward(slot.batch).then(
+      ;(this.#forward ? this.#engine.forward(slot.batch, this.#forward) : this.#engine.forward(slot.batch)).then(
         (result) => {
           slot.result = result
           this.#telemetry.next(result.telemetry)

@@ -13,12 +13,12 @@ const batch = (loadBefore: number[], loadAfter: number[]): BatchTelemetry =>
   }) as BatchTelemetry
 
 describe('balancedness (vLLM: mean load / max load)', () => {
-  it('is 1 when balanced, 1/E when one expert takes everything, 1 for no load', () => {
+  it('is 1 when balanced, 1/E when one expert takes everything, 0 when nothing ran', () => {
     expect(balancedness([2, 2, 2, 2])).toBe(1)
     expect(balancedness([8, 0, 0, 0])).toBe(0.25)
     expect(balancedness([3, 1, 2, 2])).toBeCloseTo(2 / 3)
-    expect(balancedness([0, 0, 0])).toBe(1)
-    expect(balancedness([])).toBe(1)
+    expect(balancedness([0, 0, 0])).toBe(0)
+    expect(balancedness([])).toBe(0)
   })
 
   it('is averaged per batch and its worst batch kept by TelemetryAggregate', () => {
@@ -27,5 +27,6 @@ describe('balancedness (vLLM: mean load / max load)', () => {
     expect(s.balancedness.before.min).toBe(0.25)
     expect(s.balancedness.after.mean).toBeCloseTo((1 + 0.5) / 2)
     expect(s.balancedness.after.min).toBe(0.5)
+    expect(new TelemetryAggregate().summary().balancedness.after).toEqual({ mean: 0, min: 0 })
   })
 })

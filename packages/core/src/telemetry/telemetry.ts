@@ -21,9 +21,89 @@ export interface TelemetryInput {
   readonly fallback?: BatchTelemetry['fallback']
 }
 
-/** Computes the telemetry record of one batch. O(T·(k+E)). */
-export function computeTelemetry(input: TelemetryInput): BatchTelemetry {
-  const { original, plan, placement } = input
+/**
+ * The counts a batch's telemetry is made of: what {@link computeTelemetry} derives from host
+ * routings, and what a device pipeline computes on the GPU and reads back (a few hundred
+ * bytes) so that both produce the same {@link BatchTelemetry}.
+ */
+export interface TelemetryCounts {
+  readonly tokens: number
+  /** Router pairs. */
+  readonly pairsBefore: number
+  /** Distinct (token, expert) pairs computed. */
+  readonly pairsAfter: number
+  /** Router pairs not computed. */
+  readonly dropped: number
+  /** Computed pairs the router did not choose. */
+  readonly added: number
+  readonly tokensFullyDropped: number
+  /** Σ router weight, and Σ final weight of the router's pairs that were computed. */
+  readonly massBefore: number
+  readonly massKept: number
+  readonly loadBefore: readonly number[]
+  /** Real rows per expert in the plan. */
+  readonly loadAfter: readonly number[]
+  readonly policies: readonly PolicyTelemetry[]
+  /** Removed pairs by (plugin, reason), when the pipeline knows them (the host path always does). */
+  readonly droppedBy?: readonly DropCount[]
+  readonly dispatch: BatchTelemetry['dispatch']
+}
+
+/** The telemetry record of a batch from its counts (shared by host and device pipelines). */
+export function telemetryFromCounts(
+  batchId: number,
+  c: TelemetryCounts,
+  placement: PlacementMap,
+  timings: BatchTimings,
+  extra: { store?: StoreTelemetry; backend?: string; fallback?: BatchTelemetry['fallback']; hostRoundTrips?: Readonly<Record<string, number>> } = {},
+): BatchTelemetry {
+  const loadBefore = Array.from(c.loadBefore)
+  const loadAfter = Array.from(c.loadAfter)
+  let rerouted = 0
+  for (const p of c.policies) rerouted += p.rerouted
+  return {
+    batchId,
+    tokens: c.tokens,
+    pairsBefore: c.pairsBefore,
+    pairsAfter: c.pairsAfter,
+    loadBefore,
+    loadAfter,
+    maxMeanBefore: maxOverMean(loadBefore),
+    maxMeanAfter: maxOverMean(loadAfter),
+    droppedPairs: c.dropped,
+    droppedFraction: c.pairsBefore === 0 ? 0 : c.dropped / c.pairsBefore,
+    reroutedPairs: rerouted,
+    addedPairs: c.added,
+    gateMassKept: c.massBefore === 0 ? 1 : c.massKept / c.massBefore,
+    tokensFullyDropped: c.tokensFullyDropped,
+    policies: c.policies,
+    ...(c.droppedBy ? { droppedBy: c.droppedBy } : {}),
+    dispatch: c.dispatch,
+    ...(placement.devices > 1 ? { deviceLoad: deviceLoad(loadAfter, placement) } : {}),
+    ...(extra.store ? { store: extra.store } : {}),
+    ...(extra.backend ? { backend: extra.backend } : {}),
+    ...(extra.fallback ? { fallback: extra.fallback } : {}),
+    ...(extra.hostRoundTrips && Object.keys(extra.hostRoundTrips).length > 0 ? { hostRoundTrips: extra.hostRoundTrips } : {}),
+    timings,
+  }
+}
+
+/** Per-policy telemetry of a policy's outcome. */
+export function policyTelemetry(policy: string, outcome: PolicyOutcome): PolicyTelemetry {
+  return {
+    policy,
+    dropped: outcome.dropped.length,
+    rerouted: outcome.rerouted?.length ?? 0,
+    added: outcome.added?.length ?? 0,
+    capacity: outcome.capacity ?? null,
+    ...(outcome.skipped ? { skipped: outcome.skipped } : {}),
+    ...(outcome.fallback ? { fallback: outcome.fallback } : {}),
+  }
+}
+
+/** The counts of one batch from its host routings and plan. O(T·(k+E)). */
+export function telemetryCounts(input: Pick<TelemetryInput, 'original' | 'plan' | 'outcomes'>): TelemetryCounts {
+  const { original, plan } = input
   const { tokens, experts } = original
   // Final weight of each computed (token, expert) pair, from the plan (after dispatcher drops).
   const finalWeight = new Float64Array(tokens * experts).fill(Number.NaN)
@@ -38,12 +118,13 @@ export function computeTelemetry(input: TelemetryInput): BatchTelemetry {
   let dropped = 0
   let massBefore = 0
   let massKept = 0
-  const tokenKept = new Uint8Array(tokens)
+  const isOriginal = new Uint8Array(tokens * experts)
   for (let t = 0; t < tokens; t++) {
     for (let j = 0; j < original.slots; j++) {
       const e = original.expertIds[t * original.slots + j]
       if (e < 0) continue
       pairsBefore++
+      isOriginal[t * experts + e] = 1
       const w = original.weights[t * original.slots + j]
       massBefore += w
       const f = finalWeight[t * experts + e]
@@ -53,13 +134,7 @@ export function computeTelemetry(input: TelemetryInput): BatchTelemetry {
   }
   let pairsAfter = 0
   let added = 0
-  const isOriginal = new Uint8Array(tokens * experts)
-  for (let t = 0; t < tokens; t++) {
-    for (let j = 0; j < original.slots; j++) {
-      const e = original.expertIds[t * original.slots + j]
-      if (e >= 0) isOriginal[t * experts + e] = 1
-    }
-  }
+  const tokenKept = new Uint8Array(tokens)
   for (let i = 0; i < finalWeight.length; i++) {
     if (Number.isNaN(finalWeight[i])) continue
     pairsAfter++
@@ -68,37 +143,18 @@ export function computeTelemetry(input: TelemetryInput): BatchTelemetry {
   }
   let fullyDropped = 0
   for (let t = 0; t < tokens; t++) if (!tokenKept[t]) fullyDropped++
-  const loadBefore = expertLoad(original)
-  const loadAfter = Array.from(plan.counts)
-  let rerouted = 0
-  const policies: PolicyTelemetry[] = input.outcomes.map(({ policy, outcome }) => {
-    rerouted += outcome.rerouted?.length ?? 0
-    return {
-      policy,
-      dropped: outcome.dropped.length,
-      rerouted: outcome.rerouted?.length ?? 0,
-      added: outcome.added?.length ?? 0,
-      capacity: outcome.capacity ?? null,
-      ...(outcome.skipped ? { skipped: outcome.skipped } : {}),
-      ...(outcome.fallback ? { fallback: outcome.fallback } : {}),
-    }
-  })
-  const telemetry: BatchTelemetry = {
-    batchId: input.batchId,
+  return {
     tokens,
     pairsBefore,
     pairsAfter,
-    loadBefore,
-    loadAfter,
-    maxMeanBefore: maxOverMean(loadBefore),
-    maxMeanAfter: maxOverMean(loadAfter),
-    droppedPairs: dropped,
-    droppedFraction: pairsBefore === 0 ? 0 : dropped / pairsBefore,
-    reroutedPairs: rerouted,
-    addedPairs: added,
-    gateMassKept: massBefore === 0 ? 1 : massKept / massBefore,
+    dropped,
+    added,
     tokensFullyDropped: fullyDropped,
-    policies,
+    massBefore,
+    massKept,
+    loadBefore: expertLoad(original),
+    loadAfter: Array.from(plan.counts),
+    policies: input.outcomes.map(({ policy, outcome }) => policyTelemetry(policy, outcome)),
     droppedBy: countDrops([...input.outcomes.map((o) => o.outcome.dropped), plan.dropped]),
     dispatch: {
       mode: plan.mode,
@@ -107,13 +163,16 @@ export function computeTelemetry(input: TelemetryInput): BatchTelemetry {
       bytesCrossDevice: plan.traffic.bytesCrossDevice,
       capacity: plan.capacity,
     },
-    ...(placement.devices > 1 ? { deviceLoad: deviceLoad(loadAfter, placement) } : {}),
+  }
+}
+
+/** Computes the telemetry record of one batch from its host routings and plan. O(T·(k+E)). */
+export function computeTelemetry(input: TelemetryInput): BatchTelemetry {
+  return telemetryFromCounts(input.batchId, telemetryCounts(input), input.placement, input.timings, {
     ...(input.store ? { store: input.store } : {}),
     ...(input.backend ? { backend: input.backend } : {}),
     ...(input.fallback ? { fallback: input.fallback } : {}),
-    timings: input.timings,
-  }
-  return telemetry
+  })
 }
 
 /** Dropped pairs counted by (policy, reason), in first-seen order. O(pairs). */
@@ -167,8 +226,8 @@ export class TelemetryAggregate {
   maxMeanAfterMax = 0
   balancednessBeforeSum = 0
   balancednessAfterSum = 0
-  balancednessBeforeMin = 1
-  balancednessAfterMin = 1
+  balancednessBeforeMin = Number.POSITIVE_INFINITY
+  balancednessAfterMin = Number.POSITIVE_INFINITY
   totalMs = 0
   loadBefore: number[] = []
   loadAfter: number[] = []
@@ -230,8 +289,8 @@ export class TelemetryAggregate {
       maxMeanAfter: { mean: this.maxMeanAfterSum / n, max: this.maxMeanAfterMax },
       /** vLLM's balancedness (mean ÷ max expert load) per batch: mean over batches and worst batch. */
       balancedness: {
-        before: { mean: this.balancednessBeforeSum / n, min: this.balancednessBeforeMin },
-        after: { mean: this.balancednessAfterSum / n, min: this.balancednessAfterMin },
+        before: { mean: this.balancednessBeforeSum / n, min: this.batches ? this.balancednessBeforeMin : 0 },
+        after: { mean: this.balancednessAfterSum / n, min: this.batches ? this.balancednessAfterMin : 0 },
       },
       loadBefore: this.loadBefore,
       loadAfter: this.loadAfter,

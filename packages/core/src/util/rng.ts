@@ -53,3 +53,43 @@ export function hashString(s: string): number {
   }
   return h >>> 0
 }
+
+/** The PCG hash of the counter-based generators (the same u32 arithmetic as their WGSL twin). */
+export function pcgHash(v: number): number {
+  const s = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0
+  const x = Math.imul(((s >>> ((s >>> 28) + 4)) ^ s) >>> 0, 277803737) >>> 0
+  return ((x >>> 22) ^ x) >>> 0
+}
+
+/**
+ * Counter-based normal(0, std) values: element `2i` and `2i + 1` of the stream `seed` come
+ * from one Box–Muller pair of PCG hashes of `i`, so any slice can be made on its own and a
+ * GPU makes the same values (f32 transcendental rounding aside: within ~1e-6 relative) with
+ * the `init-weights` kernel. Fills `out` with elements `first .. first + out.length` of the
+ * stream (`first` even).
+ * @example
+ * const w = seededNormals(new Float32Array(4096), 7, 0.02) // the first 4096 values of stream 7
+ */
+export function seededNormals(out: Float32Array, seed: number, std: number, first = 0): Float32Array {
+  if (first % 2 !== 0) throw new RangeError('seededNormals: first must be even')
+  const s = pcgHash(seed >>> 0)
+  const n = out.length
+  for (let k = 0; k < n; k += 2) {
+    const i = (first + k) / 2
+    const h1 = pcgHash((i ^ s) >>> 0)
+    const h2 = pcgHash((h1 ^ 0x9e3779b9) >>> 0)
+    const u1 = Math.fround(Math.fround((h1 >>> 8) + 1) / 16777217)
+    const u2 = Math.fround((h2 >>> 8) / 16777216)
+    const r = Math.sqrt(-2 * Math.log(u1)) * std
+    const a = 2 * Math.PI * u2
+    out[k] = r * Math.cos(a)
+    if (k + 1 < n) out[k + 1] = r * Math.sin(a)
+  }
+  return out
+}
+
+/** Stream ids of a seeded layer (router, gate, up, down), as the GPU generator uses them. */
+export const seededWeightStreams = (seed: number) => ({ router: seed * 4, gate: seed * 4 + 1, up: seed * 4 + 2, down: seed * 4 + 3 })
+
+/** The stream of a batch's synthetic hidden states. */
+export const seededHiddenStream = (seed: number, batchId: number): number => mixSeed(seed, 0x68696464, batchId)

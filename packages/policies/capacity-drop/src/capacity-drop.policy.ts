@@ -10,6 +10,7 @@ import { buildOutcome, DECODE_SKIPPED, skippedOutcome } from './shared/outcome.j
 import { compareKeyed, keepWithinCapacity, keyedPairs, type KeyedPair } from './shared/priority.js'
 import { capacityOf, scopeGroups } from './shared/scope.js'
 import { renormalize } from './shared/weights.js'
+import { capacityDropStage } from './capacity-drop.wgsl.js'
 
 /** npm name of this package (equals package.json `name`). */
 export const PACKAGE_NAME = '@moe-route/policy-capacity-drop'
@@ -57,6 +58,7 @@ export function createTokenDrop(options: Partial<CapacityDropOptions> = {}): Rou
     name: POLICY_NAME,
     options: o,
     apply: (routing: Routing, ctx: PolicyContext) => tokenDrop(routing, o, ctx.random),
+    lower: (ctx) => capacityDropStage(o, ctx),
   }
 }
 
@@ -76,6 +78,7 @@ export const capacityDrop = definePolicy<CapacityDropOptions>({
     description: 'Capacity-Aware Token Drop: each expert keeps at most ⌈γ·k·T/E⌉ pairs (by gate score, order or random)',
     schema,
     defaultOptions,
+    device: ['wgsl'],
     docs: { url: 'https://github.com/moe-route/moe-route/tree/main/packages/policies/capacity-drop#readme' },
   },
   create: (options) => createTokenDrop(options),

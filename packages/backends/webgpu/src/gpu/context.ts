@@ -6,7 +6,7 @@ import { MoeError } from '@moe-route/core'
 import type { AcquiredDevice, DeviceFeatures } from './device.js'
 import { BufferPool, READBACK_USAGE } from './buffer-pool.js'
 import { BufferUsage, MAP_READ_MODE, STORAGE_RW } from './constants.js'
-import { ProgramCache, type KernelProgram } from './program.js'
+import { ProgramCache, type Dispatch, type KernelProgram } from './program.js'
 import { Profiler } from './profiler.js'
 
 /** Everything the kernels need to run on one device. Lifetime: that of the device. */
@@ -126,18 +126,29 @@ export class Recorder {
     this.encoder = ctx.device.createCommandEncoder({ label })
   }
 
+  /**
+   * Name kernels are timed under while set (a pipeline stage such as `policy:capacity-drop`);
+   * null: each kernel under its program name.
+   */
+  stage: string | null = null
+
   /** Runs `program` with `params` over `buffers` (bindings 0..n-1; uniforms at binding n). */
   run<P>(program: KernelProgram<P>, params: P, buffers: readonly GPUBuffer[]): void {
-    const { device, profiler } = this.ctx
-    const pipeline = ProgramCache.get(device, program)
+    const pipeline = ProgramCache.get(this.ctx.device, program)
     const { dispatch, uniforms } = program.getRunData(params)
     const bindGroup = this.ctx.bindGroup(pipeline, program.name, [...buffers, this.ctx.uniform(uniforms, program.name)])
+    this.dispatch(program.name, pipeline, bindGroup, dispatch)
+  }
+
+  /** Records one dispatch of a compiled pipeline (timed under `stage` or `name` when profiling). */
+  dispatch(name: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, dispatch: Dispatch): void {
+    const { profiler } = this.ctx
     let pass: GPUComputePassEncoder
     if (profiler) {
       this.endPass()
-      const timestampWrites = profiler.next(program.name)
+      const timestampWrites = profiler.next(this.stage ?? name)
       if (timestampWrites) this.profiled = true
-      pass = this.encoder.beginComputePass({ label: program.name, ...(timestampWrites ? { timestampWrites } : {}) })
+      pass = this.encoder.beginComputePass({ label: name, ...(timestampWrites ? { timestampWrites } : {}) })
     } else {
       pass = this.pass ??= this.encoder.beginComputePass({ label: this.label })
     }
@@ -151,6 +162,12 @@ export class Recorder {
       pass.dispatchWorkgroupsIndirect(d.indirect, d.offset)
     }
     if (profiler) pass.end()
+  }
+
+  /** Copies `bytes` bytes between buffers (outside compute passes). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.endPass()
+    if (bytes > 0) this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, Math.ceil(bytes / 4) * 4)
   }
 
   private endPass(): void {

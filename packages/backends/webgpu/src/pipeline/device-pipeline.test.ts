@@ -1,0 +1,153 @@
+/**
+ * The configured layer as one device pipeline (engine + webgpu backend) against the same
+ * config on the CPU backend: same telemetry, same routing detail, output within the f32
+ * tolerance; a host-only policy runs in a counted round trip; routing-only batches.
+ */
+import { afterAll, describe, expect, it, vi } from 'vitest'
+import { createMoe, definePolicy, routingFromPairs, pairsOf, type LayerResult, type MoeConfig, type Plugin, type TokenBatch } from '@moe-route/core'
+import { cpuBackend } from '@moe-route/backend-cpu'
+import capacityDrop from '@moe-route/policy-capacity-drop'
+import expertBuffer from '@moe-route/policy-expert-buffer'
+import { randomHidden } from '@moe-route/backend-cpu'
+import { webgpuBackend } from '../plugin.js'
+import { webgpuAdapterForTests } from '../testing/gpu-env.js'
+
+vi.setConfig({ testTimeout: 180_000 })
+const adapter = await webgpuAdapterForTests()
+
+const model = { experts: 8, topK: 2, hidden: 32, intermediate: 48, normalizeTopK: true }
+const config = (backend: string, extra: Partial<MoeConfig> = {}): MoeConfig => ({
+  model,
+  policies: [{ use: 'capacity-drop', options: { capacityFactor: 1.0 } }],
+  backend: { use: backend, ...(backend === 'webgpu' ? { options: { weightsDtype: 'f32' } } : {}) },
+  weights: { seed: 3, std: 0.05 },
+  ...extra,
+})
+
+/** A third-party policy with no GPU lowering: drops every pair below a weight. */
+const minWeight = definePolicy<{ minWeight: number }>({
+  meta: { name: 'min-weight', package: 'moe-route-policy-min-weight', version: '1.0.0', core: '^0.1.0', schema: { type: 'object', properties: { minWeight: { type: 'number' } } }, defaultOptions: { minWeight: 0.45 } },
+  create: ({ minWeight }) => ({
+    name: 'min-weight',
+    apply(routing) {
+      const pairs = pairsOf(routing)
+      const dropped = pairs.filter((p) => p.weight < minWeight).map((p) => ({ ...p, reason: 'min-weight', policy: 'min-weight' }))
+      return { routing: routingFromPairs(routing, pairs.filter((p) => p.weight >= minWeight)), dropped }
+    },
+  }),
+})
+
+const batches = (n: number, T: number): TokenBatch[] => Array.from({ length: n }, (_, i) => ({ id: i, tokens: T, hidden: randomHidden(T, model.hidden, 100 + i) }))
+
+function maxRel(a: Float32Array, b: Float32Array): number {
+  let err = 0
+  let scale = 1e-30
+  for (let i = 0; i < b.length; i++) {
+    err = Math.max(err, Math.abs(a[i] - b[i]))
+    scale = Math.max(scale, Math.abs(b[i]))
+  }
+  return err / scale
+}
+
+/** Same pairs; weights within 1e-5 (the GPU router's softmax is f32, the CPU's f64). */
+function sameDecisions(g: LayerResult, c: LayerResult): void {
+  const pairs = (r: LayerResult) => pairsOf(r.routing).sort((a, b) => a.token - b.token || a.expert - b.expert)
+  const [pg, pc] = [pairs(g), pairs(c)]
+  expect(pg.map((p) => `${p.token}:${p.expert}`)).toEqual(pc.map((p) => `${p.token}:${p.expert}`))
+  pg.forEach((p, i) => expect(Math.abs(p.weight - pc[i].weight)).toBeLessThan(1e-5))
+  expect(g.dropped.map((d) => `${d.token}:${d.expert}:${d.reason}:${d.policy}`)).toEqual(c.dropped.map((d) => `${d.token}:${d.expert}:${d.reason}:${d.policy}`))
+  expect(Array.from(g.plan.counts)).toEqual(Array.from(c.plan.counts))
+  expect(Array.from(g.plan.offsets)).toEqual(Array.from(c.plan.offsets))
+  expect(Array.from(g.plan.rowToken)).toEqual(Array.from(c.plan.rowToken))
+  const t = g.telemetry
+  const u = c.telemetry
+  expect([t.pairsBefore, t.pairsAfter, t.droppedPairs, t.addedPairs, t.tokensFullyDropped]).toEqual([u.pairsBefore, u.pairsAfter, u.droppedPairs, u.addedPairs, u.tokensFullyDropped])
+  expect(t.loadBefore).toEqual(u.loadBefore)
+  expect(t.loadAfter).toEqual(u.loadAfter)
+  expect(t.gateMassKept).toBeCloseTo(u.gateMassKept, 5)
+  expect(t.policies.map((p) => [p.policy, p.dropped, p.capacity])).toEqual(u.policies.map((p) => [p.policy, p.dropped, p.capacity]))
+}
+
+describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
+  const engines: { dispose(): Promise<void> }[] = []
+  afterAll(async () => {
+    for (const e of engines) await e.dispose()
+  })
+  const make = (backend: string, extra: Partial<MoeConfig> = {}, plugins: readonly Plugin[] = [capacityDrop, webgpuBackend, cpuBackend, minWeight]) => {
+    const e = createMoe({ config: config(backend, extra), plugins })
+    engines.push(e)
+    return e
+  }
+
+  it('runs every stage on the device and matches the CPU engine (T = 1, 5, 37)', async () => {
+    const gpu = make('webgpu')
+    const cpu = make('cpu')
+    expect(await gpu.ready()).toEqual([
+      { stage: 'router:softmax-top-k', where: 'device' },
+      { stage: 'policy:capacity-drop', where: 'device' },
+      { stage: 'dispatch:exact-size', where: 'device' },
+      { stage: 'experts', where: 'device' },
+    ])
+    for (const T of [1, 5, 37]) {
+      for (const b of batches(2, T)) {
+        const g = await gpu.forward(b)
+        const c = await cpu.forward(b)
+        sameDecisions(g, c)
+        expect(g.telemetry.hostRoundTrips).toBeUndefined()
+        expect(maxRel(g.output!, c.output!)).toBeLessThan(1e-4)
+        expect(g.outputNorm!).toBeCloseTo(c.outputNorm!, 3)
+      }
+    }
+  })
+
+  it('returns only telemetry and the output norm when asked, the output left on the device when asked', async () => {
+    const gpu = make('webgpu')
+    const cpu = make('cpu')
+    const [b] = batches(1, 16)
+    const s = await gpu.forward(b, { detail: 'telemetry', output: 'norm' })
+    const c = await cpu.forward(b)
+    expect(s.output).toBeUndefined()
+    expect('routing' in s).toBe(false)
+    expect(s.outputNorm!).toBeCloseTo(c.outputNorm!, 3)
+    expect(s.telemetry.droppedPairs).toBe(c.telemetry.droppedPairs)
+    const d = await gpu.forward(b, { detail: 'telemetry', output: 'device' })
+    expect(d.deviceOutput?.rows).toBe(16)
+    expect(d.deviceOutput?.columns).toBe(model.hidden)
+    d.deviceOutput!.release()
+  })
+
+  it('runs a policy without a lowering on the host in one counted round trip', async () => {
+    const extra = { policies: [{ use: 'min-weight' }, { use: 'capacity-drop', options: { capacityFactor: 1.0 } }] }
+    const gpu = make('webgpu', extra)
+    const cpu = make('cpu', extra)
+    expect((await gpu.ready()).map((s) => s.where)).toEqual(['device', 'host', 'device', 'device', 'device'])
+    for (const b of batches(2, 24)) {
+      const g = await gpu.forward(b)
+      const c = await cpu.forward(b)
+      sameDecisions(g, c)
+      expect(g.telemetry.hostRoundTrips).toEqual({ 'min-weight': 1 })
+      expect(maxRel(g.output!, c.output!)).toBeLessThan(1e-4)
+    }
+  })
+
+  it('reads the experts from an expert store\'s device slots (4 of 8): same output, misses uploaded from host memory', async () => {
+    for (const eviction of ['lifo', 'lru']) {
+      const extra = { store: { use: 'expert-buffer', options: { slots: 4, eviction } } }
+      const plugins = [capacityDrop, webgpuBackend, cpuBackend, expertBuffer]
+      const gpu = make('webgpu', extra, plugins)
+      const cpu = make('cpu', extra, plugins)
+      expect((await gpu.ready()).map((s) => s.stage)).toContain('store:expert-buffer')
+      // decode-sized batches (≤ 4 active experts: served from the slots), then a batch with all 8 active (the load-compute sweep)
+      for (const b of [...batches(6, 1), ...batches(1, 37)]) {
+        const g = await gpu.forward(b)
+        const c = await cpu.forward(b)
+        sameDecisions(g, c)
+        expect(maxRel(g.output!, c.output!), `${eviction} batch ${b.id} T ${b.tokens}`).toBeLessThan(1e-4)
+        const gs = g.telemetry.store!
+        expect(gs.hits + gs.misses).toBeGreaterThan(0)
+        if (b.tokens === 1) expect([gs.hits, gs.misses, gs.evictions]).toEqual([c.telemetry.store!.hits, c.telemetry.store!.misses, c.telemetry.store!.evictions])
+        expect(gs.bytesUploaded).toBe(gs.misses * 3 * model.hidden * model.intermediate * 4)
+      }
+    }
+  })
+})

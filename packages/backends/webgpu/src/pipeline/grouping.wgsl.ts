@@ -1,0 +1,254 @@
+/**
+ * The grouping kernels every dispatcher lowering runs (core's `groupByExpert` on the device):
+ * per expert, the routing's pairs in priority order (token then slot, or slot then token),
+ * kept all (`exact`) or the first `cap` per source segment (`padded`, the rest dropped as
+ * overflow); then row offsets (dispatch.wgsl's offsets kernel) and the scatter into rows.
+ * Rows come out in the order of the host dispatchers: within an expert, token order (then
+ * slot order), padded groups in segment order with zero rows after each segment's pairs.
+ */
+
+const SCAN = /* wgsl */ `
+var<workgroup> scan: array<u32, 256>;
+fn exclusiveScan(v: u32, lid: u32) -> vec2<u32> {
+  scan[lid] = v;
+  workgroupBarrier();
+  for (var s = 1u; s < 256u; s = s << 1u) {
+    let add = select(0u, scan[max(lid, s) - s], lid >= s);
+    workgroupBarrier();
+    scan[lid] = scan[lid] + add;
+    workgroupBarrier();
+  }
+  let incl = scan[lid];
+  let total = scan[255];
+  workgroupBarrier();
+  return vec2<u32>(incl - v, total);
+}`
+
+/** Marks a padded position with no pair. */
+export const NO_PAIR = 0xffffffff
+
+/**
+ * One workgroup per expert. Writes `kept[e·W + i]` = pair index (t·S + j) of the group's
+ * rows (NO_PAIR for padding), `counts[e]` = real rows, and adds the overflow to the
+ * dispatcher's STAT_DROPPED counter.
+ */
+export const groupSelectWgsl = (): string => /* wgsl */ `
+struct Params { tokens: u32, slots: u32, experts: u32, padded: u32, cap: u32, segments: u32, choice: u32, srcBase: u32, width: u32, statBase: u32, _a: u32, _b: u32 };
+@group(0) @binding(0) var<storage, read> ids: array<i32>;
+@group(0) @binding(1) var<storage, read> aux: array<u32>;
+@group(0) @binding(2) var<storage, read_write> kept: array<u32>;
+@group(0) @binding(3) var<storage, read_write> counts: array<u32>;
+@group(0) @binding(4) var<storage, read_write> counters: array<atomic<u32>>;
+@group(0) @binding(5) var<uniform> params: Params;
+${SCAN}
+// Pair index of position q in priority order: token-major (t, j) or choice-major (j, t).
+fn pairAt(q: u32) -> u32 {
+  if (params.choice == 1u) { return (q % params.tokens) * params.slots + q / params.tokens; }
+  return q;
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let e = i32(wid.x);
+  let P = params.tokens * params.slots;
+  let base = wid.x * params.width;
+  if (params.padded == 0u) {
+    var n = 0u;
+    for (var b = 0u; b < P; b = b + 256u) {
+      let q = b + lid;
+      let p = pairAt(min(q, max(P, 1u) - 1u));
+      let flag = q < P && ids[p] == e;
+      let r = exclusiveScan(select(0u, 1u, flag), lid);
+      if (flag) { kept[base + n + r.x] = p; }
+      n = n + r.y;
+    }
+    if (lid == 0u) { counts[wid.x] = n; }
+    return;
+  }
+  let cap = params.cap;
+  for (var i = lid; i < params.width; i = i + 256u) { kept[base + i] = 0xffffffffu; }
+  storageBarrier();
+  var total = 0u;
+  var over = 0u;
+  for (var seg = 0u; seg < params.segments; seg = seg + 1u) {
+    var n = 0u;
+    for (var b = 0u; b < P; b = b + 256u) {
+      let q = b + lid;
+      let p = pairAt(min(q, max(P, 1u) - 1u));
+      let t = p / params.slots;
+      let flag = q < P && ids[p] == e && (params.segments == 1u || aux[params.srcBase + t] == seg);
+      let r = exclusiveScan(select(0u, 1u, flag), lid);
+      if (flag && n + r.x < cap) { kept[base + seg * cap + n + r.x] = p; }
+      n = n + r.y;
+    }
+    total = total + min(n, cap);
+    over = over + (n - min(n, cap));
+  }
+  if (lid == 0u) {
+    counts[wid.x] = total;
+    if (over > 0u) { atomicAdd(&counters[params.statBase], over); }
+  }
+}`
+
+/**
+ * One invocation per (expert, position < W): row offsets[e] + i gets the pair's token and
+ * weight and marks the pair computed in tokenRows (row + 1); positions without a pair are
+ * padding (token −1, weight 0).
+ */
+export const groupScatterWgsl = (): string => /* wgsl */ `
+struct Params { slots: u32, experts: u32, width: u32, _a: u32 };
+@group(0) @binding(0) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> offsets: array<i32>;
+@group(0) @binding(2) var<storage, read> kept: array<u32>;
+@group(0) @binding(3) var<storage, read_write> rowToken: array<i32>;
+@group(0) @binding(4) var<storage, read_write> rowWeight: array<f32>;
+@group(0) @binding(5) var<storage, read_write> tokenRows: array<u32>;
+@group(0) @binding(6) var<uniform> params: Params;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let idx = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let W = params.width;
+  if (idx >= params.experts * W) { return; }
+  let e = idx / W;
+  let i = idx % W;
+  let start = offsets[e];
+  let rows = u32(offsets[e + 1u] - start);
+  if (i >= rows) { return; }
+  let row = u32(start) + i;
+  let p = kept[e * W + i];
+  if (p != 0xffffffffu) {
+    rowToken[row] = i32(p / params.slots);
+    rowWeight[row] = w[p];
+    tokenRows[p] = row + 1u;
+  } else {
+    rowToken[row] = -1;
+    rowWeight[row] = 0.0;
+  }
+}`
+
+/**
+ * Partial sums of squares of the layer output (for its L2 norm without reading it back):
+ * workgroup g sums vec4 elements g, g + G·256, … into partial[g] (f32 bits).
+ */
+export const normPartialsWgsl = (): string => /* wgsl */ `
+struct Params { n4: u32, groups: u32, base: u32, _a: u32 };
+@group(0) @binding(0) var<storage, read> outv: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> counters: array<u32>;
+@group(0) @binding(2) var<uniform> params: Params;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  var acc = 0.0;
+  for (var i = wid.x * 256u + lid; i < params.n4; i = i + params.groups * 256u) {
+    let v = outv[i];
+    acc = acc + dot(v, v);
+  }
+  red[lid] = acc;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { counters[params.base + wid.x] = bitcast<u32>(red[0]); }
+}`
+
+/**
+ * The batch's telemetry counts on the device (one workgroup): router pairs and their mass,
+ * computed pairs (tokenRows), drops, additions, fully dropped tokens, tokens crossing devices,
+ * loads before and after, the output norm from the partial sums. Layout of `tele` (u32
+ * words at `teleBase`): pairsBefore, pairsAfter, dropped, added, fullyDropped, crossing,
+ * massBefore (f32), massKept (f32), outputNormSq (f32), 3 spare, loadBefore[E], loadAfter[E].
+ */
+export const telemetryWgsl = (): string => /* wgsl */ `
+struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, normBase: u32, normGroups: u32, devices: u32, _a: u32, _b: u32, _c: u32 };
+@group(0) @binding(0) var<storage, read> origIds: array<i32>;
+@group(0) @binding(1) var<storage, read> origW: array<f32>;
+@group(0) @binding(2) var<storage, read> ids: array<i32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read> tokenRows: array<u32>;
+@group(0) @binding(5) var<storage, read> counts: array<u32>;
+@group(0) @binding(6) var<storage, read> aux: array<u32>;
+@group(0) @binding(7) var<storage, read_write> tele: array<u32>;
+@group(0) @binding(8) var<uniform> params: Params;
+var<workgroup> loadBefore: array<atomic<u32>, 256>;
+var<workgroup> sums: array<atomic<u32>, 6>;
+var<workgroup> redA: array<f32, 256>;
+var<workgroup> redB: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  let T = params.tokens;
+  let k = params.k;
+  let S = params.slots;
+  var pb = 0u; var pa = 0u; var dr = 0u; var ad = 0u; var fd = 0u; var cr = 0u;
+  var mb = 0.0; var mk = 0.0;
+  for (var t = lid; t < T; t = t + 256u) {
+    for (var j = 0u; j < k; j = j + 1u) {
+      let e0 = origIds[t * k + j];
+      if (e0 < 0) { continue; }
+      pb = pb + 1u;
+      mb = mb + origW[t * k + j];
+      atomicAdd(&loadBefore[u32(e0)], 1u);
+      var found = false;
+      var f = 0.0;
+      for (var j2 = 0u; j2 < S; j2 = j2 + 1u) {
+        if (ids[t * S + j2] == e0 && tokenRows[t * S + j2] > 0u) { found = true; f = f + w[t * S + j2]; }
+      }
+      if (found) { mk = mk + f; } else { dr = dr + 1u; }
+    }
+    var any = false;
+    let src = select(0u, aux[params.srcBase + t], params.devices > 1u);
+    for (var j2 = 0u; j2 < S; j2 = j2 + 1u) {
+      let e = ids[t * S + j2];
+      if (e < 0) { continue; }
+      let eu = u32(e);
+      // token traffic (core's tokenTraffic): once per distinct destination device of the final routing
+      let dst = aux[aux[eu] + t % (aux[eu + 1u] - aux[eu])];
+      var seenDst = false;
+      for (var j3 = 0u; j3 < j2; j3 = j3 + 1u) {
+        let e3 = ids[t * S + j3];
+        if (e3 >= 0 && aux[aux[u32(e3)] + t % (aux[u32(e3) + 1u] - aux[u32(e3)])] == dst) { seenDst = true; }
+      }
+      if (!seenDst && dst != src) { cr = cr + 1u; }
+      if (tokenRows[t * S + j2] == 0u) { continue; }
+      var dup = false;
+      for (var j3 = 0u; j3 < j2; j3 = j3 + 1u) {
+        if (ids[t * S + j3] == e && tokenRows[t * S + j3] > 0u) { dup = true; }
+      }
+      if (dup) { continue; }
+      any = true;
+      pa = pa + 1u;
+      var orig = false;
+      for (var j = 0u; j < k; j = j + 1u) { if (origIds[t * k + j] == e) { orig = true; } }
+      if (!orig) { ad = ad + 1u; }
+    }
+    if (!any) { fd = fd + 1u; }
+  }
+  atomicAdd(&sums[0], pb);
+  atomicAdd(&sums[1], pa);
+  atomicAdd(&sums[2], dr);
+  atomicAdd(&sums[3], ad);
+  atomicAdd(&sums[4], fd);
+  atomicAdd(&sums[5], cr);
+  redA[lid] = mb;
+  redB[lid] = mk;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (lid < s) { redA[lid] = redA[lid] + redA[lid + s]; redB[lid] = redB[lid] + redB[lid + s]; }
+    workgroupBarrier();
+  }
+  let b = params.teleBase;
+  if (lid == 0u) {
+    for (var i = 0u; i < 6u; i = i + 1u) { tele[b + i] = atomicLoad(&sums[i]); }
+    tele[b + 6u] = bitcast<u32>(redA[0]);
+    tele[b + 7u] = bitcast<u32>(redB[0]);
+    var n = 0.0;
+    for (var g = 0u; g < params.normGroups; g = g + 1u) { n = n + bitcast<f32>(tele[params.normBase + g]); }
+    tele[b + 8u] = bitcast<u32>(n);
+  }
+  for (var e = lid; e < params.experts; e = e + 256u) {
+    tele[b + 12u + e] = atomicLoad(&loadBefore[e]);
+    tele[b + 12u + params.experts + e] = counts[e];
+  }
+}`
+
+/** Words of the telemetry block for E experts. */
+export const teleWords = (experts: number): number => 12 + 2 * experts
