@@ -1,8 +1,7 @@
 // The job of `moe-route run` (the embedded default: config, weights, hidden states, workload and
 // stream settings as the CLI builds them) as a service that Prometheus scrapes while it runs.
-import { randomHidden, randomLayerWeights, l2Norm } from '@moe-route/backend-cpu'
 import { DEFAULT_CONFIG, builtinRegistry } from '@moe-route/cli'
-import { TelemetryAggregate, TokenStream, createMoe, balancedness } from '@moe-route/core'
+import { TelemetryAggregate, TokenStream, createMoe, balancedness, seededHiddenStream, seededNormals } from '@moe-route/core'
 import { workloadFromSpec } from '@moe-route/workloads'
 
 /**
@@ -19,9 +18,14 @@ export async function runService(options = {}) {
   }
   const cpu0 = process.cpuUsage()
   const model = config.model
-  const weights = randomLayerWeights(model, { seed: config.weights.seed, std: config.weights.std })
-  const engine = createMoe({ config, registry: builtinRegistry(), weights, source: '(embedded default)' })
-  const stream = new TokenStream(engine, { maxInFlight: config.stream.maxInFlight, capacity: config.stream.capacity })
+  // Weights come from config.weights (seeded), made by the engine as `moe-route run` makes them.
+  const engine = createMoe({ config, registry: builtinRegistry(), source: '(embedded default)' })
+  const inFlight = config.stream?.maxInFlight ?? 1 // the CLI's default on a host backend
+  const stream = new TokenStream(engine, {
+    maxInFlight: inFlight,
+    capacity: Math.max(inFlight, config.stream?.capacity ?? 4),
+    forward: { detail: 'telemetry', output: 'norm' }, // as the CLI: telemetry and the output's norm
+  })
 
   let server
   let routingMetrics
@@ -33,6 +37,7 @@ export async function runService(options = {}) {
     onListening?.(server.url)
   }
 
+  await engine.ready() // host weights built before the first batch, as the CLI does
   const w = config.workload
   const workload = workloadFromSpec(w.source)
   const agg = new TelemetryAggregate()
@@ -49,19 +54,21 @@ export async function runService(options = {}) {
         if (!first && intervalMs > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs))
         else await new Promise((resolve) => setImmediate(resolve))
         first = false
-        const hidden = randomHidden(b.tokens, model.hidden, config.seed * 1_000_003 + b.id)
+        const hidden = seededNormals(new Float32Array(b.tokens * model.hidden), seededHiddenStream(config.seed, b.id), 1)
         await stream.write({ ...b, hidden })
       }
     } finally {
       stream.end()
     }
   })()
-  producer.catch(() => {}) // the consumer below reports a failed batch
+  // A failed batch makes the producer's next write reject (the consumer below reports it); a
+  // producer that fails on its own (the workload) fails the stream.
+  producer.catch((e) => stream.abort(e))
   try {
     for await (const r of stream) {
       agg.add(r.telemetry)
       last = r.telemetry
-      if (r.output) sumSq += l2Norm(r.output) ** 2
+      if (r.outputNorm !== undefined) sumSq += r.outputNorm ** 2
       onBatch?.(r.telemetry)
     }
     await producer

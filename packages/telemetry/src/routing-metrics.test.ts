@@ -212,20 +212,27 @@ describe('RoutingMetrics', () => {
     expect(() => new RoutingMetrics({ registry, meter: false })).toThrow(/already registered as a counter with labels \[layer\]/)
   })
 
-  it('reads hostRoundTrips when the telemetry has it (count or by plugin) and fallbacks by plugin', async () => {
+  it('reads host round trips, device-pipeline stage times and fallbacks by plugin', async () => {
     const registry = new Registry()
     const metrics = new RoutingMetrics({ registry, meter: false })
     const engine = createMoe({ config: { model } })
     const base = engine.route({ id: 0, tokens: 8, logits: randomLogits(8, 8, 1) }).telemetry
     metrics.record(base) // no hostRoundTrips field: counts as none
     metrics.record({ ...base, backend: 'webgpu', hostRoundTrips: 1, fallback: { from: 'webgpu', to: 'cpu', reason: 'device lost' } } as BatchTelemetry)
-    metrics.record({ ...base, hostRoundTrips: { 'min-weight': 2 } } as unknown as BatchTelemetry)
+    metrics.record({
+      ...base,
+      hostRoundTrips: { 'min-weight': 2 },
+      timings: { ...base.timings, stages: [{ stage: 'policy:min-weight', where: 'host', ms: 0.5 }, { stage: 'experts', where: 'device', ms: 2 }, { stage: 'gate', where: 'device', ms: null }] },
+    } as BatchTelemetry)
     const p = await promValues(registry)
     expect(p['moe_route_host_round_trips_total{plugin=webgpu}']).toBe(1)
     expect(p['moe_route_host_round_trips_total{plugin=min-weight}']).toBe(2)
     expect(Object.keys(p).filter((k) => k.startsWith('moe_route_host_round_trips_total'))).toHaveLength(2)
     expect(p['moe_route_fallbacks_total{fallback=cpu,plugin=webgpu}']).toBe(1)
     expect(p['moe_route_batches_total{}']).toBe(3)
+    expect(p['moe_route_pipeline_stage_duration_seconds_sum{stage=policy:min-weight,where=host}']).toBeCloseTo(0.0005, 12)
+    expect(p['moe_route_pipeline_stage_duration_seconds_sum{stage=experts,where=device}']).toBeCloseTo(0.002, 12)
+    expect(p['moe_route_pipeline_stage_duration_seconds_count{stage=gate,where=device}']).toBeUndefined() // not profiled
   })
 
   it('ignores values a counter cannot take (negative, NaN) instead of throwing in the stream', async () => {

@@ -97,8 +97,6 @@ export class RoutingMetrics {
       if (p.capacity !== null && p.capacity !== undefined) i.policyCapacity!.series([policy]).record(p.capacity)
       if (p.skipped) i.policySkipped!.series([policy, this.#label('reason', p.skipped)]).record(1)
       if (p.fallback) this.#fallback(p.fallback.from, p.fallback.to)
-      const trips = (p as { hostRoundTrips?: unknown }).hostRoundTrips
-      if (typeof trips === 'number') i.hostRoundTrips!.series([policy]).record(trips)
     }
     this.#load('routed', t.loadBefore)
     this.#load('computed', t.loadAfter)
@@ -147,8 +145,8 @@ export class RoutingMetrics {
   }
 
   /**
-   * Host round trips: `hostRoundTrips` on the batch (a count, credited to the backend, or counts
-   * by plugin) when the core in use reports it; absent counts as none.
+   * Host round trips: `hostRoundTrips` on the batch, counts by plugin (a bare count is credited
+   * to the backend); absent (host backends) counts as none.
    */
   #hostRoundTrips(t: BatchTelemetry): void {
     const trips = (t as { hostRoundTrips?: unknown }).hostRoundTrips
@@ -168,6 +166,10 @@ export class RoutingMetrics {
       if (name === 'store' && !t.store) continue
       if (name === 'experts' && !t.backend) continue
       stage.series([name]).record(ms[field] / 1000)
+    }
+    for (const st of ms.stages ?? []) {
+      if (st.ms === null || st.ms === undefined) continue // not profiled
+      this.#i.pipelineStageDuration!.series([this.#label('pipeline_stage', st.stage), st.where === 'device' ? 'device' : 'host']).record(st.ms / 1000)
     }
     if (ms.kernels) {
       for (const [kernel, kms] of Object.entries(ms.kernels)) this.#i.kernelDuration!.series([this.#label('kernel', kernel)]).record(kms / 1000)
