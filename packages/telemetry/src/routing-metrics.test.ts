@@ -218,7 +218,7 @@ describe('RoutingMetrics', () => {
     const engine = createMoe({ config: { model } })
     const base = engine.route({ id: 0, tokens: 8, logits: randomLogits(8, 8, 1) }).telemetry
     metrics.record(base) // no hostRoundTrips field: counts as none
-    metrics.record({ ...base, backend: 'webgpu', hostRoundTrips: 1, fallback: { from: 'webgpu', to: 'cpu', reason: 'device lost' } } as BatchTelemetry)
+    metrics.record({ ...base, backend: 'webgpu', hostRoundTrips: { webgpu: 1 }, fallback: { from: 'webgpu', to: 'cpu', reason: 'device lost' } })
     metrics.record({
       ...base,
       hostRoundTrips: { 'min-weight': 2 },

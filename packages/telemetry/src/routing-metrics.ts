@@ -144,16 +144,9 @@ export class RoutingMetrics {
     return (this.#expertLabels[e] ??= String(e))
   }
 
-  /**
-   * Host round trips: `hostRoundTrips` on the batch, counts by plugin (a bare count is credited
-   * to the backend); absent (host backends) counts as none.
-   */
+  /** Host round trips by plugin (`hostRoundTrips`; absent on host backends: none). */
   #hostRoundTrips(t: BatchTelemetry): void {
-    const trips = (t as { hostRoundTrips?: unknown }).hostRoundTrips
-    if (typeof trips === 'number') this.#i.hostRoundTrips!.series([this.#label('plugin', t.backend ?? 'unknown')]).record(trips)
-    else if (trips && typeof trips === 'object') {
-      for (const [plugin, n] of Object.entries(trips)) if (typeof n === 'number') this.#i.hostRoundTrips!.series([this.#label('plugin', plugin)]).record(n)
-    }
+    for (const [plugin, n] of Object.entries(t.hostRoundTrips ?? {})) this.#i.hostRoundTrips!.series([this.#label('plugin', plugin)]).record(n)
   }
 
   #timings(t: BatchTelemetry): void {
