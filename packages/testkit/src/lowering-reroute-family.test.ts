@@ -5,6 +5,7 @@
  * they cover every option value of the three policies.
  */
 import expandedDrop from '@moe-route/policy-expanded-drop'
+import reroute from '@moe-route/policy-reroute'
 import { probeAdapter } from '@moe-route/backend-webgpu'
 import { describe, it, vi } from 'vitest'
 import { checkLowering } from './lowering.js'
@@ -28,5 +29,15 @@ describe.runIf(adapter || required)(`GPU lowerings of the reroute family on ${ad
   ]
   for (const [name, options, routings] of expandedCases) {
     it(`expanded-drop: ${name}`, () => checkLowering(expandedDrop, options, { runs: 40, ...(routings ? { routings } : {}) }))
+  }
+  const rerouteCases: [string, object][] = [
+    ['one round (score token drop), γ = 1', { capacityFactor: 1, rounds: 1 }],
+    ['two rounds (default), tight', { capacityFactor: 0.5 }],
+    ['three rounds, floor, model-native weights', { capacityFactor: 0.7, rounds: 3, rounding: 'floor', renormalize: 'model-native' }],
+    ['eight rounds, round, renormalised over kept', { capacityFactor: 0.6, rounds: 8, rounding: 'round', renormalize: 'kept' }],
+    ['per source device, decode capped, four rounds', { capacityFactor: 0.8, rounds: 4, scope: 'per-source-device', applyToDecode: true }],
+  ]
+  for (const [name, options] of rerouteCases) {
+    it(`reroute: ${name}`, () => checkLowering(reroute, options, { runs: 40 }))
   }
 })
