@@ -6,6 +6,7 @@
  */
 import expandedDrop from '@moe-route/policy-expanded-drop'
 import reroute from '@moe-route/policy-reroute'
+import spareCapacityReroute from '@moe-route/policy-spare-capacity-reroute'
 import { probeAdapter } from '@moe-route/backend-webgpu'
 import { describe, it, vi } from 'vitest'
 import { checkLowering } from './lowering.js'
@@ -39,5 +40,14 @@ describe.runIf(adapter || required)(`GPU lowerings of the reroute family on ${ad
   ]
   for (const [name, options] of rerouteCases) {
     it(`reroute: ${name}`, () => checkLowering(reroute, options, { runs: 40 }))
+  }
+  const spareCases: [string, object][] = [
+    ['any expert with room, γ = 1', { capacityFactor: 1 }],
+    ['tight, floor, model-native weights', { capacityFactor: 0.5, rounding: 'floor', renormalize: 'model-native' }],
+    ['maxRank 2, round, renormalised over kept', { capacityFactor: 0.7, maxRank: 2, rounding: 'round', renormalize: 'kept' }],
+    ['maxRank 5, per source device, decode capped', { capacityFactor: 0.8, maxRank: 5, scope: 'per-source-device', applyToDecode: true }],
+  ]
+  for (const [name, options] of spareCases) {
+    it(`spare-capacity-reroute: ${name}`, () => checkLowering(spareCapacityReroute, options, { runs: 40 }))
   }
 })
