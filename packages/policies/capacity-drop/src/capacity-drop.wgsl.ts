@@ -12,10 +12,9 @@
  */
 import type { LoweringContext, StageBatch, WgslStage } from '@moe-route/core'
 import type { CapacityDropOptions } from './capacity-drop.schema.js'
-import { capacityFamilyWgsl, groupCapacityParams, maxLoweredGroups } from './shared/family.wgsl.js'
+import { capacityFamilyWgsl, groupCapacityParams, maxLoweredGroups, RENORMALIZE_CODES } from './shared/family.wgsl.js'
 
 const PRIORITY = { score: 0, first: 1, last: 2, random: 3 } as const
-const RENORM = { none: 0, 'model-native': 1, kept: 2 } as const
 
 /** Source devices whose capacities fit the stage parameters (beyond them the policy runs on the host). */
 export const MAX_LOWERED_SOURCE_DEVICES = maxLoweredGroups(3)
@@ -53,9 +52,7 @@ fn select_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   stageBegin(wid, nwg, lid);
   let t = workgroupIndex() * 64u + lid;
-  if (t == 0u && param(2u) == 1u) { stat(STAT_SKIPPED, 1u); }
-  if (t >= dims.tokens) { return; }
-  if (param(2u) == 1u) { copyToken(t); return; }
+  if (!emitBegin(t, param(2u) == 1u)) { return; }
   let dropped = emitKept(t, param(1u), flagBase());
   if (dropped > 0u) { stat(STAT_DROPPED, dropped); }
 }
@@ -82,7 +79,7 @@ export function capacityDropStage(options: CapacityDropOptions, ctx: LoweringCon
       { entryPoint: 'emit', workgroupSize: 64, workgroups: (b: StageBatch) => Math.max(1, Math.ceil(b.tokens / 64)) },
     ],
     scratchWords: (b) => b.tokens * ctx.slotsIn + b.tokens + experts * b.tokens * ctx.slotsIn,
-    params: (b) => [PRIORITY[options.priority], RENORM[options.renormalize], b.decode && !options.applyToDecode ? 1 : 0, ...groupCapacityParams(options, ctx, b)],
+    params: (b) => [PRIORITY[options.priority], RENORMALIZE_CODES[options.renormalize], b.decode && !options.applyToDecode ? 1 : 0, ...groupCapacityParams(options, ctx, b)],
     skippedReason: 'decode batch (one token per sequence): not capped because applyToDecode is false',
     dropReason: 'capacity',
   }

@@ -15,7 +15,7 @@ export { capacityProperties, renormalizeProperty, renormalizeValues, strictObjec
 export { capacityOf, scopeGroups, type CapacityRounding, type CapacityScope, type ScopeGroup } from './shared/scope.js'
 export { summarize, type OutcomeSummary } from './shared/summarize.js'
 export { capacityDropStage, MAX_LOWERED_SOURCE_DEVICES } from './capacity-drop.wgsl.js'
-export { capacityCutWgsl, capacityFamilyWgsl, groupCapacityParams, maxLoweredGroups, type CapacityCutSpec } from './shared/family.wgsl.js'
+export { capacityCutWgsl, capacityFamilyWgsl, groupCapacityParams, maxLoweredGroups, RENORMALIZE_CODES, type CapacityCutSpec } from './shared/family.wgsl.js'
 export { nativeDenominators, nativeWeight, renormalize, type Renormalize } from './shared/weights.js'
 
 export default capacityDrop

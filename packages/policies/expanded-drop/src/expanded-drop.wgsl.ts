@@ -57,13 +57,9 @@ const MAX_K = ${c.maxK}u;
 const FLAT = ${c.flat ? 1 : 0}u;
 fn keepAt(t: u32, e: u32) -> u32 { return dims.tokens * dims.slotsIn + t * dims.experts + e; }
 fn candBase(e: u32) -> u32 { return dims.tokens * dims.slotsIn + dims.tokens * dims.experts + e * dims.tokens; }
-fn isInput(t: u32, e: u32) -> bool {
-  for (var j = 0u; j < dims.slotsIn; j = j + 1u) { if (idIn(t, j) == i32(e)) { return true; } }
-  return false;
-}
 // Expert e is a candidate of token t: an input pair or an extra candidate.
 fn isCandidate(t: u32, e: u32) -> bool {
-  if (CAND == 2u || isInput(t, e)) { return true; }
+  if (CAND == 2u || hasInput(t, e)) { return true; }
   if (CAND == 1u) {
     // among the token's TOP_M best scores (ties: lower expert), as topKIndices
     let s = score(t, e);
@@ -76,17 +72,12 @@ fn isCandidate(t: u32, e: u32) -> bool {
   }
   return table(select(srcDevice(t), 0u, FLAT == 1u) * dims.experts + e) == 1u;
 }
-fn beatsAt(tb: u32, ta: u32, e: u32) -> bool {
-  let sb = score(tb, e);
-  let sa = score(ta, e);
-  return sb > sa || (sb == sa && tb < ta);
-}
 ${capacityCutWgsl({
   name: 'keepCandidates',
   params: 'e: u32, dev: u32, cap: u32, lid: u32, candBase: u32',
   items: 'dims.tokens',
   candidate: 'inGroup(i, dev) && isCandidate(i, e)',
-  beats: 'beatsAt(ib, ia, e)',
+  beats: 'scoreBeats(ib, ia, e)',
   kept: 'scratch[keepAt(i, e)] = 1u;',
 })}
 // Kept candidate e of token t survives the per-token cap (the MAX_K best kept, score desc, expert asc).
@@ -120,9 +111,7 @@ fn select_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   stageBegin(wid, nwg, lid);
   let t = workgroupIndex() * 64u + lid;
-  if (t == 0u && param(0u) == 1u) { stat(STAT_SKIPPED, 1u); }
-  if (t >= dims.tokens) { return; }
-  if (param(0u) == 1u) { copyToken(t); return; }
+  if (!emitBegin(t, param(0u) == 1u)) { return; }
   let den = select(1.0, nativeDenominator(t), NATIVE == 1u);
   var o = 0u;
   var added = 0u;
@@ -133,7 +122,7 @@ fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       wOut[t * dims.slotsOut + o] = score(t, e) / den;
       o = o + 1u;
     }
-    if (!isInput(t, e)) { added = added + 1u; }
+    if (!hasInput(t, e)) { added = added + 1u; }
   }
   clearFrom(t, o);
   canonicalizeToken(t);

@@ -17,13 +17,11 @@
  * only for the other kind, so the R rounds use two entry points.
  */
 import type { LoweringContext, StageBatch, WgslPass, WgslStage } from '@moe-route/core'
-import { capacityCutWgsl, capacityFamilyWgsl, DECODE_SKIPPED, groupCapacityParams, maxLoweredGroups } from '@moe-route/policy-capacity-drop'
+import { capacityCutWgsl, capacityFamilyWgsl, DECODE_SKIPPED, groupCapacityParams, maxLoweredGroups, RENORMALIZE_CODES } from '@moe-route/policy-capacity-drop'
 import type { RerouteOptions } from './reroute.schema.js'
 
 /** Source devices whose capacities fit the stage parameters (beyond them the policy runs on the host). */
 export const MAX_LOWERED_SOURCE_DEVICES = maxLoweredGroups(1)
-
-const RENORM = { none: 0, 'model-native': 1, kept: 2 } as const
 
 // scratch: state (T × E), the round words RA (read by refill) and RB (read by cut), the
 // overflow flag of each round and group (R × devices), then the candidate lists of the cut
@@ -32,48 +30,33 @@ const code = (renorm: number, rounds: number) => /* wgsl */ `
 ${capacityFamilyWgsl}
 const RENORM = ${renorm}u;
 const ROUNDS = ${rounds}u;
-var<workgroup> uniformWord: u32;
 fn stateAt(t: u32, e: u32) -> u32 { return t * dims.experts + e; }
 fn roundA() -> u32 { return dims.tokens * dims.experts; }
 fn roundB() -> u32 { return dims.tokens * dims.experts + 1u; }
 fn overAt(r: u32, g: u32) -> u32 { return dims.tokens * dims.experts + 2u + (r - 1u) * dims.devices + g; }
 fn candBase(e: u32) -> u32 { return dims.tokens * dims.experts + 2u + ROUNDS * dims.devices + e * dims.tokens; }
-fn isInput(t: u32, e: u32) -> bool {
-  for (var j = 0u; j < dims.slotsIn; j = j + 1u) { if (idIn(t, j) == i32(e)) { return true; } }
-  return false;
-}
 // Pair (t, e) takes part in round r's cut: an input pair in round 1, a selected one after.
 fn inRound(t: u32, e: u32, r: u32) -> bool {
-  if (r == 1u) { return isInput(t, e); }
+  if (r == 1u) { return hasInput(t, e); }
   let s = scratch[stateAt(t, e)];
   return s == 1u || s == 3u;
-}
-fn beatsAt(tb: u32, ta: u32, e: u32) -> bool {
-  let sb = score(tb, e);
-  let sa = score(ta, e);
-  return sb > sa || (sb == sa && tb < ta);
 }
 ${capacityCutWgsl({
   name: 'cutRound',
   params: 'e: u32, dev: u32, cap: u32, lid: u32, candBase: u32, g: u32, r: u32',
   items: 'dims.tokens',
   candidate: 'inGroup(i, dev) && inRound(i, e, r)',
-  beats: 'beatsAt(ib, ia, e)',
+  beats: 'scoreBeats(ib, ia, e)',
   kept: 'if (r == 1u) { scratch[stateAt(i, e)] = 1u; }',
   over: 'scratch[stateAt(i, e)] = 2u; scratch[overAt(r, g)] = 1u;',
 })}
-// A value of scratch every invocation of the workgroup sees (uniform control flow).
-fn uniformScratch(i: u32, lid: u32) -> u32 {
-  if (lid == 0u) { uniformWord = scratch[i]; }
-  return workgroupUniformLoad(&uniformWord);
-}
 
 @compute @workgroup_size(256)
 fn cut(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   stageBegin(wid, nwg, lid);
   if (param(0u) == 1u) { return; }
   let e = workgroupIndex();
-  let r = uniformScratch(roundB(), lid) + 1u;
+  let r = uniformOf(scratch[roundB()], lid) + 1u;
   if (lid == 0u && e == 0u) {
     scratch[roundA()] = r;
     if (r == 1u) { statMax(STAT_HAS_CAPACITY, 1u); }
@@ -83,7 +66,7 @@ fn cut(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (cap == 0xffffffffu) { continue; }
     if (r > 1u) {
       // a group runs round r only if its round r − 1 overflowed
-      if (uniformScratch(overAt(r - 1u, g), lid) == 0u) { continue; }
+      if (uniformOf(scratch[overAt(r - 1u, g)], lid) == 0u) { continue; }
     }
     cutRound(e, capGroupDevice(1u, g), cap, lid, candBase(e), g, r);
     if (r == 1u && lid == 0u && e == 0u) { statMax(STAT_CAPACITY, cap); }
@@ -122,9 +105,7 @@ fn refill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   stageBegin(wid, nwg, lid);
   let t = workgroupIndex() * 64u + lid;
-  if (t == 0u && param(0u) == 1u) { stat(STAT_SKIPPED, 1u); }
-  if (t >= dims.tokens) { return; }
-  if (param(0u) == 1u) { copyToken(t); return; }
+  if (!emitBegin(t, param(0u) == 1u)) { return; }
   let den = nativeDenominator(t);
   // the weights before renormalisation: input weight for an input pair, model-native for a new one
   var sum = 0.0;
@@ -142,18 +123,15 @@ fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var j = 0u; j < dims.slotsIn; j = j + 1u) {
     let e = idIn(t, j);
     if (e < 0 || scratch[stateAt(t, u32(e))] != 1u) { continue; }
-    var w = weightIn(t, j);
-    if (RENORM == 1u) { w = score(t, u32(e)) / den; } else if (RENORM == 2u) { w = select(0.0, w / sum, sum > 0.0); }
     idsOut[t * dims.slotsOut + o] = e;
-    wOut[t * dims.slotsOut + o] = w;
+    wOut[t * dims.slotsOut + o] = renormalizedAs(weightIn(t, j), score(t, u32(e)) / den, RENORM, sum);
     o = o + 1u;
   }
   for (var e = 0u; e < dims.experts; e = e + 1u) {
     if (scratch[stateAt(t, e)] != 3u || o >= dims.slotsOut) { continue; }
-    var w = score(t, e) / den;
-    if (RENORM == 2u) { w = select(0.0, w / sum, sum > 0.0); }
+    let native = score(t, e) / den;
     idsOut[t * dims.slotsOut + o] = i32(e);
-    wOut[t * dims.slotsOut + o] = w;
+    wOut[t * dims.slotsOut + o] = renormalizedAs(native, native, RENORM, sum);
     o = o + 1u;
   }
   clearFrom(t, o);
@@ -182,8 +160,8 @@ export function rerouteStage(options: RerouteOptions, ctx: LoweringContext): Wgs
   passes.push({ entryPoint: 'emit', workgroupSize: 64, workgroups: perToken })
   return {
     kind: 'wgsl',
-    key: `reroute|${RENORM[options.renormalize]}|${R}`,
-    code: code(RENORM[options.renormalize], R),
+    key: `reroute|${RENORMALIZE_CODES[options.renormalize]}|${R}`,
+    code: code(RENORMALIZE_CODES[options.renormalize], R),
     passes,
     scratchWords: (b) => b.tokens * E + 2 + R * ctx.devices + E * b.tokens,
     params: (b) => [b.decode && !options.applyToDecode ? 1 : 0, ...groupCapacityParams(options, ctx, b)],

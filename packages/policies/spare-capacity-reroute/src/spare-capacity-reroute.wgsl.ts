@@ -19,13 +19,11 @@
  *    and dropped pairs, and orders the slots.
  */
 import type { LoweringContext, StageBatch, WgslStage } from '@moe-route/core'
-import { capacityCutWgsl, capacityFamilyWgsl, DECODE_SKIPPED, groupCapacityParams, maxLoweredGroups } from '@moe-route/policy-capacity-drop'
+import { capacityCutWgsl, capacityFamilyWgsl, DECODE_SKIPPED, groupCapacityParams, maxLoweredGroups, RENORMALIZE_CODES } from '@moe-route/policy-capacity-drop'
 import type { SpareCapacityRerouteOptions } from './spare-capacity-reroute.schema.js'
 
 /** Source devices whose capacities fit the stage parameters (beyond them the policy runs on the host). */
 export const MAX_LOWERED_SOURCE_DEVICES = maxLoweredGroups(1)
-
-const RENORM = { none: 0, 'model-native': 1, kept: 2 } as const
 
 // scratch (P = T·S pairs, D = devices): overflow flags (P), spare room per group and expert
 // (D × E), the ranked experts of each token (T × E), each group's overflow pairs (D × P) and
@@ -41,7 +39,6 @@ var<workgroup> roomW: array<atomic<u32>, 256>;
 var<workgroup> proposedW: array<atomic<u32>, 256>;
 var<workgroup> chunkE: array<u32, 256>;
 var<workgroup> firstBadA: atomic<u32>;
-var<workgroup> uniformWord: u32;
 fn P() -> u32 { return dims.tokens * dims.slotsIn; }
 fn overAt(p: u32) -> u32 { return p; }
 fn roomAt(g: u32, e: u32) -> u32 { return P() + g * dims.experts + e; }
@@ -60,7 +57,7 @@ ${capacityCutWgsl({
   items: 'P()',
   candidate: 'idsIn[i] == i32(e) && inGroup(i / dims.slotsIn, dev)',
   // score, then token (one pair per token at an expert): the host's compareKeyed
-  beats: 'score(ib / dims.slotsIn, e) > score(ia / dims.slotsIn, e) || (score(ib / dims.slotsIn, e) == score(ia / dims.slotsIn, e) && ib < ia)',
+  beats: 'scoreBeats(ib / dims.slotsIn, ia / dims.slotsIn, e)',
   over: 'scratch[overAt(i)] = 1u;',
 })}
 // Visit order of overflow pairs: score at their expert descending, then token, then expert.
@@ -83,10 +80,6 @@ fn isMine(t: u32, e: u32) -> bool {
     if (scratch[statusAt(p)] == 1u && scratch[toAt(p)] == e) { return true; }
   }
   return false;
-}
-fn uniformValue(v: u32, lid: u32) -> u32 {
-  if (lid == 0u) { uniformWord = v; }
-  return workgroupUniformLoad(&uniformWord);
 }
 
 @compute @workgroup_size(256)
@@ -140,7 +133,7 @@ fn assign(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (flag) { scratch[listAt(g, n + r.x)] = p; }
     n = n + r.y;
   }
-  let O = uniformValue(n, lid);
+  let O = uniformOf(n, lid);
   storageBarrier();
   // visit positions (the host sorts the overflow pairs with compareKeyed)
   for (var x = lid; x < O; x = x + WG) {
@@ -198,7 +191,7 @@ fn assign(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
       }
       workgroupBarrier();
       if (mine != NONE) { atomicAdd(&proposedW[mine], 1u); }
-      firstBad = uniformValue(atomicLoad(&firstBadA), lid);
+      firstBad = uniformOf(atomicLoad(&firstBadA), lid);
       if (firstBad != NONE) { break; }
     }
     // commit every pending pair before it
@@ -224,9 +217,7 @@ fn assign(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   stageBegin(wid, nwg, lid);
   let t = workgroupIndex() * 64u + lid;
-  if (t == 0u && param(0u) == 1u) { stat(STAT_SKIPPED, 1u); }
-  if (t >= dims.tokens) { return; }
-  if (param(0u) == 1u) { copyToken(t); return; }
+  if (!emitBegin(t, param(0u) == 1u)) { return; }
   let den = nativeDenominator(t);
   // the weights before renormalisation: input weight when kept, model-native when moved
   var sum = 0.0;
@@ -251,9 +242,8 @@ fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       w = score(t, to) / den;
       moved = moved + 1u;
     }
-    if (RENORM == 1u) { w = score(t, to) / den; } else if (RENORM == 2u) { w = select(0.0, w / sum, sum > 0.0); }
     idsOut[t * dims.slotsOut + o] = i32(to);
-    wOut[t * dims.slotsOut + o] = w;
+    wOut[t * dims.slotsOut + o] = renormalizedAs(w, score(t, to) / den, RENORM, sum);
     o = o + 1u;
   }
   clearFrom(t, o);
@@ -275,7 +265,7 @@ export function spareCapacityRerouteStage(options: SpareCapacityRerouteOptions, 
   const E = ctx.model.experts
   const S = ctx.slotsIn
   const D = ctx.devices
-  const renorm = RENORM[options.renormalize]
+  const renorm = RENORMALIZE_CODES[options.renormalize]
   const maxRank = options.maxRank ?? 0
   return {
     kind: 'wgsl',

@@ -74,6 +74,9 @@ fn ${spec.name}(${spec.params}) -> u32 {
 `
 }
 
+/** Codes of the renormalisation modes in the family's WGSL (`renormalized(t, j, mode, keptSum)`). */
+export const RENORMALIZE_CODES = { none: 0, 'model-native': 1, kept: 2 } as const
+
 /** Shared WGSL of the capacity family: keys, the per-expert keep rule, groups and renormalisation. */
 export const capacityFamilyWgsl = /* wgsl */ `
 const WG = 256u;
@@ -130,6 +133,24 @@ fn pairOrdinals(lid: u32, ordBase: u32) {
 }
 // True when token t belongs to the capacity group of source device dev (0xffffffff: every token).
 fn inGroup(t: u32, dev: u32) -> bool { return dev == 0xffffffffu || srcDevice(t) == dev; }
+// True when token tb is kept before token ta at expert e: score descending, then token.
+fn scoreBeats(tb: u32, ta: u32, e: u32) -> bool {
+  let sb = score(tb, e);
+  let sa = score(ta, e);
+  return sb > sa || (sb == sa && tb < ta);
+}
+// True when expert e is one of token t's input pairs.
+fn hasInput(t: u32, e: u32) -> bool {
+  for (var j = 0u; j < dims.slotsIn; j = j + 1u) { if (idIn(t, j) == i32(e)) { return true; } }
+  return false;
+}
+var<workgroup> uniformWord: u32;
+// Invocation 0's v as every invocation of the workgroup sees it (a uniform value: barriers may
+// depend on it). Call in uniform control flow.
+fn uniformOf(v: u32, lid: u32) -> u32 {
+  if (lid == 0u) { uniformWord = v; }
+  return workgroupUniformLoad(&uniformWord);
+}
 ${capacityCutWgsl({
   name: 'keepWithinCapacity',
   params: 'e: u32, dev: u32, cap: u32, priority: u32, lid: u32, flagBase: u32, candBase: u32, ordBase: u32',
@@ -156,11 +177,17 @@ fn nativeDenominator(t: u32) -> f32 {
   }
   return select(1.0, s, s > 0.0);
 }
+// Final weight of a pair under a renormalisation mode (0 none, 1 model-native, 2 kept), from
+// its weight before renormalisation w, its model-native weight and the token's sum of w.
+fn renormalizedAs(w: f32, native: f32, mode: u32, keptSum: f32) -> f32 {
+  if (mode == 1u) { return native; }
+  if (mode == 2u) { return select(0.0, w / keptSum, keptSum > 0.0); }
+  return w;
+}
 // Final weight of kept pair (t, j) under a renormalisation mode (0 none, 1 model-native, 2 kept).
 fn renormalized(t: u32, j: u32, mode: u32, keptSum: f32) -> f32 {
   let w = weightIn(t, j);
-  if (mode == 0u) { return w; }
-  if (mode == 2u) { return select(0.0, w / keptSum, keptSum > 0.0); }
+  if (mode != 1u) { return renormalizedAs(w, 0.0, mode, keptSum); }
   return score(t, u32(idIn(t, j))) / nativeDenominator(t);
 }
 // Writes token t's kept pairs (scratch[flagBase + p] == 1) with their weights, -1 after them;
@@ -194,6 +221,14 @@ fn clearFrom(t: u32, o: u32) {
     idsOut[t * dims.slotsOut + j] = -1;
     wOut[t * dims.slotsOut + j] = 0.0;
   }
+}
+// Start of a per-token pass that writes the output: a skipped batch is counted once and its
+// tokens copied. False when invocation t has nothing (more) to write.
+fn emitBegin(t: u32, skip: bool) -> bool {
+  if (t == 0u && skip) { stat(STAT_SKIPPED, 1u); }
+  if (t >= dims.tokens) { return false; }
+  if (skip) { copyToken(t); return false; }
+  return true;
 }
 // Copies token t unchanged (a skipped batch).
 fn copyToken(t: u32) {
