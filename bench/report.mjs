@@ -1,16 +1,64 @@
 // Combines bench/results/webgpu-layer.json (moe-route's WebGPU layer, f16 and int8 W8A8) and
-// peer-mixtral.json (transformers' MixtralSparseMoeBlock) into markdown tables and an SVG plot;
-// and int8-sweep.json (when present) into int8-sweep.md.
+// peer-mixtral.json (bench/peer_mixtral.py: transformers' MoE blocks and the vLLM fused-MoE port,
+// eager and CUDA-graph) into markdown tables and an SVG plot (webgpu-layer.md, .svg); the peers at
+// their best, with the best peer at each T, into peers.md (also without webgpu-layer.json); and
+// int8-sweep.json (when present) into int8-sweep.md.
 // Usage: node bench/report.mjs [dir]   (default bench/results)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const dir = process.argv[2] ?? 'bench/results'
-const ours = JSON.parse(readFileSync(join(dir, 'webgpu-layer.json'), 'utf8'))
 const peer = JSON.parse(readFileSync(join(dir, 'peer-mixtral.json'), 'utf8'))
+const oursFile = join(dir, 'webgpu-layer.json')
+const ours = existsSync(oursFile) ? JSON.parse(readFileSync(oursFile, 'utf8')) : null
 const f = (v, d = 2) => (v === undefined || v === null || !Number.isFinite(v) ? '–' : v.toFixed(d))
 const peerMs = (shape, impl, T) => peer.rows.find((r) => r.shape === shape && r.impl === impl && r.T === T && r.ms)
 const row = (shape, T, policy) => ours.rows.find((r) => r.shape === shape && r.T === T && r.policy === policy)
+
+// Peers at their best (schema moe-route/peer-mixtral@2: eager and CUDA-graph times per peer)
+const hasGraph = peer.rows.some((r) => 'graphMs' in r)
+const bestPeer = (shape, T) => (peer.best ?? []).find((b) => b.shape === shape && b.T === T)
+if (hasGraph) {
+  const impls = [['eager', 'transformers eager'], ['grouped_mm', 'transformers grouped_mm'], ['batched_mm', 'transformers batched_mm'], ['vllm_fused_moe', 'vLLM fused_moe (Triton)']]
+    .filter(([i]) => peer.rows.some((r) => r.impl === i))
+  const cell = (r) => {
+    if (!r) return '–'
+    if (r.skipped) return 'skipped'
+    if (r.error) return 'error'
+    return `${f(r.ms, 3)} / ${f(r.graphMs, 3)}${r.relL2Flag ? ' ⚠' : ''}`
+  }
+  const tile = (r) => (r?.tile ? `${r.tile.BLOCK_SIZE_M}×${r.tile.BLOCK_SIZE_N}×${r.tile.BLOCK_SIZE_K} g${r.tile.GROUP_SIZE_M} w${r.tile.num_warps} s${r.tile.num_stages} (${/^sweep/.test(r.tileSource ?? '') ? 'sweep' : /shipped/.test(r.tileSource ?? '') ? 'shipped' : 'default'})` : '–')
+  const ourMs = (shape, T) => ours?.rows.find((r) => r.shape === shape && r.T === T && r.policy === 'dynamic')?.ms
+  const m = peer.meta
+  const out = [`Peers at their best: ${m.gpu}${m.driver ? ` (driver ${m.driver})` : ''}, torch ${m.torch}, triton ${m.triton ?? '–'}, transformers ${m.transformers ?? '–'}; ${peer.date.slice(0, 10)}. ms per layer call (router included), \`eager\` = calls back to back / \`graph\` = CUDA-graph replay, median of ${peer.args?.repeats ?? '?'} repeats; ⚠ = output off the fp32 reference by more than 1e-2 (never the best). Best = fastest correct peer and mode.`, '']
+  const head = ['shape', 'T', 'active experts', ...impls.map(([, n]) => `${n} (eager / graph)`), 'vLLM tile', 'best peer', 'best ms']
+  if (ours) head.push('moe-route f16 ms', '× best')
+  out.push(`| ${head.join(' | ')} |`)
+  out.push(`|${head.map(() => '---').join('|')}|`)
+  for (const shape of [...new Set(peer.rows.map((r) => r.shape))]) {
+    for (const T of [...new Set(peer.rows.filter((r) => r.shape === shape).map((r) => r.T))].sort((a, b) => a - b)) {
+      const rs = peer.rows.filter((r) => r.shape === shape && r.T === T)
+      const b = bestPeer(shape, T)
+      const cells = [shape, T, rs.find((r) => r.activeExperts != null)?.activeExperts ?? '–', ...impls.map(([i]) => cell(rs.find((r) => r.impl === i))),
+        tile(rs.find((r) => r.impl === 'vllm_fused_moe')), b ? `${b.impl} (${b.mode})` : '–', f(b?.ms, 3)]
+      if (ours) {
+        const o = ourMs(shape, T)
+        cells.push(f(o), f(b && o ? b.ms / o : NaN))
+      }
+      out.push(`| ${cells.join(' | ')} |`)
+    }
+  }
+  const flagged = peer.rows.filter((r) => r.relL2Flag)
+  const rel = peer.rows.flatMap((r) => [r.relL2, r.graphRelL2]).filter((v) => Number.isFinite(v))
+  out.push('')
+  out.push(`Output vs the fp32 reference: relative L2 ${rel.length ? `${Math.min(...rel).toExponential(1)}–${Math.max(...rel).toExponential(1)}` : '–'} over ${rel.length} outputs; ${flagged.length} flagged.` +
+    ` Errors: ${peer.rows.filter((r) => r.error).length}, skipped: ${peer.rows.filter((r) => r.skipped).length} (the JSON says why).`)
+  writeFileSync(join(dir, 'peers.md'), out.join('\n') + '\n')
+  console.log(out.join('\n'))
+  if (ours) console.log('')
+}
+
+if (!ours) process.exit(0)
 
 const lines = []
 lines.push(`Machine: ${peer.meta.gpu} via WebGPU adapter \`${ours.adapter}\` (Dawn/Vulkan); torch ${peer.meta.torch}, transformers ${peer.meta.transformers}.`)
@@ -27,7 +75,7 @@ for (const shape of shapes) {
     const e = peerMs(shape, 'eager', T)
     const g = peerMs(shape, 'grouped_mm', T)
     lines.push(`| ${shape} | ${T} | ${auto.activeExperts} / ${e?.activeExperts ?? g?.activeExperts ?? '–'} | ${f(auto.ms)} | ${f(auto.gpuMs)} | ${f(e?.ms)} | ${f(g?.ms)} | ${f(e ? e.ms / auto.ms : NaN)} | ${f(g ? g.ms / auto.ms : NaN)} | ${f(auto.rooflineMs, 3)} | ${f(100 * auto.rooflineMs / auto.ms, 0)}% |`)
-    plot.push({ shape, T, ours: auto.ms, eager: e?.ms, grouped: g?.ms, roofline: auto.rooflineMs, best: Math.min(...cands.map((c) => c.ms)) })
+    plot.push({ shape, T, ours: auto.ms, eager: e?.ms, grouped: g?.ms, bestPeer: bestPeer(shape, T)?.ms, roofline: auto.rooflineMs, best: Math.min(...cands.map((c) => c.ms)) })
   }
 }
 lines.push('')
@@ -71,12 +119,13 @@ console.log(md)
 const W = 420, H = 300, M = 48
 const panels = shapes.map((shape, i) => {
   const pts = plot.filter((p) => p.shape === shape)
-  const all = pts.flatMap((p) => [p.ours, p.int8, p.eager, p.grouped, p.roofline]).filter((v) => v > 0)
+  const all = pts.flatMap((p) => [p.ours, p.int8, p.eager, p.grouped, p.bestPeer, p.roofline]).filter((v) => v > 0)
   const y0 = Math.log10(Math.min(...all)) - 0.1, y1 = Math.log10(Math.max(...all)) + 0.1
   const x0 = Math.log10(pts[0].T), x1 = Math.log10(pts[pts.length - 1].T)
   const X = (t) => M + ((Math.log10(t) - x0) / (x1 - x0 || 1)) * (W - 2 * M)
   const Y = (v) => H - M - ((Math.log10(v) - y0) / (y1 - y0)) * (H - 2 * M)
-  const series = [['ours', '#d62728', 'moe-route WebGPU f16'], ['int8', '#ff7f0e', 'moe-route WebGPU int8 W8A8'], ['eager', '#1f77b4', 'HF eager'], ['grouped', '#2ca02c', 'HF grouped_mm'], ['roofline', '#7f7f7f', 'roofline']]
+  const series = [['ours', '#d62728', 'moe-route WebGPU f16'], ['int8', '#ff7f0e', 'moe-route WebGPU int8 W8A8'], ['eager', '#1f77b4', 'HF eager'], ['grouped', '#2ca02c', 'HF grouped_mm'], ['bestPeer', '#9467bd', 'best peer (any mode)'], ['roofline', '#7f7f7f', 'roofline']]
+    .filter(([k]) => pts.some((p) => p[k] > 0))
   const paths = series.map(([k, c, name], j) => {
     const ps = pts.filter((p) => p[k] > 0).map((p) => `${X(p.T).toFixed(1)},${Y(p[k]).toFixed(1)}`)
     return `<polyline fill="none" stroke="${c}" stroke-width="2" points="${ps.join(' ')}"/><text x="${M + 8}" y="${M + 14 * j}" fill="${c}" font-size="11">${name}</text>`

@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import { ErrorCodes, checkConfig, resolveConfig, type MoeConfig, type MoeIssue, type PluginRegistry, type ResolvedConfig } from '@moe-route/core'
 import { readJsonFile } from './context.js'
 import { builtinRegistry } from './builtins.js'
+import { resolveC2rProfile, resolveC2rProfileIssues } from './c2r-profile.js'
 import { DEFAULT_CONFIG } from './default-config.js'
 import { loadConfigPlugins } from './plugins-loader.js'
 import { loadBackendPlugin } from './webgpu.js'
@@ -18,7 +19,7 @@ export interface LoadedConfig {
 /** Reads the config file (default: the embedded one), loads its plugins, validates it all. */
 export async function loadConfig(path: string | undefined, cwd: string, overrides: (raw: MoeConfig) => MoeConfig = (r) => r): Promise<LoadedConfig> {
   const source = path ? resolve(cwd, path) : 'embedded default config'
-  const raw = overrides(path ? (readJsonFile(source) as MoeConfig) : DEFAULT_CONFIG)
+  const raw = resolveC2rProfile(overrides(path ? (readJsonFile(source) as MoeConfig) : DEFAULT_CONFIG), path ? resolve(source, '..') : cwd)
   const registry = builtinRegistry()
   await loadConfigPlugins(raw, registry, path ? resolve(source, '..') : cwd)
   await registerWebGpuIfNamed(raw, registry)
@@ -29,9 +30,9 @@ export async function loadConfig(path: string | undefined, cwd: string, override
 /** Every issue of a config file (schema, plugins, options), without throwing for them. */
 export async function collectConfigIssues(path: string, cwd: string): Promise<MoeIssue[]> {
   const source = resolve(cwd, path)
-  const raw = readJsonFile(source) as MoeConfig
-  const registry = builtinRegistry()
   const issues: MoeIssue[] = []
+  const raw = resolveC2rProfileIssues(readJsonFile(source) as MoeConfig, resolve(source, '..'), issues)
+  const registry = builtinRegistry()
   await loadConfigPlugins(raw, registry, resolve(source, '..'), issues)
   try {
     await registerWebGpuIfNamed(raw, registry)

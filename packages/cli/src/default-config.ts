@@ -12,6 +12,6 @@ export const DEFAULT_CONFIG: MoeConfig = {
   policies: [{ use: 'capacity-drop', options: { capacityFactor: 1.0, priority: 'score' } }],
   workload: { source: 'mixtral:c4:layer7', tokensPerBatch: 512, batches: 16, seed: 1 },
   weights: { seed: 1, std: 0.02 },
-  stream: { maxInFlight: 1, capacity: 4 },
+  stream: { capacity: 8 },
   seed: 1,
 }

@@ -121,27 +121,26 @@ export function evaluateRouting(routing: Routing, env: ExpertParallelEnv): Routi
   for (let e = 0; e < E; e++) {
     for (let i = off[e]; i < off[e + 1]; i++) if (repRows[i] > 0) deviceMs[repDevice[i]] += cost.expertMs(repRows[i], shape)
   }
-  for (let d = 0; d < D; d++) if (deviceRows[d] > 0) deviceMs[d] += cost.callOverheadMs
-  const computeMs = Math.max(0, ...deviceMs)
-  const dispatchMs = allToAllMs(link, sent, recv)
-  const combineMs = allToAllMs(link, recv, sent)
-  let a2a = 0
-  for (let d = 0; d < D; d++) a2a += sent[d]
   return {
-    deviceRows,
-    deviceMs,
-    computeMs,
-    dispatchMs,
-    combineMs,
-    latencyMs: dispatchMs + computeMs + combineMs,
+    ...timing(deviceRows, deviceMs, sent, recv, cost, link),
     pairs,
     activeTokens: active,
     deviceVisits: visits,
     cT: active === 0 ? 0 : visits / active,
     intraPairs: intra,
     coPairs: co,
-    a2aBytes: 2 * a2a,
   }
+}
+
+/** Per-call overhead on busy devices, the slowest device, all-to-all times and bytes (shared by both cost paths). */
+function timing(deviceRows: number[], deviceMs: number[], sent: Float64Array, recv: Float64Array, cost: CostModel, link: LinkModel) {
+  for (let d = 0; d < deviceRows.length; d++) if (deviceRows[d] > 0) deviceMs[d] += cost.callOverheadMs
+  const computeMs = Math.max(0, ...deviceMs)
+  const dispatchMs = allToAllMs(link, sent, recv)
+  const combineMs = allToAllMs(link, recv, sent)
+  let a2a = 0
+  for (const x of sent) a2a += x
+  return { deviceRows, deviceMs, computeMs, dispatchMs, combineMs, latencyMs: dispatchMs + computeMs + combineMs, a2aBytes: 2 * a2a }
 }
 
 /** Pairs of `original` absent from `final` (same tokens): Eq. 11's numerator. O(T·slots²). */
@@ -162,4 +161,46 @@ export function droppedPairs(original: Routing, final: Routing): number {
     }
   }
   return dropped
+}
+
+/**
+ * The load model for counts-only records (an engine's per-step expert counts, no per-token
+ * ids): rows per device from `load[e]` pairs split over e's replicas as round-robin dispatch
+ * would (⌊n/r⌋, the first n mod r replicas one more), expert time from the cost model, and an
+ * all-to-all estimate that assumes tokens spread evenly over source devices and one copy per
+ * pair (no per-token dedupe is knowable): device d receives rows_d·(D−1)/D and every device
+ * sends Σ rows/D·(D−1)/D. C_T and intra-collaboration are unknown (NaN).
+ */
+export function evaluateLoads(load: ArrayLike<number>, tokens: number, env: ExpertParallelEnv): RoutingCost {
+  const { placement, shape, cost, link } = env
+  const D = placement.devices
+  const E = placement.experts
+  if (load.length !== E) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `load covers ${load.length} experts, the placement ${E}`)
+  const bytes = shape.hidden * (env.activationBytes ?? 2)
+  const deviceRows = new Array<number>(D).fill(0)
+  const deviceMs = new Array<number>(D).fill(0)
+  let pairs = 0
+  for (let e = 0; e < E; e++) {
+    const n = load[e]
+    if (!Number.isInteger(n) || n < 0) throw new MoeError(ErrorCodes.INPUT_INVALID, `load of expert ${e} must be an integer ≥ 0, got ${n}`)
+    pairs += n
+    const reps = placement.replicas[e]
+    reps.forEach((d, i) => {
+      const rows = Math.floor(n / reps.length) + (i < n % reps.length ? 1 : 0)
+      deviceRows[d] += rows
+      if (rows > 0) deviceMs[d] += cost.expertMs(rows, shape)
+    })
+  }
+  const total = deviceRows.reduce((a, b) => a + b, 0)
+  const sent = new Float64Array(D).fill(((total / D) * (D - 1)) / D * bytes)
+  const recv = Float64Array.from(deviceRows, (r) => ((r * (D - 1)) / D) * bytes)
+  return {
+    ...timing(deviceRows, deviceMs, sent, recv, cost, link),
+    pairs,
+    activeTokens: tokens,
+    deviceVisits: Number.NaN,
+    cT: Number.NaN,
+    intraPairs: 0,
+    coPairs: 0,
+  }
 }

@@ -162,3 +162,23 @@ describe('cost model', () => {
     expect(m.expertMs(4000, mixtral)).toBeCloseTo(2 * m.expertMs(2000, mixtral))
   })
 })
+
+describe('load model (counts-only records)', () => {
+  const model = { experts: 4, topK: 2, hidden: 64, intermediate: 128, normalizeTopK: true }
+  it('splits replicated experts round-robin, estimates all-to-all, and leaves C_T unknown', () => {
+    const placement = { devices: 2, experts: 4, replicas: [[0, 1], [0], [1], [1]], strategy: 'test' }
+    const sim = createSimulator({ model, placement })
+    const b = sim.stepLoads([5, 2, 3, 0], 5)
+    expect(b.deviceRows).toEqual([3 + 2, 2 + 3]) // expert 0: 3 rows on device 0, 2 on device 1
+    expect(b.pairs).toBe(10)
+    expect(b.a2aBytes).toBeGreaterThan(0)
+    const r = sim.result().summary
+    expect(Number.isNaN(r.cT)).toBe(true)
+    expect(r.batches).toBe(1)
+  })
+
+  it('refuses policies, which need per-token routing', () => {
+    const sim = createSimulator({ model, placement: contiguousPlacement(4, 2), policies: [{ name: 'x', apply: (r) => ({ routing: r }) } as never] })
+    expect(() => sim.stepLoads([1, 1, 1, 1], 2)).toThrow(/per-token routing/)
+  })
+})

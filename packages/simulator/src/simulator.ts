@@ -20,7 +20,7 @@ import {
 } from '@moe-route/core'
 import { H100_HF_GROUPED_MM } from './calibration/default.js'
 import { costModelFromCalibration, type CostModel } from './cost-model.js'
-import { droppedPairs, evaluateRouting, type RoutingCost } from './expert-parallel.js'
+import { droppedPairs, evaluateLoads, evaluateRouting, type RoutingCost } from './expert-parallel.js'
 import { checkLink, NVLINK4_H100, type LinkModel } from './link-model.js'
 
 /** Options of {@link createSimulator}. */
@@ -126,6 +126,12 @@ export interface SimulationResult {
 /** A stateful simulator: feed batches with `step`, read `result()`. */
 export interface Simulator {
   step(item: TokenBatch | Routing, batchId?: number): BatchSimulation
+  /**
+   * The load model: one batch known only by its per-expert pair counts (an engine's counts-only
+   * record). Policies need per-token routing, so this throws when the simulator has any; C_T
+   * is unknown (NaN) and all-to-all is the one-copy-per-pair estimate of {@link evaluateLoads}.
+   */
+  stepLoads(load: ArrayLike<number>, tokens: number, batchId?: number): BatchSimulation
   result(): SimulationResult
 }
 
@@ -192,6 +198,57 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     return total === 0 ? 0 : Math.max(...c.deviceRows) / total
   }
 
+  const record = (id: number, tokens: number, pairs: number, dropped: number, c: RoutingCost, b: RoutingCost): BatchSimulation => {
+    const maxLoad = share(c)
+    const meanRows = c.deviceRows.reduce((a, v) => a + v, 0) / D
+    const straggler = c.deviceMs.indexOf(c.computeMs)
+    const rec: BatchSimulation = {
+      batchId: id,
+      tokens,
+      pairs,
+      pairsAfter: c.pairs,
+      droppedFraction: pairs === 0 ? 0 : dropped / pairs,
+      deviceRows: c.deviceRows,
+      maxLoad,
+      maxMeanDevice: meanRows === 0 ? 0 : Math.max(...c.deviceRows) / meanRows,
+      computeMs: c.computeMs,
+      dispatchMs: c.dispatchMs,
+      combineMs: c.combineMs,
+      latencyMs: c.latencyMs,
+      baselineLatencyMs: b.latencyMs,
+      speedup: c.latencyMs === 0 ? 1 : b.latencyMs / c.latencyMs,
+      cT: c.cT,
+      baselineCT: b.cT,
+      intraCollaboration: c.coPairs === 0 ? Number.NaN : c.intraPairs / c.coPairs,
+      a2aBytes: c.a2aBytes,
+      straggler,
+    }
+    acc.batches++
+    acc.tokens += tokens
+    acc.pairs += pairs
+    acc.dropped += dropped
+    acc.maxLoad = Math.max(acc.maxLoad, maxLoad)
+    acc.sumMaxLoad += maxLoad
+    const bl = share(b)
+    acc.bMaxLoad = Math.max(acc.bMaxLoad, bl)
+    acc.bSumMaxLoad += bl
+    acc.compute += c.computeMs
+    acc.comm += c.dispatchMs + c.combineMs
+    acc.visits += c.deviceVisits
+    acc.active += c.activeTokens
+    acc.bVisits += b.deviceVisits
+    acc.bActive += b.activeTokens
+    acc.intra += c.intraPairs
+    acc.co += c.coPairs
+    acc.a2a += c.a2aBytes
+    acc.bA2a += b.a2aBytes
+    c.deviceRows.forEach((v, d) => (deviceRows[d] += v))
+    latencies.push(c.latencyMs)
+    baseLatencies.push(b.latencyMs)
+    if (keep) batches.push(rec)
+    return rec
+  }
+
   return {
     step(item, batchId) {
       const id = batchId ?? (isRouting(item) ? nextId : item.id)
@@ -204,54 +261,16 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       const b = final === base ? c : evaluateRouting(base, env)
       const pairs = countPairs(routing)
       const dropped = final === routing ? 0 : droppedPairs(routing, final)
-      const maxLoad = share(c)
-      const meanRows = c.deviceRows.reduce((a, v) => a + v, 0) / D
-      const straggler = c.deviceMs.indexOf(c.computeMs)
-      const rec: BatchSimulation = {
-        batchId: id,
-        tokens: routing.tokens,
-        pairs,
-        pairsAfter: c.pairs,
-        droppedFraction: pairs === 0 ? 0 : dropped / pairs,
-        deviceRows: c.deviceRows,
-        maxLoad,
-        maxMeanDevice: meanRows === 0 ? 0 : Math.max(...c.deviceRows) / meanRows,
-        computeMs: c.computeMs,
-        dispatchMs: c.dispatchMs,
-        combineMs: c.combineMs,
-        latencyMs: c.latencyMs,
-        baselineLatencyMs: b.latencyMs,
-        speedup: c.latencyMs === 0 ? 1 : b.latencyMs / c.latencyMs,
-        cT: c.cT,
-        baselineCT: b.cT,
-        intraCollaboration: c.coPairs === 0 ? Number.NaN : c.intraPairs / c.coPairs,
-        a2aBytes: c.a2aBytes,
-        straggler,
+      return record(id, routing.tokens, pairs, dropped, c, b)
+    },
+    stepLoads(load, tokens, batchId) {
+      if (policies.length || baseline.length) {
+        throw new MoeError(ErrorCodes.INPUT_INVALID, 'policies need per-token routing; a counts-only record feeds only the load model (remove the policies)', { path: '/policies' })
       }
-      acc.batches++
-      acc.tokens += routing.tokens
-      acc.pairs += pairs
-      acc.dropped += dropped
-      acc.maxLoad = Math.max(acc.maxLoad, maxLoad)
-      acc.sumMaxLoad += maxLoad
-      const bl = share(b)
-      acc.bMaxLoad = Math.max(acc.bMaxLoad, bl)
-      acc.bSumMaxLoad += bl
-      acc.compute += c.computeMs
-      acc.comm += c.dispatchMs + c.combineMs
-      acc.visits += c.deviceVisits
-      acc.active += c.activeTokens
-      acc.bVisits += b.deviceVisits
-      acc.bActive += b.activeTokens
-      acc.intra += c.intraPairs
-      acc.co += c.coPairs
-      acc.a2a += c.a2aBytes
-      acc.bA2a += b.a2aBytes
-      c.deviceRows.forEach((v, d) => (deviceRows[d] += v))
-      latencies.push(c.latencyMs)
-      baseLatencies.push(b.latencyMs)
-      if (keep) batches.push(rec)
-      return rec
+      const id = batchId ?? nextId
+      nextId = id + 1
+      const c = evaluateLoads(load, tokens, env)
+      return record(id, tokens, c.pairs, 0, c, c)
     },
     result() {
       const wall = (performance.now() - started) / 1000

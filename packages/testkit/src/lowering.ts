@@ -148,7 +148,7 @@ async function defaultBackend(): Promise<{ pipeline(spec: never): Promise<Device
   try {
     mod = (await import('@moe-route/backend-webgpu')) as never
   } catch (cause) {
-    throw new ConformanceError('checkLowering', `checkLowering needs @moe-route/backend-webgpu (npm install -D @moe-route/backend-webgpu): ${(cause as Error).message}`)
+    throw new ConformanceError('checkLowering', `needs @moe-route/backend-webgpu (npm install -D @moe-route/backend-webgpu): ${(cause as Error).message}`)
   }
   return mod.createWebGpuBackend({ weightsDtype: 'f32' })
 }

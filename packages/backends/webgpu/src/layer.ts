@@ -156,12 +156,18 @@ export interface ForwardBuffers {
 
 const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)))
 
-/** Offsets (E+1) followed by the non-empty experts in ascending id, −1 after (what the decode kernels read). */
-export function withActiveList(offsets: Int32Array, experts: number): Int32Array {
-  const out = new Int32Array(2 * experts + 1).fill(-1)
+/**
+ * What the expert kernels read as `offsets`: the E+1 row offsets, the non-empty experts in
+ * ascending id (−1 after them; the decode kernels launch per list entry), then the weight slot
+ * of each expert (identity, unless `slotOf` maps experts to an expert store's device slots).
+ */
+export function withActiveList(offsets: Int32Array, experts: number, slotOf?: ArrayLike<number>, active?: readonly number[]): Int32Array {
+  const out = new Int32Array(3 * experts + 1).fill(-1)
   out.set(offsets.subarray(0, experts + 1))
   let j = experts + 1
-  for (let e = 0; e < experts; e++) if (offsets[e + 1] > offsets[e]) out[j++] = e
+  if (active) for (const e of active) out[j++] = e
+  else for (let e = 0; e < experts; e++) if (offsets[e + 1] > offsets[e]) out[j++] = e
+  for (let e = 0; e < experts; e++) out[2 * experts + 1 + e] = slotOf ? slotOf[e] : e
   return out
 }
 
@@ -337,14 +343,33 @@ export class WebGpuMoeLayer {
     rec: Recorder,
     dw: DeviceLayerWeights | DeviceInt8Weights,
     b: { x: GPUBuffer; rowToken: GPUBuffer; rowWeight: GPUBuffer; offsets: GPUBuffer; tokenRows: GPUBuffer },
-    p: { tokens: number; rowsBound: number; slots: number; kernel: ExpertKernelUsed; rowsHint: number; expertSlots: number; indirect?: GPUBuffer; maxRows?: number },
+    p: { tokens: number; rowsBound: number; slots: number; kernel: ExpertKernelUsed; rowsHint: number; expertSlots: number; indirect?: GPUBuffer; maxRows?: number; experts?: number },
   ): GPUBuffer {
     if (p.kernel === 'int8' || isDeviceInt8Weights(dw)) return this.encodeExpertsInt8(rec, this.int8Weights(dw), b, p)
-    const { hidden: H, intermediate: I, experts: E } = dw.shape
+    const { hidden: H } = dw.shape
+    const y = this.ctx.storage(Math.max(1, p.rowsBound) * H * 4, 'expert-out')
+    this.encodeExpertRows(rec, dw, b, p, y)
+    const out = this.encodeCombine(rec, y, b, p.tokens, H, p.slots)
+    rec.releaseAfterSubmit(y)
+    return out
+  }
+
+  /**
+   * The grouped SwiGLU experts alone (f32/f16 weights): rows of the plan's groups into `y`
+   * (R×H). `p.experts` is the E of the plan when the weights hold fewer experts (an expert
+   * store's slots, mapped through the offsets' slot table).
+   */
+  encodeExpertRows(
+    rec: Recorder,
+    dw: DeviceLayerWeights,
+    b: { x: GPUBuffer; rowToken: GPUBuffer; offsets: GPUBuffer },
+    p: { tokens: number; rowsBound: number; kernel: ExpertKernelUsed; rowsHint: number; expertSlots: number; indirect?: GPUBuffer; maxRows?: number; experts?: number },
+    y: GPUBuffer,
+  ): void {
+    const { hidden: H, intermediate: I } = dw.shape
+    const E = p.experts ?? dw.shape.experts
     const R = Math.max(1, p.rowsBound)
     const act = this.ctx.storage(R * I * 4, 'act')
-    const y = this.ctx.storage(R * H * 4, 'expert-out')
-    const out = this.ctx.storage(Math.max(1, p.tokens) * H * 4, 'layer-out')
     if (p.rowsBound > 0) {
       if (p.kernel === 'gemv') {
         const mt = gemvBlockRows(p.rowsHint)
@@ -357,8 +382,13 @@ export class WebGpuMoeLayer {
         rec.run(gemmProgram(dw.dtype, 'down'), { tokens: p.tokens, kdim: I, ndim: H, experts: E, rowsTotal: R, ...ind(12) }, [act, b.offsets, dw.down, y])
       }
     }
-    if (p.tokens > 0) rec.run(combineProgram(), { tokens: p.tokens, hidden: H, slots: p.slots }, [y, b.rowWeight, b.tokenRows, out])
-    rec.releaseAfterSubmit(act, y)
+    rec.releaseAfterSubmit(act)
+  }
+
+  /** The weighted combine of expert rows `y` back into a tokens × hidden output (caller releases it). */
+  encodeCombine(rec: Recorder, y: GPUBuffer, b: { rowWeight: GPUBuffer; tokenRows: GPUBuffer }, tokens: number, hidden: number, slots: number): GPUBuffer {
+    const out = this.ctx.storage(Math.max(1, tokens) * hidden * 4, 'layer-out')
+    if (tokens > 0) rec.run(combineProgram(), { tokens, hidden, slots }, [y, b.rowWeight, b.tokenRows, out])
     return out
   }
 

@@ -25,6 +25,7 @@ import { generateLayerWeights, uploadLayerWeights, type DeviceLayerWeights } fro
 import { quantizeDeviceWeights, uploadInt8Weights, type DeviceInt8Weights } from './weights-int8.js'
 import { createWebGpuPipeline, syntheticHidden, type WebGpuPipeline } from './pipeline/device-pipeline.js'
 import { loadSafetensorsWeights } from './pipeline/safetensors-weights.js'
+import { createStoreSlots } from './pipeline/store-slots.js'
 
 /** Options of {@link createWebGpuBackend}. */
 export interface WebGpuBackendOptions {
@@ -266,8 +267,17 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
     },
     async pipeline(spec) {
       const { layer } = await state()
+      const kernel = options.expertKernel ? { expertKernel: options.expertKernel } : {}
+      const st = spec.store
+      if (st?.attachDevice && st.slots !== undefined && typeof st.deviceSlot === 'function') {
+        // an expert store on the data path: `slots` experts on the device, misses from host memory
+        if (options.expertKernel === 'int8') throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, 'an expert store on the device pipeline needs f16 or f32 weights (the int8 kernels read every expert)', { plugin: 'webgpu', path: '/store' })
+        const slots = await createStoreSlots(layer.ctx, spec.weights, spec.model, options.weightsDtype ?? 'f16', st.slots)
+        st.attachDevice(slots.device)
+        return createWebGpuPipeline(layer, slots.weights, spec, { ...kernel, storeSlots: st.slots })
+      }
       const dw = await backend.deviceWeights(spec.weights, spec.model)
-      return createWebGpuPipeline(layer, dw, spec, options.expertKernel ? { expertKernel: options.expertKernel } : {})
+      return createWebGpuPipeline(layer, dw, spec, kernel)
     },
     async syntheticHidden(tokens, hidden, seed) {
       const { layer } = await state()

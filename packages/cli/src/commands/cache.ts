@@ -8,7 +8,9 @@ import { writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { ErrorCodes, MoeError } from '@moe-route/core'
-import { batchRecords, cacheTableSvg, formatCacheTable, simulateCache, type RoutedTokenRecord } from '@moe-route/policy-expert-buffer'
+import { batchRecords, cacheTableSvg, formatCacheTable, simulateCache, type CacheTrace, type RoutedTokenRecord } from '@moe-route/policy-expert-buffer'
+import type { RoutingRecord } from '@moe-route/workloads'
+import { openRecordIfAny } from '../record-source.js'
 import { readJsonlTrace } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
 
@@ -55,7 +57,7 @@ export function register(program: Command, ctx: CliContext): void {
   program
     .command('cache')
     .description('simulate the expert cache (Expert Buffering) over a routing trace: miss rate per eviction policy and slot count')
-    .requiredOption('--trace <file>', 'JSONL routing trace ({"layer","token","experts":[...]} per line)')
+    .requiredOption('--trace <file>', 'JSONL routing trace ({"layer","token","experts":[...]} per line) or engine record (vLLM, SGLang, TensorRT-LLM, Megatron; counts-only records replay one batch per recorded step)')
     .option('--slots <list>', 'slots per device: 1..E, 1,2,4, 2..16:2 (default 1..experts per device)')
     .option('--policy <list>', 'eviction policies: lifo, fifo, lru, lfu, belady, lifo-lfu, lifo-pure, lifo-fifo, lifo-lru', 'lifo,fifo,lru,lfu,belady')
     .option('--batch <n>', 'tokens per batch', '512')
@@ -72,11 +74,22 @@ export function register(program: Command, ctx: CliContext): void {
       const layer = intOption(flags.layer, '--layer', 0)
       const devices = intOption(flags.devices, '--devices', 1) as number
       let experts = intOption(flags.experts, '--experts', 1)
-      const records: RoutedTokenRecord[] = []
-      for await (const r of readJsonlTrace(path, { ...(experts !== undefined ? { experts } : {}), ...(layer !== undefined ? { layer } : {}) })) records.push(r)
-      if (records.length === 0) throw new MoeError(ErrorCodes.TRACE_CORRUPT, `${flags.trace}: no routing records${layer !== undefined ? ` for layer ${layer}` : ''}`, { file: flags.trace })
-      experts ??= 1 + Math.max(...records.map((r) => Math.max(...r.experts)))
-      const trace = batchRecords(records, { experts, batch, name: flags.trace })
+      let trace: CacheTrace
+      const record = await openRecordIfAny(flags.trace, ctx.cwd, experts)
+      if (record) {
+        try {
+          experts = record.experts
+          trace = await recordCacheTrace(record, { batch, layer, name: flags.trace })
+        } finally {
+          await record.close()
+        }
+      } else {
+        const records: RoutedTokenRecord[] = []
+        for await (const r of readJsonlTrace(path, { ...(experts !== undefined ? { experts } : {}), ...(layer !== undefined ? { layer } : {}) })) records.push(r)
+        if (records.length === 0) throw new MoeError(ErrorCodes.TRACE_CORRUPT, `${flags.trace}: no routing records${layer !== undefined ? ` for layer ${layer}` : ''}`, { file: flags.trace })
+        experts ??= 1 + Math.max(...records.map((r) => Math.max(...r.experts)))
+        trace = batchRecords(records, { experts, batch, name: flags.trace })
+      }
       const perDevice = Math.ceil(experts / devices)
       const slots = parseSlots(flags.slots ?? `1..${perDevice}`, perDevice)
       const policies = flags.policy.split(',').map((s) => s.trim()).filter(Boolean)
@@ -95,4 +108,40 @@ export function register(program: Command, ctx: CliContext): void {
       }
       ctx.out(flags.json ? JSON.stringify(table, null, 2) : formatCacheTable(table))
     })
+}
+
+/**
+ * A cache trace from an engine record: token-level records are batched like JSONL traces
+ * (`batch` tokens per layer); counts-only records give one batch per recorded step, whose
+ * active set is the experts with a nonzero count (the step is the recorder's window, so --batch
+ * does not apply).
+ */
+export async function recordCacheTrace(record: RoutingRecord, o: { batch: number; layer?: number; name: string }): Promise<CacheTrace> {
+  const pick = o.layer === undefined ? record.layers.map((_, i) => i) : [record.layers.indexOf(o.layer)]
+  if (pick[0] < 0) throw new MoeError(ErrorCodes.INPUT_INVALID, `${o.name} has no layer ${o.layer} (layers: ${record.layers.join(', ')})`, { path: '--layer' })
+  if (record.kind === 'counts') {
+    const batches: { layer: number; tokens?: number; active: number[] }[] = []
+    for await (const s of record.steps()) {
+      for (const i of pick) {
+        const active: number[] = []
+        s.counts[i].forEach((c, e) => c > 0 && active.push(e))
+        batches.push(s.tokens === null ? { layer: record.layers[i], active } : { layer: record.layers[i], tokens: s.tokens, active })
+      }
+    }
+    return { experts: record.experts, batches, name: o.name }
+  }
+  const k = record.topK as number
+  const L = record.layers.length
+  const records: RoutedTokenRecord[] = []
+  for await (const c of record.chunks()) {
+    for (let t = 0; t < c.tokens; t++) {
+      for (const i of pick) {
+        const base = (t * L + i) * k
+        const experts: number[] = []
+        for (let j = 0; j < k; j++) if (c.ids[base + j] >= 0) experts.push(c.ids[base + j])
+        records.push({ layer: record.layers[i], token: c.start + t, experts })
+      }
+    }
+  }
+  return batchRecords(records, { experts: record.experts, batch: o.batch, name: o.name })
 }

@@ -9,12 +9,22 @@ import {
   antiCorrelationPlacement,
   coactivationCounts,
   collaborationPlacement,
+  ENGINE_FORMATS,
   evaluateLoad,
+  formatEngineMetrics,
   greedyPlacement,
+  phy2logFromPlacement,
   placementToJSON,
   rebalanceExperts,
-  splitHistory,
+  spreadReplicas,
+  writeEnginePlacement,
+  type EngineFormat,
+  type LayeredPlacement,
 } from '@moe-route/policy-placement'
+import { splitHistory } from '@moe-route/policy-placement'
+import { writeFileSync } from 'node:fs'
+import type { RoutingRecord } from '@moe-route/workloads'
+import { loadMetrics, openRecordIfAny, recordLoads, selectLayers, metricsPlacement } from '../record-source.js'
 import { softmaxTopK, type TokenBatch } from '@moe-route/core'
 import * as workloads from '@moe-route/workloads'
 import { Option, type Command } from 'commander'
@@ -36,6 +46,9 @@ interface PlacementFlags {
   tokens?: string
   batches?: string
   rho?: string
+  format?: string
+  out?: string
+  layer?: string
   json?: boolean
 }
 
@@ -57,12 +70,25 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--tokens <n>', 'tokens per batch read from the trace', '2048')
     .option('--batches <n>', 'batches read from the trace (first half builds, second half measures)', '32')
     .option('--rho <ρ>', 'anti-correlation weight', '0.5')
-    .option('--json', 'print only the JSON')
+    .addOption(new Option('--format <name>', 'placement file format: sglang (--init-expert-location mapping), sglang-count (logical_count), vllm (expert map), trtllm (moe_load_balancer.yaml), eplb, moe-route').choices([...ENGINE_FORMATS]))
+    .option('--out <file>', 'write the placement file here')
+    .option('--layer <n>', 'engine records: only this layer (default every layer)')
+    .option('--json', 'print only the placement document')
     .action(async (flags: PlacementFlags) => ctx.out(await placementJob(flags, ctx)))
 }
 
 /** Runs `placement` and returns what it prints. */
 export async function placementJob(flags: PlacementFlags, ctx: CliContext): Promise<string> {
+  if (flags.trace) {
+    const record = await openRecordIfAny(flags.trace, ctx.cwd, intOption(flags.experts, '--experts', 1))
+    if (record) {
+      try {
+        return await recordPlacement(flags, record, ctx)
+      } finally {
+        await record.close()
+      }
+    }
+  }
   if (flags.algorithm === 'eplb') {
     if (!flags.weights) throw new MoeError(ErrorCodes.INPUT_INVALID, '--algorithm eplb needs --weights w.json', { path: '--weights' })
     const weight = readJsonFile(resolve(ctx.cwd, flags.weights))
@@ -77,6 +103,10 @@ export async function placementJob(flags: PlacementFlags, ctx: CliContext): Prom
       numNodes: intOption(flags.nodes, '--nodes', 1) ?? 1,
       numGpus: gpus,
     })
+    if (flags.format || flags.out) {
+      const layered = { layers: r.phy2log.map((_, i) => i), gpus, experts: E, phy2log: r.phy2log }
+      return emit(flags, layered, weight as number[][], ctx, null)
+    }
     return JSON.stringify({ phy2log: r.phy2log, log2phy: r.log2phy, logcnt: r.logcnt }, null, flags.json ? undefined : 2)
   }
   if (!flags.trace) throw new MoeError(ErrorCodes.INPUT_INVALID, `--algorithm ${flags.algorithm} needs --trace`, { path: '--trace' })
@@ -106,6 +136,10 @@ export async function placementJob(flags: PlacementFlags, ctx: CliContext): Prom
         : flags.algorithm === 'collaboration'
           ? collaborationPlacement({ experts, devices, coactivation: coactivationCounts(experts, build) })
           : contiguousPlacement(experts, devices)
+  if (flags.format || flags.out) {
+    const load = history.reduce((acc, h) => acc.map((v, e) => v + h[e]), new Array<number>(experts).fill(0))
+    return emit(flags, { layers: [0], gpus: devices, experts, phy2log: [phy2logFromPlacement(map)] }, [load], ctx, null)
+  }
   const doc = JSON.stringify(placementToJSON(map), null, flags.json ? undefined : 2)
   if (flags.json) return doc
   const test = measure.map(expertLoad)
@@ -121,4 +155,69 @@ export async function placementJob(flags: PlacementFlags, ctx: CliContext): Prom
       ['contiguous', base.maxLoad.toFixed(3), base.avgMaxLoad.toFixed(3)],
     ]),
   ].join('\n')
+}
+
+/** Placement of every (or one) layer of an engine record, from its per-layer loads. */
+async function recordPlacement(flags: PlacementFlags, record: RoutingRecord, ctx: CliContext): Promise<string> {
+  const devices = intOption(flags.gpus, '--gpus', 1) ?? intOption(flags.devices, '--devices', 1) ?? 8
+  const loads = await recordLoads(record, intOption(flags.tokens, '--tokens', 1))
+  const pick = selectLayers(record, intOption(flags.layer, '--layer', 0))
+  const layers = pick.map((i) => record.layers[i])
+  const E = record.experts
+  const total = pick.map((i) => [...loads.total[i]])
+  let phy2log: number[][]
+  if (flags.algorithm === 'eplb') {
+    const r = rebalanceExperts(total, {
+      numReplicas: intOption(flags.replicas, '--replicas', 1) ?? Math.ceil(E / devices) * devices,
+      numGroups: intOption(flags.groups, '--groups', 1) ?? 1,
+      numNodes: intOption(flags.nodes, '--nodes', 1) ?? 1,
+      numGpus: devices,
+    })
+    phy2log = r.phy2log
+  } else if (flags.algorithm === 'collaboration') {
+    throw new MoeError(ErrorCodes.INPUT_INVALID, '--algorithm collaboration needs per-token co-activation; engine records give per-layer loads: use eplb, greedy, anti-correlation or contiguous', { path: '--algorithm' })
+  } else {
+    phy2log = pick.map((i) => {
+      const history = loads.steps.map((s) => [...s[i]])
+      const { build } = history.length >= 2 ? splitHistory(history) : { build: history }
+      const map =
+        flags.algorithm === 'greedy'
+          ? greedyPlacement({ experts: E, devices, history: build })
+          : flags.algorithm === 'anti-correlation'
+            ? antiCorrelationPlacement({ experts: E, devices, history: build, rho: Number(flags.rho ?? 0.5) })
+            : contiguousPlacement(E, devices)
+      return phy2logFromPlacement(map)
+    })
+  }
+  const format = (flags.format ?? (flags.algorithm === 'eplb' ? 'eplb' : 'moe-route')) as EngineFormat
+  return emit({ ...flags, format }, { layers, gpus: devices, experts: E, phy2log }, total, ctx, `${record.format} ${record.file}`)
+}
+
+/** Writes or prints a layered placement in the chosen format, with the engines' metrics before and after. */
+function emit(flags: PlacementFlags, placed: LayeredPlacement, loads: number[][], ctx: CliContext, source: string | null): string {
+  const format = (flags.format ?? 'moe-route') as EngineFormat
+  const notes: string[] = []
+  let rows = placed.phy2log.map((r) => [...r])
+  if (format === 'vllm') {
+    rows = rows.map((r, i) => {
+      const s = spreadReplicas(r, placed.gpus, loads[i])
+      if (s.swaps) notes.push(`layer ${placed.layers[i]}: moved ${s.swaps} replica(s) so no device holds one expert twice (vLLM expert maps have one slot per expert)`)
+      return s.row
+    })
+  }
+  const final = { ...placed, phy2log: rows }
+  const doc = writeEnginePlacement(final, format, loads)
+  if (flags.json && !flags.out) return doc
+  const totals = { layers: placed.layers, total: loads.map((l) => Float64Array.from(l)), steps: [], stepTokens: [] }
+  const contiguous = metricsPlacement(placed.layers, placed.experts, placed.gpus)
+  const after = loadMetrics(totals, final).whole
+  const lines: string[] = []
+  if (flags.out) {
+    writeFileSync(resolve(ctx.cwd, flags.out), doc)
+    lines.push(`wrote ${flags.out} (${format}, ${placed.layers.length} layer(s), ${rows[0].length} slots on ${placed.gpus} devices${source ? `, from ${source}` : ''})`)
+  } else lines.push(doc)
+  lines.push(...notes)
+  if (contiguous) lines.push(formatEngineMetrics(loadMetrics(totals, contiguous).whole, 'before: contiguous placement'))
+  lines.push(formatEngineMetrics(after, `after: ${flags.algorithm} placement`))
+  return lines.join('\n')
 }

@@ -1,6 +1,5 @@
 /** `moe-route run`: the main job — a stream of batches through the configured layer. */
-import { randomHidden, randomLayerWeights, l2Norm } from '@moe-route/backend-cpu'
-import { TelemetryAggregate, TokenStream, createMoe, type BatchTelemetry, type LayerWeights, type MoeConfig, type TokenBatch } from '@moe-route/core'
+import { TelemetryAggregate, TokenStream, createMoe, seededHiddenStream, seededNormals, type BatchTelemetry, type LayerSummary, type MoeConfig, type PipelineStageInfo, type StageTiming, type TokenBatch } from '@moe-route/core'
 import { Option, type Command } from 'commander'
 import { loadConfig } from '../config-loader.js'
 import type { CliContext } from '../context.js'
@@ -16,6 +15,7 @@ interface RunFlags {
   batches?: string
   tokens?: string
   progress?: boolean
+  inFlight?: string
 }
 
 /** Registers `run`. */
@@ -28,6 +28,7 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(new Option('--backend <name>', 'override the config backend').choices(['cpu', 'webgpu']))
     .option('--batches <n>', 'override workload.batches')
     .option('--tokens <n>', 'override workload.tokensPerBatch')
+    .option('--in-flight <n>', 'batches in flight (default: stream.maxInFlight, else 4 on a GPU backend, 1 on the CPU)')
     .option('--no-progress', 'no progress bar')
     .action(async (flags: RunFlags) => {
       const report = await runJob(flags, ctx)
@@ -49,6 +50,19 @@ export interface RunReport {
   seconds: number
   tokensPerSecond: number
   timingsMs: { routing: number; policies: number; dispatch: number; store: number; experts: number; total: number }
+  /**
+   * The device pipeline (GPU backends): where each stage ran, each stage's median time per
+   * batch (device kernel time when the backend profiles, host wall time for host stages),
+   * host round trips, the first batch's latency from the start (weights and shader
+   * compilation included), and the steady-state wall time per batch with batches in flight.
+   */
+  pipeline?: {
+    stages: (PipelineStageInfo & { medianMs: number | null })[]
+    hostRoundTrips: Record<string, number>
+    startupMs: number
+    msPerBatch: number
+    inFlight: number
+  }
   load: { before: number[]; after: number[] }
   maxMeanLoad: { before: { mean: number; worst: number }; after: { mean: number; worst: number } }
   pairs: number
@@ -60,7 +74,8 @@ export interface RunReport {
   tokensFullyDropped: number
   store?: { hits: number; misses: number; hitRate: number; bytesUploaded: number }
   fallbacks: number
-  output: { l2Norm: number; checksum: string }
+  /** L2 norm of the whole output and of each batch's (compare runs with `moe-route compare`). */
+  output: { l2Norm: number; batchNorms: number[] }
 }
 
 /** Runs the job and returns its report. */
@@ -76,32 +91,51 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
   }))
   const { config, registry } = loaded
   const model = config.model
-  const weights: LayerWeights = randomLayerWeights(model, { seed: config.weights?.seed ?? config.seed, std: config.weights?.std ?? 0.02 })
-  const engine = createMoe({ config, registry, weights, source: loaded.source })
+  const t0 = performance.now()
+  // weights come from config.weights (seeded, or a safetensors file): a GPU backend makes them
+  // on the device, the CPU backend on the host
+  const engine = createMoe({ config, registry, source: loaded.source })
   const workload = await openWorkload(config, ctx.cwd)
   let info = engine.backend?.info() ?? { name: 'none' }
+  const device = engine.usesDevicePipeline
+  const inFlight = intOption(flags.inFlight, '--in-flight', 1) ?? config.stream?.maxInFlight ?? (device ? 4 : 1)
   const agg = new TelemetryAggregate()
-  const stream = new TokenStream(engine, { maxInFlight: config.stream?.maxInFlight ?? 1, capacity: config.stream?.capacity ?? 4 })
+  const stream = new TokenStream<LayerSummary>(engine, {
+    maxInFlight: inFlight,
+    capacity: Math.max(inFlight, config.stream?.capacity ?? 4),
+    // nothing but telemetry and the output's norm comes back from the device
+    forward: { detail: 'telemetry', output: 'norm' },
+  })
   const progress = createProgress(ctx, flags.progress !== false && !flags.json, workload.batches, 'batches')
-  let sumSq = 0
-  let checksum = 0x811c9dc5
+  const batchNorms: number[] = []
   const timings = { routing: 0, policies: 0, dispatch: 0, store: 0, experts: 0, total: 0 }
-  const t0 = performance.now()
+  const stageMs = new Map<string, number[]>()
+  const roundTrips: Record<string, number> = {}
+  let firstOut = 0
+  let lastOut = 0
+  const hiddenOf = async (b: TokenBatch): Promise<TokenBatch> => {
+    const seed = seededHiddenStream(config.seed, b.id)
+    if (device && engine.backend?.syntheticHidden) {
+      const h = await engine.backend.syntheticHidden(b.tokens, model.hidden, seed)
+      return h instanceof Float32Array ? { ...b, hidden: h } : { ...b, deviceHidden: h }
+    }
+    return { ...b, hidden: seededNormals(new Float32Array(b.tokens * model.hidden), seed, 1) }
+  }
+  const stages = await engine.ready()
   const producer = (async () => {
     try {
-      for await (const b of workload.source) {
-        const hidden = randomHidden(b.tokens, model.hidden, config.seed * 1_000_003 + b.id)
-        await stream.write({ ...b, hidden } as TokenBatch)
-      }
+      for await (const b of workload.source) await stream.write(await hiddenOf(b as TokenBatch))
     } finally {
       stream.end()
     }
   })()
-  // A failed batch makes the producer's next write reject; the consumer below reports that
-  // failure, so the producer's rejection must not become an unhandled one.
-  producer.catch(() => {})
+  // A failed batch makes the producer's next write reject (the consumer below reports that
+  // failure); a producer that fails on its own (workload, hidden states) fails the stream.
+  producer.catch((e) => stream.abort(e))
   try {
     for await (const r of stream) {
+      lastOut = performance.now()
+      if (firstOut === 0) firstOut = lastOut
       const t: BatchTelemetry = r.telemetry
       agg.add(t)
       timings.routing += t.timings.routeMs + t.timings.gateMs
@@ -110,11 +144,14 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
       timings.store += t.timings.storeMs
       timings.experts += t.timings.expertsMs
       timings.total += t.timings.totalMs
-      if (r.output) {
-        const n = l2Norm(r.output)
-        sumSq += n * n
-        checksum = mixChecksum(checksum, r.output)
+      for (const st of t.timings.stages ?? ([] as StageTiming[])) {
+        if (st.ms === null) continue
+        let list = stageMs.get(st.stage)
+        if (!list) stageMs.set(st.stage, (list = []))
+        list.push(st.ms)
       }
+      for (const [k, n] of Object.entries(t.hostRoundTrips ?? {})) roundTrips[k] = (roundTrips[k] ?? 0) + n
+      if (r.outputNorm !== undefined) batchNorms.push(r.outputNorm)
       progress.tick(1, { tokens: agg.tokens })
     }
     await producer
@@ -124,6 +161,7 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
     info = engine.backend?.info() ?? info
     await engine.dispose()
   }
+  const median = (v: number[] | undefined) => (v && v.length ? [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] : null)
   const seconds = (performance.now() - t0) / 1000
   const s = agg.summary()
   return {
@@ -150,20 +188,20 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
     tokensFullyDropped: s.tokensFullyDropped,
     ...(s.store ? { store: s.store } : {}),
     fallbacks: s.fallbacks,
-    output: { l2Norm: Math.sqrt(sumSq), checksum: (checksum >>> 0).toString(16).padStart(8, '0') },
+    ...(device
+      ? {
+          pipeline: {
+            stages: [{ stage: 'gate', where: 'device' as const }, ...stages, { stage: 'telemetry', where: 'device' as const }].map((st) => ({ ...st, medianMs: median(stageMs.get(st.stage)) })),
+            hostRoundTrips: roundTrips,
+            startupMs: firstOut - t0,
+            // steady state: from the first batch out to the last, batches in flight
+            msPerBatch: s.batches > 1 ? (lastOut - firstOut) / (s.batches - 1) : lastOut - t0,
+            inFlight,
+          },
+        }
+      : {}),
+    output: { l2Norm: Math.sqrt(batchNorms.reduce((a, n) => a + n * n, 0)), batchNorms },
   }
-}
-
-/** FNV-1a over values rounded to 4 significant digits (stable across backends within tolerance). */
-function mixChecksum(h: number, v: Float32Array): number {
-  for (let i = 0; i < v.length; i++) {
-    const s = v[i] === 0 ? '0' : v[i].toPrecision(4)
-    for (let j = 0; j < s.length; j++) {
-      h ^= s.charCodeAt(j)
-      h = Math.imul(h, 0x01000193)
-    }
-  }
-  return h
 }
 
 /** Human-readable report. */
@@ -183,6 +221,13 @@ export function renderRun(r: RunReport): string {
     `dropped      ${fmt(r.droppedPairs)} of ${fmt(r.pairs)} pairs (${pct(r.droppedFraction)}); rerouted ${fmt(r.reroutedPairs)}; added ${fmt(r.addedPairs)}; gate mass kept ${pct(r.gateMassKept)}; tokens with every pair dropped ${fmt(r.tokensFullyDropped)}`,
     ...(r.store ? [`store        hit rate ${pct(r.store.hitRate)} (${r.store.hits} hits, ${r.store.misses} misses), ${fmt(r.store.bytesUploaded / 2 ** 20, 1)} MiB uploaded`] : []),
     ...(r.fallbacks ? [`fallbacks    ${r.fallbacks} batches finished on the CPU backend`] : []),
-    `output       L2 norm ${r.output.l2Norm.toFixed(6)}, checksum ${r.output.checksum}`,
+    ...(r.pipeline
+      ? [
+          `pipeline     ${r.pipeline.stages.map((st) => `${st.stage} [${st.where}${st.medianMs !== null ? ` ${fmt(st.medianMs, 3)} ms` : ''}]`).join(' → ')}`,
+          `             ${fmt(r.pipeline.msPerBatch, 3)} ms per batch in steady state (${r.pipeline.inFlight} in flight); first batch out after ${fmt(r.pipeline.startupMs)} ms` +
+            (Object.keys(r.pipeline.hostRoundTrips).length ? `; host round trips: ${Object.entries(r.pipeline.hostRoundTrips).map(([k, n]) => `${k} ${n}`).join(', ')}` : '; no host round trips'),
+        ]
+      : []),
+    `output       L2 norm ${r.output.l2Norm.toFixed(6)} over ${r.output.batchNorms.length} batches`,
   ].join('\n')
 }

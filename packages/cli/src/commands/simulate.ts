@@ -14,13 +14,41 @@ import { loadConfig } from '../config-loader.js'
 import { intOption, type CliContext } from '../context.js'
 import { fmt, pct, table } from '../report.js'
 import { openWorkload } from '../workload-source.js'
+import { ErrorCodes, MoeError } from '@moe-route/core'
+import { balancedness, imbalanceRatio, quantile, utilizationRate } from '@moe-route/policy-placement'
+import { openRecordIfAny, recordLayerBatches, recordLoads } from '../record-source.js'
 
 interface SimulateFlags {
   config: string
   trace?: string
   devices?: string
+  layer?: string
   json?: boolean
   report?: string
+}
+
+/** The engines' balance metrics over the simulated batches' device rows. */
+export interface SimulationEngineMetrics {
+  readonly batches: number
+  /** vLLM balancedness (mean/max device rows) per batch: min, p50, p90 (10th percentile), avg. */
+  readonly vllm: { readonly min: number; readonly p50: number; readonly p90: number; readonly avg: number }
+  /** TensorRT-LLM imbalance ratio averaged over batches. */
+  readonly trtllm: { readonly avg: number }
+  /** SGLang utilization rate averaged over batches. */
+  readonly sglang: { readonly utilizationRate: number }
+}
+
+/** Engine metrics of a simulation's per-batch device rows. */
+export function simulationEngineMetrics(r: SimulationResult): SimulationEngineMetrics {
+  const rows = r.batches.map((b) => b.deviceRows)
+  const bal = rows.map(balancedness)
+  const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : Number.NaN)
+  return {
+    batches: rows.length,
+    vllm: { min: Math.min(...bal), p50: quantile(bal, 0.5), p90: quantile(bal, 0.1), avg: mean(bal) },
+    trtllm: { avg: mean(rows.map(imbalanceRatio)) },
+    sglang: { utilizationRate: mean(rows.map(utilizationRate)) },
+  }
 }
 
 /** Registers `simulate`. */
@@ -31,6 +59,7 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('-c, --config <file>', 'config file (model, policies, placement, devices, workload)')
     .option('--trace <file|spec>', 'routing trace (.jsonl/.npy/.safetensors) or workload spec instead of the config workload')
     .option('--devices <n>', 'override devices')
+    .option('--layer <n>', 'engine records: the layer to simulate (default the workload layer, else the first)')
     .option('--json', 'print the summary as JSON')
     .option('--report <out.html>', 'write an HTML report with plots')
     .action(async (flags: SimulateFlags) => {
@@ -40,7 +69,8 @@ export function register(program: Command, ctx: CliContext): void {
         writeFileSync(out, renderReport(result, `moe-route simulate ${flags.config}`))
         if (!flags.json) ctx.err(`report written to ${out}`)
       }
-      ctx.out(flags.json ? JSON.stringify({ setup: result.setup, summary: result.summary }, null, 2) : renderSimulation(result))
+      const engineMetrics = simulationEngineMetrics(result)
+      ctx.out(flags.json ? JSON.stringify({ setup: result.setup, summary: result.summary, engineMetrics }, null, 2) : `${renderSimulation(result)}\n\n${renderEngineMetrics(engineMetrics)}`)
     })
 }
 
@@ -64,9 +94,29 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
   for (const p of placementPlugins) if (!registry.has('placement', p.meta.name)) registry.register(p)
   const context: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }
   const router = registry.create('router', config.router.use, config.router.options ?? {}, context, '/router')
-  const workload = await openWorkload(config, ctx.cwd)
+  const source = config.workload?.source
+  const record = source ? await openRecordIfAny(source, ctx.cwd, config.model.experts) : null
   const items: (TokenBatch | Routing)[] = []
-  for await (const b of workload.source) items.push(b)
+  if (record) {
+    try {
+      if (record.experts !== config.model.experts) {
+        throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${source} routes ${record.experts} experts, the model has ${config.model.experts}`, { path: '/workload/source' })
+      }
+      const layer = intOption(flags.layer, '--layer', 0) ?? config.workload?.layer ?? record.layers[0]
+      const li = record.layers.indexOf(layer)
+      if (li < 0) throw new MoeError(ErrorCodes.INPUT_INVALID, `${source} has no layer ${layer} (layers: ${record.layers.join(', ')})`, { path: '--layer' })
+      const tokensPerBatch = config.workload?.tokensPerBatch ?? 512
+      const batches = config.workload?.batches ?? 16
+      if (record.kind === 'counts') return await simulateLoads(config, registry, context, placementRef, record, li, tokensPerBatch)
+      if (record.topK !== config.model.topK) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${source} routes top-${record.topK}, the model top-${config.model.topK}`, { path: '/model/topK' })
+      for await (const b of recordLayerBatches(record, li, { tokensPerBatch, batches, seed: config.workload?.seed ?? config.seed })) items.push(b)
+    } finally {
+      await record.close()
+    }
+  } else {
+    const workload = await openWorkload(config, ctx.cwd)
+    for await (const b of workload.source) items.push(b)
+  }
   const routings = items.map((b) =>
     router.route({
       tokens: b.tokens,
@@ -90,6 +140,50 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
   const sim = createSimulator({ model: config.model, placement, policies, seed: config.seed, activationBytes: config.activationBytes })
   measure.forEach((r, i) => sim.step(r, (learns ? build.length : 0) + i))
   return sim.result()
+}
+
+/**
+ * Counts-only records through the simulator's load model: each recorded step is a batch known by
+ * its per-expert counts; learned placements are built on the first half of the steps.
+ */
+async function simulateLoads(
+  config: Awaited<ReturnType<typeof loadConfig>>['config'],
+  registry: Awaited<ReturnType<typeof loadConfig>>['registry'],
+  context: PluginContext,
+  placementRef: PluginRef,
+  record: NonNullable<Awaited<ReturnType<typeof openRecordIfAny>>>,
+  li: number,
+  _tokensPerBatch: number,
+): Promise<SimulationResult> {
+  if (config.policies.length) {
+    throw new MoeError(ErrorCodes.INPUT_INVALID, `${record.file} holds expert counts only (${record.format}): policies need per-token routing; simulate it with "policies": [] (the load model)`, { path: '/policies' })
+  }
+  const loads = await recordLoads(record)
+  const steps = loads.steps.map((s) => [...s[li]])
+  const learns = LEARNED.has(placementRef.use)
+  const half = learns ? Math.floor(steps.length / 2) : 0
+  const build = steps.slice(0, half)
+  const measure = steps.slice(half)
+  const placement = registry
+    .create('placement', placementRef.use, placementRef.options ?? {}, context, '/placement')
+    .place({ experts: config.model.experts, devices: config.devices, ...(learns ? { history: build } : {}) })
+  const sim = createSimulator({ model: config.model, placement, seed: config.seed, activationBytes: config.activationBytes })
+  measure.forEach((load, i) => {
+    const pairs = load.reduce((a, b) => a + b, 0)
+    sim.stepLoads(load, loads.stepTokens[half + i] ?? Math.round(pairs / config.model.topK), half + i)
+  })
+  return sim.result()
+}
+
+/** Text of {@link SimulationEngineMetrics}. */
+export function renderEngineMetrics(m: SimulationEngineMetrics): string {
+  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '–')
+  return [
+    `engine metrics over ${m.batches} simulated batches (device rows):`,
+    `  vLLM balancedness: min ${f(m.vllm.min)}, p50 ${f(m.vllm.p50)}, p90 ${f(m.vllm.p90)}, avg ${f(m.vllm.avg)}`,
+    `  TensorRT-LLM imbalance ratio: avg ${f(m.trtllm.avg)}`,
+    `  SGLang utilization rate: ${f(m.sglang.utilizationRate)}`,
+  ].join('\n')
 }
 
 /** The text tables of `simulate`. */

@@ -65,6 +65,14 @@ export class MoeEngine {
     return []
   }
 
+  /**
+   * The device pipeline that batches with hidden states run through on a GPU backend (built on
+   * first use: weights on the device, every stage compiled), or null on a host backend.
+   */
+  async pipeline(): Promise<DevicePipeline | null> {
+    return this.usesDevicePipeline ? this.#devicePipeline() : null
+  }
+
   #devicePipeline(): Promise<DevicePipeline> {
     this.#pipeline ??= (async () => {
       const source: WeightSource = this.#weights ? { kind: 'host', weights: this.#weights } : this.weightSource!

@@ -109,4 +109,17 @@ describe('moeLayer operator', () => {
     expect(isMoeError(err) && err.code).toBe('MOE_ROUTE_ERR_STREAM_OVERFLOW')
     expect(seen).toEqual([0, 1, 2])
   })
+
+  it('abort() fails a stream whose producer broke: pending writes reject, the iterator throws after what was accepted', async () => {
+    const stream = new TokenStream<LayerResult>({ forward: async (b: TokenBatch) => ({ batchId: b.id, tokens: b.tokens, telemetry: {} }) as unknown as LayerResult }, { capacity: 1 })
+    await stream.write({ id: 0, tokens: 1, scores: new Float32Array(1) })
+    const blocked = stream.write({ id: 1, tokens: 1, scores: new Float32Array(1) })
+    stream.abort(new Error('workload broke'))
+    await expect(blocked).rejects.toThrow()
+    const seen: number[] = []
+    await expect((async () => {
+      for await (const r of stream) seen.push(r.batchId)
+    })()).rejects.toThrow('workload broke')
+    expect(seen).toEqual([0])
+  })
 })

@@ -91,6 +91,16 @@ export class TokenStream<R extends LayerSummary = LayerResult> implements AsyncI
     return true
   }
 
+  /**
+   * Fails the stream from outside (a producer that broke): pending writes reject and the
+   * iterator throws `error` once the batches before it are consumed.
+   */
+  abort(error: unknown): void {
+    this.#failed ??= error
+    this.#wakeResults()
+    this.#wakeSpace()
+  }
+
   /** No more batches: the iterator finishes once every accepted batch is consumed. */
   end(): void {
     this.#ended = true
@@ -108,7 +118,10 @@ export class TokenStream<R extends LayerSummary = LayerResult> implements AsyncI
         yield head.result!
         continue
       }
-      if (this.#ended && this.#slots.length === 0) return
+      if (this.#slots.length === 0) {
+        if (this.#failed !== undefined) throw this.#failed
+        if (this.#ended) return
+      }
       await new Promise<void>((resolve) => this.#resultWaiters.push(resolve))
     }
   }
@@ -150,7 +163,7 @@ export class TokenStream<R extends LayerSummary = LayerResult> implements AsyncI
       if (!slot) return
       this.#started++
       this.#inFlight++
-      (this.#forward ? this.#engine.forward(slot.batch, this.#forward) : this.#engine.forward(slot.batch)).then(
+      ;(this.#forward ? this.#engine.forward(slot.batch, this.#forward) : this.#engine.forward(slot.batch)).then(
         (result) => {
           slot.result = result
           this.#telemetry.next(result.telemetry)

@@ -23,9 +23,13 @@ import { CORE_RANGE, PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'
 /** Parameters of {@link c2rRoute}. */
 export interface C2rParams {
   readonly topK: number
-  /** Collaborators each top-1 expert may pair with (k − 1 ≤ T ≤ E − 1). */
+  /** Collaborators each top-1 expert may pair with (k − 1 ≤ T ≤ E − 1; see {@link checkTopT}). */
   readonly topT: number
-  /** Per expert, its collaborators by descending co-activation (self excluded), from a profile. */
+  /**
+   * Per expert, its collaborators by descending co-activation, from a profile
+   * (`profile.layers[l].lists`) or an official config's `collaborative_list[l]` (E entries,
+   * the expert itself last: fine, only the first T are read and they must not name it).
+   */
   readonly collaborators: readonly (readonly number[])[]
   readonly normalizeTopK: boolean
 }
@@ -46,11 +50,42 @@ export function routerScores(input: RouterInput): Float32Array {
   throw new MoeError(ErrorCodes.INPUT_INVALID, 'router input has neither logits nor scores')
 }
 
-/** Checks collaborator lists against E and T; throws MOE_ROUTE_ERR_INPUT_INVALID naming the expert. */
-export function checkCollaborators(collaborators: readonly (readonly number[])[], experts: number, topK: number, topT: number): void {
-  if (!Number.isInteger(topT) || topT < topK - 1 || topT > experts - 1) {
-    throw new MoeError(ErrorCodes.INPUT_INVALID, `topT must be an integer in ${topK - 1}..${experts - 1} (k − 1 … E − 1), got ${topT}`, { path: '/topT' })
+/**
+ * Checks T against k − 1 ≤ T ≤ E − 1 and throws `MOE_ROUTE_ERR_INPUT_INVALID` (path `/topT`,
+ * `details.validTopT = { min, max }`) outside it, saying what the official code does there:
+ * - T < k − 1: the Top-T list cannot fill the other k − 1 slots. The official Qwen1.5-MoE code
+ *   asserts `top_t >= top_k - 1`; the official LLaMA-MoE code raises for 2 ≤ T < k (it asks
+ *   `topk(k)` of T scores, so it also fails at T = k − 1 when k ≥ 3) and for T ≤ 1 pairs the
+ *   top-1 with the first min(k, 3) − 1 list entries whatever their scores.
+ * - T ≥ E: an expert has only E − 1 collaborators. The official lists hold E entries with the
+ *   expert itself last, so at T = E the official code offers the top-1 expert as its own
+ *   collaborator and, as it has the highest score, selects it twice (T > E slices the same E).
+ *   T = E − 1 is already unconstrained top-k.
+ */
+export function checkTopT(topT: number, topK: number, experts: number): void {
+  const min = topK - 1
+  const max = experts - 1
+  const details = { path: '/topT', validTopT: { min, max } }
+  if (!Number.isInteger(topT)) throw new MoeError(ErrorCodes.INPUT_INVALID, `topT must be an integer in ${min}..${max} (k − 1 … E − 1), got ${topT}`, details)
+  if (topT < min) {
+    throw new MoeError(
+      ErrorCodes.INPUT_INVALID,
+      `topT ${topT} is below k − 1 = ${min}: ${topT} collaborators cannot fill the other ${min} slots (the official Qwen code asserts top_t ≥ k − 1; valid: ${min}..${max})`,
+      details,
+    )
   }
+  if (topT > max) {
+    throw new MoeError(
+      ErrorCodes.INPUT_INVALID,
+      `topT ${topT} exceeds E − 1 = ${max}: an expert has only ${max} collaborators (at T ≥ E the official code selects the top-1 expert twice; T = ${max} is unconstrained top-k; valid: ${min}..${max})`,
+      details,
+    )
+  }
+}
+
+/** Checks T (see {@link checkTopT}) and collaborator lists; throws MOE_ROUTE_ERR_INPUT_INVALID naming the expert. */
+export function checkCollaborators(collaborators: readonly (readonly number[])[], experts: number, topK: number, topT: number): void {
+  checkTopT(topT, topK, experts)
   if (collaborators.length !== experts) {
     throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `collaborator lists cover ${collaborators.length} experts, expected ${experts}`, { path: '/collaborators' })
   }

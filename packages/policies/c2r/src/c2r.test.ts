@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest'
 import { c2rRoute, c2rRouter } from './c2r.router.js'
 import { deviceLimitPolicy, limitDevices } from './device-limit.js'
 import { PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'
-import { collaborativeLists, profileCollaboration, profileFromCounts, profileFromJSON } from './profile.js'
+import { collaborativeLists, profileCollaboration, profileFromCounts } from './profile.js'
+import { profileFromJSON } from './profile-json.js'
 
 function logits(tokens: number, experts: number, seed: number): Float32Array {
   const r = mulberry32(seed)
@@ -34,7 +35,8 @@ describe('collaboration profile', () => {
   })
 
   it('reads the recorded LLaMA-MoE co-activation (c2r-moe collaboration_data)', () => {
-    const data = JSON.parse(readFileSync('/work/shared/data/routing/llama-moe-coactivation.json', 'utf8'))
+    // The same matrices @moe-route/workloads ships (diagonal 0, as in c2r-moe's pickles).
+    const data = JSON.parse(readFileSync(new URL('../../../workloads/data/llama-moe-coactivation.json', import.meta.url), 'utf8'))
     const p = profileFromCounts(data.matrices.base)
     expect(p.layers).toHaveLength(32)
     for (const layer of p.layers) for (const [e, list] of layer.lists.entries()) expect([...list].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7].filter((x) => x !== e))

@@ -5,6 +5,7 @@
  * source). Both change the model's routing: quality parity needs a fine-tuned checkpoint.
  */
 export * from './profile.js'
+export * from './profile-json.js'
 export * from './c2r.router.js'
 export * from './device-limit.js'
 export { PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'

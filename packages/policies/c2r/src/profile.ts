@@ -1,9 +1,17 @@
 /**
  * Collaboration profiles for C2R (SPEC C.2, E.14; UNITES-Lab/c2r-moe `profiling.py`):
  * per layer, ordered co-activation counts M[i][j] (tokens that chose both i and j, i ≠ j)
- * and each expert's collaborators sorted by descending count. Unlike `profiling.py`, which
- * sets the diagonal to −1 so an expert sorts last in its own list, the expert itself is left
- * out of its list (E.14), so a list has E − 1 entries. Ties: lower expert id first.
+ * and each expert's collaborators sorted by descending count.
+ *
+ * The diagonal M[i][i] is never used. `profiling.py` counts i with itself and then writes −1
+ * there so that an expert sorts last in its own list; the shipped `collaboration_data`
+ * matrices have 0 there; a matrix taken before that overwrite holds expert i's token count.
+ * All three are accepted and the stored diagonal is 0. The expert itself is left out of its
+ * list (E.14), so a list has E − 1 entries.
+ *
+ * Ties: equal counts list the lower expert id first, which is numpy's
+ * `np.argsort(-M[i], kind='stable')` with i removed. `profiling.py` calls `np.argsort`
+ * with numpy's default, unstable sort, so its order among equal counts is unspecified.
  */
 import { ErrorCodes, MoeError } from '@moe-route/core'
 
@@ -31,7 +39,10 @@ export interface RoutingLike {
   readonly expertIds: Int32Array
 }
 
-/** Each expert's collaborators by descending count (self excluded; ties: lower id). */
+/**
+ * Each expert's collaborators by descending count, the expert itself left out, equal counts
+ * by lower expert id (numpy `kind='stable'`). The diagonal is not read.
+ */
 export function collaborativeLists(counts: readonly (readonly number[])[]): number[][] {
   const E = counts.length
   return counts.map((row, i) => {
@@ -83,31 +94,47 @@ export function profileCollaboration(experts: number, layers: readonly Iterable<
 }
 
 /**
- * A profile from recorded co-activation matrices ([layer][i][j]), e.g. the c2r-moe
- * `collaboration_data` (the diagonal is ignored).
+ * A profile from recorded co-activation matrices `[layer][i][j]`, in the layout of the
+ * official `profiling.py` (its `collaboration_all`, converted to nested arrays) or of the
+ * shipped `collaboration_data`.
+ *
+ * - Off-diagonal entries must be finite numbers ≥ 0 (integers or not: only their order matters).
+ * - The diagonal is ignored: −1 (`profiling.py`), 0 (`collaboration_data`) and any finite
+ *   count ≥ 0 (the matrix before `profiling.py` overwrites it) are all accepted and stored as 0.
+ *   Any other diagonal value (another negative number, NaN, ±Infinity, a non-number) is refused:
+ *   it means the file is not such a matrix.
+ * - Every layer must be E × E with the same E ≥ 1.
+ *
+ * Problems throw `MOE_ROUTE_ERR_SHAPE_MISMATCH` or `MOE_ROUTE_ERR_INPUT_INVALID` with the JSON
+ * path of the entry (`/layer/i/j`).
+ * @example
+ * const profile = profileFromCounts(collaborationAll) // e.g. profiling.py's array, diagonal −1
+ * const lists = profile.layers[3].lists
  */
 export function profileFromCounts(matrices: readonly (readonly (readonly number[])[])[]): CollaborationProfile {
-  if (matrices.length === 0) throw new MoeError(ErrorCodes.INPUT_INVALID, 'no layer in the co-activation matrices')
-  const E = matrices[0].length
+  if (!Array.isArray(matrices) || matrices.length === 0) throw new MoeError(ErrorCodes.INPUT_INVALID, 'co-activation matrices must be a non-empty array of layers [layer][i][j]', { path: '' })
+  const E = Array.isArray(matrices[0]) ? matrices[0].length : 0
+  if (E === 0) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, 'layer 0 of the co-activation matrices must be a non-empty E × E array', { path: '/0' })
   const layers = matrices.map((m, l) => {
-    if (m.length !== E) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `layer ${l} has ${m.length} rows, expected ${E}`, { path: `/${l}` })
-    const counts = m.map((row, i) =>
-      row.map((v, j) => {
-        if (!Number.isFinite(v) || v < 0) throw new MoeError(ErrorCodes.INPUT_INVALID, `count at layer ${l} (${i}, ${j}) must be finite and ≥ 0`, { path: `/${l}/${i}/${j}` })
-        return i === j ? 0 : v
-      }),
-    )
+    if (!Array.isArray(m) || m.length !== E) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `layer ${l} must have ${E} rows, has ${Array.isArray(m) ? m.length : typeof m}`, { path: `/${l}` })
+    const counts = m.map((row: unknown, i) => {
+      if (!Array.isArray(row) || row.length !== E) {
+        throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `row ${i} of layer ${l} must have ${E} entries, has ${Array.isArray(row) ? row.length : typeof row}`, { path: `/${l}/${i}` })
+      }
+      return row.map((v: unknown, j) => {
+        const path = `/${l}/${i}/${j}`
+        if (typeof v !== 'number' || Number.isNaN(v)) throw new MoeError(ErrorCodes.INPUT_INVALID, `co-activation count at layer ${l} (${i}, ${j}) is ${JSON.stringify(v)}, not a number`, { path })
+        if (i === j) {
+          if (v !== -1 && !(Number.isFinite(v) && v >= 0)) {
+            throw new MoeError(ErrorCodes.INPUT_INVALID, `diagonal entry at layer ${l} (${i}, ${i}) is ${v}: it is ignored, but must be −1 (profiling.py), 0, or a finite count ≥ 0`, { path })
+          }
+          return 0
+        }
+        if (!Number.isFinite(v) || v < 0) throw new MoeError(ErrorCodes.INPUT_INVALID, `co-activation count at layer ${l} (${i}, ${j}) is ${v}: it must be finite and ≥ 0`, { path })
+        return v
+      })
+    })
     return { counts, lists: collaborativeLists(counts) }
   })
   return { format: 'moe-route.c2r-profile/v1', experts: E, layers }
-}
-
-/** Checks a parsed profile document (e.g. from JSON.parse) and returns it typed. */
-export function profileFromJSON(doc: unknown): CollaborationProfile {
-  const p = doc as Partial<CollaborationProfile> | null
-  if (!p || typeof p !== 'object' || p.format !== 'moe-route.c2r-profile/v1' || !Array.isArray(p.layers) || typeof p.experts !== 'number') {
-    throw new MoeError(ErrorCodes.INPUT_INVALID, "not a C2R profile (expected format 'moe-route.c2r-profile/v1' with experts and layers)")
-  }
-  const profile = profileFromCounts(p.layers.map((l) => l.counts))
-  return p.tokens === undefined ? profile : { ...profile, tokens: p.tokens }
 }

@@ -25,3 +25,20 @@ export function notFound(file: string, cause: unknown): MoeError {
 export function invalid(message: string, details: Record<string, unknown> = {}): MoeError {
   return new MoeError(ErrorCodes.INPUT_INVALID, message, details)
 }
+
+/** Error codes the workloads package adds to core's (same `MOE_ROUTE_ERR_` prefix). */
+export const WorkloadErrorCodes = {
+  /**
+   * A pickle (inside a `.pt` file) names a callable or opcode outside the tensor-rebuild
+   * allow-list; nothing it names was imported or run. `details.global` names it.
+   */
+  TRACE_PICKLE_REFUSED: 'MOE_ROUTE_ERR_TRACE_PICKLE_REFUSED',
+} as const
+
+/**
+ * A `MOE_ROUTE_ERR_TRACE_PICKLE_REFUSED` error: the file asked the unpickler for something
+ * outside its allow-list (a global such as `os system`, an object-building opcode).
+ */
+export function refused(file: string, record: string, problem: string, extra: Record<string, unknown> = {}): MoeError {
+  return new MoeError(WorkloadErrorCodes.TRACE_PICKLE_REFUSED, `${file}: ${record}: ${problem}`, { file, record, problem, ...extra })
+}

@@ -13,6 +13,17 @@ import { openForRead, readExactly } from '../io/file.js'
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59] // \x93NUMPY
 
 const DESCR_TO_DTYPE: Record<string, 'f32' | 'f16' | 'f64'> = { '<f4': 'f32', '<f2': 'f16', '<f8': 'f64' }
+/** Integer descrs read by {@link openIntNpy}: bytes per element, signedness. */
+const INT_DESCRS: Record<string, { bytes: 1 | 2 | 4 | 8; signed: boolean }> = {
+  '|i1': { bytes: 1, signed: true },
+  '|u1': { bytes: 1, signed: false },
+  '<i2': { bytes: 2, signed: true },
+  '<u2': { bytes: 2, signed: false },
+  '<i4': { bytes: 4, signed: true },
+  '<u4': { bytes: 4, signed: false },
+  '<i8': { bytes: 8, signed: true },
+  '<u8': { bytes: 8, signed: false },
+}
 const DTYPE_TO_DESCR: Record<Exclude<FloatDtype, 'bf16'>, string> = { f32: '<f4', f16: '<f2', f64: '<f8' }
 
 /** Dtypes a `.npy` file can hold here (NumPy has no bfloat16). */
@@ -63,7 +74,15 @@ export async function openNpy(path: string): Promise<NpyFile> {
   }
 }
 
-async function parse(handle: FileHandle, path: string, size: number): Promise<NpyFile> {
+interface NpyHeader {
+  major: number
+  minor: number
+  descr: string
+  shape: number[]
+  dataOffset: number
+}
+
+async function parseHeader(handle: FileHandle, path: string, size: number, itemBytes: (descr: string) => number): Promise<NpyHeader> {
   if (size < 10) throw corrupt(path, 'header', `file is ${size} bytes, too short for a .npy header`)
   const pre = await readExactly(handle, path, 0, Math.min(12, size), 'header')
   if (!MAGIC.every((b, i) => pre[i] === b)) throw corrupt(path, 'header', 'missing the \\x93NUMPY magic string (not a .npy file)')
@@ -79,11 +98,10 @@ async function parse(handle: FileHandle, path: string, size: number): Promise<Np
   const raw = await readExactly(handle, path, 8 + lenBytes, headerLen, 'header')
   const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(raw)
   const { descr, fortranOrder, shape } = parseHeaderDict(path, text)
-  const dtype = DESCR_TO_DTYPE[descr]
-  if (!dtype) throw corrupt(path, 'header', `dtype '${descr}' is not supported (expected little-endian float: '<f4', '<f2' or '<f8')`)
+  const item = itemBytes(descr)
   if (fortranOrder) throw corrupt(path, 'header', 'fortran_order is True: only C-order arrays can be streamed by rows (use np.ascontiguousarray)')
   const elements = shape.reduce((a, b) => a * b, 1)
-  const expected = dataOffset + elements * floatBytes(dtype)
+  const expected = dataOffset + elements * item
   if (size !== expected) {
     throw corrupt(
       path,
@@ -93,6 +111,17 @@ async function parse(handle: FileHandle, path: string, size: number): Promise<Np
         : `file has ${size - expected} trailing bytes after shape (${shape.join(', ')}) of '${descr}'`,
     )
   }
+  return { major, minor, descr, shape, dataOffset }
+}
+
+async function parse(handle: FileHandle, path: string, size: number): Promise<NpyFile> {
+  const { major, minor, descr, shape, dataOffset } = await parseHeader(handle, path, size, (d) => {
+    const dt = DESCR_TO_DTYPE[d]
+    if (!dt) throw corrupt(path, 'header', `dtype '${d}' is not supported (expected little-endian float: '<f4', '<f2' or '<f8')`)
+    return floatBytes(dt)
+  })
+  const dtype = DESCR_TO_DTYPE[descr]
+  const elements = shape.reduce((a, b) => a * b, 1)
   const rows = shape.length === 0 ? 1 : shape[0]
   const rowElements = rows === 0 ? shape.slice(1).reduce((a, b) => a * b, 1) : elements / rows
   const rowBytes = rowElements * floatBytes(dtype)
@@ -139,6 +168,89 @@ async function parse(handle: FileHandle, path: string, size: number): Promise<Np
       await handle.close()
     },
   }
+}
+
+/** An open `.npy` file of integers (e.g. expert ids `[tokens, layers, top_k]`). Call {@link IntNpyFile.close}. */
+export interface IntNpyFile {
+  readonly path: string
+  /** NumPy `descr`, e.g. `<i2`. */
+  readonly descr: string
+  readonly shape: readonly number[]
+  /**
+   * Reads `count` elements from flat (C-order) element index `start` as Int32. 64-bit and
+   * unsigned 32-bit values outside the int32 range are `MOE_ROUTE_ERR_TRACE_CORRUPT`.
+   */
+  readInts(start: number, count: number): Promise<Int32Array>
+  close(): Promise<void>
+}
+
+/**
+ * Opens a `.npy` file of integers (`|i1`, `|u1`, `<i2`, `<u2`, `<i4`, `<u4`, `<i8`, `<u8`) with the
+ * same header and size checks as {@link openNpy}; reads stream by element range.
+ *
+ * @example
+ * const ids = await openIntNpy('routed_experts.npy') // int16 [tokens, layers, top_k]
+ * const first = await ids.readInts(0, ids.shape[1] * ids.shape[2])
+ */
+export async function openIntNpy(path: string): Promise<IntNpyFile> {
+  const { handle, size } = await openForRead(path)
+  try {
+    const h = await parseHeader(handle, path, size, (d) => {
+      const t = INT_DESCRS[d]
+      if (!t) throw corrupt(path, 'header', `dtype '${d}' is not a little-endian integer type (expected '<i2', '<i4', '<i8', ...)`)
+      return t.bytes
+    })
+    const t = INT_DESCRS[h.descr]
+    const total = h.shape.reduce((a, b) => a * b, 1)
+    let closed = false
+    return {
+      path,
+      descr: h.descr,
+      shape: h.shape,
+      async readInts(start, count) {
+        if (closed) throw invalid(`${path} is closed`, { file: path })
+        if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > total) {
+          throw invalid(`elements [${start}, ${start + count}) are outside ${path} with ${total} elements`, { file: path })
+        }
+        const bytes = await readExactly(handle, path, h.dataOffset + start * t.bytes, count * t.bytes, `elements ${start}..${start + count - 1}`)
+        return decodeInts(bytes, count, t.bytes, t.signed, (i) => corrupt(path, `element ${start + i}`, 'does not fit in 32 bits'))
+      },
+      async close() {
+        if (closed) return
+        closed = true
+        await handle.close()
+      },
+    }
+  } catch (e) {
+    await handle.close()
+    throw e
+  }
+}
+
+/** Little-endian integers of `bytes` wide to Int32 (values outside int32 throw `tooWide(i)`). */
+export function decodeInts(bytes: Uint8Array, count: number, width: 1 | 2 | 4 | 8, signed: boolean, tooWide: (i: number) => Error): Int32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const out = new Int32Array(count)
+  for (let i = 0; i < count; i++) {
+    const o = i * width
+    if (width === 1) out[i] = signed ? view.getInt8(o) : view.getUint8(o)
+    else if (width === 2) out[i] = signed ? view.getInt16(o, true) : view.getUint16(o, true)
+    else if (width === 4) {
+      if (signed) out[i] = view.getInt32(o, true)
+      else {
+        const v = view.getUint32(o, true)
+        if (v > 0x7fffffff) throw tooWide(i)
+        out[i] = v
+      }
+    } else {
+      const lo = view.getUint32(o, true)
+      const hi = view.getInt32(o + 4, true)
+      const fits = (hi === 0 && lo <= 0x7fffffff) || (signed && hi === -1 && lo >= 0x80000000)
+      if (!fits) throw tooWide(i)
+      out[i] = lo | 0
+    }
+  }
+  return out
 }
 
 /** Parses the Python dict literal of a .npy header, e.g. `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 8), }`. */

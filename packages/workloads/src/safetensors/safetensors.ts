@@ -11,6 +11,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { decodeFloats, encodeFloats, type FloatDtype } from '../io/dtype.js'
 import { corrupt, invalid } from '../io/errors.js'
 import { openForRead, readExactly } from '../io/file.js'
+import { decodeInts } from '../npy/npy.js'
 
 /** Header limit, as in the reference Rust implementation (100 MB). */
 const MAX_HEADER_BYTES = 100_000_000
@@ -36,6 +37,18 @@ export const SAFETENSORS_DTYPE_BYTES = {
 
 /** A dtype name of the safetensors format. */
 export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPE_BYTES
+
+const INT_DTYPES: Partial<Record<SafetensorsDtype, { width: 1 | 2 | 4 | 8; signed: boolean }>> = {
+  BOOL: { width: 1, signed: false },
+  U8: { width: 1, signed: false },
+  I8: { width: 1, signed: true },
+  I16: { width: 2, signed: true },
+  U16: { width: 2, signed: false },
+  I32: { width: 4, signed: true },
+  U32: { width: 4, signed: false },
+  I64: { width: 8, signed: true },
+  U64: { width: 8, signed: false },
+}
 
 const FLOAT_DTYPES: Partial<Record<SafetensorsDtype, FloatDtype>> = { F32: 'f32', F16: 'f16', BF16: 'bf16', F64: 'f64' }
 
@@ -83,6 +96,11 @@ export interface SafetensorsFile {
   readElements(name: string, start: number, count: number): Promise<Float32Array>
   /** Raw little-endian bytes of any tensor (integer dtypes, fp8, ...). */
   readTensorBytes(name: string): Promise<Uint8Array>
+  /**
+   * Reads `count` elements from flat element index `start` of an integer tensor (I8, U8, I16,
+   * U16, I32, U32, I64, U64, BOOL) as Int32; values outside int32 are `MOE_ROUTE_ERR_TRACE_CORRUPT`.
+   */
+  readInts(name: string, start: number, count: number): Promise<Int32Array>
   /** Closes the file handle. Further reads reject. */
   close(): Promise<void>
 }
@@ -262,6 +280,17 @@ function makeFile(handle: FileHandle, path: string, header: ParsedHeader): Safet
       const size = SAFETENSORS_DTYPE_BYTES[t.dtype]
       const bytes = await readExactly(handle, path, t.fileOffset + start * size, count * size, `tensor "${name}" elements ${start}..${start + count - 1}`)
       return decodeFloats(bytes, 0, count, dt)
+    },
+    async readInts(name, start, count) {
+      ensureOpen()
+      const t = info(name)
+      const it = INT_DTYPES[t.dtype]
+      if (!it) throw corrupt(path, `tensor "${name}"`, `dtype ${t.dtype} is not an integer type`)
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > t.elements) {
+        throw invalid(`elements [${start}, ${start + count}) are outside tensor "${name}" with ${t.elements} elements`, { file: path, record: name })
+      }
+      const bytes = await readExactly(handle, path, t.fileOffset + start * it.width, count * it.width, `tensor "${name}" elements ${start}..${start + count - 1}`)
+      return decodeInts(bytes, count, it.width, it.signed, (i) => corrupt(path, `tensor "${name}" element ${start + i}`, 'does not fit in 32 bits'))
     },
     async close() {
       if (closed) return

@@ -4,9 +4,10 @@
  * tolerance; a host-only policy runs in a counted round trip; routing-only batches.
  */
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { createMoe, definePolicy, routingFromPairs, pairsOf, type LayerResult, type MoeConfig, type TokenBatch } from '@moe-route/core'
+import { createMoe, definePolicy, routingFromPairs, pairsOf, type LayerResult, type MoeConfig, type Plugin, type TokenBatch } from '@moe-route/core'
 import { cpuBackend } from '@moe-route/backend-cpu'
 import capacityDrop from '@moe-route/policy-capacity-drop'
+import expertBuffer from '@moe-route/policy-expert-buffer'
 import { randomHidden } from '@moe-route/backend-cpu'
 import { webgpuBackend } from '../plugin.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
@@ -72,7 +73,7 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
   afterAll(async () => {
     for (const e of engines) await e.dispose()
   })
-  const make = (backend: string, extra: Partial<MoeConfig> = {}, plugins = [capacityDrop, webgpuBackend, cpuBackend, minWeight]) => {
+  const make = (backend: string, extra: Partial<MoeConfig> = {}, plugins: readonly Plugin[] = [capacityDrop, webgpuBackend, cpuBackend, minWeight]) => {
     const e = createMoe({ config: config(backend, extra), plugins })
     engines.push(e)
     return e
@@ -126,6 +127,27 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
       sameDecisions(g, c)
       expect(g.telemetry.hostRoundTrips).toEqual({ 'min-weight': 1 })
       expect(maxRel(g.output!, c.output!)).toBeLessThan(1e-4)
+    }
+  })
+
+  it('reads the experts from an expert store\'s device slots (4 of 8): same output, misses uploaded from host memory', async () => {
+    for (const eviction of ['lifo', 'lru']) {
+      const extra = { store: { use: 'expert-buffer', options: { slots: 4, eviction } } }
+      const plugins = [capacityDrop, webgpuBackend, cpuBackend, expertBuffer]
+      const gpu = make('webgpu', extra, plugins)
+      const cpu = make('cpu', extra, plugins)
+      expect((await gpu.ready()).map((s) => s.stage)).toContain('store:expert-buffer')
+      // decode-sized batches (≤ 4 active experts: served from the slots), then a batch with all 8 active (the load-compute sweep)
+      for (const b of [...batches(6, 1), ...batches(1, 37)]) {
+        const g = await gpu.forward(b)
+        const c = await cpu.forward(b)
+        sameDecisions(g, c)
+        expect(maxRel(g.output!, c.output!), `${eviction} batch ${b.id} T ${b.tokens}`).toBeLessThan(1e-4)
+        const gs = g.telemetry.store!
+        expect(gs.hits + gs.misses).toBeGreaterThan(0)
+        if (b.tokens === 1) expect([gs.hits, gs.misses, gs.evictions]).toEqual([c.telemetry.store!.hits, c.telemetry.store!.misses, c.telemetry.store!.evictions])
+        expect(gs.bytesUploaded).toBe(gs.misses * 3 * model.hidden * model.intermediate * 4)
+      }
     }
   })
 })

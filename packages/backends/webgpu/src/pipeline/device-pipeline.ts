@@ -53,7 +53,7 @@ import { int8TileDims } from '../kernels/expert-int8/int8.program.js'
 import { initWeightsProgram } from '../kernels/init-weights/init-weights.program.js'
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
-import type { ExpertKernelUsed, WebGpuMoeLayer } from '../layer.js'
+import { withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
 import { groupScatterProgram, groupSelectProgram, normGroups, normPartialsProgram, telemetryProgram } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
@@ -89,6 +89,11 @@ const PADDED_ROW = Symbol.for('@moe-route/backend-webgpu:padded-row')
 export interface WebGpuPipelineOptions {
   /** Expert kernel (`auto` picks GEMV or GEMM by group size; `int8` needs int8 weights). */
   readonly expertKernel?: 'auto' | 'gemv' | 'gemm' | 'int8'
+  /**
+   * The weights hold this many expert slots of the spec's expert store (attached with
+   * `store.attachDevice`), not every expert: the kernels read the store's slots.
+   */
+  readonly storeSlots?: number
 }
 
 /**
@@ -125,7 +130,11 @@ export class WebGpuPipeline implements DevicePipeline {
     this.E = spec.model.experts
     this.k = spec.model.topK
     this.H = spec.model.hidden
-    if (weights.shape.experts !== this.E || weights.shape.hidden !== this.H || weights.shape.intermediate !== spec.model.intermediate) {
+    const slots = options.storeSlots ?? this.E
+    if (options.storeSlots !== undefined && (!spec.store || typeof spec.store.deviceSlot !== 'function')) {
+      throw new MoeError(ErrorCodes.INPUT_INVALID, 'storeSlots needs an expert store with deviceSlot()', { plugin: 'webgpu' })
+    }
+    if (weights.shape.experts !== slots || weights.shape.hidden !== this.H || weights.shape.intermediate !== spec.model.intermediate) {
       throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `device weights are E=${weights.shape.experts} H=${weights.shape.hidden} I=${weights.shape.intermediate}, the model is E=${this.E} H=${this.H} I=${spec.model.intermediate}`)
     }
   }
@@ -194,6 +203,9 @@ export class WebGpuPipeline implements DevicePipeline {
     this.dispatch = ds ? { name: d.name, where: 'device', grouping: ds } : { name: d.name, where: 'host', dispatcher: d }
     this.stages.push({ stage: `dispatch:${d.name}`, where: this.dispatch.where })
     if (spec.store) this.stages.push({ stage: `store:${spec.store.name}`, where: 'host' })
+    if (this.options.storeSlots !== undefined && isDeviceInt8Weights(this.weights)) {
+      throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, 'an expert store on the device pipeline needs f16 or f32 weights (the int8 kernels read every expert)', { plugin: 'webgpu', path: '/store' })
+    }
     this.stages.push({ stage: 'experts', where: 'device' })
     // aux head: placement (E+1 absolute offsets, then replica lists), then the stage tables
     const reps = spec.placement.replicas
@@ -216,8 +228,22 @@ export class WebGpuPipeline implements DevicePipeline {
     await Promise.all(compiles)
   }
 
-  /** Runs one batch. */
+  /** Runs one batch and reads back its telemetry (and what `options` asks for). */
   async forward(batch: TokenBatch, options: ForwardOptions = {}): Promise<PipelineResult> {
+    return (await this.run(batch, options, true))!
+  }
+
+  /**
+   * Encodes and submits one batch without waiting and without reading anything back (the
+   * output and telemetry stay on the device and are dropped): the same kernels as `forward`,
+   * for timing calls back to back. Resolves once submitted; a pipeline with a host stage
+   * still waits for its round trips.
+   */
+  async submit(batch: TokenBatch): Promise<void> {
+    await this.run(batch, { detail: 'telemetry', output: 'norm' }, false)
+  }
+
+  private async run(batch: TokenBatch, options: ForwardOptions, readBack: boolean): Promise<PipelineResult | null> {
     if (this.disposed) throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, 'the pipeline was disposed')
     const { ctx, E, k, H, spec } = this
     const T = batch.tokens
@@ -432,11 +458,7 @@ export class WebGpuPipeline implements DevicePipeline {
         ctx.device.queue.writeBuffer(rowToken, 0, plan.rowToken.buffer, plan.rowToken.byteOffset, rows * 4)
         ctx.device.queue.writeBuffer(rowWeight, 0, plan.rowWeight.buffer, plan.rowWeight.byteOffset, rows * 4)
       }
-      const off = new Int32Array(3 * E + 1).fill(-1)
-      off.set(plan.offsets.subarray(0, E + 1))
-      let j = E + 1
-      for (let e = 0; e < E; e++) if (plan.offsets[e + 1] > plan.offsets[e]) off[j++] = e
-      ctx.device.queue.writeBuffer(offsets, 0, off)
+      ctx.device.queue.writeBuffer(offsets, 0, withActiveList(plan.offsets, E))
       ctx.device.queue.writeBuffer(counts, 0, plan.counts)
       ctx.device.queue.writeBuffer(tokenRows, 0, planTokenRows(plan, routing, d.name))
       let maxRows = 0
@@ -446,37 +468,60 @@ export class WebGpuPipeline implements DevicePipeline {
       ctx.device.queue.writeBuffer(args, 0, new Uint32Array([Math.ceil(spec.model.intermediate / tile.bn), gy, E, Math.ceil(H / bnDown), gy, E, rows, maxRows]))
       hostStages.push({ stage: `dispatch:${d.name}`, where: 'host', ms: performance.now() - t0 })
     }
-    // expert store: the active experts must be resident before the experts run
+    // expert store: the active experts must be resident before the experts run; with device
+    // slots the kernels read them there (a batch with more active experts than slots runs as
+    // a load–compute sweep, `slots` experts at a time)
     let store: StoreTelemetry | undefined
+    const rowsHint = padded ? Math.max(1, capacity ?? 0) : rowsHint0
+    const expertParams = { tokens: T, rowsBound, slots: S, kernel: kind, rowsHint, expertSlots: padded ? E : Math.min(E, T * S), indirect: args, experts: E }
+    let out: GPUBuffer | null = null
     if (spec.store) {
       const st = spec.store
       const t0 = performance.now()
-      const [cb] = await flush([{ src: counts, bytes: E * 4 }])
+      const [cb, ob] = await flush([{ src: counts, bytes: E * 4 }, { src: offsets, bytes: (E + 1) * 4 }])
       const c = new Int32Array(cb)
       const active: number[] = []
       c.forEach((n, e) => n > 0 && active.push(e))
-      try {
-        store = await st.prepare({ batchId: batch.id, active, counts: c })
-      } catch (cause) {
-        throw pluginError(st.name, 'prepare', cause)
+      const prepare = async (list: number[]) => {
+        try {
+          return await st.prepare({ batchId: batch.id, active: list, counts: c })
+        } catch (cause) {
+          throw pluginError(st.name, 'prepare', cause)
+        }
+      }
+      const slotTable = () => Int32Array.from({ length: E }, (_, e) => Math.max(0, st.deviceSlot!(e)))
+      const slotted = this.options.storeSlots !== undefined
+      if (!slotted || active.length <= this.options.storeSlots!) {
+        store = await prepare(active)
+        if (slotted) {
+          const missing = active.filter((e) => st.deviceSlot!(e) < 0)
+          if (missing.length) throw new MoeError(ErrorCodes.PLUGIN_FAILED, `store ${st.name} left experts ${missing.join(', ')} without a device slot`, { plugin: st.name, hook: 'prepare' })
+          ctx.device.queue.writeBuffer(offsets, (2 * E + 1) * 4, slotTable())
+        }
+      } else if (x) {
+        // the sweep: chunk by chunk, prepare then the decode kernels over that chunk's groups
+        const y = buf(Math.max(1, rowsBound) * H * 4, 'expert-out')
+        const offs = new Int32Array(ob)
+        const sum: Record<string, number> = {}
+        let last: StoreTelemetry | undefined
+        for (let i = 0; i < active.length; i += this.options.storeSlots!) {
+          const chunk = active.slice(i, i + this.options.storeSlots!)
+          last = await prepare(chunk)
+          for (const [k2, v] of Object.entries(last)) if (typeof v === 'number') sum[k2] = (sum[k2] ?? 0) + v
+          const chunkOffsets = ctx.upload(withActiveList(offs, E, slotTable(), chunk), 'offsets')
+          transient.push(chunkOffsets)
+          rec.stage = 'experts'
+          this.layer.encodeExpertRows(rec, this.weights as DeviceLayerWeights, { x, rowToken, offsets: chunkOffsets }, { ...expertParams, kernel: 'gemv', expertSlots: chunk.length, rowsHint: Math.max(1, Math.ceil(rowsBound / active.length)) }, y)
+          await flush([])
+        }
+        store = { ...last!, ...sum, resident: last!.resident, bypassed: false } as StoreTelemetry
+        out = this.layer.encodeCombine(rec, y, { rowWeight, tokenRows }, T, H, S)
       }
       hostStages.push({ stage: `store:${st.name}`, where: 'host', ms: performance.now() - t0 })
     }
-    // experts and combine
-    // (a routing-only batch — logits or scores, no hidden states — stops after the dispatcher)
+    // experts and combine (a routing-only batch — logits or scores, no hidden states — stops after the dispatcher)
     rec.stage = 'experts'
-    const rowsHint = padded ? Math.max(1, capacity ?? 0) : rowsHint0
-    const out = x
-      ? this.layer.encodeExperts(rec, this.weights, { x, rowToken, rowWeight, offsets, tokenRows }, {
-          tokens: T,
-          rowsBound,
-          slots: S,
-          kernel: kind,
-          rowsHint,
-          expertSlots: padded ? E : Math.min(E, T * S),
-          indirect: args,
-        })
-      : null
+    if (!out && x) out = this.layer.encodeExperts(rec, this.weights, { x, rowToken, rowWeight, offsets, tokenRows }, expertParams)
     // telemetry counts and the output norm, then one small readback
     rec.stage = 'telemetry'
     const n4 = out ? (T * H) / 4 : 0
@@ -485,15 +530,19 @@ export class WebGpuPipeline implements DevicePipeline {
     rec.stage = null
     const reads: { src: GPUBuffer; bytes: number }[] = [{ src: counters, bytes: readWords * 4 }]
     const hostOut = outputMode === 'host' && out !== null
-    if (hostOut) reads.push({ src: out, bytes: T * H * 4 })
+    if (hostOut) reads.push({ src: out!, bytes: T * H * 4 })
     if (full) {
       reads.push({ src: original.ids, bytes: T * k * 4 }, { src: original.w, bytes: T * k * 4 }, { src: scores, bytes: T * E * 4 }, { src: tokenRows, bytes: T * S * 4 })
       reads.push({ src: offsets, bytes: (E + 1) * 4 }, { src: counts, bytes: E * 4 }, { src: rowToken, bytes: rowsBound * 4 }, { src: rowWeight, bytes: rowsBound * 4 })
       for (const so of stageOutputs) reads.push({ src: so.ids, bytes: T * so.slots * 4 }, { src: so.w, bytes: T * so.slots * 4 })
       for (const r of stageReasons) if (r) reads.push({ src: r.src, bytes: Math.max(4, r.words * 4) })
     }
-    if (out && outputMode !== 'device') transient.push(out)
+    if (out && (outputMode !== 'device' || !readBack)) transient.push(out)
     rec.releaseAfterSubmit(...transient)
+    if (!readBack) {
+      rec.submitNoWait()
+      return null
+    }
     const got = await flush(reads)
     const words = new Uint32Array(got[0])
     const floats = new Float32Array(got[0])

@@ -8,7 +8,7 @@
  * the weight source, and only then are slots written and the new state adopted. A failed read
  * (a truncated checkpoint) leaves the resident set and every slot's contents as they were.
  */
-import type { ExpertStore, StoreRequest, StoreTelemetry } from '@moe-route/core'
+import type { ExpertStore, StoreDevice, StoreRequest, StoreTelemetry } from '@moe-route/core'
 import { isMoeError } from '@moe-route/core'
 import { ExpertCache, type CacheStep } from '../cache/expert-cache.js'
 import { activeByDevice, splitExperts, type DeviceSplit } from '../cache/placement.js'
@@ -149,6 +149,35 @@ export class ExpertBufferStore implements ExpertStore {
   /** Experts resident on `device` (default 0), ascending. */
   resident(device = 0): readonly number[] {
     return this.#devices[device]?.cache.resident() ?? []
+  }
+
+  /**
+   * Puts the store on a GPU backend's data path (core's contract; one device): slots are the
+   * backend's, misses are read from `device.read` (bytes in the device layout) and uploaded
+   * with `device.upload`. Before the first batch only.
+   * @throws STORE_WEIGHTS_INVALID after a batch ran, or for a store over several devices.
+   */
+  attachDevice(device: StoreDevice): void {
+    this.#check()
+    if (this.#devices.length !== 1) throw storeError(StoreErrorCodes.STORE_WEIGHTS_INVALID, `a device pipeline runs one device; this store splits experts over ${this.#devices.length}`)
+    if (this.#devices[0]!.target) throw storeError(StoreErrorCodes.STORE_WEIGHTS_INVALID, 'attachDevice() must come before the first batch')
+    if (device.slots < this.#devices[0]!.cache.slots) throw storeError(StoreErrorCodes.STORE_WEIGHTS_INVALID, `the device gives ${device.slots} slots, the store needs ${this.#devices[0]!.cache.slots}`)
+    const slotBinding = (slot: number, expert: number, d: number): SlotBinding => ({ device: d, slot, expert })
+    this.#devices[0]!.target = {
+      kind: 'device',
+      slots: device.slots,
+      slotBytes: device.expertBytes,
+      upload: (slot, expert, bytes) => device.upload(slot, expert, bytes),
+      binding: slotBinding,
+      ...(device.flush ? { flush: () => device.flush!() } : {}),
+    }
+    const layout = { bytes: device.expertBytes } as WeightSource['layout']
+    this.#weights = { experts: this.experts, layout, read: (e: number) => device.read(e) } as WeightSource
+  }
+
+  /** The slot of `expert` on device 0, or -1 (core's contract). */
+  deviceSlot(expert: number): number {
+    return this.slotOf(expert)?.slot ?? -1
   }
 
   /** Where `expert` is resident, or null. */

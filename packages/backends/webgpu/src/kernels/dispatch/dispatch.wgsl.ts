@@ -87,7 +87,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * Row offsets: exclusive scan of group sizes (kept counts, or the capacity for every expert
  * when static), then the list of non-empty experts in ascending id at offsets[E+1 ..= 2E]
  * (−1 past the last; the decode kernels launch one workgroup row per list slot, not per
- * expert), plus indirect dispatch arguments for the grouped GEMM kernels.
+ * expert), then the weight slot of each expert at offsets[2E+1 ..] (the identity; a device
+ * pipeline with an expert store overwrites it with the store's slots), plus indirect dispatch
+ * arguments for the grouped GEMM kernels.
  * args = [gx gate-up, gy, E, gx down, gy, E, rows, maxRows]; gx from column tiles of `bn`
  * (gate+up) and `bnDown` (down, default `bn`).
  */
@@ -106,7 +108,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   if (lid < E) { size = select(counts[lid], params.capacity, params.isStatic == 1u); }
   atomicMax(&maxRows, size);
   let r = exclusiveScan(size, lid);
-  if (lid < E) { offsets[lid] = i32(r.x); }
+  if (lid < E) { offsets[lid] = i32(r.x); offsets[2u * E + 1u + lid] = i32(lid); }
   let live = lid < E && size > 0u;
   let a = exclusiveScan(select(0u, 1u, live), lid);
   if (live) { offsets[E + 1u + a.x] = i32(lid); } else if (lid >= a.y && lid < E) { offsets[E + 1u + lid] = -1; }

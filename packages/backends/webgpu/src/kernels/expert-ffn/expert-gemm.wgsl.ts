@@ -44,8 +44,10 @@ ${mats.map((m) => `var<workgroup> B${m}: array<f32, ${BK * GEMM_BN}>;`).join('\n
 var<workgroup> groupStart: u32;
 var<workgroup> groupRows: u32;
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let e = wid.z;
+  // the expert's weights: its slot (an expert store's device slot, else its own index; grid z = E)
+  let ws = u32(offsets[2u * nwg.z + 1u + e]);
   if (lid == 0u) { groupStart = u32(offsets[e]); groupRows = u32(offsets[e + 1u] - offsets[e]); }
   let n = workgroupUniformLoad(&groupRows);
   let start = workgroupUniformLoad(&groupStart);
@@ -67,7 +69,7 @@ ${gateup
     : `  let arow = min(start + am, params.rowsTotal - 1u);`}
   let ao = arow * k4;
   let bcol = min(n0 + lr, N - 1u);
-  let bo = (e * N + bcol) * k4;
+  let bo = (ws * N + bcol) * k4;
 ${mats.map((m) => I4.map((i) => `  var acc${m}${i} = vec4<f32>(0.0);`).join('\n')).join('\n')}
   for (var kk = 0u; kk < K; kk = kk + ${BK}u) {
     let av = a[ao + kk / 4u + lq];

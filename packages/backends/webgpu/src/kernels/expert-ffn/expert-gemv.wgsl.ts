@@ -95,7 +95,9 @@ const entry = (c: ExpertGemvConsts) =>
   `var<workgroup> groupExpert: u32;
 @compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32${c.subgroupSize ? ', @builtin(subgroup_invocation_id) sgl: u32' : ''}) {
-${activeExpertPrologue}`
+${activeExpertPrologue}
+  // the expert's weights: its slot (an expert store's device slot, else its own index)
+  let ws = u32(offsets[2u * params.experts + 1u + e]);`
 
 /**
  * WGSL prologue of the decode kernels (f16/f32 and int8): workgroup row wid.y reads slot
@@ -154,7 +156,7 @@ ${siluWgsl}
 ${entry(c)}
   let hc = params.hc;
   let n0 = wid.x * ${c.rows}u;
-${R.map((r) => `  let wr${r} = (e * params.inter + min(n0 + ${r}u, params.inter - 1u)) * hc;`).join('\n')}
+${R.map((r) => `  let wr${r} = (ws * params.inter + min(n0 + ${r}u, params.inter - 1u)) * hc;`).join('\n')}
   // weight-stationary: this invocation's slice of the workgroup's rows, loaded once
 ${K.decl}
 ${R.map((r) => K.I.map((i) => `  let pg${r}_${i} = loadGate(wr${r} + ch${i});\n  let pu${r}_${i} = loadUp(wr${r} + ch${i});`).join('\n')).join('\n')}
@@ -206,7 +208,7 @@ ${weightDecl(2, 'Down', c.dtype)}
 ${entry(c)}
   let ic = params.ic;
   let n0 = wid.x * ${c.rows}u;
-${R.map((r) => `  let wr${r} = (e * params.hidden + min(n0 + ${r}u, params.hidden - 1u)) * ic;`).join('\n')}
+${R.map((r) => `  let wr${r} = (ws * params.hidden + min(n0 + ${r}u, params.hidden - 1u)) * ic;`).join('\n')}
 ${K.decl}
 ${R.map((r) => K.I.map((i) => `  let pd${r}_${i} = loadDown(wr${r} + ch${i});`).join('\n')).join('\n')}
   for (var tb = 0u; tb < n; tb = tb + ${c.mt}u) {

@@ -7,6 +7,8 @@ export interface InitWeightsParams {
   readonly count: number
   readonly seed: number
   readonly std: number
+  /** First value of the stream to make (even; default 0): a slice made on its own. */
+  readonly first?: number
 }
 
 /** Seeded normal weight generator; binding: the weight buffer. */
@@ -15,9 +17,9 @@ export function initWeightsProgram(dtype: 'f32' | 'f16'): KernelProgram<InitWeig
     name: 'init-weights',
     cacheKey: `init-weights|${dtype}`,
     getShaderSource: () => initWeightsWgsl(dtype),
-    getRunData: ({ count, seed, std }) => ({
+    getRunData: ({ count, seed, std, first }) => ({
       dispatch: grid1d(count / 2 / 256),
-      uniforms: uniforms([count / 2, seed, { f32: std }]),
+      uniforms: uniforms([count / 2, seed, { f32: std }, (first ?? 0) / 2]),
     }),
   }
 }
