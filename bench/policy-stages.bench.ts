@@ -1,145 +1,126 @@
 /**
- * The capacity family's policy stages on the device against their host `apply`: for each
- * shape (E 8 / top-2 and E 64 / top-8, 8 devices under expert parallelism, every token's
- * source device = token mod 8) and batch size (1, 8, 32 and 512 tokens), it routes skewed
- * logits (per-expert bias ~ normal(0, 1.5), so some experts overflow) with the device router,
- * runs one policy lowered to WGSL, and records
- *   - device: the policy stage's kernel time (timestamp queries, every pass of the stage,
- *     median over iterations) and its dispatch count,
- *   - host: the wall time of the policy's `apply` on the same routing (median),
- * after checking that the device routing equals the host's (pairs, weights within 1e-6).
- * Policies: capacity-drop (reference), expanded-drop (local candidates), reroute (2 rounds)
- * and spare-capacity-reroute, all at γ = 1.0 with decode batches capped.
+ * GPU time of the capacity family's policy stages (capacity-drop, expert-drop,
+ * device-capacity, expanded-drop, reroute, spare-capacity-reroute) inside the WebGPU device pipeline, against the host `apply` of the same
+ * policy on the same routing (what a host round trip would spend in JS alone, transfers not
+ * counted). Routing-only batches: logits in, the device router (softmax top-k), the policy,
+ * the exact-size grouping; no expert FFN.
+ *
+ * Shapes: Mixtral-like E 8, k 2 and OLMoE-like E 64, k 8, 8 devices (contiguous placement),
+ * and device-capacity on 1 device at γ 0.8 (every pair ranked in one workgroup: its worst case), at
+ * T = 1, 8, 32 (decode batches, policies set to act on them) and 512 (prefill).
  *
  * Usage (after `npm run build`):
  *   ../shared/gpu/prepare.sh bench/policy-stages.bench.ts
  *   source .gpu/env.sh && node .gpu/policy-stages.bench.mjs --out out/policy-stages
- * Smoke run on lavapipe (no timestamp queries there: device times are wall times per forward):
- *   XDG_RUNTIME_DIR=/tmp npx tsx bench/policy-stages.bench.ts --tiny --out /tmp/ps
- * Flags: --tiny (T 1, 8, 64 and 4 iterations), --iters N (default 50), --out DIR.
+ * Smoke run on lavapipe:  XDG_RUNTIME_DIR=/tmp npx tsx bench/policy-stages.bench.ts --tiny --out /tmp/ps
+ *
+ * Flags: --tiny (T 1 and 32, 5 reps), --reps N (timed batches per point, default 50),
+ *   --tokens 1,8,32,512, --out DIR (JSON of every point).
  */
-import { createWebGpuBackend } from '@moe-route/backend-webgpu'
-import {
-  contiguousPlacement,
-  exactSizeDispatcher,
-  mixSeed,
-  mulberry32,
-  normal,
-  pairsOf,
-  softmaxTopKRouter,
-  type Dispatcher,
-  type ModelShape,
-  type Router,
-  type RoutingPolicy,
-} from '@moe-route/core'
-import { createTokenDrop } from '@moe-route/policy-capacity-drop'
-import { createExpandedDrop } from '@moe-route/policy-expanded-drop'
-import { createReroute } from '@moe-route/policy-reroute'
-import { createSpareCapacityReroute } from '@moe-route/policy-spare-capacity-reroute'
+import { createWebGpuBackend, probeAdapter } from '@moe-route/backend-webgpu'
+import { contiguousPlacement, createRegistry, exactSizeDispatcher, mixSeed, mulberry32, normal, softmaxTopK, type Dispatcher, type ModelShape, type Plugin, type Router, type RoutingPolicy } from '@moe-route/core'
+import capacityDrop from '@moe-route/policy-capacity-drop'
+import deviceCapacity from '@moe-route/policy-device-capacity'
+import expandedDrop from '@moe-route/policy-expanded-drop'
+import expertDrop from '@moe-route/policy-expert-drop'
+import reroute from '@moe-route/policy-reroute'
+import spareCapacityReroute from '@moe-route/policy-spare-capacity-reroute'
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
 
 const argv = process.argv.slice(2)
-const flag = (name: string) => argv.includes(`--${name}`)
-const opt = (name: string, fallback: string) => {
+const flag = (name: string): boolean => argv.includes(`--${name}`)
+const opt = (name: string, fallback: string): string => {
   const i = argv.indexOf(`--${name}`)
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback
 }
 const tiny = flag('tiny')
-const iters = Number(opt('iters', tiny ? '4' : '50'))
-const outDir = opt('out', 'out/policy-stages')
-const DEVICES = 8
-const shapes = [
-  { experts: 8, topK: 2 },
-  { experts: 64, topK: 8 },
+const reps = Number(opt('reps', tiny ? '5' : '50'))
+const tokenList = opt('tokens', tiny ? '1,32' : '1,8,32,512').split(',').map(Number)
+const outDir = opt('out', '')
+
+interface Shape {
+  readonly name: string
+  readonly model: ModelShape
+}
+const shapes: Shape[] = [
+  { name: 'mixtral E8 k2', model: { experts: 8, topK: 2, hidden: 16, intermediate: 16, normalizeTopK: true } },
+  { name: 'olmoe E64 k8', model: { experts: 64, topK: 8, hidden: 16, intermediate: 16, normalizeTopK: false } },
 ]
-const batches = tiny ? [1, 8, 64] : [1, 8, 32, 512]
-const policies: [string, () => RoutingPolicy][] = [
-  ['capacity-drop', () => createTokenDrop({ capacityFactor: 1, applyToDecode: true })],
-  ['expanded-drop', () => createExpandedDrop({ capacityFactor: 1, candidates: 'local', applyToDecode: true })],
-  ['reroute', () => createReroute({ capacityFactor: 1, rounds: 2, applyToDecode: true })],
-  ['spare-capacity-reroute', () => createSpareCapacityReroute({ capacityFactor: 1, applyToDecode: true })],
+interface Case {
+  readonly plugin: Plugin<'policy'>
+  readonly label: string
+  readonly options: (E: number) => object
+  readonly devices: number
+}
+const cases: Case[] = [
+  { plugin: capacityDrop, label: 'capacity-drop γ1 score', options: () => ({ capacityFactor: 1, applyToDecode: true }), devices: 8 },
+  { plugin: expertDrop, label: 'expert-drop 1 (E8) / 0.1 (E64)', options: (E) => ({ drop: E <= 8 ? 1 : 0.1, applyToDecode: true }), devices: 8 },
+  { plugin: deviceCapacity, label: 'device-capacity γ1, 8 devices', options: () => ({ capacityFactor: 1, applyToDecode: true }), devices: 8 },
+  // γ 0.8: with one device γ 1 keeps every pair and the ranking is skipped
+  { plugin: deviceCapacity, label: 'device-capacity γ0.8, 1 device', options: () => ({ capacityFactor: 0.8, applyToDecode: true }), devices: 1 },
+  { plugin: expandedDrop, label: 'expanded-drop γ1 local, 8 devices', options: () => ({ capacityFactor: 1, candidates: 'local', applyToDecode: true }), devices: 8 },
+  { plugin: reroute, label: 'reroute γ1, 2 rounds', options: () => ({ capacityFactor: 1, rounds: 2, applyToDecode: true }), devices: 8 },
+  { plugin: spareCapacityReroute, label: 'spare-capacity-reroute γ1', options: () => ({ capacityFactor: 1, applyToDecode: true }), devices: 8 },
 ]
 
-const median = (xs: number[]) => {
+const median = (xs: number[]): number => {
   const s = xs.slice().sort((a, b) => a - b)
   return s.length ? s[Math.floor(s.length / 2)] : NaN
 }
 
-interface Row {
-  policy: string
-  experts: number
-  topK: number
-  tokens: number
-  dispatches: number
-  deviceMs: number
-  deviceTimed: 'kernels' | 'wall'
-  hostMs: number
-}
-
+const adapter = await probeAdapter()
+if (!adapter) throw new Error('no WebGPU adapter (on a machine without a GPU install Mesa lavapipe: scripts/install-lavapipe.sh)')
 const backend = createWebGpuBackend({ weightsDtype: 'f32', profile: true })
-const adapter = await backend.ready()
-const rows: Row[] = []
-for (const { experts: E, topK: k } of shapes) {
-  const model: ModelShape = { experts: E, topK: k, hidden: 16, intermediate: 16, normalizeTopK: false }
-  const placement = contiguousPlacement(E, DEVICES)
-  const gauss = normal(mulberry32(7))
-  const bias = Float32Array.from({ length: E }, () => 1.5 * gauss())
-  for (const T of batches) {
-    const logits = new Float32Array(T * E)
-    for (let i = 0; i < logits.length; i++) logits[i] = gauss() + bias[i % E]
-    const sourceDevice = Int32Array.from({ length: T }, (_, t) => t % DEVICES)
-    for (const [name, make] of policies) {
-      const policy = make()
-      const router = softmaxTopKRouter.create({ normalizeTopK: null }, { model, devices: DEVICES, seed: 1 }) as Router
-      const dispatcher = exactSizeDispatcher.create({}, { model, devices: DEVICES, seed: 1 }) as Dispatcher
-      const pipeline = await backend.pipeline({ model, placement, seed: 1, router, policies: [policy], dispatcher, weights: { kind: 'seeded', seed: 1, std: 0.02 }, activationBytes: 2 } as never)
-      const stage = policy.lower?.({ model, devices: DEVICES, placement, slotsIn: k, subgroups: false, subgroupSize: null, maxWorkgroupSize: 256 })
-      if (!stage || stage.kind !== 'wgsl' || pipeline.stages.find((s) => s.stage === `policy:${name}`)?.where !== 'device') throw new Error(`${name} did not lower`)
-      const batch = { id: 3, tokens: T, logits, sourceDevice }
-      // same decisions as the host (on the device router's routing) before timing anything
-      const full = await pipeline.forward(batch, { detail: 'full', output: 'norm' })
-      const routing = full.detail!.original
-      const host = policy.apply(routing, { placement, batchId: 3, random: mulberry32(mixSeed(1, 3, 0)) })
-      const key = (p: { token: number; expert: number; weight: number }) => `${p.token}:${p.expert}`
-      const sort = (a: { token: number; expert: number }, b: { token: number; expert: number }) => a.token - b.token || a.expert - b.expert
-      const h = pairsOf(host.routing).sort(sort)
-      const d = pairsOf(full.detail!.routing).sort(sort)
-      if (h.map(key).join() !== d.map(key).join() || h.some((p, i) => Math.abs(p.weight - d[i].weight) > 1e-6 * Math.max(1, p.weight))) throw new Error(`${name} E=${E} T=${T}: device and host differ`)
-      const dev: number[] = []
-      let timed: Row['deviceTimed'] = 'kernels'
-      for (let i = 0; i < iters + 2; i++) {
-        const t0 = performance.now()
-        const res = await pipeline.forward(batch, { detail: 'telemetry', output: 'norm' })
-        const wall = performance.now() - t0
-        const ms = res.kernels?.[`policy:${name}`]
-        if (ms === undefined) timed = 'wall'
-        if (i >= 2) dev.push(ms ?? wall)
+const registry = createRegistry([capacityDrop, expertDrop, deviceCapacity, expandedDrop, reroute, spareCapacityReroute])
+console.log(`policy stages on ${adapter}; host side: Node ${process.version} on ${cpus()[0]?.model ?? 'unknown CPU'}; ${reps} timed batches per point (medians)`)
+console.log('| shape | policy | T | decode | stage GPU µs | host apply µs | dropped |')
+console.log('|---|---|---|---|---|---|---|')
+const rows: object[] = []
+try {
+  for (const shape of shapes) {
+    const { model } = shape
+    for (const c of cases) {
+      const placement = contiguousPlacement(model.experts, c.devices)
+      const ctx = { model, devices: c.devices, seed: 1, placement }
+      const policy = registry.create('policy', c.plugin.meta.name, c.options(model.experts), ctx) as RoutingPolicy
+      const router = registry.create('router', 'softmax-top-k', {}, ctx) as Router
+      const dispatcher = exactSizeDispatcher.create({}, ctx) as Dispatcher
+      const pipeline = await backend.pipeline({ model, placement, seed: 1, router, policies: [policy], dispatcher, weights: { kind: 'seeded', seed: 1, std: 0.02 }, activationBytes: 2 })
+      if (pipeline.stages[1]?.where !== 'device') throw new Error(`${c.label}: the policy did not lower`)
+      for (const T of tokenList) {
+        const decode = T <= 32
+        const gauss = normal(mulberry32(T * 7919 + model.experts))
+        const logits = Float32Array.from({ length: T * model.experts }, () => gauss())
+        const batch = { tokens: T, logits, ...(decode ? { decode: true as const } : {}) }
+        const gpu: number[] = []
+        let dropped = 0
+        for (let i = 0; i < reps + 3; i++) {
+          const res = await pipeline.forward({ id: i, ...batch }, { detail: 'telemetry' })
+          const ms = res.kernels?.[`policy:${c.plugin.meta.name}`]
+          if (i >= 3 && ms !== undefined) gpu.push(ms * 1000)
+          dropped = res.counts.policies[0].dropped
+        }
+        // host side: the same routing and the same policy's apply
+        const routing = softmaxTopK({ tokens: T, experts: model.experts, logits, ...(decode ? { decode: true } : {}) }, model.topK, model.normalizeTopK)
+        const host: number[] = []
+        for (let i = 0; i < reps + 3; i++) {
+          const t0 = performance.now()
+          policy.apply(routing, { placement, batchId: i, random: mulberry32(mixSeed(1, i, 0)) })
+          if (i >= 3) host.push((performance.now() - t0) * 1000)
+        }
+        const row = { shape: shape.name, policy: c.label, devices: c.devices, tokens: T, decode, gpuUs: gpu.length ? median(gpu) : null, hostUs: median(host), dropped, adapter }
+        rows.push(row)
+        console.log(`| ${shape.name} | ${c.label} | ${T} | ${decode ? 'yes' : 'no'} | ${row.gpuUs === null ? 'n/a (no timestamps)' : row.gpuUs.toFixed(1)} | ${row.hostUs.toFixed(1)} | ${dropped} |`)
       }
-      const hostTimes: number[] = []
-      for (let i = 0; i < iters + 2; i++) {
-        const t0 = performance.now()
-        policy.apply(routing, { placement, batchId: 3, random: mulberry32(1) })
-        if (i >= 2) hostTimes.push(performance.now() - t0)
-      }
-      const info = { tokens: T, batchId: 3, decode: false, sourceTokens: null, seed: 0 }
-      const dispatches = stage.passes.filter((p) => (!p.when || p.when(info)) && p.workgroups(info) > 0).length
-      rows.push({ policy: name, experts: E, topK: k, tokens: T, dispatches, deviceMs: median(dev), deviceTimed: timed, hostMs: median(hostTimes) })
       await pipeline.dispose()
     }
   }
+} finally {
+  await backend.dispose()
 }
-await backend.dispose()
-
-const machine = `${adapter}; node ${process.version}; ${DEVICES} devices (contiguous placement)`
-const lines = [
-  `policy stages on the device vs host apply — ${machine}; median of ${iters}`,
-  '',
-  '| policy | E | k | T | dispatches | device ms | host apply ms |',
-  '| --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map((r) => `| ${r.policy} | ${r.experts} | ${r.topK} | ${r.tokens} | ${r.dispatches} | ${r.deviceMs.toFixed(4)}${r.deviceTimed === 'wall' ? ' (wall, whole forward)' : ''} | ${r.hostMs.toFixed(4)} |`),
-]
-console.log(lines.join('\n'))
-mkdirSync(outDir, { recursive: true })
-writeFileSync(join(outDir, 'policy-stages.json'), JSON.stringify({ machine, iters, rows }, null, 2))
-writeFileSync(join(outDir, 'policy-stages.md'), lines.join('\n') + '\n')
+if (outDir) {
+  mkdirSync(outDir, { recursive: true })
+  writeFileSync(join(outDir, 'policy-stages.json'), JSON.stringify({ adapter, node: process.version, reps, rows }, null, 2))
+}

@@ -25,6 +25,6 @@ export {
   type PropertySettings,
 } from './checks.js'
 export { checkOutcome, outcomeFingerprint, sameRouting, type CheckOutcomeOptions, type InvariantKind, type Violation } from './invariants.js'
-export { cloneRouting, routingCase, type RoutingCase, type RoutingConstraints } from './arbitraries.js'
-export { checkLowering, type LoweringSettings } from './lowering.js'
+export { cloneRouting, routerInputCase, routingCase, type RouterInputCase, type RoutingCase, type RoutingConstraints } from './arbitraries.js'
+export { checkDispatcherLowering, checkLowering, checkRouterLowering, type LoweringOptions, type LoweringSettings } from './lowering.js'
 export { detectRunner, runnerFromGlobals, type DescribeFn, type ItFn, type TestRunner } from './runner.js'

@@ -1,5 +1,5 @@
 /** `moe-route run`: the main job — a stream of batches through the configured layer. */
-import { TelemetryAggregate, TokenStream, createMoe, seededHiddenStream, seededNormals, type BatchTelemetry, type LayerSummary, type MoeConfig, type PipelineStageInfo, type StageTiming, type TokenBatch } from '@moe-route/core'
+import { TelemetryAggregate, TokenStream, createMoe, weightSourceOf, seededHiddenStream, seededNormals, type BatchTelemetry, type LayerSummary, type MoeConfig, type PipelineStageInfo, type StageTiming, type TokenBatch } from '@moe-route/core'
 import { Option, type Command } from 'commander'
 import { loadConfig } from '../config-loader.js'
 import type { CliContext } from '../context.js'
@@ -94,7 +94,8 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
   const t0 = performance.now()
   // weights come from config.weights (seeded, or a safetensors file): a GPU backend makes them
   // on the device, the CPU backend on the host
-  const engine = createMoe({ config, registry, source: loaded.source })
+  // (a config without a weights section runs seeded normal(0, 0.02) weights, seed = config.seed)
+  const engine = createMoe({ config, registry, source: loaded.source, weights: weightSourceOf(config) ?? { kind: 'seeded', seed: config.seed, std: 0.02 } })
   const workload = await openWorkload(config, ctx.cwd)
   let info = engine.backend?.info() ?? { name: 'none' }
   const device = engine.usesDevicePipeline

@@ -43,7 +43,7 @@ fn select_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   for (var g = 0u; g < capGroups(3u); g = g + 1u) {
     let cap = capGroupCap(3u, g);
     if (cap == 0xffffffffu) { continue; }
-    keepWithinCapacity(e, capGroupDevice(3u, g), cap, param(0u), lid, flagBase(), candBase(e), ordBase());
+    keepWithinCapacity(e, BUCKET_EXPERT, capGroupDevice(3u, g), cap, param(0u), lid, flagBase(), candBase(e), ordBase());
     if (lid == 0u && e == 0u) { statMax(STAT_CAPACITY, cap); }
   }
 }
@@ -51,10 +51,7 @@ fn select_(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(64)
 fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   stageBegin(wid, nwg, lid);
-  let t = workgroupIndex() * 64u + lid;
-  if (!emitBegin(t, param(2u) == 1u)) { return; }
-  let dropped = emitKept(t, param(1u), flagBase());
-  if (dropped > 0u) { stat(STAT_DROPPED, dropped); }
+  emitOrCopy(workgroupIndex() * 64u + lid, param(2u) == 1u, param(1u), flagBase());
 }
 `
 

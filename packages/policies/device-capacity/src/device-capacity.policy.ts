@@ -31,6 +31,7 @@ import {
   type KeyedPair,
 } from '@moe-route/policy-capacity-drop'
 import { defaultOptions, schema, type DeviceCapacityOptions } from './device-capacity.schema.js'
+import { deviceCapacityStage } from './device-capacity.wgsl.js'
 
 /** npm name of this package (equals package.json `name`). */
 export const PACKAGE_NAME = '@moe-route/policy-device-capacity'
@@ -105,7 +106,13 @@ export function applyDeviceCapacity(routing: Routing, options: DeviceCapacityOpt
  */
 export function createDeviceCapacity(options: Partial<DeviceCapacityOptions> = {}): RoutingPolicy & { readonly options: Readonly<DeviceCapacityOptions> } {
   const o: DeviceCapacityOptions = { ...defaultOptions, ...options }
-  return { name: POLICY_NAME, options: o, apply: (routing: Routing, ctx: PolicyContext) => applyDeviceCapacity(routing, o, ctx.placement) }
+  return {
+    name: POLICY_NAME,
+    options: o,
+    apply: (routing: Routing, ctx: PolicyContext) => applyDeviceCapacity(routing, o, ctx.placement),
+    // a placement for another number of experts fails here, as apply would on every batch
+    lower: (ctx) => deviceCapacityStage(o, ctx, primaryDevices(ctx.placement, ctx.model.experts)),
+  }
 }
 
 /**
@@ -124,6 +131,7 @@ export const deviceCapacity = definePolicy<DeviceCapacityOptions>({
     description: 'Device-level capacity: Σ load on a device ≤ n_d·γ·k·T/E, lowest-score pairs on the device dropped first',
     schema,
     defaultOptions,
+    device: ['wgsl'],
     docs: { url: 'https://github.com/moe-route/moe-route/tree/main/packages/policies/device-capacity#readme' },
   },
   create: (options) => createDeviceCapacity(options),

@@ -1,7 +1,18 @@
 import { contiguousPlacement, createMoe, ErrorCodes, isMoeError, mulberry32, pairsOf, PluginRegistry, type PlacementMap, type Routing } from '@moe-route/core'
 import { policyContext, routingFromRows } from '@moe-route/core/testing'
 import { describe, expect, it } from 'vitest'
-import deviceDefault, { applyDeviceCapacity, createDeviceCapacity, defaultOptions, deviceBudgets, deviceCapacity, primaryDevices, schema, type DeviceCapacityOptions } from './index.js'
+import deviceDefault, {
+  applyDeviceCapacity,
+  createDeviceCapacity,
+  defaultOptions,
+  deviceBudgets,
+  deviceCapacity,
+  deviceClasses,
+  MAX_LOWERED_BUDGETS,
+  primaryDevices,
+  schema,
+  type DeviceCapacityOptions,
+} from './index.js'
 
 const kept = (r: Routing) => pairsOf(r).map((p) => [p.token, p.expert]).sort((a, b) => a[0] - b[0] || a[1] - b[1])
 const drops = (o: { dropped: readonly { token: number; expert: number; reason: string }[] }) => o.dropped.map((d) => [d.token, d.expert, d.reason])
@@ -115,5 +126,54 @@ describe('device-capacity: errors and plugin shape', () => {
     const res = engine.route({ id: 0, tokens: 4, scores: new Float32Array(ROWS.flat()) })
     expect(res.telemetry.deviceLoad).toEqual([4, 2])
     expect(res.telemetry.policies[0]).toMatchObject({ policy: 'device-capacity', dropped: 2 })
+  })
+})
+
+describe('device-capacity: GPU lowering (stage shape; decisions are checked on a device by testkit)', () => {
+  const model = { experts: 64, topK: 8, hidden: 8, intermediate: 8, normalizeTopK: true }
+  const ctx = (placement: PlacementMap) => ({ model, devices: placement.devices, placement, slotsIn: 8, subgroups: false, subgroupSize: null, maxWorkgroupSize: 256 })
+  const batch = { tokens: 512, batchId: 0, decode: false, sourceTokens: null, seed: 1 }
+
+  it('declares a WGSL lowering and lowers the defaults: one budget per class of devices', () => {
+    expect(deviceCapacity.meta.device).toEqual(['wgsl'])
+    const stage = createDeviceCapacity().lower!(ctx(contiguousPlacement(64, 8)))
+    expect(stage).toMatchObject({ kind: 'wgsl', key: 'device-capacity', dropReason: 'device-capacity' })
+    if (stage?.kind !== 'wgsl') throw new Error('expected a WGSL stage')
+    expect(Array.from(stage.table!)).toEqual(new Array(8).fill(0))
+    // renormalize none, not skipped, one group, 1 class, capacity ⌈8·512/64⌉ = 64, budget 8·64
+    expect(stage.params!(batch)).toEqual([0, 0, 0, 1, 64, 512])
+    expect(stage.params!({ ...batch, decode: true })[1]).toBe(1)
+  })
+
+  it('per source device: budgets per (source device, class), none for a device without tokens', () => {
+    const stage = createDeviceCapacity({ scope: 'per-source-device' }).lower!(ctx(contiguousPlacement(64, 8)))
+    if (stage?.kind !== 'wgsl') throw new Error('expected a WGSL stage')
+    const src = [64, 0, 64, 64, 64, 64, 64, 128]
+    expect(stage.params!({ ...batch, sourceTokens: src })).toEqual([0, 0, 1, 1, 16, 64, 0xffffffff, 64, 64, 64, 64, 64, 128])
+  })
+
+  it('uneven placements: budgets follow n_d through the device classes', () => {
+    const placement: PlacementMap = { devices: 3, experts: 64, replicas: Array.from({ length: 64 }, (_, e) => (e < 32 ? [0, 1] : e < 48 ? [1] : [2])), strategy: 'test' }
+    expect(deviceClasses(primaryDevices(placement, 64), 3)).toEqual({ classOf: Uint32Array.from([1, 0, 0]), hosted: [16, 32] })
+    const stage = createDeviceCapacity({ rounding: 'floor', capacityFactor: 0.9 }).lower!(ctx(placement))
+    if (stage?.kind !== 'wgsl') throw new Error('expected a WGSL stage')
+    // ⌊16·0.9·8·512/64⌋ = 921 and ⌊32·0.9·8·512/64⌋ = 1843, by class; per device as the host computes them
+    const words = stage.params!(batch)
+    expect(words.slice(5)).toEqual([921, 1843])
+    expect([0, 1, 2].map((d) => words[5 + stage.table![d]])).toEqual(deviceBudgets(primaryDevices(placement, 64), 3, 0.9, 512, 8, 'floor'))
+  })
+
+  it('runs on the host where the budgets exceed the stage parameters', () => {
+    const perSource = createDeviceCapacity({ scope: 'per-source-device' })
+    expect(perSource.lower!(ctx(contiguousPlacement(64, 8)))).not.toBeNull() // 8 devices × 1 class
+    expect(perSource.lower!(ctx(contiguousPlacement(64, 5)))).not.toBeNull() // 13 and 12 experts: 5 × 2 classes
+    expect(perSource.lower!(ctx(contiguousPlacement(64, 6)))).toBeNull() // 11 and 10 experts: 6 × 2 classes
+    expect(perSource.lower!(ctx(contiguousPlacement(64, 16)))).toBeNull() // 16 × 1 class
+    expect(createDeviceCapacity().lower!(ctx(contiguousPlacement(64, 16)))).not.toBeNull() // global: 1 class
+    expect(MAX_LOWERED_BUDGETS).toBe(11)
+  })
+
+  it('a placement for another number of experts fails when lowering, as apply would', () => {
+    expect(() => createDeviceCapacity().lower!(ctx(contiguousPlacement(32, 4)))).toThrow(/placement covers 32 experts/)
   })
 })

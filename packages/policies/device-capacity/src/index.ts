@@ -15,5 +15,6 @@ export {
   POLICY_NAME,
 } from './device-capacity.policy.js'
 export { defaultOptions, schema, type DeviceCapacityOptions } from './device-capacity.schema.js'
+export { deviceCapacityStage, deviceClasses, MAX_LOWERED_BUDGETS } from './device-capacity.wgsl.js'
 
 export default deviceCapacity

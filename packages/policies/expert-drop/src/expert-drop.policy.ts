@@ -6,6 +6,7 @@
 import { definePolicy, type DroppedPair, type Pair, type PolicyContext, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
 import { buildOutcome, checkRouting, DECODE_SKIPPED, renormalize, skippedOutcome } from '@moe-route/policy-capacity-drop'
 import { defaultOptions, schema, type ExpertDropOptions } from './expert-drop.schema.js'
+import { expertDropStage } from './expert-drop.wgsl.js'
 
 /** npm name of this package (equals package.json `name`). */
 export const PACKAGE_NAME = '@moe-route/policy-expert-drop'
@@ -70,7 +71,12 @@ export function applyExpertDrop(routing: Routing, options: ExpertDropOptions, po
  */
 export function createExpertDrop(options: Partial<ExpertDropOptions> = {}): RoutingPolicy & { readonly options: Readonly<ExpertDropOptions> } {
   const o: ExpertDropOptions = { ...defaultOptions, ...options }
-  return { name: POLICY_NAME, options: o, apply: (routing: Routing, _ctx: PolicyContext) => applyExpertDrop(routing, o) }
+  return {
+    name: POLICY_NAME,
+    options: o,
+    apply: (routing: Routing, _ctx: PolicyContext) => applyExpertDrop(routing, o),
+    lower: (ctx) => expertDropStage(o, ctx, expertsToDrop(o.drop, ctx.model.experts)),
+  }
 }
 
 /**
@@ -89,6 +95,7 @@ export const expertDrop = definePolicy<ExpertDropOptions>({
     description: 'Expert Drop baseline: skip the lowest-load experts of each batch (count or fraction of E)',
     schema,
     defaultOptions,
+    device: ['wgsl'],
     docs: { url: 'https://github.com/moe-route/moe-route/tree/main/packages/policies/expert-drop#readme' },
   },
   create: (options) => createExpertDrop(options),

@@ -1,7 +1,17 @@
-import { createMoe, ErrorCodes, isMoeError, pairsOf, PluginRegistry, type Routing } from '@moe-route/core'
+import { contiguousPlacement, createMoe, ErrorCodes, isMoeError, pairsOf, PluginRegistry, type Routing } from '@moe-route/core'
 import { policyContext, routingFromRows } from '@moe-route/core/testing'
 import { describe, expect, it } from 'vitest'
-import expertDropDefault, { applyExpertDrop, createExpertDrop, defaultOptions, expertDrop, expertsToDrop, lowestLoadExperts, schema, type ExpertDropOptions } from './index.js'
+import expertDropDefault, {
+  applyExpertDrop,
+  createExpertDrop,
+  defaultOptions,
+  EXACT_MASS_LIMBS,
+  expertDrop,
+  expertsToDrop,
+  lowestLoadExperts,
+  schema,
+  type ExpertDropOptions,
+} from './index.js'
 
 const kept = (r: Routing) => pairsOf(r).map((p) => [p.token, p.expert]).sort((a, b) => a[0] - b[0] || a[1] - b[1])
 const drops = (o: { dropped: readonly { token: number; expert: number; reason: string }[] }) => o.dropped.map((d) => [d.token, d.expert, d.reason])
@@ -103,5 +113,35 @@ describe('expert-drop: errors and plugin shape', () => {
     })
     const res = engine.route({ id: 0, tokens: 4, scores: new Float32Array(ROWS.flat()) })
     expect(res.telemetry.loadAfter).toEqual([4, 2, 0, 1])
+  })
+})
+
+describe('expert-drop: GPU lowering (stage shape; decisions are checked on a device by testkit)', () => {
+  const model = { experts: 64, topK: 8, hidden: 8, intermediate: 8, normalizeTopK: true }
+  const ctx = { model, devices: 1, placement: contiguousPlacement(64, 1), slotsIn: 8, subgroups: false, subgroupSize: null, maxWorkgroupSize: 256 }
+  const batch = { tokens: 32, batchId: 0, decode: false, sourceTokens: null, seed: 1 }
+
+  it('declares a WGSL lowering; every option combination lowers', () => {
+    expect(expertDrop.meta.device).toEqual(['wgsl'])
+    for (const drop of [0.01, 0.1, 0.2, 1, 3, 100]) {
+      for (const renormalize of ['none', 'model-native', 'kept'] as const) {
+        for (const applyToDecode of [false, true]) {
+          const stage = createExpertDrop({ drop, renormalize, applyToDecode }).lower!(ctx)
+          if (stage?.kind !== 'wgsl') throw new Error('expected a WGSL stage')
+          // renormalisation code, decode skip, experts skipped per batch (as the host counts them)
+          expect(stage.params!({ ...batch, decode: true })).toEqual([['none', 'model-native', 'kept'].indexOf(renormalize), applyToDecode ? 0 : 1, expertsToDrop(drop, 64)])
+          expect(stage.params!(batch)[1]).toBe(0)
+          expect(stage.dropReason).toBe('expert-drop')
+        }
+      }
+    }
+  })
+
+  it('counters hold each expert load and two exact mass accumulators', () => {
+    const stage = createExpertDrop().lower!(ctx)
+    if (stage?.kind !== 'wgsl') throw new Error('expected a WGSL stage')
+    expect(stage.counterWords!(batch)).toBe(64 * (1 + 2 * EXACT_MASS_LIMBS))
+    expect(stage.passes.map((p) => [p.entryPoint, p.workgroups(batch)])).toEqual([['accumulate', 1], ['rank', 1], ['emit', 1]])
+    expect(stage.passes[0].workgroups({ ...batch, tokens: 512 })).toBe(16)
   })
 })

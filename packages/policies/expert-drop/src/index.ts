@@ -6,5 +6,6 @@ import { expertDrop } from './expert-drop.policy.js'
 
 export { applyExpertDrop, createExpertDrop, expertDrop, expertsToDrop, lowestLoadExperts, PACKAGE_NAME, PACKAGE_VERSION, POLICY_NAME } from './expert-drop.policy.js'
 export { defaultOptions, schema, type ExpertDropOptions } from './expert-drop.schema.js'
+export { EXACT_MASS_LIMBS, expertDropStage } from './expert-drop.wgsl.js'
 
 export default expertDrop

@@ -167,6 +167,6 @@ export function rerouteStage(options: RerouteOptions, ctx: LoweringContext): Wgs
     params: (b) => [b.decode && !options.applyToDecode ? 1 : 0, ...groupCapacityParams(options, ctx, b)],
     skippedReason: DECODE_SKIPPED,
     dropReason: 'reroute-exhausted',
-    moves: true,
+    moves: 'by-score',
   }
 }

@@ -284,6 +284,6 @@ export function spareCapacityRerouteStage(options: SpareCapacityRerouteOptions, 
     params: (b) => [b.decode && !options.applyToDecode ? 1 : 0, ...groupCapacityParams(options, ctx, b)],
     skippedReason: DECODE_SKIPPED,
     dropReason: 'reroute-exhausted',
-    moves: true,
+    moves: 'by-score',
   }
 }

@@ -290,7 +290,7 @@ export class WebGpuPipeline implements DevicePipeline {
     if (batch.sourceDevice) for (let t = 0; t < T; t++) auxData[srcBase + t] = batch.sourceDevice[t]
     ctx.device.queue.writeBuffer(aux, 0, auxData)
     const x = this.inputBuffer(batch, transient)
-    let rec = ctx.recorder('moe-route pipeline')
+    let rec = ctx.recorder('moe-route pipeline', { profile: readBack })
     rec.clear(counters, cw * 4)
     const kernels: Record<string, number> = {}
     const hostStages: StageTiming[] = []
@@ -302,7 +302,7 @@ export class WebGpuPipeline implements DevicePipeline {
       for (const r of reads) rec.read(r.src, r.bytes)
       const res = await rec.submit()
       if (res.kernels) for (const [n, ms] of Object.entries(res.kernels)) kernels[n] = (kernels[n] ?? 0) + ms
-      rec = ctx.recorder('moe-route pipeline')
+      rec = ctx.recorder('moe-route pipeline', { profile: readBack })
       return res.reads
     }
     // gate (or the batch's own logits / scores)
@@ -412,6 +412,8 @@ export class WebGpuPipeline implements DevicePipeline {
     let padded = false
     let capacity: number | null = null
     let hostPlan: DispatchPlan | null = null
+    /** Rows crossing devices when a padded grouping ships whole segments (`padded-slots`), else null. */
+    let slotRowsCrossing: number | null = null
     const rowsHint0 = Math.max(1, Math.min(T, Math.ceil((T * k) / E)))
     const kind = this.expertKernel(rowsHint0)
     const tile = kind === 'int8' ? int8TileDims(this.layer.int8Gemm(rowsHint0, H, spec.model.intermediate)) : { bm: GEMM_BM, bn: GEMM_BN }
@@ -426,6 +428,11 @@ export class WebGpuPipeline implements DevicePipeline {
       const width = padded ? segments * cap : T * S
       rowsBound = padded ? E * width : T * S
       capacity = padded ? width : null
+      if (padded && g.traffic === 'padded-slots') {
+        // every segment sends its cap slots of every expert to the expert's primary device
+        slotRowsCrossing = 0
+        for (let seg = 0; seg < segments; seg++) for (let e = 0; e < E; e++) if (spec.placement.replicas[e][0] !== seg) slotRowsCrossing += cap
+      }
       const kept = buf(E * Math.max(1, width) * 4, 'kept')
       rowToken = buf(rowsBound * 4, 'rowToken')
       rowWeight = buf(rowsBound * 4, 'rowWeight')
@@ -526,7 +533,7 @@ export class WebGpuPipeline implements DevicePipeline {
     rec.stage = 'telemetry'
     const n4 = out ? (T * H) / 4 : 0
     if (out && n4 > 0) rec.run(normPartialsProgram(), { n4, base: normBase }, [out, counters])
-    rec.run(telemetryProgram(), { tokens: T, k, slots: S, experts: E, srcBase, teleBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D }, [original.ids, original.w, cur.ids, cur.w, tokenRows, counts, aux, counters])
+    rec.run(telemetryProgram(), { tokens: T, k, slots: S, experts: E, srcBase, teleBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair' }, [original.ids, original.w, cur.ids, cur.w, tokenRows, counts, aux, counters])
     rec.stage = null
     const reads: { src: GPUBuffer; bytes: number }[] = [{ src: counters, bytes: readWords * 4 }]
     const hostOut = outputMode === 'host' && out !== null
@@ -588,9 +595,10 @@ export class WebGpuPipeline implements DevicePipeline {
       policies,
       dispatch: {
         mode: hostPlan ? hostPlan.mode : this.dispatch.where === 'device' ? this.dispatch.grouping.mode : 'dynamic',
-        slotsComputed: hostPlan ? hostPlan.rowToken.length : rowsBound,
+        // exact groups compute their real rows only (rowsBound is the T·S bound)
+        slotsComputed: hostPlan ? hostPlan.rowToken.length : padded ? rowsBound : sumCounts(words, tb + 12 + E, E),
         paddingRows: hostPlan ? hostPlan.paddingRows : padded ? rowsBound - sumCounts(words, tb + 12 + E, E) : 0,
-        bytesCrossDevice: hostPlan ? hostPlan.traffic.bytesCrossDevice : words[tb + 5] * H * spec.activationBytes,
+        bytesCrossDevice: hostPlan ? hostPlan.traffic.bytesCrossDevice : (slotRowsCrossing ?? words[tb + 5]) * H * spec.activationBytes,
         capacity,
       },
     }
@@ -660,7 +668,7 @@ export class WebGpuPipeline implements DevicePipeline {
       if ((t as unknown as Record<symbol, unknown>)[PADDED_ROW] === true) return b
       const x = ctx.storage((T + 1) * H * 4, 'hidden')
       transient.push(x)
-      const rec = ctx.recorder('hidden copy')
+      const rec = ctx.recorder('hidden copy', { profile: false })
       this.ctx.device.queue.writeBuffer(x, T * H * 4, new Float32Array(H))
       rec.copy(b, 0, x, 0, T * H * 4)
       rec.submitNoWait()
@@ -742,29 +750,36 @@ export class WebGpuPipeline implements DevicePipeline {
       }
       const reason = (b.where === 'device' && b.stage.dropReason) || 'capacity'
       const more = b.where === 'device' ? (b.stage.dropReasons ?? []) : []
-      const moves = b.where === 'device' && (b.stage.moves ?? false)
       const reasonOf = (t: number, j: number) => (o.reasons && o.reasons[t * prev.slots + j] > 0 ? (more[o.reasons[t * prev.slots + j] - 1] ?? reason) : reason)
+      const moves = b.where === 'device' ? (b.stage.moves ?? false) : false
       const from = dropped.length
-      const movedFrom = rerouted.length
       for (let t = 0; t < T; t++) {
         const before = pairsOfToken(prev, t)
         const after = pairsOfToken(o, t)
         const removed = before.filter((p) => !after.some((q) => q.e === p.e))
         const addedHere = after.filter((q) => !before.some((p) => p.e === q.e))
-        if (moves) {
-          // removed and added pairs matched in gate-score order (descending, then expert)
+        if (moves === 'by-score') {
+          // substitution: the i-th removed expert (by score) moved to the i-th added one
           const byScore = (x: { e: number }, y: { e: number }) => scores[t * this.E + y.e] - scores[t * this.E + x.e] || x.e - y.e
           removed.sort(byScore)
           addedHere.sort(byScore)
+          removed.forEach((p, i) => {
+            if (i < addedHere.length) rerouted.push({ token: t, from: p.e, to: addedHere[i].e, weight: p.w, policy: b.name })
+            else dropped.push({ token: t, expert: p.e, weight: p.w, reason: reasonOf(t, p.j), policy: b.name })
+          })
+          continue
         }
-        removed.forEach((p, i) => {
-          if (moves && i < addedHere.length) rerouted.push({ token: t, from: p.e, to: addedHere[i].e, weight: addedHere[i].w, policy: b.name })
-          else dropped.push({ token: t, expert: p.e, weight: p.w, reason: reasonOf(t, p.j), policy: b.name })
-        })
+        // a removed pair whose weight reappears on an added expert was moved
+        for (const p of removed) {
+          const m = addedHere.findIndex((q) => q.w === p.w)
+          if (m >= 0 && moves === true) {
+            rerouted.push({ token: t, from: p.e, to: addedHere[m].e, weight: p.w, policy: b.name })
+            addedHere.splice(m, 1)
+          } else dropped.push({ token: t, expert: p.e, weight: p.w, reason: reasonOf(t, p.j), policy: b.name })
+        }
       }
       // each stage's pairs in (token, expert) order, stages in pipeline order (as the host engine lists them)
       dropped.splice(from, dropped.length - from, ...dropped.slice(from).sort(byPair))
-      rerouted.splice(movedFrom, rerouted.length - movedFrom, ...rerouted.slice(movedFrom).sort((x, y) => x.token - y.token || x.from - y.from))
       prev = o
     })
     const finalIds = prev.ids
@@ -814,7 +829,7 @@ export function deviceTensor(ctx: GpuContext, b: GPUBuffer, rows: number, column
  */
 export function syntheticHidden(ctx: GpuContext, tokens: number, hidden: number, seed: number): DeviceTensor {
   const x = ctx.storage((tokens + 1) * hidden * 4, 'hidden')
-  const rec = ctx.recorder('synthetic hidden')
+  const rec = ctx.recorder('synthetic hidden', { profile: false })
   rec.clear(x, (tokens + 1) * hidden * 4)
   if (tokens > 0) rec.run(initWeightsProgram('f32'), { count: tokens * hidden, seed: seed >>> 0, std: 1 }, [x])
   rec.submitNoWait()

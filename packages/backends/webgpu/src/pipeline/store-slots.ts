@@ -107,7 +107,7 @@ async function seededHostCopy(ctx: GpuContext, shape: ModelShape, dtype: Weights
   const scratch = ctx.device.createBuffer({ label: 'moe-route store staging', size: 3 * per, usage: STORAGE_RW })
   const read = ctx.device.createBuffer({ label: 'moe-route store readback', size: 3 * per, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST })
   try {
-    const rr = ctx.recorder('store router')
+    const rr = ctx.recorder('store router', { profile: false })
     rr.run(initWeightsProgram('f32'), { count: E * H, seed: s.router, std: source.routerStd ?? source.std }, [router])
     rr.submitNoWait()
     const out: Uint8Array[] = []

@@ -12,7 +12,7 @@ import { capacityOf } from './scope.js'
 export interface CapacityCutSpec {
   /** Name of the generated WGSL function. */
   readonly name: string
-  /** Its full WGSL parameter list; must declare `e`, `dev`, `cap`, `lid` and `candBase` (all u32). */
+  /** Its full WGSL parameter list; must declare `cap`, `lid` and `candBase` (u32); the snippets may use the others. */
   readonly params: string
   /** u32 expression: how many items compete (items are numbered 0..n−1). */
   readonly items: string
@@ -41,35 +41,35 @@ export interface CapacityCutSpec {
 export function capacityCutWgsl(spec: CapacityCutSpec): string {
   return /* wgsl */ `
 fn ${spec.name}(${spec.params}) -> u32 {
-  let nItems = ${spec.items};
-  var n = 0u;
-  for (var b = 0u; b < nItems; b = b + WG) {
-    let i = b + lid;
-    var flag = false;
-    if (i < nItems) { flag = ${spec.candidate}; }
-    let r = exclusiveScan(select(0u, 1u, flag), lid);
-    if (flag) { scratch[candBase + n + r.x] = i; }
-    n = n + r.y;
+  let cutItems = ${spec.items};
+  var cutN = 0u;
+  for (var cutChunk = 0u; cutChunk < cutItems; cutChunk = cutChunk + WG) {
+    let i = cutChunk + lid;
+    var cutFlag = false;
+    if (i < cutItems) { cutFlag = ${spec.candidate}; }
+    let cutScan = exclusiveScan(select(0u, 1u, cutFlag), lid);
+    if (cutFlag) { scratch[candBase + cutN + cutScan.x] = i; }
+    cutN = cutN + cutScan.y;
   }
   storageBarrier();
-  for (var x = lid; x < n; x = x + WG) {
-    let ia = scratch[candBase + x];
-    var rank = 0u;
-    if (n > cap) {
-      for (var y = 0u; y < n; y = y + 1u) {
-        if (y == x) { continue; }
-        let ib = scratch[candBase + y];
+  for (var cutX = lid; cutX < cutN; cutX = cutX + WG) {
+    let ia = scratch[candBase + cutX];
+    var cutRank = 0u;
+    if (cutN > cap) {
+      for (var cutY = 0u; cutY < cutN; cutY = cutY + 1u) {
+        if (cutY == cutX) { continue; }
+        let ib = scratch[candBase + cutY];
         if (${spec.beats}) {
-          rank = rank + 1u;
-          if (rank >= cap) { break; }
+          cutRank = cutRank + 1u;
+          if (cutRank >= cap) { break; }
         }
       }
     }
     let i = ia;
-    if (rank < cap) { ${spec.kept ?? ''} } else { ${spec.over ?? ''} }
+    if (cutRank < cap) { ${spec.kept ?? ''} } else { ${spec.over ?? ''} }
   }
   storageBarrier();
-  return n;
+  return cutN;
 }
 `
 }
@@ -77,7 +77,13 @@ fn ${spec.name}(${spec.params}) -> u32 {
 /** Codes of the renormalisation modes in the family's WGSL (`renormalized(t, j, mode, keptSum)`). */
 export const RENORMALIZE_CODES = { none: 0, 'model-native': 1, kept: 2 } as const
 
-/** Shared WGSL of the capacity family: keys, the per-expert keep rule, groups and renormalisation. */
+/**
+ * Shared WGSL of the capacity family (placed after core's POLICY_PRELUDE): priority keys and
+ * `beats()`, the keep rule per bucket (`keepWithinCapacity()`, a bucket being an expert or,
+ * for device-level capacity, the primary device of the pair's expert), capacity groups,
+ * renormalisation and the per-token emit of kept pairs (`emitKept()`, `emitOrCopy()`,
+ * `copyToken()`), plus small helpers of the reroute stages.
+ */
 export const capacityFamilyWgsl = /* wgsl */ `
 const WG = 256u;
 var<workgroup> scanBuf: array<u32, 256>;
@@ -101,13 +107,17 @@ fn drawOf(p: u32, ordBase: u32) -> u32 {
   let t = p / dims.slotsIn;
   return mulberry32At(dims.seed, scratch[ordBase + t] + p % dims.slotsIn);
 }
-// True when pair b is kept before pair a at expert e (key desc, token asc, then pair order).
-fn beats(pb: u32, pa: u32, e: u32, priority: u32, ordBase: u32) -> bool {
+// True when pair b is kept before pair a in a capacity bucket: key descending (the score of
+// each pair's own expert, the token for first/last, the seeded draw for random), then token
+// ascending, then expert ascending, then pair order (core's compareKeyed and a stable sort).
+fn beats(pb: u32, pa: u32, priority: u32, ordBase: u32) -> bool {
   let tb = pb / dims.slotsIn;
   let ta = pa / dims.slotsIn;
+  let eb = idsIn[pb];
+  let ea = idsIn[pa];
   if (priority == 0u) {
-    let sb = score(tb, e);
-    let sa = score(ta, e);
+    let sb = score(tb, u32(eb));
+    let sa = score(ta, u32(ea));
     if (sb != sa) { return sb > sa; }
   } else if (priority == 2u) {
     if (tb != ta) { return tb > ta; }
@@ -117,7 +127,18 @@ fn beats(pb: u32, pa: u32, e: u32, priority: u32, ordBase: u32) -> bool {
     if (db != da) { return db > da; }
   }
   if (tb != ta) { return tb < ta; }
+  if (eb != ea) { return eb < ea; }
   return pb < pa;
+}
+// Capacity buckets: a pair counts against its expert, or its expert's primary device
+// (placement replicas[e][0], as device-level capacity counts it).
+const BUCKET_EXPERT = 0u;
+const BUCKET_DEVICE = 1u;
+// Bucket of pair p (flat index t * slotsIn + j) under a bucket kind; -1 for an empty slot.
+fn pairBucket(p: u32, kind: u32) -> i32 {
+  let e = idsIn[p];
+  if (e < 0 || kind == BUCKET_EXPERT) { return e; }
+  return i32(replicaDevice(u32(e), 0u));
 }
 // Exclusive prefix over tokens of their pair counts into scratch[ordBase + t] (one workgroup).
 fn pairOrdinals(lid: u32, ordBase: u32) {
@@ -151,12 +172,16 @@ fn uniformOf(v: u32, lid: u32) -> u32 {
   if (lid == 0u) { uniformWord = v; }
   return workgroupUniformLoad(&uniformWord);
 }
+// Keeps at most cap pairs of bucket b (an expert, or a device: see pairBucket) among the
+// tokens of source device dev (all tokens when dev == 0xffffffff): sets scratch[flagBase + p]
+// = 1 for each kept pair p. One workgroup per bucket; uniform control flow. candBase has room
+// for tokens * slotsIn words. Returns the bucket's pair count in the group.
 ${capacityCutWgsl({
   name: 'keepWithinCapacity',
-  params: 'e: u32, dev: u32, cap: u32, priority: u32, lid: u32, flagBase: u32, candBase: u32, ordBase: u32',
+  params: 'b: u32, kind: u32, dev: u32, cap: u32, priority: u32, lid: u32, flagBase: u32, candBase: u32, ordBase: u32',
   items: 'dims.tokens * dims.slotsIn',
-  candidate: 'idsIn[i] == i32(e) && inGroup(i / dims.slotsIn, dev)',
-  beats: 'beats(ib, ia, e, priority, ordBase)',
+  candidate: 'pairBucket(i, kind) == i32(b) && inGroup(i / dims.slotsIn, dev)',
+  beats: 'beats(ib, ia, priority, ordBase)',
   kept: 'scratch[flagBase + i] = 1u;',
 })}
 // Capacity groups, from the stage parameters groupCapacityParams() writes at word \`at\`:
@@ -236,6 +261,14 @@ fn copyToken(t: u32) {
     if (j < dims.slotsIn) { idsOut[t * dims.slotsOut + j] = idIn(t, j); wOut[t * dims.slotsOut + j] = weightIn(t, j); }
     else { idsOut[t * dims.slotsOut + j] = -1; wOut[t * dims.slotsOut + j] = 0.0; }
   }
+}
+// The emit pass of a drop stage for token t (one invocation per token, t may be past the
+// batch): a skipped batch is copied as it is (STAT_SKIPPED set once), else token t's kept
+// pairs are written (emitKept) and its drops counted.
+fn emitOrCopy(t: u32, skip: bool, mode: u32, flagBase: u32) {
+  if (!emitBegin(t, skip)) { return; }
+  let dropped = emitKept(t, mode, flagBase);
+  if (dropped > 0u) { stat(STAT_DROPPED, dropped); }
 }
 `
 
