@@ -3,8 +3,9 @@
  * plugin's registration and options, and the CPU fallback when the device is lost mid-stream.
  */
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { PluginRegistry, exactSizeDispatch, isMoeError, softmaxTopK, type ModelShape } from '@moe-route/core'
-import { createCpuBackend, randomHidden, randomLayerWeights } from '@moe-route/backend-cpu'
+import { PluginRegistry, createMoe, exactSizeDispatch, isMoeError, softmaxTopK, type ModelShape } from '@moe-route/core'
+import { cpuBackend, createCpuBackend, randomHidden, randomLayerWeights } from '@moe-route/backend-cpu'
+import capacityDrop from '@moe-route/policy-capacity-drop'
 import { createWebGpuBackend, type WebGpuBackend } from './webgpu-backend.js'
 import { webgpuBackend } from './plugin.js'
 import { webgpuAdapterForTests } from './testing/gpu-env.js'
@@ -106,17 +107,28 @@ describe.skipIf(!adapter)(`webgpu backend on ${adapter}`, () => {
     expect(maxRel(next.output, expected)).toBeLessThan(1e-4)
   })
 
-  it('forwardLayer falls back too, and refuses (coded error) when fallback is off', async () => {
+  it('the engine finishes a device-pipeline batch on its host path when the device is lost, and rebuilds the pipeline; strict mode refuses', async () => {
+    const config = { model: shape, policies: [{ use: 'capacity-drop', options: { capacityFactor: 1.0 } }], backend: { use: 'webgpu', options: { weightsDtype: 'f32' } } }
+    const engine = createMoe({ config, plugins: [capacityDrop, webgpuBackend], weights })
+    const cpuEngine = createMoe({ config: { ...config, backend: { use: 'cpu' } }, plugins: [capacityDrop, cpuBackend], weights })
     const x = randomHidden(6, shape.hidden, 3)
-    const b = make()
-    const ok = await b.forwardLayer(x, weights, { policy: { capacityFactor: 1.0 } })
-    const device = (await b.layer()).ctx.device
-    loseOnNextSubmit(device)
-    const p = b.forwardLayer(x, weights, { policy: { capacityFactor: 1.0 } })
-    const r = await p
-    expect(r.fallback?.call).toBe('forwardLayer')
-    expect(maxRel(r.output, ok.output)).toBeLessThan(1e-4)
-    expect(r.droppedPairs).toBe(ok.droppedPairs)
+    const ok = await engine.forward({ id: 0, tokens: 6, hidden: x })
+    const ref = await cpuEngine.forward({ id: 0, tokens: 6, hidden: x })
+    expect(maxRel(ok.output!, ref.output!)).toBeLessThan(1e-4)
+    const backend = engine.backend as WebGpuBackend
+    loseOnNextSubmit((await backend.layer()).ctx.device)
+    const r = await engine.forward({ id: 1, tokens: 6, hidden: x })
+    expect(r.telemetry.fallback).toMatchObject({ from: 'webgpu pipeline' })
+    expect(r.telemetry.fallback!.reason).toMatch(/lost/i)
+    expect(maxRel(r.output!, ref.output!)).toBeLessThan(1e-4)
+    expect(r.telemetry.droppedPairs).toBe(ref.telemetry.droppedPairs)
+    expect(backend.lastFallback?.call).toBe('pipeline')
+    // the next batch runs on a new pipeline on a fresh device
+    const next = await engine.forward({ id: 2, tokens: 6, hidden: x })
+    expect(next.telemetry.fallback).toBeUndefined()
+    expect(next.telemetry.timings.stages?.some((s) => s.stage === 'experts' && s.where === 'device')).toBe(true)
+    expect(maxRel(next.output!, ref.output!)).toBeLessThan(1e-4)
+    await engine.dispose()
 
     const strict = make({ fallback: false })
     const { x: x2, plan: p2 } = await planFor(5, 2)

@@ -45,7 +45,7 @@ import {
 } from '@moe-route/core'
 import type { GpuContext, Recorder } from '../gpu/context.js'
 import { grid1d } from '../gpu/program.js'
-import { BufferUsage } from '../gpu/constants.js'
+import { BufferUsage, STORAGE_RW } from '../gpu/constants.js'
 import { GATE_SPLIT_MAX_OUTPUTS, gateProgram } from '../kernels/gate/gate.program.js'
 import { offsetsProgram } from '../kernels/dispatch/dispatch.program.js'
 import { GEMM_BM, GEMM_BN } from '../kernels/expert-ffn/expert-ffn.program.js'
@@ -94,6 +94,8 @@ export interface WebGpuPipelineOptions {
    * `store.attachDevice`), not every expert: the kernels read the store's slots.
    */
   readonly storeSlots?: number
+  /** Destroy the weights with the pipeline (they were made for it). */
+  readonly ownsWeights?: boolean
 }
 
 /**
@@ -284,11 +286,7 @@ export class WebGpuPipeline implements DevicePipeline {
     }
     const counters = buf(cw * 4, 'counters')
     const srcBase = this.auxHead.length
-    const aux = buf((srcBase + Math.max(1, T)) * 4, 'aux')
-    const auxData = new Uint32Array(srcBase + Math.max(1, T))
-    auxData.set(this.auxHead)
-    if (batch.sourceDevice) for (let t = 0; t < T; t++) auxData[srcBase + t] = batch.sourceDevice[t]
-    ctx.device.queue.writeBuffer(aux, 0, auxData)
+    const aux = this.auxFor(batch, transient)
     const x = this.inputBuffer(batch, transient)
     let rec = ctx.recorder('moe-route pipeline', { profile: readBack })
     rec.clear(counters, cw * 4)
@@ -632,6 +630,49 @@ export class WebGpuPipeline implements DevicePipeline {
     }
   }
 
+  /** A persistent aux buffer (see {@link auxFor}), the tokens it has room for, and whether its source devices are zero. */
+  private aux: { buffer: GPUBuffer; tokens: number; zeroSources: boolean } | null = null
+
+  /**
+   * The aux words of a batch (placement and tables, then the source device of each token).
+   * A pipeline that submits each batch at once (no host stage, no store) keeps one buffer and
+   * rewrites only the source devices when they change: the queue orders that write after every
+   * earlier batch's submit. Otherwise each batch gets its own pooled copy.
+   */
+  private auxFor(batch: TokenBatch, transient: GPUBuffer[]): GPUBuffer {
+    const { ctx } = this
+    const T = batch.tokens
+    const head = this.auxHead
+    const words = head.length + Math.max(1, T)
+    const single = !this.spec.store && this.built.every((b) => b.where === 'device') && this.dispatch.where === 'device'
+    if (!single) {
+      const b = ctx.storage(words * 4, 'aux')
+      transient.push(b)
+      const data = new Uint32Array(words)
+      data.set(head)
+      if (batch.sourceDevice) data.set(batch.sourceDevice, head.length)
+      ctx.device.queue.writeBuffer(b, 0, data)
+      return b
+    }
+    if (!this.aux || this.aux.tokens < T) {
+      this.aux?.buffer.destroy()
+      const tokens = Math.max(T, 2 * (this.aux?.tokens ?? 0), 64)
+      const buffer = ctx.device.createBuffer({ label: 'moe-route pipeline aux', size: (head.length + tokens) * 4, usage: STORAGE_RW })
+      const data = new Uint32Array(head.length + tokens)
+      data.set(head)
+      ctx.device.queue.writeBuffer(buffer, 0, data)
+      this.aux = { buffer, tokens, zeroSources: true }
+    }
+    if (batch.sourceDevice) {
+      ctx.device.queue.writeBuffer(this.aux.buffer, head.length * 4, batch.sourceDevice.buffer, batch.sourceDevice.byteOffset, T * 4)
+      this.aux.zeroSources = false
+    } else if (!this.aux.zeroSources) {
+      ctx.device.queue.writeBuffer(this.aux.buffer, head.length * 4, new Uint32Array(this.aux.tokens))
+      this.aux.zeroSources = true
+    }
+    return this.aux.buffer
+  }
+
   /** The expert kernel of a batch whose mean group has `rows` rows. */
   private expertKernel(rows: number): ExpertKernelUsed {
     if (isDeviceInt8Weights(this.weights)) return 'int8'
@@ -799,9 +840,13 @@ export class WebGpuPipeline implements DevicePipeline {
     return { original, routing, plan, dropped, rerouted }
   }
 
-  /** Frees the pipeline's device weights (when it owns them) and nothing else. */
+  /** Frees what the pipeline owns on the device: its weights (when given ownership) and its aux buffer. */
   async dispose(): Promise<void> {
+    if (this.disposed) return
     this.disposed = true
+    this.aux?.buffer.destroy()
+    this.aux = null
+    if (this.options.ownsWeights) this.weights.destroy()
   }
 }
 
