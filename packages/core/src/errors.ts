@@ -49,6 +49,10 @@ export const ErrorCodes = {
   TRACE_CORRUPT: 'MOE_ROUTE_ERR_TRACE_CORRUPT',
   /** A required service is not registered in the container. */
   SERVICE_MISSING: 'MOE_ROUTE_ERR_SERVICE_MISSING',
+  /** Options of the metrics bridge (`@moe-route/telemetry`) are invalid: bucket bounds, limits, label names, a port. */
+  TELEMETRY_OPTIONS_INVALID: 'MOE_ROUTE_ERR_TELEMETRY_OPTIONS_INVALID',
+  /** The metrics server could not listen on the requested host and port (in use, not permitted, no such address). */
+  TELEMETRY_LISTEN_FAILED: 'MOE_ROUTE_ERR_TELEMETRY_LISTEN_FAILED',
 } as const satisfies Record<string, MoeErrorCode>
 
 /** Structured context carried by a {@link MoeError}. */

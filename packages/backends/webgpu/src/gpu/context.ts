@@ -128,8 +128,8 @@ export class Recorder {
   }
 
   /**
-   * Name kernels are timed under while set (a pipeline stage such as `policy:capacity-drop`);
-   * null: each kernel under its program name.
+   * Stage kernels are timed under while set (a pipeline stage such as `policy:capacity-drop`):
+   * each kernel's time lands under `<stage>|<kernel>`; null: under the kernel's name alone.
    */
   stage: string | null = null
 
@@ -147,7 +147,7 @@ export class Recorder {
     let pass: GPUComputePassEncoder
     if (profiler) {
       this.endPass()
-      const timestampWrites = profiler.next(this.stage ?? name)
+      const timestampWrites = profiler.next(this.stage ? `${this.stage}|${name}` : name)
       if (timestampWrites) this.profiled = true
       pass = this.encoder.beginComputePass({ label: name, ...(timestampWrites ? { timestampWrites } : {}) })
     } else {

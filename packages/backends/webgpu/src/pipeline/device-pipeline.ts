@@ -685,9 +685,11 @@ export class WebGpuPipeline implements DevicePipeline {
   /** Per-stage times: device kernel times (profiled) or null, host stages' wall times. */
   private stageTimings(kernels: Record<string, number>, host: StageTiming[]): StageTiming[] {
     const profiled = Object.keys(kernels).length > 0
-    const dev = (stage: string): StageTiming => ({ stage, where: 'device', ms: profiled ? (kernels[stage] ?? 0) : null })
+    // a stage's time: its kernels' times (keys `<stage>|<kernel>`)
+    const sum = (stage: string) => Object.entries(kernels).reduce((a, [k, ms]) => (k === stage || k.startsWith(`${stage}|`) ? a + ms : a), 0)
+    const dev = (stage: string): StageTiming => ({ stage, where: 'device', ms: profiled ? sum(stage) : null })
     const out: StageTiming[] = []
-    if (kernels.gate !== undefined || !profiled) out.push(dev('gate'))
+    out.push(dev('gate'))
     for (const s of this.stages) {
       const h = host.find((x) => x.stage === s.stage)
       if (h) out.push(h)
