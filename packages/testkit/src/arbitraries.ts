@@ -8,8 +8,10 @@ import fc from 'fast-check'
 
 /** Bounds of generated routings. */
 export interface RoutingConstraints {
-  /** Tokens per batch, at most (default 48; 0 is always possible). */
+  /** Tokens per batch, at most (default 48). */
   readonly maxTokens?: number
+  /** Tokens per batch, at least (default 0; for cases that must span several workgroups). */
+  readonly minTokens?: number
   /** Experts, at least (default 1). */
   readonly minExperts?: number
   /** Experts, at most (default 16). */
@@ -65,7 +67,7 @@ export function routerInputCase(constraints: RoutingConstraints = {}): fc.Arbitr
   const maxExperts = Math.max(minExperts, constraints.maxExperts ?? 16)
   return fc
     .record({
-      tokens: fc.integer({ min: 0, max: maxTokens }),
+      tokens: fc.integer({ min: Math.min(Math.max(0, constraints.minTokens ?? 0), maxTokens), max: maxTokens }),
       experts: fc.integer({ min: minExperts, max: maxExperts }),
       seed: fc.integer({ min: 0, max: 0x7fffffff }),
       batchId: fc.nat({ max: 1_000_000 }),

@@ -86,6 +86,14 @@ export interface WgslStage {
   readonly table?: Uint32Array
   /** Reason reported for the pairs the stage drops (default `capacity`). */
   readonly dropReason?: string
+  /**
+   * Further reasons, for a stage that drops pairs for more than one reason. Such a stage
+   * writes, for every input slot (token t, slot j), the reason of that pair if it removes it
+   * into `scratch[t * slotsIn + j]`: 0 for `dropReason`, i for `dropReasons[i - 1]` (so the
+   * first `tokens × slotsIn` scratch words are the reasons; they are read back only for a
+   * batch's full detail).
+   */
+  readonly dropReasons?: readonly string[]
   /** Why the stage left a batch alone when it sets `STAT_SKIPPED` (shown in telemetry). */
   readonly skippedReason?: string
   /**

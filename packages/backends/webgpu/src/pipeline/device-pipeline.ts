@@ -67,6 +67,14 @@ type Built =
 /** The dispatcher as built. */
 type BuiltDispatch = { readonly name: string; readonly where: 'device'; readonly grouping: GroupingStage } | { readonly name: string; readonly where: 'host'; readonly dispatcher: Dispatcher }
 
+/** A stage's output as read back for the full detail, with its per-slot drop reasons (stages with `dropReasons`). */
+interface StageOutput {
+  readonly ids: Int32Array
+  readonly w: Float32Array
+  readonly slots: number
+  reasons: Uint32Array | null
+}
+
 /** Routing buffers on the device: ids and weights (T × slots). */
 interface DeviceRouting {
   readonly ids: GPUBuffer
@@ -313,6 +321,8 @@ export class WebGpuPipeline implements DevicePipeline {
     let cur: DeviceRouting = { ids: buf(T * k * 4, 'ids'), w: buf(T * k * 4, 'weights'), slots: k }
     const original = cur
     const stageOutputs: DeviceRouting[] = []
+    // per stage output: the scratch holding its per-slot drop reasons (stages with dropReasons), else null
+    const stageReasons: ({ src: GPUBuffer; words: number } | null)[] = []
     for (let si = 0; si < this.built.length; si++) {
       const b = this.built[si]
       const statBase = si * STAGE_STAT_WORDS
@@ -341,8 +351,12 @@ export class WebGpuPipeline implements DevicePipeline {
           const { pipeline } = b.passes[pi]
           rec.dispatch(`${b.name}:${pass.entryPoint}`, pipeline, ctx.bindGroup(pipeline, b.name, bindings), grid1d(n))
         })
+        const reasons = b.role !== 'router' && b.stage.dropReasons?.length ? { src: scratch, words: Math.min(scratchWords, T * cur.slots) } : null
         if (b.role !== 'router') cur = out
-        if (full) stageOutputs.push(cur)
+        if (full) {
+          stageOutputs.push(cur)
+          stageReasons.push(reasons)
+        }
         continue
       }
       // a host round trip
@@ -357,7 +371,10 @@ export class WebGpuPipeline implements DevicePipeline {
         )
         this.uploadRouting(routing, cur, scores)
         hostOriginal = routing
-        if (full) stageOutputs.push(cur)
+        if (full) {
+          stageOutputs.push(cur)
+          stageReasons.push(null)
+        }
       } else {
         const [ids, w, sc] = await flush([
           { src: cur.ids, bytes: T * cur.slots * 4 },
@@ -375,7 +392,10 @@ export class WebGpuPipeline implements DevicePipeline {
         const out: DeviceRouting = { ids: buf(T * b.slotsOut * 4, 'ids'), w: buf(T * b.slotsOut * 4, 'weights'), slots: b.slotsOut }
         this.uploadRouting(outcome.routing, out, null)
         cur = out
-        if (full) stageOutputs.push(cur)
+        if (full) {
+          stageOutputs.push(cur)
+          stageReasons.push(null)
+        }
       }
       hostStages.push({ stage: `${b.role}:${b.name}`, where: 'host', ms: performance.now() - t0 })
     }
@@ -520,6 +540,7 @@ export class WebGpuPipeline implements DevicePipeline {
       reads.push({ src: original.ids, bytes: T * k * 4 }, { src: original.w, bytes: T * k * 4 }, { src: scores, bytes: T * E * 4 }, { src: tokenRows, bytes: T * S * 4 })
       reads.push({ src: offsets, bytes: (E + 1) * 4 }, { src: counts, bytes: E * 4 }, { src: rowToken, bytes: rowsBound * 4 }, { src: rowWeight, bytes: rowsBound * 4 })
       for (const so of stageOutputs) reads.push({ src: so.ids, bytes: T * so.slots * 4 }, { src: so.w, bytes: T * so.slots * 4 })
+      for (const r of stageReasons) if (r) reads.push({ src: r.src, bytes: Math.max(4, r.words * 4) })
     }
     if (out && (outputMode !== 'device' || !readBack)) transient.push(out)
     rec.releaseAfterSubmit(...transient)
@@ -592,7 +613,8 @@ export class WebGpuPipeline implements DevicePipeline {
       const cts = new Int32Array(next())
       const rt = new Int32Array(next())
       const rw = new Float32Array(next())
-      const outs = stageOutputs.map((so) => ({ ids: new Int32Array(next()), w: new Float32Array(next()), slots: so.slots }))
+      const outs: StageOutput[] = stageOutputs.map((so) => ({ ids: new Int32Array(next()), w: new Float32Array(next()), slots: so.slots, reasons: null }))
+      stageReasons.forEach((r, i) => r && (outs[i].reasons = new Uint32Array(next())))
       detail = this.detailOf(batch, hostOriginal ? hostOriginal : this.hostRouting(batch, origIds, origW, sc, k), sc, outs, tr, S, hostPlan ?? planOf(T, E, offs, cts, rt, rw, padded, capacity, this.dispatch.where === 'device' ? this.dispatch.grouping.mode : 'dynamic', counts2.dispatch.bytesCrossDevice, D), hostPolicies)
     }
     return {
@@ -745,7 +767,7 @@ export class WebGpuPipeline implements DevicePipeline {
     batch: TokenBatch,
     original: Routing,
     scores: Float32Array,
-    outs: { ids: Int32Array; w: Float32Array; slots: number }[],
+    outs: StageOutput[],
     tokenRows: Uint32Array,
     S: number,
     plan: DispatchPlan,
@@ -770,6 +792,8 @@ export class WebGpuPipeline implements DevicePipeline {
         return
       }
       const reason = (b.where === 'device' && b.stage.dropReason) || 'capacity'
+      const more = b.where === 'device' ? (b.stage.dropReasons ?? []) : []
+      const reasonOf = (t: number, j: number) => (o.reasons && o.reasons[t * prev.slots + j] > 0 ? (more[o.reasons[t * prev.slots + j] - 1] ?? reason) : reason)
       const moves = b.where === 'device' ? (b.stage.moves ?? false) : false
       const from = dropped.length
       for (let t = 0; t < T; t++) {
@@ -784,7 +808,7 @@ export class WebGpuPipeline implements DevicePipeline {
           addedHere.sort(byScore)
           removed.forEach((p, i) => {
             if (i < addedHere.length) rerouted.push({ token: t, from: p.e, to: addedHere[i].e, weight: p.w, policy: b.name })
-            else dropped.push({ token: t, expert: p.e, weight: p.w, reason, policy: b.name })
+            else dropped.push({ token: t, expert: p.e, weight: p.w, reason: reasonOf(t, p.j), policy: b.name })
           })
           continue
         }
@@ -794,7 +818,7 @@ export class WebGpuPipeline implements DevicePipeline {
           if (m >= 0 && moves === true) {
             rerouted.push({ token: t, from: p.e, to: addedHere[m].e, weight: p.w, policy: b.name })
             addedHere.splice(m, 1)
-          } else dropped.push({ token: t, expert: p.e, weight: p.w, reason, policy: b.name })
+          } else dropped.push({ token: t, expert: p.e, weight: p.w, reason: reasonOf(t, p.j), policy: b.name })
         }
       }
       // each stage's pairs in (token, expert) order, stages in pipeline order (as the host engine lists them)
@@ -862,11 +886,11 @@ export function syntheticHidden(ctx: GpuContext, tokens: number, hidden: number,
 const byPair = (a: { token: number; expert: number }, b: { token: number; expert: number }) => a.token - b.token || a.expert - b.expert
 
 /** Pairs of token t of a slot layout. */
-function pairsOfToken(r: { ids: ArrayLike<number>; w: ArrayLike<number>; slots: number }, t: number): { e: number; w: number }[] {
-  const out: { e: number; w: number }[] = []
+function pairsOfToken(r: { ids: ArrayLike<number>; w: ArrayLike<number>; slots: number }, t: number): { e: number; w: number; j: number }[] {
+  const out: { e: number; w: number; j: number }[] = []
   for (let j = 0; j < r.slots; j++) {
     const e = r.ids[t * r.slots + j]
-    if (e >= 0) out.push({ e, w: r.w[t * r.slots + j] })
+    if (e >= 0) out.push({ e, w: r.w[t * r.slots + j], j })
   }
   return out
 }
