@@ -45,5 +45,24 @@ export function browserBuild(external: NonNullable<Options['external']>): Option
   }
 }
 
-/** `clean` of the Node build: everything in dist/ but the browser entry's files. */
-export const cleanKeepingBrowser = [`!${BROWSER_ENTRY}.*`]
+/**
+ * Both builds of a package with a browser entry: `dist/index.{js,cjs,d.ts,d.cts}` for Node
+ * (ESM + CJS + types) and `dist/index.browser.js` (see {@link browserBuild}).
+ * @param external peers and workspace packages, never bundled
+ */
+export function nodeAndBrowserBuilds(external: NonNullable<Options['external']>): Options[] {
+  return [
+    {
+      entry: { index: 'src/index.ts' },
+      format: ['esm', 'cjs'],
+      dts: true,
+      sourcemap: true,
+      // everything in dist/ but the browser entry's files, which the other build writes meanwhile
+      clean: [`!${BROWSER_ENTRY}.*`],
+      target: 'es2022',
+      tsconfig: 'tsconfig.build.json',
+      external,
+    },
+    browserBuild(external),
+  ]
+}

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
 import { createMoe } from '@moe-route/core'
-import { cpuBackend } from '@moe-route/backend-cpu'
+import { cpuBackend, maxRelError } from '@moe-route/backend-cpu'
 import capacityDrop from '@moe-route/policy-capacity-drop'
 import { measureBrowserBundle, servePage, type ServedPage } from './bundle.js'
 import { CHROMIUM_HOWTO, browserRequired, findChromium, launchChromium, within } from './chromium.js'
@@ -47,17 +47,6 @@ describe('browser bundle: core + capacity-drop + the WebGPU backend', () => {
   })
 })
 
-/** Largest absolute difference over the largest reference magnitude. */
-function maxRel(a: readonly number[], b: readonly number[]): number {
-  let err = 0
-  let scale = 1e-30
-  for (let i = 0; i < b.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]))
-    scale = Math.max(scale, Math.abs(b[i]))
-  }
-  return err / scale
-}
-
 /** The Node WebGPU test's checks: same decisions exactly, weights within 1e-5, output within 1e-4 relative. */
 function expectSameLayer(g: ResultView, c: ResultView, what: string): void {
   expect(g.pairs.map(([t, e]) => `${t}:${e}`), `${what}: kept pairs`).toEqual(c.pairs.map(([t, e]) => `${t}:${e}`))
@@ -71,7 +60,7 @@ function expectSameLayer(g: ResultView, c: ResultView, what: string): void {
   expect([gb, gr, gf], `${what}: ran on the device pipeline`).toEqual(['webgpu', null, null])
   expect([cb, cr, cf]).toEqual(['cpu', null, null])
   expect(g.output).toHaveLength(g.tokens * MODEL.hidden)
-  expect(maxRel(g.output, c.output), `${what}: output vs CPU`).toBeLessThan(1e-4)
+  expect(maxRelError(g.output, c.output), `${what}: output vs CPU`).toBeLessThan(1e-4)
   expect(g.outputNorm).toBeCloseTo(c.outputNorm, 3)
 }
 
