@@ -560,7 +560,7 @@ export async function compare(argv) {
     writeFileSync(f, JSON.stringify(cal, null, 2) + '\n')
     written.push(rel(f))
   }
-  report.calibrationFiles = written
+  report.calibrationFiles = written.map((f) => basename(f))
   writeFileSync(join(outDir, 'ep-compare.json'), JSON.stringify(report, null, 1))
   return { report, md, files: [rel(join(outDir, 'ep-compare.md')), rel(join(outDir, 'ep-compare.json')), ...written] }
 }
