@@ -107,6 +107,9 @@ import traceback  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_mixtral import write_json  # noqa: E402  (the bench scripts' atomic JSON writer; pure Python to import)
+
 SCHEMA = "moe-route/ep-layer@1"
 MANIFEST_SCHEMA = "moe-route/ep-manifest@1"
 SHAPES = {
@@ -137,6 +140,19 @@ def open_text(path: str):
         raise InputError(f"{path}: cannot open ({e.strerror or e})") from None
 
 
+def json_lines(path: str):
+    """(line number, parsed JSON) of every non-blank line of a .jsonl[.gz] file."""
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{lineno}: not JSON ({e.msg})") from None
+
+
 def _int_list(v) -> bool:
     return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
 
@@ -148,37 +164,29 @@ def read_trace(path: str, experts: int, topk: int, count: int, layer: int | None
     weights = np.empty((count, topk), dtype=np.float64)
     n = 0
     missing_weights = 0
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if n >= count:
-                break
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: not JSON ({e.msg})") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("layer"), int) or not _int_list(rec.get("experts")):
-                raise InputError(f"{path}:{lineno}: a trace record needs an integer \"layer\" and an \"experts\" list of integers")
-            if layer is None:
-                layer = rec["layer"]
-            if rec["layer"] != layer:
-                continue
-            ex = rec["experts"]
-            if len(ex) != topk:
-                raise InputError(f"{path}:{lineno}: {len(ex)} experts, the shape routes top-{topk}")
-            if len(set(ex)) != topk or min(ex) < 0 or max(ex) >= experts:
-                raise InputError(f"{path}:{lineno}: experts {ex} must be {topk} distinct ids in 0..{experts - 1}")
-            w = rec.get("weights")
-            if w is None:
-                missing_weights += 1
-                w = [1.0 / topk] * topk
-            if not isinstance(w, list) or len(w) != topk or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in w):
-                raise InputError(f"{path}:{lineno}: \"weights\" must be {topk} finite numbers")
-            ids[n] = ex
-            weights[n] = w
-            n += 1
+    for lineno, rec in json_lines(path):
+        if n >= count:
+            break
+        if not isinstance(rec, dict) or not isinstance(rec.get("layer"), int) or not _int_list(rec.get("experts")):
+            raise InputError(f"{path}:{lineno}: a trace record needs an integer \"layer\" and an \"experts\" list of integers")
+        if layer is None:
+            layer = rec["layer"]
+        if rec["layer"] != layer:
+            continue
+        ex = rec["experts"]
+        if len(ex) != topk:
+            raise InputError(f"{path}:{lineno}: {len(ex)} experts, the shape routes top-{topk}")
+        if len(set(ex)) != topk or min(ex) < 0 or max(ex) >= experts:
+            raise InputError(f"{path}:{lineno}: experts {ex} must be {topk} distinct ids in 0..{experts - 1}")
+        w = rec.get("weights")
+        if w is None:
+            missing_weights += 1
+            w = [1.0 / topk] * topk
+        if not isinstance(w, list) or len(w) != topk or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in w):
+            raise InputError(f"{path}:{lineno}: \"weights\" must be {topk} finite numbers")
+        ids[n] = ex
+        weights[n] = w
+        n += 1
     if n < count:
         raise InputError(f"{path}: {n} records of layer {layer}, {count} needed (batches x tokens per batch)")
     return ids, weights, layer, missing_weights
@@ -188,43 +196,35 @@ def read_decisions(path: str, batches: int, tokens: int, experts: int):
     """`moe-route route --json` outputs, one per line: per batch, per token the kept (expert,
     weight) pairs and the dropped experts; plus each line's capacity."""
     out = []
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if len(out) >= batches:
-                break
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: not JSON ({e.msg})") from None
-            toks = doc.get("tokens") if isinstance(doc, dict) else None
-            if not isinstance(toks, list):
-                raise InputError(f"{path}:{lineno}: a `moe-route route` output needs a \"tokens\" list")
-            if len(toks) != tokens:
-                raise InputError(f"{path}:{lineno}: {len(toks)} tokens, the batch has {tokens}")
-            kept, dropped = [], []
-            for t, tok in enumerate(toks):
-                k = tok.get("kept") if isinstance(tok, dict) else None
-                d = tok.get("dropped", []) if isinstance(tok, dict) else None
-                if not isinstance(k, list) or not isinstance(d, list):
-                    raise InputError(f"{path}:{lineno}: tokens[{t}] needs \"kept\" and \"dropped\" lists")
-                kk = []
-                for j, pair in enumerate(k):
-                    if (not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], int) or isinstance(pair[0], bool)
-                            or not 0 <= pair[0] < experts or not isinstance(pair[1], (int, float)) or not math.isfinite(pair[1])):
-                        raise InputError(f"{path}:{lineno}: tokens[{t}].kept[{j}] must be [expert in 0..{experts - 1}, finite weight]")
-                    kk.append((pair[0], float(pair[1])))
-                dd = []
-                for j, pair in enumerate(d):
-                    if not isinstance(pair, list) or len(pair) < 1 or not isinstance(pair[0], int) or not 0 <= pair[0] < experts:
-                        raise InputError(f"{path}:{lineno}: tokens[{t}].dropped[{j}] must start with an expert in 0..{experts - 1}")
-                    dd.append(pair[0])
-                kept.append(kk)
-                dropped.append(dd)
-            cap = doc.get("capacity")
-            out.append(dict(kept=kept, dropped=dropped, capacity=cap if isinstance(cap, (int, float)) else None))
+    for lineno, doc in json_lines(path):
+        if len(out) >= batches:
+            break
+        toks = doc.get("tokens") if isinstance(doc, dict) else None
+        if not isinstance(toks, list):
+            raise InputError(f"{path}:{lineno}: a `moe-route route` output needs a \"tokens\" list")
+        if len(toks) != tokens:
+            raise InputError(f"{path}:{lineno}: {len(toks)} tokens, the batch has {tokens}")
+        kept, dropped = [], []
+        for t, tok in enumerate(toks):
+            k = tok.get("kept") if isinstance(tok, dict) else None
+            d = tok.get("dropped", []) if isinstance(tok, dict) else None
+            if not isinstance(k, list) or not isinstance(d, list):
+                raise InputError(f"{path}:{lineno}: tokens[{t}] needs \"kept\" and \"dropped\" lists")
+            kk = []
+            for j, pair in enumerate(k):
+                if (not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], int) or isinstance(pair[0], bool)
+                        or not 0 <= pair[0] < experts or not isinstance(pair[1], (int, float)) or not math.isfinite(pair[1])):
+                    raise InputError(f"{path}:{lineno}: tokens[{t}].kept[{j}] must be [expert in 0..{experts - 1}, finite weight]")
+                kk.append((pair[0], float(pair[1])))
+            dd = []
+            for j, pair in enumerate(d):
+                if not isinstance(pair, list) or len(pair) < 1 or not isinstance(pair[0], int) or not 0 <= pair[0] < experts:
+                    raise InputError(f"{path}:{lineno}: tokens[{t}].dropped[{j}] must start with an expert in 0..{experts - 1}")
+                dd.append(pair[0])
+            kept.append(kk)
+            dropped.append(dd)
+        cap = doc.get("capacity")
+        out.append(dict(kept=kept, dropped=dropped, capacity=cap if isinstance(cap, (int, float)) else None))
     if len(out) < batches:
         raise InputError(f"{path}: {len(out)} decision lines, {batches} batches needed")
     return out
@@ -814,17 +814,6 @@ def collect_meta(torch, R: Rank, args, dtype, impl_note: str, impl: str) -> dict
     else:
         m.update(device="cpu", deviceCount=0, cuda=None, nccl=None)
     return m
-
-
-def write_json(path: str, doc: dict) -> None:
-    d = os.path.dirname(path)
-    if d:
-        os.makedirs(d, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def worker(rank: int, world: int, local_rank: int, args) -> int:
