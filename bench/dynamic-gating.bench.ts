@@ -351,7 +351,6 @@ const fmtBytes = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB
  */
 async function runSide(group: readonly Setting[], mode: 'dynamic' | 'static', weights: LayerWeights, deadlineOf: (s: Setting) => number): Promise<{ sides: Side[]; adapter: string }> {
   const shape = group[0].shape
-  const ctx = { placement: contiguousPlacement(shape.experts, 1), bytesPerToken: shape.hidden * BYTES_PER_ELEMENT }
   const backend = await createBackend()
   let adapter = ''
   const sides: Side[] = []

@@ -69,7 +69,7 @@ describe('entropy-drop', () => {
 })
 
 describe('testkit conformance', () => {
-  policyConformance(entropyDropPolicy, {
+  void policyConformance(entropyDropPolicy, {
     describe,
     it,
     packageJson: pkg,

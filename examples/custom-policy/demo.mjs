@@ -28,7 +28,11 @@ export function runDemo({ batches = 4, tokens = 256, log = console.log } = {}) {
     const h = tokenEntropy(r.routing)
     const hit = new Set(r.dropped.map((d) => d.token))
     for (const d of r.dropped) hDropped += h[d.token]
-    for (let t = 0; t < tokens; t++) if (!hit.has(t)) (hKept += h[t]), nKept++
+    for (let t = 0; t < tokens; t++) {
+      if (hit.has(t)) continue
+      hKept += h[t]
+      nKept++
+    }
     pairs += r.telemetry.pairsBefore
     dropped += r.telemetry.droppedPairs
     log(

@@ -99,7 +99,7 @@ describe('ep-compare compare', () => {
     writeFileSync(bad, JSON.stringify(doc))
     const err = await compare(['--inputs', INPUTS, '--results', bad, '--out', join(tmp, 'x'), '--no-cli-check']).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(CompareError)
-    expect((err as CompareError & { exitCode: number }).exitCode).toBe(1)
+    expect((err as { exitCode: number }).exitCode).toBe(1)
     expect((err as Error).message).toMatch(/disagree on what was computed or sent[\s\S]*device rows/)
     writeFileSync(bad, JSON.stringify({ schema: 'something-else' }))
     await expect(compare(['--inputs', INPUTS, '--results', bad])).rejects.toThrow(/not an ep_layer.py result/)

@@ -23,7 +23,6 @@ const peer = JSON.parse(readFileSync(new URL('peer-mixtral.json', dir)))
 const gpu = JSON.parse(readFileSync(new URL('webgpu-layer.json', dir)))
 const tag = /H100/.test(peer.meta.gpu) ? 'h100' : /H200/.test(peer.meta.gpu) ? 'h200' : null
 if (!tag) throw new Error(`calibrate: unknown GPU '${peer.meta.gpu}' (H100 or H200)`)
-const GPU = tag.toUpperCase()
 const shape = { hidden: 4096, intermediate: 14336, topK: 2 }
 const rows = (list) => list.map((r) => ({ tokens: r.T, activeExperts: r.activeExperts, ms: r.ms }))
 const date = (d) => d.slice(0, 10)

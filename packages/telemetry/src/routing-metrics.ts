@@ -49,7 +49,6 @@ export class RoutingMetrics {
   readonly meter: Meter | undefined
   readonly #i: { [K in MetricId]?: Instrument }
   readonly #labels: LabelLimiter
-  readonly #perExpert: boolean
   readonly #maxExperts: number
   readonly #expertLabels: string[] = []
 
@@ -58,7 +57,6 @@ export class RoutingMetrics {
     this.registry = o.registry === false ? undefined : (o.registry ?? new Registry())
     this.meter = o.meter === false ? undefined : (o.meter ?? otelMetrics.getMeter(PACKAGE_NAME, PACKAGE_VERSION))
     this.#labels = new LabelLimiter(o.maxLabelValues)
-    this.#perExpert = o.perExpertLoad
     this.#maxExperts = o.maxExperts
     const target = { ...(this.registry ? { registry: this.registry } : {}), ...(this.meter ? { meter: this.meter } : {}), constLabels: o.constLabels }
     const instruments: { [K in MetricId]?: Instrument } = {}

@@ -273,5 +273,5 @@ export function checkPolicyInEngine(plugin: Plugin<'policy'>, options: unknown):
     const mine = result!.dropped.filter((d) => d.policy === plugin.meta.name).length
     if (t.policies[0].dropped !== mine) fail(plugin, `telemetry says it dropped ${t.policies[0].dropped} pairs, the result lists ${mine}`)
   }
-  engine!.dispose()
+  void engine!.dispose()
 }

@@ -49,6 +49,7 @@ export interface PolicyConformanceOptions extends PropertySettings, Partial<Test
  * import { describe, it } from 'node:test'
  * await policyConformance(entropyDrop, { describe, it })
  */
+// eslint-disable-next-line @typescript-eslint/no-redundant-type-constituents -- names the expected type; anything is accepted and checked
 export function policyConformance(plugin: Plugin<'policy'> | unknown, options: PolicyConformanceOptions = {}): Promise<void> {
   const runner = detectRunner(options)
   if (runner instanceof Promise) return runner.then((r) => register(plugin, options, r))

@@ -74,5 +74,5 @@ describe('first-party policies', () => {
 })
 
 for (const { pkg, plugin } of all) {
-  policyConformance(plugin, { describe, it, packageJson: packageJsons.get(pkg), runs: 60, ...settings[pkg] })
+  void policyConformance(plugin, { describe, it, packageJson: packageJsons.get(pkg), runs: 60, ...settings[pkg] })
 }

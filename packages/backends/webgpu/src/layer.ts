@@ -9,8 +9,6 @@ import type { GpuContext, Recorder } from './gpu/context.js'
 import { teamFor, type TeamConsts } from './kernels/common/team.wgsl.js'
 import { combineProgram } from './kernels/combine/combine.program.js'
 import {
-  GEMM_BM,
-  GEMM_BN,
   gemmProgram,
   gemvDownProgram,
   gemvGateUpProgram,
@@ -25,7 +23,6 @@ import {
   int8GemvLayout,
   int8GemvProgram,
   int8SpareRows,
-  int8TileDims,
   sgmSubgroups,
   quantizeRowsProgram,
   quantizeRowsWorkgroup,

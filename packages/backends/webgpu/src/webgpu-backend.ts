@@ -6,7 +6,6 @@ import {
   ErrorCodes,
   MoeError,
   isMoeError,
-  softmaxTopK,
   type Backend,
   type BackendInfo,
   type DispatchPlan,
@@ -89,12 +88,6 @@ export interface WebGpuBackend extends Backend {
    */
   deviceWeights(source: WeightSource, shape: LayerWeights['shape']): Promise<DeviceLayerWeights | DeviceInt8Weights>
   dispose(): Promise<void>
-}
-
-class GpuFailure extends Error {
-  constructor(readonly reason: string) {
-    super(reason)
-  }
 }
 
 /**

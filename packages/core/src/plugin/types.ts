@@ -59,6 +59,7 @@ export interface PluginContext {
 }
 
 /** A moe-route plugin: a plain object with `meta` and a factory. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the default must accept a plugin of any options type (a registry holds many)
 export interface Plugin<K extends PluginKind = PluginKind, O = any> {
   readonly kind: K
   readonly meta: PluginMeta<O>

@@ -69,6 +69,7 @@ export function moeLayer(engine: BatchProcessor, options: MoeLayerOptions = {}):
           flush()
         })
       }
+      // eslint-disable-next-line prefer-const -- a synchronous source calls next() before subscribe() returns; a const would be read before it is set
       sub = source.subscribe({
         next(batch) {
           if (closed || pendingError !== undefined) return
@@ -122,6 +123,7 @@ export function toAsyncIterable<T>(source: Observable<T>, maxBuffered = 1024): A
   let wake: (() => void) | undefined
   let sub: Subscription | undefined
   let stopSource = false
+  // eslint-disable-next-line prefer-const -- a synchronous source calls next() before subscribe() returns; a const would be read before it is set
   sub = source.subscribe({
     next(v) {
       if (buffer.length >= maxBuffered) {

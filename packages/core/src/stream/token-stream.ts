@@ -130,7 +130,7 @@ export class TokenStream<R extends LayerSummary = LayerResult> implements AsyncI
   results$(): Observable<R> {
     return new Observable<R>((subscriber) => {
       let stopped = false
-      ;(async () => {
+      void (async () => {
         try {
           for await (const r of this) {
             if (stopped) return

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { decodeFloats, encodeFloats, toBf16Bits, toF16Bits } from './dtype.js'
+import { decodeFloats, encodeFloats, toBf16Bits } from './dtype.js'
+import { f16Bits as toF16Bits, f16ToNumber } from './f16.js'
 
 describe('float16 / bfloat16 conversion', () => {
   it('encodes and decodes float16 specials, subnormals and rounding', () => {
@@ -15,6 +16,16 @@ describe('float16 / bfloat16 conversion', () => {
     const back = decodeFloats(encodeFloats([1, -2, 2 ** -24, Infinity, NaN], 'f16'), 0, 5, 'f16')
     expect([...back.subarray(0, 4)]).toEqual([1, -2, 2 ** -24, Infinity])
     expect(Number.isNaN(back[4])).toBe(true)
+  })
+
+  it('f16ToNumber and f16Bits are inverse on every f16 bit pattern (NaNs stay NaN)', () => {
+    for (let h = 0; h < 65536; h++) {
+      const v = f16ToNumber(h)
+      if (Number.isNaN(v)) {
+        expect((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0).toBe(true)
+        expect(Number.isNaN(f16ToNumber(toF16Bits(v)))).toBe(true)
+      } else expect(toF16Bits(v)).toBe(h)
+    }
   })
 
   it('rounds float32 to bfloat16 to nearest even and keeps NaN', () => {

@@ -3,19 +3,13 @@
  * float64) to Float32Array. Node 20 has no Float16Array, and the conversion is a few lines,
  * so it is written here rather than pulled in as a dependency.
  */
+import { f16Bits, f16ToNumber } from './f16.js'
 
 const F16_TABLE = /* @__PURE__ */ buildF16Table()
 
 function buildF16Table(): Float32Array {
   const table = new Float32Array(65536)
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1
-    const exp = (h >> 10) & 0x1f
-    const frac = h & 0x3ff
-    if (exp === 0) table[h] = sign * frac * 2 ** -24
-    else if (exp === 31) table[h] = frac === 0 ? sign * Infinity : NaN
-    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15)
-  }
+  for (let h = 0; h < 65536; h++) table[h] = f16ToNumber(h)
   return table
 }
 
@@ -57,32 +51,6 @@ export function decodeFloats(bytes: Uint8Array, byteOffset: number, count: numbe
   return out
 }
 
-/** Rounds a float32 to the nearest float16 bit pattern (round half to even, overflow → ±Inf). */
-export function toF16Bits(value: number): number {
-  const f = new Float32Array([value])
-  const x = new Uint32Array(f.buffer)[0]
-  const sign = (x >>> 16) & 0x8000
-  const exp = (x >>> 23) & 0xff
-  let mant = x & 0x7fffff
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0)
-  let e = exp - 127 + 15
-  if (e >= 31) return sign | 0x7c00
-  if (e <= 0) {
-    if (e < -10) return sign
-    mant |= 0x800000
-    const shift = 14 - e
-    let half = mant >>> shift
-    const rem = mant & ((1 << shift) - 1)
-    const mid = 1 << (shift - 1)
-    if (rem > mid || (rem === mid && half & 1)) half++
-    return sign | half
-  }
-  let half = (e << 10) | (mant >>> 13)
-  const rem = mant & 0x1fff
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++
-  return sign | half
-}
-
 /** Truncates-with-rounding a float32 to bfloat16 bits (round half to even; NaN stays NaN). */
 export function toBf16Bits(value: number): number {
   const f = new Float32Array([value])
@@ -100,7 +68,7 @@ export function encodeFloats(values: ArrayLike<number>, dtype: FloatDtype): Uint
     const v = values[i]
     if (dtype === 'f32') view.setFloat32(i * 4, v, true)
     else if (dtype === 'f64') view.setFloat64(i * 8, v, true)
-    else if (dtype === 'f16') view.setUint16(i * 2, toF16Bits(v), true)
+    else if (dtype === 'f16') view.setUint16(i * 2, f16Bits(v), true)
     else view.setUint16(i * 2, toBf16Bits(v), true)
   }
   return out

@@ -53,6 +53,7 @@ export class ProgramCache {
   private static readonly perDevice = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>()
 
   /** The pipeline of `program` on `device`, compiled on first use. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any program: only its name, cacheKey and source are read
   static get(device: GPUDevice, program: KernelProgram<never> | KernelProgram<any>): GPUComputePipeline {
     let map = ProgramCache.perDevice.get(device)
     if (!map) ProgramCache.perDevice.set(device, (map = new Map()))
@@ -66,6 +67,7 @@ export class ProgramCache {
   }
 
   /** Compiles without blocking (`createComputePipelineAsync`), for warm-up before the first batch. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any program: only its name, cacheKey and source are read
   static async warm(device: GPUDevice, programs: readonly KernelProgram<any>[]): Promise<void> {
     let map = ProgramCache.perDevice.get(device)
     if (!map) ProgramCache.perDevice.set(device, (map = new Map()))

@@ -5,15 +5,14 @@
  * Top-k and the dispatch kernels must give exactly the CPU's pairs and rows.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { mulberry32, softmaxRows, softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
+import { softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
 import { expertsForward, gateMatmul, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
 import { acquireDevice } from '../gpu/device.js'
 import { GpuContext } from '../gpu/context.js'
-import { WebGpuMoeLayer, withActiveList } from '../layer.js'
+import { WebGpuMoeLayer } from '../layer.js'
 import { hostPlan, type PlanPolicy } from '../testing/plans.js'
 import { roundToF16 } from '../f16.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
-import { GEMM_BM, GEMM_BN } from './expert-ffn/expert-ffn.program.js'
 
 // WebGPU tests compile real shaders: on lavapipe with a cold Mesa shader cache (CI) a
 // pipeline can take tens of seconds while the other test worker compiles too.

@@ -43,7 +43,7 @@ import {
   type TokenBatch,
   type WgslStage,
 } from '@moe-route/core'
-import type { GpuContext, Recorder } from '../gpu/context.js'
+import type { GpuContext } from '../gpu/context.js'
 import { grid1d } from '../gpu/program.js'
 import { BufferUsage, STORAGE_RW } from '../gpu/constants.js'
 import { GATE_SPLIT_MAX_OUTPUTS, gateProgram } from '../kernels/gate/gate.program.js'

@@ -4,7 +4,7 @@
  * kernel writes them in the device layout (f16 packed two per u32, or f32). The host holds one
  * tensor's raw bytes at a time, never the layer in f32.
  */
-import { ErrorCodes, MoeError, type ModelShape, type WeightSource } from '@moe-route/core'
+import type { ModelShape, WeightSource } from '@moe-route/core'
 import type { GpuContext } from '../gpu/context.js'
 import { grid1d, uniforms, type KernelProgram } from '../gpu/program.js'
 import type { WeightsDtype } from '../kernels/expert-ffn/expert-ffn.program.js'

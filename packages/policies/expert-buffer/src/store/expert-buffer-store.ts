@@ -351,7 +351,7 @@ export class ExpertBufferStore implements ExpertStore {
       prefetchHits += p.result.prefetchHits
       wasted += p.result.prefetchWasted
     }
-    if (this.#options.awaitUploads) await Promise.all(this.#devices.map((d) => d.target?.flush?.()))
+    if (this.#options.awaitUploads) await Promise.all(this.#devices.map(async (d) => d.target?.flush?.()))
     const uploadMs = performance.now() - started
     wasted += this.#wastedSinceLast
     this.#wastedSinceLast = 0

@@ -4,7 +4,7 @@
  * is exactly what lands in a GPU slot, so a backend binds a slot and reads gate, up and down at
  * the layout's offsets.
  */
-import type { ExpertWeights, LayerWeights } from '@moe-route/core'
+import type { LayerWeights } from '@moe-route/core'
 import { StoreErrorCodes, checkExpert, storeError } from '../errors.js'
 
 /** Element types of expert weights in host memory and in slots. */
