@@ -18,6 +18,7 @@ import {
   type RoutingPolicy,
   type TokenBatch,
 } from '@moe-route/core'
+import { quantileSorted } from '@moe-route/core'
 import { H100_HF_GROUPED_MM } from './calibration/default.js'
 import { costModelFromCalibration, type CostModel } from './cost-model.js'
 import { droppedPairs, evaluateLoads, evaluateRouting, type RoutingCost } from './expert-parallel.js'
@@ -338,9 +339,10 @@ function countPairs(r: Routing): number {
   return n
 }
 
+/** Mean, percentiles (core's `quantileSorted`: linear interpolation) and max; all 0 for no values. */
 function stats(values: readonly number[]) {
   if (values.length === 0) return { mean: 0, p50: 0, p95: 0, p99: 0, max: 0 }
-  const s = [...values].sort((a, b) => a - b)
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))]
+  const s = Float64Array.from(values).sort()
+  const q = (p: number) => quantileSorted(s, p)
   return { mean: values.reduce((a, b) => a + b, 0) / values.length, p50: q(0.5), p95: q(0.95), p99: q(0.99), max: s[s.length - 1] }
 }

@@ -14,6 +14,7 @@
  * round-robin dispatch do). Percentiles interpolate linearly (numpy's default).
  */
 import { ErrorCodes, MoeError } from '@moe-route/core'
+import { quantile as coreQuantile } from '@moe-route/core'
 
 /** Rank (device) loads of one layer from expert loads and its phy2log row. */
 export function deviceLoadsOf(load: ArrayLike<number>, phy2log: readonly number[], gpus: number): number[] {
@@ -53,15 +54,12 @@ export function utilizationRate(ranks: readonly number[]): number {
   return (mean + 1e-5) / (Math.max(0, ...ranks) + 1e-5)
 }
 
-/** Linear-interpolated quantile (q in [0, 1]) of values; NaN for none. */
-export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return Number.NaN
-  const s = [...values].sort((a, b) => a - b)
-  const pos = q * (s.length - 1)
-  const lo = Math.floor(pos)
-  const hi = Math.ceil(pos)
-  return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-}
+/**
+ * Linear-interpolated quantile (q in [0, 1]) of values; NaN for none.
+ * @deprecated Import `quantile` from `@moe-route/core` (the one percentile definition); this
+ * re-export stays for existing importers.
+ */
+export const quantile: (values: ArrayLike<number>, q: number) => number = coreQuantile
 
 /** Engine metrics of one window (a whole record, or one step). */
 export interface EngineMetrics {

@@ -2,6 +2,7 @@
  * Load statistics of a routing stream: per-expert load over the whole stream and max/mean
  * expert load per batch for several batch sizes (the straggler factor of a batch).
  */
+import { quantileSorted } from '@moe-route/core'
 
 /** Per-batch max/mean for one batch size. Only full batches count. */
 export interface BatchLoadStats {
@@ -9,7 +10,7 @@ export interface BatchLoadStats {
   readonly batches: number
   /** Mean over batches of max_e load / mean_e load. */
   readonly meanMaxMean: number
-  /** 95th percentile (nearest rank) over batches. */
+  /** 95th percentile over batches (core's `quantile`: linear interpolation, NumPy's default). */
   readonly p95MaxMean: number
   /** Largest over batches. */
   readonly maxMaxMean: number
@@ -96,13 +97,13 @@ export class LoadAccumulator {
       maxMean: maxMean(this.load),
       minMean: mean > 0 ? min / mean : 0,
       perBatch: this.windows.map((w) => {
-        const sorted = [...w.ratios].sort((a, b) => a - b)
+        const sorted = Float64Array.from(w.ratios).sort()
         const n = sorted.length
         return {
           batchSize: w.size,
           batches: n,
           meanMaxMean: n ? sorted.reduce((a, b) => a + b, 0) / n : 0,
-          p95MaxMean: n ? sorted[Math.min(n - 1, Math.ceil(0.95 * n) - 1)] : 0,
+          p95MaxMean: n ? quantileSorted(sorted, 0.95) : 0,
           maxMaxMean: n ? sorted[n - 1] : 0,
         }
       }),

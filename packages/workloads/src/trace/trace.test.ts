@@ -155,7 +155,7 @@ describe('traceStats', () => {
     expect(s.maxMean).toBeCloseTo(2.5, 12) // 5 / (8/4)
     expect(s.minMean).toBeCloseTo(0.5, 12)
     expect(s.perBatch).toEqual([
-      { batchSize: 4, batches: 2, meanMaxMean: 2.5, p95MaxMean: 4, maxMaxMean: 4 }, // [4,0,0,0] → 4, [1,1,1,1] → 1
+      { batchSize: 4, batches: 2, meanMaxMean: 2.5, p95MaxMean: 1 + 0.95 * 3, maxMaxMean: 4 }, // [4,0,0,0] → 4, [1,1,1,1] → 1; p95 interpolates
       { batchSize: 8, batches: 1, meanMaxMean: 2.5, p95MaxMean: 2.5, maxMaxMean: 2.5 },
       { batchSize: 16, batches: 0, meanMaxMean: 0, p95MaxMean: 0, maxMaxMean: 0 },
     ])
