@@ -13,7 +13,6 @@ import {
   StageStats,
   callPlugin,
   createRouting,
-  groupByExpert,
   isDeviceStage,
   mixSeed,
   mulberry32,
@@ -951,4 +950,3 @@ function planTokenRows(plan: DispatchPlan, routing: Routing, dispatcher: string)
 }
 
 export { NO_PAIR }
-void groupByExpert

@@ -3,6 +3,7 @@
  * hand-written SVG line plot of miss rate against slots, one line per policy (no plotting
  * dependency; the SVG is plain XML any browser shows).
  */
+import { textTable } from '@moe-route/core'
 import type { CacheSimTable } from './simulate-cache.js'
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`
@@ -28,9 +29,8 @@ export function formatCacheTable(table: CacheSimTable): string {
     row.push(pct(saved))
     lines.push(row)
   }
-  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)))
   const title = `miss rate (${table.batches} batches, E=${table.experts}, ${table.devices} device${table.devices > 1 ? 's' : ''}, ${table.layers.length} layer${table.layers.length > 1 ? 's' : ''}${table.trace ? `, ${table.trace}` : ''})`
-  return [title, ...lines.map((l) => l.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '))].join('\n')
+  return `${title}\n${textTable(lines)}`
 }
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#17becf']
