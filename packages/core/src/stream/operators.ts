@@ -5,7 +5,7 @@
 import { Observable, map, type OperatorFunction, type Subscription } from 'rxjs'
 import { ErrorCodes, MoeError } from '../errors.js'
 import type { LayerResult, TokenBatch } from '../types.js'
-import type { BatchProcessor } from './token-stream.js'
+import { TokenStream, type BatchProcessor } from './token-stream.js'
 
 /** Options of {@link moeLayer}. */
 export interface MoeLayerOptions {
@@ -21,7 +21,10 @@ export interface MoeLayerOptions {
 
 /**
  * Runs each batch of the source through the engine, in order, with at most `maxInFlight`
- * batches in progress and at most `maxQueued` waiting.
+ * batches in progress and at most `maxQueued` waiting. The operator is a {@link TokenStream}
+ * fed from the source (one scheduler for both APIs): a batch the stream has no room for ends
+ * the output with MOE_ROUTE_ERR_STREAM_OVERFLOW after the batches before it, because a push
+ * source cannot wait; use `TokenStream.write()` for a producer that can.
  * @example
  * batches$.pipe(moeLayer(engine, { maxInFlight: 2 })).subscribe((r) => console.log(r.telemetry))
  */
@@ -30,75 +33,45 @@ export function moeLayer(engine: BatchProcessor, options: MoeLayerOptions = {}):
   const maxQueued = options.maxQueued ?? 1024
   return (source) =>
     new Observable<LayerResult>((subscriber) => {
-      const queue: TokenBatch[] = []
-      const running: { promise: Promise<LayerResult>; result?: LayerResult; error?: unknown; done: boolean }[] = []
-      let sourceDone = false
-      let pendingError: unknown
-      let closed = false
+      // capacity counts batches in progress and waiting: maxInFlight running + maxQueued queued
+      const stream = new TokenStream<LayerResult>(engine, { maxInFlight, capacity: maxInFlight + maxQueued })
+      const results = stream.results$().subscribe(subscriber)
       let sub: Subscription | undefined
       let stopSource = false
-      const flush = () => {
-        while (running.length > 0 && running[0].done) {
-          const head = running.shift()!
-          if (head.error !== undefined) {
-            closed = true
-            subscriber.error(head.error)
-            return
-          }
-          subscriber.next(head.result!)
-        }
-        while (!closed && running.length < maxInFlight && queue.length > 0) start(queue.shift()!)
-        if (!closed && running.length === 0 && queue.length === 0) {
-          if (pendingError !== undefined) {
-            closed = true
-            subscriber.error(pendingError)
-          } else if (sourceDone) {
-            closed = true
-            subscriber.complete()
-          }
-        }
-      }
-      const start = (batch: TokenBatch) => {
-        const entry: (typeof running)[number] = { promise: engine.forward(batch), done: false }
-        running.push(entry)
-        entry.promise.then(
-          (r) => (entry.result = r),
-          (e) => (entry.error = e),
-        ).finally(() => {
-          entry.done = true
-          flush()
-        })
-      }
       // eslint-disable-next-line prefer-const -- a synchronous source calls next() before subscribe() returns; a const would be read before it is set
       sub = source.subscribe({
         next(batch) {
-          if (closed || pendingError !== undefined) return
-          if (running.length < maxInFlight) start(batch)
-          else if (queue.length < maxQueued) queue.push(batch)
-          else {
-            pendingError = new MoeError(
-              ErrorCodes.STREAM_OVERFLOW,
-              `batch ${batch?.id} arrived with ${queue.length} batches already queued (maxQueued ${maxQueued}); slow the source or use TokenStream for backpressure`,
-              { record: batch?.id },
-            )
+          let accepted: boolean
+          try {
+            accepted = stream.tryWrite(batch)
+          } catch {
+            // the stream failed already (an engine error): that error ends the output
             if (sub) sub.unsubscribe()
             else stopSource = true
-            flush()
+            return
           }
+          if (accepted) return
+          stream.abort(
+            new MoeError(
+              ErrorCodes.STREAM_OVERFLOW,
+              `batch ${batch?.id} arrived with ${maxQueued} batches already queued (maxQueued ${maxQueued}); slow the source or use TokenStream for backpressure`,
+              { record: batch?.id },
+            ),
+          )
+          if (sub) sub.unsubscribe()
+          else stopSource = true
         },
         error(e) {
-          pendingError = e
-          flush()
+          stream.abort(e)
         },
         complete() {
-          sourceDone = true
-          flush()
+          stream.end()
         },
       })
       if (stopSource) sub.unsubscribe()
       return () => {
-        closed = true
         sub?.unsubscribe()
+        results.unsubscribe()
       }
     })
 }

@@ -1,5 +1,7 @@
-import { firstValueFrom, from, map, toArray } from 'rxjs'
+import { Subject, firstValueFrom, from, map, toArray } from 'rxjs'
 import { TestScheduler } from 'rxjs/testing'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
 import { createMoe } from '../container.js'
 import { randomLogits } from '../testing/index.js'
@@ -7,6 +9,10 @@ import type { LayerResult, TokenBatch } from '../types.js'
 import { moeLayer, routeLayer, toAsyncIterable } from './operators.js'
 import { TokenStream } from './token-stream.js'
 import { isMoeError } from '../errors.js'
+
+// A real collection before each heap sample (vitest's workers do not run with --expose-gc).
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
 
 const model = { experts: 8, topK: 2, hidden: 16, intermediate: 32 }
 const logits = randomLogits(4, 8, 3)
@@ -29,7 +35,7 @@ describe('TokenStream backpressure', () => {
     let consumed = 0
     let lastId = -1
     let maxLead = 0
-    globalThis.gc?.()
+    gc()
     const heapBefore = process.memoryUsage().heapUsed
     let heapPeak = heapBefore
     for await (const r of stream) {
@@ -39,7 +45,10 @@ describe('TokenStream backpressure', () => {
       maxLead = Math.max(maxLead, produced - consumed)
       if (consumed % 1000 === 0) {
         await new Promise((resolve) => setTimeout(resolve, 1)) // a slow consumer
-        heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)
+        if (consumed % 10_000 === 0) {
+          gc() // what is retained, not garbage a collection has not reached yet
+          heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)
+        }
       }
     }
     await producer
@@ -108,6 +117,17 @@ describe('moeLayer operator', () => {
     const err = await done
     expect(isMoeError(err) && err.code).toBe('MOE_ROUTE_ERR_STREAM_OVERFLOW')
     expect(seen).toEqual([0, 1, 2])
+  })
+
+  it('an engine failure ends the output with its error; batches the source pushes afterwards are ignored, not thrown', async () => {
+    const engine = { forward: async (b: TokenBatch) => (b.id === 0 ? Promise.reject(new Error('engine broke')) : ({ batchId: b.id } as LayerResult)) }
+    const source = new Subject<TokenBatch>()
+    const got = new Promise<unknown>((resolve) => source.pipe(moeLayer(engine)).subscribe({ next: () => resolve('value'), error: resolve }))
+    source.next(batch(0))
+    await new Promise((r) => setTimeout(r, 10))
+    expect(() => source.next(batch(1))).not.toThrow()
+    expect(((await got) as Error).message).toBe('engine broke')
+    expect(source.observed).toBe(false)
   })
 
   it('abort() fails a stream whose producer broke: pending writes reject, the iterator throws after what was accepted', async () => {
