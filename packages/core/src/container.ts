@@ -3,7 +3,7 @@
  * registered on the global container), one child scope per session.
  */
 import './polyfill.js' // must run before tsyringe's index checks Reflect.getMetadata
-import { container as globalContainer, type DependencyContainer } from 'tsyringe'
+import { container as globalContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
 import { Backend, LayerWeightSource, type WeightSource } from './backend/backend.js'
 import { resolveConfig, ResolvedConfig } from './config/validate.js'
 import { Dispatcher } from './dispatcher/dispatcher.js'
@@ -82,30 +82,42 @@ export function createMoeContainer(options: MoeContainerOptions): DependencyCont
   const config: ResolvedConfig = resolveConfig(options.config, registry, options.source)
   const c = options.parent ?? createRootContainer()
   const base: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }
-  const placementPlugin = registry.create('placement', config.placement.use, config.placement.options, base, '/placement')
-  const placement = placementPlugin.place({ experts: config.model.experts, devices: config.devices })
-  checkPlacement(placement, config)
-  const ctx: PluginContext = { ...base, placement }
+  // Inputs are values; everything made from them is a factory the container calls once (cached
+  // per registration) with its dependencies resolved from the container itself.
   c.register(PluginRegistryToken.key, { useValue: registry })
   c.register(ResolvedConfig.key, { useValue: config })
-  c.register(Placement.key, { useValue: placementPlugin })
-  c.register(PlacementMap.key, { useValue: placement })
-  c.register(Router.key, { useValue: registry.create('router', config.router.use, config.router.options, ctx, '/router') })
-  const policies = config.policies.map((p, i) => {
-    const policy = registry.create('policy', p.use, p.options, ctx, `/policies/${i}`)
-    if (!p.fallback) return policy
-    const fallback = registry.create('policy', p.fallback.use, p.fallback.options, ctx, `/policies/${i}/fallback`)
-    return withFallback(policy, fallback, (e) => {
-      const err = pluginError(policy.name, 'apply', e)
-      return { code: err.code, message: err.message }
-    })
-  })
-  c.register(RoutingPolicy.key, { useValue: policies })
-  c.register(Dispatcher.key, { useValue: registry.create('dispatcher', config.dispatcher.use, config.dispatcher.options, ctx, '/dispatcher') })
-  if (config.store) c.register(ExpertStore.key, { useValue: registry.create('store', config.store.use, config.store.options, ctx, '/store') })
+  c.register(Placement.key, built(() => registry.create('placement', config.placement.use, config.placement.options, base, '/placement')))
+  c.register(
+    PlacementMap.key,
+    built((d) => {
+      const placement = d.resolve<Placement>(Placement.key).place({ experts: config.model.experts, devices: config.devices })
+      checkPlacement(placement, config)
+      return placement
+    }),
+  )
+  const context = (d: DependencyContainer): PluginContext => ({ ...base, placement: d.resolve<PlacementMap>(PlacementMap.key) })
+  c.register(Router.key, built((d) => registry.create('router', config.router.use, config.router.options, context(d), '/router')))
+  c.register(
+    RoutingPolicy.key,
+    built((d) => {
+      const ctx = context(d)
+      return config.policies.map((p, i) => {
+        const policy = registry.create('policy', p.use, p.options, ctx, `/policies/${i}`)
+        if (!p.fallback) return policy
+        const fallback = registry.create('policy', p.fallback.use, p.fallback.options, ctx, `/policies/${i}/fallback`)
+        return withFallback(policy, fallback, (e) => {
+          const err = pluginError(policy.name, 'apply', e)
+          return { code: err.code, message: err.message }
+        })
+      })
+    }),
+  )
+  c.register(Dispatcher.key, built((d) => registry.create('dispatcher', config.dispatcher.use, config.dispatcher.options, context(d), '/dispatcher')))
+  const store = config.store
+  if (store) c.register(ExpertStore.key, built((d) => registry.create('store', store.use, store.options, context(d), '/store')))
   if (options.backend) c.register(Backend.key, { useValue: options.backend })
   else if (registry.has('backend', config.backend.use)) {
-    c.register(Backend.key, { useValue: registry.create('backend', config.backend.use, config.backend.options, ctx, '/backend') })
+    c.register(Backend.key, built((d) => registry.create('backend', config.backend.use, config.backend.options, context(d), '/backend')))
   } else if ((options.config as { backend?: unknown })?.backend) {
     registry.get('backend', config.backend.use, '/backend/use') // throws PLUGIN_UNKNOWN naming the field
   }
@@ -127,7 +139,17 @@ export function createMoeContainer(options: MoeContainerOptions): DependencyCont
     c.register(LayerWeights.key, { useValue: w })
   }
   c.register(MoeEngine, { useClass: MoeEngine })
+  // Build every plugin object now, in dependency order, so a bad config or a failing plugin
+  // factory throws here (as it always has) rather than at the first resolve.
+  for (const token of [Placement, PlacementMap, Router, RoutingPolicy, Dispatcher, ExpertStore, Backend] as const) {
+    if (c.isRegistered(token.key)) c.resolve(token.key)
+  }
   return c
+}
+
+/** A registration whose object the container builds once, on first resolve, from the container. */
+function built<T>(factory: (d: DependencyContainer) => T): { useFactory: (d: DependencyContainer) => T } {
+  return { useFactory: instanceCachingFactory(factory) }
 }
 
 /** The weight source a config's `weights` section names (seeded, or a safetensors file), if any. */

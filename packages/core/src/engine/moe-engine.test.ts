@@ -90,6 +90,32 @@ describe('MoeEngine', () => {
     expect(engine.placement.replicas).toEqual([[0], [0], [1], [1]])
     expect(engine.policies).toEqual([])
   })
+
+  it('builds each plugin object once, through the container (factories), and fails at creation for a bad factory', () => {
+    let made = 0
+    const counted = definePolicy<Record<string, never>>({
+      meta: { name: 'counted', package: 'test', version: '0.0.0', core: '^0.1.0', schema: { type: 'object' }, defaultOptions: {} },
+      create: (_options, context) => {
+        made++
+        expect(context.placement?.devices).toBe(2) // the placement the container built
+        return { name: 'counted', apply: (routing) => ({ routing, dropped: [] }) }
+      },
+    })
+    const c = createMoeContainer({ config: { model, devices: 2, policies: [{ use: 'counted' }] }, plugins: [counted] })
+    expect(made).toBe(1)
+    const a = c.resolve(MoeEngine)
+    const b = c.createChildContainer().resolve(MoeEngine)
+    expect(b.policies[0]).toBe(a.policies[0])
+    expect(b.router).toBe(a.router)
+    expect(made).toBe(1)
+    const failing = definePolicy<Record<string, never>>({
+      meta: { name: 'failing', package: 'test', version: '0.0.0', core: '^0.1.0', schema: { type: 'object' }, defaultOptions: {} },
+      create: () => {
+        throw new Error('cannot build')
+      },
+    })
+    expect(() => createMoeContainer({ config: { model, policies: [{ use: 'failing' }] }, plugins: [failing] })).toThrow()
+  })
 })
 
 describe('policy fallback', () => {
