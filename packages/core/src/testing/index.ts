@@ -3,10 +3,10 @@
  * For the full conformance suite, see `@moe-route/testkit`.
  */
 import { createRouting, softmaxRows } from '../routing/routing.js'
-import { softmaxTopK } from '../router/softmax-top-k.js'
+import { softmaxTopK } from '../builtins/softmax-top-k.js'
 import type { Routing } from '../types.js'
 import { mulberry32, normal } from '../util/rng.js'
-import { contiguousPlacement } from '../placement/contiguous.js'
+import { contiguousPlacement } from '../builtins/contiguous.js'
 import type { PlacementMap } from '../placement/placement.js'
 import type { PolicyContext } from '../policy/policy.js'
 

@@ -2,7 +2,7 @@
 import { ErrorCodes, MoeError } from '../errors.js'
 import { definePlacement } from '../plugin/define.js'
 import { CORE_VERSION } from '../version.js'
-import type { PlacementMap } from './placement.js'
+import type { PlacementMap } from '../placement/placement.js'
 
 /**
  * Device d holds experts d·E/D … (d+1)·E/D − 1 (when D does not divide E, the first

@@ -6,7 +6,7 @@ import { defineDispatcher } from '../plugin/define.js'
 import type { PlacementMap } from '../placement/placement.js'
 import { CORE_VERSION } from '../version.js'
 import type { DispatchPlan, DispatchTraffic, Routing } from '../types.js'
-import type { DispatchContext } from './dispatcher.js'
+import type { DispatchContext } from '../dispatcher/dispatcher.js'
 import type { GroupingStage } from '../device/lowering.js'
 import { groupByExpert } from '../routing/group.js'
 

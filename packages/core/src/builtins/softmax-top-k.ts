@@ -8,7 +8,7 @@ import { defineRouter } from '../plugin/define.js'
 import { assertFinite, assertLength, createRouting, softmaxRows, topKIndices } from '../routing/routing.js'
 import { CORE_VERSION } from '../version.js'
 import { softmaxTopKStage } from './softmax-top-k.wgsl.js'
-import type { Router, RouterInput } from './router.js'
+import type { Router, RouterInput } from '../router/router.js'
 
 /** Options of the softmax-top-k router. */
 export interface SoftmaxTopKOptions {
