@@ -5,11 +5,9 @@ import { dynamicGatingGrouping } from './dynamic-gating.grouping.js'
 import { defaultOptions, schema, type DynamicGatingOptions } from './dynamic-gating.schema.js'
 import type { DynamicGatingPlan } from './plan.js'
 import { staticDispatch } from './static-dispatch.js'
+import { CORE_RANGE, PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'
 
-/** npm name of this package (equals package.json `name`). */
-export const PACKAGE_NAME = '@moe-route/policy-dynamic-gating'
-/** Version of this package (equals package.json `version`). */
-export const PACKAGE_VERSION = '0.1.0'
+export { PACKAGE_NAME, PACKAGE_VERSION }
 
 /** A dispatcher whose plans carry this package's exchange and memory fields. */
 export interface DynamicGatingDispatcher extends Dispatcher {
@@ -57,7 +55,7 @@ export const dynamicGating = defineDispatcher<DynamicGatingOptions>({
     name: 'dynamic-gating',
     package: PACKAGE_NAME,
     version: PACKAGE_VERSION,
-    core: '^0.1.0',
+    core: CORE_RANGE,
     description: 'Dynamic gating (exact-size groups, two-step exchange) or the static-gating baseline (capacity padding)',
     schema,
     defaultOptions,

@@ -9,11 +9,9 @@ import { EXPERT_DTYPE_BYTES } from '../weights/weight-source.js'
 import { openSafetensorsWeights } from '../weights/safetensors-source.js'
 import { defaultOptions, schema, type ExpertBufferPluginOptions } from './expert-buffer.schema.js'
 import { ExpertBufferStore, historyPredictor } from './expert-buffer-store.js'
+import { CORE_RANGE, PACKAGE_NAME, PACKAGE_VERSION } from '../meta.js'
 
-/** npm name of this package (equals package.json `name`). */
-export const PACKAGE_NAME = '@moe-route/policy-expert-buffer'
-/** Version of this package (equals package.json `version`). */
-export const PACKAGE_VERSION = '0.1.0'
+export { PACKAGE_NAME, PACKAGE_VERSION }
 
 /**
  * The store plugin.
@@ -26,7 +24,7 @@ export const expertBufferStore = defineStore<ExpertBufferPluginOptions>({
     name: 'expert-buffer',
     package: PACKAGE_NAME,
     version: PACKAGE_VERSION,
-    core: '^0.1.0',
+    core: CORE_RANGE,
     schema,
     defaultOptions,
     description: 'Expert Buffering: per-device expert slots backed by host memory, LIFO eviction of inactive experts first',
