@@ -1,6 +1,16 @@
 #!/usr/bin/env node
 import { main } from './main.js'
 
+// A reader that stops early (`moe-route route … | head`) closes the pipe: that ends the output,
+// it is not an error (no EPIPE stack trace). Any other stream error is reported with a code.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+    process.stderr.write(`MOE_ROUTE_ERR_INTERNAL: cannot write output: ${e.message}\n`)
+    process.exit(1)
+  })
+}
+
 let settled = false
 main(process.argv.slice(2)).then((code) => {
   settled = true

@@ -17,6 +17,7 @@ import {
   type Routing,
   type RoutingPolicy,
   type TokenBatch,
+  maxOf,
 } from '@moe-route/core'
 import { H100_HF_GROUPED_MM } from './calibration/default.js'
 import { costModelFromCalibration, type CostModel } from './cost-model.js'
@@ -195,7 +196,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
   }
   const share = (c: RoutingCost) => {
     const total = c.deviceRows.reduce((a, b) => a + b, 0)
-    return total === 0 ? 0 : Math.max(...c.deviceRows) / total
+    return total === 0 ? 0 : maxOf(c.deviceRows) / total
   }
 
   const record = (id: number, tokens: number, pairs: number, dropped: number, c: RoutingCost, b: RoutingCost): BatchSimulation => {
@@ -210,7 +211,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       droppedFraction: pairs === 0 ? 0 : dropped / pairs,
       deviceRows: c.deviceRows,
       maxLoad,
-      maxMeanDevice: meanRows === 0 ? 0 : Math.max(...c.deviceRows) / meanRows,
+      maxMeanDevice: meanRows === 0 ? 0 : maxOf(c.deviceRows) / meanRows,
       computeMs: c.computeMs,
       dispatchMs: c.dispatchMs,
       combineMs: c.combineMs,

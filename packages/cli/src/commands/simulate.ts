@@ -17,6 +17,7 @@ import { openWorkload } from '../workload-source.js'
 import { ErrorCodes, MoeError } from '@moe-route/core'
 import { balancedness, imbalanceRatio, quantile, utilizationRate } from '@moe-route/policy-placement'
 import { openRecordIfAny, recordLayerBatches, recordLoads } from '../record-source.js'
+import { MAX_DEVICES, MAX_LAYER, minOf } from '@moe-route/core'
 
 interface SimulateFlags {
   config: string
@@ -45,7 +46,7 @@ export function simulationEngineMetrics(r: SimulationResult): SimulationEngineMe
   const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : Number.NaN)
   return {
     batches: rows.length,
-    vllm: { min: Math.min(...bal), p50: quantile(bal, 0.5), p90: quantile(bal, 0.1), avg: mean(bal) },
+    vllm: { min: minOf(bal), p50: quantile(bal, 0.5), p90: quantile(bal, 0.1), avg: mean(bal) },
     trtllm: { avg: mean(rows.map(imbalanceRatio)) },
     sglang: { utilizationRate: mean(rows.map(utilizationRate)) },
   }
@@ -78,7 +79,7 @@ const LEARNED = new Set(['greedy', 'anti-correlation', 'collaboration', 'eplb'])
 
 /** Runs the simulation a `simulate` command line asks for. */
 export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promise<SimulationResult> {
-  const devicesOverride = intOption(flags.devices, '--devices', 1)
+  const devicesOverride = intOption(flags.devices, '--devices', 1, MAX_DEVICES)
   // Placement plugins of @moe-route/policy-placement are resolved here (the CLI's registry may not hold them yet).
   let placementRef: PluginRef = { use: 'contiguous' }
   const loaded = await loadConfig(flags.config, ctx.cwd, (raw): MoeConfig => {
@@ -89,7 +90,7 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
       ...(devicesOverride ? { devices: devicesOverride } : {}),
       ...(flags.trace && raw.workload ? { workload: { ...raw.workload, source: flags.trace } } : flags.trace ? { workload: { source: flags.trace } } : {}),
     }
-  })
+  }, ctx.security)
   const { config, registry } = loaded
   for (const p of placementPlugins) if (!registry.has('placement', p.meta.name)) registry.register(p)
   const context: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }
@@ -102,7 +103,7 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
       if (record.experts !== config.model.experts) {
         throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${source} routes ${record.experts} experts, the model has ${config.model.experts}`, { path: '/workload/source' })
       }
-      const layer = intOption(flags.layer, '--layer', 0) ?? config.workload?.layer ?? record.layers[0]
+      const layer = intOption(flags.layer, '--layer', 0, MAX_LAYER) ?? config.workload?.layer ?? record.layers[0]
       const li = record.layers.indexOf(layer)
       if (li < 0) throw new MoeError(ErrorCodes.INPUT_INVALID, `${source} has no layer ${layer} (layers: ${record.layers.join(', ')})`, { path: '--layer' })
       const tokensPerBatch = config.workload?.tokensPerBatch ?? 512
@@ -117,6 +118,7 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
     const workload = await openWorkload(config, ctx.cwd)
     for await (const b of workload.source) items.push(b)
   }
+  if (items.length === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${source ?? 'the workload'} holds no batches to simulate (an empty trace?)`, { path: '/workload/source' })
   const routings = items.map((b) =>
     router.route({
       tokens: b.tokens,
@@ -160,6 +162,7 @@ async function simulateLoads(
   }
   const loads = await recordLoads(record)
   const steps = loads.steps.map((s) => [...s[li]])
+  if (steps.length === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${record.file} holds no recorded steps to simulate`, { path: '/workload/source' })
   const learns = LEARNED.has(placementRef.use)
   const half = learns ? Math.floor(steps.length / 2) : 0
   const build = steps.slice(0, half)

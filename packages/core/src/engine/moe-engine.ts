@@ -10,7 +10,8 @@ import { inject, injectable } from '../inject.js'
 import { PlacementMap } from '../placement/placement.js'
 import { callPlugin, pluginError } from '../plugin/registry.js'
 import { RoutingPolicy, type PolicyOutcome } from '../policy/policy.js'
-import { assertFinite, assertLength } from '../routing/routing.js'
+import { assertFinite, assertLength, assertScores } from '../routing/routing.js'
+import { pushAll } from '../util/reduce.js'
 import { Router } from '../router/router.js'
 import { ExpertStore } from '../store/expert-store.js'
 import { computeTelemetry, telemetryFromCounts } from '../telemetry/telemetry.js'
@@ -257,15 +258,16 @@ export class MoeEngine {
     const rerouted: ReroutedPair[] = []
     const outcomes: { policy: string; outcome: PolicyOutcome }[] = []
     this.policies.forEach((policy, i) => {
-      const random = mulberry32(mixSeed(this.config.seed, batch.id, i))
-      const outcome = callPlugin(policy.name, 'apply', () => policy.apply(routing, { placement: this.placement, batchId: batch.id, random }))
+      const randomSeed = mixSeed(this.config.seed, batch.id, i)
+      const random = mulberry32(randomSeed)
+      const outcome = callPlugin(policy.name, 'apply', () => policy.apply(routing, { placement: this.placement, batchId: batch.id, random, randomSeed }))
       if (!outcome || !outcome.routing) {
         throw new MoeError(ErrorCodes.PLUGIN_FAILED, `plugin ${policy.name} returned no routing from apply`, { plugin: policy.name, hook: 'apply' })
       }
       outcomes.push({ policy: policy.name, outcome })
       routing = outcome.routing
-      dropped.push(...outcome.dropped)
-      if (outcome.rerouted) rerouted.push(...outcome.rerouted)
+      pushAll(dropped, outcome.dropped)
+      if (outcome.rerouted) pushAll(rerouted, outcome.rerouted)
     })
     timings.policiesMs = now() - p0
     const d0 = now()
@@ -274,7 +276,7 @@ export class MoeEngine {
       this.dispatcher.dispatch(routing, { placement: this.placement, bytesPerToken }),
     )
     timings.dispatchMs = now() - d0
-    dropped.push(...plan.dropped)
+    pushAll(dropped, plan.dropped)
     return {
       batchId: batch.id,
       tokens: batch.tokens,
@@ -298,7 +300,7 @@ export class MoeEngine {
     }
     if (batch.scores) {
       assertLength(batch.scores, batch.tokens * experts, `batch ${batch.id} scores`)
-      assertFinite(batch.scores, experts, `batch ${batch.id} scores`)
+      assertScores(batch.scores, experts, `batch ${batch.id} scores`)
     }
     if (batch.sourceDevice) {
       assertLength(batch.sourceDevice, batch.tokens, `batch ${batch.id} sourceDevice`)

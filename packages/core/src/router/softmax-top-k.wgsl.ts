@@ -55,10 +55,20 @@ fn topkRow(t: u32, E: u32, k: u32, normalize: bool) {
       wOut[t * k + j] = select(1.0 / f32(k), wOut[t * k + j] / sum, sum > 0.0);
     }
   }
+  dropUnderflow(t, k);
+}`
+
+/** A pick whose weight is below the smallest normal f32 is not routed (MIN_PAIR_WEIGHT on the host). */
+const dropUnderflowFn = /* wgsl */ `
+fn dropUnderflow(t: u32, k: u32) {
+  for (var j = 0u; j < k; j = j + 1u) {
+    if (!(wOut[t * k + j] >= 1.17549435e-38)) { idsOut[t * k + j] = -1; wOut[t * k + j] = 0.0; }
+  }
 }`
 
 const perThread = (normalize: boolean): string => /* wgsl */ `
 ${softmaxRowFn}
+${dropUnderflowFn}
 ${topkRowFn}
 @compute @workgroup_size(${WG})
 fn perThread(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -129,6 +139,7 @@ fn perSubgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
       wOut[t * k + j] = select(1.0 / f32(k), wOut[t * k + j] / total, total > 0.0);
     }
   }
+  if (lane == 0u) { dropUnderflow(t, k); }
 }`
 
 /**

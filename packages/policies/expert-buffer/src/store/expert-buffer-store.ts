@@ -9,7 +9,7 @@
  * (a truncated checkpoint) leaves the resident set and every slot's contents as they were.
  */
 import type { ExpertStore, StoreDevice, StoreRequest, StoreTelemetry } from '@moe-route/core'
-import { isMoeError } from '@moe-route/core'
+import { isMoeError, maxOf } from '@moe-route/core'
 import { ExpertCache, type CacheStep } from '../cache/expert-cache.js'
 import { activeByDevice, splitExperts, type DeviceSplit } from '../cache/placement.js'
 import { StoreErrorCodes, checkExpert, checkSlots, storeError } from '../errors.js'
@@ -109,7 +109,7 @@ export class ExpertBufferStore implements ExpertStore {
     }
     this.experts = options.experts
     this.split = splitExperts(options.experts, options.devices ?? 1, options.placement)
-    const maxLocal = Math.max(...this.split.local.map((l) => l.length))
+    const maxLocal = maxOf(this.split.local.map((l) => l.length))
     checkSlots(options.slots, maxLocal)
     this.slots = options.slots
     this.policy = resolveEvictionPolicy(options.eviction ?? 'lifo')
