@@ -1,5 +1,10 @@
 #!/usr/bin/env node
+import { startWatchdog } from '@moe-route/core/node'
 import { main } from './main.js'
+
+// The last line of defence against a plugin whose top-level code blocks the thread while it is
+// imported (its time limit cannot fire then): a watchdog thread stops the process with a coded error.
+startWatchdog()
 
 // A reader that stops early (`moe-route route … | head`) closes the pipe: that ends the output,
 // it is not an error (no EPIPE stack trace). Any other stream error is reported with a code.

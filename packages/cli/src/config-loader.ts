@@ -56,7 +56,7 @@ export async function loadConfig(
 ): Promise<LoadedConfig> {
   const source = path ? resolve(cwd, path) : 'embedded default config'
   const dir = path ? dirname(source) : cwd
-  const raw = resolveC2rProfile(overrides(path ? configObject(readJsonFile(source), source) : DEFAULT_CONFIG), dir)
+  const raw = resolveC2rProfile(overrides(path ? filesFrom(configObject(readJsonFile(source), source), dir) : DEFAULT_CONFIG), dir)
   const described = builtinRegistry()
   const packages = describeConfigPlugins(raw, described, { from: dir, projectRoot: projectRoot(dir) })
   await registerWebGpuIfNamed(raw, described)
@@ -122,6 +122,12 @@ function configObject(value: unknown, source: string): MoeConfig {
     })
   }
   return value as MoeConfig
+}
+
+/** `weights.file` is relative to the config's folder (as c2r profiles are). */
+function filesFrom(raw: MoeConfig, dir: string): MoeConfig {
+  const file = raw.weights && typeof raw.weights === 'object' ? raw.weights.file : undefined
+  return typeof file === 'string' && file.length > 0 ? { ...raw, weights: { ...raw.weights, file: resolve(dir, file) } } : raw
 }
 
 /**

@@ -3,6 +3,7 @@
  * workloads calibrated on recorded routing of real models. Public API only: re-exports.
  */
 export * from './safetensors/safetensors.js'
+export { layerTensorNames, readSafetensorsLayer, type SafetensorsLayerSource } from './safetensors/layer-weights.js'
 export * from './npy/npy.js'
 export * from './jsonl/jsonl.js'
 export * from './trace/trace.js'

@@ -1,7 +1,19 @@
 /** The `cpu` backend: the reference kernels behind the core Backend interface. */
-import { defineBackend, type Backend } from '@moe-route/core'
+import { defineBackend, seededLayerWeights, type Backend, type LayerWeights, type ModelShape, type WeightSource } from '@moe-route/core'
 import { cpus } from 'node:os'
 import { expertsForward, gateMatmul } from './kernels.js'
+
+/**
+ * Host f32 weights from a {@link WeightSource}: a safetensors file (or sharded index) read
+ * through @moe-route/workloads' reader (loaded on first use), seeded weights made on the host,
+ * or the host weights given.
+ */
+export async function loadCpuWeights(source: WeightSource, shape: ModelShape): Promise<LayerWeights> {
+  if (source.kind === 'host') return source.weights
+  if (source.kind === 'seeded') return seededLayerWeights(shape, source.seed, source.std, source.routerStd ?? source.std)
+  const { readSafetensorsLayer } = await import('@moe-route/workloads')
+  return readSafetensorsLayer(source, shape)
+}
 
 /** Creates a CPU backend instance. */
 export function createCpuBackend(): Backend {
@@ -15,6 +27,7 @@ export function createCpuBackend(): Backend {
     async experts(x, plan, weights) {
       return { output: expertsForward(x, plan, weights) }
     },
+    loadWeights: loadCpuWeights,
   }
 }
 

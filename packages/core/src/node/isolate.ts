@@ -19,7 +19,7 @@ import type { PlacementMap } from '../placement/placement.js'
 import type { Plugin, PluginContext, PluginKind, PluginMeta } from '../plugin/types.js'
 import { mulberry32 } from '../util/rng.js'
 import { timeoutError, withTimeout } from './bounded.js'
-import { checkAgainstManifest, describedPlugin } from './manifest.js'
+import { checkAgainstManifest, describedPlugin, ownPlugins } from './manifest.js'
 import type { PluginPackage } from './resolve.js'
 
 /** Options of {@link isolatedPlugins}. */
@@ -65,11 +65,15 @@ const errorOf = (e) => ({
 })
 ;(async () => {
   let plugins
+  // an import that never settles must run into the caller's time limit, not end this thread quietly
+  const alive = setInterval(() => {}, 1 << 30)
   try {
     plugins = pluginsOf(await import(workerData.entry))
   } catch (e) {
     parentPort.postMessage({ type: 'error', error: errorOf(e) })
     return
+  } finally {
+    clearInterval(alive)
   }
   const metas = plugins.map((p) => ({ kind: p.kind, meta: { name: p.meta.name, package: p.meta.package, version: p.meta.version, core: p.meta.core,
     description: p.meta.description, device: p.meta.device, schema: json(p.meta.schema), defaultOptions: json(p.meta.defaultOptions) } }))
@@ -214,8 +218,10 @@ export async function isolatedPlugins(pkg: PluginPackage, options: IsolateOption
   const worker = new PluginWorker(pkg.entry, options)
   let metas
   try {
-    metas = await worker.ready(pkg.spec)
-    checkAgainstManifest(metas, { name: pkg.name, version: pkg.version, manifest: pkg.manifest, partial: pkg.local })
+    const source = { name: pkg.name, version: pkg.version, manifest: pkg.manifest, partial: pkg.local }
+    metas = ownPlugins(await worker.ready(pkg.spec), source)
+    if (metas.length === 0) throw new MoeError(ErrorCodes.PLUGIN_INVALID, `${pkg.spec} exports no moe-route plugin (expected a default export made by definePolicy/defineRouter/...)`, { plugin: pkg.spec })
+    checkAgainstManifest(metas, source)
   } catch (e) {
     worker.terminate('its import failed')
     throw e

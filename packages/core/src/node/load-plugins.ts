@@ -17,8 +17,9 @@ import type { PluginRegistry, RegisteredPlugin } from '../plugin/registry.js'
 import type { Plugin } from '../plugin/types.js'
 import { boundedPlugin, timeoutError, withTimeout } from './bounded.js'
 import { isolatedPlugins } from './isolate.js'
-import { checkAgainstManifest, describedPlugin } from './manifest.js'
+import { checkAgainstManifest, describedPlugin, ownPlugins } from './manifest.js'
 import { resolvePluginPackage, type PluginPackage, type ResolvePluginOptions } from './resolve.js'
+import { armWatchdog } from './watchdog.js'
 
 /** How imported plugin code runs. */
 export interface RunPluginOptions {
@@ -63,17 +64,23 @@ export async function importPluginPackage(pkg: PluginPackage, options: RunPlugin
   const timeoutMs = options.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS
   if (options.isolate) return named(pkg.spec, () => isolatedPlugins(pkg, { timeoutMs }))
   let mod: Record<string, unknown>
+  // the timer settles an import that waits forever; an import that blocks the thread is the
+  // process watchdog's (when a command line started one), 2 s later
+  const disarm = armWatchdog(`plugin ${pkg.spec} did not finish import within ${timeoutMs} ms`, timeoutMs + 2000)
   try {
     mod = (await withTimeout(import(pathToFileURL(pkg.entry).href), timeoutMs, () => timeoutError(pkg.spec, 'import', timeoutMs))) as Record<string, unknown>
   } catch (cause) {
     if (isMoeError(cause)) throw cause
     throw new MoeError(ErrorCodes.PLUGIN_LOAD_FAILED, `importing plugin package ${pkg.spec} failed: ${(cause as Error)?.message ?? String(cause)}`, { plugin: pkg.spec, file: pkg.entry }, { cause })
+  } finally {
+    disarm()
   }
-  const plugins = pluginsOf(mod)
+  const source = { name: pkg.name, version: pkg.version, manifest: pkg.manifest, partial: pkg.local }
+  const plugins = ownPlugins(pluginsOf(mod), source)
   if (plugins.length === 0) {
     throw new MoeError(ErrorCodes.PLUGIN_INVALID, `${pkg.spec} exports no moe-route plugin (expected a default export made by definePolicy/defineRouter/...)`, { plugin: pkg.spec, file: pkg.entry })
   }
-  named(pkg.spec, () => checkAgainstManifest(plugins, { name: pkg.name, version: pkg.version, manifest: pkg.manifest, partial: pkg.local }))
+  named(pkg.spec, () => checkAgainstManifest(plugins, source))
   return plugins.map((p) => boundedPlugin(p, timeoutMs))
 }
 
@@ -118,7 +125,11 @@ function named<T>(spec: string, fn: () => T): T {
   }
 }
 
-function pluginsOf(mod: Record<string, unknown>): Plugin[] {
+/**
+ * The moe-route plugins a module exports: its default export (a plugin, an array of them, or an
+ * object holding them) and its named exports, each plugin once.
+ */
+export function pluginsOf(mod: Record<string, unknown>): Plugin[] {
   const found = new Set<Plugin>()
   const visit = (v: unknown, depth: number) => {
     if (isPlugin(v)) found.add(v)

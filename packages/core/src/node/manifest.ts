@@ -175,6 +175,16 @@ export interface ManifestSource {
 }
 
 /**
+ * The plugins of a module that belong to its package: those the manifest declares (by kind and
+ * name) and those claiming the package in `meta.package`. Plugins of other packages a module
+ * re-exports are left out (they are never registered from it).
+ */
+export function ownPlugins<P extends { kind: PluginKind; meta: PluginMeta }>(plugins: readonly P[], source: ManifestSource): P[] {
+  const declared = new Set(source.manifest.plugins.map((p) => `${p.kind}:${p.name}`))
+  return plugins.filter((p) => declared.has(`${p.kind}:${p.meta.name}`) || p.meta.package === source.name)
+}
+
+/**
  * Checks that the plugins a module exports are exactly those its manifest declares, with the
  * same meta (package, version, core, description, device, schema, defaults).
  * @throws MOE_ROUTE_ERR_PLUGIN_MANIFEST_MISMATCH naming the plugin and the field.

@@ -86,9 +86,12 @@ export function resolvePluginPackage(spec: string, options: ResolvePluginOptions
 function resolveLocal(spec: string, options: ResolvePluginOptions, refuse: (why: string) => never): PluginPackage {
   if (!options.allowLocal) refuse('local file plugins run code from the project folder and need an explicit opt-in (moe-route --allow-local-plugins, or allowLocal in the API)')
   const abs = resolve(options.from, spec)
+  const rootPath = resolve(options.projectRoot ?? options.from)
+  if (!inside(rootPath, abs)) refuse(`${abs} lies outside the project (${rootPath})`)
   if (!existsSync(abs)) throw new MoeError(ErrorCodes.PLUGIN_LOAD_FAILED, `plugin file ${abs} does not exist`, { plugin: spec, file: abs })
   const real = realpathSync(abs)
-  const root = realpathSync(resolve(options.projectRoot ?? options.from))
+  const root = realpathSync(rootPath)
+  // symlinks resolved: a link inside the project to a file outside is outside
   if (!inside(root, real)) refuse(`${real} lies outside the project (${root})`)
   if (statSync(real).isDirectory()) {
     const pkgFile = join(real, 'package.json')

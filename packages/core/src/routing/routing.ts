@@ -196,8 +196,9 @@ export function comparePairsByScore(scores: Float32Array, experts: number) {
 /**
  * Per-expert capacity C = rounding(x), x = γ·k·T/E (SPEC A.3, E.2), x evaluated in double
  * precision; an x within 1e-9 of a positive integer n counts as n (1.5·2·512/8 is exactly 192,
- * not 192.00000000000003). Never snapped down to 0: with `ceil`, any γ > 0 and T > 0 give
- * C ≥ 1, however small γ is. γ must be finite (the config schema bounds it).
+ * not 192.00000000000003). With `ceil`, any γ > 0 and T > 0 give C ≥ 1, however small γ is
+ * (x is never snapped to 0, and an x that underflows to 0 still counts as positive). γ must be
+ * finite (the config schema bounds it by MAX_CAPACITY_FACTOR).
  */
 export function expertCapacity(
   capacityFactor: number,
@@ -209,5 +210,6 @@ export function expertCapacity(
   const raw = (capacityFactor * topK * tokens) / experts
   const n = Math.round(raw)
   const snapped = n >= 1 && Math.abs(raw - n) < 1e-9 ? n : raw
-  return rounding === 'ceil' ? Math.ceil(snapped) : rounding === 'floor' ? Math.floor(snapped) : Math.round(snapped)
+  if (rounding === 'ceil') return Math.max(capacityFactor > 0 && topK > 0 && tokens > 0 ? 1 : 0, Math.ceil(snapped))
+  return rounding === 'floor' ? Math.floor(snapped) : Math.round(snapped)
 }

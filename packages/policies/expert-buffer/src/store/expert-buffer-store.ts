@@ -330,10 +330,10 @@ export class ExpertBufferStore implements ExpertStore {
             if (step.evicted >= 0) evicted.push(step.evicted)
           } else if (step.kind === 'stream') {
             streamed.push(step.expert)
-            if (compute) {
-              await target.stream?.(step.expert, bytes.get(step.expert) ?? EMPTY)
-              uploaded += this.expertBytes
-            }
+            // a streamed expert travels to the device too: by execute() here, or by the backend
+            // after prepare() (a bypassed batch's misses are never free)
+            uploaded += this.expertBytes
+            if (compute) await target.stream?.(step.expert, bytes.get(step.expert) ?? EMPTY)
           }
           if (compute) await compute(step.expert, target.binding(step.kind === 'stream' ? -1 : step.slot, step.expert, p.d))
         }
