@@ -182,6 +182,7 @@ function packageEntry(dir: string, pkg: Record<string, unknown>, refuse: (why: s
     target = typeof pkg.main === 'string' && pkg.main.length > 0 ? pkg.main : 'index.js'
   }
   let abs = resolve(dir, target)
+  if (!inside(dir, abs)) refuse(`its module ${JSON.stringify(target)} points to ${abs}, outside the package folder ${dir}`)
   if (!existsSync(abs) && existsSync(`${abs}.js`)) abs = `${abs}.js`
   if (existsSync(abs) && statSync(abs).isDirectory()) abs = join(abs, 'index.js')
   if (!existsSync(abs)) {
