@@ -9,20 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 /** The first-party plugin packages (folders relative to the repository root). */
-export const PLUGIN_PACKAGES = [
-  'packages/backends/cpu',
-  'packages/policies/c2r',
-  'packages/policies/capacity-drop',
-  'packages/policies/device-capacity',
-  'packages/policies/dynamic-gating',
-  'packages/policies/expanded-drop',
-  'packages/policies/expert-buffer',
-  'packages/policies/expert-drop',
-  'packages/policies/placement',
-  'packages/policies/reroute',
-  'packages/policies/spare-capacity-reroute',
-  'examples/custom-policy',
-]
+const PLUGIN_PACKAGES = JSON.parse(readFileSync(join(ROOT, 'scripts/plugin-packages.json'), 'utf8'))
 
 const node = await import(pathToFileURL(join(ROOT, 'packages/core/dist/node.js')).href)
 const write = process.argv.includes('--write')
