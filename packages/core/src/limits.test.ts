@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { checkConfig } from './config/validate.js'
 import { createMoe } from './container.js'
+import { definePolicy } from './plugin/define.js'
 import { checkMemory, checkSize, estimateRunMemory, formatBytes } from './limits.js'
 import { softmaxTopK } from './router/softmax-top-k.js'
 import { expertCapacity } from './routing/routing.js'
@@ -64,5 +65,14 @@ describe('routed pairs carry weight', () => {
   it('negative scores are refused by the engine and the router (INPUT_INVALID naming token and expert)', () => {
     const engine = createMoe({ config: { model: { experts: 2, topK: 1, hidden: 1, intermediate: 1 } } })
     expect(() => engine.route({ id: 3, tokens: 1, scores: new Float32Array([0.5, -0.1]) })).toThrow(/negative score \(-0\.1\d*\) at token 0, expert 1/)
+  })
+
+  it("a plugin's output is checked before the next stage uses it (PLUGIN_FAILED naming plugin and hook)", () => {
+    const liar = definePolicy({
+      meta: { name: 'liar', package: 'x', version: '1.0.0', core: '^0.1.0', schema: { type: 'object' }, defaultOptions: {} },
+      create: () => ({ name: 'liar', apply: (routing) => ({ routing: { ...routing, expertIds: routing.expertIds.map(() => 99) }, dropped: [] }) }),
+    })
+    const engine = createMoe({ config: { model: { experts: 2, topK: 1, hidden: 1, intermediate: 1 }, policies: [{ use: 'liar' }] }, plugins: [liar] })
+    expect(() => engine.route({ id: 0, tokens: 1, scores: new Float32Array([0.5, 0.5]) })).toThrow(/plugin liar returned a bad routing from apply: expert id 99 at token 0 is outside -1 … 1/)
   })
 })

@@ -8,6 +8,7 @@ import { Dispatcher } from '../dispatcher/dispatcher.js'
 import { ErrorCodes, MoeError } from '../errors.js'
 import { inject, injectable } from '../inject.js'
 import { PlacementMap } from '../placement/placement.js'
+import { checkPlanOutput, checkRoutingOutput } from '../plugin/output.js'
 import { callPlugin, pluginError } from '../plugin/registry.js'
 import { RoutingPolicy, type PolicyOutcome } from '../policy/policy.js'
 import { assertFinite, assertLength, assertScores } from '../routing/routing.js'
@@ -242,14 +243,20 @@ export class MoeEngine {
   #route(batch: TokenBatch, logits: Float32Array | undefined, timings: BatchTimings) {
     const { experts } = this.config.model
     const r0 = now()
-    const original = callPlugin(this.router.name, 'route', () =>
-      this.router.route({
-        tokens: batch.tokens,
-        experts,
-        ...(batch.scores && !logits ? { scores: batch.scores } : { logits }),
-        ...(batch.sourceDevice ? { sourceDevice: batch.sourceDevice } : {}),
-        ...(batch.decode ? { decode: true } : {}),
-      }),
+    const original = checkRoutingOutput(
+      callPlugin(this.router.name, 'route', () =>
+        this.router.route({
+          tokens: batch.tokens,
+          experts,
+          ...(batch.scores && !logits ? { scores: batch.scores } : { logits }),
+          ...(batch.sourceDevice ? { sourceDevice: batch.sourceDevice } : {}),
+          ...(batch.decode ? { decode: true } : {}),
+        }),
+      ),
+      batch.tokens,
+      experts,
+      this.router.name,
+      'route',
     )
     timings.routeMs = now() - r0
     const p0 = now()
@@ -264,6 +271,8 @@ export class MoeEngine {
       if (!outcome || !outcome.routing) {
         throw new MoeError(ErrorCodes.PLUGIN_FAILED, `plugin ${policy.name} returned no routing from apply`, { plugin: policy.name, hook: 'apply' })
       }
+      checkRoutingOutput(outcome.routing, batch.tokens, experts, policy.name, 'apply')
+      if (!Array.isArray(outcome.dropped)) throw new MoeError(ErrorCodes.PLUGIN_FAILED, `plugin ${policy.name} returned no dropped list from apply`, { plugin: policy.name, hook: 'apply' })
       outcomes.push({ policy: policy.name, outcome })
       routing = outcome.routing
       pushAll(dropped, outcome.dropped)
@@ -272,8 +281,11 @@ export class MoeEngine {
     timings.policiesMs = now() - p0
     const d0 = now()
     const bytesPerToken = this.config.model.hidden * this.config.activationBytes
-    const plan: DispatchPlan = callPlugin(this.dispatcher.name, 'dispatch', () =>
-      this.dispatcher.dispatch(routing, { placement: this.placement, bytesPerToken }),
+    const plan: DispatchPlan = checkPlanOutput(
+      callPlugin(this.dispatcher.name, 'dispatch', () => this.dispatcher.dispatch(routing, { placement: this.placement, bytesPerToken })),
+      batch.tokens,
+      experts,
+      this.dispatcher.name,
     )
     timings.dispatchMs = now() - d0
     pushAll(dropped, plan.dropped)

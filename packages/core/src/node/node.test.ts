@@ -163,7 +163,7 @@ describe('time limits', () => {
       }
     }
     const p = boundedPlugin(definePolicy({ meta: policy().meta, create: () => new Spinner() as never }), 100)
-    const instance = p.create({}, { model: { experts: 2, topK: 1, hidden: 1, intermediate: 1, normalizeTopK: true }, devices: 1, seed: 1 }) as unknown as Spinner
+    const instance = p.create({ n: 1 }, { model: { experts: 2, topK: 1, hidden: 1, intermediate: 1, normalizeTopK: true }, devices: 1, seed: 1 }) as unknown as Spinner
     expect(instance.name).toBe('spin')
     expect(instance.add(2) + instance.add(3)).toBe(7)
     expect(caught(() => instance.apply())).toMatchObject({ code: 'MOE_ROUTE_ERR_PLUGIN_TIMEOUT', details: { plugin: 'keep', hook: 'apply' } })
