@@ -20,6 +20,12 @@ let settled = false
 main(process.argv.slice(2)).then((code) => {
   settled = true
   process.exitCode = code
+  // Once the command is done, nothing a plugin left behind (a live timer, an open handle) may
+  // keep the process alive: flush what was written, then exit.
+  let pending = 2
+  const done = () => --pending === 0 && process.exit(code)
+  process.stdout.write('', done)
+  process.stderr.write('', done)
 })
 // A command whose work waits on something that can never settle (a plugin's import that never
 // resolves, say) would otherwise let Node exit 0 with no output, which reads as success.

@@ -42,6 +42,9 @@ const METHODS: Partial<Record<PluginKind, readonly string[]>> = {
 
 /** The worker's source (CommonJS, evaluated by `new Worker(code, { eval: true })`): no file to ship or find. */
 const WORKER_SOURCE = `'use strict'
+// what this thread's protocol needs, taken before the plugin's code can replace any of it
+const { parse, stringify } = JSON
+const { store, notify } = Atomics
 const { workerData, parentPort } = require('node:worker_threads')
 const BRAND = Symbol.for('@moe-route/core:plugin')
 const mulberry32 = ${mulberry32.toString()}
@@ -57,7 +60,7 @@ function pluginsOf(mod) {
   for (const [k, v] of Object.entries(mod)) if (k !== 'default') visit(v, 2)
   return [...found]
 }
-const json = (v) => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)))
+const json = (v) => (v === undefined ? undefined : parse(stringify(v)))
 const errorOf = (e) => ({
   message: e && typeof e.message === 'string' ? e.message : String(e),
   code: e && typeof e.code === 'string' ? e.code : undefined,
@@ -109,8 +112,8 @@ const errorOf = (e) => ({
     } catch (e) {
       port.postMessage({ ok: false, error: { message: 'its result cannot be sent between threads: ' + errorOf(e).message } })
     }
-    Atomics.store(workerData.flag, 0, 1)
-    Atomics.notify(workerData.flag, 0)
+    store(workerData.flag, 0, 1)
+    notify(workerData.flag, 0)
   })
   parentPort.postMessage({ type: 'ready', metas })
 })()
@@ -185,6 +188,11 @@ class PluginWorker {
     throw new Error(e.message)
   }
 
+  /** False once the worker was terminated or exited. */
+  get alive(): boolean {
+    return this.#dead === null
+  }
+
   retain(): void {
     this.#live++
   }
@@ -250,7 +258,8 @@ function isolatedInstance(worker: PluginWorker, kind: PluginKind, plugin: string
     if (disposed) return
     disposed = true
     try {
-      worker.call(plugin, 'dispose', { op: 'dispose', id })
+      // a worker already terminated (after a timeout) has nothing left to dispose
+      if (worker.alive) worker.call(plugin, 'dispose', { op: 'dispose', id })
     } finally {
       worker.release()
     }

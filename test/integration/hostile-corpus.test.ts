@@ -1,0 +1,110 @@
+/**
+ * The hostile-input corpus (test/corpus, issue 18) through the real CLI binary: every case runs
+ * as its own process in a copy of the corpus (its plugins installed in node_modules), and must
+ * end within its time bound with the exit status and coded error cases.json lists (or its
+ * documented result), with no stack trace on stderr, and with no payload run (no PWNED-* marker
+ * file). The cases run a few at a time; the whole corpus stays well under 2 minutes.
+ */
+import { spawn } from 'node:child_process'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ROOT, createProject, type Project } from './helpers.js'
+
+interface Case {
+  name: string
+  argv: string[]
+  expect: { exit: number; code?: string }
+  stdin?: string
+  stdout?: string
+  closeStdoutAfterBytes?: number
+  timeoutMs?: number
+  documented?: string
+}
+interface Outcome {
+  exit: number | null
+  signal: string | null
+  stdout: string
+  stderr: string
+  ms: number
+  timedOut: boolean
+}
+
+const CORPUS = join(ROOT, 'test/corpus')
+const BIN = join(ROOT, 'packages/cli/dist/bin.js')
+const cases: Case[] = JSON.parse(readFileSync(join(CORPUS, 'cases.json'), 'utf8')).cases
+const CONCURRENCY = 3
+const results = new Map<string, Outcome>()
+let project: Project
+let totalMs = 0
+
+function runCase(c: Case, cwd: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const started = performance.now()
+    const child = spawn(process.execPath, [BIN, ...c.argv], { cwd, env: { ...process.env, MOE_ROUTE_DEBUG: '', NODE_OPTIONS: '' }, stdio: [c.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGKILL')
+    }, c.timeoutMs ?? 30_000)
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString('utf8')
+      if (c.closeStdoutAfterBytes !== undefined && stdout.length >= c.closeStdoutAfterBytes) child.stdout.destroy()
+    })
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
+    if (c.stdin) {
+      child.stdin!.on('error', () => {})
+      child.stdin!.end(readFileSync(join(CORPUS, c.stdin)))
+    }
+    child.on('close', (exit, signal) => {
+      clearTimeout(timer)
+      resolve({ exit, signal, stdout, stderr, ms: performance.now() - started, timedOut })
+    })
+  })
+}
+
+beforeAll(async () => {
+  expect(existsSync(BIN), 'packages/cli/dist is missing: run the build first (npm test does)').toBe(true)
+  project = createProject()
+  for (const d of ['configs', 'inputs', 'traces', 'local']) cpSync(join(CORPUS, d), join(project.dir, d), { recursive: true })
+  for (const p of readdirSync(join(CORPUS, 'plugins'))) cpSync(join(CORPUS, 'plugins', p), join(project.dir, 'node_modules', p), { recursive: true })
+  cpSync(join(CORPUS, 'project-package.json'), join(project.dir, 'package.json'))
+  mkdirSync(join(project.dir, 'generated'))
+  writeFileSync(join(project.dir, 'generated/long.jsonl'), Array.from({ length: 130_000 }, (_, t) => `{"layer":0,"token":${t},"experts":[${t % 8},${(t + 3) % 8}]}\n`).join(''))
+  const started = performance.now()
+  const queue = [...cases]
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let c = queue.shift(); c; c = queue.shift()) results.set(c.name, await runCase(c, project.dir))
+    }),
+  )
+  totalMs = performance.now() - started
+}, 180_000)
+afterAll(() => project?.dispose())
+
+describe('the hostile-input corpus through the real CLI', () => {
+  it('has the cases of issue 18 and runs them all in under 2 minutes', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(80)
+    expect(new Set(cases.map((c) => c.name)).size).toBe(cases.length)
+    expect(totalMs).toBeLessThan(120_000)
+  })
+
+  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const r = results.get(c.name)!
+    const summary = `exit ${r.exit ?? r.signal}, ${Math.round(r.ms)} ms\nstderr: ${r.stderr.slice(0, 2000)}\nstdout: ${r.stdout.slice(0, 300)}`
+    expect(r.timedOut, `hung past its time bound\n${summary}`).toBe(false)
+    expect(r.exit ?? (r.signal === 'SIGKILL' ? 137 : -1), summary).toBe(c.expect.exit)
+    if (c.expect.code) expect(r.stderr.split('\n').find((l) => l.trim() !== ''), summary).toMatch(new RegExp(`^${c.expect.code}: `))
+    else expect(r.stderr, summary).toBe('')
+    // no stack trace: no "    at f (file:line:col)" frames, no Node internals
+    expect(r.stderr, summary).not.toMatch(/^\s+at .*(:\d+:\d+\)?|\(native\))$/m)
+    expect(r.stderr, summary).not.toMatch(/node:internal|Error: .*\n\s+at /)
+    if (c.stdout) expect(r.stdout, summary).toMatch(new RegExp(c.stdout))
+  })
+
+  it('no payload ran: no marker file in the working folder', () => {
+    expect(readdirSync(project.dir).filter((f) => f.startsWith('PWNED-'))).toEqual([])
+  })
+})
