@@ -43,8 +43,11 @@ export interface LoadConfigOptions extends PluginSecurity {
    * (the registry then describes them; creating one throws).
    */
   readonly execute?: boolean
-  /** `run`: refuse a config whose run would not fit in this machine's memory, with the estimate. */
-  readonly purpose?: 'run'
+  /**
+   * Refuse a config whose `run` (layer weights on the CPU backend, batches held) or `simulate`
+   * (every batch's routing held) would not fit in this machine's memory, with the estimate.
+   */
+  readonly purpose?: 'run' | 'simulate'
 }
 
 /** Reads the config file (default: the embedded one), checks it, then loads the plugins it uses. */
@@ -63,6 +66,7 @@ export async function loadConfig(
   // every check, with no plugin code run yet
   const checked = resolveConfig(raw, described, path ?? source)
   if (options.purpose === 'run') checkRunMemory(checked, path ?? source)
+  if (options.purpose === 'simulate') checkSimulateMemory(checked, path ?? source)
   if (options.execute === false) return { raw, config: checked, registry: described, source }
   const registry = builtinRegistry()
   await registerWebGpuIfNamed(raw, registry)
@@ -157,6 +161,16 @@ function checkRunMemory(config: ResolvedConfig, source: string): void {
     hostWeights: config.backend.use === 'cpu',
   })
   checkMemory(estimate, hostMemoryBudget(), `running ${source}`, '/model')
+}
+
+/** `simulate` holds every batch's scores and routing: batches·T·(3·E + 2·k)·4 bytes. */
+function checkSimulateMemory(config: ResolvedConfig, source: string): void {
+  const w = config.workload
+  const batches = w?.batches ?? 16
+  const T = w?.tokensPerBatch ?? 512
+  const { experts: E, topK: k } = config.model
+  const bytes = batches * T * (3 * E + 2 * k) * 4
+  checkMemory({ bytes, parts: [{ what: `${batches} batches' routings`, bytes, formula: 'batches·T·(3·E + 2·k)·4 B' }] }, hostMemoryBudget(), `simulating ${source}`, '/workload/batches')
 }
 
 /** A workload spec (not a trace file) must parse and match the model (cheap: nothing is generated). */

@@ -90,7 +90,7 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
       ...(devicesOverride ? { devices: devicesOverride } : {}),
       ...(flags.trace && raw.workload ? { workload: { ...raw.workload, source: flags.trace } } : flags.trace ? { workload: { source: flags.trace } } : {}),
     }
-  }, ctx.security)
+  }, { ...ctx.security, purpose: 'simulate' })
   const { config, registry } = loaded
   for (const p of placementPlugins) if (!registry.has('placement', p.meta.name)) registry.register(p)
   const context: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }

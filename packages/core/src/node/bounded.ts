@@ -10,7 +10,7 @@
  */
 import vm from 'node:vm'
 import { ErrorCodes, MoeError } from '../errors.js'
-import { defineBackend, defineDispatcher, definePlacement, definePolicy, defineRouter, defineStore } from '../plugin/define.js'
+import { definePluginOfKind } from '../plugin/define.js'
 import type { Plugin, PluginKind } from '../plugin/types.js'
 
 /** The error of a plugin that ran past its limit. */
@@ -57,14 +57,6 @@ export function callWithin<T>(fn: () => T, ms: number, plugin: string, hook: str
   return result
 }
 
-const DEFINE: Record<PluginKind, (def: never) => Plugin> = {
-  router: defineRouter as never,
-  policy: definePolicy as never,
-  dispatcher: defineDispatcher as never,
-  store: defineStore as never,
-  placement: definePlacement as never,
-  backend: defineBackend as never,
-}
 
 /**
  * The same plugin with every call into it bounded: `create` and each method of the instances it
@@ -76,7 +68,7 @@ const DEFINE: Record<PluginKind, (def: never) => Plugin> = {
  */
 export function boundedPlugin<P extends Plugin>(plugin: P, ms: number): P {
   const name = plugin.meta.name
-  return DEFINE[plugin.kind]({
+  return definePluginOfKind(plugin.kind, {
     meta: plugin.meta,
     create: (options: unknown, context: unknown) => boundInstance(callWithin(() => plugin.create(options as never, context as never), ms, name, 'create'), ms, name),
   } as never) as P

@@ -16,6 +16,7 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
 import { pathToFileURL } from 'node:url'
 import { ErrorCodes, MoeError } from '../errors.js'
 import type { PlacementMap } from '../placement/placement.js'
+import { definePluginOfKind } from '../plugin/define.js'
 import type { Plugin, PluginContext, PluginKind, PluginMeta } from '../plugin/types.js'
 import { mulberry32 } from '../util/rng.js'
 import { timeoutError, withTimeout } from './bounded.js'
@@ -238,11 +239,10 @@ export async function isolatedPlugins(pkg: PluginPackage, options: IsolateOption
   return pkg.manifest.plugins
     .filter((entry) => exported.has(`${entry.kind}:${entry.name}`))
     .map((entry) => {
-      const described = describedPlugin(entry, { name: pkg.name, version: pkg.version, manifest: pkg.manifest })
+      const { meta } = describedPlugin(entry, { name: pkg.name, version: pkg.version, manifest: pkg.manifest })
       const key = `${entry.kind}:${entry.name}`
-      return { ...described, create: (options: unknown, context: PluginContext) => isolatedInstance(worker, entry.kind, entry.name, key, options, context) } as Plugin
+      return definePluginOfKind(entry.kind, { meta, create: (options: unknown, context: PluginContext) => isolatedInstance(worker, entry.kind, entry.name, key, options, context) } as never) as Plugin
     })
-    .map((p) => Object.defineProperty(p, Symbol.for('@moe-route/core:plugin'), { value: true, enumerable: false }))
 }
 
 function isolatedInstance(worker: PluginWorker, kind: PluginKind, plugin: string, key: string, options: unknown, context: PluginContext): unknown {

@@ -15,7 +15,7 @@
 // ajv's meta-schema of schemas safe for untrusted data (inlined by the build: see tsup.config.ts)
 import secureMetaSchema from 'ajv/lib/refs/json-schema-secure.json' with { type: 'json' }
 import { ErrorCodes, MoeError } from '../errors.js'
-import { defineBackend, defineDispatcher, definePlacement, definePolicy, defineRouter, defineStore } from '../plugin/define.js'
+import { definePluginOfKind } from '../plugin/define.js'
 import type { JsonSchema, Plugin, PluginKind, PluginMeta } from '../plugin/types.js'
 import { sharedAjv } from '../schema/ajv.js'
 
@@ -219,14 +219,6 @@ export function checkAgainstManifest(metas: readonly { kind: PluginKind; meta: P
   }
 }
 
-const DEFINE: Record<PluginKind, (def: never) => Plugin> = {
-  router: defineRouter as never,
-  policy: definePolicy as never,
-  dispatcher: defineDispatcher as never,
-  store: defineStore as never,
-  placement: definePlacement as never,
-  backend: defineBackend as never,
-}
 
 /**
  * A plugin known only from its manifest: registering it lets a registry check configs (names,
@@ -244,7 +236,7 @@ export function describedPlugin(entry: ManifestPlugin, source: ManifestSource): 
     ...(entry.description !== undefined ? { description: entry.description } : {}),
     ...(entry.device && entry.device.length > 0 ? { device: entry.device } : {}),
   }
-  return DEFINE[entry.kind]({
+  return definePluginOfKind(entry.kind, {
     meta,
     create() {
       throw new MoeError(ErrorCodes.PLUGIN_LOAD_FAILED, `${entry.kind} plugin ${entry.name} (${source.name}) was read from its manifest only; import it to run it`, { plugin: entry.name })
