@@ -27,7 +27,10 @@ export const MAX_JSON_BYTES = 256 * 2 ** 20
 export function readJsonFile(path: string): unknown {
   let text: string
   try {
-    const size = statSync(path).size
+    const st = statSync(path)
+    // a device or a FIFO (/dev/zero) would be read forever
+    if (!st.isFile()) throw new Error('not a regular file')
+    const size = st.size
     if (size > MAX_JSON_BYTES) throw new MoeError(ErrorCodes.SIZE_LIMIT, `${path} is ${size} bytes, more than the ${MAX_JSON_BYTES} a JSON document may have`, { file: path })
     text = readFileSync(path, 'utf8')
   } catch (cause) {

@@ -129,7 +129,9 @@ function versionOf(pkg: Record<string, unknown>): string {
 }
 
 function readPackageJson(file: string): Record<string, unknown> {
-  const size = statSync(file).size
+  const st = statSync(file)
+  if (!st.isFile()) throw new MoeError(ErrorCodes.PLUGIN_MANIFEST_INVALID, `${file} is not a regular file`, { file })
+  const size = st.size
   if (size > MAX_PACKAGE_JSON) {
     throw new MoeError(ErrorCodes.PLUGIN_MANIFEST_INVALID, `${file} is ${size} bytes, more than the ${MAX_PACKAGE_JSON} a package.json may have`, { file })
   }

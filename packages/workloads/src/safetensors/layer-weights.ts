@@ -6,10 +6,10 @@
  * bytes are read, so the file never decides how much is allocated; non-finite weights are
  * refused.
  */
-import { readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { ErrorCodes, MoeError, type ExpertWeights, type LayerWeights, type ModelShape } from '@moe-route/core'
 import { corrupt, invalid } from '../io/errors.js'
+import { openForRead } from '../io/file.js'
 import { openSafetensors, type SafetensorsFile } from './safetensors.js'
 
 /** Tensor names of one MoE layer in a checkpoint layout (Hugging Face Mixtral / OLMoE naming). */
@@ -80,12 +80,17 @@ export async function readSafetensorsLayer(source: SafetensorsLayerSource, shape
   }
 }
 
+/** Largest safetensors index read (64 MiB; real ones are a few hundred KiB). */
+const MAX_INDEX_BYTES = 64 * 2 ** 20
+
 async function readIndex(file: string): Promise<Map<string, string>> {
+  const { handle, size } = await openForRead(file) // a regular file, or FILE_NOT_FOUND
   let text: string
   try {
-    text = await readFile(file, 'utf8')
-  } catch (cause) {
-    throw new MoeError(ErrorCodes.FILE_NOT_FOUND, `cannot read the safetensors index ${file}: ${(cause as Error).message}`, { file }, { cause })
+    if (size > MAX_INDEX_BYTES) throw corrupt(file, 'index', `is ${size} bytes, more than the ${MAX_INDEX_BYTES} a safetensors index may have`)
+    text = await handle.readFile('utf8')
+  } finally {
+    await handle.close()
   }
   let index: { weight_map?: unknown }
   try {
