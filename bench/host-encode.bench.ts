@@ -1,5 +1,5 @@
 /**
- * Host cost of the fused layer: ms per forward to encode and submit (nothing waits), on Dawn's
+ * Host cost of the layer's device pipeline: ms per batch to encode and submit (nothing waits), on Dawn's
  * null backend, which executes nothing — the JS side alone (program lookups, bind groups,
  * uniforms, pooled buffers, Dawn's encoding and validation). Runs on any machine with the
  * `webgpu` package; prints the machine, the shape and ms per call (median of 7 rounds of 100).
@@ -9,6 +9,7 @@
 import { cpus } from 'node:os'
 import { GpuContext, WebGpuMoeLayer, acquireDevice, generateLayerWeights, quantizeDeviceWeights } from '@moe-route/backend-webgpu'
 import { median } from './lib/gpu-timing.js'
+import { benchPipeline, deviceBatch } from './lib/pipeline.js'
 
 const real = process.argv.includes('--device')
 const acq = await acquireDevice(real ? {} : { dawnFlags: ['backend=null'], timestamps: false })
@@ -25,12 +26,10 @@ for (const shape of [
   for (const [weights, layer, w] of [['f16', new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' }), dw], ['int8', new WebGpuMoeLayer(ctx), w8]] as const) {
     for (const T of [1, 32]) {
       const xb = layer.uploadHidden(x.subarray(0, T * s.hidden), T, s.hidden)
-      const once = () => {
-        const rec = ctx.recorder('host-encode')
-        const f = layer.encodeForward(rec, xb, T, w as never)
-        rec.submitNoWait()
-        f.release()
-      }
+      // the configured layer's device pipeline (router, no policy, exact-size grouping), submitted without a wait
+      const pipeline = await benchPipeline(layer, w as never, s)
+      const batch = deviceBatch(layer, xb, T, s.hidden)
+      const once = () => void pipeline.submit(batch)
       for (let i = 0; i < 50; i++) once()
       const rounds: number[] = []
       for (let r = 0; r < 7; r++) {

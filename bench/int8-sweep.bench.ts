@@ -13,6 +13,7 @@ import { randomHidden, relativeL2 } from '@moe-route/backend-cpu'
 import type { ModelShape } from '@moe-route/core'
 import { GpuContext, WebGpuMoeLayer, acquireDevice, generateLayerWeights, quantizeDeviceWeights, type Int8TilePlan, type SgmTile } from '@moe-route/backend-webgpu'
 import { median, timeBackToBack } from './lib/gpu-timing.js'
+import { benchPipeline, deviceBatch } from './lib/pipeline.js'
 
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(name)
@@ -91,9 +92,9 @@ for (const shape of SHAPES) {
   for (const T of TOKENS) {
     const x = randomHidden(T, s.hidden, T)
     const xb = f16.uploadHidden(x, T, s.hidden)
-    const ref16 = await f16.forward(x, dw)
+    const ref16 = await (await benchPipeline(f16, dw, s)).forward({ id: 0, tokens: T, hidden: x }, { detail: 'telemetry', output: 'host' })
     let refDot4: Float32Array | null = null
-    const rowsTotal = Array.from(ref16.counts).reduce((a, b) => a + b, 0)
+    const rowsTotal = ref16.counts.loadAfter.reduce((a, b) => a + b, 0)
     // int8 multiply-accumulates of the two GEMMs: rows · (2·I·H + H·I)
     const ops = 2 * rowsTotal * 3 * s.hidden * s.intermediate
     for (const entry of layers) {
@@ -101,27 +102,25 @@ for (const shape of SHAPES) {
       const { v, l, pl } = entry
       if (v.tokens && !v.tokens(T)) continue
       try {
-        const r = await l.forward(x, w8)
-        if (!refDot4) refDot4 = r.output // the first variant run at this T: dot4, or (--no-dot4, T > 512) the next
+        const pipeline = await benchPipeline(l, w8, s)
+        const r = await pipeline.forward({ id: 0, tokens: T, hidden: x }, { detail: 'telemetry', output: 'host' })
+        if (!refDot4) refDot4 = r.output! // the first variant run at this T: dot4, or (--no-dot4, T > 512) the next
         const n = Math.max(3, Math.min(20, Math.ceil(2000 / T)))
-        const ms = await timeBackToBack(device, () => {
-          const rec = ctx.recorder('sweep')
-          const f = l.encodeForward(rec, xb, T, w8)
-          rec.submitNoWait()
-          f.release()
-        }, n)
+        const batch = deviceBatch(l, xb, T, s.hidden)
+        const ms = await timeBackToBack(device, () => void pipeline.submit(batch), n)
         let kernels: Record<string, number> | undefined
         let gemmMs: number | null = null
         if (pl) {
           const ks: Record<string, number>[] = []
-          for (let i = 0; i < 3; i++) ks.push((await pl.forward(x, w8)).kernels ?? {})
-          const gm = ks.map((k) => Object.entries(k).filter(([n]) => n.startsWith('experts-int8-') && !n.includes('quantize')).reduce((a, [, t]) => a + t, 0))
+          const pp = await benchPipeline(pl, w8, s)
+          for (let i = 0; i < 3; i++) ks.push((await pp.forward({ id: i, tokens: T, hidden: x }, { detail: 'telemetry', output: 'norm' })).kernels ?? {})
+          const gm = ks.map((k) => Object.entries(k).filter(([n]) => n.includes('experts-int8-') && !n.includes('quantize')).reduce((a, [, t]) => a + t, 0))
           gemmMs = median(gm)
           kernels = ks[gm.indexOf(gemmMs)] ?? ks[1]
         }
         const row = {
           shape: label, T, variant: v.name, ms, gemmMs, gemmTops: gemmMs ? ops / (gemmMs * 1e9) : null, kernels,
-          relL2VsDot4: relativeL2(r.output, refDot4!), relL2VsF16: relativeL2(r.output, ref16.output), finite: r.output.every(Number.isFinite),
+          relL2VsDot4: relativeL2(r.output!, refDot4!), relL2VsF16: relativeL2(r.output!, ref16.output!), finite: r.output!.every(Number.isFinite),
         }
         rows.push(row)
         console.log(JSON.stringify(row))

@@ -1,6 +1,6 @@
 /**
  * GPU time of the capacity family's policy stages (capacity-drop, expert-drop,
- * device-capacity) inside the WebGPU device pipeline, against the host `apply` of the same
+ * device-capacity, expanded-drop, reroute, spare-capacity-reroute) inside the WebGPU device pipeline, against the host `apply` of the same
  * policy on the same routing (what a host round trip would spend in JS alone, transfers not
  * counted). Routing-only batches: logits in, the device router (softmax top-k), the policy,
  * the exact-size grouping; no expert FFN.
@@ -21,7 +21,10 @@ import { createWebGpuBackend, probeAdapter } from '@moe-route/backend-webgpu'
 import { contiguousPlacement, createRegistry, exactSizeDispatcher, mixSeed, mulberry32, normal, softmaxTopK, type Dispatcher, type ModelShape, type Plugin, type Router, type RoutingPolicy } from '@moe-route/core'
 import capacityDrop from '@moe-route/policy-capacity-drop'
 import deviceCapacity from '@moe-route/policy-device-capacity'
+import expandedDrop from '@moe-route/policy-expanded-drop'
 import expertDrop from '@moe-route/policy-expert-drop'
+import reroute from '@moe-route/policy-reroute'
+import spareCapacityReroute from '@moe-route/policy-spare-capacity-reroute'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
@@ -57,7 +60,16 @@ const cases: Case[] = [
   { plugin: deviceCapacity, label: 'device-capacity γ1, 8 devices', options: () => ({ capacityFactor: 1, applyToDecode: true }), devices: 8 },
   // γ 0.8: with one device γ 1 keeps every pair and the ranking is skipped
   { plugin: deviceCapacity, label: 'device-capacity γ0.8, 1 device', options: () => ({ capacityFactor: 0.8, applyToDecode: true }), devices: 1 },
+  { plugin: expandedDrop, label: 'expanded-drop γ1 local, 8 devices', options: () => ({ capacityFactor: 1, candidates: 'local', applyToDecode: true }), devices: 8 },
+  { plugin: reroute, label: 'reroute γ1, 2 rounds', options: () => ({ capacityFactor: 1, rounds: 2, applyToDecode: true }), devices: 8 },
+  { plugin: spareCapacityReroute, label: 'spare-capacity-reroute γ1', options: () => ({ capacityFactor: 1, applyToDecode: true }), devices: 8 },
 ]
+
+/** A stage's GPU ms: its kernels are timed as `stage|kernel` (or under the stage's name alone). */
+const stageMs = (kernels: Record<string, number> | undefined, stage: string): number | undefined => {
+  const times = Object.entries(kernels ?? {}).filter(([k]) => k === stage || k.startsWith(`${stage}|`))
+  return times.length ? times.reduce((a, [, ms]) => a + ms, 0) : undefined
+}
 
 const median = (xs: number[]): number => {
   const s = xs.slice().sort((a, b) => a - b)
@@ -67,7 +79,7 @@ const median = (xs: number[]): number => {
 const adapter = await probeAdapter()
 if (!adapter) throw new Error('no WebGPU adapter (on a machine without a GPU install Mesa lavapipe: scripts/install-lavapipe.sh)')
 const backend = createWebGpuBackend({ weightsDtype: 'f32', profile: true })
-const registry = createRegistry([capacityDrop, expertDrop, deviceCapacity])
+const registry = createRegistry([capacityDrop, expertDrop, deviceCapacity, expandedDrop, reroute, spareCapacityReroute])
 console.log(`policy stages on ${adapter}; host side: Node ${process.version} on ${cpus()[0]?.model ?? 'unknown CPU'}; ${reps} timed batches per point (medians)`)
 console.log('| shape | policy | T | decode | stage GPU µs | host apply µs | dropped |')
 console.log('|---|---|---|---|---|---|---|')
@@ -92,7 +104,7 @@ try {
         let dropped = 0
         for (let i = 0; i < reps + 3; i++) {
           const res = await pipeline.forward({ id: i, ...batch }, { detail: 'telemetry' })
-          const ms = res.kernels?.[`policy:${c.plugin.meta.name}`]
+          const ms = stageMs(res.kernels, `policy:${c.plugin.meta.name}`)
           if (i >= 3 && ms !== undefined) gpu.push(ms * 1000)
           dropped = res.counts.policies[0].dropped
         }

@@ -90,7 +90,7 @@ for (const shape of shapes) {
     if (!q) continue
     const e = peerMs(shape, 'eager', T)
     const g = peerMs(shape, 'grouped_mm', T)
-    const kinds = [...new Set(Object.keys(q.kernels ?? {}).filter((k) => /int8-(gemv|sgm|dot4)/.test(k)).map((k) => k.replace(/^experts-int8-/, '').replace(/-(gate-up|down)$/, '')))].join(', ')
+    const kinds = [...new Set(Object.keys(q.kernels ?? {}).filter((k) => /int8-(gemv|sgm|dot4)/.test(k)).map((k) => k.replace(/^.*\|/, '').replace(/^experts-int8-/, '').replace(/-(gate-up|down)$/, '')))].join(', ')
     lines.push(`| ${shape} | ${T} | ${f(q.ms)} | ${f(q.gpuMs)} | ${f(e ? e.ms / q.ms : NaN)} | ${f(g ? g.ms / q.ms : NaN)} | ${f(d ? d.ms / q.ms : NaN)} | ${f(100 * q.rooflineMs / q.ms, 0)}% | ${f(100 * q.rooflineF16Ms / q.ms, 0)}% | ${kinds} | ${q.int8VsF16RelativeL2 === undefined ? '–' : q.int8VsF16RelativeL2.toExponential(1)} |`)
     const p = plot.find((x) => x.shape === shape && x.T === T)
     if (p) p.int8 = q.ms

@@ -3,10 +3,12 @@
  *   Mixtral-8x7B (H 4096, I 14336, E 8, k 2) and OLMoE (H 2048, I 1024, E 64, k 8),
  *   T ∈ {1, 8, 32, 128, 512, 2048, 4096}; f16 weights (packed two per u32) generated on the GPU
  *   from normal(0, 0.02); x ~ normal(0, 1).
- * Per shape and T: the fused layer (gate → softmax top-k → group → SwiGLU experts → combine)
- * with no drop, capacity drop at γ 1.0 and 1.5, and static gating (padded to C = ceil(k·T/E)),
- * timed as back-to-back submissions (like CUDA-event timing of back-to-back launches), plus
- * the roofline: bytes of the active experts' weights ÷ the measured read bandwidth.
+ * Per shape and T: the layer's device pipeline — the same code path as a configured engine:
+ * gate → softmax-top-k router → capacity-drop (or none) → exact-size / static grouping →
+ * SwiGLU experts → combine → telemetry, every stage lowered — with no drop, capacity drop at
+ * γ 1.0 and 1.5, and static gating (padded to C = ceil(k·T/E)), timed as back-to-back
+ * submissions (`pipeline.submit`, like CUDA-event timing of back-to-back launches), plus the
+ * roofline: bytes of the active experts' weights ÷ the measured read bandwidth.
  * Also a parity check of the GPU output against the CPU reference at the real shape.
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
@@ -26,10 +28,9 @@ import {
   quantizeDeviceWeights,
   type DeviceInt8Weights,
   type DeviceLayerWeights,
-  type ExpertKernel,
-  type LayerPolicy,
 } from '@moe-route/backend-webgpu'
 import { readBandwidth, timeBackToBack } from './lib/gpu-timing.js'
+import { benchPipeline, deviceBatch, type BenchPolicy } from './lib/pipeline.js'
 
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(name)
@@ -54,7 +55,7 @@ const TOKENS = opt('--tokens', '')
     : flag('--quick')
       ? [1, 32, 512]
       : [1, 8, 32, 128, 512, 2048, 4096]
-const POLICIES: { name: string; policy?: LayerPolicy; expertKernel?: ExpertKernel; only?: number[]; int8?: boolean }[] = [
+const POLICIES: { name: string; policy?: BenchPolicy; expertKernel?: 'gemv' | 'gemm'; only?: number[]; int8?: boolean }[] = [
   { name: 'dynamic' },
   { name: 'dynamic/gemv', expertKernel: 'gemv', only: [32, 128, 512] },
   { name: 'dynamic/gemm', expertKernel: 'gemm', only: [32, 128, 512] },
@@ -76,32 +77,28 @@ const ctx = new GpuContext(acquired)
 // A second context on the same device with timestamp queries: GPU time of each kernel.
 const profCtx = acquired.features.timestampQuery ? new GpuContext(acquired, { profile: true }) : null
 const device = acquired.device
+const profLayers = new Map<boolean, WebGpuMoeLayer>()
 console.log(JSON.stringify({ adapter: acquired.adapterName, info: acquired.adapterInfo, features: acquired.features }))
 
+const pipelines = new Map<string, Promise<Awaited<ReturnType<typeof benchPipeline>>>>()
+/** The device pipeline of a (layer, weights, policy, kernel) combination, built once. */
+function pipelineOf(layer: WebGpuMoeLayer, dw: DeviceLayerWeights | DeviceInt8Weights, model: ModelShape, policy: BenchPolicy | undefined, expertKernel?: 'gemv' | 'gemm') {
+  const key = `${pipelineIds.get(layer) ?? pipelineIds.set(layer, pipelineIds.size).get(layer)}|${pipelineIds.get(dw) ?? pipelineIds.set(dw, pipelineIds.size).get(dw)}|${JSON.stringify(policy ?? {})}|${expertKernel ?? ''}`
+  let p = pipelines.get(key)
+  if (!p) pipelines.set(key, (p = benchPipeline(layer, dw, model, policy, expertKernel)))
+  return p
+}
+const pipelineIds = new Map<object, number>()
+
 /**
- * ms per call of the fused layer, `n` calls submitted back to back without waiting (one wait
- * at the end, like CUDA-event timing of back-to-back launches): wall clock, host encoding
- * included. `gpuOnly`: the n calls encoded into one command buffer and one submit, so the
- * host cost of encoding is paid before the clock starts (the GPU's own time per call).
+ * ms per call of the layer's pipeline, `n` calls submitted back to back without waiting (one
+ * wait at the end, like CUDA-event timing of back-to-back launches): wall clock, host encoding
+ * included.
  */
-async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, dw: DeviceLayerWeights | DeviceInt8Weights, policy: LayerPolicy | undefined, n: number, expertKernel?: ExpertKernel, gpuOnly = false, warmupMs = 150): Promise<number> {
-  const opts = { ...(policy ? { policy } : {}), ...(expertKernel ? { expertKernel } : {}) }
-  const once = () => {
-    const rec = ctx.recorder('bench forward')
-    const f = layer.encodeForward(rec, xb, T, dw, opts)
-    rec.submitNoWait()
-    f.release()
-  }
-  if (!gpuOnly) return timeBackToBack(device, once, n, warmupMs)
-  await timeBackToBack(device, once, 3)
-  const rec = ctx.recorder('bench forward x n')
-  const fs = Array.from({ length: n }, () => layer.encodeForward(rec, xb, T, dw, opts))
-  const t0 = performance.now()
-  rec.submitNoWait()
-  await device.queue.onSubmittedWorkDone()
-  const ms = (performance.now() - t0) / n
-  for (const f of fs) f.release()
-  return ms
+async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, model: ModelShape, dw: DeviceLayerWeights | DeviceInt8Weights, policy: BenchPolicy | undefined, n: number, expertKernel?: 'gemv' | 'gemm', warmupMs = 150): Promise<number> {
+  const pipeline = await pipelineOf(layer, dw, model, policy, expertKernel)
+  const batch = deviceBatch(layer, xb, T, model.hidden)
+  return timeBackToBack(device, () => void pipeline.submit(batch), n, warmupMs)
 }
 
 // Diagnostic: the decode gate+up kernel alone (Mixtral shape, one token, one expert) on this
@@ -135,9 +132,9 @@ for (const shape of SHAPES) {
   if (!flag('--no-parity')) {
     const T = 3
     const x = randomHidden(T, shape.hidden, 99)
-    const r = await layer.forward(x, dw, { readRouting: true })
+    const r = await (await pipelineOf(layer, dw, modelShape, undefined)).forward({ id: 0, tokens: T, hidden: x }, { detail: 'full', output: 'host' })
     const router = await readRouterWeight(ctx, dw)
-    const active = [...new Set(Array.from(r.routing!.expertIds))]
+    const active = [...new Set(Array.from(r.detail!.original.expertIds))]
     const experts: LayerWeights['experts'][number][] = []
     for (let e = 0; e < shape.experts; e++) experts.push(active.includes(e) ? await readExpertWeights(ctx, dw, e) : { gate: new Float32Array(0), up: new Float32Array(0), down: new Float32Array(0) })
     const w: LayerWeights = { shape: modelShape, router, experts }
@@ -151,10 +148,10 @@ for (const shape of SHAPES) {
     const pairs: { token: number; expert: number; weight: number }[] = []
     for (let t = 0; t < T; t++) for (let j = 0; j < shape.topK; j++) pairs.push({ token: t, expert: routing.expertIds[t * shape.topK + j], weight: routing.weights[t * shape.topK + j] })
     const ref = naiveTokenLoop(x, T, pairs, w)
-    const samePairs = Array.from(routing.expertIds).join() === Array.from(r.routing!.expertIds).join()
+    const samePairs = Array.from(routing.expertIds).join() === Array.from(r.detail!.original.expertIds).join()
     let refNorm = 0
     for (const v of ref) refNorm += v * v
-    const p = { shape: label, tokens: T, samePairs, relativeL2: relativeL2(r.output, ref), referenceL2Norm: Math.sqrt(refNorm) }
+    const p = { shape: label, tokens: T, samePairs, relativeL2: relativeL2(r.output!, ref), referenceL2Norm: Math.sqrt(refNorm) }
     parity.push(p)
     console.log(JSON.stringify({ parity: p }))
   }
@@ -162,20 +159,21 @@ for (const shape of SHAPES) {
     const x = randomHidden(T, shape.hidden, T)
     const xb = layer.uploadHidden(x, T, shape.hidden)
     // Active experts of this batch (no drop), for the roofline.
-    const probe = await layer.forward(x, dw)
-    const active = Array.from(probe.counts).filter((c) => c > 0).length
+    const probe = await (await pipelineOf(layer, dw, modelShape, undefined)).forward({ id: 0, tokens: T, hidden: x }, { detail: 'telemetry', output: 'host' })
+    const active = probe.counts.loadAfter.filter((c) => c > 0).length
     const rooflineMs = ((active * bytesPerExpert) / bw) * 1000
     // --gemv-sweep: decode layouts side by side (weight rows per workgroup; expert slots), dynamic routing
-    if (flag('--gemv-sweep') && T <= 32) {
-      for (const [gemvRows, decodeSlots] of [[2, 'active'], [4, 'active'], [4, 'all']] as const) {
+    if (flag('--gemv-sweep') && T <= Number(opt('--gemv-max-t', '32'))) {
+      const rowsList = opt('--gemv-rows', '') ? opt('--gemv-rows', '').split(',').map((r) => [Number(r), 'active'] as const) : ([[2, 'active'], [4, 'active'], [4, 'all']] as const)
+      for (const [gemvRows, decodeSlots] of rowsList) {
         const l = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', gemvRows, decodeSlots, expertKernel: 'gemv' })
-        const ms = await timeForward(l, xb, T, dw, undefined, 20)
+        const ms = await timeForward(l, xb, T, modelShape, dw, undefined, 20)
         console.log(JSON.stringify({ sweep: 'gemv', shape: label, T, gemvRows, decodeSlots, ms, pctRoofline: (100 * rooflineMs) / ms }))
       }
     }
     // int8 accuracy at this T: the int8 layer against the f16 layer on the same weights
-    const out16 = probe.output
-    const out8 = (await layer8.forward(x, w8)).output
+    const out16 = probe.output!
+    const out8 = (await (await pipelineOf(layer8, w8, modelShape, undefined)).forward({ id: 0, tokens: T, hidden: x }, { detail: 'telemetry', output: 'host' })).output!
     const int8VsF16 = relativeL2(out8, out16)
     console.log(JSON.stringify({ shape: label, T, int8VsF16RelativeL2: int8VsF16 }))
     const wanted = opt('--policies', '') ? opt('--policies', '').split(',') : null
@@ -187,19 +185,20 @@ for (const shape of SHAPES) {
       const n = Math.max(3, Math.min(iters, Math.ceil(2000 / Math.max(1, T))))
       // the first configuration after host work (weights, parity, probes) gets a 1 s warm-up:
       // with 150 ms it measured up to 4× slower on the H200
-      const ms = await timeForward(L, xb, T, W, policy, n, expertKernel, false, name === (wanted?.[0] ?? POLICIES[0].name) ? 1000 : 150)
-      const gpuOnlyMs = await timeForward(L, xb, T, W, policy, n, expertKernel, true)
+      const ms = await timeForward(L, xb, T, modelShape, W, policy, n, expertKernel, name === (wanted?.[0] ?? POLICIES[0].name) ? 1000 : 150)
       // GPU time: the sum of the kernels' timestamp-query times of one profiled forward (median of 3)
       let gpuMs: number | null = null
       let kernels: Record<string, number> | undefined
       let expertKernelUsed: string | undefined
       if (profCtx) {
-        const pl = new WebGpuMoeLayer(profCtx, int8 ? { int8Kernel: 'auto' } : { weightsDtype: 'f16' })
+        const pl = profLayers.get(!!int8) ?? profLayers.set(!!int8, new WebGpuMoeLayer(profCtx, int8 ? { int8Kernel: "auto" } : { weightsDtype: "f16" })).get(!!int8)!
+        const pp = await pipelineOf(pl, W, modelShape, policy, expertKernel)
         const runs: { total: number; kernels: Record<string, number>; kind: string }[] = []
         for (let i = 0; i < 3; i++) {
-          const r = await pl.forward(x, W, { ...(policy ? { policy } : {}), ...(expertKernel ? { expertKernel } : {}) })
+          const r = await pp.forward({ id: i, tokens: T, hidden: x }, { detail: 'telemetry', output: 'norm' })
           const k = r.kernels ?? {}
-          runs.push({ total: Object.values(k).reduce((a, b) => a + b, 0), kernels: k, kind: r.expertKernel })
+          const kind = Object.keys(k).some((n) => n.includes('int8')) ? 'int8' : Object.keys(k).some((n) => n.includes('gemv')) ? 'gemv' : 'gemm'
+          runs.push({ total: Object.values(k).reduce((a, b) => a + b, 0), kernels: k, kind })
         }
         runs.sort((a, b) => a.total - b.total)
         gpuMs = runs[1].total
@@ -208,7 +207,7 @@ for (const shape of SHAPES) {
       }
       // roofline of the bytes this variant reads: f16 weights, or int8 weights + scales
       const roof = int8 ? ((active * bytesPerExpert8) / bw) * 1000 : rooflineMs
-      const row = { shape: label, T, policy: name, ms, gpuOnlyMs, gpuMs, kernels, expertKernel: expertKernelUsed, activeExperts: active, rooflineMs: roof, rooflineF16Ms: rooflineMs, pctRoofline: (100 * roof) / ms, iters: n, ...(int8 ? { int8VsF16RelativeL2: int8VsF16 } : {}) }
+      const row = { shape: label, T, policy: name, ms, gpuMs, kernels, expertKernel: expertKernelUsed, activeExperts: active, rooflineMs: roof, rooflineF16Ms: rooflineMs, pctRoofline: (100 * roof) / ms, iters: n, ...(int8 ? { int8VsF16RelativeL2: int8VsF16 } : {}) }
       rows.push(row)
       console.log(JSON.stringify(row))
     }

@@ -1,9 +1,11 @@
 // A Mixtral-8x7B-shaped MoE layer (E = 8, k = 2, renormalised top-2; H and I scaled down so
-// it runs on a software adapter) through moe-route's engine: the gate matmul and the grouped
-// SwiGLU experts run on the WebGPU device, the policy stack (reroute overflow to the
-// next-best expert with room, then capacity-drop as a hard cap) runs between them.
+// it runs on a software adapter) through moe-route's engine. On the WebGPU backend the whole
+// configured layer is one device pipeline: the gate, the softmax-top-k router, the policy stack
+// (reroute overflow to the next-best expert with room, then capacity-drop as a hard cap) through
+// their GPU lowerings, the grouping, the grouped SwiGLU experts and the combine, with the
+// weights generated on the device from the config's seed (f16) and only telemetry read back.
 import { createMoe, createRegistry, TokenStream } from '@moe-route/core'
-import cpuBackend, { randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
+import cpuBackend, { randomHidden, relativeL2 } from '@moe-route/backend-cpu'
 import webgpuBackend, { probeAdapter } from '@moe-route/backend-webgpu'
 import capacityDrop from '@moe-route/policy-capacity-drop'
 import reroute from '@moe-route/policy-reroute'
@@ -26,12 +28,12 @@ export const findAdapter = () => probeAdapter()
  * @param {{ backend: 'webgpu' | 'cpu', batches?: number, tokens?: number }} o
  */
 export async function runLayer({ backend, batches = 4, tokens = 64 }) {
-  const weights = randomLayerWeights(MODEL, { seed: 1, std: 0.05 })
   const engine = createMoe({
     registry: createRegistry([cpuBackend, webgpuBackend, reroute, capacityDrop]),
-    weights,
-    config: { model: MODEL, backend: { use: backend }, policies: POLICIES, seed: 1 },
+    // seeded normal(0, 0.05) weights: made on the GPU (f16) by webgpu, on the host (f32) by cpu
+    config: { model: MODEL, backend: { use: backend }, policies: POLICIES, weights: { seed: 1, std: 0.05 }, seed: 1 },
   })
+  const stages = await engine.ready() // where each stage runs (device pipelines), shaders compiled
   const stream = new TokenStream(engine, { capacity: 2 })
   const producer = (async () => {
     for (let id = 0; id < batches; id++) await stream.write({ id, tokens, hidden: randomHidden(tokens, MODEL.hidden, 100 + id) })
@@ -44,7 +46,7 @@ export async function runLayer({ backend, batches = 4, tokens = 64 }) {
   } finally {
     await engine.dispose()
   }
-  return { adapter: backend === 'webgpu' ? await engine.backend?.info().adapter : 'cpu', results }
+  return { adapter: backend === 'webgpu' ? await engine.backend?.info().adapter : 'cpu', stages, results }
 }
 
 /** Relative L2 error of each batch's GPU output against the CPU reference. */

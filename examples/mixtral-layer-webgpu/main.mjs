@@ -25,21 +25,22 @@ const batches = gpu.results.map(({ telemetry: t }, i) => ({
   maxMeanBefore: t.maxMeanBefore,
   maxMeanAfter: t.maxMeanAfter,
   maxLoadAfter: Math.max(...t.loadAfter),
-  expertsMs: t.timings.expertsMs,
+  hostRoundTrips: t.hostRoundTrips ?? {},
   fallback: t.fallback ?? null,
   relL2VsCpu: errors[i],
   cpuDropped: cpu.results[i].telemetry.droppedPairs,
 }))
 if (json) {
-  console.log(JSON.stringify({ adapter, model: MODEL, policies: POLICIES, gpuMs, batches }))
+  console.log(JSON.stringify({ adapter, model: MODEL, policies: POLICIES, stages: gpu.stages, gpuMs, batches }))
 } else {
   console.log(`${MODEL.name}: E=${MODEL.experts} k=${MODEL.topK} H=${MODEL.hidden} I=${MODEL.intermediate} on ${adapter}`)
   console.log(`policies: ${POLICIES.map((p) => `${p.use} ${JSON.stringify(p.options)}`).join(' → ')}`)
+  console.log(`pipeline: ${gpu.stages.map((s) => `${s.stage} [${s.where}]`).join(' → ')}`)
   batches.forEach((b, i) =>
     console.log(
       `batch ${i}: ${b.tokens} tokens, rerouted ${b.rerouted}, dropped ${b.dropped}/${b.pairs}, max/mean load ` +
-        `${b.maxMeanBefore.toFixed(2)} → ${b.maxMeanAfter.toFixed(2)} (capacities ${b.capacity.join(', ')}), experts ` +
-        `${b.expertsMs.toFixed(1)} ms on ${b.backend}${b.fallback ? ` (fell back: ${b.fallback.reason})` : ''}, rel. L2 vs CPU ${b.relL2VsCpu.toExponential(2)}`,
+        `${b.maxMeanBefore.toFixed(2)} → ${b.maxMeanAfter.toFixed(2)} (capacities ${b.capacity.join(', ')}) on ${b.backend}` +
+        `${b.fallback ? ` (fell back: ${b.fallback.reason})` : ''}, rel. L2 vs CPU ${b.relL2VsCpu.toExponential(2)}`,
     ),
   )
   console.log(`${batches.length} batches on the GPU in ${gpuMs.toFixed(0)} ms`)

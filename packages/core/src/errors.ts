@@ -49,6 +49,10 @@ export const ErrorCodes = {
   TRACE_CORRUPT: 'MOE_ROUTE_ERR_TRACE_CORRUPT',
   /** A required service is not registered in the container. */
   SERVICE_MISSING: 'MOE_ROUTE_ERR_SERVICE_MISSING',
+  /** Options of the metrics bridge (`@moe-route/telemetry`) are invalid: bucket bounds, limits, label names, a port. */
+  TELEMETRY_OPTIONS_INVALID: 'MOE_ROUTE_ERR_TELEMETRY_OPTIONS_INVALID',
+  /** The metrics server could not listen on the requested host and port (in use, not permitted, no such address). */
+  TELEMETRY_LISTEN_FAILED: 'MOE_ROUTE_ERR_TELEMETRY_LISTEN_FAILED',
   /** A plugin package has no `moe-route` field in its package.json: its meta cannot be read without running it. */
   PLUGIN_MANIFEST_MISSING: 'MOE_ROUTE_ERR_PLUGIN_MANIFEST_MISSING',
   /** A plugin package's `moe-route` field is malformed (fields, sizes, an options schema that is not safe to compile). */

@@ -199,6 +199,13 @@ export interface PolicyTelemetry {
   readonly fallback?: { readonly from: string; readonly to: string; readonly error: { readonly code: string; readonly message: string } }
 }
 
+/** Pairs one plugin removed for one reason within a batch. */
+export interface DropCount {
+  readonly policy: string
+  readonly reason: DropReason
+  readonly pairs: number
+}
+
 /** Expert-store counters for one batch. */
 export interface StoreTelemetry {
   readonly hits: number
@@ -237,6 +244,13 @@ export interface BatchTelemetry {
   /** Tokens with every pair dropped (their MoE output is 0). */
   readonly tokensFullyDropped: number
   readonly policies: readonly PolicyTelemetry[]
+  /**
+   * Pairs removed in this batch, counted by the plugin that removed them (a policy, or the
+   * dispatcher for static-gating overflow) and the reason it gave, in first-seen order. Counts
+   * every removal, so a pair a policy added and a later one dropped is counted although it is
+   * not a router pair ({@link droppedPairs} counts router pairs only).
+   */
+  readonly droppedBy?: readonly DropCount[]
   readonly dispatch: {
     readonly mode: string
     readonly slotsComputed: number

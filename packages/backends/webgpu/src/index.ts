@@ -2,21 +2,15 @@
  * @moe-route/backend-webgpu — the MoE layer's kernels in WGSL on a WebGPU device: Dawn's
  * native node bindings (npm `webgpu`) in Node, or any GPUDevice you pass in.
  */
-export { createWebGpuBackend, cpuForward, type WebGpuBackend, type WebGpuBackendOptions, type FallbackInfo } from './webgpu-backend.js'
+export { createWebGpuBackend, type WebGpuBackend, type WebGpuBackendOptions, type FallbackInfo } from './webgpu-backend.js'
 export { webgpuBackend, webgpuBackend as default, webgpuDefaultOptions, webgpuOptionsSchema, type WebGpuPluginOptions } from './plugin.js'
+export { WebGpuMoeLayer, withActiveList, type ExpertKernel, type LayerOptions, type ExpertKernelUsed, type Int8KernelOption } from './layer.js'
+export { WebGpuPipeline, createWebGpuPipeline, deviceTensor, syntheticHidden, type WebGpuPipelineOptions } from './pipeline/device-pipeline.js'
+export { compileStage, stageSource, type StageRole } from './pipeline/stage-program.js'
+export { loadSafetensorsWeights, layerTensorNames } from './pipeline/safetensors-weights.js'
+export { createStoreSlots, type StoreSlots } from './pipeline/store-slots.js'
 export {
-  WebGpuMoeLayer,
-  type DeviceRouting,
-  type ExpertKernel,
-  type ForwardBuffers,
-  type ForwardOptions,
-  type ForwardResult,
-  type LayerOptions,
-  type ExpertKernelUsed,
-  type Int8KernelOption,
-} from './layer.js'
-export { referenceDispatch, resolvePolicy, type LayerPolicy, type ReferenceDispatch, type ResolvedPolicy } from './policy.js'
-export {
+  allocateLayerWeights,
   checkShape,
   generateLayerWeights,
   readExpertWeights,

@@ -1,15 +1,13 @@
 /**
- * The MoE layer on one device: gate, routing, dispatch, grouped SwiGLU experts and combine,
- * encoded as kernel dispatches. `experts()` runs any DispatchPlan built on the host;
- * `forward()` keeps the whole layer on the GPU (routing included) and reads back only the
- * output and the per-expert counts.
+ * The MoE layer's kernels on one device: the gate matmul, the grouped SwiGLU experts and the
+ * combine, encoded as kernel dispatches. `experts()` runs any DispatchPlan built on the host;
+ * the device pipeline (pipeline/device-pipeline.ts) encodes the whole configured layer —
+ * routing, policies and grouping included — around `encodeExperts`.
  */
 import { ErrorCodes, MoeError, assertLength, type DispatchPlan, type LayerWeights } from '@moe-route/core'
-import { BufferUsage } from './gpu/constants.js'
 import type { GpuContext, Recorder } from './gpu/context.js'
 import { teamFor, type TeamConsts } from './kernels/common/team.wgsl.js'
 import { combineProgram } from './kernels/combine/combine.program.js'
-import { offsetsProgram, scatterProgram, selectProgram } from './kernels/dispatch/dispatch.program.js'
 import {
   GEMM_BM,
   GEMM_BN,
@@ -37,8 +35,6 @@ import {
   type Int8TilePlan,
   type SgmTile,
 } from './kernels/expert-int8/int8.program.js'
-import { SOFTMAX_TOPK_SUBGROUP_MAX_TOKENS, softmaxTopkProgram, softmaxTopkSubgroupProgram } from './kernels/softmax-topk/softmax-topk.program.js'
-import { resolvePolicy, type LayerPolicy } from './policy.js'
 import { uploadLayerWeights, type DeviceLayerWeights } from './weights.js'
 import { isDeviceInt8Weights, uploadInt8Weights, type DeviceInt8Weights } from './weights-int8.js'
 
@@ -96,63 +92,9 @@ export interface LayerOptions {
   readonly int8GemvMaxRows?: number
 }
 
-/** Options of one {@link WebGpuMoeLayer.forward} call. */
-export interface ForwardOptions {
-  readonly policy?: LayerPolicy
-  /** Expert kernel of this call (`int8` needs host LayerWeights or DeviceInt8Weights; DeviceInt8Weights imply it). */
-  readonly expertKernel?: ExpertKernel
-  /** Also read back the routing (top-k ids, weights, which pairs were computed). */
-  readonly readRouting?: boolean
-}
 
-/** Routing read back from the device. */
-export interface DeviceRouting {
-  /** tokens × k expert ids (descending score, ties lower id). */
-  readonly expertIds: Int32Array
-  /** tokens × k combine weights. */
-  readonly weights: Float32Array
-  /** tokens × experts softmax scores. */
-  readonly scores: Float32Array
-  /** tokens × k: 1 when the pair was computed, 0 when dropped. */
-  readonly kept: Uint8Array
-}
 
-/** Result of {@link WebGpuMoeLayer.forward}. */
-export interface ForwardResult {
-  /** tokens × hidden layer output. */
-  readonly output: Float32Array
-  /** Real rows per expert after the policy. */
-  readonly counts: Int32Array
-  /** Rows computed (real + padding). */
-  readonly rows: number
-  readonly paddingRows: number
-  /** Router pairs not computed. */
-  readonly droppedPairs: number
-  /** Per-expert capacity in force, or null. */
-  readonly capacity: number | null
-  readonly mode: 'dynamic' | 'static'
-  /** Expert kernel used. */
-  readonly expertKernel: ExpertKernelUsed
-  readonly routing?: DeviceRouting
-  /** Kernel times in ms (when profiling). */
-  readonly kernels?: Record<string, number>
-}
 
-/** Device buffers of one encoded forward; `release()` returns them to the pool. */
-export interface ForwardBuffers {
-  readonly out: GPUBuffer
-  readonly counts: GPUBuffer
-  readonly offsets: GPUBuffer
-  readonly topIdx: GPUBuffer
-  readonly topW: GPUBuffer
-  readonly scores: GPUBuffer
-  readonly tokenRows: GPUBuffer
-  readonly rowsBound: number
-  readonly capacity: number | null
-  readonly isStatic: boolean
-  readonly expertKernel: ExpertKernelUsed
-  release(): void
-}
 
 const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)))
 
@@ -175,6 +117,15 @@ const DOT4_CONFIG: Int8GemmConfig = { variant: 'dot4' }
 
 /** Teams (one weight row each) per workgroup of the gate kernel. */
 const GATE_TEAMS = 8
+
+/**
+ * Weight rows per workgroup of the decode kernels when the option does not fix them: 4 (the
+ * tuned decode layout) while the mean group has under one row or the experts are small, 2 once
+ * a large-I layer batches rows (twice the workgroups: Mixtral-8x7B on an H100, 2026-12-05,
+ * `--gemv-sweep`: T = 8 1.48 vs 1.80 ms, T = 32 3.55 vs 4.72, T = 128 10.0 vs 13.2; 8 or 16 rows
+ * per workgroup spill and run 4–15× slower).
+ */
+export const gemvRowsFor = (meanRowsPerExpert: number, intermediate: number): number => (meanRowsPerExpert >= 1 && intermediate >= 8192 ? 2 : 4)
 
 /** Group rows per block of the decode kernels for a typical group size (blocks loop over larger groups). */
 export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPow2(typicalRows))
@@ -374,8 +325,9 @@ export class WebGpuMoeLayer {
       if (p.kernel === 'gemv') {
         const mt = gemvBlockRows(p.rowsHint)
         const sg = this.team.subgroups ? this.team.team : null
-        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg, { rows: this.options.gemvRows, mats: 2, maxWg: this.maxWg })), { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg, { rows: this.options.gemvRows, mats: 1, maxWg: this.maxWg })), { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
+        const rows = this.options.gemvRows ?? gemvRowsFor(p.rowsBound / E, I)
+        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg, { rows, mats: 2, maxWg: this.maxWg })), { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg, { rows, mats: 1, maxWg: this.maxWg })), { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
       } else {
         const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
         rec.run(gemmProgram(dw.dtype, 'gateup'), { tokens: p.tokens, kdim: H, ndim: I, experts: E, rowsTotal: R, ...ind(0) }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
@@ -486,113 +438,5 @@ export class WebGpuMoeLayer {
     rec.releaseAfterSubmit(out, ...Object.values(bufs))
     const { reads, kernels } = await rec.submit()
     return { output: new Float32Array(reads[0]), ...(kernels ? { kernels } : {}), expertKernel: kind }
-  }
-
-  /**
-   * Encodes the whole layer (gate → softmax → top-k → select → offsets → scatter → experts →
-   * combine) reading x from a (T+1)×H device buffer. For benchmarks and embedders that keep
-   * activations on the GPU; call `release()` on the result after submitting.
-   */
-  encodeForward(rec: Recorder, x: GPUBuffer, tokens: number, dw: DeviceLayerWeights | DeviceInt8Weights, options: ForwardOptions = {}): ForwardBuffers {
-    const { experts: E, topK: k, hidden: H, intermediate: I, normalizeTopK } = dw.shape
-    const T = tokens
-    const pol = resolvePolicy(options.policy, T, k, E)
-    const C = pol.capacity ?? 0
-    const rowsBound = pol.isStatic ? E * C : T * k
-    const ctx = this.ctx
-    const s = (bytes: number, label: string, extra = 0) => ctx.storage(Math.max(16, bytes), label, extra)
-    const logits = s(T * E * 4, 'logits')
-    const scores = s(T * E * 4, 'scores')
-    const topIdx = s(T * k * 4, 'topIdx')
-    const topW = s(T * k * 4, 'topW')
-    const cand = s(E * T * 4, 'candidates')
-    const kept = s(E * T * 4, 'kept')
-    const counts = s(E * 4, 'counts')
-    const offsets = s((2 * E + 1) * 4, 'offsets')
-    const args = s(32, 'gemm-args', BufferUsage.INDIRECT)
-    const rowToken = s(rowsBound * 4, 'rowToken')
-    const rowWeight = s(rowsBound * 4, 'rowWeight')
-    const tokenRows = s(T * k * 4, 'tokenRows')
-    if (T > 0) {
-      rec.run(gateProgram(this.team, T * E <= GATE_SPLIT_MAX_OUTPUTS), { tokens: T, experts: E, hidden: H }, [x, dw.router, logits])
-      const sgRoute = this.team.subgroups && T <= SOFTMAX_TOPK_SUBGROUP_MAX_TOKENS ? softmaxTopkSubgroupProgram(this.team.team) : softmaxTopkProgram()
-      rec.run(sgRoute, { tokens: T, experts: E, k, normalize: normalizeTopK }, [logits, scores, topIdx, topW])
-      rec.run(selectProgram(), { tokens: T, k, experts: E, mode: pol.select, capacity: C }, [topIdx, scores, cand, kept, counts])
-    } else {
-      rec.clear(counts, E * 4)
-    }
-    const kind = isDeviceInt8Weights(dw) ? 'int8' : this.pickKernel(options.expertKernel, pol.isStatic ? C : Math.ceil((T * k) / E))
-    // Typical group: the capacity when static, else the mean (never above T).
-    const rowsHint = pol.isStatic ? C : Math.min(T, Math.ceil((T * k) / E))
-    const tile = kind === 'int8' ? int8TileDims(this.int8Gemm(rowsHint, H, I)) : { bm: GEMM_BM, bn: GEMM_BN }
-    rec.run(offsetsProgram(), { experts: E, isStatic: pol.isStatic, capacity: C, colsGateUp: I, colsDown: H, ...tile }, [counts, offsets, args])
-    rec.clear(tokenRows, T * k * 4)
-    if (rowsBound > 0) {
-      rec.run(scatterProgram(), { tokens: T, k, experts: E, width: Math.max(T, C) }, [topIdx, topW, offsets, counts, kept, rowToken, rowWeight, tokenRows])
-    }
-    const out = this.encodeExperts(rec, dw, { x, rowToken, rowWeight, offsets, tokenRows }, { tokens: T, rowsBound, slots: k, kernel: kind, rowsHint, expertSlots: pol.isStatic || this.options.decodeSlots === 'all' ? E : Math.min(E, T * k), indirect: args })
-    const transient = [logits, cand, kept, args, rowToken, rowWeight]
-    return {
-      out,
-      counts,
-      offsets,
-      topIdx,
-      topW,
-      scores,
-      tokenRows,
-      rowsBound,
-      capacity: pol.capacity,
-      isStatic: pol.isStatic,
-      expertKernel: kind,
-      release: () => ctx.pool.release(out, counts, offsets, topIdx, topW, scores, tokenRows, ...transient),
-    }
-  }
-
-  /**
-   * The whole layer on the device for host activations x (T×H): one submission, reading
-   * back the output and per-expert counts (and the routing when asked).
-   */
-  async forward(x: Float32Array, weights: LayerWeights | DeviceLayerWeights | DeviceInt8Weights, options: ForwardOptions = {}): Promise<ForwardResult> {
-    const dw = this.weightsFor(weights, options.expertKernel)
-    const { hidden: H, experts: E, topK: k } = dw.shape
-    if (x.length % H !== 0) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `hidden states length ${x.length} is not a multiple of hidden ${H}`)
-    const T = x.length / H
-    const xb = this.uploadHidden(x, T, H)
-    const rec = this.ctx.recorder('moe-route forward')
-    const f = this.encodeForward(rec, xb, T, dw, options)
-    rec.read(f.out, T * H * 4)
-    rec.read(f.counts, E * 4)
-    if (options.readRouting) {
-      rec.read(f.topIdx, T * k * 4)
-      rec.read(f.topW, T * k * 4)
-      rec.read(f.scores, T * E * 4)
-      rec.read(f.tokenRows, T * k * 4)
-    }
-    rec.releaseAfterSubmit(xb)
-    const { reads, kernels } = await rec.submit()
-    f.release()
-    const counts = new Int32Array(reads[1])
-    const real = counts.reduce((a, b) => a + b, 0)
-    const rows = f.isStatic ? f.rowsBound : real
-    const routing = options.readRouting
-      ? {
-          expertIds: new Int32Array(reads[2]),
-          weights: new Float32Array(reads[3]),
-          scores: new Float32Array(reads[4]),
-          kept: Uint8Array.from(new Uint32Array(reads[5]), (v) => (v > 0 ? 1 : 0)),
-        }
-      : undefined
-    return {
-      output: new Float32Array(reads[0]),
-      counts,
-      rows,
-      paddingRows: rows - real,
-      droppedPairs: T * k - real,
-      capacity: f.capacity,
-      mode: f.isStatic ? 'static' : 'dynamic',
-      expertKernel: f.expertKernel,
-      ...(routing ? { routing } : {}),
-      ...(kernels ? { kernels } : {}),
-    }
   }
 }

@@ -19,8 +19,7 @@ import { expertsForward, gateMatmul } from '@moe-route/backend-cpu'
 import { acquireDevice, type AcquireDeviceOptions, type AcquiredDevice } from './gpu/device.js'
 import { GpuContext } from './gpu/context.js'
 import type { WeightsDtype } from './kernels/expert-ffn/expert-ffn.program.js'
-import { WebGpuMoeLayer, type ExpertKernel, type ForwardOptions, type ForwardResult, type Int8KernelOption } from './layer.js'
-import { referenceDispatch, resolvePolicy } from './policy.js'
+import { WebGpuMoeLayer, type ExpertKernel, type Int8KernelOption } from './layer.js'
 import { generateLayerWeights, uploadLayerWeights, type DeviceLayerWeights } from './weights.js'
 import { quantizeDeviceWeights, uploadInt8Weights, type DeviceInt8Weights } from './weights-int8.js'
 import { createWebGpuPipeline, syntheticHidden, type WebGpuPipeline } from './pipeline/device-pipeline.js'
@@ -65,26 +64,18 @@ export interface FallbackInfo {
   readonly from: 'webgpu'
   readonly to: 'cpu'
   readonly reason: string
-  /** Which call fell back. */
-  readonly call: 'gate' | 'experts' | 'forwardLayer'
+  /** Which call fell back (`pipeline`: a batch of the device pipeline, finished by the engine on the host path). */
+  readonly call: 'gate' | 'experts' | 'pipeline'
   readonly at: number
 }
 
-/** The WebGPU backend: core's Backend plus the fused device-side layer. */
+/** The WebGPU backend: core's Backend plus the device pipeline of a configured layer. */
 export interface WebGpuBackend extends Backend {
   readonly name: 'webgpu'
   /** Acquires the device now (otherwise the first call does); resolves to the adapter name. */
   ready(): Promise<string>
   /** The layer on the current device (acquiring it if needed). */
   layer(): Promise<WebGpuMoeLayer>
-  /**
-   * The whole MoE layer on the GPU (gate, softmax top-k, policy, grouping, experts, combine),
-   * one submission per call. Falls back to the CPU reference like `experts()`.
-   * @example
-   * const r = await backend.forwardLayer(x, weights, { policy: { capacityFactor: 1.5 } })
-   * r.output; r.droppedPairs; r.fallback
-   */
-  forwardLayer(x: Float32Array, weights: LayerWeights | DeviceLayerWeights, options?: ForwardOptions): Promise<ForwardResult & { fallback?: FallbackInfo }>
   /** The last fallback of this backend, or null. */
   readonly lastFallback: FallbackInfo | null
   /** Number of calls finished on the CPU. */
@@ -206,8 +197,6 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
     return p
   }
 
-  const hostWeights = (w: LayerWeights | DeviceLayerWeights): LayerWeights | null => ('experts' in w ? w : null)
-
   const backend: WebGpuBackend = {
     name: 'webgpu',
     info(): BackendInfo {
@@ -242,14 +231,6 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
         () => ({ output: expertsForward(x, plan, weights) }),
       )
     },
-    async forwardLayer(x, weights, opts = {}) {
-      const host = hostWeights(weights)
-      return guarded(
-        'forwardLayer',
-        (layer) => layer.forward(x, weights, opts),
-        host ? () => cpuForward(x, host, opts) : null,
-      )
-    },
     async deviceWeights(source, shape) {
       const { layer } = await state()
       const ctx = layer.ctx
@@ -266,18 +247,37 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
       return w8
     },
     async pipeline(spec) {
-      const { layer } = await state()
+      const s = await state()
+      const { layer } = s
       const kernel = options.expertKernel ? { expertKernel: options.expertKernel } : {}
       const st = spec.store
+      let p: WebGpuPipeline
       if (st?.attachDevice && st.slots !== undefined && typeof st.deviceSlot === 'function') {
         // an expert store on the data path: `slots` experts on the device, misses from host memory
         if (options.expertKernel === 'int8') throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, 'an expert store on the device pipeline needs f16 or f32 weights (the int8 kernels read every expert)', { plugin: 'webgpu', path: '/store' })
         const slots = await createStoreSlots(layer.ctx, spec.weights, spec.model, options.weightsDtype ?? 'f16', st.slots)
         st.attachDevice(slots.device)
-        return createWebGpuPipeline(layer, slots.weights, spec, { ...kernel, storeSlots: st.slots })
+        p = await createWebGpuPipeline(layer, slots.weights, spec, { ...kernel, storeSlots: st.slots, ownsWeights: true })
+      } else {
+        const dw = await backend.deviceWeights(spec.weights, spec.model)
+        p = await createWebGpuPipeline(layer, dw, spec, { ...kernel, ownsWeights: true })
       }
-      const dw = await backend.deviceWeights(spec.weights, spec.model)
-      return createWebGpuPipeline(layer, dw, spec, kernel)
+      // a lost device becomes BACKEND_DEVICE_LOST: the engine finishes the batch on its host
+      // path (unless fallback is off) and builds a new pipeline on the re-acquired device
+      const forward = p.forward.bind(p)
+      p.forward = async (batch, opts) => {
+        try {
+          return await forward(batch, opts)
+        } catch (e) {
+          if (isMoeError(e) && e.code !== 'MOE_ROUTE_ERR_BACKEND_KERNEL_FAILED') throw e
+          await Promise.race([s.acquired.device.lost, new Promise((r) => setTimeout(r, 50))])
+          if (!s.lost) throw e
+          lastFallback = { from: 'webgpu', to: 'cpu', reason: s.lost.reason, call: 'pipeline', at: Date.now() }
+          fallbackCount++
+          throw new MoeError(ErrorCodes.BACKEND_DEVICE_LOST, `the device pipeline lost its device: ${s.lost.reason}`, { plugin: 'webgpu', hook: 'pipeline', fallback: allowFallback }, { cause: e })
+        }
+      }
+      return p
     },
     async syntheticHidden(tokens, hidden, seed) {
       const { layer } = await state()
@@ -298,28 +298,4 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
     },
   }
   return backend
-}
-
-/** The fused layer on the CPU reference (the fallback of `forwardLayer`). */
-export function cpuForward(x: Float32Array, weights: LayerWeights, options: ForwardOptions = {}): ForwardResult {
-  const { hidden: H, experts: E, topK: k, normalizeTopK } = weights.shape
-  const T = x.length / H
-  const logits = gateMatmul(x, weights.router, T, H, E)
-  const routing = softmaxTopK({ tokens: T, experts: E, logits }, k, normalizeTopK)
-  const pol = resolvePolicy(options.policy, T, k, E)
-  const { plan, kept } = referenceDispatch(routing, pol)
-  const output = expertsForward(x, plan, weights)
-  const real = plan.counts.reduce((a, b) => a + b, 0)
-  const rows = plan.offsets[E]
-  return {
-    output,
-    counts: plan.counts,
-    rows,
-    paddingRows: rows - real,
-    droppedPairs: T * k - real,
-    capacity: pol.capacity,
-    mode: pol.isStatic ? 'static' : 'dynamic',
-    expertKernel: 'gemv',
-    ...(options.readRouting ? { routing: { expertIds: routing.expertIds, weights: routing.weights, scores: routing.scores, kept } } : {}),
-  }
 }

@@ -86,14 +86,28 @@ export interface WgslStage {
   readonly table?: Uint32Array
   /** Reason reported for the pairs the stage drops (default `capacity`). */
   readonly dropReason?: string
+  /**
+   * Further reasons, for a stage that drops pairs for more than one reason. Such a stage
+   * writes, for every input slot (token t, slot j), the reason of that pair if it removes it
+   * into `scratch[t * slotsIn + j]`: 0 for `dropReason`, i for `dropReasons[i - 1]` (so the
+   * first `tokens × slotsIn` scratch words are the reasons; they are read back only for a
+   * batch's full detail).
+   */
+  readonly dropReasons?: readonly string[]
   /** Why the stage left a batch alone when it sets `STAT_SKIPPED` (shown in telemetry). */
   readonly skippedReason?: string
   /**
-   * True when the stage moves pairs to other experts (reroute): in the full detail of a batch,
-   * a removed pair whose weight reappears on an added expert of the same token is reported as
-   * moved rather than dropped.
+   * How the full detail of a batch tells moved pairs from dropped ones (the stage's own
+   * STAT_REROUTED / STAT_DROPPED counts are what telemetry reports either way):
+   * - `true` (reroute): a removed pair whose weight reappears on an added expert of the same
+   *   token was moved there;
+   * - `'by-score'` (substitution, e.g. device-limited pruning): a token's removed experts and
+   *   its added experts, each ordered by router score descending then expert ascending, are
+   *   paired in order (the i-th removed moved to the i-th added); removed ones beyond the
+   *   added ones were dropped;
+   * - `false` (default): every removed pair was dropped.
    */
-  readonly moves?: boolean
+  readonly moves?: boolean | 'by-score'
 }
 
 /** A dispatcher lowered to the backend's grouping kernels (grouping by expert lives once). */
@@ -115,6 +129,14 @@ export interface GroupingStage {
   readonly mode: string
   /** Reason of the pairs a padded grouping drops (default `static-overflow`). */
   readonly dropReason?: string
+  /**
+   * Rows that cross devices, as reported in telemetry (`bytesCrossDevice`):
+   * `per-device` (default, core's `tokenTraffic`): one copy of a token per distinct
+   * destination device; `per-pair`: one row per (token, expert) pair whose computing replica
+   * (`t mod replicas`) is not the token's source device; `padded-slots`: every padded slot of
+   * every segment goes to the expert's primary device (static gating's fixed-size all-to-all).
+   */
+  readonly traffic?: 'per-device' | 'per-pair' | 'padded-slots'
 }
 
 /** What `lower()` returns. */
@@ -271,7 +293,8 @@ fn pairsIn(t: u32) -> u32 {
  * The WGSL every router stage is compiled with. Bindings: `gateIn` (tokens × experts logits,
  * or probabilities when `dims.inputScores` is 1), `aux`, `scores` (written: tokens × experts
  * gate probabilities), `idsOut`/`wOut` (tokens × slotsOut), `scratch`, `counters`, `dims`,
- * `params`.
+ * `params`; helpers `softmaxRow(t, E)` (token t's gate probabilities into `scores`) and
+ * `renormalizeSlots(t, k, sum)` (renormalised top-k weights).
  */
 export const ROUTER_PRELUDE = /* wgsl */ `${DIMS}
 @group(0) @binding(0) var<storage, read> gateIn: array<f32>;
@@ -285,7 +308,52 @@ export const ROUTER_PRELUDE = /* wgsl */ `${DIMS}
 @group(0) @binding(8) var<uniform> params: StageParams;
 ${HELPERS}
 fn stageBegin(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) { gWorkgroup = wid.y * nwg.x + wid.x; gLocal = lid; }
+// Gate probabilities of token t into scores[t, :]: the max-subtracted softmax of its logits
+// (f32), or a copy when gateIn already holds probabilities (dims.inputScores == 1).
+fn softmaxRow(t: u32, E: u32) {
+  let o = t * E;
+  if (dims.inputScores == 1u) {
+    for (var e = 0u; e < E; e = e + 1u) { scores[o + e] = gateIn[o + e]; }
+    return;
+  }
+  var m = gateIn[o];
+  for (var e = 1u; e < E; e = e + 1u) { m = max(m, gateIn[o + e]); }
+  var sum = 0.0;
+  for (var e = 0u; e < E; e = e + 1u) { sum = sum + exp(gateIn[o + e] - m); }
+  let inv = 1.0 / sum;
+  for (var e = 0u; e < E; e = e + 1u) { scores[o + e] = exp(gateIn[o + e] - m) * inv; }
+}
+// Renormalised top-k weights: each of token t's k slots gets its share of sum (the slots'
+// weight total), 1/k each when the sum is 0 (core's rule for normalizeTopK).
+fn renormalizeSlots(t: u32, k: u32, sum: f32) {
+  for (var j = 0u; j < k; j = j + 1u) {
+    wOut[t * k + j] = select(1.0 / f32(k), wOut[t * k + j] / sum, sum > 0.0);
+  }
+}
 `
+
+/**
+ * WGSL of a 256-invocation workgroup's exclusive prefix sum, `fn exclusiveScan(v, lid) ->
+ * vec2<u32>` (the caller's exclusive prefix and the workgroup total), over `var<workgroup>
+ * scanBuf`. Barriers inside: call it in uniform control flow with `@workgroup_size(256)`.
+ * Shared by the plugins' stages and the backend's grouping kernels.
+ */
+export const WORKGROUP_SCAN_WGSL = /* wgsl */ `
+var<workgroup> scanBuf: array<u32, 256>;
+fn exclusiveScan(v: u32, lid: u32) -> vec2<u32> {
+  scanBuf[lid] = v;
+  workgroupBarrier();
+  for (var s = 1u; s < 256u; s = s << 1u) {
+    let add = select(0u, scanBuf[max(lid, s) - s], lid >= s);
+    workgroupBarrier();
+    scanBuf[lid] = scanBuf[lid] + add;
+    workgroupBarrier();
+  }
+  let incl = scanBuf[lid];
+  let total = scanBuf[255];
+  workgroupBarrier();
+  return vec2<u32>(incl - v, total);
+}`
 
 /** Words of the `dims` uniform, in order (the backend fills them). */
 export const DIMS_FIELDS = [

@@ -41,6 +41,7 @@ describe('MoeEngine', () => {
     expect(t.gateMassKept).toBeCloseTo((0.3 + 0.3 + 0.4 + 0.3) / (0.4 + 0.3 + 0.3 + 0.4 + 0.5 + 0.3), 5)
     expect(t.maxMeanBefore).toBeCloseTo(2 / 1.5)
     expect(t.policies).toEqual([{ policy: 'drop-zero', dropped: 2, rerouted: 0, added: 0, capacity: null }])
+    expect(t.droppedBy).toEqual([{ policy: 'drop-zero', reason: 'test', pairs: 2 }])
     expect(r.dropped.map((d) => [d.token, d.expert])).toEqual([[0, 0], [2, 0]])
     expect(Array.from(r.plan.counts)).toEqual([0, 1, 2, 1])
   })

@@ -5,7 +5,7 @@
 import { Backend, LayerWeightSource, type DevicePipeline, type PipelineResult, type WeightSource } from '../backend/backend.js'
 import { seededLayerWeights } from '../backend/seeded-weights.js'
 import { Dispatcher } from '../dispatcher/dispatcher.js'
-import { ErrorCodes, MoeError } from '../errors.js'
+import { ErrorCodes, MoeError, isMoeError } from '../errors.js'
 import { inject, injectable } from '../inject.js'
 import { PlacementMap } from '../placement/placement.js'
 import { checkPlanOutput, checkRoutingOutput } from '../plugin/output.js'
@@ -134,7 +134,19 @@ export class MoeEngine {
   forward(batch: TokenBatch, options?: ForwardOptions): Promise<LayerResult>
   async forward(batch: TokenBatch, options: ForwardOptions = {}): Promise<LayerResult | LayerSummary> {
     this.#checkBatch(batch, true)
-    if ((batch.hidden || batch.deviceHidden) && this.usesDevicePipeline) return this.#forwardDevice(batch, options)
+    let lost: string | undefined
+    if ((batch.hidden || batch.deviceHidden) && this.usesDevicePipeline) {
+      try {
+        return await this.#forwardDevice(batch, options)
+      } catch (e) {
+        // A lost device loses the batch's device state; with its hidden states on the host the
+        // batch is finished on the host path (the backend re-acquires a device, or computes on
+        // the CPU), the pipeline is rebuilt for the next batch.
+        if (!(isMoeError(e) && e.code === ErrorCodes.BACKEND_DEVICE_LOST && e.details.fallback !== false && batch.hidden)) throw e
+        this.#pipeline = null
+        lost = e.message
+      }
+    }
     if (batch.deviceHidden) {
       throw new MoeError(ErrorCodes.INPUT_INVALID, `batch ${batch.id} has deviceHidden but the backend ${this.backend?.name ?? '(none)'} runs no device pipeline`, { record: batch.id })
     }
@@ -176,6 +188,7 @@ export class MoeEngine {
       fallback = res.fallback
     }
     timings.totalMs = now() - t0
+    if (lost !== undefined) fallback = { from: `${this.backend!.name} pipeline`, to: fallback?.to ?? `${this.backend!.name} host path`, reason: lost }
     const telemetry = computeTelemetry({
       ...r.telemetryInput,
       timings,

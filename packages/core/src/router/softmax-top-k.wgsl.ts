@@ -13,22 +13,6 @@ export const SOFTMAX_TOPK_SUBGROUP_MAX_TOKENS = 256
 
 const WG = 64
 
-/** Softmax of row t into `scores` (from logits), or a copy when the input already holds scores. */
-const softmaxRowFn = /* wgsl */ `
-fn softmaxRow(t: u32, E: u32) {
-  let o = t * E;
-  if (dims.inputScores == 1u) {
-    for (var e = 0u; e < E; e = e + 1u) { scores[o + e] = gateIn[o + e]; }
-    return;
-  }
-  var m = gateIn[o];
-  for (var e = 1u; e < E; e = e + 1u) { m = max(m, gateIn[o + e]); }
-  var sum = 0.0;
-  for (var e = 0u; e < E; e = e + 1u) { sum = sum + exp(gateIn[o + e] - m); }
-  let inv = 1.0 / sum;
-  for (var e = 0u; e < E; e = e + 1u) { scores[o + e] = exp(gateIn[o + e] - m) * inv; }
-}`
-
 /** Top-k of scores[t, :] into idsOut/wOut (k passes, each the best entry after the previous pick). */
 const topkRowFn = /* wgsl */ `
 fn topkRow(t: u32, E: u32, k: u32, normalize: bool) {
@@ -50,11 +34,7 @@ fn topkRow(t: u32, E: u32, k: u32, normalize: bool) {
     prevS = bestS;
     prevI = best;
   }
-  if (normalize) {
-    for (var j = 0u; j < k; j = j + 1u) {
-      wOut[t * k + j] = select(1.0 / f32(k), wOut[t * k + j] / sum, sum > 0.0);
-    }
-  }
+  if (normalize) { renormalizeSlots(t, k, sum); }
   dropUnderflow(t, k);
 }`
 
@@ -67,7 +47,6 @@ fn dropUnderflow(t: u32, k: u32) {
 }`
 
 const perThread = (normalize: boolean): string => /* wgsl */ `
-${softmaxRowFn}
 ${dropUnderflowFn}
 ${topkRowFn}
 @compute @workgroup_size(${WG})
@@ -134,11 +113,7 @@ fn perSubgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     prevS = best;
     prevI = i32(idx);
   }
-  if (${normalize} && lane == 0u) {
-    for (var j = 0u; j < k; j = j + 1u) {
-      wOut[t * k + j] = select(1.0 / f32(k), wOut[t * k + j] / total, total > 0.0);
-    }
-  }
+  if (${normalize} && lane == 0u) { renormalizeSlots(t, k, total); }
   if (lane == 0u) { dropUnderflow(t, k); }
 }`
 

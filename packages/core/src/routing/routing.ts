@@ -163,6 +163,16 @@ export function maxOverMean(load: readonly number[]): number {
 }
 
 /**
+ * Balancedness of a load vector as vLLM's expert-parallel load balancer defines it: mean load ÷
+ * max load (1 = perfectly balanced, 1/E = everything on one expert). The reciprocal of
+ * {@link maxOverMean}; 0 for an empty or all-zero load (nothing ran), as engines report it.
+ */
+export function balancedness(load: readonly number[]): number {
+  const m = maxOverMean(load)
+  return m === 0 ? 0 : 1 / m
+}
+
+/**
  * Builds a new routing from per-token pair lists (same tokens, experts, scores).
  * Slots are as wide as the longest list; within a token, pairs are ordered by weight
  * descending then expert ascending, so equal routings compare equal.

@@ -4,8 +4,8 @@
  */
 import type { PlacementMap } from '../placement/placement.js'
 import type { PolicyOutcome } from '../policy/policy.js'
-import { expertLoad, maxOverMean } from '../routing/routing.js'
-import type { BatchTelemetry, BatchTimings, DispatchPlan, PolicyTelemetry, Routing, StoreTelemetry } from '../types.js'
+import { balancedness, expertLoad, maxOverMean } from '../routing/routing.js'
+import type { BatchTelemetry, BatchTimings, DispatchPlan, DropCount, DroppedPair, PolicyTelemetry, Routing, StoreTelemetry } from '../types.js'
 
 /** Inputs of {@link computeTelemetry}. */
 export interface TelemetryInput {
@@ -44,6 +44,8 @@ export interface TelemetryCounts {
   /** Real rows per expert in the plan. */
   readonly loadAfter: readonly number[]
   readonly policies: readonly PolicyTelemetry[]
+  /** Removed pairs by (plugin, reason), when the pipeline knows them (the host path always does). */
+  readonly droppedBy?: readonly DropCount[]
   readonly dispatch: BatchTelemetry['dispatch']
 }
 
@@ -75,6 +77,7 @@ export function telemetryFromCounts(
     gateMassKept: c.massBefore === 0 ? 1 : c.massKept / c.massBefore,
     tokensFullyDropped: c.tokensFullyDropped,
     policies: c.policies,
+    ...(c.droppedBy ? { droppedBy: c.droppedBy } : {}),
     dispatch: c.dispatch,
     ...(placement.devices > 1 ? { deviceLoad: deviceLoad(loadAfter, placement) } : {}),
     ...(extra.store ? { store: extra.store } : {}),
@@ -152,6 +155,7 @@ export function telemetryCounts(input: Pick<TelemetryInput, 'original' | 'plan' 
     loadBefore: expertLoad(original),
     loadAfter: Array.from(plan.counts),
     policies: input.outcomes.map(({ policy, outcome }) => policyTelemetry(policy, outcome)),
+    droppedBy: countDrops([...input.outcomes.map((o) => o.outcome.dropped), plan.dropped]),
     dispatch: {
       mode: plan.mode,
       slotsComputed: plan.rowToken.length,
@@ -169,6 +173,20 @@ export function computeTelemetry(input: TelemetryInput): BatchTelemetry {
     ...(input.backend ? { backend: input.backend } : {}),
     ...(input.fallback ? { fallback: input.fallback } : {}),
   })
+}
+
+/** Dropped pairs counted by (policy, reason), in first-seen order. O(pairs). */
+function countDrops(lists: readonly (readonly DroppedPair[])[]): DropCount[] {
+  const byKey = new Map<string, { policy: string; reason: string; pairs: number }>()
+  for (const list of lists) {
+    for (const d of list) {
+      const key = `${d.policy}\u0000${d.reason}`
+      const c = byKey.get(key)
+      if (c) c.pairs++
+      else byKey.set(key, { policy: d.policy, reason: d.reason, pairs: 1 })
+    }
+  }
+  return [...byKey.values()]
 }
 
 /** Expert of a plan row (binary search over offsets). */
@@ -206,6 +224,10 @@ export class TelemetryAggregate {
   maxMeanAfterSum = 0
   maxMeanBeforeMax = 0
   maxMeanAfterMax = 0
+  balancednessBeforeSum = 0
+  balancednessAfterSum = 0
+  balancednessBeforeMin = Number.POSITIVE_INFINITY
+  balancednessAfterMin = Number.POSITIVE_INFINITY
   totalMs = 0
   loadBefore: number[] = []
   loadAfter: number[] = []
@@ -228,6 +250,12 @@ export class TelemetryAggregate {
     this.maxMeanAfterSum += t.maxMeanAfter
     this.maxMeanBeforeMax = Math.max(this.maxMeanBeforeMax, t.maxMeanBefore)
     this.maxMeanAfterMax = Math.max(this.maxMeanAfterMax, t.maxMeanAfter)
+    const bBefore = balancedness(t.loadBefore)
+    const bAfter = balancedness(t.loadAfter)
+    this.balancednessBeforeSum += bBefore
+    this.balancednessAfterSum += bAfter
+    this.balancednessBeforeMin = Math.min(this.balancednessBeforeMin, bBefore)
+    this.balancednessAfterMin = Math.min(this.balancednessAfterMin, bAfter)
     this.totalMs += t.timings.totalMs
     if (this.loadBefore.length === 0) {
       this.loadBefore = new Array(t.loadBefore.length).fill(0)
@@ -259,6 +287,11 @@ export class TelemetryAggregate {
       gateMassKept: this.gateMassKeptSum / n,
       maxMeanBefore: { mean: this.maxMeanBeforeSum / n, max: this.maxMeanBeforeMax },
       maxMeanAfter: { mean: this.maxMeanAfterSum / n, max: this.maxMeanAfterMax },
+      /** vLLM's balancedness (mean ÷ max expert load) per batch: mean over batches and worst batch. */
+      balancedness: {
+        before: { mean: this.balancednessBeforeSum / n, min: this.batches ? this.balancednessBeforeMin : 0 },
+        after: { mean: this.balancednessAfterSum / n, min: this.batches ? this.balancednessAfterMin : 0 },
+      },
       loadBefore: this.loadBefore,
       loadAfter: this.loadAfter,
       store: this.storeHits + this.storeMisses > 0

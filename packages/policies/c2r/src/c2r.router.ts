@@ -18,6 +18,7 @@ import {
   type RouterInput,
   type Routing,
 } from '@moe-route/core'
+import { c2rStage } from './c2r.wgsl.js'
 import { CORE_RANGE, PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'
 
 /** Parameters of {@link c2rRoute}. */
@@ -197,6 +198,7 @@ export const c2rRouter = defineRouter<C2rRouterOptions>({
       additionalProperties: false,
     },
     defaultOptions: { topT: 1, collaborators: [], normalizeTopK: null },
+    device: ['wgsl'],
   },
   create(options, context): Router {
     const params: C2rParams = {
@@ -206,6 +208,6 @@ export const c2rRouter = defineRouter<C2rRouterOptions>({
       normalizeTopK: options.normalizeTopK ?? context.model.normalizeTopK,
     }
     checkCollaborators(params.collaborators, context.model.experts, params.topK, params.topT)
-    return { name: 'c2r', route: (input) => c2rRoute(input, params) }
+    return { name: 'c2r', route: (input) => c2rRoute(input, params), lower: (ctx) => c2rStage(params, ctx) }
   },
 })

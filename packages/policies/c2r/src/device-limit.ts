@@ -17,6 +17,7 @@ import {
   type ReroutedPair,
   type Routing,
 } from '@moe-route/core'
+import { deviceLimitStage } from './device-limit.wgsl.js'
 import { CORE_RANGE, PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'
 
 const NAME = 'device-limit'
@@ -28,9 +29,7 @@ const NAME = 'device-limit'
  * that moved (rerouted) and those with no in-scope replacement (dropped, reason 'pruned').
  */
 export function limitDevices(routing: Routing, placement: PlacementMap, maxDevices: number, policy = NAME): PolicyOutcome {
-  if (!Number.isInteger(maxDevices) || maxDevices < 1) {
-    throw new MoeError(ErrorCodes.INPUT_INVALID, `maxDevices must be a positive integer, got ${maxDevices}`, { path: '/maxDevices' })
-  }
+  checkMaxDevices(maxDevices)
   if (placement.experts !== routing.experts) {
     throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `placement covers ${placement.experts} experts, routing ${routing.experts}`)
   }
@@ -88,6 +87,13 @@ export function limitDevices(routing: Routing, placement: PlacementMap, maxDevic
   return { routing: { ...routing, expertIds, weights }, dropped, rerouted }
 }
 
+/** Throws MOE_ROUTE_ERR_INPUT_INVALID unless N_d is a positive integer. */
+function checkMaxDevices(maxDevices: number): void {
+  if (!Number.isInteger(maxDevices) || maxDevices < 1) {
+    throw new MoeError(ErrorCodes.INPUT_INVALID, `maxDevices must be a positive integer, got ${maxDevices}`, { path: '/maxDevices' })
+  }
+}
+
 function weightOf(routing: Routing, t: number, e: number): number {
   for (let j = 0; j < routing.slots; j++) if (routing.expertIds[t * routing.slots + j] === e) return routing.weights[t * routing.slots + j]
   return 0
@@ -109,8 +115,16 @@ export const deviceLimitPolicy = definePolicy<DeviceLimitOptions>({
     description: "At most N_d devices per token, chosen by router score (Occult's pruning, secondary source)",
     schema: { type: 'object', properties: { maxDevices: { type: 'integer', minimum: 1 } }, required: ['maxDevices'], additionalProperties: false },
     defaultOptions: { maxDevices: 2 },
+    device: ['wgsl'],
   },
   create(options) {
-    return { name: NAME, apply: (routing, ctx) => limitDevices(routing, ctx.placement, options.maxDevices) }
+    return {
+      name: NAME,
+      apply: (routing, ctx) => limitDevices(routing, ctx.placement, options.maxDevices),
+      lower: (ctx) => {
+        checkMaxDevices(options.maxDevices)
+        return deviceLimitStage(options.maxDevices, ctx)
+      },
+    }
   },
 })

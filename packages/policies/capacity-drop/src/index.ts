@@ -14,7 +14,8 @@ export { compareKeyed, keepWithinCapacity, keyedPairs, type CapacityCut, type Ke
 export { capacityProperties, renormalizeProperty, renormalizeValues, strictObject, type CapacityOptions } from './shared/schema.js'
 export { capacityOf, scopeGroups, type CapacityRounding, type CapacityScope, type ScopeGroup } from './shared/scope.js'
 export { summarize, type OutcomeSummary } from './shared/summarize.js'
-export { capacityDropStage, capacityFamilyWgsl, MAX_LOWERED_SOURCE_DEVICES } from './capacity-drop.wgsl.js'
+export { capacityDropStage, MAX_LOWERED_SOURCE_DEVICES } from './capacity-drop.wgsl.js'
+export { capacityCutWgsl, capacityFamilyWgsl, groupCapacityParams, maxLoweredGroups, RENORMALIZE_CODES, type CapacityCutSpec } from './shared/family.wgsl.js'
 export { nativeDenominators, nativeWeight, renormalize, type Renormalize } from './shared/weights.js'
 
 export default capacityDrop

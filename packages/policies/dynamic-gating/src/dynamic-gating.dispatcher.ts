@@ -1,6 +1,7 @@
 /** The `dynamic-gating` dispatcher plugin: dynamic (exact-size) or static (padded) gating. */
 import { defineDispatcher, type DispatchContext, type Dispatcher, type Routing } from '@moe-route/core'
 import { dynamicDispatch } from './dynamic-dispatch.js'
+import { dynamicGatingGrouping } from './dynamic-gating.grouping.js'
 import { defaultOptions, schema, type DynamicGatingOptions } from './dynamic-gating.schema.js'
 import type { DynamicGatingPlan } from './plan.js'
 import { staticDispatch } from './static-dispatch.js'
@@ -40,6 +41,7 @@ export function createDynamicGating(options: Partial<DynamicGatingOptions> = {})
         policyName: 'dynamic-gating',
       })
     },
+    lower: (ctx) => dynamicGatingGrouping(o, ctx),
   }
 }
 
@@ -59,6 +61,7 @@ export const dynamicGating = defineDispatcher<DynamicGatingOptions>({
     description: 'Dynamic gating (exact-size groups, two-step exchange) or the static-gating baseline (capacity padding)',
     schema,
     defaultOptions,
+    device: ['grouping'],
     docs: { url: 'https://github.com/moe-route/moe-route/tree/main/packages/policies/dynamic-gating#readme' },
   },
   create: (options) => createDynamicGating(options),

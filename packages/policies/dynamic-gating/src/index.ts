@@ -8,3 +8,4 @@ export { dynamicDispatch, type DynamicDispatchOptions } from './dynamic-dispatch
 export { staticCapacity, staticDispatch, type StaticDispatchOptions } from './static-dispatch.js'
 export { isDynamicGatingPlan, type DynamicGatingPlan, type ExchangeModel, type PlanMemory } from './plan.js'
 export { dispatchStats, type DispatchMemory, type DispatchStats, type DispatchStatsOptions } from './stats.js'
+export { dynamicGatingGrouping } from './dynamic-gating.grouping.js'

@@ -26,6 +26,7 @@ import {
   skippedOutcome,
 } from '@moe-route/policy-capacity-drop'
 import { extraCandidates, placementRequired } from './candidates.js'
+import { expandedDropStage } from './expanded-drop.wgsl.js'
 import { defaultOptions, schema, type ExpandedDropOptions } from './expanded-drop.schema.js'
 
 /** npm name of this package (equals package.json `name`). */
@@ -119,6 +120,7 @@ export function createExpandedDrop(options: Partial<ExpandedDropOptions> = {}): 
     name: POLICY_NAME,
     options: o,
     apply: (routing: Routing, ctx: PolicyContext) => applyExpandedDrop(routing, o, ctx.placement),
+    lower: (ctx) => expandedDropStage(o, ctx),
   }
 }
 
@@ -140,6 +142,7 @@ export const expandedDrop = definePolicy<ExpandedDropOptions>({
     description: 'Capacity-Aware Expanded Drop: top-k plus local (or top-M, or all) candidates, each expert keeps its ⌈γ·k·T/E⌉ best',
     schema,
     defaultOptions,
+    device: ['wgsl'],
     docs: { url: 'https://github.com/moe-route/moe-route/tree/main/packages/policies/expanded-drop#readme' },
   },
   create(options: ExpandedDropOptions, context: PluginContext) {

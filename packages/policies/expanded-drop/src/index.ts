@@ -7,6 +7,7 @@ import { expandedDrop } from './expanded-drop.policy.js'
 
 export { applyExpandedDrop, createExpandedDrop, expandedDrop, PACKAGE_NAME, PACKAGE_VERSION, POLICY_NAME } from './expanded-drop.policy.js'
 export { defaultOptions, schema, type CandidateSet, type ExpandedDropOptions } from './expanded-drop.schema.js'
+export { expandedDropStage, MAX_LOWERED_SOURCE_DEVICES } from './expanded-drop.wgsl.js'
 export { assertPlacement, extraCandidates, placementRequired, type ExtraCandidates } from './candidates.js'
 
 export default expandedDrop

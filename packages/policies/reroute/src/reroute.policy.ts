@@ -18,6 +18,7 @@ import {
   skippedOutcome,
 } from '@moe-route/policy-capacity-drop'
 import { defaultOptions, schema, type RerouteOptions } from './reroute.schema.js'
+import { rerouteStage } from './reroute.wgsl.js'
 
 /** npm name of this package (equals package.json `name`). */
 export const PACKAGE_NAME = '@moe-route/policy-reroute'
@@ -127,7 +128,12 @@ export function applyReroute(routing: Routing, options: RerouteOptions, policy =
  */
 export function createReroute(options: Partial<RerouteOptions> = {}): RoutingPolicy & { readonly options: Readonly<RerouteOptions> } {
   const o: RerouteOptions = { ...defaultOptions, ...options }
-  return { name: POLICY_NAME, options: o, apply: (routing: Routing, _ctx: PolicyContext) => applyReroute(routing, o) }
+  return {
+    name: POLICY_NAME,
+    options: o,
+    apply: (routing: Routing, _ctx: PolicyContext) => applyReroute(routing, o),
+    lower: (ctx) => rerouteStage(o, ctx),
+  }
 }
 
 /**
@@ -146,6 +152,7 @@ export const reroute = definePolicy<RerouteOptions>({
     description: 'Capacity-Aware Token Reroute (paper v1): drop by score, re-select next-best experts, repeat for R rounds',
     schema,
     defaultOptions,
+    device: ['wgsl'],
     docs: { url: 'https://github.com/moe-route/moe-route/tree/main/packages/policies/reroute#readme' },
   },
   create: (options) => createReroute(options),

@@ -12,6 +12,7 @@ export {
   PACKAGE_VERSION,
   POLICY_NAME,
 } from './spare-capacity-reroute.policy.js'
+export { MAX_LOWERED_SOURCE_DEVICES, spareCapacityRerouteStage } from './spare-capacity-reroute.wgsl.js'
 export { defaultOptions, schema, type SpareCapacityRerouteOptions } from './spare-capacity-reroute.schema.js'
 
 export default spareCapacityReroute

@@ -21,6 +21,7 @@ import {
   type KeyedPair,
 } from '@moe-route/policy-capacity-drop'
 import { defaultOptions, schema, type SpareCapacityRerouteOptions } from './spare-capacity-reroute.schema.js'
+import { spareCapacityRerouteStage } from './spare-capacity-reroute.wgsl.js'
 
 /** npm name of this package (equals package.json `name`). */
 export const PACKAGE_NAME = '@moe-route/policy-spare-capacity-reroute'
@@ -103,7 +104,12 @@ export function createSpareCapacityReroute(
   options: Partial<SpareCapacityRerouteOptions> = {},
 ): RoutingPolicy & { readonly options: Readonly<SpareCapacityRerouteOptions> } {
   const o: SpareCapacityRerouteOptions = { ...defaultOptions, ...options }
-  return { name: POLICY_NAME, options: o, apply: (routing: Routing, _ctx: PolicyContext) => applySpareCapacityReroute(routing, o) }
+  return {
+    name: POLICY_NAME,
+    options: o,
+    apply: (routing: Routing, _ctx: PolicyContext) => applySpareCapacityReroute(routing, o),
+    lower: (ctx) => spareCapacityRerouteStage(o, ctx),
+  }
 }
 
 /**
@@ -122,6 +128,7 @@ export const spareCapacityReroute = definePolicy<SpareCapacityRerouteOptions>({
     description: 'Score token drop, then each overflow pair moves once to its best expert that still has room',
     schema,
     defaultOptions,
+    device: ['wgsl'],
     docs: { url: 'https://github.com/moe-route/moe-route/tree/main/packages/policies/spare-capacity-reroute#readme' },
   },
   create: (options) => createSpareCapacityReroute(options),

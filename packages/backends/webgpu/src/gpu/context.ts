@@ -96,9 +96,9 @@ export class GpuContext {
     return buf
   }
 
-  /** Starts recording a command buffer. */
-  recorder(label: string): Recorder {
-    return new Recorder(this, label)
+  /** Starts recording a command buffer (`profile: false`: never timed, so `submitNoWait` is allowed on a profiling context). */
+  recorder(label: string, options: { profile?: boolean } = {}): Recorder {
+    return new Recorder(this, label, options.profile !== false)
   }
 
   /** Drops cached uniforms and pooled buffers (the device stays). */
@@ -122,13 +122,14 @@ export class Recorder {
   constructor(
     readonly ctx: GpuContext,
     readonly label: string,
+    private readonly timed = true,
   ) {
     this.encoder = ctx.device.createCommandEncoder({ label })
   }
 
   /**
-   * Name kernels are timed under while set (a pipeline stage such as `policy:capacity-drop`);
-   * null: each kernel under its program name.
+   * Stage kernels are timed under while set (a pipeline stage such as `policy:capacity-drop`):
+   * each kernel's time lands under `<stage>|<kernel>`; null: under the kernel's name alone.
    */
   stage: string | null = null
 
@@ -142,11 +143,11 @@ export class Recorder {
 
   /** Records one dispatch of a compiled pipeline (timed under `stage` or `name` when profiling). */
   dispatch(name: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, dispatch: Dispatch): void {
-    const { profiler } = this.ctx
+    const profiler = this.timed ? this.ctx.profiler : null
     let pass: GPUComputePassEncoder
     if (profiler) {
       this.endPass()
-      const timestampWrites = profiler.next(this.stage ?? name)
+      const timestampWrites = profiler.next(this.stage ? `${this.stage}|${name}` : name)
       if (timestampWrites) this.profiled = true
       pass = this.encoder.beginComputePass({ label: name, ...(timestampWrites ? { timestampWrites } : {}) })
     } else {

@@ -7,12 +7,15 @@
  * layer is within relative L2 1e-4 of the CPU W8A8 reference and within 3e-2 of the f32 one.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { isMoeError, mulberry32, softmaxTopK, type DispatchPlan, type LayerWeights, type ModelShape } from '@moe-route/core'
-import { expertsForward, gateMatmul, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
+import { createMoe, isMoeError, mulberry32, softmaxTopK, type DispatchPlan, type LayerWeights, type ModelShape, type MoeConfig } from '@moe-route/core'
+import { cpuBackend, expertsForward, gateMatmul, maxRelError, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
+import capacityDrop from '@moe-route/policy-capacity-drop'
+import dynamicGating from '@moe-route/policy-dynamic-gating'
+import { webgpuBackend } from '../plugin.js'
 import { acquireDevice, dawnFlagsOf } from '../gpu/device.js'
 import { GpuContext } from '../gpu/context.js'
 import { WebGpuMoeLayer, withActiveList } from '../layer.js'
-import { referenceDispatch, resolvePolicy, type LayerPolicy } from '../policy.js'
+import { hostPlan, type PlanPolicy } from '../testing/plans.js'
 import { INV127, int8GemmRef, quantizeLayerWeightsInt8, quantizeRowsInt8, w8a8ExpertsForward, type W8A8Trace } from '../int8.js'
 import { checkInt8Shape, int8TileByte, quantizeDeviceWeights, tileInt8, uploadInt8Weights } from '../weights-int8.js'
 import { generateLayerWeights, readExpertWeights, uploadLayerWeights } from '../weights.js'
@@ -26,20 +29,10 @@ import { sgmGemmWgsl, sgmWorkgroupBytes } from './expert-int8/int8-gemm.wgsl.js'
 // pipeline can take tens of seconds while the other test worker compiles too.
 vi.setConfig({ testTimeout: 180_000 })
 
-function maxRelErr(gpu: Float32Array, cpu: Float32Array): number {
-  let err = 0
-  let scale = 0
-  for (let i = 0; i < cpu.length; i++) {
-    err = Math.max(err, Math.abs(gpu[i] - cpu[i]))
-    scale = Math.max(scale, Math.abs(cpu[i]))
-  }
-  return gpu.length === cpu.length && gpu.every(Number.isFinite) ? err / Math.max(scale, 1e-30) : Infinity
-}
-
 /** Largest over rows of max |gpu − cpu| / max |cpu| within the row (rows of very different magnitude). */
 function rowRelErr(gpu: Float32Array, cpu: Float32Array, cols: number): number {
   let worst = 0
-  for (let o = 0; o < cpu.length; o += cols) worst = Math.max(worst, maxRelErr(gpu.subarray(o, o + cols), cpu.subarray(o, o + cols)))
+  for (let o = 0; o < cpu.length; o += cols) worst = Math.max(worst, maxRelError(gpu.subarray(o, o + cols), cpu.subarray(o, o + cols)))
   return gpu.length === cpu.length ? worst : Infinity
 }
 
@@ -96,7 +89,7 @@ describe('int8 quantization on the CPU', () => {
     const T = 13
     const x = randomHidden(T, 64, 3)
     const routing = softmaxTopK({ tokens: T, experts: 4, logits: gateMatmul(x, w.router, T, 64, 4) }, 2, true)
-    const { plan } = referenceDispatch(routing, resolvePolicy({}, T, 2, 4))
+    const plan = hostPlan(routing, {})
     const err = relativeL2(w8a8ExpertsForward(x, plan, w), expertsForward(x, plan, w))
     expect(err).toBeGreaterThan(1e-4) // it is quantized
     expect(err).toBeLessThan(3e-2)
@@ -269,11 +262,11 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
   }
 
   /** A plan with expert 3 empty (its logits are −1e4). */
-  function planFor(x: Float32Array, policy: LayerPolicy, tokens = T): DispatchPlan {
+  function planFor(x: Float32Array, policy: PlanPolicy, tokens = T): DispatchPlan {
     const logits = gateMatmul(x, weights.router, tokens, H, E)
     for (let t = 0; t < tokens; t++) logits[t * E + 3] = -1e4
     const routing = softmaxTopK({ tokens, experts: E, logits }, k, true)
-    return referenceDispatch(routing, resolvePolicy(policy, tokens, k, E)).plan
+    return hostPlan(routing, policy)
   }
 
   async function readAll(bufs: { buf: GPUBuffer; bytes: number }[], rec = ctx.recorder('int8-test read')) {
@@ -332,7 +325,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
    * stage: quantizers bit-exact, each GEMM within 1e-5 (per row, of max |cpu|) of the CPU on
    * the same int8 operands.
    */
-  async function checkStages(policy: LayerPolicy, cfg: Int8GemmConfig, gemm: (kind: Int8GemmKind) => KernelProgram<Int8GemmParams & { slots: number }>, tokens = T): Promise<void> {
+  async function checkStages(policy: PlanPolicy, cfg: Int8GemmConfig, gemm: (kind: Int8GemmKind) => KernelProgram<Int8GemmParams & { slots: number }>, tokens = T): Promise<void> {
     const x = tokens === T ? hiddenWithCorners() : randomHidden(tokens, H, tokens)
     const plan = planFor(x, policy, tokens)
     expect(plan.offsets[4] - plan.offsets[3]).toBe(policy.mode === 'static' ? plan.capacity : 0)
@@ -401,7 +394,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
   it.each([
     ['dynamic, expert 3 empty', {}],
     ['static γ=1.25 (padding rows)', { mode: 'static', capacityFactor: 1.25 }],
-  ] as [string, LayerPolicy][])('stages (dot4): quantizers bit-exact, GEMMs within 1e-5 of the CPU on the same int8 operands: %s', async (_n, policy) => {
+  ] as [string, PlanPolicy][])('stages (dot4): quantizers bit-exact, GEMMs within 1e-5 of the CPU on the same int8 operands: %s', async (_n, policy) => {
     const cfg = { variant: 'dot4' } as const
     await checkStages(policy, cfg, (kind) => int8GemmProgram(kind, cfg))
     // groups of ~35 rows: a second 64-row tile only for the largest group with T 120
@@ -415,7 +408,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     [4, T, {}, false],
     [1, 60, { mode: 'static', capacityFactor: 1.25 }, false],
     [2, 60, {}, false],
-  ] as [number, number, LayerPolicy, boolean][])('stages (int8 GEMV, rows per block %i): quantizers bit-exact, GEMVs within 1e-5 of the CPU, T %i, policy %o', async (mt, tokens, policy) => {
+  ] as [number, number, PlanPolicy, boolean][])('stages (int8 GEMV, rows per block %i): quantizers bit-exact, GEMVs within 1e-5 of the CPU, T %i, policy %o', async (mt, tokens, policy) => {
     if (!ctx.features.subgroups) return // the GEMV needs subgroups; the layer uses the GEMMs without
     const sg = ctx.features.subgroupSize!
     const cfg = { variant: 'dot4' } as const
@@ -439,7 +432,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
   // (src/testing/sgm-emulation.ts): checks its tiling, staging and epilogue indexing here;
   // the builtins themselves run only on the H100.
   // (BN 128 > N 64 for down exercises the column guard; T 60 with BM 16/32 gives several row tiles per group)
-  const sgmTiles: [SgmTile, number, LayerPolicy][] = [
+  const sgmTiles: [SgmTile, number, PlanPolicy][] = [
     [DEFAULT_SGM_TILE, T, { mode: 'static', capacityFactor: 1.25 }],
     // decode tile: one 16-row fragment, split-K 2 (K 64 = 2 steps), several row tiles per group
     [{ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, 60, {}],
@@ -463,7 +456,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     ['dynamic, expert 3 empty', {}],
     ['static γ=1.25 (padding rows)', { mode: 'static', capacityFactor: 1.25 }],
     ['capacity drop γ=1.0', { capacityFactor: 1.0 }],
-  ] as [string, LayerPolicy][])('layer.experts(int8) vs CPU W8A8 (rel L2 ≤ 1e-4) and f32 (rel L2 ≤ 3e-2): %s', async (_n, policy) => {
+  ] as [string, PlanPolicy][])('layer.experts(int8) vs CPU W8A8 (rel L2 ≤ 1e-4) and f32 (rel L2 ≤ 3e-2): %s', async (_n, policy) => {
     const x = randomHidden(T, H, 29)
     const plan = planFor(x, policy)
     const gpu = await layer.experts(x, plan, weights, 'int8')
@@ -477,56 +470,63 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     const f32 = expertsForward(x, plan, weights)
     const errQ = relativeL2(gpu.output, w8a8)
     const errF = relativeL2(gpu.output, f32)
-    console.log(`[int8] experts ${_n}: rel L2 vs W8A8 ${errQ.toExponential(2)}, vs f32 ${errF.toExponential(2)}, max rel vs W8A8 ${maxRelErr(gpu.output, w8a8).toExponential(2)}`)
+    console.log(`[int8] experts ${_n}: rel L2 vs W8A8 ${errQ.toExponential(2)}, vs f32 ${errF.toExponential(2)}, max rel vs W8A8 ${maxRelError(gpu.output, w8a8).toExponential(2)}`)
     expect(errQ).toBeLessThanOrEqual(1e-4)
     expect(errF).toBeLessThanOrEqual(3e-2)
   })
 
   it.each([
-    ['dynamic', {}],
-    ['static γ=1.0', { mode: 'static', capacityFactor: 1.0 }],
-    ['capacity γ=1.5', { capacityFactor: 1.5 }],
-  ] as [string, LayerPolicy][])('fused forward with expertKernel int8 (indirect GEMM grid): %s', async (_n, policy) => {
+    ['dynamic', { policies: [] }],
+    ['static γ=1.0', { policies: [], dispatcher: { use: 'dynamic-gating', options: { mode: 'static', capacityFactor: 1.0, capacityRule: 'expert-share' } } }],
+    ['capacity γ=1.5', { policies: [{ use: 'capacity-drop', options: { capacityFactor: 1.5 } }] }],
+  ] as [string, Partial<MoeConfig>][])('device pipeline with expertKernel int8 (indirect GEMM grid) vs the CPU engine: %s', async (_n, extra) => {
     const x = randomHidden(T, H, 31)
-    const { cpuForward } = await import('../webgpu-backend.js')
-    const cpu = cpuForward(x, weights, { policy, readRouting: true })
-    const gpu = await layer.forward(x, weights, { policy, readRouting: true, expertKernel: 'int8' })
-    expect(gpu.expertKernel).toBe('int8')
-    expect(Array.from(gpu.routing!.expertIds)).toEqual(Array.from(cpu.routing!.expertIds))
-    expect(Array.from(gpu.counts)).toEqual(Array.from(cpu.counts))
-    const plan = referenceDispatch(softmaxTopK({ tokens: T, experts: E, logits: gateMatmul(x, weights.router, T, H, E) }, k, true), resolvePolicy(policy, T, k, E)).plan
-    const errQ = relativeL2(gpu.output, w8a8ExpertsForward(x, plan, weights))
-    const errF = relativeL2(gpu.output, cpu.output)
-    console.log(`[int8] forward ${_n}: rel L2 vs W8A8 ${errQ.toExponential(2)}, vs f32 ${errF.toExponential(2)}`)
+    const config = (backend: object) => ({ model: weights.shape, backend, ...extra })
+    const plugins = [capacityDrop, dynamicGating, cpuBackend, webgpuBackend]
+    const gpuEngine = createMoe({ config: config({ use: 'webgpu', options: { expertKernel: 'int8' } }), plugins, weights })
+    const cpuEngine = createMoe({ config: config({ use: 'cpu' }), plugins, weights })
+    const gpu = await gpuEngine.forward({ id: 0, tokens: T, hidden: x })
+    const cpu = await cpuEngine.forward({ id: 0, tokens: T, hidden: x })
+    await gpuEngine.dispose()
+    expect(Array.from(gpu.routing.expertIds)).toEqual(Array.from(cpu.routing.expertIds))
+    expect(Array.from(gpu.plan.counts)).toEqual(Array.from(cpu.plan.counts))
+    const errQ = relativeL2(gpu.output!, w8a8ExpertsForward(x, cpu.plan, weights))
+    const errF = relativeL2(gpu.output!, cpu.output!)
+    console.log(`[int8] pipeline ${_n}: rel L2 vs W8A8 ${errQ.toExponential(2)}, vs f32 ${errF.toExponential(2)}`)
     expect(errQ).toBeLessThanOrEqual(1e-4)
     expect(errF).toBeLessThanOrEqual(3e-2)
   })
 
   it('DeviceInt8Weights run with auto; dot4 is auto on a device without subgroup matrices; int8 uploads are cached', async () => {
     const x = randomHidden(T, H, 37)
+    const plan = planFor(x, {})
     const w8 = uploadInt8Weights(ctx, weights)
-    const a = await layer.forward(x, w8)
+    const a = await layer.experts(x, plan, w8)
     expect(a.expertKernel).toBe('int8')
-    const b = await layer.forward(x, weights, { expertKernel: 'int8' })
+    const b = await layer.experts(x, plan, weights, 'int8')
     expect(Array.from(a.output)).toEqual(Array.from(b.output))
     expect(layer.int8Weights(weights)).toBe(layer.int8Weights(weights))
     if (!ctx.features.subgroupMatrix) expect(layer.int8Gemm().variant).toBe('dot4')
     const viaDot4 = new WebGpuMoeLayer(ctx, { int8Kernel: 'dot4', expertKernel: 'int8' })
-    expect(Array.from((await viaDot4.forward(x, weights)).output)).toEqual(Array.from(b.output))
+    expect(Array.from((await viaDot4.experts(x, plan, weights)).output)).toEqual(Array.from(b.output))
     w8.destroy()
   })
 
   it('errors: shapes not multiple of 64, f32 device weights with int8, int8 weights with gemm, subgroup-matrix without the feature', async () => {
     const bad: LayerWeights = randomLayerWeights({ experts: 4, topK: 2, hidden: 96, intermediate: 128, normalizeTopK: true }, { seed: 1 })
-    await expectCode(layer.forward(randomHidden(3, 96, 1), bad, { expertKernel: 'int8' }), 'MOE_ROUTE_ERR_SHAPE_MISMATCH')
+    const badX = randomHidden(3, 96, 1)
+    const badPlan = hostPlan(softmaxTopK({ tokens: 3, experts: 4, logits: gateMatmul(badX, bad.router, 3, 96, 4) }, 2, true), {})
+    await expectCode(layer.experts(badX, badPlan, bad, 'int8'), 'MOE_ROUTE_ERR_SHAPE_MISMATCH')
     expect(() => uploadInt8Weights(ctx, bad)).toThrow(/got H 96, I 128/)
     const dw = uploadLayerWeights(ctx, weights, 'f32')
-    await expectCode(layer.forward(randomHidden(3, H, 1), dw, { expertKernel: 'int8' }), 'MOE_ROUTE_ERR_INPUT_INVALID')
+    const x3 = randomHidden(3, H, 1)
+    const plan3 = planFor(x3, {}, 3)
+    await expectCode(layer.experts(x3, plan3, dw, 'int8'), 'MOE_ROUTE_ERR_INPUT_INVALID')
     const w8 = uploadInt8Weights(ctx, weights)
-    await expectCode(layer.forward(randomHidden(3, H, 1), w8, { expertKernel: 'gemm' }), 'MOE_ROUTE_ERR_INPUT_INVALID')
+    await expectCode(layer.experts(x3, plan3, w8, 'gemm'), 'MOE_ROUTE_ERR_INPUT_INVALID')
     if (!ctx.features.subgroupMatrix) {
       const l = new WebGpuMoeLayer(ctx, { int8Kernel: 'subgroup-matrix' })
-      await expectCode(l.forward(randomHidden(3, H, 1), w8), 'MOE_ROUTE_ERR_BACKEND_UNAVAILABLE')
+      await expectCode(l.experts(x3, plan3, w8), 'MOE_ROUTE_ERR_BACKEND_UNAVAILABLE')
     }
     dw.destroy()
     w8.destroy()

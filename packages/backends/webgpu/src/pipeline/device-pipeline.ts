@@ -45,7 +45,7 @@ import {
 } from '@moe-route/core'
 import type { GpuContext, Recorder } from '../gpu/context.js'
 import { grid1d } from '../gpu/program.js'
-import { BufferUsage } from '../gpu/constants.js'
+import { BufferUsage, STORAGE_RW } from '../gpu/constants.js'
 import { GATE_SPLIT_MAX_OUTPUTS, gateProgram } from '../kernels/gate/gate.program.js'
 import { offsetsProgram } from '../kernels/dispatch/dispatch.program.js'
 import { GEMM_BM, GEMM_BN } from '../kernels/expert-ffn/expert-ffn.program.js'
@@ -67,6 +67,14 @@ type Built =
 /** The dispatcher as built. */
 type BuiltDispatch = { readonly name: string; readonly where: 'device'; readonly grouping: GroupingStage } | { readonly name: string; readonly where: 'host'; readonly dispatcher: Dispatcher }
 
+/** A stage's output as read back for the full detail, with its per-slot drop reasons (stages with `dropReasons`). */
+interface StageOutput {
+  readonly ids: Int32Array
+  readonly w: Float32Array
+  readonly slots: number
+  reasons: Uint32Array | null
+}
+
 /** Routing buffers on the device: ids and weights (T × slots). */
 interface DeviceRouting {
   readonly ids: GPUBuffer
@@ -86,6 +94,8 @@ export interface WebGpuPipelineOptions {
    * `store.attachDevice`), not every expert: the kernels read the store's slots.
    */
   readonly storeSlots?: number
+  /** Destroy the weights with the pipeline (they were made for it). */
+  readonly ownsWeights?: boolean
 }
 
 /**
@@ -276,13 +286,9 @@ export class WebGpuPipeline implements DevicePipeline {
     }
     const counters = buf(cw * 4, 'counters')
     const srcBase = this.auxHead.length
-    const aux = buf((srcBase + Math.max(1, T)) * 4, 'aux')
-    const auxData = new Uint32Array(srcBase + Math.max(1, T))
-    auxData.set(this.auxHead)
-    if (batch.sourceDevice) for (let t = 0; t < T; t++) auxData[srcBase + t] = batch.sourceDevice[t]
-    ctx.device.queue.writeBuffer(aux, 0, auxData)
+    const aux = this.auxFor(batch, transient)
     const x = this.inputBuffer(batch, transient)
-    let rec = ctx.recorder('moe-route pipeline')
+    let rec = ctx.recorder('moe-route pipeline', { profile: readBack })
     rec.clear(counters, cw * 4)
     const kernels: Record<string, number> = {}
     const hostStages: StageTiming[] = []
@@ -294,7 +300,7 @@ export class WebGpuPipeline implements DevicePipeline {
       for (const r of reads) rec.read(r.src, r.bytes)
       const res = await rec.submit()
       if (res.kernels) for (const [n, ms] of Object.entries(res.kernels)) kernels[n] = (kernels[n] ?? 0) + ms
-      rec = ctx.recorder('moe-route pipeline')
+      rec = ctx.recorder('moe-route pipeline', { profile: readBack })
       return res.reads
     }
     // gate (or the batch's own logits / scores)
@@ -315,6 +321,8 @@ export class WebGpuPipeline implements DevicePipeline {
     let cur: DeviceRouting = { ids: buf(T * k * 4, 'ids'), w: buf(T * k * 4, 'weights'), slots: k }
     const original = cur
     const stageOutputs: DeviceRouting[] = []
+    // per stage output: the scratch holding its per-slot drop reasons (stages with dropReasons), else null
+    const stageReasons: ({ src: GPUBuffer; words: number } | null)[] = []
     for (let si = 0; si < this.built.length; si++) {
       const b = this.built[si]
       const statBase = si * STAGE_STAT_WORDS
@@ -343,8 +351,12 @@ export class WebGpuPipeline implements DevicePipeline {
           const { pipeline } = b.passes[pi]
           rec.dispatch(`${b.name}:${pass.entryPoint}`, pipeline, ctx.bindGroup(pipeline, b.name, bindings), grid1d(n))
         })
+        const reasons = b.role !== 'router' && b.stage.dropReasons?.length ? { src: scratch, words: Math.min(scratchWords, T * cur.slots) } : null
         if (b.role !== 'router') cur = out
-        if (full) stageOutputs.push(cur)
+        if (full) {
+          stageOutputs.push(cur)
+          stageReasons.push(reasons)
+        }
         continue
       }
       // a host round trip
@@ -359,7 +371,10 @@ export class WebGpuPipeline implements DevicePipeline {
         )
         this.uploadRouting(routing, cur, scores)
         hostOriginal = routing
-        if (full) stageOutputs.push(cur)
+        if (full) {
+          stageOutputs.push(cur)
+          stageReasons.push(null)
+        }
       } else {
         const [ids, w, sc] = await flush([
           { src: cur.ids, bytes: T * cur.slots * 4 },
@@ -377,7 +392,10 @@ export class WebGpuPipeline implements DevicePipeline {
         const out: DeviceRouting = { ids: buf(T * b.slotsOut * 4, 'ids'), w: buf(T * b.slotsOut * 4, 'weights'), slots: b.slotsOut }
         this.uploadRouting(outcome.routing, out, null)
         cur = out
-        if (full) stageOutputs.push(cur)
+        if (full) {
+          stageOutputs.push(cur)
+          stageReasons.push(null)
+        }
       }
       hostStages.push({ stage: `${b.role}:${b.name}`, where: 'host', ms: performance.now() - t0 })
     }
@@ -392,6 +410,8 @@ export class WebGpuPipeline implements DevicePipeline {
     let padded = false
     let capacity: number | null = null
     let hostPlan: DispatchPlan | null = null
+    /** Rows crossing devices when a padded grouping ships whole segments (`padded-slots`), else null. */
+    let slotRowsCrossing: number | null = null
     const rowsHint0 = Math.max(1, Math.min(T, Math.ceil((T * k) / E)))
     const kind = this.expertKernel(rowsHint0)
     const tile = kind === 'int8' ? int8TileDims(this.layer.int8Gemm(rowsHint0, H, spec.model.intermediate)) : { bm: GEMM_BM, bn: GEMM_BN }
@@ -406,6 +426,11 @@ export class WebGpuPipeline implements DevicePipeline {
       const width = padded ? segments * cap : T * S
       rowsBound = padded ? E * width : T * S
       capacity = padded ? width : null
+      if (padded && g.traffic === 'padded-slots') {
+        // every segment sends its cap slots of every expert to the expert's primary device
+        slotRowsCrossing = 0
+        for (let seg = 0; seg < segments; seg++) for (let e = 0; e < E; e++) if (spec.placement.replicas[e][0] !== seg) slotRowsCrossing += cap
+      }
       const kept = buf(E * Math.max(1, width) * 4, 'kept')
       rowToken = buf(rowsBound * 4, 'rowToken')
       rowWeight = buf(rowsBound * 4, 'rowWeight')
@@ -506,7 +531,7 @@ export class WebGpuPipeline implements DevicePipeline {
     rec.stage = 'telemetry'
     const n4 = out ? (T * H) / 4 : 0
     if (out && n4 > 0) rec.run(normPartialsProgram(), { n4, base: normBase }, [out, counters])
-    rec.run(telemetryProgram(), { tokens: T, k, slots: S, experts: E, srcBase, teleBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D }, [original.ids, original.w, cur.ids, cur.w, tokenRows, counts, aux, counters])
+    rec.run(telemetryProgram(), { tokens: T, k, slots: S, experts: E, srcBase, teleBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair' }, [original.ids, original.w, cur.ids, cur.w, tokenRows, counts, aux, counters])
     rec.stage = null
     const reads: { src: GPUBuffer; bytes: number }[] = [{ src: counters, bytes: readWords * 4 }]
     const hostOut = outputMode === 'host' && out !== null
@@ -515,6 +540,7 @@ export class WebGpuPipeline implements DevicePipeline {
       reads.push({ src: original.ids, bytes: T * k * 4 }, { src: original.w, bytes: T * k * 4 }, { src: scores, bytes: T * E * 4 }, { src: tokenRows, bytes: T * S * 4 })
       reads.push({ src: offsets, bytes: (E + 1) * 4 }, { src: counts, bytes: E * 4 }, { src: rowToken, bytes: rowsBound * 4 }, { src: rowWeight, bytes: rowsBound * 4 })
       for (const so of stageOutputs) reads.push({ src: so.ids, bytes: T * so.slots * 4 }, { src: so.w, bytes: T * so.slots * 4 })
+      for (const r of stageReasons) if (r) reads.push({ src: r.src, bytes: Math.max(4, r.words * 4) })
     }
     if (out && (outputMode !== 'device' || !readBack)) transient.push(out)
     rec.releaseAfterSubmit(...transient)
@@ -567,9 +593,10 @@ export class WebGpuPipeline implements DevicePipeline {
       policies,
       dispatch: {
         mode: hostPlan ? hostPlan.mode : this.dispatch.where === 'device' ? this.dispatch.grouping.mode : 'dynamic',
-        slotsComputed: hostPlan ? hostPlan.rowToken.length : rowsBound,
+        // exact groups compute their real rows only (rowsBound is the T·S bound)
+        slotsComputed: hostPlan ? hostPlan.rowToken.length : padded ? rowsBound : sumCounts(words, tb + 12 + E, E),
         paddingRows: hostPlan ? hostPlan.paddingRows : padded ? rowsBound - sumCounts(words, tb + 12 + E, E) : 0,
-        bytesCrossDevice: hostPlan ? hostPlan.traffic.bytesCrossDevice : words[tb + 5] * H * spec.activationBytes,
+        bytesCrossDevice: hostPlan ? hostPlan.traffic.bytesCrossDevice : (slotRowsCrossing ?? words[tb + 5]) * H * spec.activationBytes,
         capacity,
       },
     }
@@ -586,7 +613,8 @@ export class WebGpuPipeline implements DevicePipeline {
       const cts = new Int32Array(next())
       const rt = new Int32Array(next())
       const rw = new Float32Array(next())
-      const outs = stageOutputs.map((so) => ({ ids: new Int32Array(next()), w: new Float32Array(next()), slots: so.slots }))
+      const outs: StageOutput[] = stageOutputs.map((so) => ({ ids: new Int32Array(next()), w: new Float32Array(next()), slots: so.slots, reasons: null }))
+      stageReasons.forEach((r, i) => r && (outs[i].reasons = new Uint32Array(next())))
       detail = this.detailOf(batch, hostOriginal ? hostOriginal : this.hostRouting(batch, origIds, origW, sc, k), sc, outs, tr, S, hostPlan ?? planOf(T, E, offs, cts, rt, rw, padded, capacity, this.dispatch.where === 'device' ? this.dispatch.grouping.mode : 'dynamic', counts2.dispatch.bytesCrossDevice, D), hostPolicies)
     }
     return {
@@ -602,6 +630,49 @@ export class WebGpuPipeline implements DevicePipeline {
     }
   }
 
+  /** A persistent aux buffer (see {@link auxFor}), the tokens it has room for, and whether its source devices are zero. */
+  private aux: { buffer: GPUBuffer; tokens: number; zeroSources: boolean } | null = null
+
+  /**
+   * The aux words of a batch (placement and tables, then the source device of each token).
+   * A pipeline that submits each batch at once (no host stage, no store) keeps one buffer and
+   * rewrites only the source devices when they change: the queue orders that write after every
+   * earlier batch's submit. Otherwise each batch gets its own pooled copy.
+   */
+  private auxFor(batch: TokenBatch, transient: GPUBuffer[]): GPUBuffer {
+    const { ctx } = this
+    const T = batch.tokens
+    const head = this.auxHead
+    const words = head.length + Math.max(1, T)
+    const single = !this.spec.store && this.built.every((b) => b.where === 'device') && this.dispatch.where === 'device'
+    if (!single) {
+      const b = ctx.storage(words * 4, 'aux')
+      transient.push(b)
+      const data = new Uint32Array(words)
+      data.set(head)
+      if (batch.sourceDevice) data.set(batch.sourceDevice, head.length)
+      ctx.device.queue.writeBuffer(b, 0, data)
+      return b
+    }
+    if (!this.aux || this.aux.tokens < T) {
+      this.aux?.buffer.destroy()
+      const tokens = Math.max(T, 2 * (this.aux?.tokens ?? 0), 64)
+      const buffer = ctx.device.createBuffer({ label: 'moe-route pipeline aux', size: (head.length + tokens) * 4, usage: STORAGE_RW })
+      const data = new Uint32Array(head.length + tokens)
+      data.set(head)
+      ctx.device.queue.writeBuffer(buffer, 0, data)
+      this.aux = { buffer, tokens, zeroSources: true }
+    }
+    if (batch.sourceDevice) {
+      ctx.device.queue.writeBuffer(this.aux.buffer, head.length * 4, batch.sourceDevice.buffer, batch.sourceDevice.byteOffset, T * 4)
+      this.aux.zeroSources = false
+    } else if (!this.aux.zeroSources) {
+      ctx.device.queue.writeBuffer(this.aux.buffer, head.length * 4, new Uint32Array(this.aux.tokens))
+      this.aux.zeroSources = true
+    }
+    return this.aux.buffer
+  }
+
   /** The expert kernel of a batch whose mean group has `rows` rows. */
   private expertKernel(rows: number): ExpertKernelUsed {
     if (isDeviceInt8Weights(this.weights)) return 'int8'
@@ -614,9 +685,11 @@ export class WebGpuPipeline implements DevicePipeline {
   /** Per-stage times: device kernel times (profiled) or null, host stages' wall times. */
   private stageTimings(kernels: Record<string, number>, host: StageTiming[]): StageTiming[] {
     const profiled = Object.keys(kernels).length > 0
-    const dev = (stage: string): StageTiming => ({ stage, where: 'device', ms: profiled ? (kernels[stage] ?? 0) : null })
+    // a stage's time: its kernels' times (keys `<stage>|<kernel>`)
+    const sum = (stage: string) => Object.entries(kernels).reduce((a, [k, ms]) => (k === stage || k.startsWith(`${stage}|`) ? a + ms : a), 0)
+    const dev = (stage: string): StageTiming => ({ stage, where: 'device', ms: profiled ? sum(stage) : null })
     const out: StageTiming[] = []
-    if (kernels.gate !== undefined || !profiled) out.push(dev('gate'))
+    out.push(dev('gate'))
     for (const s of this.stages) {
       const h = host.find((x) => x.stage === s.stage)
       if (h) out.push(h)
@@ -638,7 +711,7 @@ export class WebGpuPipeline implements DevicePipeline {
       if ((t as unknown as Record<symbol, unknown>)[PADDED_ROW] === true) return b
       const x = ctx.storage((T + 1) * H * 4, 'hidden')
       transient.push(x)
-      const rec = ctx.recorder('hidden copy')
+      const rec = ctx.recorder('hidden copy', { profile: false })
       this.ctx.device.queue.writeBuffer(x, T * H * 4, new Float32Array(H))
       rec.copy(b, 0, x, 0, T * H * 4)
       rec.submitNoWait()
@@ -694,7 +767,7 @@ export class WebGpuPipeline implements DevicePipeline {
     batch: TokenBatch,
     original: Routing,
     scores: Float32Array,
-    outs: { ids: Int32Array; w: Float32Array; slots: number }[],
+    outs: StageOutput[],
     tokenRows: Uint32Array,
     S: number,
     plan: DispatchPlan,
@@ -719,19 +792,33 @@ export class WebGpuPipeline implements DevicePipeline {
         return
       }
       const reason = (b.where === 'device' && b.stage.dropReason) || 'capacity'
+      const more = b.where === 'device' ? (b.stage.dropReasons ?? []) : []
+      const reasonOf = (t: number, j: number) => (o.reasons && o.reasons[t * prev.slots + j] > 0 ? (more[o.reasons[t * prev.slots + j] - 1] ?? reason) : reason)
+      const moves = b.where === 'device' ? (b.stage.moves ?? false) : false
       const from = dropped.length
       for (let t = 0; t < T; t++) {
         const before = pairsOfToken(prev, t)
         const after = pairsOfToken(o, t)
         const removed = before.filter((p) => !after.some((q) => q.e === p.e))
         const addedHere = after.filter((q) => !before.some((p) => p.e === q.e))
+        if (moves === 'by-score') {
+          // substitution: the i-th removed expert (by score) moved to the i-th added one
+          const byScore = (x: { e: number }, y: { e: number }) => scores[t * this.E + y.e] - scores[t * this.E + x.e] || x.e - y.e
+          removed.sort(byScore)
+          addedHere.sort(byScore)
+          removed.forEach((p, i) => {
+            if (i < addedHere.length) rerouted.push({ token: t, from: p.e, to: addedHere[i].e, weight: p.w, policy: b.name })
+            else dropped.push({ token: t, expert: p.e, weight: p.w, reason: reasonOf(t, p.j), policy: b.name })
+          })
+          continue
+        }
         // a removed pair whose weight reappears on an added expert was moved
         for (const p of removed) {
           const m = addedHere.findIndex((q) => q.w === p.w)
-          if (m >= 0 && b.where === 'device' && (b.stage.moves ?? false)) {
+          if (m >= 0 && moves === true) {
             rerouted.push({ token: t, from: p.e, to: addedHere[m].e, weight: p.w, policy: b.name })
             addedHere.splice(m, 1)
-          } else dropped.push({ token: t, expert: p.e, weight: p.w, reason, policy: b.name })
+          } else dropped.push({ token: t, expert: p.e, weight: p.w, reason: reasonOf(t, p.j), policy: b.name })
         }
       }
       // each stage's pairs in (token, expert) order, stages in pipeline order (as the host engine lists them)
@@ -755,9 +842,13 @@ export class WebGpuPipeline implements DevicePipeline {
     return { original, routing, plan, dropped, rerouted }
   }
 
-  /** Frees the pipeline's device weights (when it owns them) and nothing else. */
+  /** Frees what the pipeline owns on the device: its weights (when given ownership) and its aux buffer. */
   async dispose(): Promise<void> {
+    if (this.disposed) return
     this.disposed = true
+    this.aux?.buffer.destroy()
+    this.aux = null
+    if (this.options.ownsWeights) this.weights.destroy()
   }
 }
 
@@ -785,7 +876,7 @@ export function deviceTensor(ctx: GpuContext, b: GPUBuffer, rows: number, column
  */
 export function syntheticHidden(ctx: GpuContext, tokens: number, hidden: number, seed: number): DeviceTensor {
   const x = ctx.storage((tokens + 1) * hidden * 4, 'hidden')
-  const rec = ctx.recorder('synthetic hidden')
+  const rec = ctx.recorder('synthetic hidden', { profile: false })
   rec.clear(x, (tokens + 1) * hidden * 4)
   if (tokens > 0) rec.run(initWeightsProgram('f32'), { count: tokens * hidden, seed: seed >>> 0, std: 1 }, [x])
   rec.submitNoWait()
@@ -795,11 +886,11 @@ export function syntheticHidden(ctx: GpuContext, tokens: number, hidden: number,
 const byPair = (a: { token: number; expert: number }, b: { token: number; expert: number }) => a.token - b.token || a.expert - b.expert
 
 /** Pairs of token t of a slot layout. */
-function pairsOfToken(r: { ids: ArrayLike<number>; w: ArrayLike<number>; slots: number }, t: number): { e: number; w: number }[] {
-  const out: { e: number; w: number }[] = []
+function pairsOfToken(r: { ids: ArrayLike<number>; w: ArrayLike<number>; slots: number }, t: number): { e: number; w: number; j: number }[] {
+  const out: { e: number; w: number; j: number }[] = []
   for (let j = 0; j < r.slots; j++) {
     const e = r.ids[t * r.slots + j]
-    if (e >= 0) out.push({ e, w: r.w[t * r.slots + j] })
+    if (e >= 0) out.push({ e, w: r.w[t * r.slots + j], j })
   }
   return out
 }

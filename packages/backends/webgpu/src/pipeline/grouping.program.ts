@@ -75,6 +75,8 @@ export interface TelemetryParams {
   readonly normBase: number
   readonly normGroups: number
   readonly devices: number
+  /** Count crossing rows once per pair instead of once per destination device. */
+  readonly perPair?: boolean
 }
 
 /** Telemetry counts; bindings: origIds, origW, ids, w, tokenRows, counts, aux, counters. One workgroup. */
@@ -85,7 +87,7 @@ export function telemetryProgram(): KernelProgram<TelemetryParams> {
     getShaderSource: telemetryWgsl,
     getRunData: (p) => ({
       dispatch: [1, 1, 1],
-      uniforms: uniforms([p.tokens, p.k, p.slots, p.experts, p.srcBase, p.teleBase, p.normBase, p.normGroups, p.devices]),
+      uniforms: uniforms([p.tokens, p.k, p.slots, p.experts, p.srcBase, p.teleBase, p.normBase, p.normGroups, p.devices, p.perPair ? 1 : 0]),
     }),
   }
 }

@@ -6,23 +6,9 @@
  * Rows come out in the order of the host dispatchers: within an expert, token order (then
  * slot order), padded groups in segment order with zero rows after each segment's pairs.
  */
+import { WORKGROUP_SCAN_WGSL } from '@moe-route/core'
 
-const SCAN = /* wgsl */ `
-var<workgroup> scan: array<u32, 256>;
-fn exclusiveScan(v: u32, lid: u32) -> vec2<u32> {
-  scan[lid] = v;
-  workgroupBarrier();
-  for (var s = 1u; s < 256u; s = s << 1u) {
-    let add = select(0u, scan[max(lid, s) - s], lid >= s);
-    workgroupBarrier();
-    scan[lid] = scan[lid] + add;
-    workgroupBarrier();
-  }
-  let incl = scan[lid];
-  let total = scan[255];
-  workgroupBarrier();
-  return vec2<u32>(incl - v, total);
-}`
+const SCAN = WORKGROUP_SCAN_WGSL
 
 /** Marks a padded position with no pair. */
 export const NO_PAIR = 0xffffffff
@@ -154,12 +140,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /**
  * The batch's telemetry counts on the device (one workgroup): router pairs and their mass,
  * computed pairs (tokenRows), drops, additions, fully dropped tokens, tokens crossing devices,
- * loads before and after, the output norm from the partial sums. Layout of `tele` (u32
+ * (once per distinct destination device, or once per pair when \`perPair\`), loads before and
+ * after, the output norm from the partial sums. Layout of `tele` (u32
  * words at `teleBase`): pairsBefore, pairsAfter, dropped, added, fullyDropped, crossing,
  * massBefore (f32), massKept (f32), outputNormSq (f32), 3 spare, loadBefore[E], loadAfter[E].
  */
 export const telemetryWgsl = (): string => /* wgsl */ `
-struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, normBase: u32, normGroups: u32, devices: u32, _a: u32, _b: u32, _c: u32 };
+struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, normBase: u32, normGroups: u32, devices: u32, perPair: u32, _b: u32, _c: u32 };
 @group(0) @binding(0) var<storage, read> origIds: array<i32>;
 @group(0) @binding(1) var<storage, read> origW: array<f32>;
 @group(0) @binding(2) var<storage, read> ids: array<i32>;
@@ -200,10 +187,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
       let e = ids[t * S + j2];
       if (e < 0) { continue; }
       let eu = u32(e);
-      // token traffic (core's tokenTraffic): once per distinct destination device of the final routing
+      // token traffic (core's tokenTraffic): once per distinct destination device of the final
+      // routing, or once per pair (perPair)
       let dst = aux[aux[eu] + t % (aux[eu + 1u] - aux[eu])];
       var seenDst = false;
-      for (var j3 = 0u; j3 < j2; j3 = j3 + 1u) {
+      for (var j3 = 0u; j3 < j2 && params.perPair == 0u; j3 = j3 + 1u) {
         let e3 = ids[t * S + j3];
         if (e3 >= 0 && aux[aux[u32(e3)] + t % (aux[u32(e3) + 1u] - aux[u32(e3)])] == dst) { seenDst = true; }
       }

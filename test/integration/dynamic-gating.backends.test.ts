@@ -6,9 +6,7 @@
 import { createCpuBackend, naiveTokenLoop, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
 import { contiguousPlacement, pairsOf, softmaxTopK, type Backend, type DispatchPlan, type LayerWeights, type ModelShape, type Routing } from '@moe-route/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { dynamicDispatch } from './dynamic-dispatch.js'
-import { staticDispatch } from './static-dispatch.js'
-import { dispatchStats } from './stats.js'
+import { dispatchStats, dynamicDispatch, staticDispatch } from '@moe-route/policy-dynamic-gating'
 
 /** Relative L2 tolerance between backends and against the naive oracle (f32 accumulation order differs). */
 const TOL = 1e-4
