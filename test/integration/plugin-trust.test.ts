@@ -20,7 +20,8 @@ const marker = (name: string) => join(project.dir, `RAN-${name}`)
 const payload = (name: string, rest = 'export default {}\n') => `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(marker(name))}, 'ran')\n${rest}`
 const config = (name: string, body: object) => project.write(`${name}.json`, { model, ...body })
 const route = (configFile: string, ...flags: string[]) => cli([...flags, 'route', '-i', 'input.json', '-c', configFile, '--json'], project.dir)
-const fast = { security: { pluginTimeoutMs: 400 } }
+// short limits keep the timeout cases quick; a loaded CI machine still imports a healthy plugin in time
+const fast = { security: { pluginTimeoutMs: 1500 } }
 
 beforeAll(() => {
   project = createProject()
@@ -182,8 +183,8 @@ describe('plugin code runs under a time limit', () => {
     const started = performance.now()
     const r = await route(config(`t-${pkg}`, { policies: [{ use: pkg }], ...fast }))
     expect(r.code).toBe(1)
-    expect(r.err).toMatch(new RegExp(`^MOE_ROUTE_ERR_PLUGIN_TIMEOUT: .*plugin (${pkg}|${pkg.replace('moe-route-policy-', '')}) did not finish ${hook} within 400 ms`))
-    expect(performance.now() - started).toBeLessThan(10_000)
+    expect(r.err).toMatch(new RegExp(`^MOE_ROUTE_ERR_PLUGIN_TIMEOUT: .*plugin (${pkg}|${pkg.replace('moe-route-policy-', '')}) did not finish ${hook} within 1500 ms`))
+    expect(performance.now() - started).toBeLessThan(20_000)
   })
 })
 
@@ -210,9 +211,10 @@ describe('--isolate-plugins: package plugins run in a worker thread', () => {
 
   it('stops a spinning import or apply by terminating the worker (config security.isolatePlugins works like the flag)', async () => {
     for (const [pkg, hook] of [['moe-route-policy-spin-import', 'import'], ['moe-route-policy-spin', 'apply'], ['moe-route-policy-hang', 'import']]) {
-      const r = await route(config(`iso-t-${pkg}`, { policies: [{ use: pkg }], security: { pluginTimeoutMs: 400, isolatePlugins: true } }))
+      // a worker starts and imports core before the plugin: a longer limit than in this thread
+      const r = await route(config(`iso-t-${pkg}`, { policies: [{ use: pkg }], security: { pluginTimeoutMs: 5000, isolatePlugins: true } }))
       expect(r.code).toBe(1)
-      expect(r.err).toMatch(new RegExp(`^MOE_ROUTE_ERR_PLUGIN_TIMEOUT: .*did not finish ${hook} within 400 ms`))
+      expect(r.err).toMatch(new RegExp(`^MOE_ROUTE_ERR_PLUGIN_TIMEOUT: .*did not finish ${hook} within 5000 ms`))
     }
   })
 })

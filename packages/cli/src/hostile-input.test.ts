@@ -101,6 +101,13 @@ describe('coded errors instead of stack traces', () => {
     }
   })
 
+  it('a config or input that is a device (/dev/zero) is refused, never read forever', async () => {
+    for (const r of [await cli('validate', '-c', '/dev/zero'), await cli('route', '-i', '/dev/zero')]) {
+      expect(r.code).toBe(1)
+      expect(r.err).toMatch(/^MOE_ROUTE_ERR_FILE_NOT_FOUND: cannot read \/dev\/zero: not a regular file/)
+    }
+  })
+
   it('route input: empty, not JSON, no tokens, too wide', async () => {
     expect((await cli('route', '-i', file('empty.json', ''))).err).toMatch(/^MOE_ROUTE_ERR_INPUT_EMPTY: /)
     expect((await cli('route', '-i', file('garbage.json', '{"experts":'))).err).toMatch(/^MOE_ROUTE_ERR_CONFIG_PARSE: /)
