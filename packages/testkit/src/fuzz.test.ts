@@ -4,7 +4,7 @@
  * must keep the outcome invariants, kept pairs must weigh > 0 and the capacity policies must
  * report the documented capacity. `npm run fuzz` runs the same for minutes.
  */
-import { isPlugin, type Plugin } from '@moe-route/core'
+import { createRegistry, isPlugin, type Plugin } from '@moe-route/core'
 import * as c2r from '@moe-route/policy-c2r'
 import * as capacityDrop from '@moe-route/policy-capacity-drop'
 import * as deviceCapacity from '@moe-route/policy-device-capacity'
@@ -20,6 +20,7 @@ const policies = [c2r, capacityDrop, deviceCapacity, expandedDrop, expertDrop, r
   [...new Set(Object.values(m))].filter((v): v is Plugin<'policy'> => isPlugin(v) && v.kind === 'policy'),
 )
 const byName = new Map(policies.map((p) => [p.meta.name, p]))
+const registry = createRegistry(policies)
 const seconds = Number(process.env.FUZZ_SECONDS ?? 20)
 
 describe('fuzzing policy stacks', () => {
@@ -37,7 +38,7 @@ describe('fuzzing policy stacks', () => {
     fc.assert(
       fc.property(stackCase({ plugins: policies }), (c) => {
         cases++
-        const { violations } = runStackCase(c, byName)
+        const { violations } = runStackCase(c, byName, registry)
         if (violations.length > 0) throw new Error(violations.slice(0, 5).map((v) => `${v.policy} [${v.kind}]: ${v.message}`).join('\n'))
       }),
       { numRuns: 1_000_000, interruptAfterTimeLimit: seconds * 1000, markInterruptAsFailure: false },

@@ -7,7 +7,7 @@
  * capacity checked against the documented formula. Runs under vitest with a time budget
  * (fuzz.test.ts) and for minutes from `npm run fuzz` (scripts/fuzz.mjs).
  */
-import { contiguousPlacement, createRegistry, mixSeed, mulberry32, type JsonSchema, type Plugin, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
+import { contiguousPlacement, createRegistry, mixSeed, mulberry32, type JsonSchema, type Plugin, type PluginRegistry, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
 import fc from 'fast-check'
 import { routingCase, type RoutingCase, type RoutingConstraints } from './arbitraries.js'
 import { checkOutcome } from './invariants.js'
@@ -108,9 +108,14 @@ export function stackCase(o: FuzzOptions): fc.Arbitrary<StackCase> {
 /**
  * Runs one case: the router's routing, then each policy of the stack in order (as the engine
  * runs them), checking every step. Options a policy refuses (a combination its schema rules
- * out) leave that step out. Returns the violations and how many routings were checked.
+ * out) leave that step out. Returns the violations and how many routings were checked. Pass
+ * `registry` (holding `plugins`) to reuse one across cases.
  */
-export function runStackCase(c: StackCase, plugins: ReadonlyMap<string, Plugin<'policy'>>): { violations: FuzzViolation[]; routings: number } {
+export function runStackCase(
+  c: StackCase,
+  plugins: ReadonlyMap<string, Plugin<'policy'>>,
+  registry: PluginRegistry = createRegistry([...plugins.values()]),
+): { violations: FuzzViolation[]; routings: number } {
   const { routing: rc } = c
   const violations: FuzzViolation[] = []
   const describe = () => `${rc.routing.tokens} tokens, E=${rc.routing.experts}, k=${rc.routing.topK}, devices=${rc.devices}, seed ${rc.seed}, batch ${rc.batchId}, stack ${JSON.stringify(c.stack)}`
@@ -119,7 +124,6 @@ export function runStackCase(c: StackCase, plugins: ReadonlyMap<string, Plugin<'
   for (let i = 0; i < rc.routing.expertIds.length; i++) {
     if (rc.routing.expertIds[i] >= 0 && !(rc.routing.weights[i] > 0)) push('softmax-top-k', 'weight', `slot ${i} keeps expert ${rc.routing.expertIds[i]} with weight ${rc.routing.weights[i]}`)
   }
-  const registry = createRegistry([...plugins.values()])
   const placement = contiguousPlacement(rc.routing.experts, rc.devices)
   const model = { experts: rc.routing.experts, topK: rc.routing.topK, hidden: 8, intermediate: 16, normalizeTopK: rc.routing.normalizeTopK }
   let routing: Routing = rc.routing
@@ -206,6 +210,7 @@ export interface FuzzReport {
  */
 export function fuzzStacks(o: FuzzOptions & { readonly timeLimitMs: number; readonly maxCases?: number; readonly seed?: number; readonly onProgress?: (r: FuzzReport) => void }): FuzzReport {
   const plugins = new Map(o.plugins.map((p) => [p.meta.name, p]))
+  const registry = createRegistry(o.plugins)
   const arb = stackCase(o)
   const seed = o.seed ?? Date.now() % 0x7fffffff
   const started = performance.now()
@@ -219,7 +224,7 @@ export function fuzzStacks(o: FuzzOptions & { readonly timeLimitMs: number; read
   let lastProgress = started
   for (let chunk = 0; performance.now() - started < o.timeLimitMs && cases < (o.maxCases ?? Infinity); chunk++) {
     for (const c of fc.sample(arb, { numRuns: 200, seed: (seed + chunk) | 0 })) {
-      const r = runStackCase(c, plugins)
+      const r = runStackCase(c, plugins, registry)
       cases++
       routings += r.routings
       for (const v of r.violations) if (violations.length < 20) violations.push(v)
