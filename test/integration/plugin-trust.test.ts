@@ -198,7 +198,7 @@ describe('--isolate-plugins: package plugins run in a worker thread', () => {
       expect(isolated.err).toBe('')
       expect(JSON.parse(isolated.out)).toEqual(JSON.parse(inThread.out))
     }
-  })
+  }, 120_000)
 
   it("keeps a plugin's changes to Math and Object.prototype in its worker", async () => {
     const baseline = await route(config('iso-base', { policies: [] }))
@@ -216,6 +216,7 @@ describe('--isolate-plugins: package plugins run in a worker thread', () => {
       expect(r.code).toBe(1)
       expect(r.err).toMatch(new RegExp(`^MOE_ROUTE_ERR_PLUGIN_TIMEOUT: .*did not finish ${hook} within 5000 ms`))
     }
-  })
+    // three 5 s limits plus a worker start each: ~20 s on a loaded 2-core machine
+  }, 120_000)
 })
 

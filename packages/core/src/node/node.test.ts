@@ -139,10 +139,11 @@ describe('time limits', () => {
     )
     expect(e).toMatchObject({ code: 'MOE_ROUTE_ERR_PLUGIN_TIMEOUT', details: { plugin: 'spinner', hook: 'apply' } })
     expect(performance.now() - started).toBeLessThan(5000)
-    expect(callWithin(() => 42, 100, 'p', 'h')).toBe(42)
+    // calls that finish get a limit no descheduling on a loaded machine comes near
+    expect(callWithin(() => 42, 10_000, 'p', 'h')).toBe(42)
     expect(() => callWithin(() => {
       throw new RangeError('boom')
-    }, 100, 'p', 'h')).toThrow(RangeError)
+    }, 10_000, 'p', 'h')).toThrow(RangeError)
   })
 
   it('a promise that never settles is a timeout; the timer does not outlive a settled one', async () => {
@@ -162,7 +163,8 @@ describe('time limits', () => {
         return (this.total += n)
       }
     }
-    const p = boundedPlugin(definePolicy({ meta: policy().meta, create: () => new Spinner() as never }), 100)
+    // one limit for every method: long enough that the quick calls never meet it on a loaded machine
+    const p = boundedPlugin(definePolicy({ meta: policy().meta, create: () => new Spinner() as never }), 1000)
     const instance = p.create({ n: 1 }, { model: { experts: 2, topK: 1, hidden: 1, intermediate: 1, normalizeTopK: true }, devices: 1, seed: 1 }) as unknown as Spinner
     expect(instance.name).toBe('spin')
     expect(instance.add(2) + instance.add(3)).toBe(7)
