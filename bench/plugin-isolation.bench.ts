@@ -15,7 +15,7 @@
  * Usage (any machine, after a build): npx tsx bench/plugin-isolation.bench.ts [--rounds 7] [--out bench/results]
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createMoe, createRegistry, softmaxRows, type MoeEngine, type Plugin } from '@moe-route/core'
@@ -30,6 +30,7 @@ const opt = (name: string, fallback: string) => {
 const rounds = Number(opt('rounds', '7'))
 const out = opt('out', '')
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const loadAtStart = loadavg()[0]
 
 const shapes = [
   { experts: 8, topK: 2, tokens: 1 },
@@ -88,7 +89,8 @@ for (const s of shapes) {
 const report = {
   bench: 'plugin-isolation',
   what: 'engine.route (softmax-top-k router, capacity-drop γ=1 from its built package, exact-size dispatcher) per batch; median of rounds',
-  machine: { cpus: cpus().length, cpu: cpus()[0]?.model?.trim(), memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
+  // the load average at start and end: on a shared machine the ratios are the numbers to read
+  machine: { cpus: cpus().length, cpu: cpus()[0]?.model?.trim(), memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform, load1: { start: loadAtStart, end: loadavg()[0] } },
   rounds,
   date: new Date().toISOString(),
   rows,
