@@ -5,7 +5,7 @@
  *
  * Synchronous calls run under a `vm` watchdog (Node's script `timeout`, which interrupts even
  * an endless loop and leaves the process usable); promises are raced against a timer. The
- * watchdog costs a thread start per call (tens of microseconds; see bench/plugin-isolation.bench.ts),
+ * watchdog costs a thread start per call (~0.2 ms on a 2-core VM; see bench/plugin-isolation.bench.ts),
  * so core's and the CLI's own plugins run without it: it wraps plugins loaded from packages.
  */
 import vm from 'node:vm'
