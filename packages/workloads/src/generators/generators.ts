@@ -33,13 +33,45 @@ function firstBias(topk: readonly number[], top1: readonly number[] | undefined)
 }
 
 /**
+ * k distinct experts uniformly at random, in O(k) draws: rejection of repeats while k ≤ E/2,
+ * else a partial Fisher–Yates shuffle. Slot order is the draw order (itself uniform).
+ */
+function uniformSampler(experts: number, k: number): TokenSampler {
+  const pool = new Int32Array(experts)
+  return {
+    next(random, out, offset) {
+      if (2 * k <= experts) {
+        for (let j = 0; j < k; j++) {
+          let e: number
+          let again: boolean
+          do {
+            e = Math.floor(random() * experts)
+            again = false
+            for (let i = 0; i < j; i++) if (out[offset + i] === e) again = true
+          } while (again)
+          out[offset + j] = e
+        }
+        return
+      }
+      for (let e = 0; e < experts; e++) pool[e] = e
+      for (let j = 0; j < k; j++) {
+        const i = j + Math.floor(random() * (experts - j))
+        const e = pool[i]
+        pool[i] = pool[j]
+        pool[j] = e
+        out[offset + j] = e
+      }
+    },
+  }
+}
+
+/**
  * Each token picks `topK` distinct experts uniformly at random (the balanced baseline).
  * @example uniformWorkload(8, 2).batches({ tokensPerBatch: 512, batches: 10, seed: 1 })
  */
 export function uniformWorkload(experts: number, topK: number, normalizeTopK = true): Workload {
   if (!Number.isInteger(experts) || experts < 1) throw invalid(`uniform workload: E must be a positive integer, got ${experts}`)
   if (!Number.isInteger(topK) || topK < 1 || topK > experts) throw invalid(`uniform workload: k must be an integer in 1..${experts}, got ${topK}`)
-  const pi = new Float64Array(experts).fill(topK / experts)
   return createWorkload({
     spec: `uniform:E=${experts}:k=${topK}`,
     description: `uniform routing, ${experts} experts, top-${topK}`,
@@ -47,7 +79,7 @@ export function uniformWorkload(experts: number, topK: number, normalizeTopK = t
     topK,
     normalizeTopK,
     targetLoad: new Array<number>(experts).fill(1 / experts),
-    sampler: () => marginalSampler(pi, topK, null),
+    sampler: () => uniformSampler(experts, topK),
   })
 }
 
@@ -147,10 +179,14 @@ export function mixtralReplayWorkload(domain: string, layer: number, options: Mi
     normalizeTopK: true,
     targetLoad: normalize(topk),
     sampler(seed) {
-      let pos = options.start ?? lineStarts[Math.floor(mulberry32(mixSeed(seed, 0x737430))() * lineStarts.length)]
-      pos = ((pos % ids.length) + ids.length) % ids.length
+      let origin = options.start ?? lineStarts[Math.floor(mulberry32(mixSeed(seed, 0x737430))() * lineStarts.length)]
+      origin = ((origin % ids.length) + ids.length) % ids.length
+      let pos = origin
       const order = new Int32Array(m.experts)
       return {
+        seek(token) {
+          pos = (origin + (token % ids.length)) % ids.length
+        },
         next(random, out, offset) {
           const r = row[ids[pos]]
           pos = pos + 1 === ids.length ? 0 : pos + 1

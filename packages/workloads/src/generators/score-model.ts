@@ -1,0 +1,181 @@
+/**
+ * Gate scores in closed form: what the generators attach to their expert choices without
+ * drawing E logits per token. The model is the one of `synthesizeScores` (router logits i.i.d.
+ * N(0, σ²), the chosen experts hold the k largest in slot order, softmax over all E), sampled
+ * differently so that a token costs O(k) unless its full row is read:
+ *
+ * - The k largest logits are drawn exactly as the top-k order statistics of E normals
+ *   (log U₍₁₎ = log V₁/E, log U₍ⱼ₎ = log U₍ⱼ₋₁₎ + log Vⱼ/(E−j+1), z = σ·Φ⁻¹(U)), with a minimum
+ *   gap between consecutive ones (no float32 ties).
+ * - The other E−k logits are, given the k-th value c, i.i.d. normals truncated below c. They are
+ *   represented by their stratified quantiles σ·Φ⁻¹((i+½)/(E−k)·Φ(c/σ)) (capped at c − gap),
+ *   with c rounded down to a 10⁻³ grid so the tail and its exp-sum are a cached function of
+ *   one integer: the softmax denominator is exact for the row that is later made, and made rows
+ *   give the tail values to the non-chosen experts in a per-token random order.
+ *
+ * So the routed pairs' scores and weights cost k quantiles per token, and `row(t)` (the full
+ * vector, when a policy or a consumer reads it) costs O(E) and always returns the same values.
+ */
+import { pcgHash, type ScoreRows } from '@moe-route/core'
+import { normalCdf, normalQuantile } from './normal.js'
+
+/** Options of the score model. */
+export interface ScoreModelOptions {
+  /** Standard deviation σ of the router logits (default 1). */
+  readonly logitStd?: number
+  /** Minimum logit gap between consecutive top-(k+1) values (default 0.01). */
+  readonly minGap?: number
+}
+
+/** Grid of the k-th logit the tail is cached on. */
+const QUANTUM = 1e-3
+
+/** A uniform generator whose state is set per (stream, token): any token range can be made on its own. */
+export class TokenRandom {
+  private a = 0
+  /** The next uniform draw in [0, 1). */
+  readonly next = (): number => {
+    this.a = (this.a + 0x6d2b79f5) >>> 0
+    let t = this.a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  /** Positions the generator at the start of `token`'s draws in `stream`. */
+  at(stream: number, token: number): void {
+    this.a = pcgHash((pcgHash(stream >>> 0) + Math.imul(token, 0x9e3779b9)) >>> 0)
+  }
+}
+
+interface Tail {
+  /** exp(x_i − c) of the E−k tail logits, ascending. */
+  readonly rel: Float64Array
+  /** Σ rel. */
+  readonly sum: number
+}
+
+/** The closed-form score model for E experts, top-k. */
+export class ScoreModel {
+  readonly sigma: number
+  readonly gap: number
+  private readonly tails = new Map<number, Tail>()
+  private readonly z: Float64Array
+  private readonly ex: Float64Array
+
+  constructor(
+    readonly experts: number,
+    readonly topK: number,
+    options: ScoreModelOptions = {},
+  ) {
+    this.sigma = options.logitStd ?? 1
+    this.gap = options.minGap ?? 0.01
+    this.z = new Float64Array(topK)
+    this.ex = new Float64Array(topK)
+  }
+
+  /** The tail of key `key` (k-th logit rounded down to key·10⁻³). */
+  tail(key: number): Tail {
+    let tail = this.tails.get(key)
+    if (tail) return tail
+    const n = this.experts - this.topK
+    const c = key * QUANTUM
+    const cap = c - this.gap
+    const top = normalCdf(c / this.sigma)
+    const rel = new Float64Array(n)
+    let sum = 0
+    for (let i = 0; i < n; i++) {
+      const p = ((i + 0.5) / n) * top
+      const x = Math.min(cap, this.sigma * normalQuantile(p))
+      rel[i] = Math.exp(x - c)
+    }
+    rel.sort()
+    for (let i = 0; i < n; i++) sum += rel[i]
+    tail = { rel, sum }
+    this.tails.set(key, tail)
+    return tail
+  }
+
+  /**
+   * Draws one token's k largest logits (descending, gaps enforced) into the model's scratch.
+   * Consumes exactly k draws.
+   */
+  drawTop(random: () => number): Float64Array {
+    const { z, experts, topK, sigma, gap } = this
+    let s = 0
+    for (let j = 0; j < topK; j++) {
+      let v = random()
+      while (v === 0) v = random()
+      s += Math.log(v) / (experts - j)
+      // upper-tail probability 1 − U₍ⱼ₎, accurate for tiny values
+      const q = -Math.expm1(s)
+      let x = -sigma * normalQuantile(q)
+      if (j > 0 && x > z[j - 1] - gap) x = z[j - 1] - gap
+      z[j] = x
+    }
+    return z
+  }
+
+  /**
+   * Scores and weights of one token from its top logits `z` (descending): writes the k pair
+   * scores (float32, slot order) into `pairs[o..]`, the router's weights into `weights[o..]`
+   * (renormalised over the k when `normalize`, else the raw scores, exactly as core's
+   * softmax-top-k computes them from the scores), and returns the tail factor of the token.
+   * `keys[t]` receives the tail key.
+   */
+  finish(z: Float64Array, pairs: Float32Array, weights: Float32Array, o: number, normalize: boolean, keys: Int32Array, factors: Float64Array, t: number): void {
+    const { topK } = this
+    const m = z[0]
+    const key = this.experts > topK ? Math.floor(z[topK - 1] / QUANTUM) : 0
+    const tail = this.experts > topK ? this.tail(key) : null
+    const shift = tail ? Math.exp(key * QUANTUM - m) : 0
+    let den = tail ? tail.sum * shift : 0
+    for (let j = 0; j < topK; j++) {
+      this.ex[j] = Math.exp(z[j] - m)
+      den += this.ex[j]
+    }
+    let sum = 0
+    for (let j = 0; j < topK; j++) {
+      pairs[o + j] = this.ex[j] / den
+      sum += pairs[o + j]
+    }
+    for (let j = 0; j < topK; j++) weights[o + j] = normalize ? (sum > 0 ? pairs[o + j] / sum : 1 / topK) : pairs[o + j]
+    keys[t] = key
+    factors[t] = shift / den
+  }
+
+  /**
+   * The full score rows of a batch made by {@link finish}: token t's chosen experts get their
+   * pair scores, the others the tail values in a random order drawn from (`stream`, `firstToken + t`).
+   */
+  rows(ids: Int32Array, pairs: Float32Array, keys: Int32Array, factors: Float64Array, stream: number, firstToken: number): ScoreRows {
+    const { experts: E, topK: k } = this
+    const random = new TokenRandom()
+    const chosen = new Int32Array(E).fill(-1)
+    const order = new Int32Array(E)
+    return {
+      experts: E,
+      row: (t, out, offset) => {
+        for (let j = 0; j < k; j++) {
+          const e = ids[t * k + j]
+          out[offset + e] = pairs[t * k + j]
+          chosen[e] = t
+        }
+        if (E === k) return
+        let n = 0
+        for (let e = 0; e < E; e++) if (chosen[e] !== t) order[n++] = e
+        random.at(stream, firstToken + t)
+        for (let i = n - 1; i > 0; i--) {
+          const j = Math.floor(random.next() * (i + 1))
+          const x = order[i]
+          order[i] = order[j]
+          order[j] = x
+        }
+        const { rel } = this.tail(keys[t])
+        const f = factors[t]
+        for (let i = 0; i < n; i++) out[offset + order[i]] = rel[i] * f
+        // a token index reused by another batch's rows must not see this token's marks
+        for (let j = 0; j < k; j++) chosen[ids[t * k + j]] = -1
+      },
+    }
+  }
+}
