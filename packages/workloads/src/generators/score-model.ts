@@ -30,6 +30,27 @@ export interface ScoreModelOptions {
 /** Grid of the k-th logit the tail is cached on. */
 const QUANTUM = 1e-3
 
+/**
+ * g(L) = −Φ⁻¹(q) for the upper-tail probability q = −expm1(s) of an order statistic with
+ * log-uniform s = −e^L, tabulated on L ∈ [L0, L1] (linear interpolation, error < 1e-6 in z);
+ * outside the table it is computed directly.
+ */
+const L0 = -24
+const L1 = 4
+const STEPS = 1 << 14
+const STEP = (L1 - L0) / STEPS
+let upperTable: Float64Array | null = null
+function upperZ(L: number): number {
+  return -normalQuantile(-Math.expm1(-Math.exp(L)))
+}
+function upperTableOf(): Float64Array {
+  if (!upperTable) {
+    upperTable = new Float64Array(STEPS + 1)
+    for (let i = 0; i <= STEPS; i++) upperTable[i] = upperZ(L0 + i * STEP)
+  }
+  return upperTable
+}
+
 /** A uniform generator whose state is set per (stream, token): any token range can be made on its own. */
 export class TokenRandom {
   private a = 0
@@ -47,6 +68,9 @@ export class TokenRandom {
   }
 }
 
+const TAIL_KEY_MIN = -10_000
+const TAIL_KEYS = 20_000
+
 interface Tail {
   /** exp(x_i − c) of the E−k tail logits, ascending. */
   readonly rel: Float64Array
@@ -58,7 +82,10 @@ interface Tail {
 export class ScoreModel {
   readonly sigma: number
   readonly gap: number
+  /** Tails by key − {@link TAIL_KEY_MIN} (keys outside the range go to the map). */
+  private readonly tailArray: (Tail | undefined)[] = []
   private readonly tails = new Map<number, Tail>()
+  private readonly table = upperTableOf()
   private readonly z: Float64Array
   private readonly ex: Float64Array
 
@@ -75,7 +102,9 @@ export class ScoreModel {
 
   /** The tail of key `key` (k-th logit rounded down to key·10⁻³). */
   tail(key: number): Tail {
-    let tail = this.tails.get(key)
+    const slot = key - TAIL_KEY_MIN
+    const inArray = slot >= 0 && slot < TAIL_KEYS
+    let tail = inArray ? this.tailArray[slot] : this.tails.get(key)
     if (tail) return tail
     const n = this.experts - this.topK
     const c = key * QUANTUM
@@ -91,56 +120,72 @@ export class ScoreModel {
     rel.sort()
     for (let i = 0; i < n; i++) sum += rel[i]
     tail = { rel, sum }
-    this.tails.set(key, tail)
+    if (inArray) this.tailArray[slot] = tail
+    else this.tails.set(key, tail)
     return tail
   }
 
   /**
-   * Draws one token's k largest logits (descending, gaps enforced) into the model's scratch.
-   * Consumes exactly k draws.
+   * Pair scores and weights of a batch of `tokens` tokens whose first token is `firstToken`:
+   * each token's k largest logits are drawn from its own position of `stream` (k draws), then
+   * softmaxed against its cached tail. Writes the k pair scores (float32, slot order) into
+   * `pairs`, the router's weights into `weights` (renormalised over the k when `normalize`, else
+   * the raw scores, exactly as core's softmax-top-k computes them from the scores), each token's
+   * tail key into `keys` and its tail factor (exp(c − z₁)/denominator) into `factors`.
    */
-  drawTop(random: () => number): Float64Array {
-    const { z, experts, topK, sigma, gap } = this
-    let s = 0
-    for (let j = 0; j < topK; j++) {
-      let v = random()
-      while (v === 0) v = random()
-      s += Math.log(v) / (experts - j)
-      // upper-tail probability 1 − U₍ⱼ₎, accurate for tiny values
-      const q = -Math.expm1(s)
-      let x = -sigma * normalQuantile(q)
-      if (j > 0 && x > z[j - 1] - gap) x = z[j - 1] - gap
-      z[j] = x
+  fill(tokens: number, firstToken: number, stream: number, normalize: boolean, pairs: Float32Array, weights: Float32Array, keys: Int32Array, factors: Float64Array): void {
+    const { experts, topK, sigma, gap, table, z, ex } = this
+    const hasTail = experts > topK
+    const base = pcgHash(stream >>> 0)
+    for (let t = 0; t < tokens; t++) {
+      // TokenRandom.at + next, inlined
+      let a = pcgHash((base + Math.imul(firstToken + t, 0x9e3779b9)) >>> 0)
+      let s = 0
+      for (let j = 0; j < topK; j++) {
+        let v = 0
+        while (v === 0) {
+          a = (a + 0x6d2b79f5) >>> 0
+          let r = Math.imul(a ^ (a >>> 15), a | 1)
+          r ^= r + Math.imul(r ^ (r >>> 7), r | 61)
+          v = ((r ^ (r >>> 14)) >>> 0) / 4294967296
+        }
+        s -= Math.log(v) / (experts - j)
+        // z = Φ⁻¹(U₍ⱼ₎) with log U₍ⱼ₎ = −s, through the table of L = log s
+        const L = Math.log(s)
+        let g: number
+        if (L > L0 && L < L1) {
+          const f = (L - L0) / STEP
+          const i = f | 0
+          g = table[i] + (f - i) * (table[i + 1] - table[i])
+        } else g = upperZ(L)
+        let x = sigma * g
+        if (j > 0 && x > z[j - 1] - gap) x = z[j - 1] - gap
+        z[j] = x
+      }
+      const m = z[0]
+      const o = t * topK
+      let den = 0
+      let shift = 0
+      let key = 0
+      if (hasTail) {
+        key = Math.floor(z[topK - 1] / QUANTUM)
+        shift = Math.exp(key * QUANTUM - m)
+        den = this.tail(key).sum * shift
+      }
+      for (let j = 0; j < topK; j++) {
+        const e = j === 0 ? 1 : Math.exp(z[j] - m)
+        ex[j] = e
+        den += e
+      }
+      let sum = 0
+      for (let j = 0; j < topK; j++) {
+        pairs[o + j] = ex[j] / den
+        sum += pairs[o + j]
+      }
+      for (let j = 0; j < topK; j++) weights[o + j] = normalize ? (sum > 0 ? pairs[o + j] / sum : 1 / topK) : pairs[o + j]
+      keys[t] = key
+      factors[t] = shift / den
     }
-    return z
-  }
-
-  /**
-   * Scores and weights of one token from its top logits `z` (descending): writes the k pair
-   * scores (float32, slot order) into `pairs[o..]`, the router's weights into `weights[o..]`
-   * (renormalised over the k when `normalize`, else the raw scores, exactly as core's
-   * softmax-top-k computes them from the scores), and returns the tail factor of the token.
-   * `keys[t]` receives the tail key.
-   */
-  finish(z: Float64Array, pairs: Float32Array, weights: Float32Array, o: number, normalize: boolean, keys: Int32Array, factors: Float64Array, t: number): void {
-    const { topK } = this
-    const m = z[0]
-    const key = this.experts > topK ? Math.floor(z[topK - 1] / QUANTUM) : 0
-    const tail = this.experts > topK ? this.tail(key) : null
-    const shift = tail ? Math.exp(key * QUANTUM - m) : 0
-    let den = tail ? tail.sum * shift : 0
-    for (let j = 0; j < topK; j++) {
-      this.ex[j] = Math.exp(z[j] - m)
-      den += this.ex[j]
-    }
-    let sum = 0
-    for (let j = 0; j < topK; j++) {
-      pairs[o + j] = this.ex[j] / den
-      sum += pairs[o + j]
-    }
-    for (let j = 0; j < topK; j++) weights[o + j] = normalize ? (sum > 0 ? pairs[o + j] / sum : 1 / topK) : pairs[o + j]
-    keys[t] = key
-    factors[t] = shift / den
   }
 
   /**

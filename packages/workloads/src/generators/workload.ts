@@ -151,17 +151,13 @@ export function createWorkload(def: WorkloadDefinition): Workload {
     const model = new ScoreModel(experts, topK, o.gate)
     const scoreStream = mixSeed(seed, 0x736330) // "sc0"
     const rowStream = mixSeed(seed, 0x726f77) // "row"
-    const random = new TokenRandom()
     for (const c of draws(o)) {
       const T = c.tokens
       const pairs = new Float32Array(T * topK)
       const weights = new Float32Array(T * topK)
       const keys = new Int32Array(T)
       const factors = new Float64Array(T)
-      for (let t = 0; t < T; t++) {
-        random.at(scoreStream, c.firstToken + t)
-        model.finish(model.drawTop(random.next), pairs, weights, t * topK, normalize, keys, factors, t)
-      }
+      model.fill(T, c.firstToken, scoreStream, normalize, pairs, weights, keys, factors)
       const rows = model.rows(c.expertIds, pairs, keys, factors, rowStream, c.firstToken)
       yield lazyScoresRouting({ tokens: T, experts, topK, expertIds: c.expertIds, weights, normalizeTopK: normalize }, rows, pairs)
     }
