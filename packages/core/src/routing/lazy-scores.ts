@@ -93,7 +93,8 @@ export interface RoutingChanges {
  */
 export function deriveRouting(base: Routing, changes: RoutingChanges): Routing {
   const state = (base as LazyParts)[ROWS]
-  const pairs = changes.pairScores ? { ids: changes.expertIds, values: changes.pairScores } : undefined
+  const inherited = (base as LazyParts)[PAIRS]
+  const pairs = changes.pairScores ? { ids: changes.expertIds, values: changes.pairScores } : inherited && inherited.ids === changes.expertIds ? inherited : undefined
   if (!state || state.matrix) {
     const out = { ...base, slots: changes.slots, expertIds: changes.expertIds, weights: changes.weights }
     if (pairs) Object.defineProperty(out, PAIRS, { value: pairs, enumerable: false })

@@ -3,11 +3,11 @@
  * SPEC A.3). Each expert keeps at most C = ⌈γ·k·T/E⌉ pairs; a dropped pair removes only that
  * (token, expert), the token keeps its other experts.
  */
-import { definePolicy, pairScores, type PolicyContext, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
+import { definePolicy, deriveRouting, pairScores, type PolicyContext, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
 import { defaultOptions, schema, type CapacityDropOptions } from './capacity-drop.schema.js'
 import { checkRouting } from './shared/errors.js'
 import { DECODE_SKIPPED, skippedOutcome } from './shared/outcome.js'
-import { capacityCut, droppedList, lazyOutcome, outputPairs, pairGroups, pairTable, priorityKeys, pushPair, renormalizeOutput, routingFromOutput } from './shared/pair-table.js'
+import { capacityCut, droppedList, expertCounts, isCanonicalLayout, lazyOutcome, outputPairs, pairGroups, pairTable, priorityKeys, pushPair, renormalizeOutput, routingFromOutput } from './shared/pair-table.js'
 import { capacityOf } from './shared/scope.js'
 import { capacityDropStage } from './capacity-drop.wgsl.js'
 
@@ -28,6 +28,17 @@ export const POLICY_NAME = 'capacity-drop'
 export function tokenDrop(routing: Routing, options: CapacityDropOptions, random?: () => number, policy = POLICY_NAME): PolicyOutcome {
   checkRouting(routing, policy)
   if (routing.decode && !options.applyToDecode) return skippedOutcome(routing, DECODE_SKIPPED)
+  // nothing over capacity, weights kept, layout already canonical: the output is the input
+  // (the random priority still goes the long way: it draws one number per pair)
+  if (options.scope === 'global' && options.renormalize === 'none' && options.priority !== 'random') {
+    const C = capacityOf(options.capacityFactor, routing.tokens, routing.topK, routing.experts, options.rounding)
+    const counts = expertCounts(routing)
+    let fits = true
+    for (let e = 0; e < counts.length && fits; e++) if (counts[e] > C) fits = false
+    if (fits && isCanonicalLayout(routing)) {
+      return { routing: deriveRouting(routing, { slots: routing.slots, expertIds: routing.expertIds, weights: routing.weights }), dropped: [], capacity: C }
+    }
+  }
   const table = pairTable(routing)
   const keys = priorityKeys(routing, table, options.priority, random)
   const over = new Uint8Array(table.count)
@@ -39,7 +50,7 @@ export function tokenDrop(routing: Routing, options: CapacityDropOptions, random
   }
   // kept pairs per token in expert order (the order the reference lists them in)
   const out = outputPairs(table.count)
-  const top = options.renormalize === 'none' ? null : pairScores(routing)
+  const top = pairScores(routing)
   const idx = new Int32Array(routing.slots)
   for (let t = 0; t < routing.tokens; t++) {
     let n = 0
@@ -54,7 +65,7 @@ export function tokenDrop(routing: Routing, options: CapacityDropOptions, random
     }
     for (let i = 0; i < n; i++) {
       const p = idx[i]
-      pushPair(out, t, table.expert[p], routing.weights[table.slot[p]], top ? top[table.slot[p]] : 0)
+      pushPair(out, t, table.expert[p], routing.weights[table.slot[p]], top[table.slot[p]])
     }
   }
   renormalizeOutput(routing, out, options.renormalize)

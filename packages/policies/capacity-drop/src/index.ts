@@ -22,6 +22,8 @@ export default capacityDrop
 export {
   capacityCut,
   droppedList,
+  expertCounts,
+  isCanonicalLayout,
   lazyOutcome,
   nativeDenominatorsTyped,
   outputPairs,

@@ -145,10 +145,18 @@ export function createWorkload(def: WorkloadDefinition): Workload {
       produced += left
     }
   }
+  // one score model per gate setting: its tail cache serves every run of this workload
+  const models = new Map<string, ScoreModel>()
+  const modelFor = (gate: GateScoreOptions = {}) => {
+    const key = `${gate.logitStd ?? ''}|${gate.minGap ?? ''}`
+    let m = models.get(key)
+    if (!m) models.set(key, (m = new ScoreModel(experts, topK, gate)))
+    return m
+  }
   function* routings(o: WorkloadRoutingOptions): Generator<Routing> {
     const seed = o.seed ?? 0
     const normalize = o.normalizeTopK ?? normalizeTopK
-    const model = new ScoreModel(experts, topK, o.gate)
+    const model = modelFor(o.gate)
     const scoreStream = mixSeed(seed, 0x736330) // "sc0"
     const rowStream = mixSeed(seed, 0x726f77) // "row"
     for (const c of draws(o)) {

@@ -65,7 +65,11 @@ export function priorityKeys(routing: Routing, table: PairTable, priority: Prior
  * pairs are in table order; `tokens` is the group's token count.
  */
 export function pairGroups(routing: Routing, table: PairTable, scope: CapacityScope): { pairs: Int32Array; tokens: number }[] {
-  const all = () => Int32Array.from({ length: table.count }, (_, p) => p)
+  const all = () => {
+    const pairs = new Int32Array(table.count)
+    for (let p = 0; p < pairs.length; p++) pairs[p] = p
+    return pairs
+  }
   const src = routing.sourceDevice
   if (scope === 'global' || !src) return [{ pairs: all(), tokens: routing.tokens }]
   const devices = new Map<number, { tokens: number; pairs: number }>()
@@ -100,7 +104,9 @@ export function capacityCut(
   keys: Float64Array,
   over: Uint8Array,
 ): number {
-  const bucket = typeof bucketOf === 'function' ? Int32Array.from(members, bucketOf) : Int32Array.from(members, (p) => bucketOf[p])
+  const bucket = new Int32Array(members.length)
+  if (typeof bucketOf === 'function') for (let i = 0; i < members.length; i++) bucket[i] = bucketOf(members[i])
+  else for (let i = 0; i < members.length; i++) bucket[i] = bucketOf[members[i]]
   const counts = new Int32Array(buckets)
   for (let i = 0; i < members.length; i++) counts[bucket[i]]++
   let any = false
@@ -239,6 +245,36 @@ export function routingFromOutput(input: Routing, out: OutputPairs): Routing {
     }
   }
   return deriveRouting(input, { slots, expertIds, weights, pairScores: scores })
+}
+
+/**
+ * True when `routingFromPairs` would lay the routing's own pairs out exactly as they already
+ * are: slots = topK, every slot filled, each token's slots by weight descending then expert
+ * ascending. A policy that keeps every pair with its weight can then share the input arrays.
+ */
+export function isCanonicalLayout(routing: Routing): boolean {
+  const { tokens, slots, topK, expertIds, weights } = routing
+  if (slots !== topK) return false
+  for (let t = 0; t < tokens; t++) {
+    const o = t * slots
+    if (expertIds[o] < 0) return false
+    for (let j = 1; j < slots; j++) {
+      const e = expertIds[o + j]
+      if (e < 0) return false
+      const w0 = weights[o + j - 1]
+      const w1 = weights[o + j]
+      if (w0 < w1 || (w0 === w1 && expertIds[o + j - 1] > e)) return false
+    }
+  }
+  return true
+}
+
+/** Pairs per expert of a whole routing. */
+export function expertCounts(routing: Routing): Int32Array {
+  const counts = new Int32Array(routing.experts)
+  const ids = routing.expertIds
+  for (let i = 0; i < ids.length; i++) if (ids[i] >= 0) counts[ids[i]]++
+  return counts
 }
 
 /**
