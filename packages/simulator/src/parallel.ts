@@ -67,7 +67,11 @@ export async function simulateInWorkers(options: ParallelSimulationOptions): Pro
     const W = Math.max(1, Math.min(options.workers ?? availableParallelism(), ids.length))
     if (!Number.isInteger(W)) throw new MoeError(ErrorCodes.INPUT_INVALID, `workers must be a positive integer, got ${options.workers}`, { path: '--workers' })
     let done = 0
-    const fold = (o: BatchOutcome) => options.onBatch?.(sim.absorb(o), ++done, ids.length)
+    const fold = (o: BatchOutcome) => {
+      const record = sim.absorb(o)
+      done++
+      options.onBatch?.(record, done, ids.length)
+    }
     if (W === 1) {
       for (const id of ids) fold(sim.evaluate(await job.batch(id), id))
       return sim.result()

@@ -306,9 +306,11 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     const final = run(policies, routing, id, 0)
     const base = baseline.length === 0 ? routing : run(baseline, routing, id, 1)
     const c = evaluateRouting(final, env)
-    const b = final === base ? c : evaluateRouting(base, env)
-    const pairs = countPairs(routing)
-    const dropped = droppedPairs(routing, final)
+    // a stack that kept every pair as it was (shared arrays) costs what the baseline costs
+    const samePairs = (x: Routing, y: Routing) => x === y || (x.expertIds === y.expertIds && x.slots === y.slots && x.sourceDevice === y.sourceDevice)
+    const b = samePairs(final, base) ? c : evaluateRouting(base, env)
+    const pairs = base === routing ? b.pairs : countPairs(routing)
+    const dropped = samePairs(final, routing) ? 0 : droppedPairs(routing, final)
     return outcome(id, routing.tokens, pairs, dropped, c, b)
   }
 

@@ -99,7 +99,8 @@ export function register(program: Command, ctx: CliContext): void {
       let tokens = 0
       let result: SimulationResult
       try {
-        result = await simulateJob(flags, ctx, { onBatch: (b) => bar.tick(1, { tokens: fmt((tokens += b.tokens)) }), ...(workers ? { workers } : {}) })
+        const onBatch = ctx.interactive && !flags.json ? (b: BatchSimulation) => bar.tick(1, { tokens: fmt((tokens += b.tokens)) }) : undefined
+        result = await simulateJob(flags, ctx, { ...(onBatch ? { onBatch } : {}), ...(workers ? { workers } : {}) })
       } finally {
         bar.stop()
       }

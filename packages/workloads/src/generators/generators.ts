@@ -3,7 +3,7 @@
  * LLaMA-MoE co-activated pairs. Each returns a {@link Workload}; {@link workloadFromSpec}
  * builds them from spec strings.
  */
-import { mixSeed, mulberry32 } from '@moe-route/core'
+import { mixSeed, mulberry32, pcgHash } from '@moe-route/core'
 import { expertCounts, llamaMoeCoactivation, mixtralTokenExperts, mixtralTokens } from '../data/data.js'
 import { invalid } from '../io/errors.js'
 import { drawSystematic, inclusionProbabilities, pickFirst } from './sampling.js'
@@ -19,6 +19,7 @@ const normalize = (v: ArrayLike<number>): number[] => {
 function marginalSampler(pi: Float64Array, k: number, first: Float64Array | null): TokenSampler {
   const order = new Int32Array(pi.length)
   return {
+    seek() {}, // stateless: every token's draws come from its own stream position
     next(random, out, offset) {
       drawSystematic(pi, k, random, order, out, offset)
       if (first) pickFirst(first, k, random, out, offset)
@@ -38,7 +39,32 @@ function firstBias(topk: readonly number[], top1: readonly number[] | undefined)
  */
 function uniformSampler(experts: number, k: number): TokenSampler {
   const pool = new Int32Array(experts)
+  const rejection = 2 * k <= experts
   return {
+    seek() {}, // stateless
+    // next() with TokenRandom inlined, for the rejection case (the common one: k ≪ E)
+    fill: rejection
+      ? (stream, first, count, out) => {
+          const base = pcgHash(stream >>> 0)
+          for (let t = 0; t < count; t++) {
+            let a = pcgHash((base + Math.imul(first + t, 0x9e3779b9)) >>> 0)
+            const o = t * k
+            for (let j = 0; j < k; j++) {
+              let e: number
+              let again: boolean
+              do {
+                a = (a + 0x6d2b79f5) >>> 0
+                let r = Math.imul(a ^ (a >>> 15), a | 1)
+                r ^= r + Math.imul(r ^ (r >>> 7), r | 61)
+                e = Math.floor((((r ^ (r >>> 14)) >>> 0) / 4294967296) * experts)
+                again = false
+                for (let i = 0; i < j; i++) if (out[o + i] === e) again = true
+              } while (again)
+              out[o + j] = e
+            }
+          }
+        }
+      : undefined,
     next(random, out, offset) {
       if (2 * k <= experts) {
         for (let j = 0; j < k; j++) {
@@ -64,6 +90,9 @@ function uniformSampler(experts: number, k: number): TokenSampler {
     },
   }
 }
+
+/** @internal The uniform workload's sampler (tests compare its batch fill with `next`). */
+export const uniformSamplerForTests = (w: Workload, _seed: number): TokenSampler => uniformSampler(w.experts, w.topK)
 
 /**
  * Each token picks `topK` distinct experts uniformly at random (the balanced baseline).
@@ -233,6 +262,7 @@ export function llamaMoePairsWorkload(variant: string, layer: number): Workload 
     normalizeTopK: true,
     targetLoad: normalize(load),
     sampler: () => ({
+      seek() {}, // stateless
       next(random, out, offset) {
         const r = random() * total
         let lo = 0

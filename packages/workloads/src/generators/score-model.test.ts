@@ -1,7 +1,8 @@
 import { mulberry32, pairScores, scoreRow, scoresMaterialized, softmaxTopK, type Routing } from '@moe-route/core'
 import { describe, expect, it } from 'vitest'
 import { synthesizeScores } from './gate-scores.js'
-import { uniformWorkload } from './generators.js'
+import { uniformWorkload, uniformSamplerForTests as samplerOf } from './generators.js'
+import { createWorkload } from './workload.js'
 import { normalCdf, normalQuantile } from './normal.js'
 import { workloadFromSpec } from './spec.js'
 
@@ -74,6 +75,32 @@ describe('workload routings (closed-form scores)', () => {
         ref += full[t * E + r.expertIds[t * k + j]]
       }
       expect(Math.abs(ours / ref - 1)).toBeLessThan(0.05)
+    }
+  })
+
+  it("a sampler's batch fill draws what next() draws, and samplers without seek are skipped through", () => {
+    for (const [E, k] of [
+      [256, 8],
+      [6, 4],
+    ]) {
+      const u = uniformWorkload(E, k)
+      const inner = (u as unknown as { choices: typeof u.choices }).choices
+      const viaFill = [...inner({ tokensPerBatch: 50, batches: 2, seed: 7, startToken: 30 })].flatMap((c) => [...c.expertIds])
+      // the same sampler through next() only, without seek (drawn and discarded up to token 30)
+      const def = createWorkload({
+        spec: 'x',
+        description: 'x',
+        experts: E,
+        topK: k,
+        normalizeTopK: true,
+        targetLoad: [],
+        sampler: (seed) => {
+          const s = samplerOf(u, seed)
+          return { next: (r, out, o) => s.next(r, out, o) }
+        },
+      })
+      const viaNext = [...def.choices({ tokensPerBatch: 50, batches: 2, seed: 7, startToken: 30 })].flatMap((c) => [...c.expertIds])
+      expect(viaNext).toEqual(viaFill)
     }
   })
 

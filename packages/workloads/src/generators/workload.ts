@@ -52,7 +52,12 @@ export interface RoutingChoices {
  */
 export interface TokenSampler {
   next(random: () => number, out: Int32Array, offset: number): void
-  /** Moves to token `token` of the stream (samplers without state need none). */
+  /**
+   * Optional batch form of `next` for speed: tokens `first .. first+count` into `out`, each
+   * drawn exactly as `next` would from a {@link TokenRandom} positioned at (`stream`, token).
+   */
+  fill?(stream: number, first: number, count: number, out: Int32Array): void
+  /** Moves to token `token` of the stream (a stateless sampler gives a no-op; without `seek`, runs that start later draw and discard the tokens before). */
   seek?(token: number): void
 }
 
@@ -137,9 +142,12 @@ export function createWorkload(def: WorkloadDefinition): Workload {
       const left = o.tokens === undefined ? o.tokensPerBatch : Math.min(o.tokensPerBatch, o.tokens - produced)
       if (left <= 0) return
       const expertIds = new Int32Array(left * topK)
-      for (let t = 0; t < left; t++) {
-        random.at(stream, start + produced + t)
-        sampler.next(random.next, expertIds, t * topK)
+      if (sampler.fill) sampler.fill(stream, start + produced, left, expertIds)
+      else {
+        for (let t = 0; t < left; t++) {
+          random.at(stream, start + produced + t)
+          sampler.next(random.next, expertIds, t * topK)
+        }
       }
       yield { id: (o.firstBatchId ?? 0) + b, tokens: left, firstToken: start + produced, expertIds }
       produced += left
