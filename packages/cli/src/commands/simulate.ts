@@ -223,7 +223,10 @@ async function simulateStream(prep: PreparedSimulation, open: () => AsyncIterabl
   const sim = createSimulator({ model: config.model, placement, policies: policiesOf(prep, placement), seed: config.seed, activationBytes: config.activationBytes })
   let i = 0
   for await (const b of await open()) {
-    if (i >= first) hooks.onBatch?.(sim.step(route(b), i))
+    if (i >= first) {
+      const rec = sim.step(route(b), i)
+      hooks.onBatch?.(rec)
+    }
     i++
   }
   return sim.result()
@@ -248,7 +251,8 @@ async function simulateLoads(prep: PreparedSimulation, record: NonNullable<Await
   const sim = createSimulator({ model: config.model, placement, seed: config.seed, activationBytes: config.activationBytes })
   measure.forEach((load, i) => {
     const pairs = load.reduce((a, b) => a + b, 0)
-    hooks.onBatch?.(sim.stepLoads(load, loads.stepTokens[half + i] ?? Math.round(pairs / config.model.topK), half + i))
+    const rec = sim.stepLoads(load, loads.stepTokens[half + i] ?? Math.round(pairs / config.model.topK), half + i)
+    hooks.onBatch?.(rec)
   })
   return sim.result()
 }
