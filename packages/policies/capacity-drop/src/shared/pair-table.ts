@@ -92,8 +92,8 @@ export function pairGroups(routing: Routing, table: PairTable, scope: CapacitySc
 /**
  * Keeps at most `capacity(b)` pairs of `members` in each bucket `bucketOf[p]`, by key
  * descending, then token, then expert ascending (then table order: a stable sort), and sets
- * `over[p] = 1` for the others. Buckets within capacity are untouched (no sort). Returns how
- * many pairs went over.
+ * `over[p] = 1` for the others. Buckets within capacity are untouched (no sort); `sorted[p]`
+ * (optional) is set for the pairs of the buckets that were sorted. Returns how many pairs went over.
  */
 export function capacityCut(
   table: PairTable,
@@ -103,6 +103,7 @@ export function capacityCut(
   capacity: (bucket: number) => number,
   keys: Float64Array,
   over: Uint8Array,
+  sorted?: Uint8Array,
 ): number {
   const bucket = new Int32Array(members.length)
   if (typeof bucketOf === 'function') for (let i = 0; i < members.length; i++) bucket[i] = bucketOf(members[i])
@@ -131,6 +132,7 @@ export function capacityCut(
   for (let b = 0; b < buckets; b++) {
     if (counts[b] <= cap[b]) continue
     const seg = list.subarray(start[b], start[b + 1]).sort(order)
+    if (sorted) for (let i = 0; i < seg.length; i++) sorted[seg[i]] = 1
     for (let i = cap[b]; i < seg.length; i++) {
       over[seg[i]] = 1
       n++
