@@ -12,7 +12,8 @@ import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { ErrorCodes, MoeError, expertLoad, type PlacementMap, type Routing, type TokenBatch } from '@moe-route/core'
 import { balancedness, coactivationCounts, imbalanceRatio, quantile, utilizationRate } from '@moe-route/policy-placement'
-import { createSimulator, renderReport, type BatchSimulation, type SimulationResult } from '@moe-route/simulator'
+import { createSimulator, isRouting, renderReport, type BatchSimulation, type SimulationResult } from '@moe-route/simulator'
+import { routingFromChoices, ScoreModel, type RoutingRecord } from '@moe-route/workloads'
 import { simulateInWorkers } from '@moe-route/simulator/node'
 import type { Command } from 'commander'
 import { intOption, type CliContext } from '../context.js'
@@ -147,7 +148,10 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext, hooks: 
       const batches = config.workload?.batches ?? 16
       if (record.kind === 'counts') return await simulateLoads(prep, record, li, hooks)
       if (record.topK !== config.model.topK) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${source} routes top-${record.topK}, the model top-${config.model.topK}`, { path: '/model/topK' })
-      const open = () => recordLayerBatches(record, li, { tokensPerBatch, batches, seed: config.workload?.seed ?? config.seed })
+      const seed = config.workload?.seed ?? config.seed
+      const normalize = prep.plainRouterNormalize
+      // the plain router: ids become routings directly (scores made only if a policy reads them)
+      const open = () => (normalize !== null ? recordLayerRoutings(record, li, { tokensPerBatch, batches, seed, normalizeTopK: normalize }) : recordLayerBatches(record, li, { tokensPerBatch, batches, seed }))
       return await simulateStream(prep, open, hooks)
     } finally {
       await record.close()
@@ -178,6 +182,48 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext, hooks: 
   })
 }
 
+/**
+ * One layer of a token-level record as routings, one batch in memory: tokens with every slot
+ * filled, their ids as recorded (slot order = rank) and closed-form scores (workloads'
+ * `routingFromChoices`; tokens are numbered in the order they are kept).
+ */
+async function* recordLayerRoutings(
+  record: RoutingRecord,
+  layerIndex: number,
+  o: { tokensPerBatch: number; batches: number; seed: number; normalizeTopK: boolean },
+): AsyncGenerator<Routing> {
+  const k = record.topK as number
+  const L = record.layers.length
+  const E = record.experts
+  const model = new ScoreModel(E, k)
+  let buf = new Int32Array(o.tokensPerBatch * k)
+  let n = 0
+  let first = 0
+  let made = 0
+  const flush = () => {
+    const r = routingFromChoices(buf.subarray(0, n * k), { experts: E, topK: k, seed: o.seed, firstToken: first, normalizeTopK: o.normalizeTopK, model })
+    first += n
+    n = 0
+    made++
+    buf = new Int32Array(o.tokensPerBatch * k)
+    return r
+  }
+  for await (const c of record.chunks()) {
+    for (let t = 0; t < c.tokens; t++) {
+      const base = (t * L + layerIndex) * k
+      let full = true
+      for (let j = 0; j < k; j++) if (c.ids[base + j] < 0) full = false
+      if (!full) continue
+      buf.set(c.ids.subarray(base, base + k), n * k)
+      if (++n === o.tokensPerBatch) {
+        yield flush()
+        if (made >= o.batches) return
+      }
+    }
+  }
+  if (n > 0 && made < o.batches) yield flush()
+}
+
 /** A learned placement built on routed history batches (their loads and co-activation). */
 function learnedPlacement(prep: PreparedSimulation, build: readonly { tokens: number; slots: number; expertIds: Int32Array; experts: number }[]): PlacementMap {
   return placementOf(prep, { history: build.map((r) => expertLoad(r as Routing)), coactivation: coactivationCounts(prep.loaded.config.model.experts, build) })
@@ -188,11 +234,15 @@ function learnedPlacement(prep: PreparedSimulation, build: readonly { tokens: nu
  * learned placement reads the source twice: its first half builds the placement (history is
  * kept as per-batch loads and summed co-activation only), then the rest is simulated.
  */
-async function simulateStream(prep: PreparedSimulation, open: () => AsyncIterable<TokenBatch> | Promise<AsyncIterable<TokenBatch>>, hooks: SimulateHooks): Promise<SimulationResult> {
+async function simulateStream(
+  prep: PreparedSimulation,
+  open: () => AsyncIterable<TokenBatch | Routing> | Promise<AsyncIterable<TokenBatch | Routing>>,
+  hooks: SimulateHooks,
+): Promise<SimulationResult> {
   const { config, registry } = prep.loaded
   const router = registry.create('router', config.router.use, config.router.options ?? {}, prep.context, '/router')
-  const route = (b: TokenBatch): Routing =>
-    router.route({
+  const route = (b: TokenBatch | Routing): Routing =>
+    isRouting(b) ? b : router.route({
       tokens: b.tokens,
       experts: config.model.experts,
       ...(b.logits ? { logits: b.logits } : {}),

@@ -109,6 +109,56 @@ function checkRun(o: WorkloadRunOptions): void {
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw invalid(`seed must be an integer, got ${o.seed}`, { path: 'seed' })
 }
 
+/** Options of {@link routingFromChoices}. */
+export interface ChoicesRoutingOptions {
+  readonly experts: number
+  readonly topK: number
+  /** Seed of the score streams (default 0). */
+  readonly seed?: number
+  /** Index of the first token in its stream (its score draws are keyed by it; default 0). */
+  readonly firstToken?: number
+  /** The router's top-k convention for the weights (default true). */
+  readonly normalizeTopK?: boolean
+  /** Gate-score options (σ, minimum gap). */
+  readonly gate?: GateScoreOptions
+  /** A score model to reuse (its tail cache); must match experts, topK and gate. */
+  readonly model?: ScoreModel
+}
+
+/**
+ * A routing of given expert choices (tokens × k, slot order = rank, every slot filled): the
+ * routed pairs' scores drawn in closed form ({@link ScoreModel}) so that the chosen experts are
+ * the top-k in slot order, the router's weights from them, and the full score rows made only
+ * when read. What a workload's `routings()` yields, and what a token-level trace of expert ids
+ * becomes without a score matrix per batch.
+ */
+export function routingFromChoices(expertIds: Int32Array, o: ChoicesRoutingOptions): Routing {
+  const { experts, topK } = o
+  if (expertIds.length % topK !== 0) throw invalid(`expertIds has ${expertIds.length} elements, not a multiple of k = ${topK}`)
+  const T = expertIds.length / topK
+  // every slot filled with a distinct expert (the score model gives each chosen expert one of the top-k)
+  const mark = new Int32Array(experts).fill(-1)
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < topK; j++) {
+      const e = expertIds[t * topK + j]
+      if (!(e >= 0 && e < experts)) throw invalid(`token ${t} slot ${j}: expert id ${e} is outside 0..${experts - 1}`, { record: t })
+      if (mark[e] === t) throw invalid(`token ${t} chooses expert ${e} twice`, { record: t })
+      mark[e] = t
+    }
+  }
+  const seed = o.seed ?? 0
+  const first = o.firstToken ?? 0
+  const normalize = o.normalizeTopK ?? true
+  const model = o.model ?? new ScoreModel(experts, topK, o.gate)
+  const pairs = new Float32Array(T * topK)
+  const weights = new Float32Array(T * topK)
+  const keys = new Int32Array(T)
+  const factors = new Float64Array(T)
+  model.fill(T, first, mixSeed(seed, 0x736330) /* "sc0" */, normalize, pairs, weights, keys, factors)
+  const rows = model.rows(expertIds, pairs, keys, factors, mixSeed(seed, 0x726f77) /* "row" */, first)
+  return lazyScoresRouting({ tokens: T, experts, topK, expertIds, weights, normalizeTopK: normalize }, rows, pairs)
+}
+
 /**
  * Builds a {@link Workload} from a definition. Every token's draws come from its own
  * counter-based streams (choices, scores, score-row order) keyed by its index in the stream,
@@ -162,21 +212,9 @@ export function createWorkload(def: WorkloadDefinition): Workload {
     return m
   }
   function* routings(o: WorkloadRoutingOptions): Generator<Routing> {
-    const seed = o.seed ?? 0
-    const normalize = o.normalizeTopK ?? normalizeTopK
     const model = modelFor(o.gate)
-    const scoreStream = mixSeed(seed, 0x736330) // "sc0"
-    const rowStream = mixSeed(seed, 0x726f77) // "row"
-    for (const c of draws(o)) {
-      const T = c.tokens
-      const pairs = new Float32Array(T * topK)
-      const weights = new Float32Array(T * topK)
-      const keys = new Int32Array(T)
-      const factors = new Float64Array(T)
-      model.fill(T, c.firstToken, scoreStream, normalize, pairs, weights, keys, factors)
-      const rows = model.rows(c.expertIds, pairs, keys, factors, rowStream, c.firstToken)
-      yield lazyScoresRouting({ tokens: T, experts, topK, expertIds: c.expertIds, weights, normalizeTopK: normalize }, rows, pairs)
-    }
+    const normalize = o.normalizeTopK ?? normalizeTopK
+    for (const c of draws(o)) yield routingFromChoices(c.expertIds, { experts, topK, seed: o.seed ?? 0, firstToken: c.firstToken, normalizeTopK: normalize, model })
   }
   function* batchesSync(o: WorkloadRunOptions): Generator<TokenBatch> {
     let b = o.firstBatchId ?? 0
