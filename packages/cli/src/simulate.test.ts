@@ -103,6 +103,14 @@ describe('moe-route simulate --sweep', () => {
     expect(text.out).toMatch(/none\s/)
   })
 
+  it('applies a capacity factor to the stack a policies setting chose, whatever the option order', async () => {
+    const r = await cli('simulate', '-c', config, '--sweep', 'capacityFactor=0.5,2', '--sweep', 'policies=device-capacity', '--json', '--workers', '1')
+    expect(r.code).toBe(0)
+    const [tight, loose] = JSON.parse(r.out).points.map((p: { metrics: { droppedFraction: number } }) => p.metrics.droppedFraction)
+    expect(tight).toBeGreaterThan(0.2)
+    expect(loose).toBe(0)
+  })
+
   it('sets dotted config paths', async () => {
     const r = await cli('simulate', '-c', config, '--sweep', 'workload.tokensPerBatch=128,512', '--json', '--workers', '1')
     expect(r.code).toBe(0)

@@ -43,11 +43,16 @@ const TRACE_FILE = /\.(jsonl|ndjson|npy|safetensors)$/i
 /** Keys `--sweep` knows besides config paths. */
 export const SWEEP_KEYS = ['capacityFactor', 'devices', 'placement', 'policies'] as const
 
-/** Applies sweep settings to a raw config (before validation). */
+/**
+ * Applies sweep settings to a raw config (before validation). A `policies` setting goes first,
+ * so that the other settings (a capacity factor, a dotted `policies.0.options…` path) apply to
+ * the stack it chose, whatever the order of the `--sweep` options.
+ */
 export function applySettings(raw: MoeConfig, settings: readonly SweepSetting[]): MoeConfig {
   let out = structuredClone(raw) as MoeConfig & Record<string, unknown>
   const registry = builtinRegistry()
-  for (const { key, value } of settings) {
+  const ordered = [...settings.filter((s) => s.key === 'policies'), ...settings.filter((s) => s.key !== 'policies')]
+  for (const { key, value } of ordered) {
     if (key === 'capacityFactor' || key === 'gamma') {
       const gamma = Number(value)
       if (!(gamma > 0)) throw new MoeError(ErrorCodes.INPUT_INVALID, `--sweep ${key}: '${value}' is not a capacity factor > 0`, { path: '--sweep' })
