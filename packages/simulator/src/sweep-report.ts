@@ -22,10 +22,10 @@ export interface SweepResult {
 
 /** The metrics a sweep reports per point. */
 export const SWEEP_METRICS = [
-  { id: 'latencyMs', label: 'layer latency, mean (ms)', of: (s: SimulationSummary) => s.latencyMs.mean },
-  { id: 'speedup', label: 'speed-up vs no policy (×)', of: (s: SimulationSummary) => s.speedup },
-  { id: 'droppedFraction', label: 'dropped fraction (%)', of: (s: SimulationSummary) => s.droppedFraction * 100 },
-  { id: 'a2aBytes', label: 'all-to-all per layer call (MB)', of: (s: SimulationSummary) => s.a2aBytes / Math.max(1, s.batches) / 1e6 },
+  { id: 'latencyMs', label: 'layer latency, mean (ms)', zero: false, of: (s: SimulationSummary) => s.latencyMs.mean },
+  { id: 'speedup', label: 'speed-up vs no policy (×)', zero: false, of: (s: SimulationSummary) => s.speedup },
+  { id: 'droppedFraction', label: 'dropped fraction (%)', zero: true, of: (s: SimulationSummary) => s.droppedFraction * 100 },
+  { id: 'a2aBytes', label: 'all-to-all per layer call (MB)', zero: false, of: (s: SimulationSummary) => s.a2aBytes / Math.max(1, s.batches) / 1e6 },
 ] as const
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!)
@@ -77,7 +77,8 @@ function panel(sweep: SweepResult, metric: (typeof SWEEP_METRICS)[number], serie
   const xs = sweep.values[xKey]
   const values = series.flatMap((s) => s.points.filter((p): p is SweepPoint => p !== undefined).map((p) => metric.of(p.summary)))
   const finite = values.filter(Number.isFinite)
-  const lo0 = Math.min(0, ...finite)
+  // dropped fraction starts at 0; the others span their values (their differences are the point)
+  const lo0 = metric.zero ? Math.min(0, ...finite) : Math.min(...finite)
   const hi0 = Math.max(...finite, lo0)
   const tv = ticks(lo0, hi0)
   const lo = tv[0]
@@ -106,7 +107,7 @@ function panel(sweep: SweepResult, metric: (typeof SWEEP_METRICS)[number], serie
   return `<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${esc(metric.label)} over ${esc(xKey)}">${parts.join('')}</svg>`
 }
 
-/** Renders a sweep as an HTML page: settings, a legend, four SVG panels and the table of points. */
+/** Renders a sweep as an HTML page: settings, a legend, four SVG panels (y axes span the values; dropped fraction from 0) and the table of points. */
 export function renderSweepReport(sweep: SweepResult, title = 'moe-route simulate --sweep'): string {
   const series = sweepSeries(sweep)
   const legend = series
@@ -125,7 +126,7 @@ export function renderSweepReport(sweep: SweepResult, title = 'moe-route simulat
   const first = sweep.points[0]?.summary
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px;color:#222}table{border-collapse:collapse;margin-top:1em}td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:right}td:first-child,th:first-child{text-align:left}.panels{display:grid;grid-template-columns:repeat(2,440px);gap:16px}svg{background:#fafafa;border:1px solid #ddd}</style>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px;color:#222}table{border-collapse:collapse;margin-top:1em}td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}td:first-child,th:first-child{text-align:left}.panels{display:grid;grid-template-columns:repeat(2,440px);gap:16px}svg{background:#fafafa;border:1px solid #ddd}</style>
 </head><body>
 <h1>${esc(title)}</h1>
 <p>${sweep.points.length} points: ${sweep.keys.map((k) => `<b>${esc(k)}</b> ∈ {${sweep.values[k].map(esc).join(', ')}}`).join(' × ')}${first ? ` · ${first.tokens.toLocaleString('en-US')} tokens, ${first.experts} experts per point` : ''}. Speed-up and dropped fraction are against the same routing without policies.</p>
