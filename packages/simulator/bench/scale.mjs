@@ -37,13 +37,14 @@ writeFileSync(
 )
 // peak RSS of the whole process (worker threads included), printed at exit
 const preload = join(dir, 'maxrss.mjs')
-writeFileSync(preload, "process.on('exit', () => process.stderr.write(`\\nMAXRSS_KB ${process.resourceUsage().maxRSS}\\n`))\n")
+writeFileSync(preload, "process.on('exit', () => { const u = process.resourceUsage(); process.stderr.write(`\\nMAXRSS_KB ${u.maxRSS} CPU_US ${u.userCPUTime + u.systemCPUTime}\\n`) })\n")
 const pairs = BATCHES * TOKENS_PER_BATCH * K
 
 // the plain loop: draw 8.4 M expert ids (mulberry32, as the generators do) and count them
 const plainSource = `
 const N = ${pairs}, E = ${E}
 const t0 = performance.now()
+const cpu0 = process.cpuUsage()
 const counts = new Int32Array(E)
 let a = 1
 for (let i = 0; i < N; i++) {
@@ -53,15 +54,16 @@ for (let i = 0; i < N; i++) {
   counts[Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * E)]++
 }
 const ms = performance.now() - t0
+const cpu = process.cpuUsage(cpu0)
 let s = 0
 for (const c of counts) s += c
 if (s !== N) throw new Error('lost ids')
-process.stdout.write(String(ms / 1000))
+process.stdout.write(JSON.stringify({ seconds: ms / 1000, cpu: (cpu.user + cpu.system) / 1e6 }))
 `
 function plain() {
   const r = spawnSync(process.execPath, ['-e', plainSource], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(r.stderr)
-  return Number(r.stdout)
+  return JSON.parse(r.stdout)
 }
 function simulate(workers) {
   const t0 = performance.now()
@@ -69,7 +71,8 @@ function simulate(workers) {
   const seconds = (performance.now() - t0) / 1000
   if (r.status !== 0) throw new Error(`simulate exited ${r.status}: ${r.stderr}`)
   const rss = Number(/MAXRSS_KB (\d+)/.exec(r.stderr)?.[1] ?? NaN) * 1024
-  return { seconds, rss, json: JSON.parse(r.stdout) }
+  const cpu = Number(/CPU_US (\d+)/.exec(r.stderr)?.[1] ?? NaN) / 1e6
+  return { seconds, cpu, rss, json: JSON.parse(r.stdout) }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const without = ({ wallSeconds, tokensPerSecond, ...rest }) => rest
@@ -80,7 +83,7 @@ for (let i = 0; i < RUNS; i++) {
   const one = simulate(1)
   const two = simulate(2)
   rows.push({ plain: p, one, two })
-  process.stderr.write(`run ${i + 1}/${RUNS}: plain ${p.toFixed(3)} s, simulate 1 worker ${one.seconds.toFixed(2)} s, 2 workers ${two.seconds.toFixed(2)} s\n`)
+  process.stderr.write(`run ${i + 1}/${RUNS}: plain ${p.seconds.toFixed(3)} s (CPU ${p.cpu.toFixed(3)} s), simulate 1 worker ${one.seconds.toFixed(2)} s (CPU ${one.cpu.toFixed(2)} s), 2 workers ${two.seconds.toFixed(2)} s (CPU ${two.cpu.toFixed(2)} s)\n`)
 }
 const identical = rows.every((r) => JSON.stringify({ ...r.one.json, summary: without(r.one.json.summary) }) === JSON.stringify({ ...r.two.json, summary: without(r.two.json.summary) }))
 const s = rows[0].one.json.summary
@@ -88,13 +91,18 @@ const result = {
   date: new Date().toISOString().slice(0, 10),
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, loadAverageAtEnd: loadavg().map((x) => +x.toFixed(2)) },
   shape: { tokens: BATCHES * TOKENS_PER_BATCH, batches: BATCHES, tokensPerBatch: TOKENS_PER_BATCH, experts: E, topK: K, devices: D, pairs, policy: 'capacity-drop γ 1.25 (score priority)', workload: `uniform:E=${E}:k=${K}` },
-  plainLoopSeconds: rows.map((r) => r.plain),
+  plainLoopSeconds: rows.map((r) => r.plain.seconds),
   simulate1WorkerSeconds: rows.map((r) => r.one.seconds),
   simulate2WorkersSeconds: rows.map((r) => r.two.seconds),
+  cpuSeconds: { plainLoop: rows.map((r) => r.plain.cpu), workers1: rows.map((r) => r.one.cpu), workers2: rows.map((r) => r.two.cpu) },
   peakRssBytes: { workers1: Math.max(...rows.map((r) => r.one.rss)), workers2: Math.max(...rows.map((r) => r.two.rss)) },
   ratio: {
-    workers1: +(median(rows.map((r) => r.one.seconds / r.plain))).toFixed(1),
-    workers2: +(median(rows.map((r) => r.two.seconds / r.plain))).toFixed(1),
+    workers1: +(median(rows.map((r) => r.one.seconds / r.plain.seconds))).toFixed(1),
+    workers2: +(median(rows.map((r) => r.two.seconds / r.plain.seconds))).toFixed(1),
+  },
+  cpuRatio: {
+    workers1: +(median(rows.map((r) => r.one.cpu / r.plain.cpu))).toFixed(1),
+    workers2: +(median(rows.map((r) => r.two.cpu / r.plain.cpu))).toFixed(1),
   },
   identicalResults1vs2Workers: identical,
   summary: { speedup: s.speedup, droppedFraction: s.droppedFraction, latencyMsMean: s.latencyMs.mean, a2aBytes: s.a2aBytes },
@@ -108,7 +116,8 @@ console.log(`| machine | ${result.machine.cpu}, ${result.machine.cores} cores, N
 console.log(`| plain id-draw-and-count loop | ${f(result.plainLoopSeconds)} |`)
 console.log(`| \`moe-route simulate\`, whole process, 1 worker | ${f(result.simulate1WorkerSeconds)}, peak RSS ${(result.peakRssBytes.workers1 / 2 ** 20).toFixed(0)} MiB |`)
 console.log(`| \`moe-route simulate\`, whole process, 2 workers | ${f(result.simulate2WorkersSeconds)}, peak RSS ${(result.peakRssBytes.workers2 / 2 ** 20).toFixed(0)} MiB |`)
-console.log(`| ratio (median of per-run ratios) | ${result.ratio.workers1}× (1 worker), ${result.ratio.workers2}× (2 workers) |`)
+console.log(`| ratio, wall (median of per-run ratios) | ${result.ratio.workers1}× (1 worker), ${result.ratio.workers2}× (2 workers) |`)
+console.log(`| CPU seconds (user + system), median | plain ${median(result.cpuSeconds.plainLoop).toFixed(3)} s; simulate ${median(result.cpuSeconds.workers1).toFixed(2)} s (1 worker), ${median(result.cpuSeconds.workers2).toFixed(2)} s (2 workers); ratio ${result.cpuRatio.workers1}× / ${result.cpuRatio.workers2}× |`)
 console.log(`| results identical for 1 and 2 workers | ${identical ? 'yes' : 'NO'} |`)
 rmSync(dir, { recursive: true, force: true })
 if (!identical) process.exitCode = 1

@@ -110,8 +110,24 @@ function setPath<T>(raw: T, key: string, value: string): T {
   return root as T
 }
 
-/** Loads the config a simulation runs (settings and flags applied); placement plugins resolved. */
-export async function prepareSimulation(data: SimulateJobData): Promise<PreparedSimulation> {
+const prepared = new Map<string, Promise<PreparedSimulation>>()
+
+/**
+ * Loads the config a simulation runs (settings and flags applied); placement plugins resolved.
+ * Loaded once per process and setting (the command, its progress bar and an in-thread job share it).
+ */
+export function prepareSimulation(data: SimulateJobData): Promise<PreparedSimulation> {
+  const key = JSON.stringify([data.config, data.cwd, data.devices, data.trace, data.settings ?? []])
+  let p = prepared.get(key)
+  if (!p) {
+    p = loadSimulation(data)
+    prepared.set(key, p)
+    p.catch(() => prepared.delete(key))
+  }
+  return p
+}
+
+async function loadSimulation(data: SimulateJobData): Promise<PreparedSimulation> {
   let placementRef: PluginRef = { use: 'contiguous' }
   const loaded = await loadConfig(data.config, data.cwd, (raw0): MoeConfig => {
     const raw = applySettings(raw0, data.settings ?? [])

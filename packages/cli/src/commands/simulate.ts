@@ -39,7 +39,7 @@ interface SimulateFlags {
 export interface SimulateHooks {
   readonly settings?: readonly SweepSetting[]
   readonly onBatch?: (batch: BatchSimulation) => void
-  /** Worker threads for workload specs (default: the machine's cores when the run has ≥ 1 M pairs, else 1). */
+  /** Worker threads for workload specs (default {@link defaultWorkers}). */
   readonly workers?: number
 }
 
@@ -79,7 +79,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--trace <file|spec>', 'routing trace (.jsonl/.npy/.safetensors) or workload spec instead of the config workload')
     .option('--devices <n>', 'override devices')
     .option('--layer <n>', 'engine records: the layer to simulate (default the workload layer, else the first)')
-    .option('--workers <n>', 'worker threads for workload specs (default: the cores when the run has ≥ 1 M pairs; 1 = this thread); results do not depend on it')
+    .option('--workers <n>', 'worker threads for workload specs (default: one per 16 M pairs, at most the cores; 1 = this thread); results do not depend on it')
     .option('--sweep <key=v1,v2,…>', 'run every combination of settings (repeatable): capacityFactor, devices, placement, policies (a+b stacks, none) or a dotted config path', (v: string, acc: string[] = []) => [...acc, v])
     .option('--json', 'print the summary as JSON')
     .option('--report <out.html>', 'write an HTML report with plots (with --sweep: the sweep chart)')
@@ -95,8 +95,8 @@ export function register(program: Command, ctx: CliContext): void {
         ctx.out(flags.json ? JSON.stringify(sweep.json, null, 2) : renderSweep(sweep))
         return
       }
-      const total = await plannedBatches(flags, ctx)
-      const bar = createProgress(ctx, !flags.json, total, 'batches')
+      const showBar = ctx.interactive && !flags.json
+      const bar = createProgress(ctx, showBar, showBar ? await plannedBatches(flags, ctx) : 0, 'batches')
       let tokens = 0
       let result: SimulationResult
       try {
@@ -173,7 +173,7 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext, hooks: 
   }
   const ids = Array.from({ length: n - first }, (_, i) => first + i)
   const pairs = ids.length * (config.workload?.tokensPerBatch ?? 512) * config.model.topK
-  const workers = hooks.workers ?? (pairs >= 1_000_000 ? availableParallelism() : 1)
+  const workers = hooks.workers ?? defaultWorkers(pairs)
   return simulateInWorkers({
     module: JOB_MODULE,
     data: { ...data, ...(placement ? { placement } : {}), batchIds: ids } satisfies SimulateJobData,
@@ -222,6 +222,15 @@ async function* recordLayerRoutings(
     }
   }
   if (n > 0 && made < o.batches) yield flush()
+}
+
+/**
+ * Worker threads by default: one per 16 M pairs, at most the machine's cores. A worker loads the
+ * CLI and the config again (about a core-second at startup on a small VM), which a run must
+ * outweigh; on a shared machine extra threads also compete with other work. `--workers` overrides.
+ */
+export function defaultWorkers(pairs: number): number {
+  return Math.max(1, Math.min(availableParallelism(), Math.floor(pairs / 16_000_000)))
 }
 
 /** A learned placement built on routed history batches (their loads and co-activation). */
