@@ -50,7 +50,7 @@ export const SWEEP_KEYS = ['capacityFactor', 'devices', 'placement', 'policies']
  */
 export function applySettings(raw: MoeConfig, settings: readonly SweepSetting[]): MoeConfig {
   let out = structuredClone(raw) as MoeConfig & Record<string, unknown>
-  const registry = builtinRegistry()
+  let registry: ReturnType<typeof builtinRegistry> | null = null
   const ordered = [...settings.filter((s) => s.key === 'policies'), ...settings.filter((s) => s.key !== 'policies')]
   for (const { key, value } of ordered) {
     if (key === 'capacityFactor' || key === 'gamma') {
@@ -60,6 +60,7 @@ export function applySettings(raw: MoeConfig, settings: readonly SweepSetting[])
       out = {
         ...out,
         policies: (out.policies ?? []).map((p) => {
+          registry ??= builtinRegistry()
           const known = registry.has('policy', p.use) ? (registry.get('policy', p.use).meta.schema as { properties?: Record<string, unknown> }).properties : undefined
           if (!(known && 'capacityFactor' in known) && !(p.options && 'capacityFactor' in p.options)) return p
           hit++
