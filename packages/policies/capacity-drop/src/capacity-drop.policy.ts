@@ -7,7 +7,7 @@ import { definePolicy, deriveRouting, pairScores, type PolicyContext, type Polic
 import { defaultOptions, schema, type CapacityDropOptions } from './capacity-drop.schema.js'
 import { checkRouting } from './shared/errors.js'
 import { DECODE_SKIPPED, skippedOutcome } from './shared/outcome.js'
-import { capacityCut, droppedList, expertCounts, isCanonicalLayout, lazyOutcome, outputPairs, pairGroups, pairTable, priorityKeys, pushPair, renormalizeOutput, routingFromOutput } from './shared/pair-table.js'
+import { capacityCut, droppedList, expertCounts, isCanonicalLayout, lazyOutcome, outputPairs, pairGroups, pairTable, priorityKeys, renormalizeOutput, routingFromOutput } from './shared/pair-table.js'
 import { capacityOf } from './shared/scope.js'
 import { capacityDropStage } from './capacity-drop.wgsl.js'
 
@@ -48,16 +48,20 @@ export function tokenDrop(routing: Routing, options: CapacityDropOptions, random
     capacity = Math.max(capacity, C)
     capacityCut(table, group.pairs, table.expert, routing.experts, () => C, keys, over)
   }
-  // kept pairs per token in expert order (the order the reference lists them in)
+  // kept pairs per token; with `kept` weights in expert order (the order the reference sums
+  // them in); otherwise the layout sorts them by weight and expert whatever the order
   const out = outputPairs(table.count)
   const top = pairScores(routing)
+  const byExpert = options.renormalize === 'kept'
   const idx = new Int32Array(routing.slots)
+  const { tokenStart, expert, slot } = table
+  const weights = routing.weights
   for (let t = 0; t < routing.tokens; t++) {
     let n = 0
-    for (let p = table.tokenStart[t]; p < table.tokenStart[t + 1]; p++) {
+    for (let p = tokenStart[t]; p < tokenStart[t + 1]; p++) {
       if (over[p]) continue
       let j = n++
-      while (j > 0 && table.expert[idx[j - 1]] > table.expert[p]) {
+      while (byExpert && j > 0 && expert[idx[j - 1]] > expert[p]) {
         idx[j] = idx[j - 1]
         j--
       }
@@ -65,7 +69,11 @@ export function tokenDrop(routing: Routing, options: CapacityDropOptions, random
     }
     for (let i = 0; i < n; i++) {
       const p = idx[i]
-      pushPair(out, t, table.expert[p], routing.weights[table.slot[p]], top[table.slot[p]])
+      const o = out.count++
+      out.token[o] = t
+      out.expert[o] = expert[p]
+      out.weight[o] = weights[slot[p]]
+      out.score[o] = top[slot[p]]
     }
   }
   renormalizeOutput(routing, out, options.renormalize)

@@ -105,11 +105,10 @@ export function capacityCut(
   over: Uint8Array,
   sorted?: Uint8Array,
 ): number {
-  const bucket = new Int32Array(members.length)
-  if (typeof bucketOf === 'function') for (let i = 0; i < members.length; i++) bucket[i] = bucketOf(members[i])
-  else for (let i = 0; i < members.length; i++) bucket[i] = bucketOf[members[i]]
+  const bucket = typeof bucketOf === 'function' ? Int32Array.from(members, (p) => bucketOf(p)) : null
+  const B = (i: number) => (bucket ? bucket[i] : (bucketOf as Int32Array)[members[i]])
   const counts = new Int32Array(buckets)
-  for (let i = 0; i < members.length; i++) counts[bucket[i]]++
+  for (let i = 0; i < members.length; i++) counts[B(i)]++
   let any = false
   const cap = new Int32Array(buckets)
   for (let b = 0; b < buckets; b++) {
@@ -123,22 +122,133 @@ export function capacityCut(
   const list = new Int32Array(start[buckets])
   const fill = start.slice(0, buckets)
   for (let i = 0; i < members.length; i++) {
-    const b = bucket[i]
+    const b = B(i)
     if (counts[b] > cap[b]) list[fill[b]++] = members[i]
   }
   const { token, expert } = table
   const order = (a: number, b: number) => keys[b] - keys[a] || token[a] - token[b] || expert[a] - expert[b] || a - b
+  const packed = packedKeys(keys, list, token)
+  let maxToken = 0
+  if (packed) for (let i = 0; i < list.length; i++) if (token[list[i]] > maxToken) maxToken = token[list[i]]
+  const stamp = packed ? new Int32Array(maxToken + 1).fill(-1) : null
   let n = 0
   for (let b = 0; b < buckets; b++) {
     if (counts[b] <= cap[b]) continue
-    const seg = list.subarray(start[b], start[b + 1]).sort(order)
+    const seg = list.subarray(start[b], start[b + 1])
     if (sorted) for (let i = 0; i < seg.length; i++) sorted[seg[i]] = 1
+    if (packed && distinctTokens(seg, token, stamp!, b)) {
+      // packed keys are distinct here: the members below the C-th largest are over (a selection, no sort)
+      const values = packed.values.subarray(start[b], start[b + 1])
+      if (cap[b] === 0) {
+        for (let i = 0; i < seg.length; i++) over[seg[i]] = 1
+      } else {
+        const threshold = kthLargest(values.slice(), cap[b])
+        for (let i = 0; i < seg.length; i++) if (values[i] < threshold) over[seg[i]] = 1
+      }
+      n += seg.length - cap[b]
+      continue
+    }
+    seg.sort(order)
     for (let i = cap[b]; i < seg.length; i++) {
       over[seg[i]] = 1
       n++
     }
   }
   return n
+}
+
+const TOKEN_BITS = 2 ** 20
+const f32 = new Float32Array(1)
+const u32 = new Uint32Array(f32.buffer)
+
+/**
+ * The keep-first order of `list` as one number per member, so that buckets sort with the
+ * engine's native numeric sort instead of a comparator: an integer image of the key (times
+ * 2²⁰) plus 2²⁰ − 1 − token, exact below 2⁵³. Keys map to integers when they all are integers
+ * (first/last priorities), all lie on the 2⁻³² grid in [0, 1) (seeded random draws), or are
+ * all non-negative float32 values (gate scores: their bit patterns order like the values).
+ * Null when none applies or a token index is ≥ 2²⁰: the comparator sort is used then.
+ */
+function packedKeys(keys: Float64Array, list: Int32Array, token: Int32Array): { values: Float64Array } | null {
+  const n = list.length
+  if (n === 0) return null
+  let ints = true
+  let grid = true
+  let floats = true
+  let min = Infinity
+  let max = -Infinity
+  for (let i = 0; i < n; i++) {
+    const p = list[i]
+    const k = keys[p]
+    if (token[p] >= TOKEN_BITS) return null
+    if (ints && !Number.isInteger(k)) ints = false
+    if (grid && !(k >= 0 && k < 1 && Number.isInteger(k * 4294967296))) grid = false
+    if (floats && !(k >= 0 && Math.fround(k) === k)) floats = false
+    if (k < min) min = k
+    if (k > max) max = k
+    if (!ints && !grid && !floats) return null
+  }
+  if (ints && max - min >= 2 ** 32) ints = false
+  if (!ints && !grid && !floats) return null
+  const values = new Float64Array(n)
+  for (let i = 0; i < n; i++) {
+    const p = list[i]
+    const k = keys[p]
+    let image: number
+    if (ints) image = k - min
+    else if (grid) image = k * 4294967296
+    else if (k === 0) image = 0 // -0 too: its sign bit would order it above every positive key
+    else {
+      f32[0] = k
+      image = u32[0]
+    }
+    values[i] = image * TOKEN_BITS + (TOKEN_BITS - 1 - token[p])
+  }
+  return { values }
+}
+
+/** True when no token has two members in the bucket (`stamp` marks the bucket's tokens with `bucketId`). */
+function distinctTokens(members: Int32Array, token: Int32Array, stamp: Int32Array, bucketId: number): boolean {
+  for (let i = 0; i < members.length; i++) {
+    const t = token[members[i]]
+    if (stamp[t] === bucketId) return false
+    stamp[t] = bucketId
+  }
+  return true
+}
+
+/** The k-th largest of `v` (1-based; `v` is reordered): Hoare quickselect with a median of three, O(n) on average. */
+function kthLargest(v: Float64Array, k: number): number {
+  let lo = 0
+  let hi = v.length - 1
+  const target = v.length - k // index of the k-th largest in ascending order
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    let a = v[lo]
+    let b = v[mid]
+    let c = v[hi]
+    if (a > b) [a, b] = [b, a]
+    if (b > c) [b, c] = [c, b]
+    if (a > b) [a, b] = [b, a]
+    const pivot = b
+    let i = lo
+    let j = hi
+    while (i <= j) {
+      while (v[i] < pivot) i++
+      while (v[j] > pivot) j--
+      if (i <= j) {
+        const x = v[i]
+        v[i] = v[j]
+        v[j] = x
+        i++
+        j--
+      }
+    }
+    if (target <= j) hi = j
+    else if (target >= i) lo = i
+    else return v[target]
+  }
+  return v[target]
 }
 
 /**
