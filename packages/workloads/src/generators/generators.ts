@@ -7,7 +7,7 @@ import { mixSeed, mulberry32, pcgHash } from '@moe-route/core'
 import { expertCounts, llamaMoeCoactivation, mixtralTokenExperts, mixtralTokens } from '../data/data.js'
 import { invalid } from '../io/errors.js'
 import { drawSystematic, inclusionProbabilities, pickFirst } from './sampling.js'
-import { createWorkload, type TokenSampler, type Workload } from './workload.js'
+import { createWorkload, exactSampler, type TokenSampler, type Workload } from './workload.js'
 
 const normalize = (v: ArrayLike<number>): number[] => {
   let s = 0
@@ -108,7 +108,7 @@ export function uniformWorkload(experts: number, topK: number, normalizeTopK = t
     topK,
     normalizeTopK,
     targetLoad: new Array<number>(experts).fill(1 / experts),
-    sampler: () => uniformSampler(experts, topK),
+    sampler: exactSampler(() => uniformSampler(experts, topK)), // k distinct ids in range by construction
   })
 }
 

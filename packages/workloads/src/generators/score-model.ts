@@ -106,7 +106,8 @@ export class ScoreModel {
   readonly sigma: number
   readonly gap: number
   /** Tails by key − {@link TAIL_KEY_MIN} (keys outside the range go to the map). */
-  private readonly tailArray: (Tail | undefined)[] = []
+  // filled up front: an array written at scattered indices turns into a slow dictionary
+  private readonly tailArray: (Tail | undefined)[] = new Array<Tail | undefined>(TAIL_KEYS).fill(undefined)
   private readonly tails = new Map<number, Tail>()
   private readonly table = upperTableOf()
   private readonly z: Float64Array
@@ -205,10 +206,13 @@ export class ScoreModel {
       }
       let sum = 0
       for (let j = 0; j < topK; j++) {
-        pairs[o + j] = ex[j] / den
-        sum += pairs[o + j]
+        const p = Math.fround(ex[j] / den) // the float32 score the router would read
+        pairs[o + j] = p
+        sum += p
       }
-      for (let j = 0; j < topK; j++) weights[o + j] = normalize ? (sum > 0 ? pairs[o + j] / sum : 1 / topK) : pairs[o + j]
+      if (!normalize) for (let j = 0; j < topK; j++) weights[o + j] = pairs[o + j]
+      else if (sum > 0) for (let j = 0; j < topK; j++) weights[o + j] = pairs[o + j] / sum
+      else for (let j = 0; j < topK; j++) weights[o + j] = 1 / topK
       keys[t] = key
       factors[t] = shift / den
     }

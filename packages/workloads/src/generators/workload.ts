@@ -146,6 +146,26 @@ export function routingFromChoices(expertIds: Int32Array, o: ChoicesRoutingOptio
       mark[e] = t
     }
   }
+  return choicesRouting(expertIds, o)
+}
+
+/**
+ * Samplers whose draws are valid by construction (k distinct ids in range per token): their
+ * batches skip {@link routingFromChoices}'s per-pair check. Only this package's own samplers
+ * are added (see `uniformWorkload`); a sampler from elsewhere is always checked.
+ */
+const exactSamplers = new WeakSet<WorkloadDefinition['sampler']>()
+
+/** Marks a definition's sampler factory as making only valid draws (this package only; not exported from the index). */
+export function exactSampler(factory: WorkloadDefinition['sampler']): WorkloadDefinition['sampler'] {
+  exactSamplers.add(factory)
+  return factory
+}
+
+/** {@link routingFromChoices} without the check of the ids. */
+function choicesRouting(expertIds: Int32Array, o: ChoicesRoutingOptions): Routing {
+  const { experts, topK } = o
+  const T = expertIds.length / topK
   const seed = o.seed ?? 0
   const first = o.firstToken ?? 0
   const normalize = o.normalizeTopK ?? true
@@ -214,7 +234,8 @@ export function createWorkload(def: WorkloadDefinition): Workload {
   function* routings(o: WorkloadRoutingOptions): Generator<Routing> {
     const model = modelFor(o.gate)
     const normalize = o.normalizeTopK ?? normalizeTopK
-    for (const c of draws(o)) yield routingFromChoices(c.expertIds, { experts, topK, seed: o.seed ?? 0, firstToken: c.firstToken, normalizeTopK: normalize, model })
+    const make = exactSamplers.has(def.sampler) ? choicesRouting : routingFromChoices
+    for (const c of draws(o)) yield make(c.expertIds, { experts, topK, seed: o.seed ?? 0, firstToken: c.firstToken, normalizeTopK: normalize, model })
   }
   function* batchesSync(o: WorkloadRunOptions): Generator<TokenBatch> {
     let b = o.firstBatchId ?? 0
