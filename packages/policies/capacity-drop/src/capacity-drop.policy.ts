@@ -56,6 +56,8 @@ export function tokenDrop(routing: Routing, options: CapacityDropOptions, random
   const idx = new Int32Array(routing.slots)
   const { tokenStart, expert, slot } = table
   const weights = routing.weights
+  const { token: oToken, expert: oExpert, weight: oWeight, score: oScore } = out
+  let o = 0
   for (let t = 0; t < routing.tokens; t++) {
     let n = 0
     for (let p = tokenStart[t]; p < tokenStart[t + 1]; p++) {
@@ -67,15 +69,15 @@ export function tokenDrop(routing: Routing, options: CapacityDropOptions, random
       }
       idx[j] = p
     }
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < n; i++, o++) {
       const p = idx[i]
-      const o = out.count++
-      out.token[o] = t
-      out.expert[o] = expert[p]
-      out.weight[o] = weights[slot[p]]
-      out.score[o] = top[slot[p]]
+      oToken[o] = t
+      oExpert[o] = expert[p]
+      oWeight[o] = weights[slot[p]]
+      oScore[o] = top[slot[p]]
     }
   }
+  out.count = o
   renormalizeOutput(routing, out, options.renormalize)
   return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, { dropped: droppedList(routing, table, over, 'capacity', policy) })
 }

@@ -105,10 +105,12 @@ export function capacityCut(
   over: Uint8Array,
   sorted?: Uint8Array,
 ): number {
-  const bucket = typeof bucketOf === 'function' ? Int32Array.from(members, (p) => bucketOf(p)) : null
-  const B = (i: number) => (bucket ? bucket[i] : (bucketOf as Int32Array)[members[i]])
+  // each member's bucket, in member order (plain loops: this runs over every pair of a batch)
+  const bucket = new Int32Array(members.length)
+  if (typeof bucketOf === 'function') for (let i = 0; i < members.length; i++) bucket[i] = bucketOf(members[i])
+  else for (let i = 0; i < members.length; i++) bucket[i] = bucketOf[members[i]]
   const counts = new Int32Array(buckets)
-  for (let i = 0; i < members.length; i++) counts[B(i)]++
+  for (let i = 0; i < members.length; i++) counts[bucket[i]]++
   let any = false
   const cap = new Int32Array(buckets)
   for (let b = 0; b < buckets; b++) {
@@ -122,7 +124,7 @@ export function capacityCut(
   const list = new Int32Array(start[buckets])
   const fill = start.slice(0, buckets)
   for (let i = 0; i < members.length; i++) {
-    const b = B(i)
+    const b = bucket[i]
     if (counts[b] > cap[b]) list[fill[b]++] = members[i]
   }
   const { token, expert } = table
@@ -332,7 +334,7 @@ export function routingFromOutput(input: Routing, out: OutputPairs): Routing {
   const weights = new Float32Array(T * slots)
   const scores = new Float32Array(T * slots)
   const idx = new Int32Array(slots)
-  const { weight, expert } = out
+  const { weight, expert, score } = out
   for (let t = 0; t < T; t++) {
     const a = start[t]
     const n = start[t + 1] - a
@@ -353,7 +355,7 @@ export function routingFromOutput(input: Routing, out: OutputPairs): Routing {
       const p = idx[j]
       expertIds[t * slots + j] = expert[p]
       weights[t * slots + j] = weight[p]
-      scores[t * slots + j] = out.score[p]
+      scores[t * slots + j] = score[p]
     }
   }
   return deriveRouting(input, { slots, expertIds, weights, pairScores: scores })
