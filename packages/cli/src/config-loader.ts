@@ -45,7 +45,7 @@ export interface LoadConfigOptions extends PluginSecurity {
   readonly execute?: boolean
   /**
    * Refuse a config whose `run` (layer weights on the CPU backend, batches held) or `simulate`
-   * (every batch's routing held) would not fit in this machine's memory, with the estimate.
+   * (one streamed batch's routing held) would not fit in this machine's memory, with the estimate.
    */
   readonly purpose?: 'run' | 'simulate'
 }
@@ -165,12 +165,12 @@ function checkRunMemory(config: ResolvedConfig, source: string): void {
 
 /** `simulate` holds every batch's scores and routing: batches·T·(3·E + 2·k)·4 bytes. */
 function checkSimulateMemory(config: ResolvedConfig, source: string): void {
-  const w = config.workload
-  const batches = w?.batches ?? 16
-  const T = w?.tokensPerBatch ?? 512
+  // batches are streamed (one in memory per thread), so the bound is one batch's routing, as if
+  // its score matrix were materialised
+  const T = config.workload?.tokensPerBatch ?? 512
   const { experts: E, topK: k } = config.model
-  const bytes = batches * T * (3 * E + 2 * k) * 4
-  checkMemory({ bytes, parts: [{ what: `${batches} batches' routings`, bytes, formula: 'batches·T·(3·E + 2·k)·4 B' }] }, hostMemoryBudget(), `simulating ${source}`, '/workload/batches')
+  const bytes = T * (3 * E + 2 * k) * 4
+  checkMemory({ bytes, parts: [{ what: `one batch's routing`, bytes, formula: 'T·(3·E + 2·k)·4 B' }] }, hostMemoryBudget(), `simulating ${source}`, '/workload/tokensPerBatch')
 }
 
 /** A workload spec (not a trace file) must parse and match the model (cheap: nothing is generated). */

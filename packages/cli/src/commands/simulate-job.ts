@@ -142,7 +142,7 @@ async function loadSimulation(data: SimulateJobData): Promise<PreparedSimulation
       ...(data.devices ? { devices: data.devices } : {}),
       ...(data.trace && raw.workload ? { workload: { ...raw.workload, source: data.trace } } : data.trace ? { workload: { source: data.trace } } : {}),
     }
-  }, { ...data.security })
+  }, { ...data.security, purpose: 'simulate' })
   const { config, registry } = loaded
   const context: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }
   const r = config.router
