@@ -10,4 +10,6 @@ export default defineConfig({
   tsconfig: 'tsconfig.build.json',
   // Peers and workspace packages are never bundled: one copy of tsyringe, rxjs and core.
   external: [/^@moe-route\//, 'tsyringe', 'rxjs', 'reflect-metadata', 'webgpu'],
+  // ajv's security meta-schema is data: bundled, so no JSON import happens at run time
+  noExternal: ['ajv/lib/refs/json-schema-secure.json'],
 })

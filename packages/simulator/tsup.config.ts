@@ -1,7 +1,9 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: {"index":"src/index.ts"},
+  entry: { index: 'src/index.ts', node: 'src/node.ts', worker: 'src/worker.ts' },
+  // import.meta.url in the CJS build (the worker file is found next to the entry)
+  shims: true,
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

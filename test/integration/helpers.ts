@@ -85,16 +85,39 @@ export function createProject(): Project {
   }
 }
 
+/** What a fixture policy's package.json `moe-route` manifest declares (matching {@link policySource}). */
+export function policyManifest(name: string, o: { core?: string } = {}): Record<string, unknown> {
+  return {
+    core: o.core ?? '^0.1.0',
+    plugins: [
+      {
+        kind: 'policy',
+        name,
+        description: 'fixture policy',
+        device: [],
+        schema: { type: 'object', properties: { level: { type: 'integer', minimum: 0 } }, additionalProperties: false },
+        defaultOptions: { level: 1 },
+      },
+    ],
+  }
+}
+
+/** package.json fields of a fixture policy package: its manifest and core peer range. */
+export function policyPackage(name: string, o: { core?: string } = {}): Record<string, unknown> {
+  return { 'moe-route': policyManifest(name, o), peerDependencies: { '@moe-route/core': o.core ?? '^0.1.0' } }
+}
+
 /**
  * Source of a fixture policy package: keeps every pair, or misbehaves as asked.
- * `core` sets meta.core; `throwIn` makes create/apply throw (apply: on batches ≥ `fromBatch`).
+ * `core` sets meta.core; `throwIn` makes create/apply throw (apply: on batches ≥ `fromBatch`);
+ * `package` sets meta.package (default `moe-route-policy-<name>`).
  */
-export function policySource(name: string, o: { core?: string; throwIn?: 'create' | 'apply'; fromBatch?: number } = {}): string {
+export function policySource(name: string, o: { core?: string; throwIn?: 'create' | 'apply'; fromBatch?: number; package?: string } = {}): string {
   return `import { definePolicy } from '@moe-route/core'
 export default definePolicy({
   meta: {
     name: ${JSON.stringify(name)},
-    package: ${JSON.stringify(`moe-route-policy-${name}`)},
+    package: ${JSON.stringify(o.package ?? `moe-route-policy-${name}`)},
     version: '1.0.0',
     core: ${JSON.stringify(o.core ?? '^0.1.0')},
     description: 'fixture policy',

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
-import { ROOT, cli, createProject, policySource, type Project } from './helpers.js'
+import { ROOT, cli, createProject, policyPackage, policySource, type Project } from './helpers.js'
 
 let project: Project
 const model = { experts: 4, topK: 2, hidden: 8, intermediate: 8 }
@@ -30,12 +30,12 @@ const route = (configFile: string) => cli(['route', '-i', 'input.json', '-c', co
 beforeAll(() => {
   project = createProject()
   project.installBuilt('moe-route-policy-entropy-drop', join(ROOT, 'examples/custom-policy'))
-  project.addPackage('moe-route-policy-old-core', policySource('old-core', { core: '^0.0.1' }), { peerDependencies: { '@moe-route/core': '^0.0.1' } })
-  project.addPackage('moe-route-policy-fails-create', policySource('fails-create', { throwIn: 'create' }))
-  project.addPackage('moe-route-policy-fails-apply', policySource('fails-apply', { throwIn: 'apply' }))
-  project.addPackage('moe-route-policy-not-a-plugin', `export default { meta: { name: 'not-a-plugin' }, create() {} }\n`)
-  project.addPackage('moe-route-policy-fails-import', `import 'a-dependency-that-is-not-installed'\nexport default {}\n`)
-  project.addPackage('@acme/moe-route-policy-keep', policySource('keep'))
+  project.addPackage('moe-route-policy-old-core', policySource('old-core', { core: '^0.0.1' }), policyPackage('old-core', { core: '^0.0.1' }))
+  project.addPackage('moe-route-policy-fails-create', policySource('fails-create', { throwIn: 'create' }), policyPackage('fails-create'))
+  project.addPackage('moe-route-policy-fails-apply', policySource('fails-apply', { throwIn: 'apply' }), policyPackage('fails-apply'))
+  project.addPackage('moe-route-policy-not-a-plugin', `export default { meta: { name: 'not-a-plugin' }, create() {} }\n`, policyPackage('not-a-plugin'))
+  project.addPackage('moe-route-policy-fails-import', `import 'a-dependency-that-is-not-installed'\nexport default {}\n`, policyPackage('fails-import'))
+  project.addPackage('@acme/moe-route-policy-keep', policySource('keep', { package: '@acme/moe-route-policy-keep' }), policyPackage('keep'))
   project.write('input.json', input)
 })
 afterAll(() => project.dispose())
@@ -62,7 +62,7 @@ describe('plugins loaded from npm packages by the CLI', () => {
   it('unknown package: MOE_ROUTE_ERR_PLUGIN_UNKNOWN naming it, where it looked and how to install it', async () => {
     const r = await route(config('unknown', [{ use: 'moe-route-policy-nope' }]))
     expect(r.code).toBe(1)
-    expect(r.err).toMatch(/^MOE_ROUTE_ERR_PLUGIN_UNKNOWN: plugin package moe-route-policy-nope is not installed \(looked in node_modules from .+ upwards\); install it with: npm install moe-route-policy-nope$/)
+    expect(r.err).toMatch(/^MOE_ROUTE_ERR_PLUGIN_UNKNOWN: \/policies\/0\/use: plugin package moe-route-policy-nope is not installed \(looked in node_modules from .+ upwards\); install it with: npm install moe-route-policy-nope$/)
     const v = await cli(['validate', '-c', 'unknown.json'], project.dir)
     expect(v.code).toBe(1)
     expect(v.err.split('\n')).toEqual([expect.stringMatching(/^MOE_ROUTE_ERR_PLUGIN_UNKNOWN: unknown\.json: \/policies\/0\/use: plugin package moe-route-policy-nope is not installed/)])
@@ -74,11 +74,11 @@ describe('plugins loaded from npm packages by the CLI', () => {
     expect(r.err).toMatch(/MOE_ROUTE_ERR_CONFIG_INVALID: .*\n\s+\/policies\/0\/use: unknown policy plugin 'entropy-dorp' \(known: /)
   })
 
-  it('wrong core range: MOE_ROUTE_ERR_PLUGIN_VERSION_MISMATCH with both versions', async () => {
+  it('wrong core range: MOE_ROUTE_ERR_PLUGIN_VERSION_MISMATCH with both versions, read from the manifest', async () => {
     const r = await route(config('old', [{ use: 'moe-route-policy-old-core' }]))
     expect(r.code).toBe(1)
     expect(r.err).toBe(
-      'MOE_ROUTE_ERR_PLUGIN_VERSION_MISMATCH: moe-route-policy-old-core: plugin old-core (moe-route-policy-old-core@1.0.0) supports @moe-route/core ^0.0.1, but this is 0.1.0',
+      'MOE_ROUTE_ERR_PLUGIN_VERSION_MISMATCH: /policies/0/use: plugin old-core (moe-route-policy-old-core@1.0.0) supports @moe-route/core ^0.0.1, but this is 0.1.0',
     )
   })
 
@@ -103,13 +103,13 @@ describe('plugins loaded from npm packages by the CLI', () => {
   it('a package that exports no plugin: MOE_ROUTE_ERR_PLUGIN_INVALID', async () => {
     const r = await route(config('not-plugin', [{ use: 'moe-route-policy-not-a-plugin' }]))
     expect(r.code).toBe(1)
-    expect(r.err).toMatch(/^MOE_ROUTE_ERR_PLUGIN_INVALID: moe-route-policy-not-a-plugin exports no moe-route plugin/)
+    expect(r.err).toMatch(/^MOE_ROUTE_ERR_PLUGIN_INVALID: \/policies\/0\/use: moe-route-policy-not-a-plugin exports no moe-route plugin/)
   })
 
   it('a package that throws while importing: MOE_ROUTE_ERR_PLUGIN_LOAD_FAILED naming it', async () => {
     const r = await route(config('fails-import', [{ use: 'moe-route-policy-fails-import' }]))
     expect(r.code).toBe(1)
-    expect(r.err).toMatch(/^MOE_ROUTE_ERR_PLUGIN_LOAD_FAILED: importing plugin package moe-route-policy-fails-import failed: .*a-dependency-that-is-not-installed/)
+    expect(r.err).toMatch(/^MOE_ROUTE_ERR_PLUGIN_LOAD_FAILED: \/policies\/0\/use: importing plugin package moe-route-policy-fails-import failed: .*a-dependency-that-is-not-installed/)
   })
 
   it('a plugin that throws in create: MOE_ROUTE_ERR_PLUGIN_FAILED naming plugin and hook', async () => {

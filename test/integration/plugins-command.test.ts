@@ -1,14 +1,14 @@
 /** `moe-route plugins`: built-in, loaded and installed plugins, with versions and compatibility. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
-import { ROOT, cli, createProject, policySource, type Project } from './helpers.js'
+import { ROOT, cli, createProject, policyPackage, policySource, type Project } from './helpers.js'
 
 let project: Project
 beforeAll(() => {
   project = createProject()
   project.installBuilt('moe-route-policy-entropy-drop', join(ROOT, 'examples/custom-policy'))
-  project.addPackage('moe-route-policy-old-core', policySource('old-core', { core: '^0.0.1' }), { peerDependencies: { '@moe-route/core': '^0.0.1' } })
-  project.addPackage('@acme/moe-route-policy-keep', policySource('keep'))
+  project.addPackage('moe-route-policy-old-core', policySource('old-core', { core: '^0.0.1' }), policyPackage('old-core', { core: '^0.0.1' }))
+  project.addPackage('@acme/moe-route-policy-keep', policySource('keep', { package: '@acme/moe-route-policy-keep' }), policyPackage('keep'))
   project.addPackage('left-pad-ish', 'export default 1\n', { keywords: [] })
   project.write('moe-route.config.json', { model: { experts: 8, topK: 2, hidden: 8, intermediate: 8 }, policies: [{ use: 'moe-route-policy-entropy-drop' }] })
 })
@@ -58,13 +58,13 @@ describe('moe-route plugins', () => {
     expect(lines[2]).toMatch(/^kind\s+name\s+package\s+version\s+core range\s+compatible\s+status$/)
     expect(lines.find((l) => l.startsWith('policy') && l.includes(' entropy-drop '))).toMatch(/moe-route-policy-entropy-drop\s+1\.0\.0\s+\^0\.1\.0\s+yes\s+loaded from moe-route-policy-entropy-drop$/)
     expect(r.out).toContain('installed in node_modules, not loaded')
-    expect(lines.find((l) => l.includes('moe-route-policy-old-core'))).toMatch(/1\.0\.0\s+\^0\.0\.1\s+no: needs \^0\.0\.1, this is 0\.1\.0$/)
+    expect(lines.find((l) => l.includes('moe-route-policy-old-core'))).toMatch(/1\.0\.0\s+\^0\.0\.1\s+no: needs \^0\.0\.1, this is 0\.1\.0\s+policy old-core$/)
   })
 
   it('a config naming a missing package fails with the package name', async () => {
     project.write('missing.json', { model: { experts: 8, topK: 2, hidden: 8, intermediate: 8 }, plugins: ['moe-route-policy-missing'] })
     const r = await cli(['plugins', '-c', 'missing.json'], project.dir)
     expect(r.code).toBe(1)
-    expect(r.err).toMatch(/^MOE_ROUTE_ERR_PLUGIN_UNKNOWN: plugin package moe-route-policy-missing is not installed/)
+    expect(r.err).toMatch(/^MOE_ROUTE_ERR_PLUGIN_UNKNOWN: \/plugins\/0: plugin package moe-route-policy-missing is not installed/)
   })
 })

@@ -10,7 +10,7 @@ import entropyDrop from 'moe-route-policy-entropy-drop'
 import { from, lastValueFrom, toArray } from 'rxjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
-import { ROOT, cli, createProject, policySource, type Project } from './helpers.js'
+import { ROOT, cli, createProject, policyPackage, policySource, type Project } from './helpers.js'
 
 const model = { experts: 8, topK: 2, hidden: 16, intermediate: 32 }
 /** Throws from batch 2 on. */
@@ -96,7 +96,7 @@ describe('moe-route run with a plugin that throws during a batch', () => {
   beforeAll(() => {
     project = createProject()
     project.installBuilt('moe-route-policy-entropy-drop', join(ROOT, 'examples/custom-policy'))
-    project.addPackage('moe-route-policy-fails-apply', policySource('fails-apply', { throwIn: 'apply', fromBatch: 2 }))
+    project.addPackage('moe-route-policy-fails-apply', policySource('fails-apply', { throwIn: 'apply', fromBatch: 2 }), policyPackage('fails-apply'))
   })
   afterAll(() => project.dispose())
   const runConfig = (policies: unknown[]) => ({

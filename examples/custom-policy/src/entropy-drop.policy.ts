@@ -4,7 +4,7 @@
  * routing entropy and drops the pairs of the most uncertain tokens first: a token the
  * router is unsure about loses less by being dropped than a confident one.
  */
-import { definePolicy, expertCapacity, pairsOf, routingFromPairs, type DroppedPair, type Pair, type PolicyOutcome, type Routing } from '@moe-route/core'
+import { definePolicy, expertCapacity, pairsOf, pushAll, routingFromPairs, type DroppedPair, type Pair, type PolicyOutcome, type Routing } from '@moe-route/core'
 import pkg from '../package.json' with { type: 'json' }
 import { tokenEntropy } from './entropy.js'
 import { defaultOptions, schema, type EntropyDropOptions } from './entropy-drop.schema.js'
@@ -28,7 +28,7 @@ export function entropyDrop(routing: Routing, options: EntropyDropOptions): Poli
   const dropped: DroppedPair[] = []
   for (const pairs of byExpert) {
     if (pairs.length <= capacity) {
-      kept.push(...pairs)
+      pushAll(kept, pairs)
       continue
     }
     pairs.sort(
@@ -37,7 +37,7 @@ export function entropyDrop(routing: Routing, options: EntropyDropOptions): Poli
         scores[b.token * experts + b.expert] - scores[a.token * experts + a.expert] ||
         a.token - b.token,
     )
-    kept.push(...pairs.slice(0, capacity))
+    pushAll(kept, pairs.slice(0, capacity))
     for (const p of pairs.slice(capacity)) dropped.push({ ...p, reason: 'capacity', policy: POLICY_NAME })
   }
   if (dropped.length === 0) return { routing, dropped, capacity }

@@ -18,7 +18,7 @@ export const defaultOptions: EntropyDropOptions = { capacityFactor: 1.25, roundi
 export const schema: JsonSchema = {
   type: 'object',
   properties: {
-    capacityFactor: { type: 'number', exclusiveMinimum: 0, description: 'Capacity factor γ (C = γ·k·T/E)' },
+    capacityFactor: { type: 'number', exclusiveMinimum: 0, maximum: 1e6, description: 'Capacity factor γ (C = γ·k·T/E)' },
     rounding: { type: 'string', enum: ['ceil', 'floor', 'round'], description: 'Rounding of C' },
     skipDecode: { type: 'boolean', description: 'Leave decode batches untouched' },
   },

@@ -3,8 +3,9 @@
  * tests can capture them, and throw MoeError for bad input: main() prints `CODE: message`
  * to stderr and exits non-zero.
  */
-import { readFileSync } from 'node:fs'
-import { ErrorCodes, MoeError } from '@moe-route/core'
+import { readFileSync, statSync } from 'node:fs'
+import { ErrorCodes, MAX_BATCHES, MoeError } from '@moe-route/core'
+import type { PluginSecurity } from './plugins-loader.js'
 
 export interface CliContext {
   /** Write a line (or text) to stdout. */
@@ -15,29 +16,50 @@ export interface CliContext {
   readonly interactive: boolean
   /** Working directory for relative paths. */
   readonly cwd: string
+  /** How plugin packages may run (set from the global flags; see plugins-loader.ts). */
+  readonly security?: PluginSecurity
 }
+
+/** Largest JSON document read from a file or stdin (256 MiB). */
+export const MAX_JSON_BYTES = 256 * 2 ** 20
 
 /** Reads and parses a JSON file; errors name the file and carry stable codes. */
 export function readJsonFile(path: string): unknown {
   let text: string
   try {
+    const st = statSync(path)
+    // a device or a FIFO (/dev/zero) would be read forever
+    if (!st.isFile()) throw new Error('not a regular file')
+    const size = st.size
+    if (size > MAX_JSON_BYTES) throw new MoeError(ErrorCodes.SIZE_LIMIT, `${path} is ${size} bytes, more than the ${MAX_JSON_BYTES} a JSON document may have`, { file: path })
     text = readFileSync(path, 'utf8')
   } catch (cause) {
+    if ((cause as MoeError).code === ErrorCodes.SIZE_LIMIT) throw cause
     throw new MoeError(ErrorCodes.FILE_NOT_FOUND, `cannot read ${path}: ${(cause as Error).message}`, { file: path }, { cause })
   }
+  return parseJsonText(text, path, ErrorCodes.CONFIG_PARSE)
+}
+
+/** Parses JSON text; empty text is MOE_ROUTE_ERR_INPUT_EMPTY, bad JSON `code`, both naming `what`. */
+export function parseJsonText(text: string, what: string, code: MoeError['code'] = ErrorCodes.INPUT_INVALID): unknown {
+  if (text.trim() === '') throw new MoeError(ErrorCodes.INPUT_EMPTY, `${what} is empty (expected a JSON document)`, { file: what })
   try {
     return JSON.parse(text)
   } catch (cause) {
-    throw new MoeError(ErrorCodes.CONFIG_PARSE, `${path} is not valid JSON: ${(cause as Error).message}`, { file: path }, { cause })
+    throw new MoeError(code, `${what} is not valid JSON: ${(cause as Error).message}`, { file: what }, { cause })
   }
 }
 
-/** Parses an integer option, or throws MOE_ROUTE_ERR_INPUT_INVALID naming the flag. */
-export function intOption(value: string | undefined, flag: string, min = 0): number | undefined {
+/**
+ * Parses an integer option within `[min, max]`: not an integer is MOE_ROUTE_ERR_INPUT_INVALID,
+ * above `max` (default 2^31 − 1) MOE_ROUTE_ERR_SIZE_LIMIT, both naming the flag.
+ */
+export function intOption(value: string | undefined, flag: string, min = 0, max = MAX_BATCHES): number | undefined {
   if (value === undefined) return undefined
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < min) {
+  const n = /^\s*[+-]?\d+\s*$/.test(value) ? Number(value) : NaN
+  if (!Number.isSafeInteger(n) || n < min) {
     throw new MoeError(ErrorCodes.INPUT_INVALID, `${flag} must be an integer ≥ ${min}, got '${value}'`, { path: flag })
   }
+  if (n > max) throw new MoeError(ErrorCodes.SIZE_LIMIT, `${flag} is ${n}, more than the largest supported (${max})`, { path: flag })
   return n
 }

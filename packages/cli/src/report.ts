@@ -1,4 +1,5 @@
 /** Text rendering helpers for CLI reports (tables and bar histograms). */
+import { maxOf } from '@moe-route/core'
 
 /** A horizontal bar of `width` cells for value/max. */
 export function bar(value: number, max: number, width = 24): string {
@@ -17,7 +18,7 @@ export const pct = (x: number): string => `${(x * 100).toFixed(2)}%`
 /** Renders rows as an aligned table (first row = header). */
 export function table(rows: readonly (readonly (string | number)[])[]): string {
   const cells = rows.map((r) => r.map(String))
-  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
+  const widths = cells[0].map((_, i) => maxOf(cells.map((r) => (r[i] ?? '').length), 0))
   return cells
     .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '))
     .join('\n')

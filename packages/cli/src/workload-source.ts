@@ -24,7 +24,7 @@ export async function openWorkload(config: ResolvedConfig, cwd: string): Promise
   const { experts, topK } = config.model
   if (TRACE_FILE.test(w.source)) {
     const file = resolve(cwd, w.source)
-    const source = workloads.traceBatches(file, { experts, topK, tokensPerBatch, batches, seed, ...(w.layer !== undefined ? { layer: w.layer } : {}) })
+    const source = nonEmpty(workloads.traceBatches(file, { experts, topK, tokensPerBatch, batches, seed, ...(w.layer !== undefined ? { layer: w.layer } : {}) }), file, w.layer)
     return { spec: w.source, description: `trace ${file}`, batches, tokensPerBatch, seed, source }
   }
   const gen = workloads.workloadFromSpec(w.source)
@@ -43,4 +43,14 @@ export async function openWorkload(config: ResolvedConfig, cwd: string): Promise
     seed,
     source: gen.batches({ tokensPerBatch, batches, seed }),
   }
+}
+
+/** The batches of a trace; a trace that yields none is MOE_ROUTE_ERR_INPUT_EMPTY (never a silent run of 0 batches). */
+async function* nonEmpty(source: AsyncIterable<TokenBatch>, file: string, layer?: number): AsyncGenerator<TokenBatch> {
+  let any = false
+  for await (const b of source) {
+    any = true
+    yield b
+  }
+  if (!any) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${file} holds no routing records${layer !== undefined ? ` for layer ${layer}` : ''}: nothing to run`, { path: '/workload/source', file })
 }

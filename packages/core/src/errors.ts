@@ -53,6 +53,20 @@ export const ErrorCodes = {
   TELEMETRY_OPTIONS_INVALID: 'MOE_ROUTE_ERR_TELEMETRY_OPTIONS_INVALID',
   /** The metrics server could not listen on the requested host and port (in use, not permitted, no such address). */
   TELEMETRY_LISTEN_FAILED: 'MOE_ROUTE_ERR_TELEMETRY_LISTEN_FAILED',
+  /** A plugin package has no `moe-route` field in its package.json: its meta cannot be read without running it. */
+  PLUGIN_MANIFEST_MISSING: 'MOE_ROUTE_ERR_PLUGIN_MANIFEST_MISSING',
+  /** A plugin package's `moe-route` field is malformed (fields, sizes, an options schema that is not safe to compile). */
+  PLUGIN_MANIFEST_INVALID: 'MOE_ROUTE_ERR_PLUGIN_MANIFEST_INVALID',
+  /** The plugins a module exports differ from what its package.json `moe-route` field declares; `details.field` says where. */
+  PLUGIN_MANIFEST_MISMATCH: 'MOE_ROUTE_ERR_PLUGIN_MANIFEST_MISMATCH',
+  /** A plugin reference was refused before anything ran: not a package name, a module path that leaves its package, or a local file without the opt-in or outside the project. */
+  PLUGIN_PATH_REFUSED: 'MOE_ROUTE_ERR_PLUGIN_PATH_REFUSED',
+  /** A plugin's import or hook did not finish within its time limit; `details.plugin` and `details.hook` say which. */
+  PLUGIN_TIMEOUT: 'MOE_ROUTE_ERR_PLUGIN_TIMEOUT',
+  /** A size (experts, hidden, tokens, slots, a memory estimate) exceeds what moe-route will allocate; the message carries the estimate. */
+  SIZE_LIMIT: 'MOE_ROUTE_ERR_SIZE_LIMIT',
+  /** A trace, workload or input holds nothing to process (no records, no batches, empty stdin). */
+  INPUT_EMPTY: 'MOE_ROUTE_ERR_INPUT_EMPTY',
 } as const satisfies Record<string, MoeErrorCode>
 
 /** Structured context carried by a {@link MoeError}. */

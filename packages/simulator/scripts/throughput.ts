@@ -1,7 +1,8 @@
 /**
- * Throughput of the simulator: a million tokens per configuration through capacity-drop
- * (γ = 1.0) on contiguous placement, timing only `sim.step` (routing from the workload's
- * gate scores, the policy, the expert-parallel cost). Run: npm run bench -w @moe-route/simulator
+ * Throughput of the simulator on one thread: a million tokens per configuration through
+ * capacity-drop (γ = 1.0) on contiguous placement, timing only `sim.step` (the policy and the
+ * expert-parallel cost) on the workload's routings (scores made lazily), and the whole loop
+ * with generation. Run: npm run bench -w @moe-route/simulator
  */
 import { contiguousPlacement } from '@moe-route/core'
 import { createTokenDrop } from '@moe-route/policy-capacity-drop'
@@ -19,7 +20,7 @@ for (const c of configs) {
   const sim = createSimulator({ model, placement: contiguousPlacement(c.w.experts, c.D), policies: process.env.NOPOLICY ? [] : [createTokenDrop({ capacityFactor: 1 })], keepBatches: false })
   let stepMs = 0
   const t0 = performance.now()
-  for (const batch of c.w.batchesSync({ tokensPerBatch: 8192, tokens: TOKENS, seed: 1 })) {
+  for (const batch of c.w.routings({ tokensPerBatch: 8192, tokens: TOKENS, seed: 1 })) {
     const s = performance.now()
     sim.step(batch)
     stepMs += performance.now() - s

@@ -57,6 +57,22 @@ export function sourceDeviceOf(routing: Routing, devices: number): (t: number) =
   return (t) => Math.min(devices - 1, Math.floor((t * devices) / Math.max(1, T)))
 }
 
+const replicaTables = new WeakMap<PlacementMap, { off: Int32Array; repDevice: Int32Array }>()
+
+/** Replicas flattened (replica i of expert e is at off[e] + i), cached per placement object. */
+function replicaTable(placement: PlacementMap): { off: Int32Array; repDevice: Int32Array } {
+  let table = replicaTables.get(placement)
+  if (table) return table
+  const E = placement.experts
+  const off = new Int32Array(E + 1)
+  for (let e = 0; e < E; e++) off[e + 1] = off[e] + placement.replicas[e].length
+  const repDevice = new Int32Array(off[E])
+  for (let e = 0; e < E; e++) placement.replicas[e].forEach((d, i) => (repDevice[off[e] + i] = d))
+  table = { off, repDevice }
+  replicaTables.set(placement, table)
+  return table
+}
+
 /** Costs one routing under expert parallelism. */
 export function evaluateRouting(routing: Routing, env: ExpertParallelEnv): RoutingCost {
   const { placement, shape, cost, link } = env
@@ -65,11 +81,7 @@ export function evaluateRouting(routing: Routing, env: ExpertParallelEnv): Routi
   if (placement.experts !== E) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `placement covers ${placement.experts} experts, routing ${E}`)
   const dedupe = env.dedupe ?? true
   const bytes = shape.hidden * (env.activationBytes ?? 2)
-  // Replicas flattened: replica i of expert e is at off[e] + i.
-  const off = new Int32Array(E + 1)
-  for (let e = 0; e < E; e++) off[e + 1] = off[e] + placement.replicas[e].length
-  const repDevice = new Int32Array(off[E])
-  for (let e = 0; e < E; e++) placement.replicas[e].forEach((d, i) => (repDevice[off[e] + i] = d))
+  const { off, repDevice } = replicaTable(placement)
   const repRows = new Float64Array(off[E])
   const deviceRows = new Array<number>(D).fill(0)
   const sent = new Float64Array(D)
@@ -143,21 +155,21 @@ function timing(deviceRows: number[], deviceMs: number[], sent: Float64Array, re
   return { deviceRows, deviceMs, computeMs, dispatchMs, combineMs, latencyMs: dispatchMs + computeMs + combineMs, a2aBytes: 2 * a2a }
 }
 
-/** Pairs of `original` absent from `final` (same tokens): Eq. 11's numerator. O(T·slots²). */
+/** Pairs of `original` absent from `final` (same tokens): Eq. 11's numerator. O(T·slots). */
 export function droppedPairs(original: Routing, final: Routing): number {
+  if (final.expertIds === original.expertIds) return 0
+  const mark = new Int32Array(Math.max(original.experts, final.experts)).fill(-1)
+  const fs = final.slots
+  const os = original.slots
   let dropped = 0
   for (let t = 0; t < original.tokens; t++) {
-    for (let j = 0; j < original.slots; j++) {
-      const e = original.expertIds[t * original.slots + j]
-      if (e < 0) continue
-      let found = false
-      for (let i = 0; i < final.slots; i++) {
-        if (final.expertIds[t * final.slots + i] === e) {
-          found = true
-          break
-        }
-      }
-      if (!found) dropped++
+    for (let i = 0; i < fs; i++) {
+      const e = final.expertIds[t * fs + i]
+      if (e >= 0) mark[e] = t
+    }
+    for (let j = 0; j < os; j++) {
+      const e = original.expertIds[t * os + j]
+      if (e >= 0 && mark[e] !== t) dropped++
     }
   }
   return dropped

@@ -3,6 +3,7 @@
  * scripts, no network) — per-device load over batches as a heatmap, the latency
  * distribution against the baseline, and C_T per batch.
  */
+import { maxOf, minOf } from '@moe-route/core'
 import type { SimulationResult } from './simulator.js'
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!)
@@ -78,8 +79,8 @@ function heatmap(result: SimulationResult): string {
 
 function histogram(a: readonly number[], b: readonly number[]): string {
   if (a.length === 0) return '<p>(no batches kept)</p>'
-  const lo = Math.min(...a, ...b)
-  const hi = Math.max(...a, ...b)
+  const lo = Math.min(minOf(a), minOf(b))
+  const hi = Math.max(maxOf(a), maxOf(b))
   const bins = 30
   const width = (hi - lo) / bins || 1
   const count = (xs: readonly number[]) => {
@@ -89,7 +90,7 @@ function histogram(a: readonly number[], b: readonly number[]): string {
   }
   const ha = count(a)
   const hb = count(b)
-  const top = Math.max(...ha, ...hb, 1)
+  const top = Math.max(maxOf(ha), maxOf(hb), 1)
   const W = 900
   const H = 220
   const bw = W / bins
@@ -102,7 +103,7 @@ function lines(a: readonly number[], b: readonly number[]): string {
   if (a.length === 0) return '<p>(no batches kept)</p>'
   const W = 900
   const H = 200
-  const hi = Math.max(...a, ...b, 1)
+  const hi = Math.max(maxOf(a), maxOf(b), 1)
   const pts = (xs: readonly number[]) => xs.map((v, i) => `${(40 + (i / Math.max(1, xs.length - 1)) * W).toFixed(1)},${(10 + H - (v / hi) * H).toFixed(1)}`).join(' ')
   return `<svg width="${W + 60}" height="${H + 40}" xmlns="http://www.w3.org/2000/svg"><polyline fill="none" stroke="#aaa" stroke-width="1.5" points="${pts(b)}"/><polyline fill="none" stroke="#3a6ea5" stroke-width="1.5" points="${pts(a)}"/><text x="2" y="14" font-size="11">${f(hi, 2)}</text><text x="2" y="${H + 10}" font-size="11">0</text></svg>`
 }

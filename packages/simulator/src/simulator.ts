@@ -124,9 +124,34 @@ export interface SimulationResult {
   readonly setup: { readonly placement: string; readonly policies: readonly string[]; readonly baseline: readonly string[]; readonly cost: string; readonly link: string; readonly dedupe: boolean }
 }
 
+/**
+ * What one batch contributes to a run: its record and the sums the summary folds. A plain
+ * structured-clonable value, so worker threads can make it and post it back.
+ */
+export interface BatchOutcome {
+  readonly record: BatchSimulation
+  /** The baseline's heaviest-device share. */
+  readonly baselineMaxLoad: number
+  readonly dropped: number
+  readonly visits: number
+  readonly active: number
+  readonly baselineVisits: number
+  readonly baselineActive: number
+  readonly intraPairs: number
+  readonly coPairs: number
+  readonly baselineA2aBytes: number
+}
+
 /** A stateful simulator: feed batches with `step`, read `result()`. */
 export interface Simulator {
   step(item: TokenBatch | Routing, batchId?: number): BatchSimulation
+  /**
+   * One batch's outcome without adding it to the run (pure: the same batch and id give the same
+   * outcome on any thread). `absorb` adds outcomes; `step` is both.
+   */
+  evaluate(item: TokenBatch | Routing, batchId: number): BatchOutcome
+  /** Adds a batch's outcome to the run (outcomes must come in the order the run should fold them). */
+  absorb(outcome: BatchOutcome): BatchSimulation
   /**
    * The load model: one batch known only by its per-expert pair counts (an engine's counts-only
    * record). Policies need per-token routing, so this throws when the simulator has any; C_T
@@ -195,15 +220,25 @@ export function createSimulator(options: SimulatorOptions): Simulator {
     return r
   }
   const share = (c: RoutingCost) => {
-    const total = c.deviceRows.reduce((a, b) => a + b, 0)
-    return total === 0 ? 0 : Math.max(...c.deviceRows) / total
+    let total = 0
+    let max = 0
+    for (const v of c.deviceRows) {
+      total += v
+      if (v > max) max = v
+    }
+    return total === 0 ? 0 : max / total
   }
 
-  const record = (id: number, tokens: number, pairs: number, dropped: number, c: RoutingCost, b: RoutingCost): BatchSimulation => {
+  const outcome = (id: number, tokens: number, pairs: number, dropped: number, c: RoutingCost, b: RoutingCost): BatchOutcome => {
     const maxLoad = share(c)
-    const meanRows = c.deviceRows.reduce((a, v) => a + v, 0) / D
-    const straggler = c.deviceMs.indexOf(c.computeMs)
-    const rec: BatchSimulation = {
+    let maxRows = 0
+    let sumRows = 0
+    for (const v of c.deviceRows) {
+      sumRows += v
+      if (v > maxRows) maxRows = v
+    }
+    const meanRows = sumRows / D
+    const record: BatchSimulation = {
       batchId: id,
       tokens,
       pairs,
@@ -211,7 +246,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       droppedFraction: pairs === 0 ? 0 : dropped / pairs,
       deviceRows: c.deviceRows,
       maxLoad,
-      maxMeanDevice: meanRows === 0 ? 0 : Math.max(...c.deviceRows) / meanRows,
+      maxMeanDevice: meanRows === 0 ? 0 : maxRows / meanRows,
       computeMs: c.computeMs,
       dispatchMs: c.dispatchMs,
       combineMs: c.combineMs,
@@ -222,48 +257,72 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       baselineCT: b.cT,
       intraCollaboration: c.coPairs === 0 ? Number.NaN : c.intraPairs / c.coPairs,
       a2aBytes: c.a2aBytes,
-      straggler,
+      straggler: c.deviceMs.indexOf(c.computeMs),
     }
+    return {
+      record,
+      baselineMaxLoad: share(b),
+      dropped,
+      visits: c.deviceVisits,
+      active: c.activeTokens,
+      baselineVisits: b.deviceVisits,
+      baselineActive: b.activeTokens,
+      intraPairs: c.intraPairs,
+      coPairs: c.coPairs,
+      baselineA2aBytes: b.a2aBytes,
+    }
+  }
+
+  const absorb = (o: BatchOutcome): BatchSimulation => {
+    const rec = o.record
     acc.batches++
-    acc.tokens += tokens
-    acc.pairs += pairs
-    acc.dropped += dropped
-    acc.maxLoad = Math.max(acc.maxLoad, maxLoad)
-    acc.sumMaxLoad += maxLoad
-    const bl = share(b)
-    acc.bMaxLoad = Math.max(acc.bMaxLoad, bl)
-    acc.bSumMaxLoad += bl
-    acc.compute += c.computeMs
-    acc.comm += c.dispatchMs + c.combineMs
-    acc.visits += c.deviceVisits
-    acc.active += c.activeTokens
-    acc.bVisits += b.deviceVisits
-    acc.bActive += b.activeTokens
-    acc.intra += c.intraPairs
-    acc.co += c.coPairs
-    acc.a2a += c.a2aBytes
-    acc.bA2a += b.a2aBytes
-    c.deviceRows.forEach((v, d) => (deviceRows[d] += v))
-    latencies.push(c.latencyMs)
-    baseLatencies.push(b.latencyMs)
+    acc.tokens += rec.tokens
+    acc.pairs += rec.pairs
+    acc.dropped += o.dropped
+    acc.maxLoad = Math.max(acc.maxLoad, rec.maxLoad)
+    acc.sumMaxLoad += rec.maxLoad
+    acc.bMaxLoad = Math.max(acc.bMaxLoad, o.baselineMaxLoad)
+    acc.bSumMaxLoad += o.baselineMaxLoad
+    acc.compute += rec.computeMs
+    acc.comm += rec.dispatchMs + rec.combineMs
+    acc.visits += o.visits
+    acc.active += o.active
+    acc.bVisits += o.baselineVisits
+    acc.bActive += o.baselineActive
+    acc.intra += o.intraPairs
+    acc.co += o.coPairs
+    acc.a2a += rec.a2aBytes
+    acc.bA2a += o.baselineA2aBytes
+    rec.deviceRows.forEach((v, d) => (deviceRows[d] += v))
+    latencies.push(rec.latencyMs)
+    baseLatencies.push(rec.baselineLatencyMs)
     if (keep) batches.push(rec)
+    nextId = Math.max(nextId, rec.batchId + 1)
     return rec
+  }
+
+  const evaluate = (item: TokenBatch | Routing, id: number): BatchOutcome => {
+    const routing = toRouting(item)
+    if (routing.experts !== model.experts) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `batch ${id} routes ${routing.experts} experts, the model has ${model.experts}`)
+    const final = run(policies, routing, id, 0)
+    const base = baseline.length === 0 ? routing : run(baseline, routing, id, 1)
+    const c = evaluateRouting(final, env)
+    // a stack that kept every pair as it was (shared arrays) costs what the baseline costs
+    const samePairs = (x: Routing, y: Routing) => x === y || (x.expertIds === y.expertIds && x.slots === y.slots && x.sourceDevice === y.sourceDevice)
+    const b = samePairs(final, base) ? c : evaluateRouting(base, env)
+    const pairs = base === routing ? b.pairs : countPairs(routing)
+    const dropped = samePairs(final, routing) ? 0 : droppedPairs(routing, final)
+    return outcome(id, routing.tokens, pairs, dropped, c, b)
   }
 
   return {
     step(item, batchId) {
       const id = batchId ?? (isRouting(item) ? nextId : item.id)
       nextId = id + 1
-      const routing = toRouting(item)
-      if (routing.experts !== model.experts) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `batch ${id} routes ${routing.experts} experts, the model has ${model.experts}`)
-      const final = run(policies, routing, id, 0)
-      const base = baseline.length === 0 ? routing : run(baseline, routing, id, 1)
-      const c = evaluateRouting(final, env)
-      const b = final === base ? c : evaluateRouting(base, env)
-      const pairs = countPairs(routing)
-      const dropped = final === routing ? 0 : droppedPairs(routing, final)
-      return record(id, routing.tokens, pairs, dropped, c, b)
+      return absorb(evaluate(item, id))
     },
+    evaluate,
+    absorb,
     stepLoads(load, tokens, batchId) {
       if (policies.length || baseline.length) {
         throw new MoeError(ErrorCodes.INPUT_INVALID, 'policies need per-token routing; a counts-only record feeds only the load model (remove the policies)', { path: '/policies' })
@@ -271,7 +330,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
       const id = batchId ?? nextId
       nextId = id + 1
       const c = evaluateLoads(load, tokens, env)
-      return record(id, tokens, c.pairs, 0, c, c)
+      return absorb(outcome(id, tokens, c.pairs, 0, c, c))
     },
     result() {
       const wall = (performance.now() - started) / 1000

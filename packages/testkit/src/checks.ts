@@ -21,6 +21,7 @@ import {
   type Routing,
   type RoutingPolicy,
 } from '@moe-route/core'
+import { MANIFEST_FIELD, checkAgainstManifest, readManifest } from '@moe-route/core/node'
 import fc from 'fast-check'
 import { cloneRouting, routingCase, type RoutingCase, type RoutingConstraints } from './arbitraries.js'
 import { checkOutcome, outcomeFingerprint, sameRouting, type InvariantKind } from './invariants.js'
@@ -60,7 +61,7 @@ const fail = (plugin: unknown, message: string, cause?: unknown): never => {
  * `version`, a `core` range that includes the installed @moe-route/core) and, given the
  * package's package.json, `meta.package`/`meta.version` match it.
  */
-export function checkPolicyMeta(plugin: unknown, packageJson?: { readonly name: string; readonly version: string }): asserts plugin is Plugin<'policy'> {
+export function checkPolicyMeta(plugin: unknown, packageJson?: { readonly name: string; readonly version: string; readonly 'moe-route'?: unknown }): asserts plugin is Plugin<'policy'> {
   if (!isPlugin(plugin)) fail(plugin, 'is not a moe-route plugin: make it with definePolicy() from @moe-route/core')
   const p = plugin as Plugin
   if (p.kind !== 'policy') fail(p, `is a ${p.kind} plugin, not a policy`)
@@ -75,6 +76,16 @@ export function checkPolicyMeta(plugin: unknown, packageJson?: { readonly name: 
   if (packageJson) {
     if (meta.package !== packageJson.name) fail(p, `meta.package is '${meta.package}' but package.json says '${packageJson.name}'`)
     if (meta.version !== packageJson.version) fail(p, `meta.version is '${meta.version}' but package.json says '${packageJson.version}'`)
+    // the manifest moe-route reads without running the plugin must say what the code says
+    if (packageJson[MANIFEST_FIELD] === undefined) fail(p, `package.json has no "${MANIFEST_FIELD}" field: configs cannot check this plugin without running it (write it with manifestOf() from @moe-route/core/node)`)
+    try {
+      const manifest = readManifest(packageJson, 'package.json')
+      checkAgainstManifest([p], { name: packageJson.name, version: packageJson.version, manifest, partial: true })
+      if (!manifest.plugins.some((d) => d.kind === p.kind && d.name === meta.name)) fail(p, `package.json "${MANIFEST_FIELD}" does not declare policy '${meta.name}'`)
+    } catch (e) {
+      if (e instanceof ConformanceError) throw e
+      fail(p, (e as Error).message, e)
+    }
   }
   try {
     createRegistry().register(p, 'testkit')
@@ -214,7 +225,7 @@ function runProperty(plugin: Plugin, settings: PropertySettings, predicate: (c: 
 
 /**
  * For generated routings, the outcome satisfies the invariants of `kinds` (see
- * `checkOutcome`): shape, conservation and/or capacity.
+ * `checkOutcome`): shape, conservation, capacity and/or weight.
  */
 export function checkPolicyInvariants(plugin: Plugin<'policy'>, options: unknown, kinds: readonly InvariantKind[], settings: PropertySettings = {}): void {
   runProperty(plugin, settings, (c) => {

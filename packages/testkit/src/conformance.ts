@@ -23,8 +23,8 @@ export interface PolicyConformanceOptions extends PropertySettings, Partial<Test
   readonly options?: readonly Record<string, unknown>[]
   /** More options objects that must be rejected (besides those derived from the schema). */
   readonly invalidOptions?: readonly unknown[]
-  /** Your package.json (`name`, `version`): `meta.package`/`meta.version` must match it. */
-  readonly packageJson?: { readonly name: string; readonly version: string }
+  /** Your package.json (`name`, `version`, `moe-route`): `meta.package`/`meta.version` must match it, and its manifest must declare the plugin as its code does. */
+  readonly packageJson?: { readonly name: string; readonly version: string; readonly 'moe-route'?: unknown }
   /** Do not require `additionalProperties: false` in the options schema. */
   readonly allowUnknownOptions?: boolean
 }
@@ -80,6 +80,7 @@ function register(plugin: unknown, options: PolicyConformanceOptions, { describe
         it('keeps the routing well-formed: ids in range, weights finite and ≥ 0', () => checkPolicyInvariants(p(), set, ['shape'], options))
         it('accounts for every pair: kept, moved or reported dropped with a reason', () => checkPolicyInvariants(p(), set, ['conservation'], options))
         it('respects the capacity it reports', () => checkPolicyInvariants(p(), set, ['capacity'], options))
+        it('keeps only pairs with a weight > 0', () => checkPolicyInvariants(p(), set, ['weight'], options))
         it('is deterministic for the same input and seed, and leaves its input unchanged', () => checkPolicyDeterminism(p(), set, options))
         it('runs inside MoeEngine from a config', () => checkPolicyInEngine(p(), set))
       })

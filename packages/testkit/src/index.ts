@@ -27,4 +27,5 @@ export {
 export { checkOutcome, outcomeFingerprint, sameRouting, type CheckOutcomeOptions, type InvariantKind, type Violation } from './invariants.js'
 export { cloneRouting, routerInputCase, routingCase, type RouterInputCase, type RoutingCase, type RoutingConstraints } from './arbitraries.js'
 export { checkDispatcherLowering, checkLowering, checkRouterLowering, type LoweringOptions, type LoweringSettings } from './lowering.js'
+export { CAPACITY_FORMULA_POLICIES, documentedCapacity, fuzzStacks, optionsArb, runStackCase, stackCase, type FuzzOptions, type FuzzReport, type FuzzViolation, type StackCase } from './fuzz.js'
 export { detectRunner, runnerFromGlobals, type DescribeFn, type ItFn, type TestRunner } from './runner.js'

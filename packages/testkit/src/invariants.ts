@@ -5,7 +5,7 @@
 import { pairsOf, type PolicyOutcome, type Routing } from '@moe-route/core'
 
 /** Which group of rules a violation breaks. */
-export type InvariantKind = 'shape' | 'conservation' | 'capacity'
+export type InvariantKind = 'shape' | 'conservation' | 'capacity' | 'weight'
 
 /** One broken rule, with a message that names the token and expert involved. */
 export interface Violation {
@@ -19,6 +19,8 @@ export interface CheckOutcomeOptions {
   readonly policy?: string
   /** Check the capacity the outcome reports (default true). */
   readonly capacity?: boolean
+  /** Check that every kept pair has a positive weight (default true). */
+  readonly positiveWeights?: boolean
 }
 
 const key = (t: number, e: number) => `${t}:${e}`
@@ -32,6 +34,8 @@ const key = (t: number, e: number) => `${t}:${e}`
  *   `added`; nothing is reported twice or both kept and dropped; entries name the policy.
  * - **capacity**: when `outcome.capacity` is a number (and the batch was not skipped), no
  *   expert has more pairs than that in the output.
+ * - **weight**: every kept pair has a weight > 0 (a pair that adds nothing to the output must
+ *   not take capacity or compute; drop it instead).
  */
 export function checkOutcome(input: Routing, outcome: PolicyOutcome, options: CheckOutcomeOptions = {}): Violation[] {
   const out: Violation[] = []
@@ -61,6 +65,7 @@ export function checkOutcome(input: Routing, outcome: PolicyOutcome, options: Ch
       if (!Number.isInteger(e) || e < -1 || e >= r.experts) bad('shape', `token ${t} slot ${j}: expert id ${e} is outside -1 … ${r.experts - 1}`)
       if (!Number.isFinite(w) || w < 0) bad('shape', `token ${t} slot ${j}: weight ${w} is not finite and ≥ 0`)
       if (e === -1 && w !== 0) bad('shape', `token ${t} slot ${j}: empty slot has weight ${w}, expected 0`)
+      if (e >= 0 && options.positiveWeights !== false && !(w > 0)) bad('weight', `token ${t} slot ${j}: kept pair (expert ${e}) has weight ${w}; kept pairs must weigh > 0`)
       if (e >= 0) {
         if (outputKeys.has(key(t, e))) bad('shape', `token ${t} is routed to expert ${e} twice`)
         outputKeys.add(key(t, e))

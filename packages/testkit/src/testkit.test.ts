@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { manifestOf } from '@moe-route/core/node'
 import { describe, expect, it } from 'vitest'
 import {
   ConformanceError,
@@ -66,6 +67,8 @@ function makePolicy(variant: Variant, metaOverrides: Record<string, unknown> = {
 }
 
 const good = makePolicy('good')
+/** The fixture's package.json: name, version and the manifest of what it exports. */
+const goodPackage = { name: 'moe-route-policy-fixture-drop', version: '1.0.0', 'moe-route': manifestOf([good]) }
 const quick = { runs: 40, seed: 42 }
 const conformanceError = (fn: () => unknown, pattern: RegExp) => {
   let error: unknown
@@ -82,7 +85,7 @@ const conformanceError = (fn: () => unknown, pattern: RegExp) => {
 
 describe('testkit checks', () => {
   it('pass on a correct policy', () => {
-    checkPolicyMeta(good, { name: 'moe-route-policy-fixture-drop', version: '1.0.0' })
+    checkPolicyMeta(good, goodPackage)
     checkOptionsSchema(good)
     expect(checkInvalidOptions(good)).toBeGreaterThanOrEqual(2)
     checkPolicyInvariants(good, {}, ['shape', 'conservation', 'capacity'], quick)
@@ -97,6 +100,10 @@ describe('testkit checks', () => {
     conformanceError(() => checkPolicyMeta(makePolicy('good', { core: '^9.0.0' })), /fixture-drop: cannot be registered.*supports @moe-route\/core \^9\.0\.0/s)
     conformanceError(() => checkPolicyMeta(good, { name: 'moe-route-policy-other', version: '1.0.0' }), /meta\.package is 'moe-route-policy-fixture-drop' but package\.json says 'moe-route-policy-other'/)
     conformanceError(() => checkPolicyMeta(makePolicy('good', { version: 'one' })), /not a semver version/)
+    // the manifest configs read without running the plugin must exist and say what the code says
+    conformanceError(() => checkPolicyMeta(good, { name: 'moe-route-policy-fixture-drop', version: '1.0.0' }), /package\.json has no "moe-route" field/)
+    const stale = manifestOf([makePolicy('good', { defaultOptions: { capacityFactor: 9 } })])
+    conformanceError(() => checkPolicyMeta(good, { ...goodPackage, 'moe-route': stale }), /meta\.defaultOptions is .* in the module but .* in the manifest/)
   })
 
   it('reject schemas that accept unknown fields or defaults that fail the schema', () => {
@@ -159,7 +166,7 @@ describe('runner detection', () => {
     expect(r).not.toBeInstanceOf(Promise)
     void policyConformance(good, { ...(r as object), options: [{ capacityFactor: 2 }] })
     expect(calls[0]).toBe('d:moe-route policy conformance: fixture-drop (moe-route-policy-fixture-drop@1.0.0)')
-    expect(calls.filter((c) => c.startsWith('i:')).length).toBe(4 + 2 * 5)
+    expect(calls.filter((c) => c.startsWith('i:')).length).toBe(4 + 2 * 6)
   })
 
   it('runs under node:test from the built package', () => {
@@ -182,7 +189,7 @@ await policyConformance(keepAll, { runs: 20 })
       const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '' }
       delete env.VITEST
       const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', file], { encoding: 'utf8', env, timeout: 60_000 })
-      expect(r.stdout).toMatch(/# pass 9/)
+      expect(r.stdout).toMatch(/# pass 10/)
       expect(r.stdout).toMatch(/# fail 0/)
       expect(r.status).toBe(0)
     } finally {
@@ -192,5 +199,5 @@ await policyConformance(keepAll, { runs: 20 })
 })
 
 describe('policyConformance on a fixture policy, through vitest', () => {
-  policyConformance(good, { describe, it, options: [{ capacityFactor: 0.5 }], packageJson: { name: 'moe-route-policy-fixture-drop', version: '1.0.0' }, runs: 30 })
+  policyConformance(good, { describe, it, options: [{ capacityFactor: 0.5 }], packageJson: goodPackage, runs: 30 })
 })

@@ -3,13 +3,15 @@
  * workloads calibrated on recorded routing of real models. Public API only: re-exports.
  */
 export * from './safetensors/safetensors.js'
+export { layerTensorNames, readSafetensorsLayer, type SafetensorsLayerSource } from './safetensors/layer-weights.js'
 export * from './npy/npy.js'
 export * from './jsonl/jsonl.js'
 export * from './trace/trace.js'
 export * from './stats/load-stats.js'
 export { synthesizeScores, weightsFromScores, DEFAULT_LOGIT_STD, type GateScoreOptions } from './generators/gate-scores.js'
 export { inclusionProbabilities } from './generators/sampling.js'
-export { createWorkload, type Workload, type WorkloadDefinition, type WorkloadRunOptions, type RoutingChoices, type TokenSampler } from './generators/workload.js'
+export { createWorkload, routingFromChoices, type ChoicesRoutingOptions, type Workload, type WorkloadDefinition, type WorkloadRunOptions, type WorkloadRoutingOptions, type RoutingChoices, type TokenSampler } from './generators/workload.js'
+export { ScoreModel, TokenRandom, type ScoreModelOptions } from './generators/score-model.js'
 export {
   uniformWorkload,
   popularityWorkload,

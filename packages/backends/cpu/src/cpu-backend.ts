@@ -2,6 +2,7 @@
 import { defineBackend, type Backend } from '@moe-route/core'
 import { hostCpu } from './host-cpu.js'
 import { expertsForward, gateMatmul } from './kernels.js'
+import { loadCpuWeights } from './load-weights.js'
 
 /** Creates a CPU backend instance. */
 export function createCpuBackend(): Backend {
@@ -18,6 +19,7 @@ export function createCpuBackend(): Backend {
     async experts(x, plan, weights) {
       return { output: expertsForward(x, plan, weights) }
     },
+    loadWeights: loadCpuWeights,
   }
 }
 

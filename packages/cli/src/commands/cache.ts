@@ -7,12 +7,13 @@
 import { writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { ErrorCodes, MoeError } from '@moe-route/core'
+import { ErrorCodes, MoeError, maxOf } from '@moe-route/core'
 import { batchRecords, cacheTableSvg, formatCacheTable, simulateCache, type CacheTrace, type RoutedTokenRecord } from '@moe-route/policy-expert-buffer'
 import type { RoutingRecord } from '@moe-route/workloads'
 import { openRecordIfAny } from '../record-source.js'
 import { readJsonlTrace } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
+import { MAX_DEVICES, MAX_EXPERTS, MAX_LAYER, MAX_TOKENS_PER_BATCH } from '@moe-route/core'
 
 interface CacheFlags {
   trace: string
@@ -30,20 +31,25 @@ interface CacheFlags {
 
 /**
  * Parses a slot list: `1..8`, `1,2,4`, `2..16:2` (step) or a mix (`1,2,4..8`), each within
- * 1 … max. Bad syntax is MOE_ROUTE_ERR_INPUT_INVALID; range checks happen in the simulator.
+ * 1 … max (the experts per device). Bad syntax is MOE_ROUTE_ERR_INPUT_INVALID; a slot count
+ * above `max` is MOE_ROUTE_ERR_SIZE_LIMIT, checked before any list is built.
  */
 export function parseSlots(value: string, max: number): number[] {
   const out = new Set<number>()
+  const within = (n: number, part: string) => {
+    if (!Number.isSafeInteger(n) || n > max) throw new MoeError(ErrorCodes.SIZE_LIMIT, `--slots: '${part}' asks for ${n} slots, more than the ${max} experts per device`, { path: '--slots' })
+    return n
+  }
   for (const part of value.split(',').map((s) => s.trim()).filter(Boolean)) {
     const m = /^(\d+)\.\.(\d+|E)(?::(\d+))?$/.exec(part)
     if (m) {
       const a = Number(m[1])
-      const b = m[2] === 'E' ? max : Number(m[2])
+      const b = m[2] === 'E' ? max : within(Number(m[2]), part)
       const step = m[3] ? Number(m[3]) : 1
-      if (step < 1 || b < a) throw new MoeError(ErrorCodes.INPUT_INVALID, `--slots: bad range '${part}'`, { path: '--slots' })
+      if (step < 1 || b < a || a < 1) throw new MoeError(ErrorCodes.INPUT_INVALID, `--slots: bad range '${part}'`, { path: '--slots' })
       for (let s = a; s <= b; s += step) out.add(s)
     } else if (/^\d+$/.test(part)) {
-      out.add(Number(part))
+      out.add(within(Number(part), part))
     } else {
       throw new MoeError(ErrorCodes.INPUT_INVALID, `--slots: '${part}' is not a number or a range like 1..8`, { path: '--slots' })
     }
@@ -70,10 +76,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--plot <out.svg>', 'write an SVG plot of miss rate against slots')
     .action(async (flags: CacheFlags) => {
       const path = resolve(ctx.cwd, flags.trace)
-      const batch = intOption(flags.batch, '--batch', 1) as number
-      const layer = intOption(flags.layer, '--layer', 0)
-      const devices = intOption(flags.devices, '--devices', 1) as number
-      let experts = intOption(flags.experts, '--experts', 1)
+      const batch = intOption(flags.batch, '--batch', 1, MAX_TOKENS_PER_BATCH) as number
+      const layer = intOption(flags.layer, '--layer', 0, MAX_LAYER)
+      const devices = intOption(flags.devices, '--devices', 1, MAX_DEVICES) as number
+      let experts = intOption(flags.experts, '--experts', 1, MAX_EXPERTS)
       let trace: CacheTrace
       const record = await openRecordIfAny(flags.trace, ctx.cwd, experts)
       if (record) {
@@ -86,14 +92,17 @@ export function register(program: Command, ctx: CliContext): void {
       } else {
         const records: RoutedTokenRecord[] = []
         for await (const r of readJsonlTrace(path, { ...(experts !== undefined ? { experts } : {}), ...(layer !== undefined ? { layer } : {}) })) records.push(r)
-        if (records.length === 0) throw new MoeError(ErrorCodes.TRACE_CORRUPT, `${flags.trace}: no routing records${layer !== undefined ? ` for layer ${layer}` : ''}`, { file: flags.trace })
-        experts ??= 1 + Math.max(...records.map((r) => Math.max(...r.experts)))
+        if (records.length === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${flags.trace}: no routing records${layer !== undefined ? ` for layer ${layer}` : ''}`, { file: flags.trace })
+        // ids were checked against --experts or, without it, the largest supported E
+        let maxId = -1
+        for (const r of records) maxId = Math.max(maxId, maxOf(r.experts))
+        experts ??= maxId + 1
         trace = batchRecords(records, { experts, batch, name: flags.trace })
       }
       const perDevice = Math.ceil(experts / devices)
       const slots = parseSlots(flags.slots ?? `1..${perDevice}`, perDevice)
       const policies = flags.policy.split(',').map((s) => s.trim()).filter(Boolean)
-      const expertBytes = intOption(flags.expertBytes, '--expert-bytes', 1)
+      const expertBytes = intOption(flags.expertBytes, '--expert-bytes', 1, Number.MAX_SAFE_INTEGER)
       const table = simulateCache(trace, {
         slots,
         policies,

@@ -31,6 +31,7 @@ import { Option, type Command } from 'commander'
 import { resolve } from 'node:path'
 import { intOption, readJsonFile, type CliContext } from '../context.js'
 import { table } from '../report.js'
+import { MAX_DEVICES, MAX_EXPERTS, MAX_LAYER, MAX_TOKENS_PER_BATCH, MAX_TOP_K } from '@moe-route/core'
 
 interface PlacementFlags {
   algorithm: 'eplb' | 'greedy' | 'anti-correlation' | 'collaboration' | 'contiguous'
@@ -80,7 +81,7 @@ export function register(program: Command, ctx: CliContext): void {
 /** Runs `placement` and returns what it prints. */
 export async function placementJob(flags: PlacementFlags, ctx: CliContext): Promise<string> {
   if (flags.trace) {
-    const record = await openRecordIfAny(flags.trace, ctx.cwd, intOption(flags.experts, '--experts', 1))
+    const record = await openRecordIfAny(flags.trace, ctx.cwd, intOption(flags.experts, '--experts', 1, MAX_EXPERTS))
     if (record) {
       try {
         return await recordPlacement(flags, record, ctx)
@@ -96,11 +97,11 @@ export async function placementJob(flags: PlacementFlags, ctx: CliContext): Prom
       throw new MoeError(ErrorCodes.INPUT_INVALID, `${flags.weights} must be [[load per expert] per layer]`, { file: flags.weights })
     }
     const E = (weight[0] as number[]).length
-    const gpus = intOption(flags.gpus, '--gpus', 1) ?? 8
+    const gpus = intOption(flags.gpus, '--gpus', 1, MAX_DEVICES) ?? 8
     const r = rebalanceExperts(weight as number[][], {
-      numReplicas: intOption(flags.replicas, '--replicas', 1) ?? Math.ceil(E / gpus) * gpus,
-      numGroups: intOption(flags.groups, '--groups', 1) ?? 1,
-      numNodes: intOption(flags.nodes, '--nodes', 1) ?? 1,
+      numReplicas: intOption(flags.replicas, '--replicas', 1, MAX_EXPERTS) ?? Math.ceil(E / gpus) * gpus,
+      numGroups: intOption(flags.groups, '--groups', 1, MAX_DEVICES) ?? 1,
+      numNodes: intOption(flags.nodes, '--nodes', 1, MAX_DEVICES) ?? 1,
       numGpus: gpus,
     })
     if (flags.format || flags.out) {
@@ -110,13 +111,13 @@ export async function placementJob(flags: PlacementFlags, ctx: CliContext): Prom
     return JSON.stringify({ phy2log: r.phy2log, log2phy: r.log2phy, logcnt: r.logcnt }, null, flags.json ? undefined : 2)
   }
   if (!flags.trace) throw new MoeError(ErrorCodes.INPUT_INVALID, `--algorithm ${flags.algorithm} needs --trace`, { path: '--trace' })
-  const devices = intOption(flags.devices, '--devices', 1) ?? 8
-  const tokensPerBatch = intOption(flags.tokens, '--tokens', 1) ?? 2048
+  const devices = intOption(flags.devices, '--devices', 1, MAX_DEVICES) ?? 8
+  const tokensPerBatch = intOption(flags.tokens, '--tokens', 1, MAX_TOKENS_PER_BATCH) ?? 2048
   const batches = intOption(flags.batches, '--batches', 2) ?? 32
   const isFile = /\.(jsonl|npy|safetensors)$/i.test(flags.trace)
   const spec = isFile ? null : workloads.workloadFromSpec(flags.trace)
-  const experts = intOption(flags.experts, '--experts', 1) ?? spec?.experts
-  const topK = intOption(flags.topK, '--top-k', 1) ?? spec?.topK
+  const experts = intOption(flags.experts, '--experts', 1, MAX_EXPERTS) ?? spec?.experts
+  const topK = intOption(flags.topK, '--top-k', 1, MAX_TOP_K) ?? spec?.topK
   if (!experts || !topK) throw new MoeError(ErrorCodes.INPUT_INVALID, 'a trace file needs --experts and --top-k', { path: '--experts' })
   const source: AsyncIterable<TokenBatch> | Iterable<TokenBatch> = spec
     ? spec.batchesSync({ tokensPerBatch, batches, seed: 1 })
@@ -159,18 +160,18 @@ export async function placementJob(flags: PlacementFlags, ctx: CliContext): Prom
 
 /** Placement of every (or one) layer of an engine record, from its per-layer loads. */
 async function recordPlacement(flags: PlacementFlags, record: RoutingRecord, ctx: CliContext): Promise<string> {
-  const devices = intOption(flags.gpus, '--gpus', 1) ?? intOption(flags.devices, '--devices', 1) ?? 8
-  const loads = await recordLoads(record, intOption(flags.tokens, '--tokens', 1))
-  const pick = selectLayers(record, intOption(flags.layer, '--layer', 0))
+  const devices = intOption(flags.gpus, '--gpus', 1, MAX_DEVICES) ?? intOption(flags.devices, '--devices', 1, MAX_DEVICES) ?? 8
+  const loads = await recordLoads(record, intOption(flags.tokens, '--tokens', 1, MAX_TOKENS_PER_BATCH))
+  const pick = selectLayers(record, intOption(flags.layer, '--layer', 0, MAX_LAYER))
   const layers = pick.map((i) => record.layers[i])
   const E = record.experts
   const total = pick.map((i) => [...loads.total[i]])
   let phy2log: number[][]
   if (flags.algorithm === 'eplb') {
     const r = rebalanceExperts(total, {
-      numReplicas: intOption(flags.replicas, '--replicas', 1) ?? Math.ceil(E / devices) * devices,
-      numGroups: intOption(flags.groups, '--groups', 1) ?? 1,
-      numNodes: intOption(flags.nodes, '--nodes', 1) ?? 1,
+      numReplicas: intOption(flags.replicas, '--replicas', 1, MAX_EXPERTS) ?? Math.ceil(E / devices) * devices,
+      numGroups: intOption(flags.groups, '--groups', 1, MAX_DEVICES) ?? 1,
+      numNodes: intOption(flags.nodes, '--nodes', 1, MAX_DEVICES) ?? 1,
       numGpus: devices,
     })
     phy2log = r.phy2log

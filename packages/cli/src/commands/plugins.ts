@@ -3,7 +3,7 @@
  * loaded from the config, the lazily loaded WebGPU backend — plus plugin packages installed
  * in node_modules but not loaded, each with its version, core range and compatibility.
  */
-import { CORE_VERSION, type RegisteredPlugin } from '@moe-route/core'
+import { CORE_VERSION, maxOf, type RegisteredPlugin } from '@moe-route/core'
 import { findInstalledPlugins, type InstalledPluginPackage } from '@moe-route/core/node'
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
@@ -14,9 +14,9 @@ import { loadBackendPlugin } from '../webgpu.js'
 /** One row of `moe-route plugins --json`. */
 export interface PluginsListing {
   core: string
-  /** Registered plugins: `status` is `built-in` or `loaded` (from the config). */
+  /** Registered plugins: `status` is `built-in`, or `loaded` for one the config names (read from its package.json manifest; never run here). */
   plugins: (RegisteredPlugin & { status: 'built-in' | 'loaded'; compatible: true })[]
-  /** Plugin packages found in node_modules that the config does not load. */
+  /** Plugin packages found in node_modules that the config does not load (with what their manifest declares, or why it is unusable). */
   installed: (Omit<InstalledPluginPackage, 'dir'> & { status: 'installed' })[]
   /** Built-ins that cannot be loaded here, with why. */
   unavailable: { kind: string; name: string; package: string; reason: string }[]
@@ -37,7 +37,8 @@ export function register(program: Command, ctx: CliContext): void {
 
 /** Builds the listing (what `moe-route plugins --json` prints). */
 export async function listPlugins(configPath: string | undefined, cwd: string): Promise<PluginsListing> {
-  const { registry } = await loadConfig(configPath, cwd)
+  // manifests only: listing plugins runs none of them
+  const { registry } = await loadConfig(configPath, cwd, undefined, { execute: false })
   const unavailable: PluginsListing['unavailable'] = []
   if (!registry.has('backend', 'webgpu')) {
     try {
@@ -72,8 +73,14 @@ export function renderPlugins(l: PluginsListing): string {
     lines.push('', 'installed in node_modules, not loaded (name the package in a config\'s "plugins" or "use" to load it):')
     lines.push(
       leftTable([
-        ['package', 'version', 'core range', 'compatible'],
-        ...l.installed.map((p) => [p.name, p.version, p.coreRange ?? '(none declared)', p.compatible ? 'yes' : `no: needs ${p.coreRange}, this is ${l.core}`]),
+        ['package', 'version', 'core range', 'compatible', 'declares'],
+        ...l.installed.map((p) => [
+          p.name,
+          p.version,
+          p.coreRange ?? '(none declared)',
+          p.compatible ? 'yes' : `no: needs ${p.coreRange}, this is ${l.core}`,
+          p.declares ? p.declares.map((d) => `${d.kind} ${d.name}`).join(', ') : `(no usable manifest: ${(p.manifestError ?? '').split(':')[0]})`,
+        ]),
       ])
         .split('\n')
         .map((s) => `  ${s}`)
@@ -86,6 +93,6 @@ export function renderPlugins(l: PluginsListing): string {
 /** Rows as a left-aligned table (first row = header), no trailing spaces. */
 function leftTable(rows: readonly (readonly (string | number)[])[]): string {
   const cells = rows.map((r) => r.map(String))
-  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
+  const widths = cells[0].map((_, i) => maxOf(cells.map((r) => (r[i] ?? '').length), 0))
   return cells.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n')
 }

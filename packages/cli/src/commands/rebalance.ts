@@ -25,6 +25,7 @@ import { Option, type Command } from 'commander'
 import { intOption, type CliContext } from '../context.js'
 import { openRecordIfAny, recordLoads, selectLayers } from '../record-source.js'
 import { table } from '../report.js'
+import { MAX_DEVICES, MAX_EXPERTS, MAX_LAYER } from '@moe-route/core'
 
 interface RebalanceFlags {
   stats: string
@@ -133,15 +134,15 @@ export async function rebalanceJob(flags: RebalanceFlags, ctx: CliContext): Prom
   }
   const minBal = num(flags.minBalancedness, '--min-balancedness')
   const minGain = num(flags.minGain, '--min-gain') ?? 0.01
-  const maxMoves = intOption(flags.maxMoves, '--max-moves', 0)
-  const expertBytes = intOption(flags.expertBytes, '--expert-bytes', 1)
-  const record = await openRecordIfAny(flags.stats, ctx.cwd, intOption(flags.experts, '--experts', 1))
+  const maxMoves = intOption(flags.maxMoves, '--max-moves', 0, MAX_EXPERTS)
+  const expertBytes = intOption(flags.expertBytes, '--expert-bytes', 1, Number.MAX_SAFE_INTEGER)
+  const record = await openRecordIfAny(flags.stats, ctx.cwd, intOption(flags.experts, '--experts', 1, MAX_EXPERTS))
   if (!record) throw new MoeError(ErrorCodes.INPUT_INVALID, `${flags.stats} is not an engine routing record (vLLM, SGLang, TensorRT-LLM, Megatron)`, { path: '--stats', file: flags.stats })
   let loads
   let pick: number[]
   try {
     loads = await recordLoads(record)
-    pick = selectLayers(record, intOption(flags.layer, '--layer', 0))
+    pick = selectLayers(record, intOption(flags.layer, '--layer', 0, MAX_LAYER))
   } finally {
     await record.close()
   }
@@ -152,7 +153,7 @@ export async function rebalanceJob(flags: RebalanceFlags, ctx: CliContext): Prom
   } catch (cause) {
     throw new MoeError(ErrorCodes.FILE_NOT_FOUND, `cannot read ${flags.current}: ${(cause as Error).message}`, { file: flags.current }, { cause })
   }
-  const current = readEnginePlacement(text, { gpus: intOption(flags.devices, '--devices', 1), experts: record.experts, file: flags.current })
+  const current = readEnginePlacement(text, { gpus: intOption(flags.devices, '--devices', 1, MAX_DEVICES), experts: record.experts, file: flags.current })
   if (current.phy2log.length !== 1 && current.phy2log.length !== pick.length) {
     throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${flags.current} places ${current.phy2log.length} layers, the record (after --layer) has ${pick.length}`, { file: flags.current })
   }

@@ -1,9 +1,10 @@
 /** `moe-route route`: routing only, JSON in and out, for scripts and other languages. */
-import { ErrorCodes, MoeError, createMoe, type MoeConfig, type RouteResult } from '@moe-route/core'
+import { ErrorCodes, MAX_EXPERTS, MAX_TOKENS_PER_BATCH, MAX_TOP_K, MoeError, createMoe, type MoeConfig, type RouteResult } from '@moe-route/core'
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { loadConfig } from '../config-loader.js'
-import { readJsonFile, type CliContext } from '../context.js'
+import { MAX_JSON_BYTES, parseJsonText, readJsonFile, type CliContext } from '../context.js'
+import type { PluginSecurity } from '../plugins-loader.js'
 import { pct, table } from '../report.js'
 
 /** The input document of `moe-route route`. */
@@ -34,23 +35,26 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-c, --config <file>', 'config with policies and placement (model.experts/topK must match the input)')
     .option('--json', 'print JSON (default when stdout is not a terminal)')
     .action(async (flags: { input: string; config?: string; json?: boolean }) => {
-      const input = flags.input === '-' ? JSON.parse(await readStdin()) : readJsonFile(resolve(ctx.cwd, flags.input))
-      const out = await routeDocument(input, flags.config, ctx.cwd)
+      const input = flags.input === '-' ? parseJsonText(await readStdin(), 'route input on stdin') : readJsonFile(resolve(ctx.cwd, flags.input))
+      const out = await routeDocument(input, flags.config, ctx.cwd, ctx.security)
       if (flags.json || !process.stdout.isTTY) ctx.out(JSON.stringify(out))
       else ctx.out(renderRoute(out))
     })
 }
 
 /** Validates the input document and routes it. */
-export async function routeDocument(input: unknown, configPath: string | undefined, cwd: string): Promise<RouteOutput> {
+export async function routeDocument(input: unknown, configPath: string | undefined, cwd: string, security: PluginSecurity = {}): Promise<RouteOutput> {
   const doc = checkInput(input)
   const T = (doc.scores ?? doc.logits)!.length
-  const flat = new Float32Array(T * doc.experts)
-  ;(doc.scores ?? doc.logits)!.forEach((row, t) => flat.set(row, t * doc.experts))
-  const { config, registry, source } = await loadConfig(configPath, cwd, (raw): MoeConfig => {
-    if (!configPath) return { model: { experts: doc.experts, topK: doc.topK, hidden: 1, intermediate: 1 } }
-    return raw
-  })
+  const { config, registry, source } = await loadConfig(
+    configPath,
+    cwd,
+    (raw): MoeConfig => {
+      if (!configPath) return { model: { experts: doc.experts, topK: doc.topK, hidden: 1, intermediate: 1 } }
+      return raw
+    },
+    security,
+  )
   if (config.model.experts !== doc.experts || config.model.topK !== doc.topK) {
     throw new MoeError(
       ErrorCodes.SHAPE_MISMATCH,
@@ -58,6 +62,11 @@ export async function routeDocument(input: unknown, configPath: string | undefin
       { path: '/model' },
     )
   }
+  doc.sourceDevice?.forEach((d, t) => {
+    if (d >= config.devices) throw new MoeError(ErrorCodes.INPUT_INVALID, `route input /sourceDevice/${t}: device ${d} is outside 0..${config.devices - 1} (${source} has ${config.devices} devices)`, { path: `/sourceDevice/${t}` })
+  })
+  const flat = new Float32Array(T * doc.experts)
+  ;(doc.scores ?? doc.logits)!.forEach((row, t) => flat.set(row, t * doc.experts))
   const engine = createMoe({ config: { ...config, backend: undefined, store: undefined }, registry, source })
   const r: RouteResult = engine.route({
     id: 0,
@@ -101,11 +110,18 @@ function checkInput(input: unknown): RouteInput {
   const doc = input as RouteInput
   if (!Number.isInteger(doc.experts) || doc.experts < 1) bad('/experts', 'must be a positive integer')
   if (!Number.isInteger(doc.topK) || doc.topK < 1) bad('/topK', 'must be a positive integer')
+  const tooBig = (path: string, value: number, max: number) => {
+    if (value > max) throw new MoeError(ErrorCodes.SIZE_LIMIT, `route input ${path}: ${value} is more than the largest supported (${max})`, { path })
+  }
+  tooBig('/experts', doc.experts, MAX_EXPERTS)
+  tooBig('/topK', doc.topK, MAX_TOP_K)
   if (doc.topK > doc.experts) throw new MoeError(ErrorCodes.TOPK_EXCEEDS_EXPERTS, `route input /topK: ${doc.topK} exceeds experts ${doc.experts}`, { path: '/topK' })
   if (!!doc.scores === !!doc.logits) bad('/', 'needs exactly one of "scores" or "logits"')
   const key = doc.scores ? 'scores' : 'logits'
   const rows = (doc.scores ?? doc.logits)!
   if (!Array.isArray(rows)) bad(`/${key}`, 'must be an array of rows')
+  if (rows.length === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `route input /${key}: has no tokens`, { path: `/${key}` })
+  tooBig(`/${key}`, rows.length, MAX_TOKENS_PER_BATCH)
   rows.forEach((row, t) => {
     if (!Array.isArray(row) || row.length !== doc.experts) {
       throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `route input /${key}/${t}: must have ${doc.experts} numbers, has ${Array.isArray(row) ? row.length : typeof row}`, { path: `/${key}/${t}` })
@@ -114,11 +130,15 @@ function checkInput(input: unknown): RouteInput {
       if (typeof v !== 'number' || !Number.isFinite(v)) {
         throw new MoeError(ErrorCodes.INPUT_NOT_FINITE, `route input /${key}/${t}/${e}: ${JSON.stringify(v)} is not a finite number`, { path: `/${key}/${t}/${e}` })
       }
+      if (key === 'scores' && v < 0) {
+        throw new MoeError(ErrorCodes.INPUT_INVALID, `route input /scores/${t}/${e}: ${v} is negative; scores are gate probabilities (≥ 0; give "logits" for raw router outputs)`, { path: `/scores/${t}/${e}` })
+      }
     })
   })
   if (doc.sourceDevice !== undefined) {
     if (!Array.isArray(doc.sourceDevice) || doc.sourceDevice.length !== rows.length) bad('/sourceDevice', `must list one device per token (${rows.length})`)
-    doc.sourceDevice.forEach((d, t) => Number.isInteger(d) && d >= 0 ? undefined : bad(`/sourceDevice/${t}`, 'must be a non-negative integer'))
+    // checked against the config's devices once it is loaded; never wrapped through an Int32Array
+    doc.sourceDevice.forEach((d, t) => (Number.isInteger(d) && d >= 0 && d <= 0x7fffffff ? undefined : bad(`/sourceDevice/${t}`, 'must be a non-negative integer (a device index)')))
   }
   return doc
 }
@@ -133,6 +153,11 @@ function renderRoute(o: RouteOutput): string {
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
-  for await (const c of process.stdin) chunks.push(c as Buffer)
+  let bytes = 0
+  for await (const c of process.stdin) {
+    bytes += (c as Buffer).length
+    if (bytes > MAX_JSON_BYTES) throw new MoeError(ErrorCodes.SIZE_LIMIT, `route input on stdin is larger than ${MAX_JSON_BYTES} bytes`, { path: '--input' })
+    chunks.push(c as Buffer)
+  }
   return Buffer.concat(chunks).toString('utf8')
 }

@@ -7,6 +7,8 @@ import { intOption } from '../context.js'
 import { createProgress } from '../progress.js'
 import { fmt, loadHistogram, pct } from '../report.js'
 import { openWorkload } from '../workload-source.js'
+import { MAX_TOKENS_PER_BATCH, MAX_IN_FLIGHT } from '@moe-route/core'
+import { DEFAULT_WORKLOAD } from '@moe-route/workloads'
 
 interface RunFlags {
   config?: string
@@ -81,14 +83,15 @@ export interface RunReport {
 /** Runs the job and returns its report. */
 export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunReport> {
   const batchesOverride = intOption(flags.batches, '--batches', 1)
-  const tokensOverride = intOption(flags.tokens, '--tokens', 1)
+  const tokensOverride = intOption(flags.tokens, '--tokens', 1, MAX_TOKENS_PER_BATCH)
   const loaded = await loadConfig(flags.config, ctx.cwd, (raw): MoeConfig => ({
     ...raw,
     ...(flags.backend ? { backend: { use: flags.backend } } : {}),
-    ...(raw.workload && (batchesOverride || tokensOverride)
-      ? { workload: { ...raw.workload, ...(batchesOverride ? { batches: batchesOverride } : {}), ...(tokensOverride ? { tokensPerBatch: tokensOverride } : {}) } }
+    // the overrides apply to the default workload too when the config names none
+    ...(batchesOverride || tokensOverride
+      ? { workload: { ...(raw.workload ?? { source: DEFAULT_WORKLOAD }), ...(batchesOverride ? { batches: batchesOverride } : {}), ...(tokensOverride ? { tokensPerBatch: tokensOverride } : {}) } }
       : {}),
-  }))
+  }), { ...ctx.security, purpose: 'run' })
   const { config, registry } = loaded
   const model = config.model
   const t0 = performance.now()
@@ -99,7 +102,7 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
   const workload = await openWorkload(config, ctx.cwd)
   let info = engine.backend?.info() ?? { name: 'none' }
   const device = engine.usesDevicePipeline
-  const inFlight = intOption(flags.inFlight, '--in-flight', 1) ?? config.stream?.maxInFlight ?? (device ? 4 : 1)
+  const inFlight = intOption(flags.inFlight, '--in-flight', 1, MAX_IN_FLIGHT) ?? config.stream?.maxInFlight ?? (device ? 4 : 1)
   const agg = new TelemetryAggregate()
   const stream = new TokenStream<LayerSummary>(engine, {
     maxInFlight: inFlight,

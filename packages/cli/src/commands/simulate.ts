@@ -3,20 +3,26 @@
  * D devices in the expert-parallel simulator; prints the tables and can write an HTML report.
  * Placements that learn (greedy, anti-correlation, collaboration, eplb) follow the paper's
  * protocol: built on the first half of the batches, simulated on the second half.
+ * Workload specs are simulated over worker threads (`--workers`), traces and engine records
+ * are streamed on this thread; either way memory holds one batch at a time per thread.
+ * `--sweep key=v1,v2` runs the Cartesian product of settings and reports one table and chart.
  */
 import { writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
-import { expertLoad, type MoeConfig, type PluginContext, type PluginRef, type Routing, type RoutingPolicy, type TokenBatch } from '@moe-route/core'
-import { coactivationCounts, placementPlugins, splitHistory } from '@moe-route/policy-placement'
-import { createSimulator, renderReport, type SimulationResult } from '@moe-route/simulator'
+import { ErrorCodes, MAX_DEVICES, MAX_LAYER, MoeError, expertLoad, minOf, type PlacementMap, type Routing, type TokenBatch } from '@moe-route/core'
+import { balancedness, coactivationCounts, imbalanceRatio, quantile, utilizationRate } from '@moe-route/policy-placement'
+import { createSimulator, isRouting, renderReport, type BatchSimulation, type SimulationResult } from '@moe-route/simulator'
+import { routingFromChoices, ScoreModel, type RoutingRecord } from '@moe-route/workloads'
+import { simulateInWorkers } from '@moe-route/simulator/node'
 import type { Command } from 'commander'
-import { loadConfig } from '../config-loader.js'
 import { intOption, type CliContext } from '../context.js'
+import { createProgress } from '../progress.js'
 import { fmt, pct, table } from '../report.js'
 import { openWorkload } from '../workload-source.js'
-import { ErrorCodes, MoeError } from '@moe-route/core'
-import { balancedness, imbalanceRatio, quantile, utilizationRate } from '@moe-route/policy-placement'
 import { openRecordIfAny, recordLayerBatches, recordLoads } from '../record-source.js'
+import { generatorBatch, generatorOf, placementOf, policiesOf, prepareSimulation, type PreparedSimulation, type SimulateJobData, type SweepSetting } from './simulate-job.js'
+import { parseSweeps, renderSweep, runSweep } from './simulate-sweep.js'
 
 interface SimulateFlags {
   config: string
@@ -25,7 +31,20 @@ interface SimulateFlags {
   layer?: string
   json?: boolean
   report?: string
+  workers?: string
+  sweep?: string[]
 }
+
+/** Hooks of {@link simulateJob}: a sweep point's settings, a per-batch callback, the worker count. */
+export interface SimulateHooks {
+  readonly settings?: readonly SweepSetting[]
+  readonly onBatch?: (batch: BatchSimulation) => void
+  /** Worker threads for workload specs (default {@link defaultWorkers}). */
+  readonly workers?: number
+}
+
+/** The job module worker threads import (the built file next to this one; the source under tests). */
+const JOB_MODULE = new URL(import.meta.url.endsWith('.ts') ? './simulate-job.ts' : './simulate-job.js', import.meta.url)
 
 /** The engines' balance metrics over the simulated batches' device rows. */
 export interface SimulationEngineMetrics {
@@ -45,7 +64,7 @@ export function simulationEngineMetrics(r: SimulationResult): SimulationEngineMe
   const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : Number.NaN)
   return {
     batches: rows.length,
-    vllm: { min: Math.min(...bal), p50: quantile(bal, 0.5), p90: quantile(bal, 0.1), avg: mean(bal) },
+    vllm: { min: minOf(bal), p50: quantile(bal, 0.5), p90: quantile(bal, 0.1), avg: mean(bal) },
     trtllm: { avg: mean(rows.map(imbalanceRatio)) },
     sglang: { utilizationRate: mean(rows.map(utilizationRate)) },
   }
@@ -60,10 +79,32 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--trace <file|spec>', 'routing trace (.jsonl/.npy/.safetensors) or workload spec instead of the config workload')
     .option('--devices <n>', 'override devices')
     .option('--layer <n>', 'engine records: the layer to simulate (default the workload layer, else the first)')
+    .option('--workers <n>', 'worker threads for workload specs (default: one per 16 M pairs, at most the cores; 1 = this thread); results do not depend on it')
+    .option('--sweep <key=v1,v2,…>', 'run every combination of settings (repeatable): capacityFactor, devices, placement, policies (a+b stacks, none) or a dotted config path', (v: string, acc: string[] = []) => [...acc, v])
     .option('--json', 'print the summary as JSON')
-    .option('--report <out.html>', 'write an HTML report with plots')
+    .option('--report <out.html>', 'write an HTML report with plots (with --sweep: the sweep chart)')
     .action(async (flags: SimulateFlags) => {
-      const result = await simulateJob(flags, ctx)
+      const workers = intOption(flags.workers, '--workers', 1, 256)
+      if (flags.sweep?.length) {
+        const sweep = await runSweep(parseSweeps(flags.sweep), (settings, onBatch) => simulateJob(flags, ctx, { settings, onBatch, ...(workers ? { workers } : {}) }), ctx, flags.config)
+        if (flags.report) {
+          const out = resolve(ctx.cwd, flags.report)
+          writeFileSync(out, sweep.html)
+          if (!flags.json) ctx.err(`sweep chart written to ${out}`)
+        }
+        ctx.out(flags.json ? JSON.stringify(sweep.json, null, 2) : renderSweep(sweep))
+        return
+      }
+      const showBar = ctx.interactive && !flags.json
+      const bar = createProgress(ctx, showBar, showBar ? await plannedBatches(flags, ctx) : 0, 'batches')
+      let tokens = 0
+      let result: SimulationResult
+      try {
+        const onBatch = ctx.interactive && !flags.json ? (b: BatchSimulation) => bar.tick(1, { tokens: fmt((tokens += b.tokens)) }) : undefined
+        result = await simulateJob(flags, ctx, { ...(onBatch ? { onBatch } : {}), ...(workers ? { workers } : {}) })
+      } finally {
+        bar.stop()
+      }
       if (flags.report) {
         const out = resolve(ctx.cwd, flags.report)
         writeFileSync(out, renderReport(result, `moe-route simulate ${flags.config}`))
@@ -76,69 +117,179 @@ export function register(program: Command, ctx: CliContext): void {
 
 const LEARNED = new Set(['greedy', 'anti-correlation', 'collaboration', 'eplb'])
 
+/** The batches a run will simulate, for the progress bar (the config's count; records may have fewer). */
+async function plannedBatches(flags: SimulateFlags, ctx: CliContext): Promise<number> {
+  const prep = await prepareSimulation(jobData(flags, ctx))
+  const n = prep.loaded.config.workload?.batches ?? 16
+  return LEARNED.has(prep.placementRef.use) ? n - Math.floor(n / 2) : n
+}
+
+function jobData(flags: SimulateFlags, ctx: CliContext, settings: readonly SweepSetting[] = []): SimulateJobData {
+  const devices = intOption(flags.devices, '--devices', 1, MAX_DEVICES)
+  return { config: flags.config, cwd: ctx.cwd, ...(ctx.security ? { security: { ...ctx.security } } : {}), ...(devices ? { devices } : {}), ...(flags.trace ? { trace: flags.trace } : {}), settings }
+}
+
 /** Runs the simulation a `simulate` command line asks for. */
-export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promise<SimulationResult> {
-  const devicesOverride = intOption(flags.devices, '--devices', 1)
-  // Placement plugins of @moe-route/policy-placement are resolved here (the CLI's registry may not hold them yet).
-  let placementRef: PluginRef = { use: 'contiguous' }
-  const loaded = await loadConfig(flags.config, ctx.cwd, (raw): MoeConfig => {
-    const { placement, ...rest } = raw
-    if (placement) placementRef = placement
-    return {
-      ...rest,
-      ...(devicesOverride ? { devices: devicesOverride } : {}),
-      ...(flags.trace && raw.workload ? { workload: { ...raw.workload, source: flags.trace } } : flags.trace ? { workload: { source: flags.trace } } : {}),
-    }
-  })
-  const { config, registry } = loaded
-  for (const p of placementPlugins) if (!registry.has('placement', p.meta.name)) registry.register(p)
-  const context: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }
-  const router = registry.create('router', config.router.use, config.router.options ?? {}, context, '/router')
+export async function simulateJob(flags: SimulateFlags, ctx: CliContext, hooks: SimulateHooks = {}): Promise<SimulationResult> {
+  const data = jobData(flags, ctx, hooks.settings)
+  const prep = await prepareSimulation(data)
+  const { config } = prep.loaded
   const source = config.workload?.source
   const record = source ? await openRecordIfAny(source, ctx.cwd, config.model.experts) : null
-  const items: (TokenBatch | Routing)[] = []
   if (record) {
     try {
       if (record.experts !== config.model.experts) {
         throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${source} routes ${record.experts} experts, the model has ${config.model.experts}`, { path: '/workload/source' })
       }
-      const layer = intOption(flags.layer, '--layer', 0) ?? config.workload?.layer ?? record.layers[0]
+      const layer = intOption(flags.layer, '--layer', 0, MAX_LAYER) ?? config.workload?.layer ?? record.layers[0]
       const li = record.layers.indexOf(layer)
       if (li < 0) throw new MoeError(ErrorCodes.INPUT_INVALID, `${source} has no layer ${layer} (layers: ${record.layers.join(', ')})`, { path: '--layer' })
       const tokensPerBatch = config.workload?.tokensPerBatch ?? 512
       const batches = config.workload?.batches ?? 16
-      if (record.kind === 'counts') return await simulateLoads(config, registry, context, placementRef, record, li, tokensPerBatch)
+      if (record.kind === 'counts') return await simulateLoads(prep, record, li, hooks)
       if (record.topK !== config.model.topK) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${source} routes top-${record.topK}, the model top-${config.model.topK}`, { path: '/model/topK' })
-      for await (const b of recordLayerBatches(record, li, { tokensPerBatch, batches, seed: config.workload?.seed ?? config.seed })) items.push(b)
+      const seed = config.workload?.seed ?? config.seed
+      const normalize = prep.plainRouterNormalize
+      // the plain router: ids become routings directly (scores made only if a policy reads them)
+      const open = () => (normalize !== null ? recordLayerRoutings(record, li, { tokensPerBatch, batches, seed, normalizeTopK: normalize }) : recordLayerBatches(record, li, { tokensPerBatch, batches, seed }))
+      return await simulateStream(prep, open, hooks)
     } finally {
       await record.close()
     }
-  } else {
-    const workload = await openWorkload(config, ctx.cwd)
-    for await (const b of workload.source) items.push(b)
   }
-  const routings = items.map((b) =>
-    router.route({
+  const gen = generatorOf(prep)
+  if (!gen) return simulateStream(prep, async () => (await openWorkload(config, ctx.cwd)).source, hooks)
+  // a workload spec: random access to every batch, so worker threads can share the run
+  const n = config.workload?.batches ?? 16
+  const learns = LEARNED.has(prep.placementRef.use)
+  let placement: PlacementMap | undefined
+  let first = 0
+  if (learns) {
+    if (n < 2) throw new MoeError(ErrorCodes.INPUT_INVALID, `the protocol needs at least 2 batches of history, got ${n}`, { path: '/history' })
+    first = Math.floor(n / 2)
+    const build: Routing[] = []
+    for (let id = 0; id < first; id++) build.push(generatorBatch(prep, gen, id))
+    placement = learnedPlacement(prep, build)
+  }
+  const ids = Array.from({ length: n - first }, (_, i) => first + i)
+  const pairs = ids.length * (config.workload?.tokensPerBatch ?? 512) * config.model.topK
+  const workers = hooks.workers ?? defaultWorkers(pairs)
+  return simulateInWorkers({
+    module: JOB_MODULE,
+    data: { ...data, ...(placement ? { placement } : {}), batchIds: ids } satisfies SimulateJobData,
+    workers,
+    ...(hooks.onBatch ? { onBatch: hooks.onBatch } : {}),
+  })
+}
+
+/**
+ * One layer of a token-level record as routings, one batch in memory: tokens with every slot
+ * filled, their ids as recorded (slot order = rank) and closed-form scores (workloads'
+ * `routingFromChoices`; tokens are numbered in the order they are kept).
+ */
+async function* recordLayerRoutings(
+  record: RoutingRecord,
+  layerIndex: number,
+  o: { tokensPerBatch: number; batches: number; seed: number; normalizeTopK: boolean },
+): AsyncGenerator<Routing> {
+  const k = record.topK as number
+  const L = record.layers.length
+  const E = record.experts
+  const model = new ScoreModel(E, k)
+  let buf = new Int32Array(o.tokensPerBatch * k)
+  let n = 0
+  let first = 0
+  let made = 0
+  const flush = () => {
+    const r = routingFromChoices(buf.subarray(0, n * k), { experts: E, topK: k, seed: o.seed, firstToken: first, normalizeTopK: o.normalizeTopK, model })
+    first += n
+    n = 0
+    made++
+    buf = new Int32Array(o.tokensPerBatch * k)
+    return r
+  }
+  for await (const c of record.chunks()) {
+    for (let t = 0; t < c.tokens; t++) {
+      const base = (t * L + layerIndex) * k
+      let full = true
+      for (let j = 0; j < k; j++) if (c.ids[base + j] < 0) full = false
+      if (!full) continue
+      buf.set(c.ids.subarray(base, base + k), n * k)
+      if (++n === o.tokensPerBatch) {
+        yield flush()
+        if (made >= o.batches) return
+      }
+    }
+  }
+  if (n > 0 && made < o.batches) yield flush()
+}
+
+/**
+ * Worker threads by default: one per 16 M pairs, at most the machine's cores. A worker loads the
+ * CLI and the config again (about a core-second at startup on a small VM), which a run must
+ * outweigh; on a shared machine extra threads also compete with other work. `--workers` overrides.
+ */
+export function defaultWorkers(pairs: number): number {
+  return Math.max(1, Math.min(availableParallelism(), Math.floor(pairs / 16_000_000)))
+}
+
+/** A learned placement built on routed history batches (their loads and co-activation). */
+function learnedPlacement(prep: PreparedSimulation, build: readonly { tokens: number; slots: number; expertIds: Int32Array; experts: number }[]): PlacementMap {
+  return placementOf(prep, { history: build.map((r) => expertLoad(r as Routing)), coactivation: coactivationCounts(prep.loaded.config.model.experts, build) })
+}
+
+/**
+ * A streamed source (trace file, token-level record) on this thread, one batch in memory. A
+ * learned placement reads the source twice: its first half builds the placement (history is
+ * kept as per-batch loads and summed co-activation only), then the rest is simulated.
+ */
+async function simulateStream(
+  prep: PreparedSimulation,
+  open: () => AsyncIterable<TokenBatch | Routing> | Promise<AsyncIterable<TokenBatch | Routing>>,
+  hooks: SimulateHooks,
+): Promise<SimulationResult> {
+  const { config, registry } = prep.loaded
+  const router = registry.create('router', config.router.use, config.router.options ?? {}, prep.context, '/router')
+  const route = (b: TokenBatch | Routing): Routing =>
+    isRouting(b) ? b : router.route({
       tokens: b.tokens,
       experts: config.model.experts,
-      ...((b as TokenBatch).logits ? { logits: (b as TokenBatch).logits } : {}),
-      ...((b as TokenBatch).scores ? { scores: (b as TokenBatch).scores } : {}),
-      ...((b as TokenBatch).sourceDevice ? { sourceDevice: (b as TokenBatch).sourceDevice } : {}),
-    }),
-  )
-  const learns = LEARNED.has(placementRef.use)
-  const { build, measure } = learns ? splitHistory(routings) : { build: [], measure: routings }
-  const placement = registry
-    .create('placement', placementRef.use, placementRef.options ?? {}, context, '/placement')
-    .place({
-      experts: config.model.experts,
-      devices: config.devices,
-      ...(learns ? { history: build.map(expertLoad), coactivation: coactivationCounts(config.model.experts, build) } : {}),
+      ...(b.logits ? { logits: b.logits } : {}),
+      ...(b.scores ? { scores: b.scores } : {}),
+      ...(b.sourceDevice ? { sourceDevice: b.sourceDevice } : {}),
     })
-  const placedContext: PluginContext = { ...context, placement }
-  const policies: RoutingPolicy[] = config.policies.map((p, i) => registry.create('policy', p.use, p.options ?? {}, placedContext, `/policies/${i}`))
-  const sim = createSimulator({ model: config.model, placement, policies, seed: config.seed, activationBytes: config.activationBytes })
-  measure.forEach((r, i) => sim.step(r, (learns ? build.length : 0) + i))
+  const learns = LEARNED.has(prep.placementRef.use)
+  let placement: PlacementMap
+  let first = 0
+  if (learns) {
+    let n = 0
+    for await (const _ of await open()) n++
+    if (n === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${config.workload?.source ?? 'the workload'} holds no batches to simulate (an empty trace?)`, { path: '/workload/source' })
+    if (n < 2) throw new MoeError(ErrorCodes.INPUT_INVALID, `the protocol needs at least 2 batches of history, got ${n}`, { path: '/history' })
+    first = Math.floor(n / 2)
+    const E = config.model.experts
+    const history: number[][] = []
+    const co = Array.from({ length: E }, () => new Array<number>(E).fill(0))
+    let i = 0
+    for await (const b of await open()) {
+      if (i++ >= first) break
+      const r = route(b)
+      history.push(expertLoad(r))
+      const m = coactivationCounts(E, [r])
+      for (let a = 0; a < E; a++) for (let c = 0; c < E; c++) co[a][c] += m[a][c]
+    }
+    placement = placementOf(prep, { history, coactivation: co })
+  } else placement = placementOf(prep)
+  const sim = createSimulator({ model: config.model, placement, policies: policiesOf(prep, placement), seed: config.seed, activationBytes: config.activationBytes })
+  let i = 0
+  for await (const b of await open()) {
+    if (i >= first) {
+      const rec = sim.step(route(b), i)
+      hooks.onBatch?.(rec)
+    }
+    i++
+  }
+  if (i === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${config.workload?.source ?? 'the workload'} holds no batches to simulate (an empty trace?)`, { path: '/workload/source' })
   return sim.result()
 }
 
@@ -146,31 +297,24 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
  * Counts-only records through the simulator's load model: each recorded step is a batch known by
  * its per-expert counts; learned placements are built on the first half of the steps.
  */
-async function simulateLoads(
-  config: Awaited<ReturnType<typeof loadConfig>>['config'],
-  registry: Awaited<ReturnType<typeof loadConfig>>['registry'],
-  context: PluginContext,
-  placementRef: PluginRef,
-  record: NonNullable<Awaited<ReturnType<typeof openRecordIfAny>>>,
-  li: number,
-  _tokensPerBatch: number,
-): Promise<SimulationResult> {
+async function simulateLoads(prep: PreparedSimulation, record: NonNullable<Awaited<ReturnType<typeof openRecordIfAny>>>, li: number, hooks: SimulateHooks): Promise<SimulationResult> {
+  const { config } = prep.loaded
   if (config.policies.length) {
     throw new MoeError(ErrorCodes.INPUT_INVALID, `${record.file} holds expert counts only (${record.format}): policies need per-token routing; simulate it with "policies": [] (the load model)`, { path: '/policies' })
   }
   const loads = await recordLoads(record)
   const steps = loads.steps.map((s) => [...s[li]])
-  const learns = LEARNED.has(placementRef.use)
+  if (steps.length === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${record.file} holds no recorded steps to simulate`, { path: '/workload/source' })
+  const learns = LEARNED.has(prep.placementRef.use)
   const half = learns ? Math.floor(steps.length / 2) : 0
   const build = steps.slice(0, half)
   const measure = steps.slice(half)
-  const placement = registry
-    .create('placement', placementRef.use, placementRef.options ?? {}, context, '/placement')
-    .place({ experts: config.model.experts, devices: config.devices, ...(learns ? { history: build } : {}) })
+  const placement = placementOf(prep, learns ? { history: build } : {})
   const sim = createSimulator({ model: config.model, placement, seed: config.seed, activationBytes: config.activationBytes })
   measure.forEach((load, i) => {
     const pairs = load.reduce((a, b) => a + b, 0)
-    sim.stepLoads(load, loads.stepTokens[half + i] ?? Math.round(pairs / config.model.topK), half + i)
+    const rec = sim.stepLoads(load, loads.stepTokens[half + i] ?? Math.round(pairs / config.model.topK), half + i)
+    hooks.onBatch?.(rec)
   })
   return sim.result()
 }

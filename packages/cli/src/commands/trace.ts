@@ -11,6 +11,7 @@ import { formatEngineMetrics, type EngineMetrics } from '@moe-route/policy-place
 import { traceStats, type RoutingRecord, type TraceStats } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
 import { loadMetrics, metricsPlacement, openRecordIfAny, recordLoads, selectLayers } from '../record-source.js'
+import { MAX_DEVICES, MAX_EXPERTS, MAX_LAYER, MAX_TOKENS_PER_BATCH, MAX_TOP_K } from '@moe-route/core'
 
 interface StatsFlags {
   batch: string
@@ -126,7 +127,7 @@ export function renderRecordStats(r: RecordStatsReport): string {
 }
 
 function batchSizes(value: string): number[] {
-  const sizes = value.split(',').map((s) => intOption(s.trim(), '--batch', 1) as number)
+  const sizes = value.split(',').map((s) => intOption(s.trim(), '--batch', 1, MAX_TOKENS_PER_BATCH) as number)
   if (sizes.length === 0) throw new MoeError(ErrorCodes.INPUT_INVALID, '--batch needs at least one size', { path: '--batch' })
   return sizes
 }
@@ -170,15 +171,15 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'print the statistics as JSON')
     .action(async (file: string, flags: StatsFlags) => {
       const path = resolve(ctx.cwd, file)
-      const devices = intOption(flags.devices, '--devices', 1) as number
-      const record = await openRecordIfAny(file, ctx.cwd, intOption(flags.experts, '--experts', 1))
+      const devices = intOption(flags.devices, '--devices', 1, MAX_DEVICES) as number
+      const record = await openRecordIfAny(file, ctx.cwd, intOption(flags.experts, '--experts', 1, MAX_EXPERTS))
       if (record) {
         try {
           const r = await recordStats(file, record, {
-            layer: intOption(flags.layer, '--layer', 0),
+            layer: intOption(flags.layer, '--layer', 0, MAX_LAYER),
             devices,
             ...(flags.placement ? { placement: resolve(ctx.cwd, flags.placement) } : {}),
-            stepTokens: intOption(flags.stepTokens, '--step-tokens', 1),
+            stepTokens: intOption(flags.stepTokens, '--step-tokens', 1, MAX_TOKENS_PER_BATCH),
           })
           ctx.out(flags.json ? JSON.stringify(r, null, 2) : renderRecordStats(r))
         } finally {
@@ -188,9 +189,9 @@ export function register(program: Command, ctx: CliContext): void {
       }
       const stats = await traceStats(path, {
         batchSizes: batchSizes(flags.batch),
-        experts: intOption(flags.experts, '--experts', 1),
-        topK: intOption(flags.topK, '--top-k', 1),
-        layer: intOption(flags.layer, '--layer', 0),
+        experts: intOption(flags.experts, '--experts', 1, MAX_EXPERTS),
+        topK: intOption(flags.topK, '--top-k', 1, MAX_TOP_K),
+        layer: intOption(flags.layer, '--layer', 0, MAX_LAYER),
         tensor: flags.tensor,
       })
       const layers = [stats.layer ?? 0]

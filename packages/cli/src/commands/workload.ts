@@ -8,6 +8,7 @@ import type { Command } from 'commander'
 import { ErrorCodes, MoeError } from '@moe-route/core'
 import { DEFAULT_WORKLOAD, listWorkloadSpecs, workloadFromSpec, workloadSpecPatterns, writeJsonlTrace } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
+import { MAX_TOKENS_PER_BATCH } from '@moe-route/core'
 
 interface WorkloadFlags {
   from?: string
@@ -42,8 +43,8 @@ export function register(program: Command, ctx: CliContext): void {
       const spec = flags.from ?? DEFAULT_WORKLOAD
       const workload = workloadFromSpec(spec)
       const tokens = intOption(flags.tokens, '--tokens', 1) as number
-      const seed = intOption(flags.seed, '--seed', 0) as number
-      const tokensPerBatch = intOption(flags.batch, '--batch', 1) as number
+      const seed = intOption(flags.seed, '--seed', 0, Number.MAX_SAFE_INTEGER) as number
+      const tokensPerBatch = intOption(flags.batch, '--batch', 1, MAX_TOKENS_PER_BATCH) as number
       const layer = Number(/layer(\d+)$/.exec(spec)?.[1] ?? 0)
       const file = resolve(ctx.cwd, flags.out)
       const t0 = performance.now()

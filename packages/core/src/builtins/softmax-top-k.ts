@@ -1,14 +1,22 @@
 /**
  * The built-in router: softmax over all experts, then top-k per token. Ties break by higher
  * score, then lower expert index. Weights are renormalised over the k chosen (Mixtral) or
- * kept as raw softmax probabilities (OLMoE, Qwen1.5-MoE).
+ * kept as raw softmax probabilities (OLMoE, Qwen1.5-MoE). A pair whose weight is below
+ * {@link MIN_PAIR_WEIGHT} is not routed (its slot is -1).
  */
 import { ErrorCodes, MoeError } from '../errors.js'
 import { defineRouter } from '../plugin/define.js'
-import { assertFinite, assertLength, createRouting, softmaxRows, topKIndices } from '../routing/routing.js'
+import { assertFinite, assertLength, assertScores, createRouting, softmaxRows, topKIndices } from '../routing/routing.js'
 import { CORE_VERSION } from '../version.js'
 import { softmaxTopKStage } from './softmax-top-k.wgsl.js'
 import type { Router, RouterInput } from '../router/router.js'
+
+/**
+ * Smallest combine weight a routed pair may have: the smallest normal f32 (2^-126). A pair
+ * below it (a zero or subnormal softmax probability) is left out (slot -1), on the host and in
+ * the GPU lowering alike (GPUs may flush subnormals to zero, so both sides cut at the same place).
+ */
+export const MIN_PAIR_WEIGHT = 2 ** -126
 
 /** Options of the softmax-top-k router. */
 export interface SoftmaxTopKOptions {
@@ -23,7 +31,7 @@ export function softmaxTopK(input: RouterInput, topK: number, normalizeTopK: boo
   let scores: Float32Array
   if (input.scores) {
     assertLength(input.scores, tokens * experts, 'scores')
-    assertFinite(input.scores, experts, 'scores')
+    assertScores(input.scores, experts, 'scores')
     scores = input.scores
   } else if (input.logits) {
     assertLength(input.logits, tokens * experts, 'logits')
@@ -41,8 +49,12 @@ export function softmaxTopK(input: RouterInput, topK: number, normalizeTopK: boo
     for (let j = 0; j < topK; j++) sum += scores[t * experts + idx[j]]
     for (let j = 0; j < topK; j++) {
       const s = scores[t * experts + idx[j]]
-      expertIds[t * topK + j] = idx[j]
-      weights[t * topK + j] = normalizeTopK ? (sum > 0 ? s / sum : 1 / topK) : s
+      const w = Math.fround(normalizeTopK ? (sum > 0 ? s / sum : 1 / topK) : s)
+      // a pair whose f32 weight underflows (softmax of a far-off logit) adds nothing to the
+      // output: it is not routed, so it takes no capacity and no compute
+      const kept = w >= MIN_PAIR_WEIGHT
+      expertIds[t * topK + j] = kept ? idx[j] : -1
+      weights[t * topK + j] = kept ? w : 0
     }
   }
   return createRouting({

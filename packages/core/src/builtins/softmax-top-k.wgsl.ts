@@ -35,9 +35,19 @@ fn topkRow(t: u32, E: u32, k: u32, normalize: bool) {
     prevI = best;
   }
   if (normalize) { renormalizeSlots(t, k, sum); }
+  dropUnderflow(t, k);
+}`
+
+/** A pick whose weight is below the smallest normal f32 is not routed (MIN_PAIR_WEIGHT on the host). */
+const dropUnderflowFn = /* wgsl */ `
+fn dropUnderflow(t: u32, k: u32) {
+  for (var j = 0u; j < k; j = j + 1u) {
+    if (!(wOut[t * k + j] >= 1.17549435e-38)) { idsOut[t * k + j] = -1; wOut[t * k + j] = 0.0; }
+  }
 }`
 
 const perThread = (normalize: boolean): string => /* wgsl */ `
+${dropUnderflowFn}
 ${topkRowFn}
 @compute @workgroup_size(${WG})
 fn perThread(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -104,6 +114,7 @@ fn perSubgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     prevI = i32(idx);
   }
   if (${normalize} && lane == 0u) { renormalizeSlots(t, k, total); }
+  if (lane == 0u) { dropUnderflow(t, k); }
 }`
 
 /**

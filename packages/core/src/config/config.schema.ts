@@ -3,11 +3,16 @@
  * `@moe-route/core/config.schema.json` so editors can validate configs:
  * `{ "$schema": "./node_modules/@moe-route/core/schema/config.schema.json", ... }`.
  */
+import { MAX_BATCHES, MAX_DEVICES, MAX_EXPERTS, MAX_HIDDEN, MAX_IN_FLIGHT, MAX_INTERMEDIATE, MAX_LAYER, MAX_PLUGIN_TIMEOUT_MS, MAX_STREAM_CAPACITY, MAX_TOKENS_PER_BATCH, MAX_TOP_K } from '../limits.js'
+
+/** Seeds are integers a double holds exactly. */
+const seed = (description?: string) => ({ type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER, ...(description ? { description } : {}) })
+
 const pluginRef = (description: string) => ({
   type: 'object',
   description,
   properties: {
-    use: { type: 'string', minLength: 1, description: 'Plugin name (e.g. "capacity-drop") or npm package' },
+    use: { type: 'string', minLength: 1, maxLength: 1024, description: 'Plugin name (e.g. "capacity-drop") or npm package' },
     options: { type: 'object', description: "Options, validated against the plugin's own schema" },
   },
   required: ['use'],
@@ -35,10 +40,10 @@ export const configSchema = {
       description: 'Shape of the MoE layer',
       properties: {
         name: { type: 'string' },
-        experts: { type: 'integer', minimum: 1, maximum: 65536, description: 'Routed experts E' },
-        topK: { type: 'integer', minimum: 1, maximum: 256, description: 'Experts per token k (≤ experts)' },
-        hidden: { type: 'integer', minimum: 1, description: 'Hidden size H' },
-        intermediate: { type: 'integer', minimum: 1, description: 'Expert intermediate size I' },
+        experts: { type: 'integer', minimum: 1, maximum: MAX_EXPERTS, description: 'Routed experts E' },
+        topK: { type: 'integer', minimum: 1, maximum: MAX_TOP_K, description: 'Experts per token k (≤ experts)' },
+        hidden: { type: 'integer', minimum: 1, maximum: MAX_HIDDEN, description: 'Hidden size H' },
+        intermediate: { type: 'integer', minimum: 1, maximum: MAX_INTERMEDIATE, description: 'Expert intermediate size I' },
         normalizeTopK: { type: 'boolean', description: 'Renormalise top-k weights (Mixtral true, OLMoE false)' },
       },
       required: ['experts', 'topK', 'hidden', 'intermediate'],
@@ -50,17 +55,17 @@ export const configSchema = {
     placement: pluginRef('Placement plugin (default contiguous)'),
     store: pluginRef('Expert store plugin (default none: every expert resident)'),
     backend: pluginRef('Backend plugin (default cpu)'),
-    devices: { type: 'integer', minimum: 1, maximum: 65536, description: 'Devices under expert parallelism' },
-    plugins: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'npm packages to load plugins from' },
+    devices: { type: 'integer', minimum: 1, maximum: MAX_DEVICES, description: 'Devices under expert parallelism' },
+    plugins: { type: 'array', maxItems: 256, items: { type: 'string', minLength: 1, maxLength: 214 }, description: 'npm packages to load plugins from (their package.json `moe-route` field declares them)' },
     workload: {
       type: 'object',
       description: 'Where batches come from for `moe-route run`/`simulate`',
       properties: {
         source: { type: 'string', minLength: 1, description: 'Workload spec (e.g. mixtral:c4:layer7) or trace file path' },
-        tokensPerBatch: { type: 'integer', minimum: 1 },
-        batches: { type: 'integer', minimum: 1 },
-        seed: { type: 'integer' },
-        layer: { type: 'integer', minimum: 0, description: 'Layer to read from a multi-layer trace' },
+        tokensPerBatch: { type: 'integer', minimum: 1, maximum: MAX_TOKENS_PER_BATCH },
+        batches: { type: 'integer', minimum: 1, maximum: MAX_BATCHES },
+        seed: seed(),
+        layer: { type: 'integer', minimum: 0, maximum: MAX_LAYER, description: 'Layer to read from a multi-layer trace' },
       },
       required: ['source'],
       additionalProperties: false,
@@ -69,10 +74,10 @@ export const configSchema = {
       type: 'object',
       description: 'Layer weights: seeded random (default) or a safetensors file',
       properties: {
-        seed: { type: 'integer' },
-        std: { type: 'number', exclusiveMinimum: 0 },
-        file: { type: 'string' },
-        layer: { type: 'integer', minimum: 0 },
+        seed: seed(),
+        std: { type: 'number', exclusiveMinimum: 0, maximum: 1e6 },
+        file: { type: 'string', minLength: 1, description: 'safetensors file (or *.safetensors.index.json) with the layer, relative to the config' },
+        layer: { type: 'integer', minimum: 0, maximum: MAX_LAYER },
         layout: { type: 'string', enum: ['mixtral', 'olmoe'] },
       },
       additionalProperties: false,
@@ -80,13 +85,22 @@ export const configSchema = {
     stream: {
       type: 'object',
       properties: {
-        maxInFlight: { type: 'integer', minimum: 1, maximum: 1024 },
-        capacity: { type: 'integer', minimum: 1 },
+        maxInFlight: { type: 'integer', minimum: 1, maximum: MAX_IN_FLIGHT, description: 'Batches in flight (≤ capacity)' },
+        capacity: { type: 'integer', minimum: 1, maximum: MAX_STREAM_CAPACITY, description: 'Bounded queue of the stream (≥ maxInFlight)' },
       },
       additionalProperties: false,
     },
     activationBytes: { type: 'integer', enum: [1, 2, 4], description: 'Bytes per activation element on the wire (default 2, bf16)' },
-    seed: { type: 'integer', description: 'Base seed (policies, weights, workloads)' },
+    seed: seed('Base seed (policies, weights, workloads)'),
+    security: {
+      type: 'object',
+      description: 'How plugins loaded from packages run (isolation can be switched on here, never off: the --isolate-plugins flag wins)',
+      properties: {
+        isolatePlugins: { type: 'boolean', description: 'Run package plugins in a worker thread (their own globals; a hung call is terminated)' },
+        pluginTimeoutMs: { type: 'integer', minimum: 1, maximum: MAX_PLUGIN_TIMEOUT_MS, description: "Time limit of a package plugin's import and of each of its calls" },
+      },
+      additionalProperties: false,
+    },
   },
   required: ['model'],
   additionalProperties: false,
@@ -134,4 +148,6 @@ export interface MoeConfig {
   readonly stream?: { readonly maxInFlight?: number; readonly capacity?: number }
   readonly activationBytes?: 1 | 2 | 4
   readonly seed?: number
+  /** How plugins loaded from packages run. */
+  readonly security?: { readonly isolatePlugins?: boolean; readonly pluginTimeoutMs?: number }
 }

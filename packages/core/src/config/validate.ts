@@ -56,6 +56,17 @@ export function checkConfig(raw: unknown, registry?: PluginRegistry): { config?:
   if (Number.isInteger(devices) && Number.isInteger(m.experts) && devices > m.experts! && !cfg.placement) {
     issues.push({ code: ErrorCodes.CONFIG_INVALID, path: '/devices', message: `${devices} devices for ${m.experts} experts: the contiguous placement needs devices ≤ experts` })
   }
+  const stream = cfg.stream
+  if (stream && Number.isInteger(stream.maxInFlight) && Number.isInteger(stream.capacity) && stream.maxInFlight! > stream.capacity!) {
+    issues.push({ code: ErrorCodes.CONFIG_INVALID, path: '/stream/maxInFlight', message: `must be ≤ stream.capacity (${stream.capacity}), got ${stream.maxInFlight}: batches in flight wait in the stream's queue` })
+  }
+  if (Array.isArray(cfg.policies)) {
+    cfg.policies.forEach((p, i) => {
+      if (p && typeof p === 'object' && p.fallback && typeof p.fallback === 'object' && typeof p.use === 'string' && p.fallback.use === p.use) {
+        issues.push({ code: ErrorCodes.CONFIG_INVALID, path: `/policies/${i}/fallback/use`, message: `a policy cannot fall back to itself ('${p.use}'): the fallback runs when '${p.use}' throws` })
+      }
+    })
+  }
   const config: ResolvedConfig = {
     ...cfg,
     model: { ...m, normalizeTopK: m.normalizeTopK ?? true } as ModelShape,

@@ -8,9 +8,11 @@ import { Dispatcher } from '../dispatcher/dispatcher.js'
 import { ErrorCodes, MoeError, isMoeError } from '../errors.js'
 import { inject, injectable } from '../inject.js'
 import { PlacementMap } from '../placement/placement.js'
+import { checkPlanOutput, checkRoutingOutput } from '../plugin/output.js'
 import { callPlugin, pluginError } from '../plugin/registry.js'
 import { RoutingPolicy, type PolicyOutcome } from '../policy/policy.js'
-import { assertFinite, assertLength } from '../routing/routing.js'
+import { assertFinite, assertLength, assertScores } from '../routing/routing.js'
+import { pushAll } from '../util/reduce.js'
 import { Router } from '../router/router.js'
 import { ExpertStore } from '../store/expert-store.js'
 import { computeTelemetry, telemetryFromCounts } from '../telemetry/telemetry.js'
@@ -254,14 +256,20 @@ export class MoeEngine {
   #route(batch: TokenBatch, logits: Float32Array | undefined, timings: BatchTimings) {
     const { experts } = this.config.model
     const r0 = now()
-    const original = callPlugin(this.router.name, 'route', () =>
-      this.router.route({
-        tokens: batch.tokens,
-        experts,
-        ...(batch.scores && !logits ? { scores: batch.scores } : { logits }),
-        ...(batch.sourceDevice ? { sourceDevice: batch.sourceDevice } : {}),
-        ...(batch.decode ? { decode: true } : {}),
-      }),
+    const original = checkRoutingOutput(
+      callPlugin(this.router.name, 'route', () =>
+        this.router.route({
+          tokens: batch.tokens,
+          experts,
+          ...(batch.scores && !logits ? { scores: batch.scores } : { logits }),
+          ...(batch.sourceDevice ? { sourceDevice: batch.sourceDevice } : {}),
+          ...(batch.decode ? { decode: true } : {}),
+        }),
+      ),
+      batch.tokens,
+      experts,
+      this.router.name,
+      'route',
     )
     timings.routeMs = now() - r0
     const p0 = now()
@@ -270,24 +278,30 @@ export class MoeEngine {
     const rerouted: ReroutedPair[] = []
     const outcomes: { policy: string; outcome: PolicyOutcome }[] = []
     this.policies.forEach((policy, i) => {
-      const random = mulberry32(mixSeed(this.config.seed, batch.id, i))
-      const outcome = callPlugin(policy.name, 'apply', () => policy.apply(routing, { placement: this.placement, batchId: batch.id, random }))
+      const randomSeed = mixSeed(this.config.seed, batch.id, i)
+      const random = mulberry32(randomSeed)
+      const outcome = callPlugin(policy.name, 'apply', () => policy.apply(routing, { placement: this.placement, batchId: batch.id, random, randomSeed }))
       if (!outcome || !outcome.routing) {
         throw new MoeError(ErrorCodes.PLUGIN_FAILED, `plugin ${policy.name} returned no routing from apply`, { plugin: policy.name, hook: 'apply' })
       }
+      checkRoutingOutput(outcome.routing, batch.tokens, experts, policy.name, 'apply')
+      if (!Array.isArray(outcome.dropped)) throw new MoeError(ErrorCodes.PLUGIN_FAILED, `plugin ${policy.name} returned no dropped list from apply`, { plugin: policy.name, hook: 'apply' })
       outcomes.push({ policy: policy.name, outcome })
       routing = outcome.routing
-      dropped.push(...outcome.dropped)
-      if (outcome.rerouted) rerouted.push(...outcome.rerouted)
+      pushAll(dropped, outcome.dropped)
+      if (outcome.rerouted) pushAll(rerouted, outcome.rerouted)
     })
     timings.policiesMs = now() - p0
     const d0 = now()
     const bytesPerToken = this.config.model.hidden * this.config.activationBytes
-    const plan: DispatchPlan = callPlugin(this.dispatcher.name, 'dispatch', () =>
-      this.dispatcher.dispatch(routing, { placement: this.placement, bytesPerToken }),
+    const plan: DispatchPlan = checkPlanOutput(
+      callPlugin(this.dispatcher.name, 'dispatch', () => this.dispatcher.dispatch(routing, { placement: this.placement, bytesPerToken })),
+      batch.tokens,
+      experts,
+      this.dispatcher.name,
     )
     timings.dispatchMs = now() - d0
-    dropped.push(...plan.dropped)
+    pushAll(dropped, plan.dropped)
     return {
       batchId: batch.id,
       tokens: batch.tokens,
@@ -311,7 +325,7 @@ export class MoeEngine {
     }
     if (batch.scores) {
       assertLength(batch.scores, batch.tokens * experts, `batch ${batch.id} scores`)
-      assertFinite(batch.scores, experts, `batch ${batch.id} scores`)
+      assertScores(batch.scores, experts, `batch ${batch.id} scores`)
     }
     if (batch.sourceDevice) {
       assertLength(batch.sourceDevice, batch.tokens, `batch ${batch.id} sourceDevice`)

@@ -2,10 +2,13 @@
  * Finding plugin packages installed in node_modules without importing them (Node only):
  * what `moe-route plugins` lists as installed but not loaded, with its compatibility.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import semver from 'semver'
+import { isMoeError } from '../errors.js'
+import type { PluginKind } from '../plugin/types.js'
 import { CORE_VERSION } from '../version.js'
+import { readManifest } from './manifest.js'
 
 /** A plugin package found in node_modules. */
 export interface InstalledPluginPackage {
@@ -19,6 +22,10 @@ export interface InstalledPluginPackage {
   readonly coreRange?: string
   /** Whether `coreRange` includes the given core version (true when it declares none). */
   readonly compatible: boolean
+  /** The plugins its package.json `moe-route` manifest declares (absent when the manifest is missing or invalid). */
+  readonly declares?: readonly { readonly kind: PluginKind; readonly name: string }[]
+  /** Why its manifest cannot be used (`MOE_ROUTE_ERR_PLUGIN_MANIFEST_…: …`); such a package cannot be loaded. */
+  readonly manifestError?: string
 }
 
 /** Options of {@link findInstalledPlugins}. */
@@ -34,7 +41,8 @@ const KEYWORDS = ['moe-plugin', 'moe-policy', 'moe-route-plugin']
  * Lists packages in every `node_modules` from `from` up to the root whose name follows the
  * community convention (`moe-route-policy-*`, `@scope/moe-route-policy-*`, likewise for
  * routers, dispatchers, stores, placements and backends) or whose keywords include
- * `moe-plugin`/`moe-policy`. Nearest copy wins; nothing is imported.
+ * `moe-plugin`/`moe-policy`, with what their `moe-route` manifest declares. Nearest copy wins;
+ * nothing is imported.
  * @example
  * for (const p of findInstalledPlugins(process.cwd())) console.log(p.name, p.compatible)
  */
@@ -49,7 +57,17 @@ export function findInstalledPlugins(from: string, options: FindInstalledPlugins
         if (!pkg || found.has(pkg.name)) continue
         const keywords = Array.isArray(pkg.keywords) ? pkg.keywords : []
         if (pkg.name.startsWith('@moe-route/') || !(NAME.test(pkg.name) || keywords.some((k) => KEYWORDS.includes(k)))) continue
-        const coreRange = pkg.peerDependencies?.['@moe-route/core'] ?? pkg.dependencies?.['@moe-route/core']
+        let declares: { kind: PluginKind; name: string }[] | undefined
+        let manifestError: string | undefined
+        let manifestCore: string | undefined
+        try {
+          const m = readManifest(pkg, join(pkgDir, 'package.json'))
+          declares = m.plugins.map((p) => ({ kind: p.kind, name: p.name }))
+          manifestCore = m.core
+        } catch (e) {
+          manifestError = isMoeError(e) ? `${e.code}: ${e.message}` : String(e)
+        }
+        const coreRange = manifestCore ?? pkg.peerDependencies?.['@moe-route/core'] ?? pkg.dependencies?.['@moe-route/core']
         const compatible = coreRange === undefined || (semver.validRange(coreRange) !== null && semver.satisfies(coreVersion, coreRange, { includePrerelease: true }))
         found.set(pkg.name, {
           name: pkg.name,
@@ -58,6 +76,8 @@ export function findInstalledPlugins(from: string, options: FindInstalledPlugins
           ...(pkg.description ? { description: pkg.description } : {}),
           ...(coreRange ? { coreRange } : {}),
           compatible,
+          ...(declares ? { declares } : {}),
+          ...(manifestError ? { manifestError } : {}),
         })
       }
     }
@@ -98,6 +118,7 @@ function packageDirs(nm: string): string[] {
 
 function readPackage(dir: string): PackageJson | undefined {
   try {
+    if (statSync(join(dir, 'package.json')).size > 1 << 20) return undefined
     const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as PackageJson
     return typeof pkg.name === 'string' ? pkg : undefined
   } catch {

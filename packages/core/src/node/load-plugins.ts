@@ -1,59 +1,135 @@
 /**
- * Loading plugins by npm package name (Node only: `@moe-route/core/node`). The library API
- * always takes plugin objects; this serves config files and the CLI.
+ * Plugins from npm packages (Node only: `@moe-route/core/node`). The library API always takes
+ * plugin objects; this serves config files and the CLI, in two steps:
+ *
+ * 1. {@link describePlugins}: find each package (see resolve.ts), read its package.json
+ *    `moe-route` manifest and register what it declares. No code of the package runs, so
+ *    checking a config (names, core ranges, options) is safe on any input.
+ * 2. {@link importPluginPackage}: for a command that runs the plugin, import it — with a time
+ *    limit, in this thread with every call bounded, or isolated in a worker — and check that
+ *    what it exports equals its manifest.
  */
-import { existsSync, readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ErrorCodes, MoeError, isMoeError } from '../errors.js'
+import { DEFAULT_PLUGIN_TIMEOUT_MS } from '../limits.js'
 import { isPlugin } from '../plugin/define.js'
 import type { PluginRegistry, RegisteredPlugin } from '../plugin/registry.js'
 import type { Plugin } from '../plugin/types.js'
+import { boundedPlugin, timeoutError, withTimeout } from './bounded.js'
+import { isolatedPlugins } from './isolate.js'
+import { checkAgainstManifest, describedPlugin, ownPlugins } from './manifest.js'
+import { resolvePluginPackage, type PluginPackage, type ResolvePluginOptions } from './resolve.js'
+import { armWatchdog } from './watchdog.js'
+
+/** How imported plugin code runs. */
+export interface RunPluginOptions {
+  /** Time limit of the import and of each call, ms (default {@link DEFAULT_PLUGIN_TIMEOUT_MS}). */
+  readonly timeoutMs?: number
+  /** Import and run the package in a worker thread (see isolate.ts). */
+  readonly isolate?: boolean
+}
 
 /** Options of {@link loadPlugins}. */
-export interface LoadPluginsOptions {
+export interface LoadPluginsOptions extends RunPluginOptions, Partial<ResolvePluginOptions> {
   /** Registry to register the plugins into. */
   readonly registry: PluginRegistry
-  /** Folder to resolve package names from (default: process.cwd()). */
-  readonly from?: string
 }
 
 /**
- * Imports each package (or file path), finds the moe-route plugins it exports (default
- * export, an array, or named exports), checks and registers them.
+ * Reads the manifests of `specs` and registers the plugins they declare, running nothing
+ * (each registered plugin's `create` refuses). Returns the packages, for
+ * {@link importPluginPackage} later.
+ * @throws the first failure, with `details.plugin` set to its spec (see resolvePluginPackage
+ * and readManifest for the codes); the registry's errors (core range, defaults, duplicates).
+ */
+export function describePlugins(specs: readonly string[], options: ResolvePluginOptions & { readonly registry: PluginRegistry }): PluginPackage[] {
+  const out: PluginPackage[] = []
+  for (const spec of specs) {
+    const pkg = named(spec, () => resolvePluginPackage(spec, options))
+    for (const entry of pkg.manifest.plugins) named(spec, () => options.registry.register(describedPlugin(entry, { name: pkg.name, version: pkg.version, manifest: pkg.manifest }), spec))
+    out.push(pkg)
+  }
+  return out
+}
+
+/**
+ * Imports a described package to run it: in this thread (the import raced against the time
+ * limit, every call then bounded by it) or, with `isolate`, in a worker thread. What the
+ * module exports must equal its manifest.
+ * @throws MOE_ROUTE_ERR_PLUGIN_TIMEOUT when the import does not settle in time (a top-level
+ * await that never resolves included); MOE_ROUTE_ERR_PLUGIN_LOAD_FAILED when it throws;
+ * MOE_ROUTE_ERR_PLUGIN_INVALID when it exports no plugin; MOE_ROUTE_ERR_PLUGIN_MANIFEST_MISMATCH.
+ */
+export async function importPluginPackage(pkg: PluginPackage, options: RunPluginOptions = {}): Promise<Plugin[]> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS
+  if (options.isolate) return named(pkg.spec, () => isolatedPlugins(pkg, { timeoutMs }))
+  let mod: Record<string, unknown>
+  // the timer settles an import that waits forever; an import that blocks the thread is the
+  // process watchdog's (when a command line started one), 2 s later
+  const disarm = armWatchdog(`plugin ${pkg.spec} did not finish import within ${timeoutMs} ms`, timeoutMs + 2000)
+  try {
+    mod = (await withTimeout(import(pathToFileURL(pkg.entry).href), timeoutMs, () => timeoutError(pkg.spec, 'import', timeoutMs))) as Record<string, unknown>
+  } catch (cause) {
+    if (isMoeError(cause)) throw cause
+    throw new MoeError(ErrorCodes.PLUGIN_LOAD_FAILED, `importing plugin package ${pkg.spec} failed: ${(cause as Error)?.message ?? String(cause)}`, { plugin: pkg.spec, file: pkg.entry }, { cause })
+  } finally {
+    disarm()
+  }
+  const source = { name: pkg.name, version: pkg.version, manifest: pkg.manifest, partial: pkg.local }
+  const plugins = ownPlugins(pluginsOf(mod), source)
+  if (plugins.length === 0) {
+    throw new MoeError(ErrorCodes.PLUGIN_INVALID, `${pkg.spec} exports no moe-route plugin (expected a default export made by definePolicy/defineRouter/...)`, { plugin: pkg.spec, file: pkg.entry })
+  }
+  named(pkg.spec, () => checkAgainstManifest(plugins, source))
+  return plugins.map((p) => boundedPlugin(p, timeoutMs))
+}
+
+/**
+ * Finds, checks, imports and registers plugin packages in one go (describe, then import).
  * @example
- * await loadPlugins(['moe-route-policy-entropy-drop'], { registry })
+ * await loadPlugins(['moe-route-policy-entropy-drop'], { registry, isolate: true })
  */
 export async function loadPlugins(specs: readonly string[], options: LoadPluginsOptions): Promise<RegisteredPlugin[]> {
   const from = options.from ?? process.cwd()
   const loaded: RegisteredPlugin[] = []
   for (const spec of specs) {
-    const entry = resolveEntry(spec, from)
-    let mod: Record<string, unknown>
-    try {
-      mod = (await import(pathToFileURL(entry).href)) as Record<string, unknown>
-    } catch (cause) {
-      throw new MoeError(ErrorCodes.PLUGIN_LOAD_FAILED, `importing plugin package ${spec} failed: ${(cause as Error).message}`, { plugin: spec, file: entry }, { cause })
-    }
-    const plugins = pluginsOf(mod)
-    if (plugins.length === 0) {
-      throw new MoeError(ErrorCodes.PLUGIN_INVALID, `${spec} exports no moe-route plugin (expected a default export made by definePolicy/defineRouter/...)`, { plugin: spec, file: entry })
-    }
-    for (const p of plugins) {
-      try {
-        options.registry.register(p, spec)
-      } catch (e) {
-        if (isMoeError(e)) throw new MoeError(e.code, `${spec}: ${e.message}`, { ...e.details, plugin: e.details.plugin ?? spec }, { cause: e })
-        throw e
-      }
+    const pkg = named(spec, () => resolvePluginPackage(spec, { from, ...(options.allowLocal ? { allowLocal: true } : {}), ...(options.projectRoot ? { projectRoot: options.projectRoot } : {}) }))
+    for (const p of await importPluginPackage(pkg, options)) {
+      named(spec, () => options.registry.register(p, spec))
       loaded.push(options.registry.list(p.kind).find((r) => r.name === p.meta.name)!)
     }
   }
   return loaded
 }
 
-function pluginsOf(mod: Record<string, unknown>): Plugin[] {
+/** Finds the file a plugin reference would import, after every check (nothing is imported). */
+export function resolveEntry(spec: string, from: string, options: Omit<ResolvePluginOptions, 'from'> = {}): string {
+  return resolvePluginPackage(spec, { ...options, from }).entry
+}
+
+/** Runs `fn`; a MoeError it throws gets `details.plugin` (when unset) and the spec in its message (when it lacks it). */
+function named<T>(spec: string, fn: () => T): T {
+  const wrap = (e: unknown): never => {
+    if (isMoeError(e)) {
+      if (e.message.includes(spec)) throw e
+      throw new MoeError(e.code, `${spec}: ${e.message}`, { ...e.details, plugin: e.details.plugin ?? spec }, { cause: e })
+    }
+    throw e
+  }
+  try {
+    const r = fn()
+    if (r && typeof (r as { then?: unknown }).then === 'function') return (r as unknown as Promise<unknown>).catch(wrap) as T
+    return r
+  } catch (e) {
+    return wrap(e)
+  }
+}
+
+/**
+ * The moe-route plugins a module exports: its default export (a plugin, an array of them, or an
+ * object holding them) and its named exports, each plugin once.
+ */
+export function pluginsOf(mod: Record<string, unknown>): Plugin[] {
   const found = new Set<Plugin>()
   const visit = (v: unknown, depth: number) => {
     if (isPlugin(v)) found.add(v)
@@ -63,48 +139,4 @@ function pluginsOf(mod: Record<string, unknown>): Plugin[] {
   visit(mod.default, 1) // CJS interop nests the default once more
   for (const [k, v] of Object.entries(mod)) if (k !== 'default') visit(v, 2)
   return [...found]
-}
-
-/** Finds the file Node would import for a package name (or a path) from a folder. */
-export function resolveEntry(spec: string, from: string): string {
-  if (spec.startsWith('.') || isAbsolute(spec)) {
-    const p = resolve(from, spec)
-    if (!existsSync(p)) throw new MoeError(ErrorCodes.PLUGIN_LOAD_FAILED, `plugin file ${p} does not exist`, { plugin: spec, file: p })
-    const pkgJson = join(p, 'package.json')
-    return existsSync(pkgJson) ? entryOfPackage(p, JSON.parse(readFileSync(pkgJson, 'utf8'))) : p
-  }
-  const [scopeOrName, maybeName, ...sub] = spec.split('/')
-  const name = scopeOrName.startsWith('@') ? `${scopeOrName}/${maybeName}` : scopeOrName
-  if (sub.length > 0 || (!scopeOrName.startsWith('@') && maybeName)) {
-    try {
-      return createRequire(join(from, 'noop.js')).resolve(spec)
-    } catch {
-      /* fall through to the package walk */
-    }
-  }
-  for (let dir = resolve(from); ; dir = dirname(dir)) {
-    const pkgDir = join(dir, 'node_modules', name)
-    if (existsSync(join(pkgDir, 'package.json'))) return entryOfPackage(pkgDir, JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')))
-    if (dirname(dir) === dir) break
-  }
-  throw new MoeError(
-    ErrorCodes.PLUGIN_UNKNOWN,
-    `plugin package ${spec} is not installed (looked in node_modules from ${from} upwards); install it with: npm install ${name}`,
-    { plugin: spec },
-  )
-}
-
-function entryOfPackage(dir: string, pkg: { exports?: unknown; module?: string; main?: string }): string {
-  const pick = (v: unknown): string | undefined => {
-    if (typeof v === 'string') return v
-    if (v && typeof v === 'object') {
-      const o = v as Record<string, unknown>
-      return pick(o.import) ?? pick(o.node) ?? pick(o.default) ?? pick(o.require)
-    }
-    return undefined
-  }
-  const exp = pkg.exports
-  const root = exp && typeof exp === 'object' && '.' in (exp as object) ? (exp as Record<string, unknown>)['.'] : exp
-  const rel = pick(root) ?? pkg.module ?? pkg.main ?? 'index.js'
-  return resolve(dir, rel)
 }

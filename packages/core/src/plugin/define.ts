@@ -3,6 +3,11 @@ import type { Plugin, PluginDefinition, PluginKind } from './types.js'
 /** Brand set on every plugin by the define helpers (like fastify-plugin's `plugin-meta`). */
 export const PLUGIN_BRAND: unique symbol = Symbol.for('@moe-route/core:plugin') as never
 
+/** Defines a plugin of a kind given at run time (what the `define*` helpers call; loaders use it for plugins read from manifests). */
+export function definePluginOfKind<K extends PluginKind, O>(kind: K, def: PluginDefinition<K, O>): Plugin<K, O> {
+  return define(kind, def)
+}
+
 function define<K extends PluginKind, O>(kind: K, def: PluginDefinition<K, O>): Plugin<K, O> {
   const plugin = { ...def, kind } as Plugin<K, O>
   Object.defineProperty(plugin, PLUGIN_BRAND, { value: true, enumerable: false })

@@ -84,7 +84,7 @@ export class PluginRegistry {
     return this
   }
 
-  /** True if a plugin of this kind is registered under the name or npm package. */
+  /** True if a plugin of this kind is registered under the name, npm package or the reference it was loaded from. */
   has(kind: PluginKind, ref: string): boolean {
     return this.#find(kind, ref) !== undefined
   }
@@ -156,6 +156,10 @@ export class PluginRegistry {
     if (byName) return byName.plugin
     for (const { plugin } of this.#plugins.values()) {
       if (plugin.kind === kind && plugin.meta.package === ref) return plugin
+    }
+    // a local file plugin is named by its path (`./my-policy.js`), the reference it was loaded from
+    for (const { plugin, source } of this.#plugins.values()) {
+      if (plugin.kind === kind && source === ref && source !== 'built-in') return plugin
     }
     return undefined
   }

@@ -9,6 +9,11 @@ export interface PolicyContext {
   readonly batchId: number
   /** A seeded generator in [0, 1), fresh per batch and policy (for `random` priorities). */
   readonly random: () => number
+  /**
+   * The seed of `random` (`random` is `mulberry32(randomSeed)`), when the caller knows it: a
+   * policy run in another thread rebuilds the same stream from it.
+   */
+  readonly randomSeed?: number
 }
 
 /** What a routing policy returns. */

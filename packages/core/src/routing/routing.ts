@@ -59,6 +59,24 @@ export function assertFinite(values: Float32Array, columns: number, what: string
   }
 }
 
+/**
+ * Gate scores are probabilities: throws MOE_ROUTE_ERR_INPUT_NOT_FINITE for NaN/Inf and
+ * MOE_ROUTE_ERR_INPUT_INVALID for a negative entry (it would become a negative combine weight
+ * and negative gate mass), naming the first offending token and expert.
+ */
+export function assertScores(values: Float32Array, columns: number, what: string): void {
+  assertFinite(values, columns, what)
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] < 0) {
+      const row = Math.floor(i / columns)
+      throw new MoeError(ErrorCodes.INPUT_INVALID, `${what} has a negative score (${values[i]}) at token ${row}, expert ${i % columns}: scores are gate probabilities (≥ 0)`, {
+        record: row,
+        expert: i % columns,
+      })
+    }
+  }
+}
+
 /** Throws MOE_ROUTE_ERR_SHAPE_MISMATCH when an array has the wrong length. */
 export function assertLength(array: { length: number }, expected: number, what: string): void {
   if (array.length !== expected) {
@@ -185,7 +203,13 @@ export function comparePairsByScore(scores: Float32Array, experts: number) {
     scores[b.token * experts + b.expert] - scores[a.token * experts + a.expert] || a.token - b.token || a.expert - b.expert
 }
 
-/** Per-expert capacity C = round(γ·k·T/E) with the given rounding (SPEC A.3, E.2). */
+/**
+ * Per-expert capacity C = rounding(x), x = γ·k·T/E (SPEC A.3, E.2), x evaluated in double
+ * precision; an x within 1e-9 of a positive integer n counts as n (1.5·2·512/8 is exactly 192,
+ * not 192.00000000000003). With `ceil`, any γ > 0 and T > 0 give C ≥ 1, however small γ is
+ * (x is never snapped to 0, and an x that underflows to 0 still counts as positive). γ must be
+ * finite (the config schema bounds it by MAX_CAPACITY_FACTOR).
+ */
 export function expertCapacity(
   capacityFactor: number,
   tokens: number,
@@ -194,7 +218,8 @@ export function expertCapacity(
   rounding: 'ceil' | 'floor' | 'round' = 'ceil',
 ): number {
   const raw = (capacityFactor * topK * tokens) / experts
-  // Guard float noise (1.5·2·512/8 must be exactly 192, not 192.00000000000003).
-  const snapped = Math.abs(raw - Math.round(raw)) < 1e-9 ? Math.round(raw) : raw
-  return rounding === 'ceil' ? Math.ceil(snapped) : rounding === 'floor' ? Math.floor(snapped) : Math.round(snapped)
+  const n = Math.round(raw)
+  const snapped = n >= 1 && Math.abs(raw - n) < 1e-9 ? n : raw
+  if (rounding === 'ceil') return Math.max(capacityFactor > 0 && topK > 0 && tokens > 0 ? 1 : 0, Math.ceil(snapped))
+  return rounding === 'floor' ? Math.floor(snapped) : Math.round(snapped)
 }

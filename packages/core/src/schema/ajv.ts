@@ -14,9 +14,13 @@ export type AjvLike = Pick<AjvInstance, 'compile'>
 
 let shared: AjvInstance | undefined
 
-/** The shared Ajv instance (allErrors, strict off so plugin schemas may carry docs keywords). */
+/**
+ * The shared Ajv instance (allErrors, strict off so plugin schemas may carry docs keywords,
+ * strictNumbers on: `1e400` parses to Infinity and NaN is no number, so neither passes a
+ * `number` or `integer` field).
+ */
 export function sharedAjv(): AjvInstance {
-  shared ??= new Ajv({ allErrors: true, strict: false, useDefaults: false })
+  shared ??= new Ajv({ allErrors: true, strict: false, strictNumbers: true, useDefaults: false })
   return shared
 }
 

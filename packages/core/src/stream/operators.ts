@@ -2,7 +2,8 @@
  * RxJS operators over token batches. Pure `(source) => Observable`; the Promise boundary
  * (the engine's forward) sits inside, bounded by explicit capacity.
  */
-import { Observable, map, type OperatorFunction, type Subscription } from 'rxjs'
+import type { OperatorFunction, Subscription } from 'rxjs'
+import { Observable, map } from './rx.js'
 import { ErrorCodes, MoeError } from '../errors.js'
 import type { LayerResult, TokenBatch } from '../types.js'
 import { TokenStream, type BatchProcessor } from './token-stream.js'

@@ -143,3 +143,13 @@ describe('moeLayer operator', () => {
     expect(seen).toEqual([0])
   })
 })
+
+describe('rxjs values core uses', () => {
+  it('are the classes and operators of the rxjs package index (one copy)', async () => {
+    const rx = await import('./rx.js')
+    const pkg = await import('rxjs')
+    expect(rx.Observable).toBe(pkg.Observable)
+    expect(rx.Subject).toBe(pkg.Subject)
+    expect(rx.map).toBe(pkg.map)
+  })
+})

@@ -3,7 +3,7 @@
  * which resolves only while fewer than `capacity` batches are accepted but not yet consumed,
  * so a producer faster than its consumer waits instead of growing memory.
  */
-import { Observable, Subject } from 'rxjs'
+import { Observable, Subject } from './rx.js'
 import { ErrorCodes, MoeError } from '../errors.js'
 import type { BatchTelemetry, ForwardOptions, LayerResult, LayerSummary, TokenBatch } from '../types.js'
 

@@ -3,13 +3,12 @@
  * SPEC A.3). Each expert keeps at most C = ⌈γ·k·T/E⌉ pairs; a dropped pair removes only that
  * (token, expert), the token keeps its other experts.
  */
-import { definePolicy, type DroppedPair, type Pair, type PolicyContext, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
+import { definePolicy, deriveRouting, pairScores, type PolicyContext, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
 import { defaultOptions, schema, type CapacityDropOptions } from './capacity-drop.schema.js'
 import { checkRouting } from './shared/errors.js'
-import { buildOutcome, DECODE_SKIPPED, skippedOutcome } from './shared/outcome.js'
-import { compareKeyed, keepWithinCapacity, keyedPairs, type KeyedPair } from './shared/priority.js'
-import { capacityOf, scopeGroups } from './shared/scope.js'
-import { renormalize } from './shared/weights.js'
+import { DECODE_SKIPPED, skippedOutcome } from './shared/outcome.js'
+import { capacityCut, droppedList, expertCounts, isCanonicalLayout, lazyOutcome, outputPairs, pairGroups, pairTable, priorityKeys, renormalizeOutput, routingFromOutput } from './shared/pair-table.js'
+import { capacityOf } from './shared/scope.js'
 import { capacityDropStage } from './capacity-drop.wgsl.js'
 
 /** npm name of this package (equals package.json `name`). */
@@ -23,26 +22,64 @@ export const POLICY_NAME = 'capacity-drop'
  * Applies Token Drop to one routing (pure: same input and same `random` draws, same output).
  * Per scope group of T tokens, C = rounding(γ·k·T/E); every expert with more than C pairs
  * from the group keeps C of them by `priority` and drops the rest with reason `capacity`.
+ * Typed arrays throughout (no object per pair); `dropped` is listed only when read.
  * @param random Uniform [0, 1) generator, used only by the `random` priority.
  */
 export function tokenDrop(routing: Routing, options: CapacityDropOptions, random?: () => number, policy = POLICY_NAME): PolicyOutcome {
   checkRouting(routing, policy)
   if (routing.decode && !options.applyToDecode) return skippedOutcome(routing, DECODE_SKIPPED)
-  const all = keyedPairs(routing, options.priority, random)
-  const byToken: KeyedPair[][] = Array.from({ length: routing.tokens }, () => [])
-  for (const p of all) byToken[p.token].push(p)
-  const kept: Pair[] = []
-  const dropped: DroppedPair[] = []
-  let capacity = 0
-  for (const group of scopeGroups(routing, options.scope)) {
-    const C = capacityOf(options.capacityFactor, group.tokens.length, routing.topK, routing.experts, options.rounding)
-    capacity = Math.max(capacity, C)
-    const pairs = group.tokens.flatMap((t) => byToken[t])
-    const cut = keepWithinCapacity(pairs, routing.experts, (p) => p.expert, () => C, compareKeyed)
-    for (const p of cut.kept) kept.push({ token: p.token, expert: p.expert, weight: p.weight })
-    for (const p of cut.over) dropped.push({ token: p.token, expert: p.expert, weight: p.weight, reason: 'capacity', policy })
+  // nothing over capacity, weights kept, layout already canonical: the output is the input
+  // (the random priority still goes the long way: it draws one number per pair)
+  if (options.scope === 'global' && options.renormalize === 'none' && options.priority !== 'random') {
+    const C = capacityOf(options.capacityFactor, routing.tokens, routing.topK, routing.experts, options.rounding)
+    const counts = expertCounts(routing)
+    let fits = true
+    for (let e = 0; e < counts.length && fits; e++) if (counts[e] > C) fits = false
+    if (fits && isCanonicalLayout(routing)) {
+      return { routing: deriveRouting(routing, { slots: routing.slots, expertIds: routing.expertIds, weights: routing.weights }), dropped: [], capacity: C }
+    }
   }
-  return buildOutcome(routing, { pairs: renormalize(routing, kept, options.renormalize), dropped, capacity })
+  const table = pairTable(routing)
+  const keys = priorityKeys(routing, table, options.priority, random)
+  const over = new Uint8Array(table.count)
+  let capacity = 0
+  for (const group of pairGroups(routing, table, options.scope)) {
+    const C = capacityOf(options.capacityFactor, group.tokens, routing.topK, routing.experts, options.rounding)
+    capacity = Math.max(capacity, C)
+    capacityCut(table, group.pairs, table.expert, routing.experts, () => C, keys, over)
+  }
+  // kept pairs per token; with `kept` weights in expert order (the order the reference sums
+  // them in); otherwise the layout sorts them by weight and expert whatever the order
+  const out = outputPairs(table.count)
+  const top = pairScores(routing)
+  const byExpert = options.renormalize === 'kept'
+  const idx = new Int32Array(routing.slots)
+  const { tokenStart, expert, slot } = table
+  const weights = routing.weights
+  const { token: oToken, expert: oExpert, weight: oWeight, score: oScore } = out
+  let o = 0
+  for (let t = 0; t < routing.tokens; t++) {
+    let n = 0
+    for (let p = tokenStart[t]; p < tokenStart[t + 1]; p++) {
+      if (over[p]) continue
+      let j = n++
+      while (byExpert && j > 0 && expert[idx[j - 1]] > expert[p]) {
+        idx[j] = idx[j - 1]
+        j--
+      }
+      idx[j] = p
+    }
+    for (let i = 0; i < n; i++, o++) {
+      const p = idx[i]
+      oToken[o] = t
+      oExpert[o] = expert[p]
+      oWeight[o] = weights[slot[p]]
+      oScore[o] = top[slot[p]]
+    }
+  }
+  out.count = o
+  renormalizeOutput(routing, out, options.renormalize)
+  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, { dropped: droppedList(routing, table, over, 'capacity', policy) })
 }
 
 /**

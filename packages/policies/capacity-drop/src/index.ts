@@ -19,3 +19,20 @@ export { capacityCutWgsl, capacityFamilyWgsl, groupCapacityParams, maxLoweredGro
 export { nativeDenominators, nativeWeight, renormalize, type Renormalize } from './shared/weights.js'
 
 export default capacityDrop
+export {
+  capacityCut,
+  droppedList,
+  expertCounts,
+  isCanonicalLayout,
+  lazyOutcome,
+  nativeDenominatorsTyped,
+  outputPairs,
+  pairGroups,
+  pairTable,
+  priorityKeys,
+  pushPair,
+  renormalizeOutput,
+  routingFromOutput,
+  type OutputPairs,
+  type PairTable,
+} from './shared/pair-table.js'

@@ -8,8 +8,7 @@ import {
   definePolicy,
   ErrorCodes,
   MoeError,
-  type DroppedPair,
-  type Pair,
+  pairScores,
   type PlacementMap,
   type PolicyContext,
   type PolicyOutcome,
@@ -17,18 +16,21 @@ import {
   type RoutingPolicy,
 } from '@moe-route/core'
 import {
-  buildOutcome,
+  capacityCut,
   capacityOf,
   checkRouting,
-  compareKeyed,
   DECODE_SKIPPED,
-  keepWithinCapacity,
-  keyedPairs,
-  renormalize,
-  scopeGroups,
+  droppedList,
+  lazyOutcome,
+  outputPairs,
+  pairGroups,
+  pairTable,
+  priorityKeys,
+  pushPair,
+  renormalizeOutput,
+  routingFromOutput,
   skippedOutcome,
   type CapacityRounding,
-  type KeyedPair,
 } from '@moe-route/policy-capacity-drop'
 import { defaultOptions, schema, type DeviceCapacityOptions } from './device-capacity.schema.js'
 import { deviceCapacityStage } from './device-capacity.wgsl.js'
@@ -79,22 +81,34 @@ export function applyDeviceCapacity(routing: Routing, options: DeviceCapacityOpt
   checkRouting(routing, policy)
   if (routing.decode && !options.applyToDecode) return skippedOutcome(routing, DECODE_SKIPPED)
   const primary = primaryDevices(placement, routing.experts, policy)
-  const all = keyedPairs(routing, 'score')
-  const byToken: KeyedPair[][] = Array.from({ length: routing.tokens }, () => [])
-  for (const p of all) byToken[p.token].push(p)
-  const kept: Pair[] = []
-  const dropped: DroppedPair[] = []
+  const table = pairTable(routing)
+  const keys = priorityKeys(routing, table, 'score')
+  const device = new Int32Array(table.count)
+  for (let p = 0; p < table.count; p++) device[p] = primary[table.expert[p]]
+  const over = new Uint8Array(table.count)
+  const sorted = new Uint8Array(table.count)
   let capacity = 0
-  for (const group of scopeGroups(routing, options.scope)) {
-    const T = group.tokens.length
+  for (const group of pairGroups(routing, table, options.scope)) {
+    const T = group.tokens
     capacity = Math.max(capacity, capacityOf(options.capacityFactor, T, routing.topK, routing.experts, options.rounding))
     const budgets = deviceBudgets(primary, placement.devices, options.capacityFactor, T, routing.topK, options.rounding)
-    const pairs = group.tokens.flatMap((t) => byToken[t])
-    const cut = keepWithinCapacity(pairs, placement.devices, (p) => primary[p.expert], (d) => budgets[d], compareKeyed)
-    for (const p of cut.kept) kept.push({ token: p.token, expert: p.expert, weight: p.weight })
-    for (const p of cut.over) dropped.push({ token: p.token, expert: p.expert, weight: p.weight, reason: 'device-capacity', policy })
+    capacityCut(table, group.pairs, device, placement.devices, (d) => budgets[d], keys, over, sorted)
   }
-  return buildOutcome(routing, { pairs: renormalize(routing, kept, options.renormalize), dropped, capacity })
+  // kept pairs of a token in the order the reference lists them: by device, then within a
+  // device bucket that was sorted by key descending and expert, else in slot order
+  const before = (a: number, b: number) =>
+    device[a] - device[b] || (sorted[a] ? keys[b] - keys[a] || table.expert[a] - table.expert[b] : 0) || a - b
+  const out = outputPairs(table.count)
+  const top = pairScores(routing)
+  const idx: number[] = []
+  for (let t = 0; t < routing.tokens; t++) {
+    idx.length = 0
+    for (let p = table.tokenStart[t]; p < table.tokenStart[t + 1]; p++) if (!over[p]) idx.push(p)
+    if (idx.length > 1) idx.sort(before)
+    for (const p of idx) pushPair(out, t, table.expert[p], routing.weights[table.slot[p]], top[table.slot[p]])
+  }
+  renormalizeOutput(routing, out, options.renormalize)
+  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, { dropped: droppedList(routing, table, over, 'device-capacity', policy) })
 }
 
 /**

@@ -1,5 +1,5 @@
 /** Options of the `dynamic-gating` dispatcher, their JSON Schema and defaults. */
-import type { JsonSchema } from '@moe-route/core'
+import { MAX_CAPACITY_FACTOR, type JsonSchema } from '@moe-route/core'
 
 /** How a static-gating capacity is derived from the batch. */
 export type CapacityRule = 'batch-fraction' | 'expert-share'
@@ -57,8 +57,8 @@ export const schema: JsonSchema = {
   type: 'object',
   properties: {
     mode: { type: 'string', enum: ['dynamic', 'static'] },
-    capacityFactor: { type: 'number', exclusiveMinimum: 0 },
-    capacityFraction: { type: ['number', 'null'], exclusiveMinimum: 0 },
+    capacityFactor: { type: 'number', exclusiveMinimum: 0, maximum: MAX_CAPACITY_FACTOR },
+    capacityFraction: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: MAX_CAPACITY_FACTOR },
     capacityRule: { type: 'string', enum: ['batch-fraction', 'expert-share'] },
     priority: { type: 'string', enum: ['token', 'choice'] },
     tokenCopies: { type: 'string', enum: ['per-pair', 'per-device'] },

@@ -1,5 +1,5 @@
 /** The candidate experts of each token under Expanded Drop (top-k ∪ local / top-M / all). */
-import { ErrorCodes, MoeError, topKIndices, type PlacementMap, type Routing } from '@moe-route/core'
+import { ErrorCodes, MoeError, scoreRow, topKIndices, type PlacementMap, type Routing } from '@moe-route/core'
 import { PolicyErrorCodes } from '@moe-route/policy-capacity-drop'
 import type { ExpandedDropOptions } from './expanded-drop.schema.js'
 
@@ -28,8 +28,9 @@ export function extraCandidates(
   if (options.candidates === 'global-topM') {
     const M = Math.min(E, Math.ceil(routing.topK * options.overselectionRatio - 1e-9))
     const out = new Int32Array(M)
+    const row = new Float32Array(E)
     return (t) => {
-      topKIndices(routing.scores, t * E, E, M, out)
+      topKIndices(scoreRow(routing, t, row), 0, E, M, out)
       return out
     }
   }

@@ -4,24 +4,18 @@
  * expert keeps its C = ⌈γ·k·T/E⌉ best candidates by gate score, and a kept candidate is
  * weighted by its raw softmax score (or, with `weights: 'model-native'`, in the model's scale).
  */
+import { definePolicy, pairScores, scoreRow, type Pair, type PlacementMap, type PluginContext, type PolicyContext, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
 import {
-  definePolicy,
-  type DroppedPair,
-  type Pair,
-  type PlacementMap,
-  type PluginContext,
-  type PolicyContext,
-  type PolicyOutcome,
-  type Routing,
-  type RoutingPolicy,
-} from '@moe-route/core'
-import {
-  buildOutcome,
   capacityOf,
   checkRouting,
   DECODE_SKIPPED,
-  keepWithinCapacity,
-  nativeDenominators,
+  droppedList,
+  lazyOutcome,
+  nativeDenominatorsTyped,
+  outputPairs,
+  pairTable,
+  pushPair,
+  routingFromOutput,
   scopeGroups,
   skippedOutcome,
 } from '@moe-route/policy-capacity-drop'
@@ -36,76 +30,114 @@ export const PACKAGE_VERSION = '0.1.0'
 /** Policy name used in configs, errors and dropped-pair reports. */
 export const POLICY_NAME = 'expanded-drop'
 
-interface Candidate {
-  readonly token: number
-  readonly expert: number
-  readonly score: number
-}
-
-const byScore = (a: Candidate, b: Candidate) => b.score - a.score || a.token - b.token || a.expert - b.expert
-
 /**
  * Applies Expanded Drop to one routing (pure). Input pairs that lose are dropped with reason
  * `capacity` (or `max-experts-per-token` when `maxExpertsPerToken` removes them); kept
- * candidates that were not input pairs are reported in `added`.
+ * candidates that were not input pairs are reported in `added`. Candidates live in typed
+ * arrays; a token's score row is read only when it has extra candidates.
  * @param placement The placement in force (used by `candidates: 'local'` without `localExperts`).
  */
 export function applyExpandedDrop(routing: Routing, options: ExpandedDropOptions, placement?: PlacementMap, policy = POLICY_NAME): PolicyOutcome {
   checkRouting(routing, policy)
   if (routing.decode && !options.applyToDecode) return skippedOutcome(routing, DECODE_SKIPPED)
-  const { experts: E, slots, expertIds, weights, scores } = routing
+  const { experts: E } = routing
   const extra = extraCandidates(routing, options, placement, policy)
-  const inputWeight = new Map<number, number>()
-  for (let t = 0; t < routing.tokens; t++) {
-    for (let j = 0; j < slots; j++) {
-      const e = expertIds[t * slots + j]
-      if (e >= 0) inputWeight.set(t * E + e, weights[t * slots + j])
-    }
-  }
+  const table = pairTable(routing)
+  const top = pairScores(routing)
+  const row = new Float32Array(E)
   const mark = new Int32Array(E).fill(-1)
-  const keptByToken: Candidate[][] = Array.from({ length: routing.tokens }, () => [])
-  const dropped: DroppedPair[] = []
+  // candidates, group by group: token, expert, score, input pair (−1: an extra candidate)
+  const cToken: number[] = []
+  const cExpert: number[] = []
+  const cScore: number[] = []
+  const cInput: number[] = []
+  const kept: number[] = []
+  const dropReason = new Map<number, string>() // input pair → why it was dropped
   let capacity = 0
   for (const group of scopeGroups(routing, options.scope)) {
     const C = capacityOf(options.capacityFactor, group.tokens.length, routing.topK, E, options.rounding)
     capacity = Math.max(capacity, C)
-    const candidates: Candidate[] = []
+    const first = cToken.length
+    // the group's tokens in order, including tokens without input pairs (they may gain candidates)
     for (const t of group.tokens) {
-      const push = (e: number) => {
-        if (mark[e] === t) return // de-duplicate: an expert both in the top-k and local
+      let scores: Float32Array | null = null
+      for (let p = table.tokenStart[t]; p < table.tokenStart[t + 1]; p++) {
+        const e = table.expert[p]
+        if (mark[e] === t) continue
         mark[e] = t
-        candidates.push({ token: t, expert: e, score: scores[t * E + e] })
+        cToken.push(t)
+        cExpert.push(e)
+        cScore.push(top[table.slot[p]])
+        cInput.push(p)
       }
-      for (let j = 0; j < slots; j++) if (expertIds[t * slots + j] >= 0) push(expertIds[t * slots + j])
       const more = extra(t)
-      for (let i = 0; i < more.length; i++) push(more[i])
+      for (let i = 0; i < more.length; i++) {
+        const e = more[i]
+        if (mark[e] === t) continue
+        mark[e] = t
+        scores ??= scoreRow(routing, t, row)
+        cToken.push(t)
+        cExpert.push(e)
+        cScore.push(scores[e])
+        cInput.push(-1)
+      }
     }
-    const cut = keepWithinCapacity(candidates, E, (c) => c.expert, () => C, byScore)
-    for (const c of cut.kept) keptByToken[c.token].push(c)
-    for (const c of cut.over) {
-      const w = inputWeight.get(c.token * E + c.expert)
-      if (w !== undefined) dropped.push({ token: c.token, expert: c.expert, weight: w, reason: 'capacity', policy })
+    // per expert, keep the C best candidates: score descending, then token, then expert
+    const counts = new Int32Array(E)
+    for (let c = first; c < cToken.length; c++) counts[cExpert[c]]++
+    const lists = new Map<number, number[]>()
+    for (let c = first; c < cToken.length; c++) {
+      const e = cExpert[c]
+      if (counts[e] <= C) {
+        kept.push(c)
+        continue
+      }
+      let list = lists.get(e)
+      if (!list) lists.set(e, (list = []))
+      list.push(c)
+    }
+    for (const list of lists.values()) {
+      list.sort((a, b) => cScore[b] - cScore[a] || cToken[a] - cToken[b] || cExpert[a] - cExpert[b] || a - b)
+      for (let i = 0; i < list.length; i++) {
+        if (i < C) kept.push(list[i])
+        else if (cInput[list[i]] >= 0) dropReason.set(cInput[list[i]], 'capacity')
+      }
     }
   }
-  const den = options.weights === 'model-native' ? nativeDenominators(routing) : null
-  const pairs: Pair[] = []
-  const added: Pair[] = []
+  // each token's kept candidates by expert (the reference's kept-list order), best first when capped
+  const byToken = new Map<number, number[]>()
+  for (const c of kept) {
+    let list = byToken.get(cToken[c])
+    if (!list) byToken.set(cToken[c], (list = []))
+    list.push(c)
+  }
+  const den = options.weights === 'model-native' ? nativeDenominatorsTyped(routing) : null
   const max = options.maxExpertsPerToken
-  for (const list of keptByToken) {
-    if (max !== null && list.length > max) list.sort(byScore)
+  const out = outputPairs(kept.length)
+  const added: number[] = []
+  for (const t of [...byToken.keys()].sort((a, b) => a - b)) {
+    const list = byToken.get(t)!.sort((a, b) => cExpert[a] - cExpert[b] || a - b)
+    if (max !== null && list.length > max) list.sort((a, b) => cScore[b] - cScore[a] || cExpert[a] - cExpert[b])
     list.forEach((c, i) => {
-      const w = inputWeight.get(c.token * E + c.expert)
       if (max !== null && i >= max) {
-        if (w !== undefined) dropped.push({ token: c.token, expert: c.expert, weight: w, reason: 'max-experts-per-token', policy })
+        if (cInput[c] >= 0) dropReason.set(cInput[c], 'max-experts-per-token')
         return
       }
-      const pair = { token: c.token, expert: c.expert, weight: den ? c.score / den[c.token] : c.score }
-      pairs.push(pair)
-      if (w === undefined) added.push(pair)
+      if (cInput[c] < 0) added.push(out.count)
+      pushPair(out, t, cExpert[c], den ? cScore[c] / den[t] : cScore[c], cScore[c])
     })
   }
-  return buildOutcome(routing, { pairs, dropped, added, capacity })
+  const over = new Uint8Array(table.count)
+  for (const p of dropReason.keys()) over[p] = 1
+  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, {
+    dropped: droppedList(routing, table, over, (p) => dropReason.get(p)!, policy),
+    added: (): Pair[] =>
+      added
+        .map((i) => ({ token: out.token[i], expert: out.expert[i], weight: out.weight[i] }))
+        .sort((a, b) => a.token - b.token || a.expert - b.expert),
+  })
 }
+
 
 /**
  * Creates the policy directly, without a registry (defaults merged under `options`). The

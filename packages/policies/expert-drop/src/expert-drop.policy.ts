@@ -3,8 +3,8 @@
  * experts with the lowest load in each batch. Implements the intended rule, load = pairs routed
  * to the expert in this batch (the v1 code summed over experts per token, which looks like a bug).
  */
-import { definePolicy, type DroppedPair, type Pair, type PolicyContext, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
-import { buildOutcome, checkRouting, DECODE_SKIPPED, renormalize, skippedOutcome } from '@moe-route/policy-capacity-drop'
+import { definePolicy, pairScores, type PolicyContext, type PolicyOutcome, type Routing, type RoutingPolicy } from '@moe-route/core'
+import { checkRouting, DECODE_SKIPPED, droppedList, lazyOutcome, outputPairs, pairTable, pushPair, renormalizeOutput, routingFromOutput, skippedOutcome } from '@moe-route/policy-capacity-drop'
 import { defaultOptions, schema, type ExpertDropOptions } from './expert-drop.schema.js'
 import { expertDropStage } from './expert-drop.wgsl.js'
 
@@ -26,16 +26,15 @@ export function expertsToDrop(drop: number, experts: number): number {
  * changes nothing), as in the literal rule.
  */
 export function lowestLoadExperts(routing: Routing, n: number): number[] {
-  const { experts: E, tokens, slots, expertIds, scores } = routing
+  const { experts: E, expertIds } = routing
+  const top = pairScores(routing)
   const load = new Float64Array(E)
   const mass = new Float64Array(E)
-  for (let t = 0; t < tokens; t++) {
-    for (let j = 0; j < slots; j++) {
-      const e = expertIds[t * slots + j]
-      if (e < 0) continue
-      load[e]++
-      mass[e] += scores[t * E + e]
-    }
+  for (let i = 0; i < expertIds.length; i++) {
+    const e = expertIds[i]
+    if (e < 0) continue
+    load[e]++
+    mass[e] += top[i]
   }
   return Array.from({ length: E }, (_, e) => e)
     .sort((a, b) => load[a] - load[b] || mass[a] - mass[b] || a - b)
@@ -47,20 +46,18 @@ export function lowestLoadExperts(routing: Routing, n: number): number[] {
 export function applyExpertDrop(routing: Routing, options: ExpertDropOptions, policy = POLICY_NAME): PolicyOutcome {
   checkRouting(routing, policy)
   if (routing.decode && !options.applyToDecode) return skippedOutcome(routing, DECODE_SKIPPED)
-  const skip = new Set(lowestLoadExperts(routing, expertsToDrop(options.drop, routing.experts)))
-  const { slots, expertIds, weights } = routing
-  const kept: Pair[] = []
-  const dropped: DroppedPair[] = []
-  for (let t = 0; t < routing.tokens; t++) {
-    for (let j = 0; j < slots; j++) {
-      const e = expertIds[t * slots + j]
-      if (e < 0) continue
-      const w = weights[t * slots + j]
-      if (skip.has(e)) dropped.push({ token: t, expert: e, weight: w, reason: 'expert-drop', policy })
-      else kept.push({ token: t, expert: e, weight: w })
-    }
+  const skip = new Uint8Array(routing.experts)
+  for (const e of lowestLoadExperts(routing, expertsToDrop(options.drop, routing.experts))) skip[e] = 1
+  const table = pairTable(routing)
+  const top = pairScores(routing)
+  const over = new Uint8Array(table.count)
+  const out = outputPairs(table.count)
+  for (let p = 0; p < table.count; p++) {
+    if (skip[table.expert[p]]) over[p] = 1
+    else pushPair(out, table.token[p], table.expert[p], routing.weights[table.slot[p]], top[table.slot[p]])
   }
-  return buildOutcome(routing, { pairs: renormalize(routing, kept, options.renormalize), dropped, capacity: null })
+  renormalizeOutput(routing, out, options.renormalize)
+  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity: null } as PolicyOutcome, { dropped: droppedList(routing, table, over, 'expert-drop', policy) })
 }
 
 /**

@@ -16,7 +16,7 @@
  *   rank) and `layer_updates_per_iter: 0` (static).
  * - `eplb`: DeepSeek EPLB's `{phy2log, log2phy, logcnt}`; `moe-route`: {@link placementToJSON}'s document.
  */
-import { ErrorCodes, MoeError } from '@moe-route/core'
+import { ErrorCodes, MoeError, maxOf } from '@moe-route/core'
 import { parse as parseYaml } from 'yaml'
 import { inverseTables } from './json.js'
 
@@ -154,7 +154,7 @@ export function readEnginePlacement(text: string, options: ReadPlacementOptions 
     return options.gpus
   }
   const finish = (format: EngineFormat, layers: number[], gpus: number, phy2log: number[][]) => {
-    const experts = options.experts ?? Math.max(...phy2log.flat()) + 1
+    const experts = options.experts ?? maxOf(phy2log.flat()) + 1
     const p = { format, layers, gpus, experts, phy2log }
     try {
       checkLayeredPlacement(p)

@@ -13,7 +13,7 @@
  * A replicated expert's load is split evenly over its slots (as TensorRT-LLM's projection and a
  * round-robin dispatch do). Percentiles interpolate linearly (numpy's default).
  */
-import { ErrorCodes, MoeError } from '@moe-route/core'
+import { ErrorCodes, MoeError, maxOf, minOf } from '@moe-route/core'
 import { quantile as coreQuantile } from '@moe-route/core'
 
 /** Rank (device) loads of one layer from expert loads and its phy2log row. */
@@ -38,14 +38,14 @@ export function deviceLoadsOf(load: ArrayLike<number>, phy2log: readonly number[
 
 /** mean / max of rank loads (0 when nothing ran), vLLM's balancedness. */
 export function balancedness(ranks: readonly number[]): number {
-  const max = Math.max(0, ...ranks)
+  const max = Math.max(0, maxOf(ranks))
   return max === 0 ? 0 : ranks.reduce((a, b) => a + b, 0) / ranks.length / max
 }
 
 /** (max − mean) / mean of rank loads (0 when nothing ran), TensorRT-LLM's imbalance ratio. */
 export function imbalanceRatio(ranks: readonly number[]): number {
   const mean = ranks.reduce((a, b) => a + b, 0) / ranks.length
-  return mean === 0 ? 0 : (Math.max(...ranks) - mean) / mean
+  return mean === 0 ? 0 : (maxOf(ranks) - mean) / mean
 }
 
 /** (mean + 1e-5) / (max + 1e-5) of GPU loads, SGLang's per-layer utilization rate. */
@@ -110,7 +110,7 @@ export function engineMetrics(layers: readonly number[], loads: readonly ArrayLi
   return {
     devices: gpus,
     layers,
-    vllm: { balancedness: bal, min: Math.min(...bal), p50: quantile(bal, 0.5), p90: quantile(bal, 0.1), avg: mean(bal) },
+    vllm: { balancedness: bal, min: minOf(bal), p50: quantile(bal, 0.5), p90: quantile(bal, 0.1), avg: mean(bal) },
     trtllm: { imbalanceRatio: imb, avg: mean(imb) },
     sglang: { utilization: util, utilizationRate: mean(util) },
   }

@@ -6,7 +6,7 @@
  * Upstream sorts with an unstable sort; this port breaks ties by lower index, so outputs
  * match upstream exactly only for inputs without ties.
  */
-import { ErrorCodes, MoeError, type PlacementMap } from '@moe-route/core'
+import { ErrorCodes, MoeError, maxOf, pushAll, type PlacementMap } from '@moe-route/core'
 
 /** What {@link rebalanceExperts} returns, shaped like upstream's tensors (as nested arrays). */
 export interface EplbResult {
@@ -109,7 +109,7 @@ function hierarchical(weight: readonly number[], numPhysical: number, numGroups:
   for (let n = 0; n < numNodes; n++) {
     const tokensPerMlog = Array.from({ length: perNode }, (_, m) => weight[mlog2log[n * perNode + m]])
     const rep = replicateExperts(tokensPerMlog, phyPerNode)
-    mlogcnt.push(...rep.logcnt)
+    pushAll(mlogcnt, rep.logcnt)
     // Step 3: replicas → GPUs of the node.
     const tokensPerPhy = rep.phy2log.map((m) => tokensPerMlog[m] / rep.logcnt[m])
     const pack = balancedPacking(tokensPerPhy, gpusPerNode)
@@ -160,7 +160,7 @@ export function rebalanceExperts(weight: readonly (readonly number[])[], params:
     phyrank.push(r.phyrank)
     logcnt.push(r.logcnt)
   }
-  const maxcnt = Math.max(...logcnt.flat())
+  const maxcnt = maxOf(logcnt.flat())
   const log2phy = logcnt.map(() => Array.from({ length: E }, () => new Array<number>(maxcnt).fill(-1)))
   phy2log.forEach((row, l) => row.forEach((e, p) => (log2phy[l][e][phyrank[l][p]] = p)))
   return { phy2log, log2phy, logcnt }

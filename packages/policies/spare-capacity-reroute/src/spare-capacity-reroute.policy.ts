@@ -4,21 +4,23 @@
  * room under the same capacity C and that the token does not already use. Nothing is
  * re-dropped, so every expert stays within C and each overflow pair is handled once.
  */
-import { definePolicy, type DroppedPair, type Pair, type PolicyContext, type PolicyOutcome, type ReroutedPair, type Routing, type RoutingPolicy } from '@moe-route/core'
+import { definePolicy, pairScores, scoreRow, type PolicyContext, type PolicyOutcome, type ReroutedPair, type Routing, type RoutingPolicy } from '@moe-route/core'
 import {
-  buildOutcome,
+  capacityCut,
   capacityOf,
   checkRouting,
-  compareKeyed,
   DECODE_SKIPPED,
-  keepWithinCapacity,
-  keyedPairs,
-  nativeDenominators,
-  nativeWeight,
-  renormalize,
-  scopeGroups,
+  droppedList,
+  lazyOutcome,
+  nativeDenominatorsTyped,
+  outputPairs,
+  pairGroups,
+  pairTable,
+  priorityKeys,
+  pushPair,
+  renormalizeOutput,
+  routingFromOutput,
   skippedOutcome,
-  type KeyedPair,
 } from '@moe-route/policy-capacity-drop'
 import { defaultOptions, schema, type SpareCapacityRerouteOptions } from './spare-capacity-reroute.schema.js'
 import { spareCapacityRerouteStage } from './spare-capacity-reroute.wgsl.js'
@@ -39,59 +41,96 @@ export const POLICY_NAME = 'spare-capacity-reroute'
 export function applySpareCapacityReroute(routing: Routing, options: SpareCapacityRerouteOptions, policy = POLICY_NAME): PolicyOutcome {
   checkRouting(routing, policy)
   if (routing.decode && !options.applyToDecode) return skippedOutcome(routing, DECODE_SKIPPED)
-  const { experts: E, scores } = routing
-  const all = keyedPairs(routing, 'score')
-  const byToken: KeyedPair[][] = Array.from({ length: routing.tokens }, () => [])
-  for (const p of all) byToken[p.token].push(p)
-  const den = nativeDenominators(routing)
-  const pairs: Pair[] = []
-  const dropped: DroppedPair[] = []
-  const moves: { token: number; from: number; to: number }[] = []
+  const { experts: E, tokens: T } = routing
+  const table = pairTable(routing)
+  const keys = priorityKeys(routing, table, 'score')
+  const top = pairScores(routing)
+  const den = nativeDenominatorsTyped(routing)
+  const over = new Uint8Array(table.count)
+  const exhausted = new Uint8Array(table.count)
+  // moves in visit order: token, from-pair, to-expert, the destination's score
+  const moveToken: number[] = []
+  const moveFrom: number[] = []
+  const moveTo: number[] = []
+  const moveScore: number[] = []
+  const used = new Int32Array(E).fill(-1) // used[e] === t: token t holds (or held) expert e
+  const extra = new Map<number, number[]>() // experts a token moved to, beyond its input ones
+  const row = new Float32Array(E)
+  const ranked = new Int32Array(E)
+  const limit = options.maxRank === null ? E : Math.min(E, options.maxRank)
   let capacity = 0
-  for (const group of scopeGroups(routing, options.scope)) {
-    const C = capacityOf(options.capacityFactor, group.tokens.length, routing.topK, E, options.rounding)
+  for (const group of pairGroups(routing, table, options.scope)) {
+    const C = capacityOf(options.capacityFactor, group.tokens, routing.topK, E, options.rounding)
     capacity = Math.max(capacity, C)
-    const cut = keepWithinCapacity(group.tokens.flatMap((t) => byToken[t]), E, (p) => p.expert, () => C, compareKeyed)
+    const n = capacityCut(table, group.pairs, table.expert, E, () => C, keys, over)
     const load = new Int32Array(E)
-    const used = new Map<number, Set<number>>()
-    const uses = (t: number) => {
-      let s = used.get(t)
-      if (!s) used.set(t, (s = new Set(byToken[t].map((p) => p.expert))))
-      return s
+    const overflow: number[] = []
+    for (const p of group.pairs) {
+      if (over[p]) overflow.push(p)
+      else load[table.expert[p]]++
     }
-    for (const p of cut.kept) {
-      load[p.expert]++
-      pairs.push({ token: p.token, expert: p.expert, weight: p.weight })
-    }
-    // cut.over is grouped by expert; visit overflow pairs globally best-first.
-    for (const p of cut.over.slice().sort(compareKeyed)) {
-      const t = p.token
-      const mine = uses(t)
-      const limit = options.maxRank === null ? E : Math.min(E, options.maxRank)
-      // The token's experts by score descending, then expert ascending.
-      const ranked = Array.from({ length: E }, (_, e) => e).sort((a, b) => scores[t * E + b] - scores[t * E + a] || a - b)
+    if (n === 0) continue
+    // overflow pairs best first: score descending, then token, then expert (stable)
+    overflow.sort((a, b) => keys[b] - keys[a] || table.token[a] - table.token[b] || table.expert[a] - table.expert[b] || a - b)
+    for (const p of overflow) {
+      const t = table.token[p]
+      for (let q = table.tokenStart[t]; q < table.tokenStart[t + 1]; q++) used[table.expert[q]] = t
+      for (const e of extra.get(t) ?? []) used[e] = t
+      // the token's experts by score descending, then expert ascending
+      const r = scoreRow(routing, t, row)
+      for (let e = 0; e < E; e++) ranked[e] = e
+      ranked.sort((x, y) => r[y] - r[x] || x - y)
       let to = -1
       for (let i = 0; i < limit; i++) {
         const e = ranked[i]
-        if (!mine.has(e) && load[e] < C) {
+        if (used[e] !== t && load[e] < C) {
           to = e
           break
         }
       }
       if (to < 0) {
-        dropped.push({ token: t, expert: p.expert, weight: p.weight, reason: 'reroute-exhausted', policy })
+        exhausted[p] = 1
         continue
       }
       load[to]++
-      mine.add(to)
-      moves.push({ token: t, from: p.expert, to })
-      pairs.push({ token: t, expert: to, weight: nativeWeight(routing, den, t, to) })
+      let list = extra.get(t)
+      if (!list) extra.set(t, (list = []))
+      list.push(to)
+      moveToken.push(t)
+      moveFrom.push(p)
+      moveTo.push(to)
+      moveScore.push(r[to])
     }
   }
-  const final = renormalize(routing, pairs, options.renormalize)
-  const finalWeight = new Map(final.map((p) => [p.token * E + p.expert, p.weight]))
-  const rerouted: ReroutedPair[] = moves.map((m) => ({ ...m, weight: finalWeight.get(m.token * E + m.to)!, policy }))
-  return buildOutcome(routing, { pairs: final, dropped, rerouted, capacity })
+  // output per token: kept pairs by expert (the reference's kept-list order), then its moves in visit order
+  const movesOf = new Map<number, number[]>()
+  for (let m = 0; m < moveToken.length; m++) {
+    let list = movesOf.get(moveToken[m])
+    if (!list) movesOf.set(moveToken[m], (list = []))
+    list.push(m)
+  }
+  const out = outputPairs(table.count + moveToken.length)
+  const outOfMove = new Int32Array(moveToken.length)
+  const idx: number[] = []
+  for (let t = 0; t < T; t++) {
+    idx.length = 0
+    for (let p = table.tokenStart[t]; p < table.tokenStart[t + 1]; p++) if (!over[p]) idx.push(p)
+    if (idx.length > 1) idx.sort((a, b) => table.expert[a] - table.expert[b] || a - b)
+    for (const p of idx) pushPair(out, t, table.expert[p], routing.weights[table.slot[p]], top[table.slot[p]])
+    for (const m of movesOf.get(t) ?? []) {
+      outOfMove[m] = out.count
+      pushPair(out, t, moveTo[m], moveScore[m] / den[t], moveScore[m])
+    }
+  }
+  renormalizeOutput(routing, out, options.renormalize)
+  const rerouted = (): ReroutedPair[] =>
+    Array.from(moveToken, (t, m) => ({ m, t, from: table.expert[moveFrom[m]] }))
+      .sort((a, b) => a.t - b.t || a.from - b.from || a.m - b.m)
+      .map(({ m, t, from }) => ({ token: t, from, to: moveTo[m], weight: out.weight[outOfMove[m]], policy }))
+  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, {
+    dropped: droppedList(routing, table, exhausted, 'reroute-exhausted', policy),
+    rerouted,
+  })
 }
 
 /**

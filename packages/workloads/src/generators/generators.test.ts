@@ -6,7 +6,7 @@ import { LoadAccumulator, loadDistance } from '../stats/load-stats.js'
 import { llamaMoePairsWorkload, mixtralReplayWorkload, popularityWorkload, uniformWorkload } from './generators.js'
 import { DEFAULT_WORKLOAD, listWorkloadSpecs, workloadFromSpec } from './spec.js'
 import { detokenizeMistral, tokenizeMistral } from './tokenize.js'
-import type { Workload } from './workload.js'
+import { routingFromChoices, type Workload } from './workload.js'
 
 function loadOf(w: Workload, tokens: number, seed = 1) {
   const acc = new LoadAccumulator(w.experts, [512])
@@ -193,5 +193,19 @@ describe('shipped data and tokenization', () => {
   it('replays user text through the recorded routing', async () => {
     const w = mixtralReplayWorkload('github', 15, { tokenIds: await tokenizeMistral('for (let i = 0; i < n; i++) {}\n'), start: 0 })
     expect(loadOf(w, 2000).tokens).toBe(2000)
+  })
+})
+
+describe('uniform workload draws skip the id check because they are valid by construction', () => {
+  it('every token has k distinct ids in range, for rejection and partial-shuffle shapes', () => {
+    for (const [E, k] of [[256, 8], [64, 8], [8, 2], [8, 5], [8, 8], [3, 2], [1, 1]] as const) {
+      for (const seed of [0, 1, 99]) {
+        for (const r of uniformWorkload(E, k).routings({ tokensPerBatch: 257, batches: 3, seed })) {
+          // the checked entry point throws on an out-of-range or repeated id
+          expect(() => routingFromChoices(r.expertIds, { experts: E, topK: k })).not.toThrow()
+          expect(r.expertIds.length).toBe(257 * k)
+        }
+      }
+    }
   })
 })

@@ -3,11 +3,11 @@
  * LLaMA-MoE co-activated pairs. Each returns a {@link Workload}; {@link workloadFromSpec}
  * builds them from spec strings.
  */
-import { mixSeed, mulberry32 } from '@moe-route/core'
+import { mixSeed, mulberry32, pcgHash } from '@moe-route/core'
 import { expertCounts, llamaMoeCoactivation, mixtralTokenExperts, mixtralTokens } from '../data/data.js'
 import { invalid } from '../io/errors.js'
 import { drawSystematic, inclusionProbabilities, pickFirst } from './sampling.js'
-import { createWorkload, type TokenSampler, type Workload } from './workload.js'
+import { createWorkload, exactSampler, type TokenSampler, type Workload } from './workload.js'
 
 const normalize = (v: ArrayLike<number>): number[] => {
   let s = 0
@@ -19,6 +19,7 @@ const normalize = (v: ArrayLike<number>): number[] => {
 function marginalSampler(pi: Float64Array, k: number, first: Float64Array | null): TokenSampler {
   const order = new Int32Array(pi.length)
   return {
+    seek() {}, // stateless: every token's draws come from its own stream position
     next(random, out, offset) {
       drawSystematic(pi, k, random, order, out, offset)
       if (first) pickFirst(first, k, random, out, offset)
@@ -33,13 +34,73 @@ function firstBias(topk: readonly number[], top1: readonly number[] | undefined)
 }
 
 /**
+ * k distinct experts uniformly at random, in O(k) draws: rejection of repeats while k ≤ E/2,
+ * else a partial Fisher–Yates shuffle. Slot order is the draw order (itself uniform).
+ */
+function uniformSampler(experts: number, k: number): TokenSampler {
+  const pool = new Int32Array(experts)
+  const rejection = 2 * k <= experts
+  return {
+    seek() {}, // stateless
+    // next() with TokenRandom inlined, for the rejection case (the common one: k ≪ E)
+    fill: rejection
+      ? (stream, first, count, out) => {
+          const base = pcgHash(stream >>> 0)
+          for (let t = 0; t < count; t++) {
+            let a = pcgHash((base + Math.imul(first + t, 0x9e3779b9)) >>> 0)
+            const o = t * k
+            for (let j = 0; j < k; j++) {
+              let e: number
+              let again: boolean
+              do {
+                a = (a + 0x6d2b79f5) >>> 0
+                let r = Math.imul(a ^ (a >>> 15), a | 1)
+                r ^= r + Math.imul(r ^ (r >>> 7), r | 61)
+                e = Math.floor((((r ^ (r >>> 14)) >>> 0) / 4294967296) * experts)
+                again = false
+                for (let i = 0; i < j; i++) if (out[o + i] === e) again = true
+              } while (again)
+              out[o + j] = e
+            }
+          }
+        }
+      : undefined,
+    next(random, out, offset) {
+      if (2 * k <= experts) {
+        for (let j = 0; j < k; j++) {
+          let e: number
+          let again: boolean
+          do {
+            e = Math.floor(random() * experts)
+            again = false
+            for (let i = 0; i < j; i++) if (out[offset + i] === e) again = true
+          } while (again)
+          out[offset + j] = e
+        }
+        return
+      }
+      for (let e = 0; e < experts; e++) pool[e] = e
+      for (let j = 0; j < k; j++) {
+        const i = j + Math.floor(random() * (experts - j))
+        const e = pool[i]
+        pool[i] = pool[j]
+        pool[j] = e
+        out[offset + j] = e
+      }
+    },
+  }
+}
+
+/** @internal The uniform workload's sampler (tests compare its batch fill with `next`). */
+export const uniformSamplerForTests = (w: Workload, _seed: number): TokenSampler => uniformSampler(w.experts, w.topK)
+
+/**
  * Each token picks `topK` distinct experts uniformly at random (the balanced baseline).
  * @example uniformWorkload(8, 2).batches({ tokensPerBatch: 512, batches: 10, seed: 1 })
  */
 export function uniformWorkload(experts: number, topK: number, normalizeTopK = true): Workload {
   if (!Number.isInteger(experts) || experts < 1) throw invalid(`uniform workload: E must be a positive integer, got ${experts}`)
   if (!Number.isInteger(topK) || topK < 1 || topK > experts) throw invalid(`uniform workload: k must be an integer in 1..${experts}, got ${topK}`)
-  const pi = new Float64Array(experts).fill(topK / experts)
   return createWorkload({
     spec: `uniform:E=${experts}:k=${topK}`,
     description: `uniform routing, ${experts} experts, top-${topK}`,
@@ -47,7 +108,7 @@ export function uniformWorkload(experts: number, topK: number, normalizeTopK = t
     topK,
     normalizeTopK,
     targetLoad: new Array<number>(experts).fill(1 / experts),
-    sampler: () => marginalSampler(pi, topK, null),
+    sampler: exactSampler(() => uniformSampler(experts, topK)), // k distinct ids in range by construction
   })
 }
 
@@ -147,10 +208,14 @@ export function mixtralReplayWorkload(domain: string, layer: number, options: Mi
     normalizeTopK: true,
     targetLoad: normalize(topk),
     sampler(seed) {
-      let pos = options.start ?? lineStarts[Math.floor(mulberry32(mixSeed(seed, 0x737430))() * lineStarts.length)]
-      pos = ((pos % ids.length) + ids.length) % ids.length
+      let origin = options.start ?? lineStarts[Math.floor(mulberry32(mixSeed(seed, 0x737430))() * lineStarts.length)]
+      origin = ((origin % ids.length) + ids.length) % ids.length
+      let pos = origin
       const order = new Int32Array(m.experts)
       return {
+        seek(token) {
+          pos = (origin + (token % ids.length)) % ids.length
+        },
         next(random, out, offset) {
           const r = row[ids[pos]]
           pos = pos + 1 === ids.length ? 0 : pos + 1
@@ -197,6 +262,7 @@ export function llamaMoePairsWorkload(variant: string, layer: number): Workload 
     normalizeTopK: true,
     targetLoad: normalize(load),
     sampler: () => ({
+      seek() {}, // stateless
       next(random, out, offset) {
         const r = random() * total
         let lo = 0

@@ -1,7 +1,7 @@
 /**
  * Workload spec strings: `<model>:<domain or variant>:layer<L>` or `uniform:E=<E>:k=<k>`.
  */
-import { ErrorCodes, MoeError } from '@moe-route/core'
+import { ErrorCodes, MAX_EXPERTS, MAX_TOP_K, MoeError } from '@moe-route/core'
 import { expertCounts, llamaMoeCoactivation } from '../data/data.js'
 import { llamaMoePairsWorkload, mixtralReplayWorkload, popularityWorkload, uniformWorkload } from './generators.js'
 import type { Workload } from './workload.js'
@@ -76,6 +76,9 @@ export function workloadFromSpec(spec: string): Workload {
     const k = Number(kv.get('k'))
     if (parts.length !== 3 || !Number.isInteger(E) || !Number.isInteger(k) || E < 1 || k < 1 || k > E) {
       throw unknown(spec, 'uniform needs E=<experts>:k=<topK> with 1 ≤ k ≤ E')
+    }
+    if (E > MAX_EXPERTS || k > MAX_TOP_K) {
+      throw new MoeError(ErrorCodes.SIZE_LIMIT, `workload spec '${spec}': E ≤ ${MAX_EXPERTS} and k ≤ ${MAX_TOP_K} are the largest supported`, { spec })
     }
     return uniformWorkload(E, k)
   }

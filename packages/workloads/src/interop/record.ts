@@ -4,6 +4,7 @@
  * counts (`steps`). Token-level records also give steps (windows of tokens), so every consumer
  * that needs loads (statistics, placement, the simulator's load model) takes any record.
  */
+import { MAX_EXPERTS } from '@moe-route/core'
 import { corrupt, invalid } from '../io/errors.js'
 
 /** Record layouts read by {@link openRoutingRecord}. */
@@ -81,8 +82,8 @@ export interface RoutingRecord extends RoutingRecordInfo {
 /** Default tokens per step of token-level records. */
 export const DEFAULT_TOKENS_PER_STEP = 2048
 
-/** Largest E inferred from the ids when none is declared (65,536): above it, pass `experts`. */
-export const MAX_INFERRED_EXPERTS = 65_536
+/** Largest E inferred from the ids when none is declared (core's MAX_EXPERTS, 65,536): above it, pass `experts`. */
+export const MAX_INFERRED_EXPERTS = MAX_EXPERTS
 
 /**
  * Steps of `tokensPerStep` tokens from token chunks (a trailing partial window is a step too).

@@ -17,7 +17,7 @@
 import { corrupt } from '../io/errors.js'
 import { PyDict, TensorRef, type PyValue } from './pickle.js'
 import { openTorchArchive, type TorchArchive } from './torch-archive.js'
-import { stepsFromChunks, type RecordStep, type RoutingRecord, type TokenChunk } from './record.js'
+import { MAX_INFERRED_EXPERTS, stepsFromChunks, type RecordStep, type RoutingRecord, type TokenChunk } from './record.js'
 import type { RecordReadOptions } from './vllm.js'
 
 const STAT_KEYS = new Set(['rank', 'logical_count', 'average_utilization_rate_over_window'])
@@ -69,6 +69,7 @@ async function statRecord(path: string, archive: TorchArchive, root: PyDict, o: 
   const lc = tensor(path, root.get('logical_count'), '"logical_count"', 3)
   const [S, L, E] = lc.shape
   if (L < 1 || E < 1) throw corrupt(path, '"logical_count"', `has shape [${lc.shape}]: no layer or no expert`)
+  if (E > MAX_INFERRED_EXPERTS) throw corrupt(path, '"logical_count"', `has ${E} experts, more than the largest supported (${MAX_INFERRED_EXPERTS})`)
   if (o.experts !== undefined && o.experts !== E) throw corrupt(path, '"logical_count"', `has ${E} experts in its last axis, expected ${o.experts}`)
   const util = root.get('average_utilization_rate_over_window')
   if (util !== undefined && util !== null && typeof util !== 'number') throw corrupt(path, '"average_utilization_rate_over_window"', 'is not a number or None')

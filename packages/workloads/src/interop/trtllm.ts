@@ -9,7 +9,7 @@ import { readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { corrupt, notFound } from '../io/errors.js'
 import { openSafetensors, type SafetensorsFile } from '../safetensors/safetensors.js'
-import type { RecordStep, RoutingRecord } from './record.js'
+import { MAX_INFERRED_EXPERTS, type RecordStep, type RoutingRecord } from './record.js'
 import type { RecordReadOptions } from './vllm.js'
 
 const META_KEYS = new Set(['num_experts', 'num_experts_per_token'])
@@ -43,6 +43,7 @@ export async function openTrtllmStats(path: string, o: RecordReadOptions = {}): 
   for (const k of Object.keys(meta)) if (!META_KEYS.has(k)) throw corrupt(metaPath, `key "${k}"`, `is unknown (expected ${[...META_KEYS].join(', ')})`)
   const { num_experts: E, num_experts_per_token: k } = meta as Record<string, unknown>
   if (!Number.isSafeInteger(E) || (E as number) < 1) throw corrupt(metaPath, '"num_experts"', `must be a positive integer, got ${JSON.stringify(E)}`)
+  if ((E as number) > MAX_INFERRED_EXPERTS) throw corrupt(metaPath, '"num_experts"', `is ${E}, more than the largest supported number of experts (${MAX_INFERRED_EXPERTS})`)
   if (!Number.isSafeInteger(k) || (k as number) < 1 || (k as number) > (E as number)) throw corrupt(metaPath, '"num_experts_per_token"', `must be an integer in 1..num_experts, got ${JSON.stringify(k)}`)
   const experts = E as number
   const topK = k as number

@@ -5,7 +5,8 @@
  */
 import { f16Bits, f16ToNumber } from './f16.js'
 
-const F16_TABLE = /* @__PURE__ */ buildF16Table()
+// made on first f16 decode: 65,536 entries would otherwise be built by every import of the package
+let F16_TABLE: Float32Array | null = null
 
 function buildF16Table(): Float32Array {
   const table = new Float32Array(65536)
@@ -36,7 +37,8 @@ export function decodeFloats(bytes: Uint8Array, byteOffset: number, count: numbe
       for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true)
       break
     case 'f16':
-      for (let i = 0; i < count; i++) out[i] = F16_TABLE[view.getUint16(i * 2, true)]
+      const table = (F16_TABLE ??= buildF16Table())
+      for (let i = 0; i < count; i++) out[i] = table[view.getUint16(i * 2, true)]
       break
     case 'bf16': {
       const word = new Uint32Array(1)

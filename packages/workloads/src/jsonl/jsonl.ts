@@ -7,6 +7,7 @@
 import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
+import { MAX_EXPERTS, MAX_TOP_K } from '@moe-route/core'
 import { corrupt, invalid } from '../io/errors.js'
 import { openForRead } from '../io/file.js'
 
@@ -23,7 +24,10 @@ export interface TraceRecord {
 
 /** Options of {@link readJsonlTrace}. */
 export interface ReadJsonlOptions {
-  /** Number of experts E: ids ≥ E are corrupt. Without it ids are only checked to be ≥ 0. */
+  /**
+   * Number of experts E: ids ≥ E are corrupt. Without it ids must lie below core's MAX_EXPERTS
+   * (65,536): an id is never trusted to size anything.
+   */
   readonly experts?: number
   /** Yield only this layer's records (others are still validated). */
   readonly layer?: number
@@ -74,11 +78,15 @@ function parseRecord(path: string, lineNo: number, line: string, options: ReadJs
   if (!Number.isSafeInteger(r.token) || (r.token as number) < 0) throw corrupt(path, where, `"token" must be a non-negative integer, got ${JSON.stringify(r.token)}`)
   if (!Array.isArray(r.experts) || r.experts.length === 0) throw corrupt(path, where, `"experts" must be a non-empty array, got ${JSON.stringify(r.experts)}`)
   const experts = r.experts as unknown[]
+  if (experts.length > MAX_TOP_K) throw corrupt(path, where, `"experts" has ${experts.length} ids, more than the largest supported top-k (${MAX_TOP_K})`)
   const seen = new Set<number>()
   for (const e of experts) {
     if (!Number.isSafeInteger(e) || (e as number) < 0) throw corrupt(path, where, `expert id ${JSON.stringify(e)} is not a non-negative integer`)
     if (options.experts !== undefined && (e as number) >= options.experts) {
       throw corrupt(path, where, `expert id ${e} is out of range: the model has ${options.experts} experts (0..${options.experts - 1})`)
+    }
+    if (options.experts === undefined && (e as number) >= MAX_EXPERTS) {
+      throw corrupt(path, where, `expert id ${e} is out of range: it exceeds the largest supported number of experts (${MAX_EXPERTS}); give the model's experts to read this trace`)
     }
     if (seen.has(e as number)) throw corrupt(path, where, `expert id ${e} appears twice`)
     seen.add(e as number)

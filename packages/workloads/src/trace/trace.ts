@@ -4,7 +4,7 @@
  * their top-k (see gate-scores.ts); `.npy` and safetensors logits (or scores) are passed
  * through as `logits` (or `scores`). Every reader streams: memory is one batch.
  */
-import { mixSeed, mulberry32, topKIndices, type TokenBatch } from '@moe-route/core'
+import { ErrorCodes, MAX_EXPERTS, MoeError, mixSeed, mulberry32, topKIndices, type TokenBatch } from '@moe-route/core'
 import { synthesizeScores, type GateScoreOptions } from '../generators/gate-scores.js'
 import { corrupt, invalid } from '../io/errors.js'
 import { inspectJsonlTrace, readJsonlTrace, type TraceRecord } from '../jsonl/jsonl.js'
@@ -148,10 +148,15 @@ interface TensorSource {
 async function openTensorSource(path: string, format: 'npy' | 'safetensors', o: TraceReadOptions): Promise<TensorSource> {
   const layer = o.layer ?? 0
   const shapeOf = (shape: readonly number[], what: string) => {
-    if (shape.length === 2) return { base: 0, rows: shape[0], experts: shape[1] }
+    const experts = shape[shape.length - 1]
+    // the last axis sizes per-expert arrays: never trusted (an empty tensor may claim any width)
+    if (shape.length >= 2 && (experts < 1 || experts > MAX_EXPERTS)) {
+      throw corrupt(path, what, `shape [${shape}] has ${experts} experts in its last axis; 1..${MAX_EXPERTS} are supported`)
+    }
+    if (shape.length === 2) return { base: 0, rows: shape[0], experts }
     if (shape.length === 3) {
       if (!Number.isInteger(layer) || layer < 0 || layer >= shape[0]) throw invalid(`layer ${layer} is outside ${what} of shape [${shape}]`, { file: path })
-      return { base: layer * shape[1] * shape[2], rows: shape[1], experts: shape[2] }
+      return { base: layer * shape[1] * shape[2], rows: shape[1], experts }
     }
     throw corrupt(path, what, `shape [${shape}] is not [tokens × experts] or [layers × tokens × experts]`)
   }
@@ -235,15 +240,20 @@ export async function traceStats(path: string, options: TraceReadOptions & { rea
   const format = options.format ?? traceFormatOf(path)
   const sizes = options.batchSizes ?? DEFAULT_STAT_BATCH_SIZES
   if (format === 'jsonl') {
-    const experts = options.experts ?? (await inspectJsonlTrace(path)).minExperts
+    const experts = options.experts ?? Math.max(1, (await inspectJsonlTrace(path)).minExperts)
     const acc = new LoadAccumulator(experts, sizes)
     let layer = options.layer
     let k = options.topK
+    let tokens = 0
     for await (const r of readJsonlTrace(path, { experts, topK: options.topK })) {
       if (layer === undefined) layer = r.layer
       if (r.layer !== layer) continue
       k ??= r.experts.length
       acc.addToken(r.experts)
+      tokens++
+    }
+    if (tokens === 0) {
+      throw new MoeError(ErrorCodes.INPUT_EMPTY, `${path} holds no routing records${layer !== undefined ? ` for layer ${layer}` : ''}`, { file: path })
     }
     return { ...acc.result(), format, layer: layer ?? null, topK: k ?? 0 }
   }

@@ -1,5 +1,5 @@
 /** JSON Schema fragments shared by the capacity-aware policies (strict: no unknown fields). */
-import type { JsonSchema } from '@moe-route/core'
+import { MAX_CAPACITY_FACTOR, type JsonSchema } from '@moe-route/core'
 import type { Renormalize } from './weights.js'
 
 /** Options every capacity-aware policy shares. */
@@ -16,7 +16,7 @@ export interface CapacityOptions {
 
 /** Schema properties of {@link CapacityOptions}. */
 export const capacityProperties: Record<keyof CapacityOptions, JsonSchema> = {
-  capacityFactor: { type: 'number', exclusiveMinimum: 0, description: 'γ, capacity as a multiple of k·T/E' },
+  capacityFactor: { type: 'number', exclusiveMinimum: 0, maximum: MAX_CAPACITY_FACTOR, description: 'γ, capacity as a multiple of k·T/E' },
   rounding: { type: 'string', enum: ['ceil', 'floor', 'round'] },
   applyToDecode: { type: 'boolean' },
   scope: { type: 'string', enum: ['global', 'per-source-device'] },

@@ -3,6 +3,7 @@
  * (layer, device) for every (policy, slots) pair and reports miss rates, with Belady's MIN as
  * the lower bound and the static memory saved against keeping every expert resident.
  */
+import { maxOf } from '@moe-route/core'
 import { checkSlots } from '../errors.js'
 import { ExpertCache, type AccessOptions } from '../cache/expert-cache.js'
 import { activeByDevice, splitExperts } from '../cache/placement.js'
@@ -99,7 +100,7 @@ export interface CacheSimTable {
 export function simulateCache(trace: CacheTrace, options: SimulateCacheOptions): CacheSimTable {
   const t = normalizeTrace(trace)
   const split = splitExperts(t.experts, options.devices ?? 1, options.placement)
-  const maxLocal = Math.max(...split.local.map((l) => l.length))
+  const maxLocal = maxOf(split.local.map((l) => l.length))
   for (const [i, s] of options.slots.entries()) checkSlots(s, maxLocal, `slots[${i}]`)
   const policies = options.policies.map(resolveEvictionPolicy)
   const warmup = options.warmupBatches ?? 0

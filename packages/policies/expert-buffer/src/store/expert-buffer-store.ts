@@ -9,7 +9,7 @@
  * (a truncated checkpoint) leaves the resident set and every slot's contents as they were.
  */
 import type { ExpertStore, StoreDevice, StoreRequest, StoreTelemetry } from '@moe-route/core'
-import { isMoeError } from '@moe-route/core'
+import { isMoeError, maxOf } from '@moe-route/core'
 import { ExpertCache, type CacheStep } from '../cache/expert-cache.js'
 import { activeByDevice, splitExperts, type DeviceSplit } from '../cache/placement.js'
 import { StoreErrorCodes, checkExpert, checkSlots, storeError } from '../errors.js'
@@ -109,7 +109,7 @@ export class ExpertBufferStore implements ExpertStore {
     }
     this.experts = options.experts
     this.split = splitExperts(options.experts, options.devices ?? 1, options.placement)
-    const maxLocal = Math.max(...this.split.local.map((l) => l.length))
+    const maxLocal = maxOf(this.split.local.map((l) => l.length))
     checkSlots(options.slots, maxLocal)
     this.slots = options.slots
     this.policy = resolveEvictionPolicy(options.eviction ?? 'lifo')
@@ -330,10 +330,10 @@ export class ExpertBufferStore implements ExpertStore {
             if (step.evicted >= 0) evicted.push(step.evicted)
           } else if (step.kind === 'stream') {
             streamed.push(step.expert)
-            if (compute) {
-              await target.stream?.(step.expert, bytes.get(step.expert) ?? EMPTY)
-              uploaded += this.expertBytes
-            }
+            // a streamed expert travels to the device too: by execute() here, or by the backend
+            // after prepare() (a bypassed batch's misses are never free)
+            uploaded += this.expertBytes
+            if (compute) await target.stream?.(step.expert, bytes.get(step.expert) ?? EMPTY)
           }
           if (compute) await compute(step.expert, target.binding(step.kind === 'stream' ? -1 : step.slot, step.expert, p.d))
         }

@@ -1,0 +1,10 @@
+for (;;) {}
+import { definePolicy } from '@moe-route/core'
+export default definePolicy({
+  meta: { name: 'spin-import', package: 'moe-route-policy-spin-import', version: '1.0.0', core: '^0.1.0', description: 'corpus fixture',
+    schema: {"type": "object", "properties": {"level": {"type": "integer", "minimum": 0}}, "additionalProperties": false}, defaultOptions: { level: 1 } },
+  create() {
+    
+    return { name: 'spin-import', apply(routing, ctx) { return { routing, dropped: [] } } }
+  },
+})
