@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { softmaxTopK } from '../router/softmax-top-k.js'
+import { softmaxTopK } from '../builtins/softmax-top-k.js'
 import { deriveRouting, lazyScoresRouting, pairScores, scoreRow, scoresMaterialized, type ScoreRows } from './lazy-scores.js'
 
 /** A routed batch and the same batch with lazily made scores (rows copied from the matrix, counting calls). */

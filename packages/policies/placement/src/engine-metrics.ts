@@ -13,8 +13,7 @@
  * A replicated expert's load is split evenly over its slots (as TensorRT-LLM's projection and a
  * round-robin dispatch do). Percentiles interpolate linearly (numpy's default).
  */
-import { ErrorCodes, MoeError, maxOf, minOf } from '@moe-route/core'
-import { quantile as coreQuantile } from '@moe-route/core'
+import { ErrorCodes, MoeError, maxOf, minOf, quantile as coreQuantile } from '@moe-route/core'
 
 /** Rank (device) loads of one layer from expert loads and its phy2log row. */
 export function deviceLoadsOf(load: ArrayLike<number>, phy2log: readonly number[], gpus: number): number[] {
