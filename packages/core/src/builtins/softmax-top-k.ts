@@ -6,7 +6,7 @@
  */
 import { ErrorCodes, MoeError } from '../errors.js'
 import { defineRouter } from '../plugin/define.js'
-import { assertFinite, assertLength, assertScores, createRouting, softmaxRows, topKIndices } from '../routing/routing.js'
+import { assertFinite, assertLength, assertScores, createRouting, softmaxRows, topKIndices, writeTopKPairs } from '../routing/routing.js'
 import { CORE_VERSION } from '../version.js'
 import { softmaxTopKStage } from './softmax-top-k.wgsl.js'
 import type { Router, RouterInput } from '../router/router.js'
@@ -45,17 +45,9 @@ export function softmaxTopK(input: RouterInput, topK: number, normalizeTopK: boo
   const idx = new Int32Array(topK)
   for (let t = 0; t < tokens; t++) {
     topKIndices(scores, t * experts, experts, topK, idx)
-    let sum = 0
-    for (let j = 0; j < topK; j++) sum += scores[t * experts + idx[j]]
-    for (let j = 0; j < topK; j++) {
-      const s = scores[t * experts + idx[j]]
-      const w = Math.fround(normalizeTopK ? (sum > 0 ? s / sum : 1 / topK) : s)
-      // a pair whose f32 weight underflows (softmax of a far-off logit) adds nothing to the
-      // output: it is not routed, so it takes no capacity and no compute
-      const kept = w >= MIN_PAIR_WEIGHT
-      expertIds[t * topK + j] = kept ? idx[j] : -1
-      weights[t * topK + j] = kept ? w : 0
-    }
+    // a pair whose f32 weight underflows (softmax of a far-off logit) adds nothing to the
+    // output: it is not routed, so it takes no capacity and no compute
+    writeTopKPairs(scores, t * experts, idx, topK, normalizeTopK, t, expertIds, weights, MIN_PAIR_WEIGHT)
   }
   return createRouting({
     tokens,

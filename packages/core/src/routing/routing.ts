@@ -20,28 +20,63 @@ export function softmaxRows(logits: Float32Array, tokens: number, experts: numbe
 }
 
 /**
- * Indices of the k largest values of `row[offset .. offset+n)`, by value descending, then
- * index ascending. Writes into `out` (length ≥ k). O(n·k), fine for E ≤ 512, k ≤ 16.
+ * Top-k selection, the one used by every router and candidate list: the k best indices of
+ * `row[offset + e]`, by value descending, then index ascending. Over e = 0 .. n−1, or over
+ * the n indices `candidates[0 .. n)` when given (in any order; ties still go to the lower
+ * index). Writes into `out` (length ≥ k). O(n·k), fine for E ≤ 512, k ≤ 16.
+ * @example
+ * topKIndices(scores, t * E, E, k, idx)                    // top-k of token t over all experts
+ * topKIndices(scores, t * E, topT, k - 1, rest, collaborators[e1]) // top-(k−1) of a candidate list
  */
-export function topKIndices(row: ArrayLike<number>, offset: number, n: number, k: number, out: Int32Array): void {
+export function topKIndices(row: ArrayLike<number>, offset: number, n: number, k: number, out: Int32Array, candidates?: ArrayLike<number>): void {
+  // a beats b: higher value, then lower index
+  const better = (a: number, b: number) => row[offset + a] > row[offset + b] || (row[offset + a] === row[offset + b] && a < b)
   let filled = 0
-  for (let e = 0; e < n; e++) {
-    const v = row[offset + e]
+  for (let i = 0; i < n; i++) {
+    const e = candidates ? candidates[i] : i
     if (filled < k) {
       let j = filled++
-      while (j > 0 && row[offset + out[j - 1]] < v) {
+      while (j > 0 && better(e, out[j - 1])) {
         out[j] = out[j - 1]
         j--
       }
       out[j] = e
-    } else if (v > row[offset + out[k - 1]]) {
+    } else if (k > 0 && better(e, out[k - 1])) {
       let j = k - 1
-      while (j > 0 && row[offset + out[j - 1]] < v) {
+      while (j > 0 && better(e, out[j - 1])) {
         out[j] = out[j - 1]
         j--
       }
       out[j] = e
     }
+  }
+}
+
+/**
+ * Writes token t's k chosen experts and their combine weights (slots t·k .. t·k+k−1): each
+ * weight is the expert's score, renormalised over the k when `normalizeTopK` (1/k each when
+ * they sum to 0), rounded to f32. A pair whose weight is below `minWeight` is left out (expert
+ * −1, weight 0); core's router passes MIN_PAIR_WEIGHT, so underflowing pairs take no capacity.
+ */
+export function writeTopKPairs(
+  scores: ArrayLike<number>,
+  offset: number,
+  chosen: ArrayLike<number>,
+  k: number,
+  normalizeTopK: boolean,
+  t: number,
+  expertIds: Int32Array,
+  weights: Float32Array,
+  minWeight = 0,
+): void {
+  let sum = 0
+  for (let j = 0; j < k; j++) sum += scores[offset + chosen[j]]
+  for (let j = 0; j < k; j++) {
+    const s = scores[offset + chosen[j]]
+    const w = Math.fround(normalizeTopK ? (sum > 0 ? s / sum : 1 / k) : s)
+    const kept = w >= minWeight
+    expertIds[t * k + j] = kept ? chosen[j] : -1
+    weights[t * k + j] = kept ? w : 0
   }
 }
 

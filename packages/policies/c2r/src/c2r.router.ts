@@ -14,6 +14,8 @@ import {
   ErrorCodes,
   MoeError,
   softmaxRows,
+  topKIndices,
+  writeTopKPairs,
   type Router,
   type RouterInput,
   type Routing,
@@ -117,39 +119,16 @@ export function c2rRoute(input: RouterInput, params: C2rParams): Routing {
   const expertIds = new Int32Array(tokens * topK)
   const weights = new Float32Array(tokens * topK)
   const chosen = new Int32Array(topK)
+  const rest = chosen.subarray(1)
   for (let t = 0; t < tokens; t++) {
     const o = t * experts
     let e1 = 0
     for (let e = 1; e < experts; e++) if (scores[o + e] > scores[o + e1]) e1 = e
     chosen[0] = e1
-    // Top-(k−1) of the candidates by score (ties: lower expert id), insertion into chosen[1..].
-    let filled = 1
-    const cand = collaborators[e1]
-    for (let i = 0; i < topT; i++) {
-      const c = cand[i]
-      if (filled < topK) {
-        let j = filled++
-        while (j > 1 && better(scores, o, c, chosen[j - 1])) {
-          chosen[j] = chosen[j - 1]
-          j--
-        }
-        chosen[j] = c
-      } else if (topK > 1 && better(scores, o, c, chosen[topK - 1])) {
-        let j = topK - 1
-        while (j > 1 && better(scores, o, c, chosen[j - 1])) {
-          chosen[j] = chosen[j - 1]
-          j--
-        }
-        chosen[j] = c
-      }
-    }
-    let sum = 0
-    for (let j = 0; j < topK; j++) sum += scores[o + chosen[j]]
-    for (let j = 0; j < topK; j++) {
-      const s = scores[o + chosen[j]]
-      expertIds[t * topK + j] = chosen[j]
-      weights[t * topK + j] = normalizeTopK ? (sum > 0 ? s / sum : 1 / topK) : s
-    }
+    // Top-(k−1) of the candidates by score (ties: lower expert id) into chosen[1..]
+    topKIndices(scores, o, topT, topK - 1, rest, collaborators[e1])
+    // no underflow cut here (minWeight 0): the C2R lowering computes the same weights
+    writeTopKPairs(scores, o, chosen, topK, normalizeTopK, t, expertIds, weights)
   }
   return createRouting({
     tokens,
@@ -162,11 +141,6 @@ export function c2rRoute(input: RouterInput, params: C2rParams): Routing {
     ...(input.sourceDevice ? { sourceDevice: input.sourceDevice } : {}),
     ...(input.decode ? { decode: true } : {}),
   })
-}
-
-/** a beats b: higher score, then lower id. */
-function better(scores: Float32Array, o: number, a: number, b: number): boolean {
-  return scores[o + a] > scores[o + b] || (scores[o + a] === scores[o + b] && a < b)
 }
 
 /** Options of the `c2r` router plugin. */
