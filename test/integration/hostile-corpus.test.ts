@@ -98,7 +98,7 @@ beforeAll(() => {
 })
 afterAll(async () => {
   // a failed test must not leave cases running in a folder about to be removed
-  if (all) await all
+  if (all !== undefined) await all
   project?.dispose()
 })
 

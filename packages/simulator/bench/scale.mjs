@@ -6,7 +6,7 @@
 //   node packages/simulator/bench/scale.mjs [--runs 3] [--batches 128] [--out results.json]
 // Needs the built CLI (npx turbo run build). Prints a markdown table and writes JSON.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'

@@ -199,5 +199,5 @@ await policyConformance(keepAll, { runs: 20 })
 })
 
 describe('policyConformance on a fixture policy, through vitest', () => {
-  policyConformance(good, { describe, it, options: [{ capacityFactor: 0.5 }], packageJson: goodPackage, runs: 30 })
+  void policyConformance(good, { describe, it, options: [{ capacityFactor: 0.5 }], packageJson: goodPackage, runs: 30 })
 })

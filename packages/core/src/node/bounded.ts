@@ -11,7 +11,7 @@
 import vm from 'node:vm'
 import { ErrorCodes, MoeError } from '../errors.js'
 import { definePluginOfKind } from '../plugin/define.js'
-import type { Plugin, PluginKind } from '../plugin/types.js'
+import type { Plugin } from '../plugin/types.js'
 
 /** The error of a plugin that ran past its limit. */
 export function timeoutError(plugin: string, hook: string, ms: number): MoeError {

@@ -36,10 +36,11 @@ export function decodeFloats(bytes: Uint8Array, byteOffset: number, count: numbe
     case 'f64':
       for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true)
       break
-    case 'f16':
+    case 'f16': {
       const table = (F16_TABLE ??= buildF16Table())
       for (let i = 0; i < count; i++) out[i] = table[view.getUint16(i * 2, true)]
       break
+    }
     case 'bf16': {
       const word = new Uint32Array(1)
       const asFloat = new Float32Array(word.buffer)
