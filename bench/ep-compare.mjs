@@ -44,7 +44,7 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
-import { createTokenDrop } from '@moe-route/policy-capacity-drop'
+import { createTokenDrop } from '@moe-route/policy-capacity/capacity-drop'
 import { placementFromPhy2log } from '@moe-route/policy-placement'
 import {
   costModelFromCalibration,

@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createMoe, createRegistry, softmaxRows, type MoeEngine, type Plugin } from '@moe-route/core'
 import { boundedPlugin, isolatedPlugins, resolvePluginPackage } from '@moe-route/core/node'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 
 const argv = process.argv.slice(2)
 const opt = (name: string, fallback: string) => {

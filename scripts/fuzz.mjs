@@ -6,21 +6,16 @@
 // every violation (with the seed that replays it); exits 1 on any violation. Needs a build.
 import { cpus } from 'node:os'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
+import { manifestPackages } from './workspace.mjs'
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`)
   return i >= 0 ? Number(process.argv[i + 1]) : fallback
 }
-const PACKAGES = [
-  '@moe-route/policy-c2r',
-  '@moe-route/policy-capacity-drop',
-  '@moe-route/policy-device-capacity',
-  '@moe-route/policy-expanded-drop',
-  '@moe-route/policy-expert-drop',
-  '@moe-route/policy-reroute',
-  '@moe-route/policy-spare-capacity-reroute',
-  'moe-route-policy-entropy-drop',
-]
+// every workspace package whose manifest declares a policy (first-party ones and the example)
+const PACKAGES = manifestPackages()
+  .filter(({ pkg }) => pkg['moe-route'].plugins?.some((p) => p.kind === 'policy'))
+  .map(({ pkg }) => pkg.name)
 
 async function fuzz(seconds, seed, onProgress) {
   const { isPlugin } = await import('@moe-route/core')

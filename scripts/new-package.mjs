@@ -1,16 +1,24 @@
 #!/usr/bin/env node
 // Creates a package shell in the monorepo (package.json, tsconfig, tsup config, src/index.ts).
-// Usage: node scripts/new-package.mjs <dir> <npm-name> "<description>" [--peer-core] [--entry name=path ...]
-// Existing files are never overwritten.
+// Usage: node scripts/new-package.mjs <dir> <npm-name> "<description>" [--plugin] [--peer-core] [--entry name=path ...]
+// --plugin: a plugin package (core as a peer, the plugin keywords, a starter policy that keeps
+// every pair, with its meta read from package.json and the matching `moe-route` manifest, which
+// scripts/plugin-manifests.mjs --write rewrites from the build once the policy grows); it is then listed
+// for the CLI (scripts/first-party.mjs --write), and the testkit's conformance run, the manifest
+// check and the dist checks find it through scripts/workspace.mjs: nothing else to edit.
+// Run from the repository root. Existing files are never overwritten.
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 const [dir, name, description, ...rest] = process.argv.slice(2)
 if (!dir || !name) {
   console.error('usage: new-package.mjs <dir> <npm-name> "<description>" [--peer-core] [--entry name=path]')
   process.exit(2)
 }
-const peerCore = rest.includes('--peer-core')
+const plugin = rest.includes('--plugin')
+const peerCore = plugin || rest.includes('--peer-core')
 const entries = { index: 'src/index.ts' }
 for (let i = 0; i < rest.length; i++) {
   if (rest[i] === '--entry') {
@@ -19,6 +27,17 @@ for (let i = 0; i < rest.length; i++) {
   }
 }
 const root = relative(dir, '.') || '.'
+// the starter policy of a plugin package: its id is the npm name without scope and prefixes
+const policyName = name.replace(/^@[^/]+\//, '').replace(/^moe-route-/, '').replace(/^policy-/, '')
+const policyIdent = policyName.replace(/-([a-z0-9])/g, (_, c) => c.toUpperCase())
+const starter = {
+  kind: 'policy',
+  name: policyName,
+  description,
+  device: [],
+  schema: { type: 'object', additionalProperties: false },
+  defaultOptions: {},
+}
 const write = (file, text) => {
   const p = join(dir, file)
   if (existsSync(p)) return
@@ -42,7 +61,7 @@ const pkg = {
   type: 'module',
   sideEffects: false,
   license: 'Apache-2.0',
-  keywords: ['moe', 'mixture-of-experts', 'routing', ...(name.includes('policy-') ? ['moe-plugin', 'moe-policy'] : [])],
+  keywords: ['moe', 'mixture-of-experts', 'routing', ...(plugin || name.includes('policy-') ? ['moe-plugin', 'moe-policy'] : [])],
   exports: exportsMap,
   main: './dist/index.cjs',
   module: './dist/index.js',
@@ -58,6 +77,7 @@ const pkg = {
     ? { peerDependencies: { '@moe-route/core': '^0.1.0' }, devDependencies: { '@moe-route/core': '0.1.0' } }
     : {}),
   engines: { node: '>=20.10' },
+  ...(plugin ? { 'moe-route': { core: '^0.1.0', plugins: [starter] } } : {}),
 }
 write('package.json', JSON.stringify(pkg, null, 2) + '\n')
 write(
@@ -89,5 +109,53 @@ export default defineConfig({
 })
 `,
 )
-write('src/index.ts', `/** ${description} */\nexport {}\n`)
+if (plugin) {
+  write(
+    'src/meta.ts',
+    `/**
+ * Package identity used in every plugin's \`meta\`, read from package.json when the package is
+ * built (esbuild inlines the three fields), so no version is ever copied by hand.
+ */
+import { name, peerDependencies, version } from '../package.json'
+
+/** Package name (package.json's \`name\`). */
+export const PACKAGE_NAME: string = name
+/** Package version (package.json's \`version\`). */
+export const PACKAGE_VERSION: string = version
+/** Range of @moe-route/core these plugins work with (package.json's peer dependency on it). */
+export const CORE_RANGE: string = peerDependencies['@moe-route/core']
+`,
+  )
+  write(
+    'src/index.ts',
+    `/** ${description} */
+import { definePolicy } from '@moe-route/core'
+import { CORE_RANGE, PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'
+
+/**
+ * The \`${policyName}\` policy (a starter that keeps every pair: write its decisions in \`apply\`,
+ * then rewrite the package.json manifest with \`node scripts/plugin-manifests.mjs --write\`).
+ */
+export const ${policyIdent} = definePolicy<Record<string, never>>({
+  meta: {
+    name: '${policyName}',
+    package: PACKAGE_NAME,
+    version: PACKAGE_VERSION,
+    core: CORE_RANGE,
+    description: '${description.replace(/[\\']/g, '\\$&')}',
+    schema: { type: 'object', additionalProperties: false },
+    defaultOptions: {},
+  },
+  create: () => ({ name: '${policyName}', apply: (routing) => ({ routing, dropped: [] }) }),
+})
+
+export default ${policyIdent}
+`,
+  )
+} else write('src/index.ts', `/** ${description} */\nexport {}\n`)
 console.log(`created ${dir} (${name})`)
+if (plugin) {
+  // the CLI's list of first-party plugin packages and its dependencies
+  execFileSync(process.execPath, [fileURLToPath(new URL('./first-party.mjs', import.meta.url)), '--write', '--root', process.cwd()], { stdio: 'inherit' })
+  console.log('next: npm install (links the package); after changing its plugins: build, then node scripts/plugin-manifests.mjs --write')
+}

@@ -5,11 +5,11 @@
 // The test test/integration/manifests.test.ts makes the same check from the sources.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
+import { ROOT, manifestPackages } from './workspace.mjs'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-/** The first-party plugin packages (folders relative to the repository root). */
-const PLUGIN_PACKAGES = JSON.parse(readFileSync(join(ROOT, 'scripts/plugin-packages.json'), 'utf8'))
+/** The plugin packages: every workspace package with a `moe-route` manifest (folders relative to the root). */
+const PLUGIN_PACKAGES = manifestPackages().map(({ dir }) => dir)
 
 const node = await import(pathToFileURL(join(ROOT, 'packages/core/dist/node.js')).href)
 const write = process.argv.includes('--write')

@@ -6,7 +6,7 @@
  */
 import { contiguousPlacement, exactSizeDispatcher, softmaxTopKRouter, type Dispatcher, type ModelShape, type Router, type TokenBatch } from '@moe-route/core'
 import { createWebGpuPipeline, deviceTensor, type DeviceInt8Weights, type DeviceLayerWeights, type WebGpuMoeLayer, type WebGpuPipeline } from '@moe-route/backend-webgpu'
-import { createTokenDrop } from '@moe-route/policy-capacity-drop'
+import { createTokenDrop } from '@moe-route/policy-capacity/capacity-drop'
 import { createDynamicGating } from '@moe-route/policy-dynamic-gating'
 
 /** What runs between top-k and the experts: nothing, capacity drop at γ, or static gating padded to ceil(γ·k·T/E). */

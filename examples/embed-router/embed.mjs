@@ -3,7 +3,7 @@
 // and gets back a dispatch plan — which rows go to which expert, with which combine weight,
 // and how many rows cross devices. Plain JavaScript, synchronous, no streams.
 import { createMoe } from '@moe-route/core'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 
 /**
  * Builds the router once per layer: the model shape, the expert-parallel layout and the

@@ -7,8 +7,8 @@
 import { createMoe, createRegistry, TokenStream } from '@moe-route/core'
 import cpuBackend, { randomHidden, relativeL2 } from '@moe-route/backend-cpu'
 import webgpuBackend, { probeAdapter } from '@moe-route/backend-webgpu'
-import capacityDrop from '@moe-route/policy-capacity-drop'
-import reroute from '@moe-route/policy-reroute'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
+import reroute from '@moe-route/policy-capacity/reroute'
 
 /** The layer's shape: Mixtral's E, k and renormalisation; H 4096 → 256, I 14336 → 896. */
 export const MODEL = { name: 'mixtral-8x7b (H, I scaled 1/16)', experts: 8, topK: 2, hidden: 256, intermediate: 896, normalizeTopK: true }

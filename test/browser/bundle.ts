@@ -57,7 +57,7 @@ export async function servePage(entry: string, title: string): Promise<ServedPag
 
 /** What an app that runs the layer on WebGPU imports (the measured bundle). */
 export const MEASURED_ENTRY = `import { createMoe } from '@moe-route/core'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import { createWebGpuBackend, webgpuBackend } from '@moe-route/backend-webgpu'
 export { createMoe, capacityDrop, createWebGpuBackend, webgpuBackend }
 `

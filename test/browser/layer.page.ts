@@ -4,7 +4,7 @@
  * core's engine on the WebGPU backend and exposes the results as `window.moeRouteTest`.
  */
 import { createMoe, isMoeError, type MoeEngine } from '@moe-route/core'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import { createWebGpuBackend, webgpuBackend } from '@moe-route/backend-webgpu'
 import { layerBatches, layerConfig, viewOf, type PageApi, type PageRun } from './layer-case.js'
 

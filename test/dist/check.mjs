@@ -3,11 +3,12 @@
 // plugin must register, and a container must resolve the engine with every service injected
 // (esbuild emits no decorator metadata, so this fails if an @inject is missing).
 import { createRequire } from 'node:module'
-import { readFileSync } from 'node:fs'
+import { publishedPackages } from '../../scripts/workspace.mjs'
 
 const mode = process.argv[2] // 'esm' | 'cjs'
 const require = createRequire(import.meta.url)
-const names = JSON.parse(readFileSync(new URL('./packages.json', import.meta.url), 'utf8'))
+// every published library package of the workspace (the CLI, a `bin`, is run by its own tests)
+const names = publishedPackages().filter(({ pkg }) => !pkg.bin).map(({ pkg }) => pkg.name)
 const load = async (name) => (mode === 'cjs' ? require(name) : import(name))
 
 const core = await load('@moe-route/core')

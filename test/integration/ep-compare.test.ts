@@ -6,7 +6,7 @@
  * tampered results are refused. `prepare` runs the real CLI on a small case.
  */
 import { compileSchema } from '@moe-route/core'
-import { createTokenDrop } from '@moe-route/policy-capacity-drop'
+import { createTokenDrop } from '@moe-route/policy-capacity/capacity-drop'
 import { checkCalibration, linkModelFor, type Calibration } from '@moe-route/simulator'
 import { traceBatches } from '@moe-route/workloads'
 import { contiguousPlacement, softmaxTopK, mulberry32 } from '@moe-route/core'

@@ -5,7 +5,7 @@
  * (for the example's test, and for poking at in the console).
  */
 import { createMoe, type TokenBatch } from '@moe-route/core'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import { webgpuBackend } from '@moe-route/backend-webgpu'
 import type { RecordedRouting } from '../build.mjs'
 import { GAMMAS, MODEL, layerConfig } from './model.js'

@@ -7,12 +7,12 @@
 import { writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { contiguousPlacement, mulberry32 } from '@moe-route/core'
-import { createTokenDrop } from '@moe-route/policy-capacity-drop'
-import { createDeviceCapacity } from '@moe-route/policy-device-capacity'
-import { createExpandedDrop } from '@moe-route/policy-expanded-drop'
-import { createExpertDrop } from '@moe-route/policy-expert-drop'
-import { createReroute } from '@moe-route/policy-reroute'
-import { createSpareCapacityReroute } from '@moe-route/policy-spare-capacity-reroute'
+import { createTokenDrop } from '@moe-route/policy-capacity/capacity-drop'
+import { createDeviceCapacity } from '@moe-route/policy-capacity/device-capacity'
+import { createExpandedDrop } from '@moe-route/policy-capacity/expanded-drop'
+import { createExpertDrop } from '@moe-route/policy-capacity/expert-drop'
+import { createReroute } from '@moe-route/policy-capacity/reroute'
+import { createSpareCapacityReroute } from '@moe-route/policy-capacity/spare-capacity-reroute'
 import { uniformWorkload } from '@moe-route/workloads'
 
 const arg = (name, dflt) => {

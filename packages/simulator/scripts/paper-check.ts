@@ -8,7 +8,7 @@
  * Run: npm run paper-check -w @moe-route/simulator
  */
 import { contiguousPlacement, type PlacementMap } from '@moe-route/core'
-import { createTokenDrop } from '@moe-route/policy-capacity-drop'
+import { createTokenDrop } from '@moe-route/policy-capacity/capacity-drop'
 import { antiCorrelationPlacement, collaborationPlacement, evaluateLoad, greedyPlacement, splitHistory } from '@moe-route/policy-placement'
 import { llamaMoeCoactivation, mixtralReplayWorkload, popularityWorkload, type Workload } from '@moe-route/workloads'
 import { createSimulator } from '../src/index.js'

@@ -5,7 +5,7 @@
  * with generation. Run: npm run bench -w @moe-route/simulator
  */
 import { contiguousPlacement } from '@moe-route/core'
-import { createTokenDrop } from '@moe-route/policy-capacity-drop'
+import { createTokenDrop } from '@moe-route/policy-capacity/capacity-drop'
 import { popularityWorkload, uniformWorkload } from '@moe-route/workloads'
 import { createSimulator } from '../src/index.js'
 

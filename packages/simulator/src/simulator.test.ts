@@ -1,5 +1,5 @@
 import { contiguousPlacement, createRouting, mulberry32, type ModelShape, type Routing } from '@moe-route/core'
-import { createTokenDrop } from '@moe-route/policy-capacity-drop'
+import { createTokenDrop } from '@moe-route/policy-capacity/capacity-drop'
 import { readFileSync, readdirSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import * as shipped from './calibration/default.js'

@@ -4,7 +4,7 @@ import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import { TelemetryAggregate, TokenStream, balancedness, createMoe, definePolicy, isMoeError, pairsOf, routingFromPairs, type BatchTelemetry } from '@moe-route/core'
 import { randomLogits } from '@moe-route/core/testing'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import { METRICS, metricsTable, type MetricSpec } from './metric-specs.js'
 import { RoutingMetrics } from './routing-metrics.js'
 

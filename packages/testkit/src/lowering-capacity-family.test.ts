@@ -6,8 +6,8 @@
  * replicas and uneven experts per device.
  */
 import { contiguousPlacement, createRouting, exactSizeDispatcher, mulberry32, pairsOf, softmaxTopK, type Dispatcher, type PlacementMap, type Routing } from '@moe-route/core'
-import deviceCapacity from '@moe-route/policy-device-capacity'
-import expertDrop, { createExpertDrop } from '@moe-route/policy-expert-drop'
+import deviceCapacity from '@moe-route/policy-capacity/device-capacity'
+import expertDrop, { createExpertDrop } from '@moe-route/policy-capacity/expert-drop'
 import { createWebGpuBackend, probeAdapter } from '@moe-route/backend-webgpu'
 import { describe, expect, it, vi } from 'vitest'
 import type { RoutingCase } from './arbitraries.js'

@@ -17,9 +17,9 @@ import {
   type RoutingPolicy,
 } from '@moe-route/core'
 import { createWebGpuBackend, probeAdapter } from '@moe-route/backend-webgpu'
-import expandedDrop, { createExpandedDrop, MAX_LOWERED_SOURCE_DEVICES as EXPANDED_MAX } from '@moe-route/policy-expanded-drop'
-import reroute, { createReroute, MAX_LOWERED_SOURCE_DEVICES as REROUTE_MAX } from '@moe-route/policy-reroute'
-import spareCapacityReroute, { createSpareCapacityReroute, MAX_LOWERED_SOURCE_DEVICES as SPARE_MAX } from '@moe-route/policy-spare-capacity-reroute'
+import expandedDrop, { createExpandedDrop, MAX_LOWERED_SOURCE_DEVICES as EXPANDED_MAX } from '@moe-route/policy-capacity/expanded-drop'
+import reroute, { createReroute, MAX_LOWERED_SOURCE_DEVICES as REROUTE_MAX } from '@moe-route/policy-capacity/reroute'
+import spareCapacityReroute, { createSpareCapacityReroute, MAX_LOWERED_SOURCE_DEVICES as SPARE_MAX } from '@moe-route/policy-capacity/spare-capacity-reroute'
 import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
 import { routingCase } from './arbitraries.js'

@@ -3,7 +3,7 @@
  * real WebGPU device: Mesa lavapipe in CI, where a missing adapter fails instead of skipping.
  * Each option set is one test: every priority, scope, renormalisation and decode rule.
  */
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import { probeAdapter } from '@moe-route/backend-webgpu'
 import { describe, it, vi } from 'vitest'
 import { checkLowering } from './lowering.js'

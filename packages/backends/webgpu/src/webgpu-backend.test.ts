@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { PluginRegistry, createMoe, exactSizeDispatch, isMoeError, softmaxTopK, type ModelShape } from '@moe-route/core'
 import { cpuBackend, createCpuBackend, maxRelError, randomHidden, randomLayerWeights } from '@moe-route/backend-cpu'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import { createWebGpuBackend, type WebGpuBackend } from './webgpu-backend.js'
 import { webgpuBackend } from './plugin.js'
 import { webgpuAdapterForTests } from './testing/gpu-env.js'

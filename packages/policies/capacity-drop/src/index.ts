@@ -1,38 +1,13 @@
 /**
- * @moe-route/policy-capacity-drop — Capacity-Aware Token Drop (He et al., "Capacity-Aware
- * Inference: Mitigating the Straggler Effect in Mixture of Experts") as a moe-route policy,
- * plus the capacity, priority, weighting and summary helpers the other capacity-aware
- * policies build on.
+ * @moe-route/policy-capacity-drop — deprecated: the `capacity-drop` policy is now part of
+ * `@moe-route/policy-capacity`. Import `{ capacityDrop }` from `@moe-route/policy-capacity` (or
+ * everything this package exported from `@moe-route/policy-capacity/capacity-drop`); this package only
+ * re-exports that subpath, for one minor version.
+ * @deprecated Use `@moe-route/policy-capacity` (subpath `@moe-route/policy-capacity/capacity-drop`).
+ * @packageDocumentation
  */
-import { capacityDrop } from './capacity-drop.policy.js'
+import { capacityDrop } from '@moe-route/policy-capacity/capacity-drop'
 
-export { capacityDrop, createTokenDrop, tokenDrop, PACKAGE_NAME, PACKAGE_VERSION, POLICY_NAME } from './capacity-drop.policy.js'
-export { defaultOptions, schema, type CapacityDropOptions } from './capacity-drop.schema.js'
-export { checkRouting, PolicyErrorCodes } from './shared/errors.js'
-export { buildOutcome, DECODE_SKIPPED, skippedOutcome, type OutcomeParts } from './shared/outcome.js'
-export { compareKeyed, keepWithinCapacity, keyedPairs, type CapacityCut, type KeyedPair, type Priority } from './shared/priority.js'
-export { capacityProperties, renormalizeProperty, renormalizeValues, strictObject, type CapacityOptions } from './shared/schema.js'
-export { capacityOf, scopeGroups, type CapacityRounding, type CapacityScope, type ScopeGroup } from './shared/scope.js'
-export { summarize, type OutcomeSummary } from './shared/summarize.js'
-export { capacityDropStage, MAX_LOWERED_SOURCE_DEVICES } from './capacity-drop.wgsl.js'
-export { capacityCutWgsl, capacityFamilyWgsl, groupCapacityParams, maxLoweredGroups, RENORMALIZE_CODES, type CapacityCutSpec } from './shared/family.wgsl.js'
-export { nativeDenominators, nativeWeight, renormalize, type Renormalize } from './shared/weights.js'
-
+export * from '@moe-route/policy-capacity/capacity-drop'
+// the plugin itself, not the module namespace, as the default export under require() too
 export default capacityDrop
-export {
-  capacityCut,
-  droppedList,
-  expertCounts,
-  isCanonicalLayout,
-  lazyOutcome,
-  nativeDenominatorsTyped,
-  outputPairs,
-  pairGroups,
-  pairTable,
-  priorityKeys,
-  pushPair,
-  renormalizeOutput,
-  routingFromOutput,
-  type OutputPairs,
-  type PairTable,
-} from './shared/pair-table.js'

@@ -1,20 +1,13 @@
 /**
- * @moe-route/policy-device-capacity — the device-level capacity variant of "Capacity-Aware
- * Inference" (He et al.): one budget per device instead of one per expert.
+ * @moe-route/policy-device-capacity — deprecated: the `device-capacity` policy is now part of
+ * `@moe-route/policy-capacity`. Import `{ deviceCapacity }` from `@moe-route/policy-capacity` (or
+ * everything this package exported from `@moe-route/policy-capacity/device-capacity`); this package only
+ * re-exports that subpath, for one minor version.
+ * @deprecated Use `@moe-route/policy-capacity` (subpath `@moe-route/policy-capacity/device-capacity`).
+ * @packageDocumentation
  */
-import { deviceCapacity } from './device-capacity.policy.js'
+import { deviceCapacity } from '@moe-route/policy-capacity/device-capacity'
 
-export {
-  applyDeviceCapacity,
-  createDeviceCapacity,
-  deviceBudgets,
-  deviceCapacity,
-  primaryDevices,
-  PACKAGE_NAME,
-  PACKAGE_VERSION,
-  POLICY_NAME,
-} from './device-capacity.policy.js'
-export { defaultOptions, schema, type DeviceCapacityOptions } from './device-capacity.schema.js'
-export { deviceCapacityStage, deviceClasses, MAX_LOWERED_BUDGETS } from './device-capacity.wgsl.js'
-
+export * from '@moe-route/policy-capacity/device-capacity'
+// the plugin itself, not the module namespace, as the default export under require() too
 export default deviceCapacity

@@ -1,13 +1,13 @@
 /**
- * @moe-route/policy-expanded-drop — Capacity-Aware Expanded Drop (He et al., "Capacity-Aware
- * Inference", ICLR 2026) as a moe-route policy: tokens may also be kept at local (or top-M,
- * or any) experts, each expert keeps its best candidates within capacity.
+ * @moe-route/policy-expanded-drop — deprecated: the `expanded-drop` policy is now part of
+ * `@moe-route/policy-capacity`. Import `{ expandedDrop }` from `@moe-route/policy-capacity` (or
+ * everything this package exported from `@moe-route/policy-capacity/expanded-drop`); this package only
+ * re-exports that subpath, for one minor version.
+ * @deprecated Use `@moe-route/policy-capacity` (subpath `@moe-route/policy-capacity/expanded-drop`).
+ * @packageDocumentation
  */
-import { expandedDrop } from './expanded-drop.policy.js'
+import { expandedDrop } from '@moe-route/policy-capacity/expanded-drop'
 
-export { applyExpandedDrop, createExpandedDrop, expandedDrop, PACKAGE_NAME, PACKAGE_VERSION, POLICY_NAME } from './expanded-drop.policy.js'
-export { defaultOptions, schema, type CandidateSet, type ExpandedDropOptions } from './expanded-drop.schema.js'
-export { expandedDropStage, MAX_LOWERED_SOURCE_DEVICES } from './expanded-drop.wgsl.js'
-export { assertPlacement, extraCandidates, placementRequired, type ExtraCandidates } from './candidates.js'
-
+export * from '@moe-route/policy-capacity/expanded-drop'
+// the plugin itself, not the module namespace, as the default export under require() too
 export default expandedDrop

@@ -1,11 +1,13 @@
 /**
- * @moe-route/policy-expert-drop — the Expert Drop baseline of "Capacity-Aware Inference"
- * (He et al.): skip the lowest-load experts of each batch.
+ * @moe-route/policy-expert-drop — deprecated: the `expert-drop` policy is now part of
+ * `@moe-route/policy-capacity`. Import `{ expertDrop }` from `@moe-route/policy-capacity` (or
+ * everything this package exported from `@moe-route/policy-capacity/expert-drop`); this package only
+ * re-exports that subpath, for one minor version.
+ * @deprecated Use `@moe-route/policy-capacity` (subpath `@moe-route/policy-capacity/expert-drop`).
+ * @packageDocumentation
  */
-import { expertDrop } from './expert-drop.policy.js'
+import { expertDrop } from '@moe-route/policy-capacity/expert-drop'
 
-export { applyExpertDrop, createExpertDrop, expertDrop, expertsToDrop, lowestLoadExperts, PACKAGE_NAME, PACKAGE_VERSION, POLICY_NAME } from './expert-drop.policy.js'
-export { defaultOptions, schema, type ExpertDropOptions } from './expert-drop.schema.js'
-export { EXACT_MASS_LIMBS, expertDropStage } from './expert-drop.wgsl.js'
-
+export * from '@moe-route/policy-capacity/expert-drop'
+// the plugin itself, not the module namespace, as the default export under require() too
 export default expertDrop

@@ -1,11 +1,13 @@
 /**
- * @moe-route/policy-reroute — Capacity-Aware Token Reroute, the multi-round baseline of
- * "Capacity-Aware Inference" v1 (He et al.), as a moe-route policy.
+ * @moe-route/policy-reroute — deprecated: the `reroute` policy is now part of
+ * `@moe-route/policy-capacity`. Import `{ reroute }` from `@moe-route/policy-capacity` (or
+ * everything this package exported from `@moe-route/policy-capacity/reroute`); this package only
+ * re-exports that subpath, for one minor version.
+ * @deprecated Use `@moe-route/policy-capacity` (subpath `@moe-route/policy-capacity/reroute`).
+ * @packageDocumentation
  */
-import { reroute } from './reroute.policy.js'
+import { reroute } from '@moe-route/policy-capacity/reroute'
 
-export { applyReroute, createReroute, reroute, PACKAGE_NAME, PACKAGE_VERSION, POLICY_NAME } from './reroute.policy.js'
-export { MAX_LOWERED_SOURCE_DEVICES, rerouteStage } from './reroute.wgsl.js'
-export { defaultOptions, schema, type RerouteOptions } from './reroute.schema.js'
-
+export * from '@moe-route/policy-capacity/reroute'
+// the plugin itself, not the module namespace, as the default export under require() too
 export default reroute

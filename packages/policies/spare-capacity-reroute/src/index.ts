@@ -1,18 +1,13 @@
 /**
- * @moe-route/policy-spare-capacity-reroute — one-pass reroute of capacity overflow to the
- * best expert that still has room (an extension of "Capacity-Aware Inference", He et al.).
+ * @moe-route/policy-spare-capacity-reroute — deprecated: the `spare-capacity-reroute` policy is now part of
+ * `@moe-route/policy-capacity`. Import `{ spareCapacityReroute }` from `@moe-route/policy-capacity` (or
+ * everything this package exported from `@moe-route/policy-capacity/spare-capacity-reroute`); this package only
+ * re-exports that subpath, for one minor version.
+ * @deprecated Use `@moe-route/policy-capacity` (subpath `@moe-route/policy-capacity/spare-capacity-reroute`).
+ * @packageDocumentation
  */
-import { spareCapacityReroute } from './spare-capacity-reroute.policy.js'
+import { spareCapacityReroute } from '@moe-route/policy-capacity/spare-capacity-reroute'
 
-export {
-  applySpareCapacityReroute,
-  createSpareCapacityReroute,
-  spareCapacityReroute,
-  PACKAGE_NAME,
-  PACKAGE_VERSION,
-  POLICY_NAME,
-} from './spare-capacity-reroute.policy.js'
-export { MAX_LOWERED_SOURCE_DEVICES, spareCapacityRerouteStage } from './spare-capacity-reroute.wgsl.js'
-export { defaultOptions, schema, type SpareCapacityRerouteOptions } from './spare-capacity-reroute.schema.js'
-
+export * from '@moe-route/policy-capacity/spare-capacity-reroute'
+// the plugin itself, not the module namespace, as the default export under require() too
 export default spareCapacityReroute

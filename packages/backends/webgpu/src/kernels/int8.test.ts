@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createMoe, isMoeError, mulberry32, softmaxTopK, type DispatchPlan, type LayerWeights, type ModelShape, type MoeConfig } from '@moe-route/core'
 import { cpuBackend, expertsForward, gateMatmul, maxRelError, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import dynamicGating from '@moe-route/policy-dynamic-gating'
 import { webgpuBackend } from '../plugin.js'
 import { acquireDevice, dawnFlagsOf } from '../gpu/device.js'

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { createMoe, definePolicy, routingFromPairs, pairsOf, type LayerResult, type MoeConfig, type Plugin, type TokenBatch } from '@moe-route/core'
 import { cpuBackend } from '@moe-route/backend-cpu'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import expertBuffer from '@moe-route/policy-expert-buffer'
 import { maxRelError, randomHidden } from '@moe-route/backend-cpu'
 import { webgpuBackend } from '../plugin.js'

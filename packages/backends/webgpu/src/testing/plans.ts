@@ -4,7 +4,7 @@
  * padded groups — built with the real host plugins.
  */
 import { exactSizeDispatch, contiguousPlacement, mulberry32, type DispatchPlan, type Routing } from '@moe-route/core'
-import { tokenDrop, defaultOptions as dropDefaults } from '@moe-route/policy-capacity-drop'
+import { tokenDrop, defaultOptions as dropDefaults } from '@moe-route/policy-capacity/capacity-drop'
 import { staticDispatch } from '@moe-route/policy-dynamic-gating'
 
 /** What happens between top-k and the experts in a kernel test. */
