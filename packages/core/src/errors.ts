@@ -53,6 +53,10 @@ export const ErrorCodes = {
   TELEMETRY_OPTIONS_INVALID: 'MOE_ROUTE_ERR_TELEMETRY_OPTIONS_INVALID',
   /** The metrics server could not listen on the requested host and port (in use, not permitted, no such address). */
   TELEMETRY_LISTEN_FAILED: 'MOE_ROUTE_ERR_TELEMETRY_LISTEN_FAILED',
+  /** An optional package that a command or option needs is not installed; the message names the `npm install` that adds it. */
+  PACKAGE_MISSING: 'MOE_ROUTE_ERR_PACKAGE_MISSING',
+  /** Two run reports differ beyond the stated tolerance (`moe-route compare`); `details.differences` lists each one. */
+  COMPARE_MISMATCH: 'MOE_ROUTE_ERR_COMPARE_MISMATCH',
 } as const satisfies Record<string, MoeErrorCode>
 
 /** Structured context carried by a {@link MoeError}. */
