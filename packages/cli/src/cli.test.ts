@@ -78,11 +78,26 @@ describe('moe-route route', () => {
     expect(o.loadBefore).toEqual([4, 0, 0, 0])
   })
 
-  it('without a config routes plain top-k', async () => {
+  it('without a config routes under the embedded default (capacity drop γ 1.0); {"policies": []} routes plain top-k', async () => {
     const r = await cli('route', '--input', file('in2.json', { ...input, topK: 2 }), '--json')
+    expect(r.code, r.err).toBe(0)
     const o = JSON.parse(r.out)
-    expect(o.capacity).toBeNull()
-    expect(o.tokens[2].kept.map((p: number[]) => p[0])).toEqual([0, 1])
+    expect(o.capacity).toBe(2) // ceil(1.0 · 2 · 4 / 4)
+    expect(o.load).toEqual([2, 2, 0, 0]) // every token wants experts 0 and 1: the cap drops the rest
+    const plain = JSON.parse((await cli('route', '--input', file('in2.json', { ...input, topK: 2 }), '--config', file('none.json', { policies: [] }), '--json')).out)
+    expect(plain.capacity).toBeNull()
+    expect(plain.tokens[2].kept.map((p: number[]) => p[0])).toEqual([0, 1])
+  })
+
+  it('takes the shape from the input: a config needs no model, a partial model keeps the input shape', async () => {
+    const cfg = file('route-policies.json', { policies: [{ use: 'capacity-drop', options: { capacityFactor: 1 } }] })
+    const r = await cli('route', '--input', file('in.json', input), '--config', cfg, '--json')
+    expect(r.code, r.err).toBe(0)
+    expect(JSON.parse(r.out).load).toEqual([1, 0, 0, 0])
+    const partial = file('route-partial.json', { model: { normalizeTopK: false }, policies: [] })
+    expect((await cli('route', '--input', file('in.json', input), '--config', partial, '--json')).code).toBe(0)
+    const other = file('route-other.json', { model: { experts: 8, topK: 2, hidden: 4, intermediate: 4 } })
+    expect((await cli('route', '--input', file('in.json', input), '--config', other, '--json')).err).toMatch(/^MOE_ROUTE_ERR_SHAPE_MISMATCH: input has experts 4, topK 1 but /)
   })
 
   it.each([
@@ -118,6 +133,40 @@ describe('moe-route run', () => {
     expect(text.out).toContain('load per expert')
     expect(text.out).toContain('L2 norm')
   }, 60_000)
+})
+
+describe('config sections default to the embedded default', () => {
+  const policiesOnly = () => file('policies-only.jsonc', `{
+    // only the policy stack: model, workload, weights and stream are the embedded default's
+    "policies": [{ "use": "capacity-drop", "options": { "capacityFactor": 1.5 } },],
+  }`)
+
+  it('a config with only policies (JSONC, comments and a trailing comma) validates, runs and simulates', async () => {
+    const cfg = policiesOnly()
+    expect((await cli('validate', '--config', cfg)).out).toContain('valid')
+    const run = await cli('run', '--config', cfg, '--json', '--batches', '1', '--tokens', '64')
+    expect(run.code, run.err).toBe(0)
+    const r = JSON.parse(run.out) as RunReport
+    expect(r.shape).toMatchObject({ experts: 8, topK: 2, hidden: 256, intermediate: 896 })
+    expect(r.policies).toEqual([{ use: 'capacity-drop', options: { capacityFactor: 1.5 } }])
+    expect(r.workload.source).toBe('mixtral:c4:layer7')
+    const sim = await cli('simulate', '--config', cfg, '--devices', '2', '--json')
+    expect(sim.code, sim.err).toBe(0)
+    expect(JSON.parse(sim.out).setup.policies).toEqual(['capacity-drop'])
+  })
+
+  it('simulate runs without --config (the embedded default)', async () => {
+    const sim = await cli('simulate', '--devices', '4', '--json')
+    expect(sim.code, sim.err).toBe(0)
+    expect(JSON.parse(sim.out).summary).toMatchObject({ devices: 4, experts: 8 })
+  })
+
+  it('names the line and column of a syntax error, and the default workload when the shape does not fit it', async () => {
+    const bad = await cli('validate', '--config', file('bad-syntax.jsonc', '{\n  // fine\n  "policies": [ }\n'))
+    expect(bad.err).toMatch(/^MOE_ROUTE_ERR_CONFIG_PARSE: .*bad-syntax\.jsonc is not valid JSON \(comments allowed\): ValueExpected at line 3, column 17/)
+    const shape = await cli('run', '--config', file('big.json', { model: { experts: 64, topK: 8, hidden: 16, intermediate: 16 } }))
+    expect(shape.err).toMatch(/^MOE_ROUTE_ERR_SHAPE_MISMATCH: workload mixtral:c4:layer7 routes 8 experts top-2, but the model is 64 experts top-8 \(a config without a workload section runs the embedded default's/)
+  })
 })
 
 describe('moe-route run: dispatcher, store and metrics', () => {

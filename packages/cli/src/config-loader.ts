@@ -1,7 +1,7 @@
 /** Loads a config file (or the embedded default) and the plugins it names. */
 import { resolve } from 'node:path'
 import { ErrorCodes, checkConfig, resolveConfig, type MoeConfig, type MoeIssue, type PluginRegistry, type ResolvedConfig } from '@moe-route/core'
-import { readJsonFile } from './context.js'
+import { readConfigFile } from './context.js'
 import { builtinRegistry } from './builtins.js'
 import { resolveC2rProfile, resolveC2rProfileIssues } from './c2r-profile.js'
 import { DEFAULT_CONFIG } from './default-config.js'
@@ -16,10 +16,30 @@ export interface LoadedConfig {
   readonly source: string
 }
 
-/** Reads the config file (default: the embedded one), loads its plugins, validates it all. */
-export async function loadConfig(path: string | undefined, cwd: string, overrides: (raw: MoeConfig) => MoeConfig = (r) => r): Promise<LoadedConfig> {
+/**
+ * A config with every top-level section it leaves out taken from the embedded default
+ * ({@link DEFAULT_CONFIG}): `{"policies": [...]}` runs the default model and workload under those
+ * policies, `{"policies": []}` runs them with none. A section that is given replaces the
+ * default's whole (a `model` states its shape in full; `workload` fields default as documented).
+ */
+export function withDefaults(raw: MoeConfig): MoeConfig {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw
+  return { ...DEFAULT_CONFIG, ...raw }
+}
+
+/**
+ * Reads the config file (default: the embedded one), fills the sections it leaves out from the
+ * embedded default, applies a command's `overrides` (which also see what the file itself said),
+ * loads its plugins and validates it all.
+ */
+export async function loadConfig(
+  path: string | undefined,
+  cwd: string,
+  overrides: (raw: MoeConfig, file: Partial<MoeConfig> | null) => MoeConfig = (r) => r,
+): Promise<LoadedConfig> {
   const source = path ? resolve(cwd, path) : 'embedded default config'
-  const raw = resolveC2rProfile(overrides(path ? (readJsonFile(source) as MoeConfig) : DEFAULT_CONFIG), path ? resolve(source, '..') : cwd)
+  const file = path ? (readConfigFile(source) as MoeConfig) : null
+  const raw = resolveC2rProfile(overrides(file ? withDefaults(file) : DEFAULT_CONFIG, file), path ? resolve(source, '..') : cwd)
   const registry = builtinRegistry()
   await loadConfigPlugins(raw, registry, path ? resolve(source, '..') : cwd)
   await registerWebGpuIfNamed(raw, registry)
@@ -31,7 +51,7 @@ export async function loadConfig(path: string | undefined, cwd: string, override
 export async function collectConfigIssues(path: string, cwd: string): Promise<MoeIssue[]> {
   const source = resolve(cwd, path)
   const issues: MoeIssue[] = []
-  const raw = resolveC2rProfileIssues(readJsonFile(source) as MoeConfig, resolve(source, '..'), issues)
+  const raw = resolveC2rProfileIssues(withDefaults(readConfigFile(source) as MoeConfig), resolve(source, '..'), issues)
   const registry = builtinRegistry()
   await loadConfigPlugins(raw, registry, resolve(source, '..'), issues)
   try {

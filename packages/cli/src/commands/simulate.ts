@@ -19,7 +19,7 @@ import { balancedness, imbalanceRatio, quantile, utilizationRate } from '@moe-ro
 import { openRecordIfAny, recordLayerBatches, recordLoads } from '../record-source.js'
 
 interface SimulateFlags {
-  config: string
+  config?: string
   trace?: string
   devices?: string
   layer?: string
@@ -56,7 +56,7 @@ export function register(program: Command, ctx: CliContext): void {
   program
     .command('simulate')
     .description('simulate expert parallelism: per-device load, all-to-all, layer latency and speedup vs no policies')
-    .requiredOption('-c, --config <file>', 'config file (model, policies, placement, devices, workload)')
+    .option('-c, --config <file>', 'config file (model, policies, placement, devices, workload; each defaults to the embedded default)')
     .option('--trace <file|spec>', 'routing trace (.jsonl/.npy/.safetensors) or workload spec instead of the config workload')
     .option('--devices <n>', 'override devices')
     .option('--layer <n>', 'engine records: the layer to simulate (default the workload layer, else the first)')
@@ -66,7 +66,7 @@ export function register(program: Command, ctx: CliContext): void {
       const result = await simulateJob(flags, ctx)
       if (flags.report) {
         const out = resolve(ctx.cwd, flags.report)
-        writeFileSync(out, renderReport(result, `moe-route simulate ${flags.config}`))
+        writeFileSync(out, renderReport(result, `moe-route simulate ${flags.config ?? '(embedded default config)'}`))
         if (!flags.json) ctx.err(`report written to ${out}`)
       }
       const engineMetrics = simulationEngineMetrics(result)
