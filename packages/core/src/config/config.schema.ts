@@ -32,7 +32,7 @@ export const configSchema = {
     $schema: { type: 'string' },
     model: {
       type: 'object',
-      description: 'Shape of the MoE layer',
+      description: 'Shape of the MoE layer. Required by the library (createMoe); the CLI fills an absent section from its embedded default, and `moe-route route` takes the shape from its input',
       properties: {
         name: { type: 'string' },
         experts: { type: 'integer', minimum: 1, maximum: 65536, description: 'Routed experts E' },
@@ -88,7 +88,6 @@ export const configSchema = {
     activationBytes: { type: 'integer', enum: [1, 2, 4], description: 'Bytes per activation element on the wire (default 2, bf16)' },
     seed: { type: 'integer', description: 'Base seed (policies, weights, workloads)' },
   },
-  required: ['model'],
   additionalProperties: false,
 } as const
 
