@@ -13,6 +13,7 @@ import type { RoutingRecord } from '@moe-route/workloads'
 import { openRecordIfAny } from '../record-source.js'
 import { readJsonlTrace } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
+import { createActivity, createProgress } from '../progress.js'
 
 interface CacheFlags {
   trace: string
@@ -26,6 +27,7 @@ interface CacheFlags {
   expertBytes?: string
   json?: boolean
   plot?: string
+  progress?: boolean
 }
 
 /**
@@ -68,39 +70,53 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--expert-bytes <n>', 'bytes per expert, to report bytes uploaded and saved')
     .option('--json', 'print the table as JSON')
     .option('--plot <out.svg>', 'write an SVG plot of miss rate against slots')
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
     .action(async (flags: CacheFlags) => {
       const path = resolve(ctx.cwd, flags.trace)
       const batch = intOption(flags.batch, '--batch', 1) as number
       const layer = intOption(flags.layer, '--layer', 0)
       const devices = intOption(flags.devices, '--devices', 1) as number
       let experts = intOption(flags.experts, '--experts', 1)
+      const reading = createActivity(ctx, flags.progress !== false, `reading ${flags.trace}`)
       let trace: CacheTrace
-      const record = await openRecordIfAny(flags.trace, ctx.cwd, experts)
-      if (record) {
-        try {
-          experts = record.experts
-          trace = await recordCacheTrace(record, { batch, layer, name: flags.trace })
-        } finally {
-          await record.close()
+      try {
+        const record = await openRecordIfAny(flags.trace, ctx.cwd, experts)
+        if (record) {
+          try {
+            experts = record.experts
+            trace = await recordCacheTrace(record, { batch, layer, name: flags.trace })
+          } finally {
+            await record.close()
+          }
+        } else {
+          const records: RoutedTokenRecord[] = []
+          for await (const r of readJsonlTrace(path, { ...(experts !== undefined ? { experts } : {}), ...(layer !== undefined ? { layer } : {}) })) records.push(r)
+          if (records.length === 0) throw new MoeError(ErrorCodes.TRACE_CORRUPT, `${flags.trace}: no routing records${layer !== undefined ? ` for layer ${layer}` : ''}`, { file: flags.trace })
+          experts ??= 1 + Math.max(...records.map((r) => Math.max(...r.experts)))
+          trace = batchRecords(records, { experts, batch, name: flags.trace })
         }
-      } else {
-        const records: RoutedTokenRecord[] = []
-        for await (const r of readJsonlTrace(path, { ...(experts !== undefined ? { experts } : {}), ...(layer !== undefined ? { layer } : {}) })) records.push(r)
-        if (records.length === 0) throw new MoeError(ErrorCodes.TRACE_CORRUPT, `${flags.trace}: no routing records${layer !== undefined ? ` for layer ${layer}` : ''}`, { file: flags.trace })
-        experts ??= 1 + Math.max(...records.map((r) => Math.max(...r.experts)))
-        trace = batchRecords(records, { experts, batch, name: flags.trace })
+      } finally {
+        reading.stop()
       }
+      experts = experts as number
       const perDevice = Math.ceil(experts / devices)
       const slots = parseSlots(flags.slots ?? `1..${perDevice}`, perDevice)
       const policies = flags.policy.split(',').map((s) => s.trim()).filter(Boolean)
       const expertBytes = intOption(flags.expertBytes, '--expert-bytes', 1)
-      const table = simulateCache(trace, {
-        slots,
-        policies,
-        devices,
-        bypassLargeBatches: flags.bypass === true,
-        ...(expertBytes !== undefined ? { expertBytes } : {}),
-      })
+      const progress = createProgress(ctx, flags.progress !== false, policies.length * slots.length, '(policy, slots) rows', { label: 'simulating the cache' })
+      let table
+      try {
+        table = simulateCache(trace, {
+          slots,
+          policies,
+          devices,
+          bypassLargeBatches: flags.bypass === true,
+          ...(expertBytes !== undefined ? { expertBytes } : {}),
+          onProgress: (done) => progress.set(done),
+        })
+      } finally {
+        progress.stop()
+      }
       if (flags.plot) {
         const out = resolve(ctx.cwd, flags.plot)
         writeFileSync(out, cacheTableSvg(table))

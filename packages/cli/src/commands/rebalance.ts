@@ -25,6 +25,7 @@ import { Option, type Command } from 'commander'
 import { intOption, type CliContext } from '../context.js'
 import { openRecordIfAny, recordLoads, selectLayers } from '../record-source.js'
 import { table } from '../report.js'
+import { withActivity } from '../progress.js'
 
 interface RebalanceFlags {
   stats: string
@@ -39,6 +40,7 @@ interface RebalanceFlags {
   format?: string
   out?: string
   json?: boolean
+  progress?: boolean
 }
 
 /** One layer's decision. */
@@ -117,8 +119,9 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(new Option('--format <name>', 'format of the new map (default: that of --current)').choices(ENGINE_FORMATS.filter((f) => f !== 'sglang-count')))
     .option('--out <file>', 'where to write the new map (default: print it)')
     .option('--json', 'print the report as JSON')
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
     .action(async (flags: RebalanceFlags) => {
-      const r = await rebalanceJob(flags, ctx)
+      const r = await withActivity(ctx, flags.progress !== false, `reading ${flags.stats}`, () => rebalanceJob(flags, ctx))
       ctx.out(flags.json ? JSON.stringify(r.report, null, 2) : r.text)
     })
 }

@@ -14,6 +14,7 @@ import { loadConfig } from '../config-loader.js'
 import { intOption, type CliContext } from '../context.js'
 import { fmt, pct, table } from '../report.js'
 import { openWorkload } from '../workload-source.js'
+import { createProgress } from '../progress.js'
 import { ErrorCodes, MoeError } from '@moe-route/core'
 import { balancedness, imbalanceRatio, quantile, utilizationRate } from '@moe-route/policy-placement'
 import { openRecordIfAny, recordLayerBatches, recordLoads } from '../record-source.js'
@@ -25,6 +26,7 @@ interface SimulateFlags {
   layer?: string
   json?: boolean
   report?: string
+  progress?: boolean
 }
 
 /** The engines' balance metrics over the simulated batches' device rows. */
@@ -62,6 +64,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--layer <n>', 'engine records: the layer to simulate (default the workload layer, else the first)')
     .option('--json', 'print the summary as JSON')
     .option('--report <out.html>', 'write an HTML report with plots')
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
     .action(async (flags: SimulateFlags) => {
       const result = await simulateJob(flags, ctx)
       if (flags.report) {
@@ -109,13 +112,29 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
       const batches = config.workload?.batches ?? 16
       if (record.kind === 'counts') return await simulateLoads(config, registry, context, placementRef, record, li, tokensPerBatch)
       if (record.topK !== config.model.topK) throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${source} routes top-${record.topK}, the model top-${config.model.topK}`, { path: '/model/topK' })
-      for await (const b of recordLayerBatches(record, li, { tokensPerBatch, batches, seed: config.workload?.seed ?? config.seed })) items.push(b)
+      const reading = createProgress(ctx, flags.progress !== false, batches, 'batches', { label: 'reading' })
+      try {
+        for await (const b of recordLayerBatches(record, li, { tokensPerBatch, batches, seed: config.workload?.seed ?? config.seed })) {
+          items.push(b)
+          reading.tick(1)
+        }
+      } finally {
+        reading.stop()
+      }
     } finally {
       await record.close()
     }
   } else {
     const workload = await openWorkload(config, ctx.cwd)
-    for await (const b of workload.source) items.push(b)
+    const reading = createProgress(ctx, flags.progress !== false, workload.batches, 'batches', { label: 'reading' })
+    try {
+      for await (const b of workload.source) {
+        items.push(b)
+        reading.tick(1)
+      }
+    } finally {
+      reading.stop()
+    }
   }
   const routings = items.map((b) =>
     router.route({
@@ -138,7 +157,15 @@ export async function simulateJob(flags: SimulateFlags, ctx: CliContext): Promis
   const placedContext: PluginContext = { ...context, placement }
   const policies: RoutingPolicy[] = config.policies.map((p, i) => registry.create('policy', p.use, p.options ?? {}, placedContext, `/policies/${i}`))
   const sim = createSimulator({ model: config.model, placement, policies, seed: config.seed, activationBytes: config.activationBytes })
-  measure.forEach((r, i) => sim.step(r, (learns ? build.length : 0) + i))
+  const simulating = createProgress(ctx, flags.progress !== false, measure.length, 'batches', { label: 'simulating' })
+  try {
+    measure.forEach((r, i) => {
+      sim.step(r, (learns ? build.length : 0) + i)
+      simulating.tick(1)
+    })
+  } finally {
+    simulating.stop()
+  }
   return sim.result()
 }
 

@@ -10,6 +10,7 @@ import { ErrorCodes, MoeError } from '@moe-route/core'
 import { formatEngineMetrics, type EngineMetrics } from '@moe-route/policy-placement'
 import { traceStats, type RoutingRecord, type TraceStats } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
+import { withActivity } from '../progress.js'
 import { loadMetrics, metricsPlacement, openRecordIfAny, recordLoads, selectLayers } from '../record-source.js'
 
 interface StatsFlags {
@@ -22,6 +23,7 @@ interface StatsFlags {
   placement?: string
   stepTokens?: string
   json?: boolean
+  progress?: boolean
 }
 
 /** Statistics of one layer of an engine record. */
@@ -168,7 +170,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--placement <file>', 'placement file (SGLang, vLLM, TensorRT-LLM, EPLB) for the metrics (default contiguous)')
     .option('--step-tokens <n>', 'token-level records: tokens per step for per-step metrics (default 2048)')
     .option('--json', 'print the statistics as JSON')
-    .action(async (file: string, flags: StatsFlags) => {
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
+    .action((file: string, flags: StatsFlags) => withActivity(ctx, flags.progress !== false, `reading ${file}`, async () => {
       const path = resolve(ctx.cwd, file)
       const devices = intOption(flags.devices, '--devices', 1) as number
       const record = await openRecordIfAny(file, ctx.cwd, intOption(flags.experts, '--experts', 1))
@@ -197,5 +200,5 @@ export function register(program: Command, ctx: CliContext): void {
       const placement = metricsPlacement(layers, stats.experts, Math.min(devices, stats.experts), flags.placement && resolve(ctx.cwd, flags.placement))
       const metrics = placement && { placement: placement.label, whole: loadMetrics({ layers, total: [Float64Array.from(stats.load)], steps: [], stepTokens: [] }, placement).whole }
       ctx.out(flags.json ? JSON.stringify({ file, ...stats, metrics }, null, 2) : metrics ? `${renderTraceStats(file, stats)}\n${formatEngineMetrics(metrics.whole, metrics.placement)}` : renderTraceStats(file, stats))
-    })
+    }))
 }

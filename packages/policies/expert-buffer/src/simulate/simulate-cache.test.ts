@@ -11,6 +11,12 @@ import { ExpertBufferStore } from '../store/expert-buffer-store.js'
 const cyclic = { experts: 4, batches: Array.from({ length: 10 }, () => ({ active: [3, 1, 2, 2] })) }
 
 describe('simulateCache', () => {
+  it('reports progress after each (policy, slots) row', () => {
+    const seen: [number, number][] = []
+    simulateCache(cyclic, { slots: [1, 2, 3], policies: ['lifo', 'lru'], onProgress: (done, total) => seen.push([done, total]) })
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6].map((d) => [d, 6]))
+  })
+
   it('reports miss rates per policy and slots, Belady lowest, and static memory saved', () => {
     const t = simulateCache(cyclic, { slots: [1, 2, 3, 4], policies: ['lifo', 'fifo', 'lru', 'belady'], expertBytes: 100 })
     const get = (p: string, s: number) => t.rows.find((r) => r.policy === p && r.slots === s)!
