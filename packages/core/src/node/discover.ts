@@ -4,7 +4,9 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import semver from 'semver'
+// semver by function: a bundle takes these two modules, not all of semver
+import satisfies from 'semver/functions/satisfies.js'
+import validRange from 'semver/ranges/valid.js'
 import { CORE_VERSION } from '../version.js'
 
 /** A plugin package found in node_modules. */
@@ -50,7 +52,7 @@ export function findInstalledPlugins(from: string, options: FindInstalledPlugins
         const keywords = Array.isArray(pkg.keywords) ? pkg.keywords : []
         if (pkg.name.startsWith('@moe-route/') || !(NAME.test(pkg.name) || keywords.some((k) => KEYWORDS.includes(k)))) continue
         const coreRange = pkg.peerDependencies?.['@moe-route/core'] ?? pkg.dependencies?.['@moe-route/core']
-        const compatible = coreRange === undefined || (semver.validRange(coreRange) !== null && semver.satisfies(coreVersion, coreRange, { includePrerelease: true }))
+        const compatible = coreRange === undefined || (validRange(coreRange) !== null && satisfies(coreVersion, coreRange, { includePrerelease: true }))
         found.set(pkg.name, {
           name: pkg.name,
           version: pkg.version ?? '0.0.0',
