@@ -219,7 +219,8 @@ export function renderSimulation(r: SimulationResult): string {
   const lines = [
     `placement ${r.setup.placement} · policies ${r.setup.policies.join(' → ') || '(none)'} · ${s.devices} devices · ${s.experts} experts`,
     `${fmt(s.batches)} batches, ${fmt(s.tokens)} tokens simulated in ${s.wallSeconds.toFixed(2)} s`,
-    `cost model: ${r.setup.cost}`,
+    `layer: ${r.setup.model ? `${r.setup.model.name ? `${r.setup.model.name}, ` : ''}E ${r.setup.model.experts}, top-${r.setup.model.topK}, H ${r.setup.model.hidden}, I ${r.setup.model.intermediate}` : `${s.experts} experts`}`,
+    `cost model: calibrated on ${r.setup.cost}, scaled to this layer by weight bytes and FLOPs`,
     `link: ${r.setup.link}`,
     '',
     table([

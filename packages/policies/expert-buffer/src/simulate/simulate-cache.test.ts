@@ -124,3 +124,17 @@ describe('expert-buffer plugin', () => {
     await store.dispose()
   })
 })
+
+describe('cacheTableSvg', () => {
+  it('keeps coinciding lines visible and names the trace by its file name', () => {
+    const t = simulateCache({ ...cyclic, name: '../traces/cyclic.jsonl' }, { slots: [1, 2, 3, 4], policies: ['lifo', 'lfu', 'belady'] })
+    const svg = cacheTableSvg(t)
+    expect(svg).toContain('Miss rate vs slots per device (E=4, cyclic.jsonl)')
+    const lines = [...svg.matchAll(/<polyline [^>]*stroke-width="([\d.]+)"[^>]*points/g)].map((m) => [m[0], m[1], /stroke-dasharray="([^"]+)"/.exec(m[0])?.[1]])
+    expect(lines).toHaveLength(3)
+    // each later line is thinner, so one drawn over another leaves its halo; patterns differ
+    expect(Number(lines[0][1])).toBeGreaterThan(Number(lines[1][1]))
+    expect(new Set(lines.map((l) => l[2] ?? 'solid')).size).toBe(3)
+    expect(svg).toMatch(/>lifo: [\d.]+% at 4<\/text>/)
+  })
+})
