@@ -4,8 +4,15 @@
 // ```jsonc blocks parse, and those that are configs pass `moe-route validate`. Samples run in a
 // scratch folder whose entries link to the checkout's (packages, examples, node_modules, …), so
 // `npx moe-route …` and relative paths work as at the root, and files they write land there.
-// A block that cannot run here is marked in the Markdown, right above it, with the reason:
-//   <!-- docs-test: skip <reason> -->
+// Markers in the Markdown, right above a block (invisible when rendered):
+//   <!-- docs-test: skip <reason> -->   the block cannot run here; the reason is printed
+//   <!-- docs-test: given <code> -->    a ts/js block that continues a story (`routing`, `logits`
+//                                       from earlier): <code> runs first, with `docs` bound to
+//                                       @moe-route/core/testing (randomLogits, randomRouting,
+//                                       policyContext)
+//   <!-- docs-test: file <path> -->     the block shows a file of the repository (built and
+//                                       tested there): each line it shows must be in the file,
+//                                       in the same order
 // Blocks of other languages (text, yaml, diff, python) are not code to run. Run after a build.
 // Usage: node scripts/test-docs.mjs [file.md …] [--filter text]
 import { spawnSync } from 'node:child_process'
@@ -48,8 +55,9 @@ function blocks(file) {
     while (j < lines.length && !/^\s*```\s*$/.test(lines[j])) j++
     let k = i - 1
     while (k >= 0 && lines[k].trim() === '') k--
-    const skip = k >= 0 ? /<!--\s*docs-test:\s*skip\s+(.*?)\s*-->/.exec(lines[k])?.[1] : undefined
-    found.push({ file, line: i + 1, lang: open[2].toLowerCase(), code: lines.slice(i + 1, j).map((l) => l.slice(indent)).join('\n'), skip })
+    const marker = k >= 0 ? /<!--\s*docs-test:\s*(skip|given|file)\s+(.*?)\s*-->/.exec(lines[k]) : null
+    const [skip, given, inFile] = ['skip', 'given', 'file'].map((m) => (marker?.[1] === m ? marker[2] : undefined))
+    found.push({ file, line: i + 1, lang: open[2].toLowerCase(), code: lines.slice(i + 1, j).map((l) => l.slice(indent)).join('\n'), skip, given, inFile })
     i = j
   }
   return found
@@ -80,10 +88,22 @@ for (const file of named.length ? named : markdownFiles()) {
     const t0 = performance.now()
     let ok = true
     let why = ''
-    if (['ts', 'typescript', 'js', 'javascript', 'mjs'].includes(b.lang)) {
+    if (b.inFile) {
+      // every line of code the block shows (comment lines aside) appears in the file, in order
+      const path = join(root, b.inFile)
+      const src = existsSync(path) ? readFileSync(path, 'utf8').split('\n').map((l) => l.trim()) : []
+      let at = 0
+      const missing = b.code.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('//')).find((l) => {
+        while (at < src.length && src[at] !== l) at++
+        return at++ >= src.length
+      })
+      ok = src.length > 0 && missing === undefined
+      why = ok ? '' : `${b.inFile} does not have this line where the block shows it: ${missing ?? '(no such file)'}`
+    } else if (['ts', 'typescript', 'js', 'javascript', 'mjs'].includes(b.lang)) {
       const ext = b.lang.startsWith('t') ? 'mts' : 'mjs'
       const f = join(scripts, `${b.file.replace(/[^\w]+/g, '-')}-${b.line}.${ext}`)
-      writeFileSync(f, b.code + '\n')
+      const prelude = b.given ? `import * as docs from '@moe-route/core/testing'\n${b.given}\n` : ''
+      writeFileSync(f, prelude + b.code + '\n')
       const r = run(process.execPath, ['--import', 'tsx', f])
       ok = r.status === 0
       why = ok ? '' : (r.error?.message ?? '') + (r.stderr || r.stdout).trim().split('\n').slice(-8).join('\n')
