@@ -66,8 +66,9 @@ function blocks(file) {
 // The scratch folder: links to the checkout's entries.
 const work = mkdtempSync(join(tmpdir(), 'moe-route-docs-'))
 for (const e of readdirSync(root)) if (!['.git', '.turbo'].includes(e)) symlinkSync(join(root, e), join(work, e))
-const scripts = join(root, 'node_modules', '.docs-test')
-mkdirSync(scripts, { recursive: true })
+// samples live under node_modules so that they resolve the workspace's packages; one folder per run
+mkdirSync(join(root, 'node_modules', '.docs-test'), { recursive: true })
+const scripts = mkdtempSync(join(root, 'node_modules', '.docs-test', 'run-'))
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', FORCE_COLOR: '0', npm_config_update_notifier: 'false' }
 const run = (cmd, argv, timeout = 300_000) => spawnSync(cmd, argv, { cwd: work, env, encoding: 'utf8', timeout })
 
@@ -91,9 +92,11 @@ for (const file of named.length ? named : markdownFiles()) {
     if (b.inFile) {
       // every line of code the block shows (comment lines aside) appears in the file, in order
       const path = join(root, b.inFile)
-      const src = existsSync(path) ? readFileSync(path, 'utf8').split('\n').map((l) => l.trim()) : []
+      // (a trailing `// comment` may differ: the docs explain more than the file)
+      const code = (l) => l.replace(/\s+\/\/ .*$/, '').trim()
+      const src = existsSync(path) ? readFileSync(path, 'utf8').split('\n').map(code) : []
       let at = 0
-      const missing = b.code.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('//')).find((l) => {
+      const missing = b.code.split('\n').map(code).filter((l) => l && !l.startsWith('//')).find((l) => {
         while (at < src.length && src[at] !== l) at++
         return at++ >= src.length
       })
