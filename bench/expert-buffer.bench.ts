@@ -22,7 +22,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { mulberry32 } from '@moe-route/core'
-import { ExpertBufferStore, keepAlive, requestNodeGpu, syntheticWeightSource, webgpuTarget, type WebGpuTarget } from '@moe-route/policy-expert-buffer'
+import { ExpertBufferStore, keepAlive, syntheticWeightSource, webgpuTarget, type WebGpuTarget } from '@moe-route/policy-expert-buffer'
+import { acquireDevice } from '@moe-route/backend-webgpu'
 
 const argv = process.argv.slice(2)
 const opt = (name: string, fallback: string): string => {
@@ -88,8 +89,7 @@ const pct = (xs: number[], p: number) => {
 }
 
 async function main(): Promise<void> {
-  const gpu = await requestNodeGpu()
-  if (!gpu) throw new Error('no WebGPU adapter (install the Vulkan driver, or Mesa lavapipe for a CPU adapter)')
+  const gpu = await acquireDevice({ powerPreference: 'high-performance' })
   const { device } = gpu
   const weights = syntheticWeightSource({ experts: shape.experts, hidden: shape.hidden, intermediate: shape.intermediate, dtype: 'f16', seed })
   const expertBytes = weights.layout.bytes
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
   const report = {
     bench: 'expert-buffer',
     shape: { ...shape, dtype: 'f16', expertBytes },
-    adapter: gpu.adapter,
+    adapter: gpu.adapterName,
     upload,
     steps,
     tokensPerStep: tokens,
@@ -194,7 +194,7 @@ async function main(): Promise<void> {
   }
   acc.destroy()
   params.destroy()
-  gpu.dispose()
+  gpu.device.destroy()
 }
 
 await main()

@@ -68,22 +68,24 @@ async function batchOf(engine: Engine, id: number, T: number, where: 'device' | 
   return { id, tokens: T, ...(h instanceof Float32Array ? { hidden: h } : { deviceHidden: h }), ...extra }
 }
 
-/** ms per batch of `n` submits back to back, one wait at the end (after a time-based warm-up). */
-async function submitMs(engine: Engine, T: number, n: number): Promise<number> {
+/** The hidden states both timings cycle through: 8 batches made on the device, so submit and steady run the same inputs. */
+async function ringOf(engine: Engine, T: number): Promise<TokenBatch[]> {
+  return Promise.all(Array.from({ length: 8 }, (_, i) => batchOf(engine, i, T, 'device')))
+}
+
+/** ms per batch of `n` submits back to back over `ring`, one wait at the end (after a time-based warm-up). */
+async function submitMs(engine: Engine, ring: TokenBatch[], n: number): Promise<number> {
   const pipeline = (await engine.pipeline()) as unknown as { submit(b: TokenBatch): Promise<void> }
   const device = ((await (engine.backend as unknown as { layer(): Promise<{ ctx: { device: GPUDevice } }> }).layer()).ctx.device)
-  const batches = await Promise.all(Array.from({ length: 4 }, (_, i) => batchOf(engine, i, T, 'device')))
   const run = async (count: number) => {
-    for (let i = 0; i < count; i++) await pipeline.submit(batches[i % batches.length])
+    for (let i = 0; i < count; i++) await pipeline.submit({ ...ring[i % ring.length], id: i })
     await device.queue.onSubmittedWorkDone()
   }
   const w0 = performance.now()
-  while (performance.now() - w0 < 500) await run(4)
+  while (performance.now() - w0 < 500) await run(8)
   const t0 = performance.now()
   await run(n)
-  const ms = (performance.now() - t0) / n
-  for (const b of batches) b.deviceHidden?.release()
-  return ms
+  return (performance.now() - t0) / n
 }
 
 /**
@@ -91,9 +93,9 @@ async function submitMs(engine: Engine, T: number, n: number): Promise<number> {
  * norm read back per batch). Hidden states come from a ring of 8 made on the device beforehand,
  * as `submitMs` reuses its 4 (a serving loop gets them from the previous layer, on the device).
  */
-async function steadyMs(engine: Engine, T: number, n: number, extra: (i: number) => Partial<TokenBatch> = () => ({})): Promise<{ ms: number; last: LayerSummary[] }> {
+async function steadyMs(engine: Engine, T: number, n: number, extra: (i: number) => Partial<TokenBatch> = () => ({}), given?: TokenBatch[]): Promise<{ ms: number; last: LayerSummary[] }> {
   const results: LayerSummary[] = []
-  const ring = await Promise.all(Array.from({ length: 8 }, (_, i) => batchOf(engine, i, T, 'device')))
+  const ring = given ?? (await ringOf(engine, T))
   const stream = new TokenStream<LayerSummary>(engine, { maxInFlight: inFlight, capacity: inFlight * 2, forward: { detail: 'telemetry', output: 'norm' } })
   const warm = 8
   const producer = (async () => {
@@ -109,7 +111,7 @@ async function steadyMs(engine: Engine, T: number, n: number, extra: (i: number)
     if (count > warm) results.push(r)
   }
   await producer
-  for (const b of ring) b.deviceHidden?.release()
+  if (!given) for (const b of ring) b.deviceHidden?.release()
   return { ms: (performance.now() - t0) / n, last: results }
 }
 
@@ -143,8 +145,10 @@ const result: Record<string, unknown> = { bench: 'pipeline', date: new Date().to
   log({ startup: result.startup, adapter: info.adapter })
   for (const T of TOKENS) {
     const n = iters(T)
-    const sub = await submitMs(engine, T, n)
-    const steady = await steadyMs(engine, T, n)
+    const ring = await ringOf(engine, T)
+    const sub = await submitMs(engine, ring, n)
+    const steady = await steadyMs(engine, T, n, () => ({}), ring)
+    for (const b of ring) b.deviceHidden?.release()
     const sync = await syncMs(engine, T, Math.min(20, n))
     const t = steady.last.at(-1)!.telemetry
     const row = { T, submitMs: sub, steadyMs: steady.ms, ratio: steady.ms / sub, syncMs: sync, iters: n, droppedFraction: t.droppedFraction, loadAfter: t.loadAfter, hostRoundTrips: t.hostRoundTrips ?? {} }

@@ -163,8 +163,9 @@ for (const shape of SHAPES) {
     const active = probe.counts.loadAfter.filter((c) => c > 0).length
     const rooflineMs = ((active * bytesPerExpert) / bw) * 1000
     // --gemv-sweep: decode layouts side by side (weight rows per workgroup; expert slots), dynamic routing
-    if (flag('--gemv-sweep') && T <= 32) {
-      for (const [gemvRows, decodeSlots] of [[2, 'active'], [4, 'active'], [4, 'all']] as const) {
+    if (flag('--gemv-sweep') && T <= Number(opt('--gemv-max-t', '32'))) {
+      const rowsList = opt('--gemv-rows', '') ? opt('--gemv-rows', '').split(',').map((r) => [Number(r), 'active'] as const) : ([[2, 'active'], [4, 'active'], [4, 'all']] as const)
+      for (const [gemvRows, decodeSlots] of rowsList) {
         const l = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', gemvRows, decodeSlots, expertKernel: 'gemv' })
         const ms = await timeForward(l, xb, T, modelShape, dw, undefined, 20)
         console.log(JSON.stringify({ sweep: 'gemv', shape: label, T, gemvRows, decodeSlots, ms, pctRoofline: (100 * rooflineMs) / ms }))

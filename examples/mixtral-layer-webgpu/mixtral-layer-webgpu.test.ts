@@ -12,12 +12,12 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 const required = Boolean(process.env.CI) || process.env.MOE_ROUTE_REQUIRE_WEBGPU === '1'
 
 describe('examples/mixtral-layer-webgpu', () => {
-  it('runs the layer with a reroute → capacity-drop stack on the WebGPU device, matching the CPU reference', (ctx) => {
+  it('runs the layer with a reroute → capacity-drop stack on the WebGPU device, matching the CPU reference', { timeout: 450_000 }, (ctx) => {
     expect(existsSync(`${root}/packages/backends/webgpu/dist/index.js`), 'run the build first (npm test does)').toBe(true)
     const r = spawnSync(process.execPath, [fileURLToPath(new URL('./main.mjs', import.meta.url)), '--json'], {
       encoding: 'utf8',
       env: { ...process.env, NODE_OPTIONS: '', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
-      timeout: 240_000,
+      timeout: 420_000,
     })
     if (r.status === 2 && /No WebGPU adapter/.test(r.stderr)) {
       if (required) throw new Error(`a WebGPU adapter is required here (CI): ${r.stderr.trim()}`)

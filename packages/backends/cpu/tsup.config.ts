@@ -1,13 +1,6 @@
 import { defineConfig } from 'tsup'
+import { nodeAndBrowserBuilds } from '../../../scripts/tsup-browser.js'
 
-export default defineConfig({
-  entry: {"index":"src/index.ts"},
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'es2022',
-  tsconfig: 'tsconfig.build.json',
-  // Peers and workspace packages are never bundled: one copy of tsyringe, rxjs and core.
-  external: [/^@moe-route\//, 'tsyringe', 'rxjs', 'reflect-metadata', 'webgpu'],
-})
+// Peers and workspace packages are never bundled: one copy of tsyringe, rxjs and core.
+// dist/index.browser.js uses src/host-cpu.browser.ts (no node:os)
+export default defineConfig(nodeAndBrowserBuilds([/^@moe-route\//, 'tsyringe', 'rxjs', 'reflect-metadata', 'webgpu']))

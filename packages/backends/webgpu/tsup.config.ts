@@ -1,14 +1,11 @@
 import { defineConfig } from 'tsup'
+import { nodeAndBrowserBuilds } from '../../../scripts/tsup-browser.js'
 
-export default defineConfig({
-  entry: {"index":"src/index.ts"},
-  format: ['esm', 'cjs'],
-  // the declarations name GPUDevice and GPUBuffer: consumers get the WebGPU types with them
-  dts: { banner: '/// <reference types="@webgpu/types" />' },
-  sourcemap: true,
-  clean: true,
-  target: 'es2022',
-  tsconfig: 'tsconfig.build.json',
-  // Peers and workspace packages are never bundled: one copy of tsyringe, rxjs and core.
-  external: [/^@moe-route\//, 'tsyringe', 'rxjs', 'reflect-metadata', 'webgpu'],
-})
+// Peers and workspace packages are never bundled: one copy of tsyringe, rxjs and core.
+// dist/index.browser.js uses the *.browser.ts twins: navigator.gpu only (no Dawn), no checkpoint files.
+// The declarations name GPUDevice and GPUBuffer: consumers get the WebGPU types with them.
+export default defineConfig(
+  nodeAndBrowserBuilds([/^@moe-route\//, 'tsyringe', 'rxjs', 'reflect-metadata', 'webgpu'], {
+    dts: { banner: '/// <reference types="@webgpu/types" />' },
+  }),
+)

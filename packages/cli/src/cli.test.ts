@@ -291,7 +291,7 @@ describe('moe-route run --backend webgpu', () => {
     // the whole configured layer ran on the device, no round trip
     expect(g.pipeline!.stages.every((s) => s.where === 'device')).toBe(true)
     expect(g.pipeline!.hostRoundTrips).toEqual({})
-  }, 120_000)
+  }, 300_000)
 })
 
 // The LLaMA-MoE co-activation matrices @moe-route/workloads ships (c2r-moe collaboration_data),

@@ -5,10 +5,17 @@
 // and, when the run has int8 rows, <gpu>-webgpu-int8.json into src/calibration, then regenerates
 // src/calibration/default.ts from every JSON there. Needs `npm run build` first.
 // Usage: node scripts/calibrate.mjs [--results dir]   (default: bench/results)
+//        node scripts/calibrate.mjs --defaults-only     (only regenerate default.ts from the JSON files,
+//          e.g. after adding a calibration written by bench/ep-compare.mjs)
 //   The H100 calibrations came from the run of 2026-11-22 (git show 451340d:bench/results/…).
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { fitCalibration } from '../dist/index.js'
+import { checkCalibration, fitCalibration } from '../dist/index.js'
 
+const calDir = new URL('../src/calibration/', import.meta.url)
+if (process.argv.includes('--defaults-only')) {
+  writeDefaults()
+  process.exit(0)
+}
 const root = new URL('../../../', import.meta.url)
 const ai = process.argv.indexOf('--results')
 const dir = ai >= 0 ? new URL(`${process.argv[ai + 1].replace(/\/?$/, '/')}`, `file://${process.cwd()}/`) : new URL('bench/results/', root)
@@ -52,30 +59,42 @@ if (int8.length > 0) {
     points: rows(int8),
   })
 }
-const calDir = new URL('../src/calibration/', import.meta.url)
 for (const [name, cal] of Object.entries(out)) writeFileSync(new URL(`${name}.json`, calDir), JSON.stringify(cal, null, 2) + '\n')
+writeDefaults()
 
 // default.ts: one constant per JSON file (h200-webgpu-int8.json → H200_WEBGPU_INT8)
-const what = (name) => {
-  const [g, ...rest] = name.split('-')
-  const kind = rest.join('-')
-  const label = kind === 'hf-grouped-mm' ? 'transformers grouped_mm (bf16)' : kind === 'webgpu' ? "moe-route's WebGPU layer (Dawn, f16 weights)" : kind === 'webgpu-int8' ? "moe-route's WebGPU layer (Dawn, int8 W8A8)" : kind
-  return `${g.toUpperCase()}, ${label}${name === 'h100-hf-grouped-mm' ? ': the default cost model' : ''}`
-}
-const files = readdirSync(calDir).filter((f) => f.endsWith('.json')).sort()
-const consts = files.map((f) => {
-  const name = f.replace(/\.json$/, '')
-  const cal = JSON.parse(readFileSync(new URL(f, calDir)))
-  return `/** ${what(name)}. */\nexport const ${name.toUpperCase().replace(/-/g, '_')}: Calibration = ${JSON.stringify(cal, null, 2)}\n`
-})
-writeFileSync(
-  new URL('default.ts', calDir),
-  `/**
+function writeDefaults() {
+  const what = (name) => {
+    const [g, ...rest] = name.split('-')
+    const kind = rest.join('-')
+    const label =
+      kind === 'hf-grouped-mm'
+        ? 'transformers grouped_mm (bf16)'
+        : kind === 'webgpu'
+          ? "moe-route's WebGPU layer (Dawn, f16 weights)"
+          : kind === 'webgpu-int8'
+            ? "moe-route's WebGPU layer (Dawn, int8 W8A8)"
+            : kind.startsWith('ep-')
+              ? `bench/ep_layer.py expert-parallel layer (grouped_mm experts, NCCL all-to-all link), ${kind.slice(3)} shape`
+              : kind
+    return `${g.toUpperCase()}, ${label}${name === 'h100-hf-grouped-mm' ? ': the default cost model' : ''}`
+  }
+  const files = readdirSync(calDir).filter((f) => f.endsWith('.json')).sort()
+  const consts = files.map((f) => {
+    const name = f.replace(/\.json$/, '')
+    const cal = JSON.parse(readFileSync(new URL(f, calDir)))
+    checkCalibration(cal)
+    return `/** ${what(name)}. */\nexport const ${name.toUpperCase().replace(/-/g, '_')}: Calibration = ${JSON.stringify(cal, null, 2)}\n`
+  })
+  writeFileSync(
+    new URL('default.ts', calDir),
+    `/**
  * The shipped cost-model calibrations (same content as the JSON files next to this file; a
  * test keeps them equal). Written by scripts/calibrate.mjs from GPU benchmark runs.
  */
 import type { Calibration } from '../cost-model.js'
 
 ${consts.join('\n')}`,
-)
+  )
+}
 console.log(JSON.stringify(Object.fromEntries(Object.entries(out).map(([k, c]) => [k, { flops: c.flops, overheadMs: c.callOverheadMs, worst: Math.max(...c.points.map((p) => Math.abs(p.predictedMs - p.ms) / p.ms)) }]))))

@@ -5,12 +5,19 @@
  * measured kernel times of a backend (see {@link fitCalibration}); the calibration is JSON.
  */
 import { ErrorCodes, MoeError, type ModelShape } from '@moe-route/core'
+import { checkLink, type LinkCalibration } from './link-model.js'
 
 /** One measured layer call: T tokens, how many experts were active, and its time. */
 export interface CalibrationPoint {
   readonly tokens: number
   readonly activeExperts: number
   readonly ms: number
+  /**
+   * Rows of each active expert (replica) when they are known — one device's share of an
+   * expert-parallel layer, say. Without it the call's T·k rows are taken as spread evenly over
+   * `activeExperts`; with it the prediction sums the roofline of each entry (zeros are skipped).
+   */
+  readonly expertRows?: readonly number[]
 }
 
 /** A cost-model calibration, as saved to JSON. */
@@ -32,6 +39,12 @@ export interface Calibration {
   readonly callOverheadMs: number
   /** The measurements it was fitted to, with the model's prediction for each. */
   readonly points: readonly (CalibrationPoint & { readonly predictedMs?: number })[]
+  /**
+   * The interconnect measured with the same runs (optional; calibrations without it leave the
+   * simulator's link model to the caller). A {@link LinkCalibration} is a `LinkModel`: pass it
+   * as `link`, or {@link linkModelFor} it for one device count.
+   */
+  readonly link?: LinkCalibration
 }
 
 /** Turns rows per expert into device milliseconds. */
@@ -62,11 +75,18 @@ export function costModelFromCalibration(cal: Calibration): CostModel {
   }
 }
 
-/** Predicted ms of a layer call with T tokens spread evenly over `activeExperts`. */
-export function predictCall(cal: Omit<Calibration, 'points' | 'format' | 'device' | 'provenance'>, p: Pick<CalibrationPoint, 'tokens' | 'activeExperts'>): number {
+/**
+ * Predicted ms of a layer call: with `expertRows`, the roofline of each listed expert; else T
+ * tokens spread evenly over `activeExperts`.
+ */
+export function predictCall(
+  cal: Omit<Calibration, 'points' | 'format' | 'device' | 'provenance' | 'link'>,
+  p: Pick<CalibrationPoint, 'tokens' | 'activeExperts' | 'expertRows'>,
+): number {
   const { bytes, flopsPerRow } = expertSize(cal.shape, cal.bytesPerWeight)
-  const rows = (p.tokens * cal.shape.topK) / p.activeExperts
-  return cal.callOverheadMs + p.activeExperts * Math.max((bytes / cal.weightBandwidth) * 1e3, ((rows * flopsPerRow) / cal.flops) * 1e3)
+  const one = (rows: number) => Math.max((bytes / cal.weightBandwidth) * 1e3, ((rows * flopsPerRow) / cal.flops) * 1e3)
+  if (p.expertRows) return cal.callOverheadMs + p.expertRows.reduce((s, rows) => (rows > 0 ? s + one(rows) : s), 0)
+  return cal.callOverheadMs + p.activeExperts * one((p.tokens * cal.shape.topK) / p.activeExperts)
 }
 
 /**
@@ -80,7 +100,11 @@ export function fitCalibration(input: Omit<Calibration, 'format' | 'flops' | 'ca
   if (input.points.length === 0) throw new MoeError(ErrorCodes.INPUT_INVALID, 'calibration needs at least one measured point', { path: '/points' })
   for (const p of input.points) {
     if (!(p.ms > 0) || !(p.tokens > 0) || !(p.activeExperts > 0)) throw new MoeError(ErrorCodes.INPUT_INVALID, `calibration point ${JSON.stringify(p)} needs positive tokens, activeExperts and ms`, { path: '/points' })
+    if (p.expertRows !== undefined && (!Array.isArray(p.expertRows) || !p.expertRows.every((r) => Number.isFinite(r) && r >= 0) || !p.expertRows.some((r) => r > 0))) {
+      throw new MoeError(ErrorCodes.INPUT_INVALID, `calibration point ${JSON.stringify(p)}: expertRows must list rows ≥ 0, at least one of them > 0`, { path: '/points' })
+    }
   }
+  if (input.link) checkLink(input.link)
   const base = { shape: input.shape, bytesPerWeight: input.bytesPerWeight, weightBandwidth: input.weightBandwidth }
   const fitFor = (flops: number) => {
     // Optimal overhead for these flops (weighted least squares, clipped at 0).
@@ -110,7 +134,14 @@ export function fitCalibration(input: Omit<Calibration, 'format' | 'flops' | 'ca
     callOverheadMs: Number(best.overhead.toFixed(4)),
     points: [],
   }
-  return { ...cal, points: input.points.map((p) => ({ tokens: p.tokens, activeExperts: p.activeExperts, ms: p.ms, predictedMs: Number(predictCall(cal, p).toFixed(3)) })) }
+  const points = input.points.map((p) => ({
+    tokens: p.tokens,
+    activeExperts: p.activeExperts,
+    ms: p.ms,
+    ...(p.expertRows ? { expertRows: [...p.expertRows] } : {}),
+    predictedMs: Number(predictCall(cal, p).toFixed(3)),
+  }))
+  return { ...cal, points, ...(input.link ? { link: input.link } : {}) }
 }
 
 /** Throws MOE_ROUTE_ERR_INPUT_INVALID unless the calibration is well-formed. */
@@ -120,4 +151,5 @@ export function checkCalibration(cal: Calibration): void {
     if (!(cal[k] > 0)) throw new MoeError(ErrorCodes.INPUT_INVALID, `calibration ${k} must be > 0, got ${cal[k]}`, { path: `/${k}` })
   }
   if (!(cal.callOverheadMs >= 0)) throw new MoeError(ErrorCodes.INPUT_INVALID, `calibration callOverheadMs must be ≥ 0`, { path: '/callOverheadMs' })
+  if (cal.link !== undefined) checkLink(cal.link)
 }

@@ -178,7 +178,7 @@ describe('load model (counts-only records)', () => {
   })
 
   it('refuses policies, which need per-token routing', () => {
-    const sim = createSimulator({ model, placement: contiguousPlacement(4, 2), policies: [{ name: 'x', apply: (r) => ({ routing: r }) } as never] })
+    const sim = createSimulator({ model, placement: contiguousPlacement(4, 2), policies: [{ name: 'x', apply: (r: Routing) => ({ routing: r }) } as never] })
     expect(() => sim.stepLoads([1, 1, 1, 1], 2)).toThrow(/per-token routing/)
   })
 })

@@ -1,13 +1,16 @@
 /** The `cpu` backend: the reference kernels behind the core Backend interface. */
 import { defineBackend, type Backend } from '@moe-route/core'
-import { cpus } from 'node:os'
+import { hostCpu } from './host-cpu.js'
 import { expertsForward, gateMatmul } from './kernels.js'
 
 /** Creates a CPU backend instance. */
 export function createCpuBackend(): Backend {
   return {
     name: 'cpu',
-    info: () => ({ name: 'cpu', adapter: `${cpus()[0]?.model?.trim() ?? 'cpu'} (${cpus().length} cores, single-threaded reference)` }),
+    info: () => {
+      const { model, cores } = hostCpu()
+      return { name: 'cpu', adapter: `${model} (${cores} cores, single-threaded reference)` }
+    },
     async gate(x, tokens, weights) {
       const { hidden, experts } = weights.shape
       return gateMatmul(x, weights.router, tokens, hidden, experts)

@@ -175,6 +175,22 @@ export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /**
+ * max |a − b| / max |b|, the element-wise tolerance of the backend parity tests ("within 1e-4
+ * of the largest magnitude"); Infinity when the lengths differ or `a` has a non-finite value.
+ */
+export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity
+  let err = 0
+  let scale = 0
+  for (let i = 0; i < b.length; i++) {
+    if (!Number.isFinite(a[i])) return Infinity
+    err = Math.max(err, Math.abs(a[i] - b[i]))
+    scale = Math.max(scale, Math.abs(b[i]))
+  }
+  return err / Math.max(scale, 1e-30)
+}
+
+/**
  * A checksum of an output for comparing runs and backends: FNV-1a over the values rounded
  * to `digits` significant decimal digits (so f32 noise below that does not change it).
  */

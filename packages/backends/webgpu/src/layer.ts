@@ -118,6 +118,15 @@ const DOT4_CONFIG: Int8GemmConfig = { variant: 'dot4' }
 /** Teams (one weight row each) per workgroup of the gate kernel. */
 const GATE_TEAMS = 8
 
+/**
+ * Weight rows per workgroup of the decode kernels when the option does not fix them: 4 (the
+ * tuned decode layout) while the mean group has under one row or the experts are small, 2 once
+ * a large-I layer batches rows (twice the workgroups: Mixtral-8x7B on an H100, 2026-12-05,
+ * `--gemv-sweep`: T = 8 1.48 vs 1.80 ms, T = 32 3.55 vs 4.72, T = 128 10.0 vs 13.2; 8 or 16 rows
+ * per workgroup spill and run 4–15× slower).
+ */
+export const gemvRowsFor = (meanRowsPerExpert: number, intermediate: number): number => (meanRowsPerExpert >= 1 && intermediate >= 8192 ? 2 : 4)
+
 /** Group rows per block of the decode kernels for a typical group size (blocks loop over larger groups). */
 export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPow2(typicalRows))
 
@@ -316,8 +325,9 @@ export class WebGpuMoeLayer {
       if (p.kernel === 'gemv') {
         const mt = gemvBlockRows(p.rowsHint)
         const sg = this.team.subgroups ? this.team.team : null
-        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg, { rows: this.options.gemvRows, mats: 2, maxWg: this.maxWg })), { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg, { rows: this.options.gemvRows, mats: 1, maxWg: this.maxWg })), { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
+        const rows = this.options.gemvRows ?? gemvRowsFor(p.rowsBound / E, I)
+        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg, { rows, mats: 2, maxWg: this.maxWg })), { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg, { rows, mats: 1, maxWg: this.maxWg })), { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
       } else {
         const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
         rec.run(gemmProgram(dw.dtype, 'gateup'), { tokens: p.tokens, kdim: H, ndim: I, experts: E, rowsTotal: R, ...ind(0) }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])

@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { PluginRegistry, createMoe, exactSizeDispatch, isMoeError, softmaxTopK, type ModelShape } from '@moe-route/core'
-import { cpuBackend, createCpuBackend, randomHidden, randomLayerWeights } from '@moe-route/backend-cpu'
+import { cpuBackend, createCpuBackend, maxRelError, randomHidden, randomLayerWeights } from '@moe-route/backend-cpu'
 import capacityDrop from '@moe-route/policy-capacity-drop'
 import { createWebGpuBackend, type WebGpuBackend } from './webgpu-backend.js'
 import { webgpuBackend } from './plugin.js'
@@ -37,16 +37,6 @@ async function planFor(T: number, seed: number) {
   return { x, plan }
 }
 
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let err = 0
-  let scale = 1e-30
-  for (let i = 0; i < b.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]))
-    scale = Math.max(scale, Math.abs(b[i]))
-  }
-  return err / scale
-}
-
 describe('webgpu backend plugin', () => {
   it('registers with core, validates options and creates a backend named webgpu', () => {
     const registry = new PluginRegistry().register(webgpuBackend)
@@ -75,9 +65,9 @@ describe.skipIf(!adapter)(`webgpu backend on ${adapter}`, () => {
     expect(await b.ready()).toBe(adapter)
     expect(b.info().adapter).toBe(adapter)
     const { x, plan } = await planFor(9, 4)
-    expect(maxRel(await b.gate(x, 9, weights), await cpu.gate(x, 9, weights))).toBeLessThan(1e-4)
+    expect(maxRelError(await b.gate(x, 9, weights), await cpu.gate(x, 9, weights))).toBeLessThan(1e-4)
     const r = await b.experts(x, plan, weights)
-    expect(maxRel(r.output, (await cpu.experts(x, plan, weights)).output)).toBeLessThan(1e-4)
+    expect(maxRelError(r.output, (await cpu.experts(x, plan, weights)).output)).toBeLessThan(1e-4)
     expect(r.fallback).toBeUndefined()
     const layer = await b.layer()
     expect(layer.deviceWeights(weights)).toBe(layer.deviceWeights(weights))
@@ -97,14 +87,14 @@ describe.skipIf(!adapter)(`webgpu backend on ${adapter}`, () => {
     const r = await inFlight
     expect(r.fallback).toMatchObject({ from: 'webgpu', to: 'cpu' })
     expect(r.fallback!.reason).toMatch(/lost|failed/i)
-    expect(maxRel(r.output, expected)).toBeLessThan(1e-4)
+    expect(maxRelError(r.output, expected)).toBeLessThan(1e-4)
     expect(b.lastFallback?.call).toBe('experts')
     expect(b.fallbackCount).toBe(1)
     // the next batch runs on a fresh device, not the CPU
     const next = await b.experts(x, plan, weights)
     expect(next.fallback).toBeUndefined()
     expect((await b.layer()).ctx.device).not.toBe(device)
-    expect(maxRel(next.output, expected)).toBeLessThan(1e-4)
+    expect(maxRelError(next.output, expected)).toBeLessThan(1e-4)
   })
 
   it('the engine finishes a device-pipeline batch on its host path when the device is lost, and rebuilds the pipeline; strict mode refuses', async () => {
@@ -114,20 +104,20 @@ describe.skipIf(!adapter)(`webgpu backend on ${adapter}`, () => {
     const x = randomHidden(6, shape.hidden, 3)
     const ok = await engine.forward({ id: 0, tokens: 6, hidden: x })
     const ref = await cpuEngine.forward({ id: 0, tokens: 6, hidden: x })
-    expect(maxRel(ok.output!, ref.output!)).toBeLessThan(1e-4)
+    expect(maxRelError(ok.output!, ref.output!)).toBeLessThan(1e-4)
     const backend = engine.backend as WebGpuBackend
     loseOnNextSubmit((await backend.layer()).ctx.device)
     const r = await engine.forward({ id: 1, tokens: 6, hidden: x })
     expect(r.telemetry.fallback).toMatchObject({ from: 'webgpu pipeline' })
     expect(r.telemetry.fallback!.reason).toMatch(/lost/i)
-    expect(maxRel(r.output!, ref.output!)).toBeLessThan(1e-4)
+    expect(maxRelError(r.output!, ref.output!)).toBeLessThan(1e-4)
     expect(r.telemetry.droppedPairs).toBe(ref.telemetry.droppedPairs)
     expect(backend.lastFallback?.call).toBe('pipeline')
     // the next batch runs on a new pipeline on a fresh device
     const next = await engine.forward({ id: 2, tokens: 6, hidden: x })
     expect(next.telemetry.fallback).toBeUndefined()
     expect(next.telemetry.timings.stages?.some((s) => s.stage === 'experts' && s.where === 'device')).toBe(true)
-    expect(maxRel(next.output!, ref.output!)).toBeLessThan(1e-4)
+    expect(maxRelError(next.output!, ref.output!)).toBeLessThan(1e-4)
     await engine.dispose()
 
     const strict = make({ fallback: false })

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { ModelShape } from '@moe-route/core'
+import { seededLayerWeights, type ModelShape } from '@moe-route/core'
 import { acquireDevice } from './gpu/device.js'
 import { GpuContext } from './gpu/context.js'
 import { webgpuAdapterForTests } from './testing/gpu-env.js'
@@ -33,5 +33,23 @@ describe.skipIf(!adapter)('weights generated on the GPU', () => {
     const again = await readExpertWeights(ctx, await generateLayerWeights(ctx, shape, { seed: 7, std: 0.02, dtype }), 1)
     expect(Array.from(again.down.subarray(0, 64))).toEqual(Array.from(e1.down.subarray(0, 64)))
     expect(Array.from(e1.gate.subarray(0, 64))).not.toEqual(Array.from(e1.up.subarray(0, 64)))
+  })
+
+  it('are core\'s seededLayerWeights to f32 rounding (f32; no reliance on WGSL\'s coarse cos/sin/log)', async () => {
+    const shape: ModelShape = { experts: 2, topK: 2, hidden: 64, intermediate: 96, normalizeTopK: true }
+    const std = 0.05
+    const dw = await generateLayerWeights(ctx, shape, { seed: 3, std, dtype: 'f32' })
+    const host = seededLayerWeights(shape, 3, std)
+    const pairs: [string, Float32Array, Float32Array][] = [['router', await readRouterWeight(ctx, dw), host.router]]
+    for (let e = 0; e < shape.experts; e++) {
+      const d = await readExpertWeights(ctx, dw, e)
+      pairs.push([`gate ${e}`, d.gate, host.experts[e].gate], [`up ${e}`, d.up, host.experts[e].up], [`down ${e}`, d.down, host.experts[e].down])
+    }
+    for (const [what, dev, ref] of pairs) {
+      let worst = 0
+      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(dev[i] - ref[i]))
+      // measured ≤ 2e-7 (SwiftShader in Chromium, test/browser); WGSL's cos/sin/log builtins gave 3.7e-5 there
+      expect(worst, what).toBeLessThan(2e-6)
+    }
   })
 })

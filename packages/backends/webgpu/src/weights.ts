@@ -46,13 +46,17 @@ export function checkShape(shape: ModelShape, dtype: WeightsDtype, device: GPUDe
   }
 }
 
-/** Allocates (uninitialised) device buffers for a layer's weights. */
-export function allocateLayerWeights(ctx: GpuContext, shape: ModelShape, dtype: WeightsDtype, label: string): DeviceLayerWeights {
+/**
+ * Allocates (uninitialised) device buffers for a layer's weights: `shape.experts` experts'
+ * matrices, and a router of `routerExperts` rows (default `shape.experts`; an expert store's
+ * slot weights hold fewer experts than the router routes to).
+ */
+export function allocateLayerWeights(ctx: GpuContext, shape: ModelShape, dtype: WeightsDtype, label: string, routerExperts = shape.experts): DeviceLayerWeights {
   const { hidden: H, intermediate: I, experts: E } = shape
   checkShape(shape, dtype, ctx.device)
   const per = I * H * (dtype === 'f16' ? 2 : 4)
   const mk = (what: string, size: number) => ctx.device.createBuffer({ label: `${label} ${what}`, size, usage: STORAGE_RW })
-  const router = mk('router', E * H * 4)
+  const router = mk('router', routerExperts * H * 4)
   const gate = mk('gate', E * per)
   const up = mk('up', E * per)
   const down = mk('down', E * per)

@@ -332,6 +332,29 @@ fn renormalizeSlots(t: u32, k: u32, sum: f32) {
 }
 `
 
+/**
+ * WGSL of a 256-invocation workgroup's exclusive prefix sum, `fn exclusiveScan(v, lid) ->
+ * vec2<u32>` (the caller's exclusive prefix and the workgroup total), over `var<workgroup>
+ * scanBuf`. Barriers inside: call it in uniform control flow with `@workgroup_size(256)`.
+ * Shared by the plugins' stages and the backend's grouping kernels.
+ */
+export const WORKGROUP_SCAN_WGSL = /* wgsl */ `
+var<workgroup> scanBuf: array<u32, 256>;
+fn exclusiveScan(v: u32, lid: u32) -> vec2<u32> {
+  scanBuf[lid] = v;
+  workgroupBarrier();
+  for (var s = 1u; s < 256u; s = s << 1u) {
+    let add = select(0u, scanBuf[max(lid, s) - s], lid >= s);
+    workgroupBarrier();
+    scanBuf[lid] = scanBuf[lid] + add;
+    workgroupBarrier();
+  }
+  let incl = scanBuf[lid];
+  let total = scanBuf[255];
+  workgroupBarrier();
+  return vec2<u32>(incl - v, total);
+}`
+
 /** Words of the `dims` uniform, in order (the backend fills them). */
 export const DIMS_FIELDS = [
   'tokens', 'experts', 'topK', 'slotsIn', 'slotsOut', 'devices', 'decode', 'normalizeTopK',

@@ -3,7 +3,7 @@
  * into exact-size groups. No capacity, no padding, nothing dropped; under expert parallelism
  * a small all-to-all of per-expert counts precedes a variable-size all-to-all of the rows.
  */
-import { tokenTraffic, type DispatchContext, type Routing } from '@moe-route/core'
+import { groupByExpert, tokenTraffic, type DispatchContext, type Routing } from '@moe-route/core'
 import { buildExchange, checkDispatchInput, expertsPerDevice, indexBytesOf } from './exchange.js'
 import type { DynamicGatingPlan } from './plan.js'
 
@@ -25,29 +25,19 @@ export interface DynamicDispatchOptions {
  */
 export function dynamicDispatch(routing: Routing, ctx: DispatchContext, options: DynamicDispatchOptions = {}): DynamicGatingPlan {
   checkDispatchInput(routing, ctx)
-  const { tokens, experts, slots, expertIds, weights, sourceDevice } = routing
+  const { tokens, experts, sourceDevice } = routing
   const { placement, bytesPerToken } = ctx
   const D = placement.devices
-  const counts = new Int32Array(experts)
-  for (let i = 0; i < expertIds.length; i++) if (expertIds[i] >= 0) counts[expertIds[i]]++
-  const offsets = new Int32Array(experts + 1)
-  for (let e = 0; e < experts; e++) offsets[e + 1] = offsets[e] + counts[e]
+  const { offsets, counts, rowToken, rowWeight } = groupByExpert(routing)
   const rows = offsets[experts]
-  const rowToken = new Int32Array(rows)
-  const rowWeight = new Float32Array(rows)
-  const cursor = offsets.slice(0, experts)
   const perPair = (options.tokenCopies ?? 'per-pair') === 'per-pair'
   const payloadRows = perPair ? new Int32Array(D * D) : tokenTraffic(routing, placement, bytesPerToken).sendRows
-  for (let t = 0; t < tokens; t++) {
-    const src = sourceDevice ? sourceDevice[t] : 0
-    for (let j = 0; j < slots; j++) {
-      const e = expertIds[t * slots + j]
-      if (e < 0) continue
-      const r = cursor[e]++
-      rowToken[r] = t
-      rowWeight[r] = weights[t * slots + j]
-      if (perPair) {
-        const reps = placement.replicas[e]
+  if (perPair) {
+    for (let e = 0; e < experts; e++) {
+      const reps = placement.replicas[e]
+      for (let r = offsets[e]; r < offsets[e + 1]; r++) {
+        const t = rowToken[r]
+        const src = sourceDevice ? sourceDevice[t] : 0
         payloadRows[src * D + (reps.length === 1 ? reps[0] : reps[t % reps.length])]++
       }
     }

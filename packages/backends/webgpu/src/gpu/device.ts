@@ -1,8 +1,10 @@
 /**
  * Acquiring a GPUDevice: Dawn's node addon (npm `webgpu`) in Node, `navigator.gpu` in a
- * browser or any runtime that has it, or a device the embedder already owns.
+ * browser or any runtime that has it, or a device the embedder already owns. Where the `GPU`
+ * object comes from is gpu-entry.ts (Node) or gpu-entry.browser.ts (the browser build).
  */
 import { ErrorCodes, MoeError } from '@moe-route/core'
+import { NO_ADAPTER_HINT, gpuEntry } from './gpu-entry.js'
 
 /** Options of {@link acquireDevice}. */
 export interface AcquireDeviceOptions {
@@ -85,34 +87,6 @@ function featuresOf(device: GPUDevice, info: Record<string, unknown>): DeviceFea
 }
 
 /**
- * Dawn `GPU` objects by flags. Held for the life of the process: when the `GPU` from
- * `create()` is garbage-collected while a device made from it lives, Dawn crashes the
- * process, so it must never become unreachable.
- */
-const dawnInstances = new Map<string, GPU>()
-
-/** Where to get a `GPU` object: Dawn in Node, `navigator.gpu` elsewhere. */
-async function gpuEntry(dawnFlags: readonly string[]): Promise<GPU | null> {
-  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator
-  if (nav?.gpu) return nav.gpu
-  if (typeof process === 'undefined' || !process.versions?.node) return null
-  // Dawn's Vulkan backend wants a runtime dir; on CI containers it is often unset.
-  process.env.XDG_RUNTIME_DIR ||= '/tmp'
-  try {
-    const key = dawnFlags.join('\u0000')
-    let gpu = dawnInstances.get(key)
-    if (!gpu) {
-      const mod = (await import('webgpu')) as { create(flags: string[]): GPU }
-      gpu = mod.create([...dawnFlags])
-      dawnInstances.set(key, gpu)
-    }
-    return gpu
-  } catch {
-    return null
-  }
-}
-
-/**
  * Requests an adapter and a device with the limits the MoE kernels need (the adapter's own
  * maxima for storage-buffer size, workgroup storage and storage bindings), or wraps the
  * device given in `options.device`. Throws `MOE_ROUTE_ERR_BACKEND_UNAVAILABLE` when no
@@ -131,7 +105,7 @@ export async function acquireDevice(options: AcquireDeviceOptions = {}): Promise
   if (!adapter) {
     throw new MoeError(
       ErrorCodes.BACKEND_UNAVAILABLE,
-      'no WebGPU adapter found. On Linux without a GPU install Mesa lavapipe (scripts/install-lavapipe.sh); on a GPU host install the Vulkan loader and driver',
+      `no WebGPU adapter found. ${NO_ADAPTER_HINT}`,
       { plugin: 'webgpu' },
     )
   }

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createMoe, isMoeError, mulberry32, softmaxTopK, type DispatchPlan, type LayerWeights, type ModelShape, type MoeConfig } from '@moe-route/core'
-import { cpuBackend, expertsForward, gateMatmul, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
+import { cpuBackend, expertsForward, gateMatmul, maxRelError, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
 import capacityDrop from '@moe-route/policy-capacity-drop'
 import dynamicGating from '@moe-route/policy-dynamic-gating'
 import { webgpuBackend } from '../plugin.js'
@@ -29,20 +29,10 @@ import { sgmGemmWgsl, sgmWorkgroupBytes } from './expert-int8/int8-gemm.wgsl.js'
 // pipeline can take tens of seconds while the other test worker compiles too.
 vi.setConfig({ testTimeout: 180_000 })
 
-function maxRelErr(gpu: Float32Array, cpu: Float32Array): number {
-  let err = 0
-  let scale = 0
-  for (let i = 0; i < cpu.length; i++) {
-    err = Math.max(err, Math.abs(gpu[i] - cpu[i]))
-    scale = Math.max(scale, Math.abs(cpu[i]))
-  }
-  return gpu.length === cpu.length && gpu.every(Number.isFinite) ? err / Math.max(scale, 1e-30) : Infinity
-}
-
 /** Largest over rows of max |gpu − cpu| / max |cpu| within the row (rows of very different magnitude). */
 function rowRelErr(gpu: Float32Array, cpu: Float32Array, cols: number): number {
   let worst = 0
-  for (let o = 0; o < cpu.length; o += cols) worst = Math.max(worst, maxRelErr(gpu.subarray(o, o + cols), cpu.subarray(o, o + cols)))
+  for (let o = 0; o < cpu.length; o += cols) worst = Math.max(worst, maxRelError(gpu.subarray(o, o + cols), cpu.subarray(o, o + cols)))
   return gpu.length === cpu.length ? worst : Infinity
 }
 
@@ -480,7 +470,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     const f32 = expertsForward(x, plan, weights)
     const errQ = relativeL2(gpu.output, w8a8)
     const errF = relativeL2(gpu.output, f32)
-    console.log(`[int8] experts ${_n}: rel L2 vs W8A8 ${errQ.toExponential(2)}, vs f32 ${errF.toExponential(2)}, max rel vs W8A8 ${maxRelErr(gpu.output, w8a8).toExponential(2)}`)
+    console.log(`[int8] experts ${_n}: rel L2 vs W8A8 ${errQ.toExponential(2)}, vs f32 ${errF.toExponential(2)}, max rel vs W8A8 ${maxRelError(gpu.output, w8a8).toExponential(2)}`)
     expect(errQ).toBeLessThanOrEqual(1e-4)
     expect(errF).toBeLessThanOrEqual(3e-2)
   })

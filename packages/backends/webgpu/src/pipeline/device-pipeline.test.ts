@@ -8,7 +8,7 @@ import { createMoe, definePolicy, routingFromPairs, pairsOf, type LayerResult, t
 import { cpuBackend } from '@moe-route/backend-cpu'
 import capacityDrop from '@moe-route/policy-capacity-drop'
 import expertBuffer from '@moe-route/policy-expert-buffer'
-import { randomHidden } from '@moe-route/backend-cpu'
+import { maxRelError, randomHidden } from '@moe-route/backend-cpu'
 import { webgpuBackend } from '../plugin.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 
@@ -38,16 +38,6 @@ const minWeight = definePolicy<{ minWeight: number }>({
 })
 
 const batches = (n: number, T: number): TokenBatch[] => Array.from({ length: n }, (_, i) => ({ id: i, tokens: T, hidden: randomHidden(T, model.hidden, 100 + i) }))
-
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let err = 0
-  let scale = 1e-30
-  for (let i = 0; i < b.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]))
-    scale = Math.max(scale, Math.abs(b[i]))
-  }
-  return err / scale
-}
 
 /** Same pairs; weights within 1e-5 (the GPU router's softmax is f32, the CPU's f64). */
 function sameDecisions(g: LayerResult, c: LayerResult): void {
@@ -94,7 +84,7 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
         const c = await cpu.forward(b)
         sameDecisions(g, c)
         expect(g.telemetry.hostRoundTrips).toBeUndefined()
-        expect(maxRel(g.output!, c.output!)).toBeLessThan(1e-4)
+        expect(maxRelError(g.output!, c.output!)).toBeLessThan(1e-4)
         expect(g.outputNorm!).toBeCloseTo(c.outputNorm!, 3)
       }
     }
@@ -126,7 +116,7 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
       const c = await cpu.forward(b)
       sameDecisions(g, c)
       expect(g.telemetry.hostRoundTrips).toEqual({ 'min-weight': 1 })
-      expect(maxRel(g.output!, c.output!)).toBeLessThan(1e-4)
+      expect(maxRelError(g.output!, c.output!)).toBeLessThan(1e-4)
     }
   })
 
@@ -142,7 +132,7 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
         const g = await gpu.forward(b)
         const c = await cpu.forward(b)
         sameDecisions(g, c)
-        expect(maxRel(g.output!, c.output!), `${eviction} batch ${b.id} T ${b.tokens}`).toBeLessThan(1e-4)
+        expect(maxRelError(g.output!, c.output!), `${eviction} batch ${b.id} T ${b.tokens}`).toBeLessThan(1e-4)
         const gs = g.telemetry.store!
         expect(gs.hits + gs.misses).toBeGreaterThan(0)
         if (b.tokens === 1) expect([gs.hits, gs.misses, gs.evictions]).toEqual([c.telemetry.store!.hits, c.telemetry.store!.misses, c.telemetry.store!.evictions])

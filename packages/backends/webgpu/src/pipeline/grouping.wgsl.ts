@@ -6,23 +6,9 @@
  * Rows come out in the order of the host dispatchers: within an expert, token order (then
  * slot order), padded groups in segment order with zero rows after each segment's pairs.
  */
+import { WORKGROUP_SCAN_WGSL } from '@moe-route/core'
 
-const SCAN = /* wgsl */ `
-var<workgroup> scan: array<u32, 256>;
-fn exclusiveScan(v: u32, lid: u32) -> vec2<u32> {
-  scan[lid] = v;
-  workgroupBarrier();
-  for (var s = 1u; s < 256u; s = s << 1u) {
-    let add = select(0u, scan[max(lid, s) - s], lid >= s);
-    workgroupBarrier();
-    scan[lid] = scan[lid] + add;
-    workgroupBarrier();
-  }
-  let incl = scan[lid];
-  let total = scan[255];
-  workgroupBarrier();
-  return vec2<u32>(incl - v, total);
-}`
+const SCAN = WORKGROUP_SCAN_WGSL
 
 /** Marks a padded position with no pair. */
 export const NO_PAIR = 0xffffffff

@@ -9,6 +9,7 @@ import type { GpuContext } from '../gpu/context.js'
 import { grid1d, uniforms, type KernelProgram } from '../gpu/program.js'
 import type { WeightsDtype } from '../kernels/expert-ffn/expert-ffn.program.js'
 import { allocateLayerWeights, type DeviceLayerWeights } from '../weights.js'
+import { openCheckpoint, type CheckpointDtype } from './checkpoint-file.js'
 
 /** Tensor names of one MoE layer in a checkpoint layout. */
 export function layerTensorNames(layout: 'mixtral' | 'olmoe', layer: number, experts: number): { router: string; gate: string[]; up: string[]; down: string[] } {
@@ -18,7 +19,8 @@ export function layerTensorNames(layout: 'mixtral' | 'olmoe', layer: number, exp
   return { router: `${p}.gate.weight`, gate: list(g), up: list(u), down: list(d) }
 }
 
-const SRC = { F32: 0, F16: 1, BF16: 2 } as const
+/** Source dtypes of checkpoint tensors and their code in the conversion kernel. */
+const SRC: Record<CheckpointDtype, number> = { F32: 0, F16: 1, BF16: 2 }
 
 /** Converts `count` values of `src` (F32/F16/BF16 words) into `dst` at value offset `dstOffset` (f16 packed or f32). */
 const convertWgsl = (dst: WeightsDtype): string => /* wgsl */ `
@@ -46,51 +48,6 @@ function convertProgram(dst: WeightsDtype): KernelProgram<{ pairs: number; srcTy
     cacheKey: `convert-weights|${dst}`,
     getShaderSource: () => convertWgsl(dst),
     getRunData: ({ pairs, srcType, dstPairOffset }) => ({ dispatch: grid1d(pairs / 256), uniforms: uniforms([pairs, srcType, dstPairOffset]) }),
-  }
-}
-
-/** Reads tensors by name from one file or from the shards of a `*.safetensors.index.json`. */
-async function openCheckpoint(file: string): Promise<{ bytes(name: string, shape: readonly number[]): Promise<{ data: Uint8Array; dtype: keyof typeof SRC }>; close(): Promise<void> }> {
-  const { openSafetensors } = await import('@moe-route/workloads')
-  const { readFile } = await import('node:fs/promises')
-  const { dirname, join, basename } = await import('node:path')
-  let shards: Map<string, string> | null = null
-  if (file.endsWith('.json')) {
-    let index: { weight_map?: Record<string, string> }
-    try {
-      index = JSON.parse(await readFile(file, 'utf8'))
-    } catch (cause) {
-      throw new MoeError(ErrorCodes.FILE_NOT_FOUND, `cannot read the safetensors index ${file}: ${(cause as Error).message}`, { file }, { cause })
-    }
-    if (!index || typeof index.weight_map !== 'object' || index.weight_map === null) {
-      throw new MoeError(ErrorCodes.TRACE_CORRUPT, `${file} is not a safetensors index (no weight_map)`, { file })
-    }
-    shards = new Map(Object.entries(index.weight_map).map(([k, v]) => [k, String(v)]))
-  }
-  const open = new Map<string, Awaited<ReturnType<typeof openSafetensors>>>()
-  const fileOf = (name: string) => {
-    if (!shards) return file
-    const shard = shards.get(name)
-    if (!shard) throw new MoeError(ErrorCodes.INPUT_INVALID, `${file} maps no shard for tensor ${name}`, { file })
-    // a shard is a file next to the index: never a path that leaves its folder
-    if (basename(shard) !== shard) throw new MoeError(ErrorCodes.INPUT_INVALID, `${file}: shard name ${JSON.stringify(shard)} is not a plain file name`, { file })
-    return join(dirname(file), shard)
-  }
-  return {
-    async bytes(name, shape) {
-      const path = fileOf(name)
-      let st = open.get(path)
-      if (!st) open.set(path, (st = await openSafetensors(path)))
-      const info = st.info(name)
-      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-        throw new MoeError(ErrorCodes.SHAPE_MISMATCH, `${path}: tensor ${name} has shape [${info.shape}], the model needs [${shape}]`, { file: path })
-      }
-      if (!(info.dtype in SRC)) throw new MoeError(ErrorCodes.INPUT_INVALID, `${path}: tensor ${name} is ${info.dtype}; weights must be F32, F16 or BF16`, { file: path })
-      return { data: await st.readTensorBytes(name), dtype: info.dtype as keyof typeof SRC }
-    },
-    async close() {
-      for (const st of open.values()) await st.close()
-    },
   }
 }
 

@@ -11,7 +11,7 @@ import { BufferUsage, MAP_READ_MODE, STORAGE_RW } from '../gpu/constants.js'
 import { packF16 } from '../f16.js'
 import type { WeightsDtype } from '../kernels/expert-ffn/expert-ffn.program.js'
 import { initWeightsProgram } from '../kernels/init-weights/init-weights.program.js'
-import { checkShape, type DeviceLayerWeights } from '../weights.js'
+import { allocateLayerWeights, type DeviceLayerWeights } from '../weights.js'
 import { seededWeightStreams } from '@moe-route/core'
 
 /** Slot weights plus the store's view of them. */
@@ -37,26 +37,9 @@ export async function createStoreSlots(ctx: GpuContext, source: WeightSource, sh
       { path: '/weights/file', plugin: 'webgpu' },
     )
   }
-  checkShape(shape, dtype, ctx.device)
   const per = I * H * (dtype === 'f16' ? 2 : 4)
-  const mk = (what: string, size: number) => ctx.device.createBuffer({ label: `moe-route store ${what}`, size, usage: STORAGE_RW })
-  const router = mk('router', E * H * 4)
-  const gate = mk('gate slots', slots * per)
-  const up = mk('up slots', slots * per)
-  const down = mk('down slots', slots * per)
-  const weights: DeviceLayerWeights = {
-    shape: { ...shape, experts: slots },
-    dtype,
-    device: ctx.device,
-    router,
-    gate,
-    up,
-    down,
-    expertBytes: 3 * per,
-    destroy() {
-      for (const b of [router, gate, up, down]) b.destroy()
-    },
-  }
+  const weights = allocateLayerWeights(ctx, { ...shape, experts: slots }, dtype, 'moe-route store slots', E)
+  const { router, gate, up, down } = weights
   const host: Uint8Array[] = source.kind === 'seeded' ? await seededHostCopy(ctx, shape, dtype, source, router) : hostCopy(ctx, source.weights, dtype, router)
   const q = ctx.device.queue
   const device: StoreDevice = {

@@ -4,7 +4,7 @@
  * template each stage instantiates with its own candidates and order), capacity groups
  * (the scopes of SPEC A.3) and the weight conventions.
  */
-import type { LoweringContext, StageBatch } from '@moe-route/core'
+import { WORKGROUP_SCAN_WGSL, type LoweringContext, type StageBatch } from '@moe-route/core'
 import type { CapacityOptions } from './schema.js'
 import { capacityOf } from './scope.js'
 
@@ -86,22 +86,8 @@ export const RENORMALIZE_CODES = { none: 0, 'model-native': 1, kept: 2 } as cons
  */
 export const capacityFamilyWgsl = /* wgsl */ `
 const WG = 256u;
-var<workgroup> scanBuf: array<u32, 256>;
 var<workgroup> nShared: u32;
-fn exclusiveScan(v: u32, lid: u32) -> vec2<u32> {
-  scanBuf[lid] = v;
-  workgroupBarrier();
-  for (var s = 1u; s < 256u; s = s << 1u) {
-    let add = select(0u, scanBuf[max(lid, s) - s], lid >= s);
-    workgroupBarrier();
-    scanBuf[lid] = scanBuf[lid] + add;
-    workgroupBarrier();
-  }
-  let incl = scanBuf[lid];
-  let total = scanBuf[255];
-  workgroupBarrier();
-  return vec2<u32>(incl - v, total);
-}
+${WORKGROUP_SCAN_WGSL}
 // Priority codes: 0 score, 1 first (earlier tokens win), 2 last, 3 random (seeded draws).
 fn drawOf(p: u32, ordBase: u32) -> u32 {
   let t = p / dims.slotsIn;

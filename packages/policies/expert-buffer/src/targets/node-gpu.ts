@@ -1,45 +1,39 @@
 /**
- * Acquires a WebGPU device in Node through Dawn (the `webgpu` npm package, an optional peer
- * dependency). On a machine without a GPU, Mesa's lavapipe gives Dawn a CPU Vulkan adapter.
+ * A WebGPU device in Node for the store's own WebGPU target. One module owns device
+ * acquisition: this asks `@moe-route/backend-webgpu` (Dawn through the npm `webgpu` package;
+ * Mesa's lavapipe without a GPU), which must be installed. With that backend's device pipeline
+ * the store needs no device of its own: the backend attaches its slots (`attachDevice`).
  */
 
 /** A device with what benchmarks and tests report about it. */
 export interface NodeGpu {
   readonly device: GPUDevice
   readonly adapter: { readonly vendor: string; readonly architecture: string; readonly device: string; readonly description: string }
-  /** The Dawn `GPU` instance; held here because collecting it while the device lives crashes Dawn. */
-  readonly gpu: GPU
   /** Destroys the device. */
   dispose(): void
 }
 
 /**
- * Returns a device with maxBufferSize and maxStorageBufferBindingSize raised to the adapter's
- * limits, or null when `webgpu` is not installed or no adapter is found.
+ * A high-performance device from `@moe-route/backend-webgpu`'s `acquireDevice` (limits raised
+ * to the adapter's), or null when that package or an adapter is missing.
+ * @deprecated Call `acquireDevice()` from `@moe-route/backend-webgpu` directly; this wrapper stays for one minor version.
  */
 export async function requestNodeGpu(): Promise<NodeGpu | null> {
-  process.env.XDG_RUNTIME_DIR ||= '/tmp'
-  let mod: { create(flags: string[]): GPU }
+  const specifier = '@moe-route/backend-webgpu'
+  let mod: { acquireDevice(o?: object): Promise<{ device: GPUDevice; adapterInfo: Record<string, string> }> }
   try {
-    mod = (await import('webgpu')) as unknown as { create(flags: string[]): GPU }
+    mod = (await import(specifier)) as typeof mod
   } catch {
     return null
   }
-  const gpu = mod.create([])
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' })
-  if (!adapter) return null
-  const device = await adapter.requestDevice({
-    label: 'expert-buffer',
-    requiredLimits: {
-      maxBufferSize: adapter.limits.maxBufferSize,
-      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-    },
-  })
-  const i = adapter.info
-  return {
-    device,
-    gpu,
-    adapter: { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description },
-    dispose: () => device.destroy(),
+  try {
+    const { device, adapterInfo: i } = await mod.acquireDevice({ powerPreference: 'high-performance' })
+    return {
+      device,
+      adapter: { vendor: i.vendor ?? '', architecture: i.architecture ?? '', device: i.device ?? '', description: i.description ?? '' },
+      dispose: () => device.destroy(),
+    }
+  } catch {
+    return null
   }
 }

@@ -3,24 +3,9 @@
  * list of non-empty experts, the weight slot table and the GEMM grid: what the expert kernels
  * read. The grouping itself (which pairs land in which rows) is pipeline/grouping.wgsl.ts.
  */
+import { WORKGROUP_SCAN_WGSL } from '@moe-route/core'
 
-const SCAN = /* wgsl */ `
-var<workgroup> scan: array<u32, 256>;
-// Exclusive prefix of v over the workgroup, and the workgroup total. Uniform control flow only.
-fn exclusiveScan(v: u32, lid: u32) -> vec2<u32> {
-  scan[lid] = v;
-  workgroupBarrier();
-  for (var s = 1u; s < 256u; s = s << 1u) {
-    let add = select(0u, scan[max(lid, s) - s], lid >= s);
-    workgroupBarrier();
-    scan[lid] = scan[lid] + add;
-    workgroupBarrier();
-  }
-  let incl = scan[lid];
-  let total = scan[255];
-  workgroupBarrier();
-  return vec2<u32>(incl - v, total);
-}`
+const SCAN = WORKGROUP_SCAN_WGSL
 
 /**
  * Row offsets: exclusive scan of group sizes (kept counts, or the capacity for every expert

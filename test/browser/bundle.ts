@@ -1,0 +1,110 @@
+/**
+ * Bundling for the browser with esbuild (as an app's bundler would: `platform: 'browser'`, so
+ * packages resolve through their `browser` export condition, and a Node built-in that is still
+ * reachable fails the build), serving a bundled page on loopback, and measuring the bundle of
+ * core + capacity-drop + the WebGPU backend.
+ */
+import * as esbuild from 'esbuild'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { gzipSync } from 'node:zlib'
+
+const here = dirname(fileURLToPath(import.meta.url))
+
+/** esbuild options of every browser bundle here: what an app's production build does. */
+export const BROWSER_BUNDLE: esbuild.BuildOptions = {
+  bundle: true,
+  platform: 'browser',
+  format: 'esm',
+  target: 'es2022',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'silent',
+}
+
+/** A page served on 127.0.0.1 (a secure context: WebGPU is available there). */
+export interface ServedPage {
+  readonly url: string
+  close(): Promise<void>
+}
+
+/**
+ * Bundles `entry` (a path relative to this folder) and serves it with an index.html that loads
+ * it, on a free loopback port (esbuild's server). `close()` stops the server and removes the folder.
+ */
+export async function servePage(entry: string, title: string): Promise<ServedPage> {
+  const dir = mkdtempSync(join(tmpdir(), 'moe-route-page-'))
+  writeFileSync(join(dir, 'index.html'), `<!doctype html>\n<meta charset="utf-8">\n<title>${title}</title>\n<script type="module" src="/page.js"></script>\n`)
+  const ctx = await esbuild.context({ ...BROWSER_BUNDLE, entryPoints: { page: join(here, entry) }, outdir: dir, write: false, sourcemap: 'inline' })
+  try {
+    await ctx.rebuild() // bundling errors surface here, not as a blank page
+    const { port } = await ctx.serve({ host: '127.0.0.1', port: 0, servedir: dir })
+    return {
+      url: `http://127.0.0.1:${port}/`,
+      async close() {
+        await ctx.dispose()
+        rmSync(dir, { recursive: true, force: true })
+      },
+    }
+  } catch (e) {
+    await ctx.dispose()
+    rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
+}
+
+/** What an app that runs the layer on WebGPU imports (the measured bundle). */
+export const MEASURED_ENTRY = `import { createMoe } from '@moe-route/core'
+import capacityDrop from '@moe-route/policy-capacity-drop'
+import { createWebGpuBackend, webgpuBackend } from '@moe-route/backend-webgpu'
+export { createMoe, capacityDrop, createWebGpuBackend, webgpuBackend }
+`
+
+/** Size of the browser bundle of {@link MEASURED_ENTRY}. */
+export interface BundleSize {
+  /** Minified bytes. */
+  readonly minified: number
+  /** Bytes after gzip -9. */
+  readonly gzip: number
+  /** Minified bytes by package (workspace packages by name, dependencies by npm name). */
+  readonly byPackage: Readonly<Record<string, number>>
+  /** Every input file of the bundle, relative to the repository root. */
+  readonly inputs: readonly string[]
+}
+
+/** Package a bundle input belongs to: the last `node_modules/<name>` in its path, else its workspace folder. */
+function packageOf(input: string): string {
+  const nm = input.lastIndexOf('node_modules/')
+  if (nm >= 0) {
+    const parts = input.slice(nm + 'node_modules/'.length).split('/')
+    return parts[0].startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]
+  }
+  const m = /^(packages\/(?:backends\/|policies\/)?[^/]+)\//.exec(input)
+  return m ? m[1] : input
+}
+
+/**
+ * Bundles {@link MEASURED_ENTRY} from the built packages (`dist/`, through their `browser`
+ * conditions) as an app's production build would, minified, and measures it.
+ */
+export async function measureBrowserBundle(): Promise<BundleSize> {
+  const root = join(here, '../..')
+  const r = await esbuild.build({
+    ...BROWSER_BUNDLE,
+    stdin: { contents: MEASURED_ENTRY, resolveDir: here, sourcefile: 'measured-entry.js', loader: 'js' },
+    absWorkingDir: root,
+    write: false,
+    metafile: true,
+    outfile: 'measured.js',
+  })
+  const out = r.outputFiles[0]
+  const byPackage: Record<string, number> = {}
+  const meta = Object.values(r.metafile.outputs)[0]
+  for (const [input, { bytesInOutput }] of Object.entries(meta.inputs)) {
+    const p = packageOf(input)
+    byPackage[p] = (byPackage[p] ?? 0) + bytesInOutput
+  }
+  return { minified: out.contents.byteLength, gzip: gzipSync(out.contents, { level: 9 }).byteLength, byPackage, inputs: Object.keys(meta.inputs) }
+}
