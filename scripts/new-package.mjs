@@ -76,7 +76,7 @@ const pkg = {
   ...(peerCore
     ? { peerDependencies: { '@moe-route/core': '^0.1.0' }, devDependencies: { '@moe-route/core': '0.1.0' } }
     : {}),
-  engines: { node: '>=20.10' },
+  engines: { node: '>=22' },
   ...(plugin ? { 'moe-route': { core: '^0.1.0', plugins: [starter] } } : {}),
 }
 write('package.json', JSON.stringify(pkg, null, 2) + '\n')

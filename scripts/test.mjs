@@ -17,6 +17,12 @@ if (!process.argv.includes('--no-build')) {
     process.exit(built)
   }
 }
+// Is there a WebGPU adapter (a Vulkan driver: a GPU's, or Mesa lavapipe on the CPU)? Without one
+// the WebGPU tests skip themselves (unless MOE_ROUTE_REQUIRE_WEBGPU or CI is set, where they
+// fail) and the run ends with one line saying how to enable them.
+const adapter = await import('../packages/backends/webgpu/dist/index.js')
+  .then((m) => m.probeAdapter())
+  .catch(() => null)
 const dir = mkdtempSync(join(tmpdir(), 'moe-route-test-'))
 const json = join(dir, 'results.json')
 const extra = process.argv.slice(2).filter((a) => a !== '--no-build')
@@ -24,6 +30,7 @@ const status = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=js
 try {
   const r = JSON.parse(readFileSync(json, 'utf8'))
   const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0)
+  if (!adapter) console.log('\nWebGPU tests skipped: no WebGPU adapter (Vulkan driver) here. To run them on the CPU: sudo bash scripts/install-lavapipe.sh && export XDG_RUNTIME_DIR=/tmp')
   console.log(`\n${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`)
 } catch {
   console.log('\n0 passed, 1 failed (no test results were written)')

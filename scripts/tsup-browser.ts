@@ -49,8 +49,9 @@ export function browserBuild(external: NonNullable<Options['external']>): Option
  * Both builds of a package with a browser entry: `dist/index.{js,cjs,d.ts,d.cts}` for Node
  * (ESM + CJS + types) and `dist/index.browser.js` (see {@link browserBuild}).
  * @param external peers and workspace packages, never bundled
+ * @param node options of the Node build that replace the defaults (e.g. a declarations banner)
  */
-export function nodeAndBrowserBuilds(external: NonNullable<Options['external']>): Options[] {
+export function nodeAndBrowserBuilds(external: NonNullable<Options['external']>, node: Options = {}): Options[] {
   return [
     {
       entry: { index: 'src/index.ts' },
@@ -62,6 +63,7 @@ export function nodeAndBrowserBuilds(external: NonNullable<Options['external']>)
       target: 'es2022',
       tsconfig: 'tsconfig.build.json',
       external,
+      ...node,
     },
     browserBuild(external),
   ]

@@ -62,7 +62,21 @@ import { createWebGpuBackend, webgpuBackend } from '@moe-route/backend-webgpu'
 export { createMoe, capacityDrop, createWebGpuBackend, webgpuBackend }
 `
 
-/** Size of the browser bundle of {@link MEASURED_ENTRY}. */
+/**
+ * What a browser app that only routes (host policies, no layer) imports: core + one policy, the
+ * README's "core + one policy" bundle (target 120 kB minified).
+ */
+export const ROUTING_ENTRY = `import { createMoe } from '@moe-route/core'
+import capacityDrop from '@moe-route/policy-capacity-drop'
+const moe = createMoe({
+  config: { model: { experts: 8, topK: 2, hidden: 1, intermediate: 1 }, policies: [{ use: 'capacity-drop', options: { capacityFactor: 1 } }] },
+  plugins: [capacityDrop],
+})
+const r = moe.route({ id: 0, tokens: 1, scores: new Float32Array([0.5, 0.2, 0.1, 0.1, 0.05, 0.03, 0.01, 0.01]) })
+globalThis.result = r.telemetry.loadAfter
+`
+
+/** Size of a browser bundle ({@link MEASURED_ENTRY} unless another entry is given). */
 export interface BundleSize {
   /** Minified bytes. */
   readonly minified: number
@@ -86,14 +100,15 @@ function packageOf(input: string): string {
 }
 
 /**
- * Bundles {@link MEASURED_ENTRY} from the built packages (`dist/`, through their `browser`
- * conditions) as an app's production build would, minified, and measures it.
+ * Bundles `entry` ({@link MEASURED_ENTRY} by default, or {@link ROUTING_ENTRY}) from the built
+ * packages (`dist/`, through their `browser` conditions) as an app's production build would,
+ * minified, and measures it.
  */
-export async function measureBrowserBundle(): Promise<BundleSize> {
+export async function measureBrowserBundle(entry: string = MEASURED_ENTRY): Promise<BundleSize> {
   const root = join(here, '../..')
   const r = await esbuild.build({
     ...BROWSER_BUNDLE,
-    stdin: { contents: MEASURED_ENTRY, resolveDir: here, sourcefile: 'measured-entry.js', loader: 'js' },
+    stdin: { contents: entry, resolveDir: here, sourcefile: 'measured-entry.js', loader: 'js' },
     absWorkingDir: root,
     write: false,
     metafile: true,

@@ -21,7 +21,7 @@ import {
   type ResolvedConfig,
 } from '@moe-route/core'
 import { workloadFromSpec } from '@moe-route/workloads'
-import { readJsonFile } from './context.js'
+import { readConfigFile } from './context.js'
 import { builtinRegistry } from './builtins.js'
 import { resolveC2rProfile, resolveC2rProfileIssues } from './c2r-profile.js'
 import { DEFAULT_CONFIG } from './default-config.js'
@@ -34,6 +34,17 @@ export interface LoadedConfig {
   readonly config: ResolvedConfig
   readonly registry: PluginRegistry
   readonly source: string
+}
+
+/**
+ * A config with every top-level section it leaves out taken from the embedded default
+ * ({@link DEFAULT_CONFIG}): `{"policies": [...]}` runs the default model and workload under those
+ * policies, `{"policies": []}` runs them with none. A section that is given replaces the
+ * default's whole (a `model` states its shape in full; `workload` fields default as documented).
+ */
+export function withDefaults(raw: MoeConfig): MoeConfig {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw
+  return { ...DEFAULT_CONFIG, ...raw }
 }
 
 /** Options of {@link loadConfig}. */
@@ -50,16 +61,21 @@ export interface LoadConfigOptions extends PluginSecurity {
   readonly purpose?: 'run' | 'simulate'
 }
 
-/** Reads the config file (default: the embedded one), checks it, then loads the plugins it uses. */
+/**
+ * Reads the config file (default: the embedded one), fills the sections it leaves out from the
+ * embedded default, applies a command's `overrides` (which also see what the file itself said),
+ * checks it all, then loads the plugins it uses.
+ */
 export async function loadConfig(
   path: string | undefined,
   cwd: string,
-  overrides: (raw: MoeConfig) => MoeConfig = (r) => r,
+  overrides: (raw: MoeConfig, file: Partial<MoeConfig> | null) => MoeConfig = (r) => r,
   options: LoadConfigOptions = {},
 ): Promise<LoadedConfig> {
   const source = path ? resolve(cwd, path) : 'embedded default config'
   const dir = path ? dirname(source) : cwd
-  const raw = resolveC2rProfile(overrides(path ? filesFrom(configObject(readJsonFile(source), source), dir) : DEFAULT_CONFIG), dir)
+  const file = path ? filesFrom(configObject(readConfigFile(source), source), dir) : null
+  const raw = resolveC2rProfile(overrides(file ? withDefaults(file) : DEFAULT_CONFIG, file), dir)
   const described = builtinRegistry()
   const packages = describeConfigPlugins(raw, described, { from: dir, projectRoot: projectRoot(dir) })
   await registerWebGpuIfNamed(raw, described)
@@ -84,14 +100,14 @@ export async function collectConfigIssues(path: string, cwd: string): Promise<Mo
   const source = resolve(cwd, path)
   const dir = dirname(source)
   const issues: MoeIssue[] = []
-  const parsed = readJsonFile(source)
+  const parsed = readConfigFile(source)
   try {
     configObject(parsed, source)
   } catch (e) {
     if (!isMoeError(e)) throw e
     return [{ code: e.code, path: '/', message: e.message }]
   }
-  const raw = resolveC2rProfileIssues(parsed as MoeConfig, dir, issues)
+  const raw = resolveC2rProfileIssues(withDefaults(parsed as MoeConfig), dir, issues)
   const registry = builtinRegistry()
   describeConfigPlugins(raw, registry, { from: dir, projectRoot: projectRoot(dir), issues })
   try {

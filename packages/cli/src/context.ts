@@ -5,6 +5,7 @@
  */
 import { readFileSync, statSync } from 'node:fs'
 import { ErrorCodes, MAX_BATCHES, MoeError } from '@moe-route/core'
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser'
 import type { PluginSecurity } from './plugins-loader.js'
 
 export interface CliContext {
@@ -23,21 +24,26 @@ export interface CliContext {
 /** Largest JSON document read from a file or stdin (256 MiB). */
 export const MAX_JSON_BYTES = 256 * 2 ** 20
 
-/** Reads and parses a JSON file; errors name the file and carry stable codes. */
-export function readJsonFile(path: string): unknown {
-  let text: string
+/**
+ * Reads a text file of at most MAX_JSON_BYTES that must be a regular file (a device or a FIFO
+ * such as /dev/zero would be read forever); errors name the file and carry stable codes.
+ */
+function readBoundedText(path: string): string {
   try {
     const st = statSync(path)
-    // a device or a FIFO (/dev/zero) would be read forever
     if (!st.isFile()) throw new Error('not a regular file')
     const size = st.size
     if (size > MAX_JSON_BYTES) throw new MoeError(ErrorCodes.SIZE_LIMIT, `${path} is ${size} bytes, more than the ${MAX_JSON_BYTES} a JSON document may have`, { file: path })
-    text = readFileSync(path, 'utf8')
+    return readFileSync(path, 'utf8')
   } catch (cause) {
     if ((cause as MoeError).code === ErrorCodes.SIZE_LIMIT) throw cause
     throw new MoeError(ErrorCodes.FILE_NOT_FOUND, `cannot read ${path}: ${(cause as Error).message}`, { file: path }, { cause })
   }
-  return parseJsonText(text, path, ErrorCodes.CONFIG_PARSE)
+}
+
+/** Reads and parses a JSON file; errors name the file and carry stable codes. */
+export function readJsonFile(path: string): unknown {
+  return parseJsonText(readBoundedText(path), path, ErrorCodes.CONFIG_PARSE)
 }
 
 /** Parses JSON text; empty text is MOE_ROUTE_ERR_INPUT_EMPTY, bad JSON `code`, both naming `what`. */
@@ -48,6 +54,25 @@ export function parseJsonText(text: string, what: string, code: MoeError['code']
   } catch (cause) {
     throw new MoeError(code, `${what} is not valid JSON: ${(cause as Error).message}`, { file: what }, { cause })
   }
+}
+
+/**
+ * Reads a config file: JSON with line and block comments and trailing commas allowed (JSONC,
+ * as VS Code reads its settings; parsed by Microsoft's jsonc-parser). Errors name the file,
+ * line and column.
+ */
+export function readConfigFile(path: string): unknown {
+  const text = readBoundedText(path)
+  if (text.trim() === '') throw new MoeError(ErrorCodes.INPUT_EMPTY, `${path} is empty (expected a JSON document)`, { file: path })
+  const errors: ParseError[] = []
+  const value: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false })
+  if (errors.length > 0) {
+    const e = errors[0]
+    const before = text.slice(0, e.offset).split('\n')
+    const where = `line ${before.length}, column ${before[before.length - 1].length + 1}`
+    throw new MoeError(ErrorCodes.CONFIG_PARSE, `${path} is not valid JSON (comments allowed): ${printParseErrorCode(e.error)} at ${where}`, { file: path, record: where })
+  }
+  return value
 }
 
 /**

@@ -2,6 +2,7 @@
 import { ErrorCodes, MoeError, type ResolvedConfig, type TokenBatch } from '@moe-route/core'
 import * as workloads from '@moe-route/workloads'
 import { resolve } from 'node:path'
+import { DEFAULT_CONFIG } from './default-config.js'
 
 /** An opened workload. */
 export interface OpenedWorkload {
@@ -31,7 +32,8 @@ export async function openWorkload(config: ResolvedConfig, cwd: string): Promise
   if (gen.experts !== experts || gen.topK !== topK) {
     throw new MoeError(
       ErrorCodes.SHAPE_MISMATCH,
-      `workload ${w.source} routes ${gen.experts} experts top-${gen.topK}, but the model is ${experts} experts top-${topK}`,
+      `workload ${w.source} routes ${gen.experts} experts top-${gen.topK}, but the model is ${experts} experts top-${topK}` +
+        (w.source === DEFAULT_CONFIG.workload?.source ? ' (a config without a workload section runs the embedded default\'s: set workload.source to a spec or trace of this shape)' : ''),
       { path: '/workload/source' },
     )
   }

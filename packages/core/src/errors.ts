@@ -67,6 +67,10 @@ export const ErrorCodes = {
   SIZE_LIMIT: 'MOE_ROUTE_ERR_SIZE_LIMIT',
   /** A trace, workload or input holds nothing to process (no records, no batches, empty stdin). */
   INPUT_EMPTY: 'MOE_ROUTE_ERR_INPUT_EMPTY',
+  /** An optional package that a command or option needs is not installed; the message names the `npm install` that adds it. */
+  PACKAGE_MISSING: 'MOE_ROUTE_ERR_PACKAGE_MISSING',
+  /** Two run reports differ beyond the stated tolerance (`moe-route compare`); `details.differences` lists each one. */
+  COMPARE_MISMATCH: 'MOE_ROUTE_ERR_COMPARE_MISMATCH',
 } as const satisfies Record<string, MoeErrorCode>
 
 /** Structured context carried by a {@link MoeError}. */

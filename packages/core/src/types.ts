@@ -251,12 +251,20 @@ export interface BatchTelemetry {
    * not a router pair ({@link droppedPairs} counts router pairs only).
    */
   readonly droppedBy?: readonly DropCount[]
+  /** What the dispatcher did with the routed pairs of this batch. */
   readonly dispatch: {
+    /** The plan's mode (`exact`, `dynamic`, `static`, …). */
     readonly mode: string
+    /** Rows the experts computed: real rows plus padding. */
     readonly slotsComputed: number
+    /** Placeholder rows computed on top of the real ones (static capacity). */
     readonly paddingRows: number
+    /** Payload bytes between distinct devices (dispatch direction). */
     readonly bytesCrossDevice: number
+    /** Rows per expert group (static), or null for exact sizes. */
     readonly capacity: number | null
+    /** Pairs the dispatcher itself dropped (capacity overflow); absent where the backend does not count them. */
+    readonly droppedPairs?: number
   }
   /** Per-device load after policies (rows per device, primary replica), when devices > 1. */
   readonly deviceLoad?: readonly number[]

@@ -3,7 +3,8 @@ import { defineConfig } from 'tsup'
 export default defineConfig({
   entry: {"index":"src/index.ts"},
   format: ['esm', 'cjs'],
-  dts: true,
+  // the declarations name GPUDevice and GPUBuffer: consumers get the WebGPU types with them
+  dts: { banner: '/// <reference types="@webgpu/types" />' },
   sourcemap: true,
   clean: true,
   target: 'es2022',

@@ -121,7 +121,17 @@ export interface SimulationResult {
   /** Per-batch records (empty with keepBatches: false). */
   readonly batches: readonly BatchSimulation[]
   /** What was simulated, for reports. */
-  readonly setup: { readonly placement: string; readonly policies: readonly string[]; readonly baseline: readonly string[]; readonly cost: string; readonly link: string; readonly dedupe: boolean }
+  readonly setup: {
+    readonly placement: string
+    readonly policies: readonly string[]
+    readonly baseline: readonly string[]
+    /** The calibration the cost model was built from (device, software, the block measured). */
+    readonly cost: string
+    readonly link: string
+    readonly dedupe: boolean
+    /** The layer simulated (the cost model scales its calibration to this shape). */
+    readonly model?: { readonly name?: string; readonly experts: number; readonly topK: number; readonly hidden: number; readonly intermediate: number }
+  }
 }
 
 /**
@@ -371,6 +381,7 @@ export function createSimulator(options: SimulatorOptions): Simulator {
           cost: cost.name,
           link: link.name,
           dedupe: env.dedupe,
+          model: { ...(options.model.name ? { name: options.model.name } : {}), experts: options.model.experts, topK: options.model.topK, hidden: options.model.hidden, intermediate: options.model.intermediate },
         },
       }
     },

@@ -18,7 +18,6 @@ import { checkDispatcherLowering } from './lowering.js'
 vi.setConfig({ testTimeout: 180_000 })
 const required = Boolean(process.env.CI) || process.env.MOE_ROUTE_REQUIRE_WEBGPU === '1'
 const adapter = await probeAdapter()
-if (!adapter && !required) console.warn('[@moe-route/testkit] no WebGPU adapter: skipping the lowering checks (install Mesa lavapipe: scripts/install-lavapipe.sh)')
 
 describe.runIf(adapter || required)(`GPU lowering of dynamic-gating on ${adapter ?? 'no adapter'}`, () => {
   const cases: [string, object][] = [

@@ -15,7 +15,6 @@ import { checkLowering, checkRouterLowering } from './lowering.js'
 vi.setConfig({ testTimeout: 180_000 })
 const required = Boolean(process.env.CI) || process.env.MOE_ROUTE_REQUIRE_WEBGPU === '1'
 const adapter = await probeAdapter()
-if (!adapter && !required) console.warn('[@moe-route/testkit] no WebGPU adapter: skipping the lowering checks (install Mesa lavapipe: scripts/install-lavapipe.sh)')
 
 /** Per expert, the other experts in a seeded random order (what a profile's lists look like). */
 function randomLists(experts: number, seed: number): number[][] {

@@ -14,6 +14,7 @@ import { openRecordIfAny } from '../record-source.js'
 import { readJsonlTrace } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
 import { MAX_DEVICES, MAX_EXPERTS, MAX_LAYER, MAX_TOKENS_PER_BATCH } from '@moe-route/core'
+import { createActivity, createProgress } from '../progress.js'
 
 interface CacheFlags {
   trace: string
@@ -27,6 +28,7 @@ interface CacheFlags {
   expertBytes?: string
   json?: boolean
   plot?: string
+  progress?: boolean
 }
 
 /**
@@ -74,42 +76,56 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--expert-bytes <n>', 'bytes per expert, to report bytes uploaded and saved')
     .option('--json', 'print the table as JSON')
     .option('--plot <out.svg>', 'write an SVG plot of miss rate against slots')
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
     .action(async (flags: CacheFlags) => {
       const path = resolve(ctx.cwd, flags.trace)
       const batch = intOption(flags.batch, '--batch', 1, MAX_TOKENS_PER_BATCH) as number
       const layer = intOption(flags.layer, '--layer', 0, MAX_LAYER)
       const devices = intOption(flags.devices, '--devices', 1, MAX_DEVICES) as number
       let experts = intOption(flags.experts, '--experts', 1, MAX_EXPERTS)
+      const reading = createActivity(ctx, flags.progress !== false, `reading ${flags.trace}`)
       let trace: CacheTrace
-      const record = await openRecordIfAny(flags.trace, ctx.cwd, experts)
-      if (record) {
-        try {
-          experts = record.experts
-          trace = await recordCacheTrace(record, { batch, layer, name: flags.trace })
-        } finally {
-          await record.close()
+      try {
+        const record = await openRecordIfAny(flags.trace, ctx.cwd, experts)
+        if (record) {
+          try {
+            experts = record.experts
+            trace = await recordCacheTrace(record, { batch, layer, name: flags.trace })
+          } finally {
+            await record.close()
+          }
+        } else {
+          const records: RoutedTokenRecord[] = []
+          for await (const r of readJsonlTrace(path, { ...(experts !== undefined ? { experts } : {}), ...(layer !== undefined ? { layer } : {}) })) records.push(r)
+          if (records.length === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${flags.trace}: no routing records${layer !== undefined ? ` for layer ${layer}` : ''}`, { file: flags.trace })
+          // ids were checked against --experts or, without it, the largest supported E
+          let maxId = -1
+          for (const r of records) maxId = Math.max(maxId, maxOf(r.experts))
+          experts ??= maxId + 1
+          trace = batchRecords(records, { experts, batch, name: flags.trace })
         }
-      } else {
-        const records: RoutedTokenRecord[] = []
-        for await (const r of readJsonlTrace(path, { ...(experts !== undefined ? { experts } : {}), ...(layer !== undefined ? { layer } : {}) })) records.push(r)
-        if (records.length === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${flags.trace}: no routing records${layer !== undefined ? ` for layer ${layer}` : ''}`, { file: flags.trace })
-        // ids were checked against --experts or, without it, the largest supported E
-        let maxId = -1
-        for (const r of records) maxId = Math.max(maxId, maxOf(r.experts))
-        experts ??= maxId + 1
-        trace = batchRecords(records, { experts, batch, name: flags.trace })
+      } finally {
+        reading.stop()
       }
+      experts = experts as number
       const perDevice = Math.ceil(experts / devices)
       const slots = parseSlots(flags.slots ?? `1..${perDevice}`, perDevice)
       const policies = flags.policy.split(',').map((s) => s.trim()).filter(Boolean)
       const expertBytes = intOption(flags.expertBytes, '--expert-bytes', 1, Number.MAX_SAFE_INTEGER)
-      const table = simulateCache(trace, {
-        slots,
-        policies,
-        devices,
-        bypassLargeBatches: flags.bypass === true,
-        ...(expertBytes !== undefined ? { expertBytes } : {}),
-      })
+      const progress = createProgress(ctx, flags.progress !== false, policies.length * slots.length, '(policy, slots) rows', { label: 'simulating the cache' })
+      let table
+      try {
+        table = simulateCache(trace, {
+          slots,
+          policies,
+          devices,
+          bypassLargeBatches: flags.bypass === true,
+          ...(expertBytes !== undefined ? { expertBytes } : {}),
+          onProgress: (done) => progress.set(done),
+        })
+      } finally {
+        progress.stop()
+      }
       if (flags.plot) {
         const out = resolve(ctx.cwd, flags.plot)
         writeFileSync(out, cacheTableSvg(table))

@@ -11,6 +11,7 @@ import { register as cache } from './cache.js'
 import { register as simulate } from './simulate.js'
 import { register as placement } from './placement.js'
 import { register as rebalance } from './rebalance.js'
+import { register as compare } from './compare.js'
 
 /** Registration functions of the commands. */
-export const commands: readonly ((program: Command, ctx: CliContext) => void)[] = [run, route, validate, workload, trace, cache, simulate, placement, rebalance, plugins]
+export const commands: readonly ((program: Command, ctx: CliContext) => void)[] = [run, compare, route, validate, workload, trace, cache, simulate, placement, rebalance, plugins]

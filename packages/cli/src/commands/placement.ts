@@ -32,6 +32,7 @@ import { resolve } from 'node:path'
 import { intOption, readJsonFile, type CliContext } from '../context.js'
 import { table } from '../report.js'
 import { MAX_DEVICES, MAX_EXPERTS, MAX_LAYER, MAX_TOKENS_PER_BATCH, MAX_TOP_K } from '@moe-route/core'
+import { createProgress, withActivity } from '../progress.js'
 
 interface PlacementFlags {
   algorithm: 'eplb' | 'greedy' | 'anti-correlation' | 'collaboration' | 'contiguous'
@@ -51,6 +52,7 @@ interface PlacementFlags {
   out?: string
   layer?: string
   json?: boolean
+  progress?: boolean
 }
 
 /** Registers `placement`. */
@@ -75,6 +77,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--out <file>', 'write the placement file here')
     .option('--layer <n>', 'engine records: only this layer (default every layer)')
     .option('--json', 'print only the placement document')
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
     .action(async (flags: PlacementFlags) => ctx.out(await placementJob(flags, ctx)))
 }
 
@@ -84,7 +87,7 @@ export async function placementJob(flags: PlacementFlags, ctx: CliContext): Prom
     const record = await openRecordIfAny(flags.trace, ctx.cwd, intOption(flags.experts, '--experts', 1, MAX_EXPERTS))
     if (record) {
       try {
-        return await recordPlacement(flags, record, ctx)
+        return await withActivity(ctx, flags.progress !== false, `placing from ${flags.trace}`, () => recordPlacement(flags, record, ctx))
       } finally {
         await record.close()
       }
@@ -123,9 +126,15 @@ export async function placementJob(flags: PlacementFlags, ctx: CliContext): Prom
     ? spec.batchesSync({ tokensPerBatch, batches, seed: 1 })
     : workloads.traceBatches(resolve(ctx.cwd, flags.trace), { experts, topK, tokensPerBatch, batches } as Parameters<typeof workloads.traceBatches>[1])
   const routings: Routing[] = []
-  for await (const b of source as AsyncIterable<TokenBatch>) {
-    routings.push(softmaxTopK({ tokens: b.tokens, experts, ...(b.logits ? { logits: b.logits } : {}), ...(b.scores ? { scores: b.scores } : {}) }, topK, false))
-    if (routings.length >= batches) break
+  const progress = createProgress(ctx, flags.progress !== false, batches, 'batches', { label: `reading ${flags.trace}` })
+  try {
+    for await (const b of source as AsyncIterable<TokenBatch>) {
+      routings.push(softmaxTopK({ tokens: b.tokens, experts, ...(b.logits ? { logits: b.logits } : {}), ...(b.scores ? { scores: b.scores } : {}) }, topK, false))
+      progress.tick(1)
+      if (routings.length >= batches) break
+    }
+  } finally {
+    progress.stop()
   }
   const { build, measure } = splitHistory(routings)
   const history = build.map(expertLoad)

@@ -26,6 +26,7 @@ import { intOption, type CliContext } from '../context.js'
 import { openRecordIfAny, recordLoads, selectLayers } from '../record-source.js'
 import { table } from '../report.js'
 import { MAX_DEVICES, MAX_EXPERTS, MAX_LAYER } from '@moe-route/core'
+import { withActivity } from '../progress.js'
 
 interface RebalanceFlags {
   stats: string
@@ -40,6 +41,7 @@ interface RebalanceFlags {
   format?: string
   out?: string
   json?: boolean
+  progress?: boolean
 }
 
 /** One layer's decision. */
@@ -118,8 +120,9 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(new Option('--format <name>', 'format of the new map (default: that of --current)').choices(ENGINE_FORMATS.filter((f) => f !== 'sglang-count')))
     .option('--out <file>', 'where to write the new map (default: print it)')
     .option('--json', 'print the report as JSON')
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
     .action(async (flags: RebalanceFlags) => {
-      const r = await rebalanceJob(flags, ctx)
+      const r = await withActivity(ctx, flags.progress !== false, `reading ${flags.stats}`, () => rebalanceJob(flags, ctx))
       ctx.out(flags.json ? JSON.stringify(r.report, null, 2) : r.text)
     })
 }

@@ -3,6 +3,7 @@ import { ErrorCodes, MAX_EXPERTS, MAX_TOKENS_PER_BATCH, MAX_TOP_K, MoeError, cre
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { loadConfig } from '../config-loader.js'
+import { DEFAULT_CONFIG } from '../default-config.js'
 import { MAX_JSON_BYTES, parseJsonText, readJsonFile, type CliContext } from '../context.js'
 import type { PluginSecurity } from '../plugins-loader.js'
 import { pct, table } from '../report.js'
@@ -32,7 +33,7 @@ export function register(program: Command, ctx: CliContext): void {
     .command('route')
     .description('route one batch of scores or logits through the policy stack (JSON in, JSON out)')
     .requiredOption('-i, --input <file>', 'input JSON: { experts, topK, scores | logits, sourceDevice? } ("-" for stdin)')
-    .option('-c, --config <file>', 'config with policies and placement (model.experts/topK must match the input)')
+    .option('-c, --config <file>', 'config with policies and placement (default: the embedded default\'s; the shape comes from the input, a model section must agree with it)')
     .option('--json', 'print JSON (default when stdout is not a terminal)')
     .action(async (flags: { input: string; config?: string; json?: boolean }) => {
       const input = flags.input === '-' ? parseJsonText(await readStdin(), 'route input on stdin') : readJsonFile(resolve(ctx.cwd, flags.input))
@@ -46,15 +47,12 @@ export function register(program: Command, ctx: CliContext): void {
 export async function routeDocument(input: unknown, configPath: string | undefined, cwd: string, security: PluginSecurity = {}): Promise<RouteOutput> {
   const doc = checkInput(input)
   const T = (doc.scores ?? doc.logits)!.length
-  const { config, registry, source } = await loadConfig(
-    configPath,
-    cwd,
-    (raw): MoeConfig => {
-      if (!configPath) return { model: { experts: doc.experts, topK: doc.topK, hidden: 1, intermediate: 1 } }
-      return raw
-    },
-    security,
-  )
+  // The shape comes from the input: a config needs no model section (hidden and intermediate
+  // mean nothing for routing); one that has it must agree with the input on experts and topK.
+  const { config, registry, source } = await loadConfig(configPath, cwd, (raw, file): MoeConfig => {
+    const { name: _name, ...shape } = DEFAULT_CONFIG.model
+    return { ...raw, model: { ...shape, experts: doc.experts, topK: doc.topK, ...file?.model } }
+  }, security)
   if (config.model.experts !== doc.experts || config.model.topK !== doc.topK) {
     throw new MoeError(
       ErrorCodes.SHAPE_MISMATCH,

@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander'
 import { loadConfig } from '../config-loader.js'
 import type { CliContext } from '../context.js'
 import { intOption } from '../context.js'
+import { importOptional } from '../optional.js'
 import { createProgress } from '../progress.js'
 import { fmt, loadHistogram, pct } from '../report.js'
 import { openWorkload } from '../workload-source.js'
@@ -18,6 +19,8 @@ interface RunFlags {
   tokens?: string
   progress?: boolean
   inFlight?: string
+  metricsPort?: string
+  metricsHost?: string
 }
 
 /** Registers `run`. */
@@ -31,6 +34,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--batches <n>', 'override workload.batches')
     .option('--tokens <n>', 'override workload.tokensPerBatch')
     .option('--in-flight <n>', 'batches in flight (default: stream.maxInFlight, else 4 on a GPU backend, 1 on the CPU)')
+    .option('--metrics-port <n>', 'serve Prometheus metrics at http://HOST:N/metrics while the run lasts (needs @moe-route/telemetry; 0 picks a free port)')
+    .option('--metrics-host <addr>', 'address of the metrics server', '127.0.0.1')
     .option('--no-progress', 'no progress bar')
     .action(async (flags: RunFlags) => {
       const report = await runJob(flags, ctx)
@@ -74,7 +79,16 @@ export interface RunReport {
   addedPairs: number
   gateMassKept: number
   tokensFullyDropped: number
-  store?: { hits: number; misses: number; hitRate: number; bytesUploaded: number }
+  /**
+   * The dispatcher over all batches: slots computed (padding included), padding rows, waste
+   * factor (slots ÷ pairs asked of it), pairs it dropped on overflow (null where the backend does
+   * not count them), payload bytes crossing devices, largest per-expert capacity (null: exact).
+   */
+  dispatch: { mode: string; slots: number; paddingRows: number; wasteFactor: number; droppedPairs: number | null; bytesCrossDevice: number; capacity: number | null }
+  /** The expert store over all batches, when one is configured. */
+  store?: { hits: number; misses: number; hitRate: number; evictions: number; bytesUploaded: number; uploadMs: number }
+  /** Where Prometheus metrics were served during the run (`--metrics-port`). */
+  metrics?: { url: string }
   fallbacks: number
   /** L2 norm of the whole output and of each batch's (compare runs with `moe-route compare`). */
   output: { l2Norm: number; batchNorms: number[] }
@@ -110,6 +124,9 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
     // nothing but telemetry and the output's norm comes back from the device
     forward: { detail: 'telemetry', output: 'norm' },
   })
+  const metricsPort = intOption(flags.metricsPort, '--metrics-port', 0)
+  const metrics = metricsPort === undefined ? null : await serveRunMetrics(stream, metricsPort, flags.metricsHost ?? '127.0.0.1', engine)
+  if (metrics && !flags.json) ctx.err(`serving metrics at ${metrics.url}`)
   const progress = createProgress(ctx, flags.progress !== false && !flags.json, workload.batches, 'batches')
   const batchNorms: number[] = []
   const timings = { routing: 0, policies: 0, dispatch: 0, store: 0, experts: 0, total: 0 }
@@ -128,7 +145,12 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
   const stages = await engine.ready()
   const producer = (async () => {
     try {
-      for await (const b of workload.source) await stream.write(await hiddenOf(b as TokenBatch))
+      for await (const b of workload.source) {
+        // with a metrics server, let the event loop turn between batches so scrapes are answered
+        // mid-run (a CPU batch settles in microtasks only)
+        if (metrics) await new Promise((r) => setImmediate(r))
+        await stream.write(await hiddenOf(b as TokenBatch))
+      }
     } finally {
       stream.end()
     }
@@ -164,6 +186,7 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
     // Read after the run: a GPU backend names its adapter once it has acquired the device.
     info = engine.backend?.info() ?? info
     await engine.dispose()
+    await metrics?.close()
   }
   const median = (v: number[] | undefined) => (v && v.length ? [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] : null)
   const seconds = (performance.now() - t0) / 1000
@@ -190,7 +213,9 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
     addedPairs: s.addedPairs,
     gateMassKept: s.gateMassKept,
     tokensFullyDropped: s.tokensFullyDropped,
+    dispatch: s.dispatch,
     ...(s.store ? { store: s.store } : {}),
+    ...(metrics ? { metrics: { url: metrics.url } } : {}),
     fallbacks: s.fallbacks,
     ...(device
       ? {
@@ -205,6 +230,30 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
         }
       : {}),
     output: { l2Norm: Math.sqrt(batchNorms.reduce((a, n) => a + n * n, 0)), batchNorms },
+  }
+}
+
+/** The dispatcher line of the text report. */
+function renderDispatch(r: RunReport): string {
+  const d = r.dispatch
+  const overflow = d.droppedPairs === null ? 'overflow drops not counted on this backend' : `${fmt(d.droppedPairs)} pairs dropped on overflow`
+  const cap = d.capacity === null ? 'exact groups' : `capacity ${fmt(d.capacity)} rows per expert`
+  return `dispatch     ${r.dispatcher} (${d.mode}, ${cap}): ${fmt(d.slots)} slots computed, ${fmt(d.paddingRows)} padding, waste factor ${d.wasteFactor.toFixed(3)}; ${overflow}; ${fmt(d.bytesCrossDevice)} bytes across devices`
+}
+
+/**
+ * Serves the stream's telemetry as Prometheus metrics while the run lasts. `@moe-route/telemetry`
+ * (with prom-client) is an optional peer dependency, imported only here.
+ */
+async function serveRunMetrics(stream: TokenStream<LayerSummary>, port: number, host: string, engine: { dispose(): Promise<void> }): Promise<{ url: string; close(): Promise<void> }> {
+  try {
+    const { RoutingMetrics, serveMetrics } = await importOptional('@moe-route/telemetry', '--metrics-port', () => import('@moe-route/telemetry'))
+    const metrics = new RoutingMetrics()
+    metrics.observe(stream)
+    return await serveMetrics({ port, host, registry: metrics.registry })
+  } catch (e) {
+    await engine.dispose()
+    throw e
   }
 }
 
@@ -223,7 +272,10 @@ export function renderRun(r: RunReport): string {
     loadHistogram(r.load.before, r.load.after),
     `max/mean     before: mean ${r.maxMeanLoad.before.mean.toFixed(3)}, worst batch ${r.maxMeanLoad.before.worst.toFixed(3)}   after: mean ${r.maxMeanLoad.after.mean.toFixed(3)}, worst batch ${r.maxMeanLoad.after.worst.toFixed(3)}`,
     `dropped      ${fmt(r.droppedPairs)} of ${fmt(r.pairs)} pairs (${pct(r.droppedFraction)}); rerouted ${fmt(r.reroutedPairs)}; added ${fmt(r.addedPairs)}; gate mass kept ${pct(r.gateMassKept)}; tokens with every pair dropped ${fmt(r.tokensFullyDropped)}`,
-    ...(r.store ? [`store        hit rate ${pct(r.store.hitRate)} (${r.store.hits} hits, ${r.store.misses} misses), ${fmt(r.store.bytesUploaded / 2 ** 20, 1)} MiB uploaded`] : []),
+    renderDispatch(r),
+    ...(r.store
+      ? [`store        hit rate ${pct(r.store.hitRate)} (${fmt(r.store.hits)} hits, ${fmt(r.store.misses)} misses, ${fmt(r.store.evictions)} evictions), ${fmt(r.store.bytesUploaded / 2 ** 20, 1)} MiB uploaded in ${fmt(r.store.uploadMs, 1)} ms`]
+      : []),
     ...(r.fallbacks ? [`fallbacks    ${r.fallbacks} batches finished on the CPU backend`] : []),
     ...(r.pipeline
       ? [

@@ -19,7 +19,7 @@ export interface SweepSetting {
 
 /** The plain-data input of a simulation job. */
 export interface SimulateJobData {
-  readonly config: string
+  readonly config?: string
   readonly cwd: string
   readonly devices?: number
   readonly trace?: string

@@ -25,7 +25,7 @@ import { generatorBatch, generatorOf, placementOf, policiesOf, prepareSimulation
 import { parseSweeps, renderSweep, runSweep } from './simulate-sweep.js'
 
 interface SimulateFlags {
-  config: string
+  config?: string
   trace?: string
   devices?: string
   layer?: string
@@ -33,6 +33,7 @@ interface SimulateFlags {
   report?: string
   workers?: string
   sweep?: string[]
+  progress?: boolean
 }
 
 /** Hooks of {@link simulateJob}: a sweep point's settings, a per-batch callback, the worker count. */
@@ -75,7 +76,7 @@ export function register(program: Command, ctx: CliContext): void {
   program
     .command('simulate')
     .description('simulate expert parallelism: per-device load, all-to-all, layer latency and speedup vs no policies')
-    .requiredOption('-c, --config <file>', 'config file (model, policies, placement, devices, workload)')
+    .option('-c, --config <file>', 'config file (model, policies, placement, devices, workload; each defaults to the embedded default)')
     .option('--trace <file|spec>', 'routing trace (.jsonl/.npy/.safetensors) or workload spec instead of the config workload')
     .option('--devices <n>', 'override devices')
     .option('--layer <n>', 'engine records: the layer to simulate (default the workload layer, else the first)')
@@ -83,10 +84,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--sweep <key=v1,v2,…>', 'run every combination of settings (repeatable): capacityFactor, devices, placement, policies (a+b stacks, none) or a dotted config path', (v: string, acc: string[] = []) => [...acc, v])
     .option('--json', 'print the summary as JSON')
     .option('--report <out.html>', 'write an HTML report with plots (with --sweep: the sweep chart)')
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
     .action(async (flags: SimulateFlags) => {
       const workers = intOption(flags.workers, '--workers', 1, 256)
       if (flags.sweep?.length) {
-        const sweep = await runSweep(parseSweeps(flags.sweep), (settings, onBatch) => simulateJob(flags, ctx, { settings, onBatch, ...(workers ? { workers } : {}) }), ctx, flags.config)
+        const sweep = await runSweep(parseSweeps(flags.sweep), (settings, onBatch) => simulateJob(flags, ctx, { settings, onBatch, ...(workers ? { workers } : {}) }), ctx, flags.config ?? '(embedded default config)')
         if (flags.report) {
           const out = resolve(ctx.cwd, flags.report)
           writeFileSync(out, sweep.html)
@@ -95,19 +97,19 @@ export function register(program: Command, ctx: CliContext): void {
         ctx.out(flags.json ? JSON.stringify(sweep.json, null, 2) : renderSweep(sweep))
         return
       }
-      const showBar = ctx.interactive && !flags.json
+      const showBar = ctx.interactive && !flags.json && flags.progress !== false
       const bar = createProgress(ctx, showBar, showBar ? await plannedBatches(flags, ctx) : 0, 'batches')
       let tokens = 0
       let result: SimulationResult
       try {
-        const onBatch = ctx.interactive && !flags.json ? (b: BatchSimulation) => bar.tick(1, { tokens: fmt((tokens += b.tokens)) }) : undefined
+        const onBatch = showBar ? (b: BatchSimulation) => bar.tick(1, { tokens: fmt((tokens += b.tokens)) }) : undefined
         result = await simulateJob(flags, ctx, { ...(onBatch ? { onBatch } : {}), ...(workers ? { workers } : {}) })
       } finally {
         bar.stop()
       }
       if (flags.report) {
         const out = resolve(ctx.cwd, flags.report)
-        writeFileSync(out, renderReport(result, `moe-route simulate ${flags.config}`))
+        writeFileSync(out, renderReport(result, `moe-route simulate ${flags.config ?? '(embedded default config)'}`))
         if (!flags.json) ctx.err(`report written to ${out}`)
       }
       const engineMetrics = simulationEngineMetrics(result)
@@ -336,7 +338,8 @@ export function renderSimulation(r: SimulationResult): string {
   const lines = [
     `placement ${r.setup.placement} · policies ${r.setup.policies.join(' → ') || '(none)'} · ${s.devices} devices · ${s.experts} experts`,
     `${fmt(s.batches)} batches, ${fmt(s.tokens)} tokens simulated in ${s.wallSeconds.toFixed(2)} s`,
-    `cost model: ${r.setup.cost}`,
+    `layer: ${r.setup.model ? `${r.setup.model.name ? `${r.setup.model.name}, ` : ''}E ${r.setup.model.experts}, top-${r.setup.model.topK}, H ${r.setup.model.hidden}, I ${r.setup.model.intermediate}` : `${s.experts} experts`}`,
+    `cost model: calibrated on ${r.setup.cost}, scaled to this layer by weight bytes and FLOPs`,
     `link: ${r.setup.link}`,
     '',
     table([

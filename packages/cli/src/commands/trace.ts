@@ -10,6 +10,7 @@ import { ErrorCodes, MoeError } from '@moe-route/core'
 import { formatEngineMetrics, type EngineMetrics } from '@moe-route/policy-placement'
 import { traceStats, type RoutingRecord, type TraceStats } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
+import { withActivity } from '../progress.js'
 import { loadMetrics, metricsPlacement, openRecordIfAny, recordLoads, selectLayers } from '../record-source.js'
 import { MAX_DEVICES, MAX_EXPERTS, MAX_LAYER, MAX_TOKENS_PER_BATCH, MAX_TOP_K } from '@moe-route/core'
 
@@ -23,6 +24,7 @@ interface StatsFlags {
   placement?: string
   stepTokens?: string
   json?: boolean
+  progress?: boolean
 }
 
 /** Statistics of one layer of an engine record. */
@@ -169,7 +171,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--placement <file>', 'placement file (SGLang, vLLM, TensorRT-LLM, EPLB) for the metrics (default contiguous)')
     .option('--step-tokens <n>', 'token-level records: tokens per step for per-step metrics (default 2048)')
     .option('--json', 'print the statistics as JSON')
-    .action(async (file: string, flags: StatsFlags) => {
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
+    .action((file: string, flags: StatsFlags) => withActivity(ctx, flags.progress !== false, `reading ${file}`, async () => {
       const path = resolve(ctx.cwd, file)
       const devices = intOption(flags.devices, '--devices', 1, MAX_DEVICES) as number
       const record = await openRecordIfAny(file, ctx.cwd, intOption(flags.experts, '--experts', 1, MAX_EXPERTS))
@@ -198,5 +201,5 @@ export function register(program: Command, ctx: CliContext): void {
       const placement = metricsPlacement(layers, stats.experts, Math.min(devices, stats.experts), flags.placement && resolve(ctx.cwd, flags.placement))
       const metrics = placement && { placement: placement.label, whole: loadMetrics({ layers, total: [Float64Array.from(stats.load)], steps: [], stepTokens: [] }, placement).whole }
       ctx.out(flags.json ? JSON.stringify({ file, ...stats, metrics }, null, 2) : metrics ? `${renderTraceStats(file, stats)}\n${formatEngineMetrics(metrics.whole, metrics.placement)}` : renderTraceStats(file, stats))
-    })
+    }))
 }

@@ -9,6 +9,7 @@ import { ErrorCodes, MoeError } from '@moe-route/core'
 import { DEFAULT_WORKLOAD, listWorkloadSpecs, workloadFromSpec, workloadSpecPatterns, writeJsonlTrace } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
 import { MAX_TOKENS_PER_BATCH } from '@moe-route/core'
+import { createProgress, type Progress } from '../progress.js'
 
 interface WorkloadFlags {
   from?: string
@@ -17,6 +18,7 @@ interface WorkloadFlags {
   batch?: string
   out?: string
   list?: boolean
+  progress?: boolean
 }
 
 /** Registers `workload`. */
@@ -30,6 +32,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--batch <n>', 'tokens generated per step (does not change the output)', '4096')
     .option('-o, --out <file>', 'output trace (.jsonl)')
     .option('--list', 'list the workload specs and exit')
+    .option('--no-progress', 'no progress display (it only shows on a terminal)')
     .action(async (flags: WorkloadFlags) => {
       if (flags.list) {
         ctx.out(workloadSpecPatterns().join('\n'))
@@ -48,9 +51,24 @@ export function register(program: Command, ctx: CliContext): void {
       const layer = Number(/layer(\d+)$/.exec(spec)?.[1] ?? 0)
       const file = resolve(ctx.cwd, flags.out)
       const t0 = performance.now()
-      const n = await writeJsonlTrace(file, workload.records({ tokensPerBatch, tokens, seed, layer }))
+      const progress = createProgress(ctx, flags.progress !== false, tokens, 'tokens', { label: `writing ${flags.out}` })
+      let n: number
+      try {
+        n = await writeJsonlTrace(file, ticking(workload.records({ tokensPerBatch, tokens, seed, layer }), progress))
+      } finally {
+        progress.stop()
+      }
       const ms = performance.now() - t0
       ctx.out(`${flags.out}: ${n} records of ${workload.spec} (${workload.experts} experts, top-${workload.topK}, seed ${seed}) in ${(ms / 1000).toFixed(2)} s`)
       ctx.out(workload.description)
     })
+}
+
+/** Passes records through, ticking the bar every 1,000 (one record per token). */
+function* ticking<T>(records: Iterable<T>, progress: Progress): Iterable<T> {
+  let n = 0
+  for (const r of records) {
+    yield r
+    if (++n % 1000 === 0) progress.tick(1000)
+  }
 }

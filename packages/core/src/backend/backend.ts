@@ -118,7 +118,7 @@ export interface Backend {
   pipeline?(spec: PipelineSpec): Promise<DevicePipeline>
   /** Host weights from a source (host backends: a `safetensors` file read into f32 arrays). */
   loadWeights?(source: WeightSource, shape: ModelShape): Promise<LayerWeights>
-  /** Synthetic hidden states (normal(0, 1), seeded like {@link seededHidden}) made where the backend computes. */
+  /** Synthetic hidden states (normal(0, 1), seeded by `seededHiddenStream(seed, batchId)`, as the CPU makes them) made where the backend computes. */
   syntheticHidden?(tokens: number, hidden: number, seed: number): Promise<DeviceTensor | Float32Array>
   dispose?(): void | Promise<void>
 }

@@ -37,7 +37,7 @@ export const configSchema = {
     $schema: { type: 'string' },
     model: {
       type: 'object',
-      description: 'Shape of the MoE layer',
+      description: 'Shape of the MoE layer. Required by the library (createMoe); the CLI fills an absent section from its embedded default, and `moe-route route` takes the shape from its input',
       properties: {
         name: { type: 'string' },
         experts: { type: 'integer', minimum: 1, maximum: MAX_EXPERTS, description: 'Routed experts E' },
@@ -102,7 +102,6 @@ export const configSchema = {
       additionalProperties: false,
     },
   },
-  required: ['model'],
   additionalProperties: false,
 } as const
 

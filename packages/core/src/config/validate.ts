@@ -48,6 +48,9 @@ export function checkConfig(raw: unknown, registry?: PluginRegistry): { config?:
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { issues }
   // Keep checking what can be checked, so one run reports every problem.
   const cfg = raw as MoeConfig
+  // The file schema leaves `model` optional (the CLI fills it from its embedded default); a
+  // config that reaches the library must have one.
+  if (cfg.model === undefined) issues.push({ code: ErrorCodes.CONFIG_INVALID, path: '/model', message: 'is required' })
   const m = (cfg.model ?? {}) as Partial<MoeConfig['model']>
   if (Number.isInteger(m.topK) && Number.isInteger(m.experts) && m.topK! > m.experts!) {
     issues.push({ code: ErrorCodes.TOPK_EXCEEDS_EXPERTS, path: '/model/topK', message: `must be ≤ experts (${m.experts}), got ${m.topK}` })

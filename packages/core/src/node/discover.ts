@@ -4,7 +4,9 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import semver from 'semver'
+// semver by function: a bundle takes these two modules, not all of semver
+import satisfies from 'semver/functions/satisfies.js'
+import validRange from 'semver/ranges/valid.js'
 import { isMoeError } from '../errors.js'
 import type { PluginKind } from '../plugin/types.js'
 import { CORE_VERSION } from '../version.js'
@@ -68,7 +70,7 @@ export function findInstalledPlugins(from: string, options: FindInstalledPlugins
           manifestError = isMoeError(e) ? `${e.code}: ${e.message}` : String(e)
         }
         const coreRange = manifestCore ?? pkg.peerDependencies?.['@moe-route/core'] ?? pkg.dependencies?.['@moe-route/core']
-        const compatible = coreRange === undefined || (semver.validRange(coreRange) !== null && semver.satisfies(coreVersion, coreRange, { includePrerelease: true }))
+        const compatible = coreRange === undefined || (validRange(coreRange) !== null && satisfies(coreVersion, coreRange, { includePrerelease: true }))
         found.set(pkg.name, {
           name: pkg.name,
           version: pkg.version ?? '0.0.0',

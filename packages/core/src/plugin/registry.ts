@@ -2,7 +2,9 @@
  * The plugin registry: checks plugins when they are registered (Fastify-style core range,
  * ESLint-style schema and defaults) and creates instances with validated options.
  */
-import semver from 'semver'
+// semver by function: a bundle takes these two modules, not all of semver
+import satisfies from 'semver/functions/satisfies.js'
+import validRange from 'semver/ranges/valid.js'
 import { ErrorCodes, MoeError, isMoeError, type MoeIssue } from '../errors.js'
 import { ajvIssues, compileSchema, formatIssues, sharedAjv, type AjvLike } from '../schema/ajv.js'
 import { CORE_VERSION } from '../version.js'
@@ -50,10 +52,10 @@ export class PluginRegistry {
   register(plugin: unknown, source = 'built-in'): this {
     const p = checkPluginShape(plugin, source)
     const { meta } = p
-    if (!semver.validRange(meta.core)) {
+    if (!validRange(meta.core)) {
       throw new MoeError(ErrorCodes.PLUGIN_INVALID, `plugin ${meta.name}: meta.core '${meta.core}' is not a semver range`, { plugin: meta.name })
     }
-    if (!semver.satisfies(this.#coreVersion, meta.core, { includePrerelease: true })) {
+    if (!satisfies(this.#coreVersion, meta.core, { includePrerelease: true })) {
       throw new MoeError(
         ErrorCodes.PLUGIN_VERSION_MISMATCH,
         `plugin ${meta.name} (${meta.package}@${meta.version}) supports @moe-route/core ${meta.core}, but this is ${this.#coreVersion}`,

@@ -2,12 +2,12 @@
  * One shared Ajv instance and a compile cache keyed by schema object. Embedders may pass
  * their own Ajv (e.g. with extra formats) to the registry instead.
  */
-import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv'
+// The named export: the same class under ESM, CJS and every bundler, and types that compile under
+// moduleResolution node16/nodenext (a default import of this CJS module does not).
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import type { MoeErrorCode, MoeIssue } from '../errors.js'
 
-// ajv's CJS default export differs between bundlers; normalise it.
-const Ajv = ((AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule) as typeof AjvModule
-type AjvInstance = InstanceType<typeof Ajv>
+type AjvInstance = Ajv
 
 /** The Ajv type accepted by the registry. */
 export type AjvLike = Pick<AjvInstance, 'compile'>

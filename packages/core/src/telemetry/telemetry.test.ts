@@ -30,3 +30,30 @@ describe('balancedness (vLLM: mean load / max load)', () => {
     expect(new TelemetryAggregate().summary().balancedness.after).toEqual({ mean: 0, min: 0 })
   })
 })
+
+describe('TelemetryAggregate: dispatcher and store', () => {
+  const withDispatch = (d: Partial<BatchTelemetry['dispatch']>, store?: BatchTelemetry['store']): BatchTelemetry =>
+    ({ ...batch([2, 2, 2, 2], [2, 2, 2, 2]), dispatch: { ...batch([], []).dispatch, ...d }, ...(store ? { store } : {}) }) as BatchTelemetry
+
+  it('sums slots, padding, overflow drops and crossing bytes, and computes the waste factor', () => {
+    const s = new TelemetryAggregate()
+      .add(withDispatch({ mode: 'static', slotsComputed: 16, paddingRows: 10, bytesCrossDevice: 100, capacity: 4, droppedPairs: 2 }))
+      .add(withDispatch({ mode: 'static', slotsComputed: 16, paddingRows: 8, bytesCrossDevice: 50, capacity: 4, droppedPairs: 0 }))
+      .summary()
+    // asked = (16 - 10 + 2) + (16 - 8 + 0) = 16 pairs for 32 slots
+    expect(s.dispatch).toEqual({ mode: 'static', slots: 32, paddingRows: 18, wasteFactor: 2, droppedPairs: 2, bytesCrossDevice: 150, capacity: 4 })
+  })
+
+  it('reports unknown overflow as null and exact groups with waste factor 1', () => {
+    const s = new TelemetryAggregate().add(withDispatch({ slotsComputed: 8, paddingRows: 0 })).summary()
+    expect(s.dispatch.droppedPairs).toBeNull()
+    expect(s.dispatch.wasteFactor).toBe(1)
+    expect(s.dispatch.capacity).toBeNull()
+  })
+
+  it('adds evictions and upload time to the store totals', () => {
+    const store = { hits: 3, misses: 1, evictions: 1, bytesUploaded: 1024, uploadMs: 2.5, resident: 4, bypassed: false }
+    const s = new TelemetryAggregate().add(withDispatch({}, store)).add(withDispatch({}, store)).summary()
+    expect(s.store).toEqual({ hits: 6, misses: 2, hitRate: 0.75, evictions: 2, bytesUploaded: 2048, uploadMs: 5 })
+  })
+})

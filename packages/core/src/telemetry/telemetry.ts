@@ -162,6 +162,7 @@ export function telemetryCounts(input: Pick<TelemetryInput, 'original' | 'plan' 
       paddingRows: plan.paddingRows,
       bytesCrossDevice: plan.traffic.bytesCrossDevice,
       capacity: plan.capacity,
+      droppedPairs: plan.dropped.length,
     },
   }
 }
@@ -211,6 +212,16 @@ export function deviceLoad(load: readonly number[], placement: PlacementMap): nu
   return out
 }
 
+/**
+ * Slots computed ÷ pairs asked of the dispatcher (real rows plus the pairs it dropped): the
+ * waste factor of static capacity (1 for exact groups, and when nothing was asked or computed).
+ * The same definition as `dispatchStats` of `@moe-route/policy-dynamic-gating` per batch.
+ */
+export function wasteFactor(slots: number, paddingRows: number, dispatcherDropped: number): number {
+  const asked = slots - paddingRows + dispatcherDropped
+  return asked > 0 ? slots / asked : slots === 0 ? 1 : Number.POSITIVE_INFINITY
+}
+
 /** Running totals over a stream of batch telemetry (for reports). */
 export class TelemetryAggregate {
   batches = 0
@@ -234,8 +245,17 @@ export class TelemetryAggregate {
   storeHits = 0
   storeMisses = 0
   bytesUploaded = 0
+  storeEvictions = 0
+  storeUploadMs = 0
   fallbacks = 0
   tokensFullyDropped = 0
+  dispatchMode = ''
+  slotsComputed = 0
+  paddingRows = 0
+  bytesCrossDevice = 0
+  /** Pairs the dispatcher dropped; null while no batch reported the count. */
+  dispatcherDropped: number | null = null
+  maxCapacity: number | null = null
 
   /** Adds one batch. */
   add(t: BatchTelemetry): this {
@@ -267,7 +287,16 @@ export class TelemetryAggregate {
       this.storeHits += t.store.hits
       this.storeMisses += t.store.misses
       this.bytesUploaded += t.store.bytesUploaded
+      this.storeEvictions += t.store.evictions
+      this.storeUploadMs += t.store.uploadMs
     }
+    const d = t.dispatch
+    this.dispatchMode = d.mode
+    this.slotsComputed += d.slotsComputed
+    this.paddingRows += d.paddingRows
+    this.bytesCrossDevice += d.bytesCrossDevice
+    if (d.droppedPairs !== undefined) this.dispatcherDropped = (this.dispatcherDropped ?? 0) + d.droppedPairs
+    if (d.capacity !== null) this.maxCapacity = Math.max(this.maxCapacity ?? 0, d.capacity)
     if (t.fallback) this.fallbacks++
     this.tokensFullyDropped += t.tokensFullyDropped
     return this
@@ -295,8 +324,30 @@ export class TelemetryAggregate {
       loadBefore: this.loadBefore,
       loadAfter: this.loadAfter,
       store: this.storeHits + this.storeMisses > 0
-        ? { hits: this.storeHits, misses: this.storeMisses, hitRate: this.storeHits / (this.storeHits + this.storeMisses), bytesUploaded: this.bytesUploaded }
+        ? {
+            hits: this.storeHits,
+            misses: this.storeMisses,
+            hitRate: this.storeHits / (this.storeHits + this.storeMisses),
+            evictions: this.storeEvictions,
+            bytesUploaded: this.bytesUploaded,
+            uploadMs: this.storeUploadMs,
+          }
         : undefined,
+      /**
+       * The dispatcher over all batches: slots computed (padding included), padding rows, waste
+       * factor (slots ÷ pairs asked of the dispatcher, i.e. kept rows plus its own drops; 1 for
+       * exact groups), pairs it dropped (null when the backend does not count them), bytes
+       * crossing devices and the largest per-expert capacity (null for exact groups).
+       */
+      dispatch: {
+        mode: this.dispatchMode,
+        slots: this.slotsComputed,
+        paddingRows: this.paddingRows,
+        wasteFactor: wasteFactor(this.slotsComputed, this.paddingRows, this.dispatcherDropped ?? 0),
+        droppedPairs: this.dispatcherDropped,
+        bytesCrossDevice: this.bytesCrossDevice,
+        capacity: this.maxCapacity,
+      },
       fallbacks: this.fallbacks,
       tokensFullyDropped: this.tokensFullyDropped,
       totalMs: this.totalMs,

@@ -40,7 +40,7 @@ export interface PlanMemory {
 }
 
 /**
- * A {@link DispatchPlan} from the `dynamic-gating` dispatcher. Every field of core's plan
+ * A `DispatchPlan` (core) from the `dynamic-gating` dispatcher. Every field of core's plan
  * keeps its meaning; static plans pad each expert group to `capacity` rows (one segment of
  * `capacityPerSource` rows per source device, real rows first, then padding rows with token -1
  * and weight 0).

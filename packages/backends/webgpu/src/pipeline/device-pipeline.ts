@@ -597,6 +597,10 @@ export class WebGpuPipeline implements DevicePipeline {
         paddingRows: hostPlan ? hostPlan.paddingRows : padded ? rowsBound - sumCounts(words, tb + 12 + E, E) : 0,
         bytesCrossDevice: hostPlan ? hostPlan.traffic.bytesCrossDevice : (slotRowsCrossing ?? words[tb + 5]) * H * spec.activationBytes,
         capacity,
+        // the dispatcher's own drops: pairs the policies left in the routing that got no row
+        droppedPairs: hostPlan
+          ? hostPlan.dropped.length
+          : Math.max(0, words[tb] + policies.reduce((n, p) => n - p.dropped + p.added, 0) - words[tb + 1]),
       },
     }
     const stagesTiming = this.stageTimings(kernels, hostStages)

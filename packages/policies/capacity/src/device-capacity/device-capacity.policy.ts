@@ -102,7 +102,7 @@ const family = defineCapacityPolicy<DeviceCapacityOptions>({
 
 /**
  * Creates the policy directly, without a registry (defaults merged under `options`). The
- * placement comes from each call's {@link PolicyContext}.
+ * placement comes from each call's `PolicyContext` (core).
  * @example
  * const policy = createDeviceCapacity({ capacityFactor: 1 })
  * const outcome = policy.apply(routing, { placement: contiguousPlacement(64, 8), batchId: 0, random })

@@ -141,7 +141,7 @@ const family = defineCapacityPolicy<ExpandedDropOptions>({
 
 /**
  * Creates the policy directly, without a registry (defaults merged under `options`). The
- * placement comes from each call's {@link PolicyContext}.
+ * placement comes from each call's `PolicyContext` (core).
  * @example
  * const policy = createExpandedDrop({ capacityFactor: 1.5, candidates: 'local' })
  * const { routing: expanded, added } = policy.apply(routing, { placement, batchId: 0, random })

@@ -14,7 +14,7 @@ export const PolicyErrorCodes = {
 
 /**
  * Checks what every capacity policy relies on: `topK ≤ experts`, `slots ≥ 1` when there are
- * tokens, and source devices that are non-negative integers. Throws a {@link MoeError} whose
+ * tokens, and source devices that are non-negative integers. Throws a `MoeError` (core) whose
  * `details.plugin` names the policy.
  */
 export function checkRouting(routing: Routing, policy: string): void {

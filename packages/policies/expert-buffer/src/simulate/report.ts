@@ -45,6 +45,25 @@ export interface CacheSvgOptions {
   readonly worst?: boolean
 }
 
+const DASHES = ['', '8 4', '2 3', '10 3 2 3', '4 4', '1 2']
+
+/** The i-th marker shape (circle, square, triangle, diamond, cross) at (x, y). */
+function marker(i: number, x: number, y: number, color: string): string {
+  const r = 3.5
+  switch (i % 5) {
+    case 0:
+      return `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="${r}" fill="${color}"/>`
+    case 1:
+      return `<rect x="${(x - r).toFixed(1)}" y="${(y - r).toFixed(1)}" width="${2 * r}" height="${2 * r}" fill="${color}"/>`
+    case 2:
+      return `<polygon points="${x.toFixed(1)},${(y - r - 1).toFixed(1)} ${(x + r + 1).toFixed(1)},${(y + r).toFixed(1)} ${(x - r - 1).toFixed(1)},${(y + r).toFixed(1)}" fill="${color}"/>`
+    case 3:
+      return `<polygon points="${x.toFixed(1)},${(y - r - 1).toFixed(1)} ${(x + r + 1).toFixed(1)},${y.toFixed(1)} ${x.toFixed(1)},${(y + r + 1).toFixed(1)} ${(x - r - 1).toFixed(1)},${y.toFixed(1)}" fill="${color}"/>`
+    default:
+      return `<path d="M${x - r},${y - r}L${x + r},${y + r}M${x - r},${y + r}L${x + r},${y - r}" stroke="${color}" stroke-width="2"/>`
+  }
+}
+
 /**
  * An SVG line plot (miss rate, 0–100%, against slots per device) of a simulator table.
  * Hand-written SVG: axes, grid, one polyline with markers per policy, and a legend.
@@ -52,7 +71,7 @@ export interface CacheSvgOptions {
 export function cacheTableSvg(table: CacheSimTable, options: CacheSvgOptions = {}): string {
   const W = options.width ?? 640
   const H = options.height ?? 400
-  const m = { l: 56, r: 130, t: 36, b: 44 }
+  const m = { l: 56, r: 150, t: 36, b: 44 }
   const pw = W - m.l - m.r
   const ph = H - m.t - m.b
   const policies = [...new Set(table.rows.map((r) => r.policy))]
@@ -64,7 +83,9 @@ export function cacheTableSvg(table: CacheSimTable, options: CacheSvgOptions = {
   const out: string[] = []
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`)
   out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`)
-  const title = options.title ?? `${options.worst ? 'Worst-case miss rate' : 'Miss rate'} vs slots per device (E=${table.experts}${table.trace ? `, ${table.trace}` : ''})`
+  // the trace's file name, not the path it was given by (relative to wherever the command ran)
+  const traceName = table.trace ? table.trace.split(/[\\/]/).pop() : undefined
+  const title = options.title ?? `${options.worst ? 'Worst-case miss rate' : 'Miss rate'} vs slots per device (E=${table.experts}${traceName ? `, ${traceName}` : ''})`
   out.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(title)}</text>`)
   for (let i = 0; i <= 5; i++) {
     const v = i / 5
@@ -86,12 +107,18 @@ export function cacheTableSvg(table: CacheSimTable, options: CacheSvgOptions = {
       .filter((r) => r.policy === p)
       .sort((a, b) => a.slots - b.slots)
       .map((r) => [x(r.slots), y(options.worst ? r.worstMissRate : r.missRate)] as const)
-    const dash = p === 'belady' ? ' stroke-dasharray="5 3"' : ''
-    out.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"><title>${esc(p)}</title></polyline>`)
-    for (const [a, b] of pts) out.push(`<circle cx="${a.toFixed(1)}" cy="${b.toFixed(1)}" r="2.5" fill="${color}"/>`)
+    // Lines that coincide stay visible: each is drawn thinner than the one before it (a wider
+    // line shows as a halo around a later one on top), with its own dash pattern and marker.
+    const dashPattern = p === 'belady' ? '5 3' : DASHES[i % DASHES.length]!
+    const dash = dashPattern ? ` stroke-dasharray="${dashPattern}"` : ''
+    const widthPx = Math.max(1.5, 5 - i * 0.9)
+    out.push(`<polyline fill="none" stroke="${color}" stroke-width="${widthPx}" stroke-opacity="0.9"${dash} points="${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"><title>${esc(p)}</title></polyline>`)
+    for (const [a, b] of pts) out.push(marker(i, a, b, color))
     const ly = m.t + 10 + i * 18
-    out.push(`<line x1="${m.l + pw + 12}" x2="${m.l + pw + 36}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`)
-    out.push(`<text x="${m.l + pw + 42}" y="${ly + 4}">${esc(p)}</text>`)
+    const last = table.rows.filter((r) => r.policy === p).sort((a, b) => b.slots - a.slots)[0]
+    out.push(`<line x1="${m.l + pw + 12}" x2="${m.l + pw + 36}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${widthPx}"${dash}/>`)
+    out.push(marker(i, m.l + pw + 24, ly, color))
+    out.push(`<text x="${m.l + pw + 42}" y="${ly + 4}">${esc(p)}${last ? `: ${Math.round((options.worst ? last.worstMissRate : last.missRate) * 1000) / 10}% at ${last.slots}` : ''}</text>`)
   })
   out.push('</svg>')
   return out.join('\n') + '\n'

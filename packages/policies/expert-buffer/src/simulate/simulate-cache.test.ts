@@ -11,6 +11,12 @@ import { ExpertBufferStore } from '../store/expert-buffer-store.js'
 const cyclic = { experts: 4, batches: Array.from({ length: 10 }, () => ({ active: [3, 1, 2, 2] })) }
 
 describe('simulateCache', () => {
+  it('reports progress after each (policy, slots) row', () => {
+    const seen: [number, number][] = []
+    simulateCache(cyclic, { slots: [1, 2, 3], policies: ['lifo', 'lru'], onProgress: (done, total) => seen.push([done, total]) })
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6].map((d) => [d, 6]))
+  })
+
   it('reports miss rates per policy and slots, Belady lowest, and static memory saved', () => {
     const t = simulateCache(cyclic, { slots: [1, 2, 3, 4], policies: ['lifo', 'fifo', 'lru', 'belady'], expertBytes: 100 })
     const get = (p: string, s: number) => t.rows.find((r) => r.policy === p && r.slots === s)!
@@ -116,5 +122,19 @@ describe('expert-buffer plugin', () => {
     expect(t).toMatchObject({ misses: 2, bytesUploaded: 2 * 3 * 4 * 8 * 4 })
     expect(store.slotOf(1)).toEqual({ device: 1, slot: 0 })
     await store.dispose()
+  })
+})
+
+describe('cacheTableSvg', () => {
+  it('keeps coinciding lines visible and names the trace by its file name', () => {
+    const t = simulateCache({ ...cyclic, name: '../traces/cyclic.jsonl' }, { slots: [1, 2, 3, 4], policies: ['lifo', 'lfu', 'belady'] })
+    const svg = cacheTableSvg(t)
+    expect(svg).toContain('Miss rate vs slots per device (E=4, cyclic.jsonl)')
+    const lines = [...svg.matchAll(/<polyline [^>]*stroke-width="([\d.]+)"[^>]*points/g)].map((m) => [m[0], m[1], /stroke-dasharray="([^"]+)"/.exec(m[0])?.[1]])
+    expect(lines).toHaveLength(3)
+    // each later line is thinner, so one drawn over another leaves its halo; patterns differ
+    expect(Number(lines[0][1])).toBeGreaterThan(Number(lines[1][1]))
+    expect(new Set(lines.map((l) => l[2] ?? 'solid')).size).toBe(3)
+    expect(svg).toMatch(/>lifo: [\d.]+% at 4<\/text>/)
   })
 })

@@ -45,6 +45,8 @@ export interface SimulateCacheOptions {
   readonly warmupBatches?: number
   /** Prefetch after each batch into the predicted layer's caches. */
   readonly prefetch?: PrefetchPredictor
+  /** Called after each (policy, slots) row with rows done and rows in all (for a progress bar). */
+  readonly onProgress?: (done: number, total: number) => void
 }
 
 /** One (policy, slots) result. */
@@ -191,6 +193,7 @@ export function simulateCache(trace: CacheTrace, options: SimulateCacheOptions):
         ...(eb !== undefined ? { bytesUploaded: loads * eb, staticBytesSaved: (t.experts - resident) * eb } : {}),
         staticMemorySaved: 1 - resident / t.experts,
       })
+      options.onProgress?.(rows.length, policies.length * options.slots.length)
     }
   }
   return {

@@ -61,8 +61,8 @@ export interface WeightSource {
 const asBytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 
 /**
- * Expert weights already in host memory as f32 (core's {@link LayerWeights} or a list of
- * {@link ExpertWeights}); each expert is packed once into the slot layout on first read.
+ * Expert weights already in host memory as f32 (core's `LayerWeights` (core) or a list of
+ * `ExpertWeights` (core)); each expert is packed once into the slot layout on first read.
  * @example
  * const source = memoryWeightSource(layerWeights) // { shape, router, experts }
  */
