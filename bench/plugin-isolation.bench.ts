@@ -1,6 +1,6 @@
 /**
  * The cost of running a plugin loaded from a package under the CLI's protections (SECURITY.md),
- * on the host, in one run: the same policy — @moe-route/policy-capacity-drop, imported from its
+ * on the host, in one run: the same policy — @moe-route/policy-capacity's capacity-drop, imported from its
  * built package — routed batch after batch through the engine
  *
  * - `direct`: imported and called as it is (how built-in plugins run);
@@ -65,7 +65,7 @@ function time(engine: MoeEngine, work: ReturnType<typeof batches>): number {
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]
 
-const pkg = resolvePluginPackage('@moe-route/policy-capacity-drop', { from: ROOT })
+const pkg = resolvePluginPackage('@moe-route/policy-capacity', { from: ROOT })
 const [isolatedDrop] = await isolatedPlugins(pkg, { timeoutMs: 60_000 })
 const modes: Record<string, Plugin> = { direct: capacityDrop, bounded: boundedPlugin(capacityDrop, 10_000), isolated: isolatedDrop }
 

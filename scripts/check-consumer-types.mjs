@@ -31,7 +31,7 @@ try {
   const uses = workspaces.map((_, i) => `m${i}`).join(', ')
   const body = `
 import { createMoe, type MoeConfig, type RouteResult } from '@moe-route/core'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import { capacityDrop } from '@moe-route/policy-capacity'
 ${imports.join('\n')}
 const config: MoeConfig = { model: { experts: 8, topK: 2, hidden: 4, intermediate: 4 }, policies: [{ use: 'capacity-drop' }] }
 export const moe = createMoe({ config, plugins: [capacityDrop] })

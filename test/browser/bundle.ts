@@ -67,7 +67,7 @@ export { createMoe, capacityDrop, createWebGpuBackend, webgpuBackend }
  * README's "core + one policy" bundle (target 120 kB minified).
  */
 export const ROUTING_ENTRY = `import { createMoe } from '@moe-route/core'
-import capacityDrop from '@moe-route/policy-capacity-drop'
+import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 const moe = createMoe({
   config: { model: { experts: 8, topK: 2, hidden: 1, intermediate: 1 }, policies: [{ use: 'capacity-drop', options: { capacityFactor: 1 } }] },
   plugins: [capacityDrop],
