@@ -17,7 +17,7 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 let settled = false
-main(process.argv.slice(2)).then((code) => {
+void main(process.argv.slice(2)).then((code) => {
   settled = true
   process.exitCode = code
   // Once the command is done, nothing a plugin left behind (a live timer, an open handle) may

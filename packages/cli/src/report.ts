@@ -1,5 +1,5 @@
 /** Text rendering helpers for CLI reports (tables and bar histograms). */
-import { maxOf } from '@moe-route/core'
+import { textTable } from '@moe-route/core'
 
 /** A horizontal bar of `width` cells for value/max. */
 export function bar(value: number, max: number, width = 24): string {
@@ -15,14 +15,8 @@ export function fmt(n: number, decimals = 0): string {
 /** A percentage with two decimals. */
 export const pct = (x: number): string => `${(x * 100).toFixed(2)}%`
 
-/** Renders rows as an aligned table (first row = header). */
-export function table(rows: readonly (readonly (string | number)[])[]): string {
-  const cells = rows.map((r) => r.map(String))
-  const widths = cells[0].map((_, i) => maxOf(cells.map((r) => (r[i] ?? '').length), 0))
-  return cells
-    .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '))
-    .join('\n')
-}
+/** Renders rows as an aligned table (first row = header): core's `textTable`. */
+export const table: (rows: readonly (readonly (string | number)[])[]) => string = textTable
 
 /** Per-expert load before/after as paired bar histograms. */
 export function loadHistogram(before: readonly number[], after: readonly number[]): string {

@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { ErrorCodes, MoeError } from '@moe-route/core'
+import { ErrorCodes, MoeError, quantileSorted } from '@moe-route/core'
 import { formatEngineMetrics, type EngineMetrics } from '@moe-route/policy-placement'
 import { traceStats, type RoutingRecord, type TraceStats } from '@moe-route/workloads'
 import { intOption, type CliContext } from '../context.js'
@@ -86,7 +86,7 @@ export async function recordStats(file: string, record: RoutingRecord, o: { laye
       perStep: {
         steps: n,
         meanMaxMean: n ? per.reduce((a, b) => a + b, 0) / n : 0,
-        p95MaxMean: n ? per[Math.min(n - 1, Math.ceil(0.95 * n) - 1)] : 0,
+        p95MaxMean: n ? quantileSorted(per, 0.95) : 0,
         maxMaxMean: n ? per[n - 1] : 0,
       },
     }

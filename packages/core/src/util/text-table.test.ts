@@ -9,7 +9,7 @@ describe('textTable', () => {
   })
 
   it('blanks the cells a short row lacks and renders nothing for no rows', () => {
-    expect(textTable([['a', 'bb', 'ccc'], ['dddd']])).toBe(['a     bb  ccc', 'dddd'].join('\n'))
+    expect(textTable([['a', 'bb', 'ccc'], ['dddd']])).toBe(['a     bb  ccc', 'dddd         '].join('\n'))
     expect(textTable([])).toBe('')
   })
 })

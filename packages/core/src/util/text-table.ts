@@ -6,7 +6,7 @@
 /**
  * Renders rows as a fixed-width table: the first column left-aligned, the others
  * right-aligned (numbers line up on their last digit), columns two spaces apart. A short row
- * leaves its missing cells blank. Cells are converted with `String`.
+ * leaves its missing cells blank (padded). Cells are converted with `String`.
  *
  * @example
  * textTable([['policy', 'drops'], ['capacity-drop', 12], ['reroute', 3]])
@@ -19,5 +19,5 @@ export function textTable(rows: readonly (readonly (string | number)[])[]): stri
   const cells = rows.map((r) => r.map(String))
   const columns = Math.max(...cells.map((r) => r.length))
   const widths = Array.from({ length: columns }, (_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
-  return cells.map((r) => widths.map((w, i) => (i === 0 ? (r[i] ?? '').padEnd(w) : (r[i] ?? '').padStart(w))).join('  ').trimEnd()).join('\n')
+  return cells.map((r) => widths.map((w, i) => (i === 0 ? (r[i] ?? '').padEnd(w) : (r[i] ?? '').padStart(w))).join('  ')).join('\n')
 }
