@@ -12,6 +12,7 @@ import tseslint from 'typescript-eslint'
 const untypedTs = [
   'bench/**/*.ts',
   'scripts/**/*.ts',
+  'scripts/**/*.mts',
   'packages/**/scripts/**/*.ts',
   'packages/**/bench/**/*.ts',
   'vitest.config.ts',

@@ -18,7 +18,7 @@
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { parse as parseJsonc } from 'jsonc-parser'
 
 const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '')

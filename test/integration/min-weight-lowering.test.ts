@@ -29,7 +29,7 @@ fn emit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (dropped > 0u) { stat(STAT_DROPPED, dropped); }
 }`
 
-function minWeightStage(minWeight: number, ctx: LoweringContext): WgslStage {
+function minWeightStage(minWeight: number, _ctx: LoweringContext): WgslStage {
   return {
     kind: 'wgsl',
     key: 'min-weight',                              // identifies the compiled code (no per-batch values)

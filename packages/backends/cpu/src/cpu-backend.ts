@@ -3,6 +3,7 @@ import { defineBackend, type Backend } from '@moe-route/core'
 import { hostCpu } from './host-cpu.js'
 import { expertsForward, gateMatmul } from './kernels.js'
 import { loadCpuWeights } from './load-weights.js'
+import { CORE_RANGE, PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'
 
 /** Creates a CPU backend instance. */
 export function createCpuBackend(): Backend {
@@ -27,9 +28,9 @@ export function createCpuBackend(): Backend {
 export const cpuBackend = defineBackend<Record<string, never>>({
   meta: {
     name: 'cpu',
-    package: '@moe-route/backend-cpu',
-    version: '0.1.0',
-    core: '^0.1.0',
+    package: PACKAGE_NAME,
+    version: PACKAGE_VERSION,
+    core: CORE_RANGE,
     description: 'Reference MoE layer over Float32Array (single-threaded)',
     schema: { type: 'object', properties: {}, additionalProperties: false },
     defaultOptions: {},

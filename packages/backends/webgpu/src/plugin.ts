@@ -1,6 +1,7 @@
 /** The `webgpu` backend plugin (for configs and `moe-route run --backend webgpu`). */
 import { defineBackend } from '@moe-route/core'
 import { createWebGpuBackend, type WebGpuBackendOptions } from './webgpu-backend.js'
+import { CORE_RANGE, PACKAGE_NAME, PACKAGE_VERSION } from './meta.js'
 
 /**
  * Options of the `webgpu` backend plugin: every {@link WebGpuBackendOptions} field a JSON
@@ -68,9 +69,9 @@ export const webgpuOptionsSchema = {
 export const webgpuBackend = defineBackend<WebGpuPluginOptions>({
   meta: {
     name: 'webgpu',
-    package: '@moe-route/backend-webgpu',
-    version: '0.1.0',
-    core: '^0.1.0',
+    package: PACKAGE_NAME,
+    version: PACKAGE_VERSION,
+    core: CORE_RANGE,
     description: 'MoE layer kernels in WGSL on a WebGPU device (Dawn in Node); CPU fallback on device loss',
     schema: webgpuOptionsSchema as unknown as Record<string, unknown>,
     defaultOptions: webgpuDefaultOptions,
