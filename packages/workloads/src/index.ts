@@ -22,7 +22,6 @@ export {
 export { workloadFromSpec, listWorkloadSpecs, workloadSpecPatterns, DEFAULT_WORKLOAD } from './generators/spec.js'
 export { expertCounts, llamaMoeCoactivation, mixtralTokens, mixtralTokenExperts, type ExpertCountsModel, type CoactivationData, type TokenExpertTable } from './data/data.js'
 export { decodeFloats, encodeFloats, type FloatDtype } from './io/dtype.js'
-export { f16Bits, f16ToNumber } from './io/f16.js'
 export { tokenizeMistral, detokenizeMistral, MISTRAL_NEWLINE } from './generators/tokenize.js'
 export * from './interop/record.js'
 export { openRoutingRecord, sniffRecordFormat, RECORD_FORMATS, type OpenRecordOptions } from './interop/open-record.js'

@@ -1,7 +1,7 @@
 /** Host-side f16 packing of weights into u32 words (two halves per word) for the GPU. */
-import { f16Bits, f16ToNumber } from '@moe-route/workloads'
+import { f16Bits, f16ToNumber } from '@moe-route/core'
 
-// The f32 ⇄ f16 bit conversion is workloads' (one definition for readers and weights); kept
+// The f32 ⇄ f16 bit conversion is core's (one definition for readers and weights); kept
 // exported here under the same names for existing importers of backend-webgpu.
 export { f16Bits, f16ToNumber }
 

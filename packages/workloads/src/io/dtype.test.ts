@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { decodeFloats, encodeFloats, toBf16Bits } from './dtype.js'
-import { f16Bits as toF16Bits, f16ToNumber } from './f16.js'
+import { f16Bits as toF16Bits, f16ToNumber } from '@moe-route/core'
 
 describe('float16 / bfloat16 conversion', () => {
   it('encodes and decodes float16 specials, subnormals and rounding', () => {

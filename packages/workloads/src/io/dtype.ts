@@ -3,7 +3,7 @@
  * float64) to Float32Array. Node 20 has no Float16Array, and the conversion is a few lines,
  * so it is written here rather than pulled in as a dependency.
  */
-import { f16Bits, f16ToNumber } from './f16.js'
+import { f16Bits, f16ToNumber } from '@moe-route/core'
 
 // made on first f16 decode: 65,536 entries would otherwise be built by every import of the package
 let F16_TABLE: Float32Array | null = null

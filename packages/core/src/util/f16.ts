@@ -1,6 +1,7 @@
 /**
  * IEEE 754 half precision (f16) on the host: the one conversion between f32 and f16 bits for
- * the monorepo (the readers decode f16 tensors with it; backend-webgpu packs f16 weights with it).
+ * the monorepo (workloads' readers decode f16 tensors with it; backend-webgpu packs f16 weights
+ * with it). In core, the lowest package, because both use it and core runs in browsers too.
  * Node 20 has no Float16Array and the conversion is a few lines, so it is written here rather
  * than pulled in as a dependency.
  */
