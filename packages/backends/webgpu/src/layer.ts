@@ -15,6 +15,10 @@ import {
   gemvDownProgram,
   gemvGateUpProgram,
   gemvLayout,
+  DEFAULT_MULTIROW_PLANS,
+  multiRowPlanFor,
+  multiRowProgram,
+  type MultiRowPlan,
   type WeightsDtype,
 } from './kernels/expert-ffn/expert-ffn.program.js'
 import { GATE_SPLIT_MAX_OUTPUTS, gateProgram } from './kernels/gate/gate.program.js'
@@ -90,6 +94,12 @@ export interface LayerOptions {
    * Both give the same i32 sums.
    */
   readonly int8GemvMaxRows?: number
+  /**
+   * Multi-row decode kernels of the f32/f16 `gemv` path by typical group size (default
+   * {@link DEFAULT_MULTIROW_PLANS}: single-row GEMV for one row per expert, multi-row kernels
+   * up to 32), or `off`: the single-row GEMV kernels at every group size.
+   */
+  readonly multiRowPlans?: readonly MultiRowPlan[] | 'off'
 }
 
 
@@ -280,6 +290,13 @@ export class WebGpuMoeLayer {
     return { logits: new Float32Array(reads[0]), ...(kernels ? { kernels } : {}) }
   }
 
+  /** The multi-row decode layouts for a typical group of `rowsHint` rows, or null (single-row GEMV). */
+  multiRowPlan(rowsHint: number): MultiRowPlan | null {
+    const plans = this.options.multiRowPlans ?? DEFAULT_MULTIROW_PLANS
+    if (plans === 'off') return null
+    return multiRowPlanFor(rowsHint, plans, { maxWg: this.maxWg, maxWgBytes: this.ctx.device.limits.maxComputeWorkgroupStorageSize })
+  }
+
   private pickKernel(kernel: ExpertKernel | undefined, rows: number): ExpertKernelUsed {
     const k = kernel ?? this.options.expertKernel ?? 'auto'
     if (k !== 'auto') return k
@@ -322,7 +339,12 @@ export class WebGpuMoeLayer {
     const R = Math.max(1, p.rowsBound)
     const act = this.ctx.storage(R * I * 4, 'act')
     if (p.rowsBound > 0) {
-      if (p.kernel === 'gemv') {
+      const multi = p.kernel === 'gemv' ? this.multiRowPlan(p.rowsHint) : null
+      if (multi) {
+        const slots = p.expertSlots
+        rec.run(multiRowProgram(dw.dtype, 'gateup', multi.gateup, H / 8), { tokens: p.tokens, ndim: I, rowsTotal: R, experts: E, slots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(multiRowProgram(dw.dtype, 'down', multi.down, I / 8), { tokens: p.tokens, ndim: H, rowsTotal: R, experts: E, slots }, [act, b.offsets, dw.down, y])
+      } else if (p.kernel === 'gemv') {
         const mt = gemvBlockRows(p.rowsHint)
         const sg = this.team.subgroups ? this.team.team : null
         const rows = this.options.gemvRows ?? gemvRowsFor(p.rowsBound / E, I)
