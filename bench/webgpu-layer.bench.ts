@@ -13,9 +13,9 @@
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
  *   [--policies dynamic,dynamic/int8] [--no-parity] [--robustness off]
- *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 4,8,16,32] [--mr-layouts nr:ks:cpt,...]]
+ *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 4,8,16,32] [--mr-layouts nr:ks:cpt,...]] [--mr-plans plans.json]
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { naiveTokenLoop, randomHidden, relativeL2 } from '@moe-route/backend-cpu'
 import { softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
@@ -121,7 +121,9 @@ const rows: Record<string, unknown>[] = []
 const parity: Record<string, unknown>[] = []
 for (const shape of SHAPES) {
   const { label, ...modelShape } = shape
-  const layer = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
+  // --mr-plans file.json: the multi-row plan table to run (bench/multirow-plans.mjs writes one from a sweep)
+  const mrPlans: MultiRowPlan[] | undefined = opt('--mr-plans', '') ? JSON.parse(readFileSync(opt('--mr-plans', ''), 'utf8')) : undefined
+  const layer = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', ...(mrPlans ? { multiRowPlans: mrPlans } : {}) })
   const t0 = performance.now()
   const dw = await generateLayerWeights(ctx, modelShape, { seed: 1, std: 0.02, dtype: 'f16' })
   console.log(JSON.stringify({ shape: label, weightsGeneratedMs: performance.now() - t0 }))
@@ -227,7 +229,7 @@ for (const shape of SHAPES) {
       let expertKernelUsed: string | undefined
       if (profCtx) {
         const pk = `${!!int8}|${!!singleRow}`
-        const pl = profLayers.get(pk) ?? profLayers.set(pk, new WebGpuMoeLayer(profCtx, int8 ? { int8Kernel: 'auto' } : { weightsDtype: 'f16', ...(singleRow ? { multiRowPlans: 'off' as const } : {}) })).get(pk)!
+        const pl = profLayers.get(pk) ?? profLayers.set(pk, new WebGpuMoeLayer(profCtx, int8 ? { int8Kernel: 'auto' } : { weightsDtype: 'f16', ...(singleRow ? { multiRowPlans: 'off' as const } : mrPlans ? { multiRowPlans: mrPlans } : {}) })).get(pk)!
         const pp = await pipelineOf(pl, W, modelShape, policy, expertKernel)
         const runs: { total: number; kernels: Record<string, number>; kind: string }[] = []
         for (let i = 0; i < 3; i++) {

@@ -117,16 +117,19 @@ export interface MultiRowPlan {
 }
 
 /**
- * Multi-row decode plans by typical group size (rows per non-empty expert). A typical group of
- * one row (T = 1 decode) runs the single-row GEMV kernels; past the last plan's `maxRows` the
- * GEMV kernels run too (the layer's `gemvMaxRows` then picks GEMM). `mt` covers about twice the
- * typical group so that the largest groups of a batch still read their weights once.
+ * Multi-row decode plans by typical group size (rows per non-empty expert, ceil(T·k/E) on
+ * device-built plans). A typical group of one row (T = 1 decode) runs the single-row GEMV
+ * kernels; past the last plan's `maxRows` the GEMV kernels run too (the layer's `gemvMaxRows`
+ * then picks GEMM). Measured: the fastest of 6 layouts × block sizes at Mixtral-8x7B T = 8, 32
+ * and 128 on an H200 (Dawn/Vulkan, 2026-12-05, `bench/gpu-run.sh OUT multirow`,
+ * bench/results/multirow-h200/): 0.93 / 1.72 / 5.01 ms per layer call against 1.40 / 3.44 /
+ * 11.28 for the single-row kernels.
  */
 export const DEFAULT_MULTIROW_PLANS: readonly MultiRowPlan[] = [
   { maxRows: 1, gateup: { mt: 0, nr: 0, ks: 0, cpt: 0 }, down: { mt: 0, nr: 0, ks: 0, cpt: 0 } },
-  { maxRows: 4, gateup: { mt: 8, nr: 32, ks: 8, cpt: 2 }, down: { mt: 8, nr: 32, ks: 8, cpt: 2 } },
-  { maxRows: 8, gateup: { mt: 16, nr: 32, ks: 8, cpt: 2 }, down: { mt: 16, nr: 32, ks: 8, cpt: 2 } },
-  { maxRows: 32, gateup: { mt: 32, nr: 32, ks: 8, cpt: 2 }, down: { mt: 32, nr: 32, ks: 8, cpt: 2 } },
+  { maxRows: 2, gateup: { mt: 4, nr: 16, ks: 8, cpt: 4 }, down: { mt: 4, nr: 16, ks: 8, cpt: 4 } },
+  { maxRows: 8, gateup: { mt: 16, nr: 32, ks: 4, cpt: 4 }, down: { mt: 16, nr: 32, ks: 4, cpt: 4 } },
+  { maxRows: 32, gateup: { mt: 32, nr: 128, ks: 2, cpt: 2 }, down: { mt: 32, nr: 128, ks: 2, cpt: 2 } },
 ]
 
 /**
