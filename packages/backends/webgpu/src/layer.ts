@@ -97,7 +97,8 @@ export interface LayerOptions {
   /**
    * Multi-row decode kernels of the f32/f16 `gemv` path by typical group size (default
    * {@link DEFAULT_MULTIROW_PLANS}: single-row GEMV for one row per expert, multi-row kernels
-   * up to 32), or `off`: the single-row GEMV kernels at every group size.
+   * up to 32; on CPU adapters such as lavapipe `off`), or `off`: the single-row GEMV kernels at
+   * every group size.
    */
   readonly multiRowPlans?: readonly MultiRowPlan[] | 'off'
 }
@@ -139,6 +140,9 @@ export const gemvRowsFor = (meanRowsPerExpert: number, intermediate: number): nu
 
 /** Group rows per block of the decode kernels for a typical group size (blocks loop over larger groups). */
 export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPow2(typicalRows))
+
+/** Adapter names of CPU WebGPU implementations (see `WebGpuMoeLayer.multiRowPlan`). */
+const CPU_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i
 
 /** The layer's kernels on one device. Uploaded weights are cached per LayerWeights object (WeakMap). */
 export class WebGpuMoeLayer {
@@ -290,9 +294,14 @@ export class WebGpuMoeLayer {
     return { logits: new Float32Array(reads[0]), ...(kernels ? { kernels } : {}) }
   }
 
-  /** The multi-row decode layouts for a typical group of `rowsHint` rows, or null (single-row GEMV). */
+  /**
+   * The multi-row decode layouts for a typical group of `rowsHint` rows, or null (single-row
+   * GEMV). Without a `multiRowPlans` option, CPU adapters (lavapipe, SwiftShader) run the
+   * single-row kernels: llvmpipe compiles each multi-row kernel for tens of seconds (it splits a
+   * compute shader into coroutines at its barriers) and a CPU gains nothing from them.
+   */
   multiRowPlan(rowsHint: number): MultiRowPlan | null {
-    const plans = this.options.multiRowPlans ?? DEFAULT_MULTIROW_PLANS
+    const plans = this.options.multiRowPlans ?? (CPU_ADAPTER.test(this.ctx.adapterName) ? 'off' : DEFAULT_MULTIROW_PLANS)
     if (plans === 'off') return null
     return multiRowPlanFor(rowsHint, plans, { maxWg: this.maxWg, maxWgBytes: this.ctx.device.limits.maxComputeWorkgroupStorageSize })
   }
