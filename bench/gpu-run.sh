@@ -4,11 +4,20 @@
 # on the dev machine and `cp -r packages/workloads/data .gpu/data`:
 #   bash bench/gpu-run.sh OUT layer      # moe-route's layer pipeline and the peers, one command (issue 24's run)
 #   bash bench/gpu-run.sh OUT pipeline   # the configured pipeline, the configured CLI run, lowered stages
+#   bash bench/gpu-run.sh OUT multirow   # multi-row decode sweep → plan table → layer + peers (T ≤ 512)
 set -uo pipefail
 out=${1:?out dir}; mode=${2:-pipeline}
 mkdir -p "$out"
 source .gpu/env.sh >/dev/null
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+if [ "$mode" = multirow ]; then
+  # the multi-row decode sweep, the plan table from it, then the layer (single-row kernels beside) and the peers
+  timeout 170 node .gpu/webgpu-layer.bench.mjs --out /tmp/mr-sweep --tokens 8,32,128 --policies dynamic --no-parity --multirow-sweep 2>&1 | grep -v '^Warning: maxDynamic' > "$out/multirow-sweep.log"
+  node bench/multirow-plans.mjs "$out/multirow-sweep.log" > "$out/multirow-plans.json"
+  timeout 150 node .gpu/webgpu-layer.bench.mjs --out "$out" --tokens "${TOKENS:-1,8,32,128,512}" --policies "dynamic,dynamic/single-row,drop γ1.0,dynamic/int8" --mr-plans "$out/multirow-plans.json" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/webgpu-layer.log"
+  PYTHONUNBUFFERED=1 timeout 170 python3 bench/peer_mixtral.py --out "$out" --tokens "${TOKENS:-1,8,32,128,512}" --budget-s 130 > "$out/peers.log" 2>&1
+  exit 0
+fi
 if [ "$mode" = layer ]; then
   node .gpu/webgpu-layer.bench.mjs --out "$out" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/webgpu-layer.log"
   PYTHONUNBUFFERED=1 python3 bench/peer_mixtral.py --out "$out" --budget-s 220 > "$out/peers.log" 2>&1

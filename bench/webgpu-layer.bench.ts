@@ -13,8 +13,9 @@
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
  *   [--policies dynamic,dynamic/int8] [--no-parity] [--robustness off]
+ *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 4,8,16,32] [--mr-layouts nr:ks:cpt,...]] [--mr-plans plans.json]
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { naiveTokenLoop, randomHidden, relativeL2 } from '@moe-route/backend-cpu'
 import { softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
@@ -28,6 +29,7 @@ import {
   quantizeDeviceWeights,
   type DeviceInt8Weights,
   type DeviceLayerWeights,
+  type MultiRowPlan,
 } from '@moe-route/backend-webgpu'
 import { readBandwidth, timeBackToBack } from './lib/gpu-timing.js'
 import { benchPipeline, deviceBatch, type BenchPolicy } from './lib/pipeline.js'
@@ -55,8 +57,10 @@ const TOKENS = opt('--tokens', '')
     : flag('--quick')
       ? [1, 32, 512]
       : [1, 8, 32, 128, 512, 2048, 4096]
-const POLICIES: { name: string; policy?: BenchPolicy; expertKernel?: 'gemv' | 'gemm'; only?: number[]; int8?: boolean }[] = [
+const POLICIES: { name: string; policy?: BenchPolicy; expertKernel?: 'gemv' | 'gemm'; only?: number[]; int8?: boolean; singleRow?: boolean }[] = [
   { name: 'dynamic' },
+  // the single-row GEMV kernels where the multi-row kernels now run (before/after, same command)
+  { name: 'dynamic/single-row', singleRow: true, only: [8, 32, 128] },
   { name: 'dynamic/gemv', expertKernel: 'gemv', only: [32, 128, 512] },
   { name: 'dynamic/gemm', expertKernel: 'gemm', only: [32, 128, 512] },
   { name: 'drop γ1.0', policy: { capacityFactor: 1.0 } },
@@ -77,7 +81,7 @@ const ctx = new GpuContext(acquired)
 // A second context on the same device with timestamp queries: GPU time of each kernel.
 const profCtx = acquired.features.timestampQuery ? new GpuContext(acquired, { profile: true }) : null
 const device = acquired.device
-const profLayers = new Map<boolean, WebGpuMoeLayer>()
+const profLayers = new Map<string, WebGpuMoeLayer>()
 console.log(JSON.stringify({ adapter: acquired.adapterName, info: acquired.adapterInfo, features: acquired.features }))
 
 const pipelines = new Map<string, Promise<Awaited<ReturnType<typeof benchPipeline>>>>()
@@ -117,13 +121,16 @@ const rows: Record<string, unknown>[] = []
 const parity: Record<string, unknown>[] = []
 for (const shape of SHAPES) {
   const { label, ...modelShape } = shape
-  const layer = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
+  // --mr-plans file.json: the multi-row plan table to run (bench/multirow-plans.mjs writes one from a sweep)
+  const mrPlans: MultiRowPlan[] | undefined = opt('--mr-plans', '') ? JSON.parse(readFileSync(opt('--mr-plans', ''), 'utf8')) : undefined
+  const layer = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', ...(mrPlans ? { multiRowPlans: mrPlans } : {}) })
   const t0 = performance.now()
   const dw = await generateLayerWeights(ctx, modelShape, { seed: 1, std: 0.02, dtype: 'f16' })
   console.log(JSON.stringify({ shape: label, weightsGeneratedMs: performance.now() - t0 }))
   const tq = performance.now()
   const w8 = await quantizeDeviceWeights(ctx, dw)
   const layer8 = new WebGpuMoeLayer(ctx, { int8Kernel: 'auto' })
+  const layerSingle = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', multiRowPlans: 'off' })
   console.log(JSON.stringify({ shape: label, int8QuantizeMs: performance.now() - tq, int8Kernel: layer8.int8Gemm() }))
   const bytesPerExpert8 = w8.expertBytes
   const bytesPerExpert = 3 * shape.hidden * shape.intermediate * 2
@@ -171,16 +178,46 @@ for (const shape of SHAPES) {
         console.log(JSON.stringify({ sweep: 'gemv', shape: label, T, gemvRows, decodeSlots, ms, pctRoofline: (100 * rooflineMs) / ms }))
       }
     }
+    // --multirow-sweep: multi-row decode layouts side by side (block rows mt × weight rows nr ×
+    // K split ks × chunks per tile cpt, the same layout for gate+up and down) against the
+    // single-row GEMV kernels, dynamic routing; wall ms back to back and the two kernels' GPU ms
+    if (flag('--multirow-sweep') && T >= 2 && T <= Number(opt('--multirow-max-t', '128'))) {
+      const layouts = opt('--mr-layouts', '32:8:2,64:4:2,16:8:4,32:4:4,64:8:1,128:2:2').split(',').map((s) => s.split(':').map(Number))
+      const rowsHint = Math.max(1, Math.min(T, Math.ceil((T * shape.topK) / shape.experts)))
+      const mts = opt('--mr-mt', '4,8,16,32').split(',').map(Number).filter((mt) => mt >= Math.min(rowsHint, 32) && mt <= 4 * Math.max(2, rowsHint))
+      const variants: { label: string; plans: MultiRowPlan[] | 'off' }[] = [{ label: 'single-row', plans: 'off' }]
+      for (const mt of mts) for (const [nr, ks, cpt] of layouts) {
+        const l = { mt, nr, ks, cpt }
+        variants.push({ label: `mt${mt}/nr${nr}/ks${ks}/cpt${cpt}`, plans: [{ maxRows: Infinity, gateup: l, down: l }] })
+      }
+      for (const v of variants) {
+        try {
+          const l = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', expertKernel: 'gemv', multiRowPlans: v.plans })
+          const ms = await timeForward(l, xb, T, modelShape, dw, undefined, 20)
+          let kernels: Record<string, number> | undefined
+          if (profCtx) {
+            const pl = new WebGpuMoeLayer(profCtx, { weightsDtype: 'f16', expertKernel: 'gemv', multiRowPlans: v.plans })
+            const pp = await pipelineOf(pl, dw, modelShape, undefined, 'gemv')
+            const ks: Record<string, number>[] = []
+            for (let i = 0; i < 3; i++) ks.push((await pp.forward({ id: i, tokens: T, hidden: x }, { detail: 'telemetry', output: 'norm' })).kernels ?? {})
+            kernels = Object.fromEntries(Object.keys(ks[0]).filter((k) => k.includes('experts')).map((k) => [k, ks.map((r) => r[k]).sort((a, b) => a - b)[1]]))
+          }
+          console.log(JSON.stringify({ sweep: 'multirow', shape: label, T, rowsHint, variant: v.label, ms, kernels, pctRoofline: (100 * rooflineMs) / ms }))
+        } catch (err) {
+          console.log(JSON.stringify({ sweep: 'multirow', shape: label, T, variant: v.label, error: String(err) }))
+        }
+      }
+    }
     // int8 accuracy at this T: the int8 layer against the f16 layer on the same weights
     const out16 = probe.output!
     const out8 = (await (await pipelineOf(layer8, w8, modelShape, undefined)).forward({ id: 0, tokens: T, hidden: x }, { detail: 'telemetry', output: 'host' })).output!
     const int8VsF16 = relativeL2(out8, out16)
     console.log(JSON.stringify({ shape: label, T, int8VsF16RelativeL2: int8VsF16 }))
     const wanted = opt('--policies', '') ? opt('--policies', '').split(',') : null
-    for (const { name, policy, expertKernel, only, int8 } of POLICIES) {
+    for (const { name, policy, expertKernel, only, int8, singleRow } of POLICIES) {
       if (only && !only.includes(T)) continue
       if (wanted && !wanted.includes(name)) continue
-      const L = int8 ? layer8 : layer
+      const L = int8 ? layer8 : singleRow ? layerSingle : layer
       const W = int8 ? w8 : dw
       const n = Math.max(3, Math.min(iters, Math.ceil(2000 / Math.max(1, T))))
       // the first configuration after host work (weights, parity, probes) gets a 1 s warm-up:
@@ -191,13 +228,14 @@ for (const shape of SHAPES) {
       let kernels: Record<string, number> | undefined
       let expertKernelUsed: string | undefined
       if (profCtx) {
-        const pl = profLayers.get(!!int8) ?? profLayers.set(!!int8, new WebGpuMoeLayer(profCtx, int8 ? { int8Kernel: "auto" } : { weightsDtype: "f16" })).get(!!int8)!
+        const pk = `${!!int8}|${!!singleRow}`
+        const pl = profLayers.get(pk) ?? profLayers.set(pk, new WebGpuMoeLayer(profCtx, int8 ? { int8Kernel: 'auto' } : { weightsDtype: 'f16', ...(singleRow ? { multiRowPlans: 'off' as const } : mrPlans ? { multiRowPlans: mrPlans } : {}) })).get(pk)!
         const pp = await pipelineOf(pl, W, modelShape, policy, expertKernel)
         const runs: { total: number; kernels: Record<string, number>; kind: string }[] = []
         for (let i = 0; i < 3; i++) {
           const r = await pp.forward({ id: i, tokens: T, hidden: x }, { detail: 'telemetry', output: 'norm' })
           const k = r.kernels ?? {}
-          const kind = Object.keys(k).some((n) => n.includes('int8')) ? 'int8' : Object.keys(k).some((n) => n.includes('gemv')) ? 'gemv' : 'gemm'
+          const kind = Object.keys(k).some((n) => n.includes('int8')) ? 'int8' : Object.keys(k).some((n) => n.includes('multirow')) ? 'multirow' : Object.keys(k).some((n) => n.includes('gemv')) ? 'gemv' : 'gemm'
           runs.push({ total: Object.values(k).reduce((a, b) => a + b, 0), kernels: k, kind })
         }
         runs.sort((a, b) => a.total - b.total)

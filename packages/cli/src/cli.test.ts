@@ -161,11 +161,22 @@ describe('config sections default to the embedded default', () => {
     expect(JSON.parse(sim.out).summary).toMatchObject({ devices: 4, experts: 8 })
   })
 
-  it('names the line and column of a syntax error, and the default workload when the shape does not fit it', async () => {
+  it('names the line and column of a syntax error; a model of another shape without a workload runs the uniform workload of its shape', async () => {
     const bad = await cli('validate', '--config', file('bad-syntax.jsonc', '{\n  // fine\n  "policies": [ }\n'))
     expect(bad.err).toMatch(/^MOE_ROUTE_ERR_CONFIG_PARSE: .*bad-syntax\.jsonc is not valid JSON \(comments allowed\): ValueExpected at line 3, column 17/)
-    const shape = await cli('run', '--config', file('big.json', { model: { experts: 64, topK: 8, hidden: 16, intermediate: 16 } }))
-    expect(shape.err).toMatch(/^MOE_ROUTE_ERR_SHAPE_MISMATCH: workload mixtral:c4:layer7 routes 8 experts top-2, but the model is 64 experts top-8 \(a config without a workload section runs the embedded default's/)
+    const big = file('big.json', { model: { experts: 64, topK: 8, hidden: 16, intermediate: 16 } })
+    expect((await cli('validate', '--config', big)).code).toBe(0)
+    const shape = await cli('run', '--config', big, '--batches', '2', '--tokens', '16', '--json', '--no-progress')
+    expect(shape.code, shape.err).toBe(0)
+    expect((JSON.parse(shape.out) as RunReport).workload.source).toBe('uniform:E=64:k=8')
+    // a workload that is given must fit the model: the error names the source
+    const mismatch = await cli('run', '--config', file('mismatch.json', { model: { experts: 64, topK: 8, hidden: 16, intermediate: 16 }, workload: { source: 'mixtral:c4:layer7' } }), '--no-progress')
+    expect(mismatch.err).toMatch(/^MOE_ROUTE_ERR_SHAPE_MISMATCH: .*workload mixtral:c4:layer7 routes 8 experts top-2, but the model is 64 experts top-8/)
+  })
+  it('a JSONC config keeps __proto__ as a key (refused by the check), never as a prototype', async () => {
+    const proto = await cli('validate', '--config', file('proto.jsonc', '{\n  // comment\n  "__proto__": { "policies": [] },\n}\n'))
+    expect(proto.code).toBe(1)
+    expect(proto.err).toMatch(/__proto__/)
   })
 })
 

@@ -41,10 +41,22 @@ export interface LoadedConfig {
  * ({@link DEFAULT_CONFIG}): `{"policies": [...]}` runs the default model and workload under those
  * policies, `{"policies": []}` runs them with none. A section that is given replaces the
  * default's whole (a `model` states its shape in full; `workload` fields default as documented).
+ * A config that states a model of another shape (experts, topK) but no workload gets the uniform
+ * workload of its shape (`uniform:E=<experts>:k=<topK>`), since the default's recorded Mixtral
+ * routing could not feed it.
  */
 export function withDefaults(raw: MoeConfig): MoeConfig {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw
-  return { ...DEFAULT_CONFIG, ...raw }
+  const merged: MoeConfig = { ...DEFAULT_CONFIG, ...raw }
+  const m = raw.model as Partial<MoeConfig['model']> | undefined
+  const d = DEFAULT_CONFIG.model
+  if (raw.workload === undefined && m && typeof m === 'object' && (m.experts !== d.experts || m.topK !== d.topK)) {
+    const { workload: _w, ...rest } = merged
+    const valid = Number.isSafeInteger(m.experts) && Number.isSafeInteger(m.topK) && (m.topK as number) >= 1 && (m.topK as number) <= (m.experts as number)
+    // a malformed shape is reported by the schema check; no workload is made up for it
+    return valid ? { ...rest, workload: { ...DEFAULT_CONFIG.workload, source: `uniform:E=${m.experts}:k=${m.topK}` } } : rest
+  }
+  return merged
 }
 
 /** Options of {@link loadConfig}. */

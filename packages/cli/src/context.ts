@@ -5,7 +5,7 @@
  */
 import { readFileSync, statSync } from 'node:fs'
 import { ErrorCodes, MAX_BATCHES, MoeError } from '@moe-route/core'
-import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser'
+import { parseTree, printParseErrorCode, type Node as JsoncNode, type ParseError } from 'jsonc-parser'
 import type { PluginSecurity } from './plugins-loader.js'
 
 export interface CliContext {
@@ -59,20 +59,51 @@ export function parseJsonText(text: string, what: string, code: MoeError['code']
 /**
  * Reads a config file: JSON with line and block comments and trailing commas allowed (JSONC,
  * as VS Code reads its settings; parsed by Microsoft's jsonc-parser). Errors name the file,
- * line and column.
+ * line and column. Plain JSON takes JSON.parse; JSONC values are built with own data properties
+ * only, as JSON.parse builds them (a `__proto__` key stays a key the config check refuses,
+ * never an object's prototype), and nesting too deep for the parser is a parse error.
  */
 export function readConfigFile(path: string): unknown {
   const text = readBoundedText(path)
   if (text.trim() === '') throw new MoeError(ErrorCodes.INPUT_EMPTY, `${path} is empty (expected a JSON document)`, { file: path })
-  const errors: ParseError[] = []
-  const value: unknown = parseJsonc(text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false })
-  if (errors.length > 0) {
-    const e = errors[0]
-    const before = text.slice(0, e.offset).split('\n')
-    const where = `line ${before.length}, column ${before[before.length - 1].length + 1}`
-    throw new MoeError(ErrorCodes.CONFIG_PARSE, `${path} is not valid JSON (comments allowed): ${printParseErrorCode(e.error)} at ${where}`, { file: path, record: where })
+  try {
+    return JSON.parse(text)
+  } catch {
+    // not plain JSON: read it as JSONC below (its errors carry line and column)
   }
-  return value
+  const errors: ParseError[] = []
+  try {
+    const tree = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false })
+    if (errors.length > 0) {
+      const e = errors[0]
+      const before = text.slice(0, e.offset).split('\n')
+      const where = `line ${before.length}, column ${before[before.length - 1].length + 1}`
+      throw new MoeError(ErrorCodes.CONFIG_PARSE, `${path} is not valid JSON (comments allowed): ${printParseErrorCode(e.error)} at ${where}`, { file: path, record: where })
+    }
+    return tree ? jsonValue(tree) : undefined
+  } catch (cause) {
+    if (cause instanceof RangeError) throw new MoeError(ErrorCodes.CONFIG_PARSE, `${path} is nested too deeply to read`, { file: path }, { cause })
+    throw cause
+  }
+}
+
+/** A jsonc-parser tree node as a plain value (objects get own data properties, as JSON.parse makes). */
+function jsonValue(node: JsoncNode): unknown {
+  switch (node.type) {
+    case 'object': {
+      const obj: Record<string, unknown> = {}
+      for (const prop of node.children ?? []) {
+        const [key, value] = prop.children ?? []
+        if (!key || !value) continue
+        Object.defineProperty(obj, String(key.value), { value: jsonValue(value), enumerable: true, writable: true, configurable: true })
+      }
+      return obj
+    }
+    case 'array':
+      return (node.children ?? []).map(jsonValue)
+    default:
+      return node.value
+  }
 }
 
 /**

@@ -13,6 +13,10 @@ import {
   gemvDownProgram,
   gemvGateUpProgram,
   gemvLayout,
+  DEFAULT_MULTIROW_PLANS,
+  multiRowPlanFor,
+  multiRowProgram,
+  type MultiRowPlan,
   type WeightsDtype,
 } from './kernels/expert-ffn/expert-ffn.program.js'
 import { GATE_SPLIT_MAX_OUTPUTS, gateProgram } from './kernels/gate/gate.program.js'
@@ -87,6 +91,13 @@ export interface LayerOptions {
    * Both give the same i32 sums.
    */
   readonly int8GemvMaxRows?: number
+  /**
+   * Multi-row decode kernels of the f32/f16 `gemv` path by typical group size (default
+   * {@link DEFAULT_MULTIROW_PLANS}: single-row GEMV for one row per expert, multi-row kernels
+   * up to 32; on CPU adapters such as lavapipe `off`), or `off`: the single-row GEMV kernels at
+   * every group size.
+   */
+  readonly multiRowPlans?: readonly MultiRowPlan[] | 'off'
 }
 
 
@@ -126,6 +137,9 @@ export const gemvRowsFor = (meanRowsPerExpert: number, intermediate: number): nu
 
 /** Group rows per block of the decode kernels for a typical group size (blocks loop over larger groups). */
 export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPow2(typicalRows))
+
+/** Adapter names of CPU WebGPU implementations (see `WebGpuMoeLayer.multiRowPlan`). */
+const CPU_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i
 
 /** The layer's kernels on one device. Uploaded weights are cached per LayerWeights object (WeakMap). */
 export class WebGpuMoeLayer {
@@ -277,6 +291,18 @@ export class WebGpuMoeLayer {
     return { logits: new Float32Array(reads[0]), ...(kernels ? { kernels } : {}) }
   }
 
+  /**
+   * The multi-row decode layouts for a typical group of `rowsHint` rows, or null (single-row
+   * GEMV). Without a `multiRowPlans` option, CPU adapters (lavapipe, SwiftShader) run the
+   * single-row kernels: llvmpipe compiles each multi-row kernel for tens of seconds (it splits a
+   * compute shader into coroutines at its barriers) and a CPU gains nothing from them.
+   */
+  multiRowPlan(rowsHint: number): MultiRowPlan | null {
+    const plans = this.options.multiRowPlans ?? (CPU_ADAPTER.test(this.ctx.adapterName) ? 'off' : DEFAULT_MULTIROW_PLANS)
+    if (plans === 'off') return null
+    return multiRowPlanFor(rowsHint, plans, { maxWg: this.maxWg, maxWgBytes: this.ctx.device.limits.maxComputeWorkgroupStorageSize })
+  }
+
   private pickKernel(kernel: ExpertKernel | undefined, rows: number): ExpertKernelUsed {
     const k = kernel ?? this.options.expertKernel ?? 'auto'
     if (k !== 'auto') return k
@@ -319,7 +345,12 @@ export class WebGpuMoeLayer {
     const R = Math.max(1, p.rowsBound)
     const act = this.ctx.storage(R * I * 4, 'act')
     if (p.rowsBound > 0) {
-      if (p.kernel === 'gemv') {
+      const multi = p.kernel === 'gemv' ? this.multiRowPlan(p.rowsHint) : null
+      if (multi) {
+        const slots = p.expertSlots
+        rec.run(multiRowProgram(dw.dtype, 'gateup', multi.gateup, H / 8), { tokens: p.tokens, ndim: I, rowsTotal: R, experts: E, slots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(multiRowProgram(dw.dtype, 'down', multi.down, I / 8), { tokens: p.tokens, ndim: H, rowsTotal: R, experts: E, slots }, [act, b.offsets, dw.down, y])
+      } else if (p.kernel === 'gemv') {
         const mt = gemvBlockRows(p.rowsHint)
         const sg = this.team.subgroups ? this.team.team : null
         const rows = this.options.gemvRows ?? gemvRowsFor(p.rowsBound / E, I)

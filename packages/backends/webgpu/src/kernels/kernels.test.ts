@@ -13,6 +13,7 @@ import { WebGpuMoeLayer } from '../layer.js'
 import { hostPlan, type PlanPolicy } from '../testing/plans.js'
 import { roundToF16 } from '../f16.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
+import { DEFAULT_MULTIROW_PLANS, type MultiRowPlan } from './expert-ffn/expert-ffn.program.js'
 
 // WebGPU tests compile real shaders: on lavapipe with a cold Mesa shader cache (CI) a
 // pipeline can take tens of seconds while the other test worker compiles too.
@@ -80,8 +81,7 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
     { kernel: 'gemm', dtype: 'f16', T: 150, sg: true },
   ] as const
 
-  it.each(expertCases)('grouped SwiGLU experts + combine: $kernel $dtype T=$T subgroups=$sg (dynamic and static plans)', async ({ kernel, dtype, T, sg }) => {
-    const l = new WebGpuMoeLayer(ctx, { weightsDtype: dtype, subgroups: sg })
+  async function checkExperts(l: WebGpuMoeLayer, kernel: 'gemv' | 'gemm', dtype: 'f32' | 'f16', T: number, expectKernel?: string): Promise<void> {
     const x = randomHidden(T, shape.hidden, T)
     const logits = gateMatmul(x, weights.router, T, shape.hidden, shape.experts)
     const routing = softmaxTopK({ tokens: T, experts: shape.experts, logits }, shape.topK, true)
@@ -90,8 +90,32 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
       const plan = hostPlan(routing, policy)
       const gpu = await l.experts(x, plan, weights, kernel)
       expect(gpu.expertKernel).toBe(kernel)
+      if (expectKernel && gpu.kernels) expect(Object.keys(gpu.kernels ?? {}).some((k) => k.includes(expectKernel)), JSON.stringify(gpu.kernels)).toBe(true)
       expectClose(gpu.output, expertsForward(x, plan, ref32))
       if (dtype === 'f16') expect(relativeL2(gpu.output, expertsForward(x, plan, weights))).toBeLessThan(5e-3)
     }
+  }
+
+  it.each(expertCases)('grouped SwiGLU experts + combine: $kernel $dtype T=$T subgroups=$sg (dynamic and static plans)', async ({ kernel, dtype, T, sg }) => {
+    // multi-row off: the single-row GEMV kernels at every group size (lavapipe's default anyway)
+    await checkExperts(new WebGpuMoeLayer(ctx, { weightsDtype: dtype, subgroups: sg, multiRowPlans: 'off' }), kernel, dtype, T, kernel === 'gemv' ? 'gemv' : undefined)
   })
+
+  // The multi-row decode kernels: the shipped plans (groups of ~3 rows: up to two of its
+  // layouts), and plans small enough to exercise every path at this shape (H 64 = 8 chunks,
+  // I 96 = 12): groups larger than a block (loops re-reading the weights), partial K tiles,
+  // rows past the group skipped in blocks of 4, several reduction passes, nr not dividing N.
+  // llvmpipe compiles each multi-row kernel for 20-160 s on a loaded 2-core machine with a
+  // cold shader cache, hence the longer timeout.
+  const smallPlans: readonly MultiRowPlan[] = [
+    { maxRows: 64, gateup: { mt: 8, nr: 5, ks: 4, cpt: 1 }, down: { mt: 4, nr: 8, ks: 2, cpt: 3 } },
+  ]
+  const multiRowCases = [
+    { plans: 'default', dtype: 'f16', T: 11, sg: true },
+    { plans: 'small', dtype: 'f32', T: 40, sg: false },
+  ] as const
+  it.each(multiRowCases)('multi-row decode experts + combine: $plans plans $dtype T=$T subgroups=$sg (dynamic and static plans)', async ({ plans, dtype, T, sg }) => {
+    const multiRowPlans = plans === 'small' ? smallPlans : DEFAULT_MULTIROW_PLANS
+    await checkExperts(new WebGpuMoeLayer(ctx, { weightsDtype: dtype, subgroups: sg, multiRowPlans }), 'gemv', dtype, T, 'multirow')
+  }, 600_000)
 })

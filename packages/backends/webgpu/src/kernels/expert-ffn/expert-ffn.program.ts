@@ -1,6 +1,7 @@
 import { uniforms, type Dispatch, type KernelProgram } from '../../gpu/program.js'
 import { GEMM_BM, GEMM_BN, gemmWgsl } from './expert-gemm.wgsl.js'
 import { gemvDownWgsl, gemvGateUpWgsl, type ExpertGemvConsts } from './expert-gemv.wgsl.js'
+import { multiRowSharedVec4, multiRowWgsl, type ExpertMultiRowConsts } from './expert-multirow.wgsl.js'
 
 /** Weight storage of the expert kernels. */
 export type WeightsDtype = 'f32' | 'f16'
@@ -104,3 +105,75 @@ export function gemmProgram(dtype: WeightsDtype, kind: 'gateup' | 'down'): Kerne
 }
 
 export { GEMM_BM, GEMM_BN }
+
+/** Layout of one multi-row decode kernel (see {@link ExpertMultiRowConsts}; dtype, kind and K aside). */
+export type MultiRowLayout = Pick<ExpertMultiRowConsts, 'mt' | 'nr' | 'ks' | 'cpt'>
+
+/** A row of the multi-row plan table: the layouts used while the typical group has at most `maxRows` rows. */
+export interface MultiRowPlan {
+  readonly maxRows: number
+  readonly gateup: MultiRowLayout
+  readonly down: MultiRowLayout
+}
+
+/**
+ * Multi-row decode plans by typical group size (rows per non-empty expert, ceil(T·k/E) on
+ * device-built plans). A typical group of one row (T = 1 decode) runs the single-row GEMV
+ * kernels; past the last plan's `maxRows` the GEMV kernels run too (the layer's `gemvMaxRows`
+ * then picks GEMM). Measured: the fastest of 6 layouts × block sizes at Mixtral-8x7B T = 8, 32
+ * and 128 on an H200 (Dawn/Vulkan, 2026-12-05, `bench/gpu-run.sh OUT multirow`,
+ * bench/results/multirow-h200/): 0.93 / 1.72 / 5.01 ms per layer call against 1.40 / 3.44 /
+ * 11.28 for the single-row kernels.
+ */
+export const DEFAULT_MULTIROW_PLANS: readonly MultiRowPlan[] = [
+  { maxRows: 1, gateup: { mt: 0, nr: 0, ks: 0, cpt: 0 }, down: { mt: 0, nr: 0, ks: 0, cpt: 0 } },
+  { maxRows: 2, gateup: { mt: 4, nr: 16, ks: 8, cpt: 4 }, down: { mt: 4, nr: 16, ks: 8, cpt: 4 } },
+  { maxRows: 8, gateup: { mt: 16, nr: 32, ks: 4, cpt: 4 }, down: { mt: 16, nr: 32, ks: 4, cpt: 4 } },
+  { maxRows: 32, gateup: { mt: 32, nr: 128, ks: 2, cpt: 2 }, down: { mt: 32, nr: 128, ks: 2, cpt: 2 } },
+]
+
+/**
+ * The multi-row layouts for a typical group of `rowsHint` rows, or null where the single-row
+ * GEMV kernels run (a plan with `mt` 0, or past the table). Layouts whose workgroup or
+ * workgroup memory exceed the device's limits halve `cpt`, then `nr`.
+ */
+export function multiRowPlanFor(rowsHint: number, plans: readonly MultiRowPlan[], limits: { maxWg: number; maxWgBytes: number }): MultiRowPlan | null {
+  const p = plans.find((q) => rowsHint <= q.maxRows)
+  if (!p || p.gateup.mt === 0 || p.down.mt === 0) return null
+  const fit = (l: MultiRowLayout): MultiRowLayout => {
+    let { nr, cpt } = l
+    while (cpt > 1 && 16 * multiRowSharedVec4({ ...l, nr, cpt }) > limits.maxWgBytes) cpt = Math.max(1, cpt >> 1)
+    while (nr > 1 && (nr * l.ks > limits.maxWg || 16 * multiRowSharedVec4({ ...l, nr, cpt }) > limits.maxWgBytes)) nr = Math.max(1, nr >> 1)
+    return { ...l, nr, cpt }
+  }
+  return { maxRows: p.maxRows, gateup: fit(p.gateup), down: fit(p.down) }
+}
+
+/** Run parameters of the multi-row decode kernels. */
+export interface MultiRowParams {
+  /** T (gate+up: the zero row of x for padding tokens). */
+  readonly tokens: number
+  /** Output columns: I for gate+up, H for down. */
+  readonly ndim: number
+  readonly rowsTotal: number
+  readonly experts: number
+  /** Workgroup rows = slots of the non-empty expert list, as for the GEMV kernels. */
+  readonly slots: number
+}
+
+/**
+ * Multi-row decode kernel (groups of 2..32 rows). `gateup` bindings: x ((T+1)×H), rowToken,
+ * offsets, gate, up, act (R×I); `down` bindings: act, offsets, down, y (R×H). `kc` is K/8.
+ */
+export function multiRowProgram(dtype: WeightsDtype, kind: 'gateup' | 'down', layout: MultiRowLayout, kc: number): KernelProgram<MultiRowParams> {
+  const c: ExpertMultiRowConsts = { dtype, kind, kc, ...layout }
+  return {
+    name: kind === 'gateup' ? 'experts-multirow-gate-up' : 'experts-multirow-down',
+    cacheKey: `multirow|${kind}|${dtype}|mt=${c.mt}|nr=${c.nr}|ks=${c.ks}|cpt=${c.cpt}|kc=${kc}`,
+    getShaderSource: () => multiRowWgsl(c),
+    getRunData: ({ tokens, ndim, rowsTotal, experts, slots }) => ({
+      dispatch: [Math.ceil(ndim / layout.nr), Math.max(1, Math.min(experts, slots)), 1],
+      uniforms: uniforms([tokens, ndim, rowsTotal, experts]),
+    }),
+  }
+}

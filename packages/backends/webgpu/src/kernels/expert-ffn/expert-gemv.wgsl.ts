@@ -32,7 +32,7 @@ export interface ExpertGemvConsts {
 const range = (n: number) => Array.from({ length: n }, (_, j) => j)
 
 /** WGSL declaring `w<name>` and `fn load<name>(chunk) -> array<vec4<f32>, 2>` (8 weights per chunk). */
-function weightDecl(binding: number, name: string, dtype: 'f32' | 'f16'): string {
+export function weightDecl(binding: number, name: string, dtype: 'f32' | 'f16'): string {
   return dtype === 'f16'
     ? `@group(0) @binding(${binding}) var<storage, read> w${name}: array<vec4<u32>>;
 fn load${name}(c: u32) -> array<vec4<f32>, 2> {

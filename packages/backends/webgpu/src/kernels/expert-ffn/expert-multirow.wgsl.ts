@@ -1,0 +1,163 @@
+import { siluWgsl } from '../common/team.wgsl.js'
+import { activeExpertPrologue, weightDecl } from './expert-gemv.wgsl.js'
+
+/**
+ * Init-time constants of the multi-row decode kernels (groups of 2..32 rows per expert).
+ *
+ * Layout (output-stationary over weight rows, rows of the group in registers): a workgroup
+ * owns `nr` consecutive weight rows of one expert (of gate and up together, or of down);
+ * `ks` adjacent invocations split the K chunks of one weight row, so one load instruction of
+ * a subgroup reads `ks`·16 contiguous bytes of each of 32/`ks` rows. Each invocation keeps
+ * the partial sums of its weight row against up to `mt` group rows in registers over the whole
+ * K loop, so every weight is read from memory once per block of `mt` group rows (once per call
+ * when the group fits, which the plan table arranges). The group's activation rows are staged
+ * through workgroup memory in tiles of `cpt`·`ks` chunks (f32, zero past the group / K), one
+ * barrier pair per tile, and read back as broadcasts (invocations of one weight row read the
+ * same address). Rows past the group skip their FMAs in blocks of 4 (uniform branches).
+ * After the K loop the `ks` partial sums of each (weight row, group row) are reduced through
+ * the same workgroup memory in a few passes (one barrier pair each).
+ */
+export interface ExpertMultiRowConsts {
+  readonly dtype: 'f32' | 'f16'
+  /** `gateup`: act = silu(x·gateᵀ)·(x·upᵀ) of the gathered rows; `down`: y = act·downᵀ. */
+  readonly kind: 'gateup' | 'down'
+  /** Group rows per block (a multiple of 4, or 2). */
+  readonly mt: number
+  /** Weight rows per workgroup. */
+  readonly nr: number
+  /** Invocations per weight row (split of K). */
+  readonly ks: number
+  /** Chunks (8 values) per invocation per staged tile: weight loads in flight per matrix. */
+  readonly cpt: number
+  /** 8-wide chunks along K (H/8 for gate+up, I/8 for down). */
+  readonly kc: number
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, j) => j)
+
+/** Workgroup memory of the staged activation tile and the reduction, in vec4<f32>. */
+export function multiRowSharedVec4(c: Pick<ExpertMultiRowConsts, 'mt' | 'nr' | 'ks' | 'cpt'>): number {
+  const tile = c.mt * c.cpt * c.ks * 2
+  const wg = c.nr * c.ks
+  return Math.max(tile, wg * Math.max(1, Math.floor(tile / wg)))
+}
+
+/** WGSL of a multi-row decode kernel (see {@link ExpertMultiRowConsts}); grid (ceil(N / nr), expert slots). */
+export const multiRowWgsl = (c: ExpertMultiRowConsts): string => {
+  const gateup = c.kind === 'gateup'
+  const mats = gateup ? ['Gate', 'Up'] : ['Down']
+  const M = range(c.mt)
+  const J = range(c.cpt)
+  const WG = c.nr * c.ks
+  const BK = c.cpt * c.ks // chunks per staged tile
+  const tileVec4 = c.mt * BK * 2
+  const XV = multiRowSharedVec4(c)
+  const stageIters = Math.ceil(tileVec4 / WG)
+  const Q = Math.floor(XV / WG) // vec4 per invocation per reduction pass
+  // values per (group row): one per matrix; a pass reduces 4·Q values of every invocation
+  const perRow = mats.length
+  const rowsPerPass = Math.max(1, Math.floor((4 * Q) / perRow))
+  const passes = range(Math.ceil(c.mt / rowsPerPass))
+  const blocks = range(Math.ceil(c.mt / 4))
+  const b0 = gateup ? 3 : 2
+  const acc = (mat: string, m: number) => `a${mat}${m}`
+  return /* wgsl */ `
+struct Params { tokens: u32, ndim: u32, rowsTotal: u32, experts: u32 };
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+${gateup ? '@group(0) @binding(1) var<storage, read> rowToken: array<i32>;' : ''}
+@group(0) @binding(${b0 - 1}) var<storage, read> offsets: array<i32>;
+${mats.map((m, i) => weightDecl(b0 + i, m, c.dtype)).join('\n')}
+@group(0) @binding(${b0 + mats.length}) var<storage, read_write> outv: array<f32>;
+@group(0) @binding(${b0 + mats.length + 1}) var<uniform> params: Params;
+${gateup ? siluWgsl : ''}
+var<workgroup> sh: array<vec4<f32>, ${XV}>;
+var<workgroup> groupStart: u32;
+var<workgroup> groupRows: u32;
+var<workgroup> groupExpert: u32;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${activeExpertPrologue}
+  let ws = u32(offsets[2u * params.experts + 1u + e]);
+  let N = params.ndim;
+  let ks = lid % ${c.ks}u;
+  let rl = lid / ${c.ks}u;
+  let wrow = (ws * N + min(wid.x * ${c.nr}u + rl, N - 1u)) * ${c.kc}u;
+  for (var tb = 0u; tb < n; tb = tb + ${c.mt}u) {
+    let nb = min(n - tb, ${c.mt}u);
+${mats.map((mat) => M.map((m) => `    var ${acc(mat, m)} = 0.0;`).join('\n')).join('\n')}
+    for (var t0 = 0u; t0 < ${c.kc}u; t0 = t0 + ${BK}u) {
+      // stage the block's rows, chunks t0 .. t0+${BK} (zero past the group and past K)
+${range(stageIters)
+  .map(
+    (q) => `      {
+        let i = lid + ${q * WG}u;
+        let h = i % 2u;
+        let cc = (i / 2u) % ${BK}u;
+        let m = i / ${2 * BK}u;
+        let gc = t0 + cc;
+        var v = vec4<f32>(0.0);
+        if (m < nb && gc < ${c.kc}u) {
+${gateup
+  ? `          let tk = rowToken[start + tb + m];
+          let row = select(params.tokens, u32(tk), tk >= 0);`
+  : `          let row = start + tb + m;`}
+          v = x[row * ${2 * c.kc}u + 2u * gc + h];
+        }
+        ${tileVec4 % WG === 0 || q < stageIters - 1 ? '' : `if (i < ${tileVec4}u) `}{ sh[(h * ${c.mt}u + m) * ${BK}u + cc] = v; }
+      }`,
+  )
+  .join('\n')}
+      workgroupBarrier();
+      // this invocation's weight chunks of the tile, all loads in flight together
+${J.map((j) => `      let c${j} = ks + ${j * c.ks}u;
+${mats.map((mat) => `      let w${mat}${j} = load${mat}(wrow + min(t0 + c${j}, ${c.kc - 1}u));`).join('\n')}`).join('\n')}
+${blocks
+  .map((b) => {
+    const rows = M.slice(4 * b, 4 * b + 4)
+    const body = J.map((j) =>
+      rows
+        .map(
+          (m) => `        { let xa = sh[${m * BK}u + c${j}]; let xb = sh[${(c.mt + m) * BK}u + c${j}];
+${mats.map((mat) => `          ${acc(mat, m)} = ${acc(mat, m)} + dot(w${mat}${j}[0], xa) + dot(w${mat}${j}[1], xb);`).join('\n')} }`,
+        )
+        .join('\n'),
+    ).join('\n')
+    return b === 0 ? `      {\n${body}\n      }` : `      if (nb > ${4 * b}u) {\n${body}\n      }`
+  })
+  .join('\n')}
+      workgroupBarrier();
+    }
+    // reduce the ${c.ks} partial sums of each (weight row, group row); ${rowsPerPass} group rows per pass
+${passes
+  .map((p) => {
+    const ms = M.slice(p * rowsPerPass, (p + 1) * rowsPerPass)
+    const vals = ms.flatMap((m) => mats.map((mat) => acc(mat, m)))
+    const stores = range(Math.ceil(vals.length / 4)).map((q) => {
+      const v4 = range(4).map((k) => vals[4 * q + k] ?? '0.0')
+      return `      sh[${q * WG}u + lid] = vec4<f32>(${v4.join(', ')});`
+    })
+    const outs = c.nr * ms.length
+    const sumOf = (mat: number) => {
+      // value index of (row ml, matrix mat) = ml·perRow + mat → vec4 q, component
+      return `${range(c.ks)
+        .map((s) => `sh[(vi${mat} / 4u) * ${WG}u + r * ${c.ks}u + ${s}u][vi${mat} % 4u]`)
+        .join(' + ')}`
+    }
+    return `    if (nb > ${p * rowsPerPass}u) {
+${stores.join('\n')}
+      workgroupBarrier();
+      for (var o = lid; o < ${outs}u; o = o + ${WG}u) {
+        let r = o % ${c.nr}u;
+        let ml = o / ${c.nr}u;
+        let m = ${p * rowsPerPass}u + ml;
+        let col = wid.x * ${c.nr}u + r;
+${mats.map((_, k) => `        let vi${k} = ml * ${perRow}u + ${k}u;\n        let s${k} = ${sumOf(k)};`).join('\n')}
+        if (m < nb && col < N) { outv[(start + tb + m) * N + col] = ${gateup ? 'silu(s0) * s1' : 's0'}; }
+      }
+      workgroupBarrier();
+    }`
+  })
+  .join('\n')}
+  }
+}`
+}
