@@ -6,7 +6,7 @@
  */
 import { ErrorCodes, MoeError } from '../errors.js'
 import { defineRouter } from '../plugin/define.js'
-import { assertFinite, assertLength, assertScores, createRouting, softmaxRows, topKIndices, writeTopKPairs } from '../routing/routing.js'
+import { assertFinite, assertLength, assertScores, softmaxRows, topKIndices, topKRouting, writeTopKPairs } from '../routing/routing.js'
 import { CORE_VERSION } from '../version.js'
 import { softmaxTopKStage } from './softmax-top-k.wgsl.js'
 import type { Router, RouterInput } from '../router/router.js'
@@ -49,17 +49,7 @@ export function softmaxTopK(input: RouterInput, topK: number, normalizeTopK: boo
     // output: it is not routed, so it takes no capacity and no compute
     writeTopKPairs(scores, t * experts, idx, topK, normalizeTopK, t, expertIds, weights, MIN_PAIR_WEIGHT)
   }
-  return createRouting({
-    tokens,
-    experts,
-    topK,
-    expertIds,
-    weights,
-    scores,
-    normalizeTopK,
-    ...(input.sourceDevice ? { sourceDevice: input.sourceDevice } : {}),
-    ...(input.decode ? { decode: true } : {}),
-  })
+  return topKRouting(input, topK, expertIds, weights, scores, normalizeTopK)
 }
 
 /** The `softmax-top-k` router plugin (the default). */

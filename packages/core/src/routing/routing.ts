@@ -80,6 +80,31 @@ export function writeTopKPairs(
   }
 }
 
+/**
+ * A router's routing from its top-k pairs (as {@link writeTopKPairs} wrote them), carrying the
+ * input's source devices and decode flag over.
+ */
+export function topKRouting(
+  input: { readonly tokens: number; readonly experts: number; readonly sourceDevice?: Int32Array; readonly decode?: boolean },
+  topK: number,
+  expertIds: Int32Array,
+  weights: Float32Array,
+  scores: Float32Array,
+  normalizeTopK: boolean,
+): Routing {
+  return createRouting({
+    tokens: input.tokens,
+    experts: input.experts,
+    topK,
+    expertIds,
+    weights,
+    scores,
+    normalizeTopK,
+    ...(input.sourceDevice ? { sourceDevice: input.sourceDevice } : {}),
+    ...(input.decode ? { decode: true } : {}),
+  })
+}
+
 /** Throws MOE_ROUTE_ERR_INPUT_NOT_FINITE naming the first NaN/Inf entry. */
 export function assertFinite(values: Float32Array, columns: number, what: string): void {
   for (let i = 0; i < values.length; i++) {

@@ -9,12 +9,12 @@
 import {
   assertFinite,
   assertLength,
-  createRouting,
   defineRouter,
   ErrorCodes,
   MoeError,
   softmaxRows,
   topKIndices,
+  topKRouting,
   writeTopKPairs,
   type Router,
   type RouterInput,
@@ -130,17 +130,7 @@ export function c2rRoute(input: RouterInput, params: C2rParams): Routing {
     // no underflow cut here (minWeight 0): the C2R lowering computes the same weights
     writeTopKPairs(scores, o, chosen, topK, normalizeTopK, t, expertIds, weights)
   }
-  return createRouting({
-    tokens,
-    experts,
-    topK,
-    expertIds,
-    weights,
-    scores,
-    normalizeTopK,
-    ...(input.sourceDevice ? { sourceDevice: input.sourceDevice } : {}),
-    ...(input.decode ? { decode: true } : {}),
-  })
+  return topKRouting(input, topK, expertIds, weights, scores, normalizeTopK)
 }
 
 /** Options of the `c2r` router plugin. */
