@@ -125,9 +125,12 @@ for (const file of named.length ? named : markdownFiles()) {
         ok = false
         why = `not valid ${b.lang} (error ${errors[0].error} at offset ${errors[0].offset})`
       } else if (value && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length > 0 && Object.keys(value).every((k) => CONFIG_KEYS.has(k)) && ('policies' in value || 'model' in value)) {
-        const f = join(work, `docs-config-${++n}.json`)
+        // in the checkout's root (not the scratch folder of links), so that a local plugin path
+        // such as ./examples/custom-policy lies inside the config's project, as at the root
+        const f = join(root, `.docs-config-${process.pid}-${++n}.json`)
         writeFileSync(f, b.code)
         const r = run(process.execPath, [join(root, 'packages/cli/bin/moe-route.js'), 'validate', '--config', f])
+        rmSync(f, { force: true })
         ok = r.status === 0
         why = ok ? 'config: valid' : `config: ${(r.stderr || r.stdout).trim()}`
       } else why = 'parses'
