@@ -27,6 +27,10 @@ export default tseslint.config(
       'coverage/**',
       'docs/api/**',
       '**/.measure.bundle.mjs',
+      // GPU-host bundles (made by ../shared/gpu/prepare.sh, git-ignored) and other local output
+      '.gpu/**',
+      '.ep/**',
+      '.gl/**',
       // Hostile-input fixtures: files made to be refused, not code we run.
       'test/corpus/**',
     ],

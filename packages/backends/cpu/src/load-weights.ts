@@ -2,7 +2,7 @@
 import { seededLayerWeights, type LayerWeights, type ModelShape, type WeightSource } from '@moe-route/core'
 
 /**
- * Host f32 weights from a {@link WeightSource}: a safetensors file (or sharded index) read
+ * Host f32 weights from a `WeightSource`: a safetensors file (or sharded index) read
  * through @moe-route/workloads' reader (loaded on first use), seeded weights made on the host,
  * or the host weights given.
  */

@@ -34,7 +34,7 @@ interface LazyParts {
 /**
  * Builds a routing whose `scores` are made from `rows` on first read (then kept). `pairScores`
  * (tokens × slots, aligned with `expertIds`, 0 for empty slots) must equal the rows' values
- * at the routed experts; {@link pairScores} returns it without making the matrix.
+ * at the routed experts; the exported `pairScores(routing)` returns it without making the matrix.
  * @example
  * const r = lazyScoresRouting({ tokens, experts, topK, expertIds, weights, normalizeTopK: true }, rows, top)
  * pairScores(r) // no tokens × experts allocation

@@ -219,7 +219,7 @@ export class ScoreModel {
   }
 
   /**
-   * The full score rows of a batch made by {@link finish}: token t's chosen experts get their
+   * The full score rows of a batch made by `finish`: token t's chosen experts get their
    * pair scores, the others the tail values in a random order drawn from (`stream`, `firstToken + t`).
    */
   rows(ids: Int32Array, pairs: Float32Array, keys: Int32Array, factors: Float64Array, stream: number, firstToken: number): ScoreRows {

@@ -91,7 +91,7 @@ const family = defineCapacityPolicy<CapacityDropOptions>({
 
 /**
  * Creates the policy directly, without a registry (defaults merged under `options`; the
- * registry path validates options against {@link schema} first).
+ * registry path validates options against `schema` first).
  * @example
  * const policy = createTokenDrop({ capacityFactor: 1.5, priority: 'score' })
  * const { routing: capped, dropped } = policy.apply(routing, { placement, batchId: 0, random: Math.random })

@@ -106,7 +106,7 @@ export function gemmProgram(dtype: WeightsDtype, kind: 'gateup' | 'down'): Kerne
 
 export { GEMM_BM, GEMM_BN }
 
-/** Layout of one multi-row decode kernel (see {@link ExpertMultiRowConsts}; dtype, kind and K aside). */
+/** Layout of one multi-row decode kernel (see `ExpertMultiRowConsts`; dtype, kind and K aside). */
 export type MultiRowLayout = Pick<ExpertMultiRowConsts, 'mt' | 'nr' | 'ks' | 'cpt'>
 
 /** A row of the multi-row plan table: the layouts used while the typical group has at most `maxRows` rows. */

@@ -42,7 +42,7 @@ export function multiRowSharedVec4(c: Pick<ExpertMultiRowConsts, 'mt' | 'nr' | '
   return Math.max(tile, wg * Math.max(1, Math.floor(tile / wg)))
 }
 
-/** WGSL of a multi-row decode kernel (see {@link ExpertMultiRowConsts}); grid (ceil(N / nr), expert slots). */
+/** WGSL of a multi-row decode kernel (see `ExpertMultiRowConsts`); grid (ceil(N / nr), expert slots). */
 export const multiRowWgsl = (c: ExpertMultiRowConsts): string => {
   const gateup = c.kind === 'gateup'
   const mats = gateup ? ['Gate', 'Up'] : ['Down']
