@@ -46,9 +46,14 @@ export function readJsonFile(path: string): unknown {
   return parseJsonText(readBoundedText(path), path, ErrorCodes.CONFIG_PARSE)
 }
 
+/** Empty (or all-whitespace) text is MOE_ROUTE_ERR_INPUT_EMPTY naming `what`. */
+function assertNotEmpty(text: string, what: string): void {
+  if (text.trim() === '') throw new MoeError(ErrorCodes.INPUT_EMPTY, `${what} is empty (expected a JSON document)`, { file: what })
+}
+
 /** Parses JSON text; empty text is MOE_ROUTE_ERR_INPUT_EMPTY, bad JSON `code`, both naming `what`. */
 export function parseJsonText(text: string, what: string, code: MoeError['code'] = ErrorCodes.INPUT_INVALID): unknown {
-  if (text.trim() === '') throw new MoeError(ErrorCodes.INPUT_EMPTY, `${what} is empty (expected a JSON document)`, { file: what })
+  assertNotEmpty(text, what)
   try {
     return JSON.parse(text)
   } catch (cause) {
@@ -65,7 +70,7 @@ export function parseJsonText(text: string, what: string, code: MoeError['code']
  */
 export function readConfigFile(path: string): unknown {
   const text = readBoundedText(path)
-  if (text.trim() === '') throw new MoeError(ErrorCodes.INPUT_EMPTY, `${path} is empty (expected a JSON document)`, { file: path })
+  assertNotEmpty(text, path)
   try {
     return JSON.parse(text)
   } catch {

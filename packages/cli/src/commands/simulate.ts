@@ -260,13 +260,14 @@ async function simulateStream(
       ...(b.scores ? { scores: b.scores } : {}),
       ...(b.sourceDevice ? { sourceDevice: b.sourceDevice } : {}),
     })
+  const emptySource = () => new MoeError(ErrorCodes.INPUT_EMPTY, `${config.workload?.source ?? 'the workload'} holds no batches to simulate (an empty trace?)`, { path: '/workload/source' })
   const learns = LEARNED.has(prep.placementRef.use)
   let placement: PlacementMap
   let first = 0
   if (learns) {
     let n = 0
     for await (const _ of await open()) n++
-    if (n === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${config.workload?.source ?? 'the workload'} holds no batches to simulate (an empty trace?)`, { path: '/workload/source' })
+    if (n === 0) throw emptySource()
     if (n < 2) throw new MoeError(ErrorCodes.INPUT_INVALID, `the protocol needs at least 2 batches of history, got ${n}`, { path: '/history' })
     first = Math.floor(n / 2)
     const E = config.model.experts
@@ -291,7 +292,7 @@ async function simulateStream(
     }
     i++
   }
-  if (i === 0) throw new MoeError(ErrorCodes.INPUT_EMPTY, `${config.workload?.source ?? 'the workload'} holds no batches to simulate (an empty trace?)`, { path: '/workload/source' })
+  if (i === 0) throw emptySource()
   return sim.result()
 }
 
