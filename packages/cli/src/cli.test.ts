@@ -1,27 +1,15 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { profileFromCounts } from '@moe-route/policy-c2r'
 import { describe, expect, it } from 'vitest'
 import { resolveC2rProfile } from './c2r-profile.js'
 import type { CliContext } from './context.js'
 import { main } from './main.js'
+import { cliHarness } from './test-utils.js'
 import type { RunReport } from './commands/run.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'moe-cli-'))
-const file = (name: string, content: unknown) => {
-  const p = join(dir, name)
-  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content))
-  return p
-}
+const { dir, file, cli } = cliHarness('moe-cli-')
 
-async function cli(...argv: string[]) {
-  const out: string[] = []
-  const err: string[] = []
-  const ctx: CliContext = { out: (s) => out.push(s), err: (s) => err.push(s), interactive: false, cwd: dir }
-  const code = await main(argv, ctx)
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
 
 describe('moe-route validate', () => {
   it('prints every error with its code and field, and exits non-zero', async () => {

@@ -3,29 +3,14 @@
  * through the CLI's main() in this process. The hostile corpus (test/corpus) runs the real
  * binary over more of the same; plugin loading is covered in test/integration/plugin-trust.test.ts.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { seededLayerWeights } from '@moe-route/core'
 import { layerTensorNames, writeSafetensors } from '@moe-route/workloads'
 import { describe, expect, it } from 'vitest'
-import type { CliContext } from './context.js'
-import { main } from './main.js'
+import { cliHarness } from './test-utils.js'
 import type { RunReport } from './commands/run.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'moe-cli-hostile-'))
-const file = (name: string, content: unknown) => {
-  const p = join(dir, name)
-  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content))
-  return p
-}
-async function cli(...argv: string[]) {
-  const out: string[] = []
-  const err: string[] = []
-  const ctx: CliContext = { out: (s) => out.push(s), err: (s) => err.push(s), interactive: false, cwd: dir }
-  const code = await main(argv, ctx)
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
+const { dir, file, cli } = cliHarness('moe-cli-hostile-')
 const model = { experts: 8, topK: 2, hidden: 16, intermediate: 32 }
 const issuesOf = async (cfg: string) => {
   const r = await cli('validate', '-c', cfg, '--json')

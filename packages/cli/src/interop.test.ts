@@ -4,26 +4,17 @@
  * vLLM and TensorRT-LLM checked against the layouts the engines' loaders read and read back;
  * rebalance's decisions; hostile files refused with nothing run.
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { readEnginePlacement } from '@moe-route/policy-placement'
 import { describe, expect, it } from 'vitest'
 import { parse as parseYaml } from 'yaml'
-import type { CliContext } from './context.js'
-import { main } from './main.js'
+import { cliHarness } from './test-utils.js'
 
 const fixtures = join(import.meta.dirname, '../../workloads/test/fixtures/interop')
-const dir = mkdtempSync(join(tmpdir(), 'moe-cli-interop-'))
+const { dir, cli } = cliHarness('moe-cli-interop-')
 const MARKER = '/tmp/moe-route-pickle-marker'
 
-async function cli(...argv: string[]) {
-  const out: string[] = []
-  const err: string[] = []
-  const ctx: CliContext = { out: (s) => out.push(s), err: (s) => err.push(s), interactive: false, cwd: dir }
-  const code = await main(argv, ctx)
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
 
 const models = {
   olmoe: { experts: 64, topK: 8, hidden: 2048, intermediate: 1024, normalizeTopK: false },
@@ -203,14 +194,12 @@ describe('docs/interop.md', () => {
   const root = join(import.meta.dirname, '../../..')
   const doc = readFileSync(join(root, 'docs/interop.md'), 'utf8')
   const commands = [...doc.matchAll(/```bash\n([\s\S]*?)```/g)].flatMap((m) => m[1].split('\n')).filter((l) => l.startsWith('node packages/cli/dist/bin.js '))
-  const cwd = mkdtempSync(join(tmpdir(), 'moe-cli-docs-'))
+  const docs = cliHarness('moe-cli-docs-')
   it('shows commands', () => expect(commands.length).toBeGreaterThan(10))
   it.each(commands)('runs as written: %s', async (line) => {
     const argv = line.replace('node packages/cli/dist/bin.js ', '').split(/\s+/).map((a) => (/^(packages|docs)\//.test(a) ? join(root, a) : a))
-    const out: string[] = []
-    const err: string[] = []
-    const code = await main(argv, { out: (s) => out.push(s), err: (s) => err.push(s), interactive: false, cwd })
-    expect(code, err.join('\n')).toBe(0)
+    const r = await docs.cli(...argv)
+    expect(r.code, r.err).toBe(0)
   })
 })
 

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { contiguousPlacement } from '@moe-route/core'
@@ -8,22 +7,9 @@ import { createTokenDrop } from '@moe-route/policy-capacity/capacity-drop'
 import { simulateSync } from '@moe-route/simulator'
 import { uniformWorkload } from '@moe-route/workloads'
 import { describe, expect, it } from 'vitest'
-import type { CliContext } from './context.js'
-import { main } from './main.js'
+import { cliHarness } from './test-utils.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'moe-simulate-'))
-const file = (name: string, content: unknown) => {
-  const p = join(dir, name)
-  writeFileSync(p, JSON.stringify(content))
-  return p
-}
-async function cli(...argv: string[]) {
-  const out: string[] = []
-  const err: string[] = []
-  const ctx: CliContext = { out: (s) => out.push(s), err: (s) => err.push(s), interactive: false, cwd: dir }
-  const code = await main(argv, ctx)
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
+const { dir, file, cli } = cliHarness('moe-simulate-')
 const model = { experts: 16, topK: 4, hidden: 256, intermediate: 512, normalizeTopK: true }
 const config = file('sim.json', {
   model,
