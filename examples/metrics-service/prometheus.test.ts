@@ -121,8 +121,9 @@ describe('examples/metrics-service scraped by a real Prometheus', () => {
       return (await fetch(`${api}/-/ready`)).ok || undefined
     })
 
-    // 8 batches of 128 tokens with 400 ms between them: about 3 s of scraping while it runs.
-    const service = start(process.execPath, [main, '--port', String(servicePort), '--batches', '8', '--tokens', '128', '--interval-ms', '400', '--linger', '120', '--json'])
+    // 8 batches of 128 tokens with 1 s between them: about 7 s of scraping while it runs (with
+    // 400 ms, about 3 s, a loaded machine's Prometheus sometimes began scraping only after the run).
+    const service = start(process.execPath, [main, '--port', String(servicePort), '--batches', '8', '--tokens', '128', '--interval-ms', '1000', '--linger', '120', '--json'])
     cleanups.push(() => stop(service))
     const report = await waitFor('the service report', 90_000, async () => {
       if (service.child.exitCode !== null) throw new Error(`service exited with ${service.child.exitCode}: ${service.out.stderr}`)
@@ -158,7 +159,7 @@ describe('examples/metrics-service scraped by a real Prometheus', () => {
     expect(await scalar('moe_route_batch_balancedness_sum{pairs="routed"} / moe_route_batch_balancedness_count{pairs="routed"}')).toBeCloseTo(report.balancedness.before.mean, 12)
     expect(await scalar('moe_route_balancedness_ratio{pairs="computed"}')).toBeCloseTo(report.balancedness.last.after, 12)
     // Scraped while it ran: the batch counter changed between samples (at least once: on a
-    // loaded machine Prometheus may start its scrape loop late into the 3 s run).
+    // loaded machine Prometheus may start its scrape loop late into the 7 s run).
     expect(await scalar('changes(moe_route_batches_total[5m])')).toBeGreaterThanOrEqual(1)
     // Every Grafana panel query of docs/observability.md is valid PromQL and has data (a rate
     // needs two samples, which we have), except the panel of events this run has none of.
