@@ -90,7 +90,8 @@ export function createMoeContainer(options: MoeContainerOptions): DependencyCont
   if (!withCorePlugins.has(registry)) for (const p of corePlugins) registry.register(p)
   for (const p of options.plugins ?? []) registry.register(p)
   // A config resolved for this registry is taken as it is (plugins added since cannot make it invalid).
-  const config: ResolvedConfig = isResolvedFor(options.config, registry) ? options.config : resolveConfig(options.config, registry, options.source)
+  const trusted = isResolvedFor(options.config, registry)
+  const config: ResolvedConfig = trusted ? options.config : resolveConfig(options.config, registry, options.source)
   const c = options.parent ?? createRootContainer()
   const base: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }
   // Inputs are values; everything made from them is a factory the container calls once (cached
@@ -131,7 +132,8 @@ export function createMoeContainer(options: MoeContainerOptions): DependencyCont
   } else if (options.backend) c.register(Backend.key, { useValue: options.backend })
   else if (registry.has('backend', config.backend.use)) {
     c.register(Backend.key, built((d) => registry.create('backend', config.backend.use, config.backend.options, context(d), '/backend')))
-  } else if ((options.config as { backend?: unknown })?.backend) {
+  } else if (!trusted && (options.config as { backend?: unknown })?.backend) {
+    // (a resolved config's backend is the default where the config named none: it needs no plugin)
     registry.get('backend', config.backend.use, '/backend/use') // throws PLUGIN_UNKNOWN naming the field
   }
   const weights = options.routingOnly ? undefined : (options.weights ?? weightSourceOf(config))
