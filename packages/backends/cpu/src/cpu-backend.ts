@@ -1,5 +1,6 @@
 /** The `cpu` backend: the reference kernels behind the core Backend interface. */
 import { defineBackend, type Backend } from '@moe-route/core'
+import { syntheticHidden } from '@moe-route/workloads/synthetic'
 import { hostCpu } from './host-cpu.js'
 import { expertsForward, gateMatmul } from './kernels.js'
 import { loadCpuWeights } from './load-weights.js'
@@ -21,6 +22,10 @@ export function createCpuBackend(): Backend {
       return { output: expertsForward(x, plan, weights) }
     },
     loadWeights: loadCpuWeights,
+    // the host values of workloads' synthetic hidden states (a GPU backend makes the same on its device)
+    async syntheticHidden(tokens, hidden, seed) {
+      return syntheticHidden(tokens, hidden, seed)
+    },
   }
 }
 
