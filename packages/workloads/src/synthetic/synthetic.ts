@@ -77,7 +77,10 @@ export function batchHidden(batch: Pick<TokenBatch, 'id' | 'tokens'>, hidden: nu
  * @example
  * for await (const b of workload.routing()) await stream.write(await withSyntheticHidden(b, { hidden: 256, seed: 1 }))
  */
-export async function withSyntheticHidden<B extends TokenBatch>(batch: B, o: { readonly hidden: number; readonly seed: number; readonly backend?: Backend }): Promise<B> {
+export async function withSyntheticHidden<B extends Pick<TokenBatch, 'id' | 'tokens'>>(
+  batch: B,
+  o: { readonly hidden: number; readonly seed: number; readonly backend?: Backend },
+): Promise<B & Pick<TokenBatch, 'hidden' | 'deviceHidden'>> {
   if (o.backend?.syntheticHidden) {
     const h = await o.backend.syntheticHidden(batch.tokens, o.hidden, seededHiddenStream(o.seed, batch.id))
     return h instanceof Float32Array ? { ...batch, hidden: h } : { ...batch, deviceHidden: h }
