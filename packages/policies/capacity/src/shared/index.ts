@@ -13,6 +13,7 @@ export { capacityCutWgsl, capacityFamilyWgsl, groupCapacityParams, maxLoweredGro
 export { nativeDenominators, nativeWeight, renormalize, type Renormalize } from './weights.js'
 export {
   capacityCut,
+  capacityOutcome,
   droppedList,
   expertCounts,
   isCanonicalLayout,
@@ -23,6 +24,8 @@ export {
   pairTable,
   priorityKeys,
   pushPair,
+  type CapacityOutcomeParts,
+  type OutputMove,
   renormalizeOutput,
   routingFromOutput,
   type OutputPairs,
