@@ -24,7 +24,6 @@ import { DEFAULT_CONFIG } from './default-config.js'
 import { loadBackendPlugin } from './webgpu.js'
 
 export type { LoadedConfig } from '@moe-route/core/node'
-export { projectRoot } from '@moe-route/core/node'
 
 /**
  * A config with every top-level section it leaves out taken from the embedded default
