@@ -1,6 +1,5 @@
 /** The `cpu` backend: the reference kernels behind the core Backend interface. */
-import { defineBackend, type Backend } from '@moe-route/core'
-import { syntheticHidden } from '@moe-route/workloads/synthetic'
+import { defineBackend, seededHidden, type Backend } from '@moe-route/core'
 import { hostCpu } from './host-cpu.js'
 import { expertsForward, gateMatmul } from './kernels.js'
 import { loadCpuWeights } from './load-weights.js'
@@ -22,9 +21,9 @@ export function createCpuBackend(): Backend {
       return { output: expertsForward(x, plan, weights) }
     },
     loadWeights: loadCpuWeights,
-    // the host values of workloads' synthetic hidden states (a GPU backend makes the same on its device)
+    // core's host values of the stream (a GPU backend makes the same on its device)
     async syntheticHidden(tokens, hidden, seed) {
-      return syntheticHidden(tokens, hidden, seed)
+      return seededHidden(tokens, hidden, seed)
     },
   }
 }

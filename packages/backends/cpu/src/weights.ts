@@ -1,12 +1,13 @@
 /**
- * Seeded random layer weights and hidden states now live in @moe-route/workloads (synthetic
- * data has one home); these aliases stay for one minor version.
+ * Seeded random layer weights and hidden states now live in `@moe-route/core/testing` (beside
+ * `randomLogits`; `@moe-route/workloads` exports them with the other synthetic inputs); these
+ * aliases stay for one minor version.
  */
-import { randomHidden as hidden, randomLayerWeights as weights, type RandomWeightsOptions as Options } from '@moe-route/workloads/synthetic'
+import { randomHidden as hidden, randomLayerWeights as weights, type RandomWeightsOptions as Options } from '@moe-route/core/testing'
 
-/** @deprecated import `randomLayerWeights` from `@moe-route/workloads` (`@moe-route/workloads/synthetic` in a browser); removed in the next minor version. */
+/** @deprecated import `randomLayerWeights` from `@moe-route/workloads` or `@moe-route/core/testing`; removed in the next minor version. */
 export const randomLayerWeights = weights
-/** @deprecated import `randomHidden` from `@moe-route/workloads` (`@moe-route/workloads/synthetic` in a browser); removed in the next minor version. */
+/** @deprecated import `randomHidden` from `@moe-route/workloads` or `@moe-route/core/testing`; removed in the next minor version. */
 export const randomHidden = hidden
 /** @deprecated import `RandomWeightsOptions` from `@moe-route/workloads`; removed in the next minor version. */
 export type RandomWeightsOptions = Options

@@ -1,6 +1,6 @@
-import { seededHiddenStream, seededNormals, type Backend, type DeviceTensor } from '@moe-route/core'
+import { seededHidden, seededHiddenStream, seededNormals, type Backend, type DeviceTensor } from '@moe-route/core'
 import { describe, expect, it } from 'vitest'
-import { batchHidden, randomHidden, randomLayerWeights, syntheticHidden, withSyntheticHidden } from './synthetic.js'
+import { batchHidden, randomHidden, randomLayerWeights, withSyntheticHidden } from './synthetic.js'
 
 describe('synthetic layer inputs', () => {
   it('a batch gets the hidden states of its own stream, the same on every call', () => {
@@ -8,7 +8,7 @@ describe('synthetic layer inputs', () => {
     expect(a).toEqual(seededNormals(new Float32Array(32), seededHiddenStream(7, 3), 1))
     expect(batchHidden({ id: 3, tokens: 4 }, 8, 7)).toEqual(a)
     expect(batchHidden({ id: 4, tokens: 4 }, 8, 7)).not.toEqual(a)
-    expect(syntheticHidden(4, 8, seededHiddenStream(7, 3))).toEqual(a)
+    expect(seededHidden(4, 8, seededHiddenStream(7, 3))).toEqual(a)
   })
 
   it('a backend that makes hidden states where it computes is asked for them; without one they are made on the host', async () => {
