@@ -57,6 +57,8 @@ const ONE = ['additionalProperties', 'additionalItems', 'contains', 'propertyNam
 const LIST = ['allOf', 'anyOf', 'oneOf']
 const MAP = ['properties', 'patternProperties', 'definitions']
 
+const error = (instancePath: string, sp: string, keyword: string, params: Obj, message: string): ErrorObject => ({ instancePath, schemaPath: `${sp}/${keyword}`, keyword, params, message })
+
 class Interpreter {
   readonly #root: Schema
   readonly #id: string
@@ -115,8 +117,7 @@ class Interpreter {
 
   /** Appends to `out` the errors of `d` (at `path`) against `s` (at `sp`); valid when none were added. */
   check(s: Schema, d: unknown, path: string, sp: string, out: ErrorObject[]): void {
-    const err = (keyword: string, params: Obj, message: string, at = path) =>
-      out.push({ instancePath: at, schemaPath: `${sp}/${keyword}`, keyword, params, message })
+    const err = (keyword: string, params: Obj, message: string, at = path) => out.push(error(at, sp, keyword, params, message))
     const valid = (sub: Schema, at = sp): boolean => {
       const mine: ErrorObject[] = []
       this.check(sub, d, path, at, mine)
@@ -128,26 +129,22 @@ class Interpreter {
       return
     }
     if (s.$ref !== undefined) this.check(this.resolve(s.$ref as string)!, d, path, `${sp}/$ref`, out)
-    if (s.type !== undefined && !([] as string[]).concat(s.type as string).some((t) => hasType(t, d))) {
-      const type = ([] as string[]).concat(s.type as string).join(',')
-      err('type', { type }, `must be ${type}`)
-    }
+    if (s.type !== undefined && !([] as string[]).concat(s.type as string).some((t) => hasType(t, d))) err('type', { type: s.type }, `must be ${s.type}`)
     if (s.const !== undefined && !equal(d, s.const)) err('const', { allowedValue: s.const }, 'must be equal to constant')
     if (s.enum !== undefined && !(s.enum as unknown[]).some((v) => equal(d, v))) err('enum', { allowedValues: s.enum }, 'must be equal to one of the allowed values')
     if (s.not !== undefined && valid(s.not as Schema, `${sp}/not`)) err('not', {}, 'must NOT be valid')
     for (const k of ['anyOf', 'oneOf'] as const) {
       if (s[k] === undefined) continue
       const mine: ErrorObject[] = []
-      let passing = 0
-      ;(s[k] as Schema[]).forEach((sub, i) => {
+      const passing: number[] = []
+      // oneOf stops at its second passing branch (Ajv evaluates no further branch)
+      for (const [i, sub] of (s[k] as Schema[]).entries()) {
         const n = mine.length
         this.check(sub, d, path, `${sp}/${k}/${i}`, mine)
-        if (mine.length === n) passing++
-      })
-      if (k === 'anyOf' ? passing === 0 : passing !== 1) {
-        out.push(...mine)
-        err(k, k === 'oneOf' ? { passingSchemas: null } : {}, k === 'anyOf' ? 'must match a schema in anyOf' : 'must match exactly one schema in oneOf')
+        if (mine.length === n && passing.push(i) === 2 && k === 'oneOf') break
       }
+      if (k === 'anyOf' && passing.length === 0) out.push(...mine, error(path, sp, k, {}, 'must match a schema in anyOf'))
+      if (k === 'oneOf' && passing.length !== 1) out.push(...mine, error(path, sp, k, { passingSchemas: passing.length ? passing : null }, 'must match exactly one schema in oneOf'))
     }
     ;(s.allOf as Schema[] | undefined)?.forEach((sub, i) => this.check(sub, d, path, `${sp}/allOf/${i}`, out))
     if (s.if !== undefined && (s.then !== undefined || s.else !== undefined)) {
@@ -176,11 +173,27 @@ class Interpreter {
 
   #array(s: Obj, d: unknown[], path: string, sp: string, out: ErrorObject[], err: (k: string, p: Obj, m: string) => void): void {
     if (s.uniqueItems === true) {
-      outer: for (let i = d.length; i--; ) {
-        for (let j = i; j--; ) {
-          if (equal(d[i], d[j])) {
-            err('uniqueItems', { i, j }, `must NOT have duplicate items (items ## ${j} and ${i} are identical)`)
-            break outer
+      // Ajv's two loops: with scalar item types, an index of the items of those types (others
+      // are skipped); otherwise every pair, by deep equality. Either reports the first duplicate.
+      const types = isObj(s.items) && s.items.type !== undefined ? ([] as string[]).concat(s.items.type as string) : []
+      const dup = (i: number, j: number) => err('uniqueItems', { i, j }, `must NOT have duplicate items (items ## ${j} and ${i} are identical)`)
+      if (types.length > 0 && !types.some((t) => t === 'object' || t === 'array')) {
+        const seen = new Map<unknown, number>()
+        for (let i = d.length; i--; ) {
+          if (!types.some((t) => hasType(t, d[i]))) continue
+          if (seen.has(d[i])) {
+            dup(i, seen.get(d[i])!)
+            break
+          }
+          seen.set(d[i], i)
+        }
+      } else {
+        outer: for (let i = d.length; i--; ) {
+          for (let j = i; j--; ) {
+            if (equal(d[i], d[j])) {
+              dup(i, j)
+              break outer
+            }
           }
         }
       }
@@ -192,8 +205,14 @@ class Interpreter {
       if (more === false && d.length > items.length) err('additionalItems', { limit: items.length }, `must NOT have more than ${items.length} items`)
       else if (more !== undefined && more !== false) for (let i = items.length; i < d.length; i++) this.check(more as Schema, d[i], `${path}/${i}`, `${sp}/additionalItems`, out)
     } else if (items !== undefined) d.forEach((x, i) => this.check(items as Schema, x, `${path}/${i}`, `${sp}/items`, out))
-    if (s.contains !== undefined && !d.some((x) => { const mine: ErrorObject[] = []; this.check(s.contains as Schema, x, path, `${sp}/contains`, mine); return mine.length === 0 })) {
-      err('contains', { minContains: 1 }, 'must contain at least 1 valid item(s)')
+    if (s.contains !== undefined) {
+      const mine: ErrorObject[] = []
+      const some = d.some((x, i) => {
+        const n = mine.length
+        this.check(s.contains as Schema, x, `${path}/${i}`, `${sp}/contains`, mine)
+        return mine.length === n
+      })
+      if (!some) out.push(...mine, error(path, sp, 'contains', { minContains: 1 }, 'must contain at least 1 valid item(s)'))
     }
   }
 
