@@ -57,6 +57,17 @@ describe('core validates alike in its Node build (Ajv) and its browser build (in
     const size = await measureBrowserBundle(ROUTING_ENTRY)
     expect(size.inputs.filter((i) => /node_modules\/(ajv|fast-uri|reflect-metadata)\//.test(i))).toEqual([])
     expect(size.minified).toBeLessThanOrEqual(120_000)
+    // the READMEs state it (±15%, as the WebGPU bundle's statement in webgpu-layer.test.ts)
+    for (const [readme, pattern] of [
+      ['README.md', /core \+ one policy \(`createMoe`[^]*?is ([\d.]+) kB minified, ([\d.]+) kB gzip/],
+      ['packages/core/README.md', /\*\*([\d.]+) kB\*\* minified, \*\*([\d.]+) kB\*\* gzip/],
+    ] as const) {
+      const m = pattern.exec(readFileSync(`${root}${readme}`, 'utf8'))
+      expect(m, `${readme} states the routing bundle's size`).not.toBeNull()
+      const drift = `measured ${size.minified} B minified, ${size.gzip} B gzip; ${readme} says ${m![1]} / ${m![2]} kB (update it from \`npm run bundle-size -w @moe-route/test-browser -- --routing\`)`
+      expect(Math.abs(size.minified / (Number(m![1]) * 1000) - 1), drift).toBeLessThan(0.15)
+      expect(Math.abs(size.gzip / (Number(m![2]) * 1000) - 1), drift).toBeLessThan(0.15)
+    }
   })
 
   it('every first-party plugin registers in both builds, and its options get the same issues', () => {
