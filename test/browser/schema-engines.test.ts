@@ -5,13 +5,17 @@
  * and for generated options of every first-party plugin. Needs a build (the browser entry is
  * core's `dist/`).
  */
-import { readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as esbuild from 'esbuild'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Ajv } from 'ajv'
 import { beforeAll, describe, expect, it } from 'vitest'
 import * as node from '@moe-route/core'
 import { firstPartyPluginPackages } from '../../scripts/workspace.mjs'
-import { ROUTING_ENTRY, measureBrowserBundle } from './bundle.js'
+import { BROWSER_BUNDLE, ROUTING_ENTRY, measureBrowserBundle } from './bundle.js'
 
 type Core = typeof node
 type Plugin = node.Plugin
@@ -55,6 +59,8 @@ describe('core validates alike in its Node build (Ajv) and its browser build (in
   it('the browser build carries no Ajv, and the routing bundle stays within 120 kB', async () => {
     expect(readFileSync(BROWSER_ENTRY, 'utf8')).not.toMatch(/from ["']ajv|require\(["']ajv/)
     const size = await measureBrowserBundle(ROUTING_ENTRY)
+    expect(size.inputs).toContain('packages/core/dist/index.browser.js')
+    expect(size.inputs).toContain('packages/core/dist/polyfill.browser.js')
     expect(size.inputs.filter((i) => /node_modules\/(ajv|fast-uri|reflect-metadata)\//.test(i))).toEqual([])
     expect(size.minified).toBeLessThanOrEqual(120_000)
     // the READMEs state it (±15%, as the WebGPU bundle's statement in webgpu-layer.test.ts)
@@ -67,6 +73,20 @@ describe('core validates alike in its Node build (Ajv) and its browser build (in
       const drift = `measured ${size.minified} B minified, ${size.gzip} B gzip; ${readme} says ${m![1]} / ${m![2]} kB (update it from \`npm run bundle-size -w @moe-route/test-browser -- --routing\`)`
       expect(Math.abs(size.minified / (Number(m![1]) * 1000) - 1), drift).toBeLessThan(0.15)
       expect(Math.abs(size.gzip / (Number(m![2]) * 1000) - 1), drift).toBeLessThan(0.15)
+    }
+  })
+
+  it('the routing bundle runs on its own: the Reflect polyfill is in place before tsyringe checks for it', async () => {
+    // a fresh process: in this one, the Node build has already installed reflect-metadata
+    const dir = mkdtempSync(join(tmpdir(), 'moe-route-routing-'))
+    try {
+      const r = await esbuild.build({ ...BROWSER_BUNDLE, stdin: { contents: `${ROUTING_ENTRY}\nconsole.log(JSON.stringify(globalThis.result))\n`, resolveDir: fileURLToPath(new URL('.', import.meta.url)), loader: 'js' }, absWorkingDir: root, write: false, outfile: 'routing.mjs' })
+      writeFileSync(join(dir, 'routing.mjs'), r.outputFiles[0].contents)
+      const loadAfter = JSON.parse(execFileSync(process.execPath, [join(dir, 'routing.mjs')], { encoding: 'utf8' })) as number[]
+      expect(loadAfter).toHaveLength(8)
+      expect(loadAfter.reduce((a, b) => a + b, 0)).toBe(2) // one token, top-2
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 
