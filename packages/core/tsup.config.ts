@@ -1,5 +1,4 @@
-import { defineConfig } from 'tsup'
-import type { Options } from 'tsup'
+import { defineConfig, type Options } from 'tsup'
 import { BROWSER_ENTRY, browserBuild, browserTwins } from '../../scripts/tsup-browser.js'
 
 /** The browser entry imports `./polyfill.browser.js` (its own file in dist/) wherever the source imports `./polyfill.js`. */
@@ -19,8 +18,8 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,
-    // everything in dist/ but the browser entry's files, which the other build writes meanwhile
-    clean: [`!${BROWSER_ENTRY}.*`],
+    // everything in dist/ but the browser build's files, which the other build writes meanwhile
+    clean: [`!${BROWSER_ENTRY}.*`, '!polyfill.browser.*'],
     target: 'es2022',
     tsconfig: 'tsconfig.build.json',
     external,
