@@ -37,7 +37,7 @@ const expectSame = (schema: object, data: unknown) => {
 // schema → [data...]: every case must give the same verdict, errors and issues on both engines
 const TABLE: [string, object, unknown[]][] = [
   ['number, strictNumbers', { type: 'number', minimum: 0, maximum: 10 }, [5, -1, 11, NaN, Infinity, -Infinity, '5', null, true]],
-  ['integer, strictNumbers', { type: 'integer', exclusiveMinimum: 0, exclusiveMaximum: 4 }, [1, 0, 4, 1.5, NaN, Infinity, 1e400, -Infinity]],
+  ['integer, strictNumbers', { type: 'integer', exclusiveMinimum: 0, exclusiveMaximum: 4 }, [1, 0, 4, 1.5, NaN, Infinity, JSON.parse('1e400'), -Infinity]],
   ['type list', { type: ['number', 'null'], minimum: 1 }, [null, 2, 0, NaN, 'a', Infinity]],
   ['multipleOf', { type: 'number', multipleOf: 0.25 }, [1, 1.25, 1.3, 0, -0.5]],
   ['strings', { type: 'string', minLength: 2, maxLength: 3, pattern: '^[a-z]+$' }, ['ab', 'a', 'abcd', 'AB', '😀😀', 'é', 3]],
