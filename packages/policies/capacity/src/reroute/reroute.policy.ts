@@ -6,7 +6,7 @@
  */
 import { defineCapacityPolicy, type CapacityPolicyInstance } from '../define-capacity-policy.js'
 import { type Plugin, pairScores, scoreRow, type PolicyOutcome, type Routing } from '@moe-route/core'
-import { capacityOf, capacityOutcome, checkRouting, DECODE_SKIPPED, nativeDenominatorsTyped, outputPairs, pairGroups, pairTable, pushPair, skippedOutcome } from '../shared/index.js'
+import { capacityOf, capacityOutcome, checkRouting, DECODE_SKIPPED, nativeDenominatorsTyped, outputPairs, pairGroups, pairTable, pushPair, reroutedList, skippedOutcome } from '../shared/index.js'
 import { defaultOptions, schema, type RerouteOptions } from './reroute.schema.js'
 import { rerouteStage } from './reroute.wgsl.js'
 
@@ -166,7 +166,7 @@ export function applyReroute(routing: Routing, options: RerouteOptions, policy =
     policy,
     capacity,
     renormalize: options.renormalize,
-    moves: { count: moves.length, move: (i: number) => moves[i] },
+    lazy: { rerouted: reroutedList(out, moves.length, (i) => moves[i], policy) },
   })
 }
 

@@ -14,6 +14,7 @@ export { nativeDenominators, nativeWeight, renormalize, type Renormalize } from 
 export {
   capacityCut,
   capacityOutcome,
+  reroutedList,
   droppedList,
   expertCounts,
   isCanonicalLayout,

@@ -451,30 +451,30 @@ export interface CapacityOutcomeParts {
   readonly capacity: number | null
   /** How the output weights are renormalised (absent: they are final). */
   readonly renormalize?: Renormalize
-  /** A rerouting policy's moves: how many, and each by index. */
-  readonly moves?: { readonly count: number; move(i: number): OutputMove }
-  /** Further lists made on first read (expanded-drop's `added`). */
+  /** Further lists made on first read: a rerouting policy's `rerouted` ({@link reroutedList}), expanded-drop's `added`. */
   readonly lazy?: Record<string, () => unknown>
 }
 
 /**
  * The outcome of a capacity policy from its output pairs, the one way every policy of the family
  * ends: the output renormalised, the routing made from it, and made on first read the dropped
- * pairs (table order → sorted by token, then expert) and the moves as ReroutedPairs (sorted by
- * token, source expert, then the order they were made; weight as output).
+ * pairs (table order → sorted by token, then expert) and the `lazy` lists.
  */
 export function capacityOutcome(routing: Routing, out: OutputPairs, parts: CapacityOutcomeParts): PolicyOutcome {
   if (parts.renormalize) renormalizeOutput(routing, out, parts.renormalize)
-  const { moves, policy } = parts
-  const rerouted = moves
-    ? (): ReroutedPair[] =>
-        Array.from({ length: moves.count }, (_, i) => ({ i, m: moves.move(i) }))
-          .sort((x, y) => x.m.token - y.m.token || x.m.from - y.m.from || x.i - y.i)
-          .map(({ m }) => ({ token: m.token, from: m.from, to: m.to, weight: out.weight[m.at], policy }))
-    : undefined
   return lazyOutcome({ routing: routingFromOutput(routing, out), capacity: parts.capacity } as PolicyOutcome, {
-    dropped: droppedList(routing, parts.table, parts.over, parts.reason, policy),
-    ...(rerouted ? { rerouted } : {}),
+    dropped: droppedList(routing, parts.table, parts.over, parts.reason, parts.policy),
     ...parts.lazy,
   })
+}
+
+/**
+ * A rerouting policy's moves as ReroutedPairs, sorted by token, source expert, then the order
+ * they were made, each with its weight in the (renormalised) output; made when called.
+ */
+export function reroutedList(out: OutputPairs, count: number, move: (i: number) => OutputMove, policy: string): () => ReroutedPair[] {
+  return () =>
+    Array.from({ length: count }, (_, i) => ({ i, m: move(i) }))
+      .sort((x, y) => x.m.token - y.m.token || x.m.from - y.m.from || x.i - y.i)
+      .map(({ m }) => ({ token: m.token, from: m.from, to: m.to, weight: out.weight[m.at], policy }))
 }

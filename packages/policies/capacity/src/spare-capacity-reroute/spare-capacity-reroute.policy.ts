@@ -6,7 +6,7 @@
  */
 import { defineCapacityPolicy, type CapacityPolicyInstance } from '../define-capacity-policy.js'
 import { type Plugin, pairScores, scoreRow, type PolicyOutcome, type Routing } from '@moe-route/core'
-import { capacityCut, capacityOf, capacityOutcome, checkRouting, DECODE_SKIPPED, nativeDenominatorsTyped, outputPairs, pairGroups, pairTable, priorityKeys, pushPair, skippedOutcome } from '../shared/index.js'
+import { capacityCut, capacityOf, capacityOutcome, checkRouting, DECODE_SKIPPED, nativeDenominatorsTyped, outputPairs, pairGroups, pairTable, priorityKeys, pushPair, reroutedList, skippedOutcome } from '../shared/index.js'
 import { defaultOptions, schema, type SpareCapacityRerouteOptions } from './spare-capacity-reroute.schema.js'
 import { spareCapacityRerouteStage } from './spare-capacity-reroute.wgsl.js'
 
@@ -104,8 +104,9 @@ export function applySpareCapacityReroute(routing: Routing, options: SpareCapaci
       pushPair(out, t, moveTo[m], moveScore[m] / den[t], moveScore[m])
     }
   }
-  const moves = { count: moveToken.length, move: (m: number) => ({ token: moveToken[m], from: table.expert[moveFrom[m]], to: moveTo[m], at: outOfMove[m] }) }
-  return capacityOutcome(routing, out, { table, over: exhausted, reason: 'reroute-exhausted', policy, capacity, renormalize: options.renormalize, moves })
+  const move = (m: number) => ({ token: moveToken[m], from: table.expert[moveFrom[m]], to: moveTo[m], at: outOfMove[m] })
+  const rerouted = reroutedList(out, moveToken.length, move, policy)
+  return capacityOutcome(routing, out, { table, over: exhausted, reason: 'reroute-exhausted', policy, capacity, renormalize: options.renormalize, lazy: { rerouted } })
 }
 
 const family = defineCapacityPolicy<SpareCapacityRerouteOptions>({
