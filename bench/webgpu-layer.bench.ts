@@ -12,7 +12,7 @@
  * Also a parity check of the GPU output against the CPU reference at the real shape.
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
- *   [--policies dynamic,dynamic/int8] [--no-parity] [--robustness off]
+ *   [--policies dynamic,dynamic/int8] [--no-parity | --parity-tokens 3,16,64|label:T,... [--parity-only]] [--robustness off]
  *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 4,8,16,32] [--mr-layouts nr:ks:cpt,...]] [--mr-plans plans.json]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -136,8 +136,10 @@ for (const shape of SHAPES) {
   const bytesPerExpert = 3 * shape.hidden * shape.intermediate * 2
   // Parity at the real shape: 3 tokens through the fused layer vs the CPU reference on the
   // same (f16-rounded) weights, read back for the active experts only.
-  if (!flag('--no-parity')) {
-    const T = 3
+  // --parity-tokens 16,64 (or per shape, mixtral-8x7b:16,olmoe-1b-7b:128): the same check at
+  // batch sizes where the multi-row kernels run
+  const parityTokens = opt('--parity-tokens', '3').split(',').map((e) => e.split(':')).filter((e) => e.length === 1 || e[0] === label).map((e) => Number(e[e.length - 1]))
+  for (const T of flag('--no-parity') ? [] : parityTokens) {
     const x = randomHidden(T, shape.hidden, 99)
     const r = await (await pipelineOf(layer, dw, modelShape, undefined)).forward({ id: 0, tokens: T, hidden: x }, { detail: 'full', output: 'host' })
     const router = await readRouterWeight(ctx, dw)
@@ -158,11 +160,14 @@ for (const shape of SHAPES) {
     const samePairs = Array.from(routing.expertIds).join() === Array.from(r.detail!.original.expertIds).join()
     let refNorm = 0
     for (const v of ref) refNorm += v * v
-    const p = { shape: label, tokens: T, samePairs, relativeL2: relativeL2(r.output!, ref), referenceL2Norm: Math.sqrt(refNorm) }
+    const rowsHint = Math.max(1, Math.min(T, Math.ceil((T * shape.topK) / shape.experts)))
+    const mr = layer.multiRowPlan(rowsHint)
+    const expertKernel = mr ? `multirow mt${mr.gateup.mt}/nr${mr.gateup.nr}/ks${mr.gateup.ks}/cpt${mr.gateup.cpt}` : T * shape.topK / shape.experts <= 64 ? 'gemv' : 'gemm'
+    const p = { shape: label, tokens: T, rowsHint, expertKernel, activeExperts: active.length, samePairs, relativeL2: relativeL2(r.output!, ref), referenceL2Norm: Math.sqrt(refNorm) }
     parity.push(p)
     console.log(JSON.stringify({ parity: p }))
   }
-  for (const T of TOKENS) {
+  for (const T of flag('--parity-only') ? [] : TOKENS) {
     const x = randomHidden(T, shape.hidden, T)
     const xb = layer.uploadHidden(x, T, shape.hidden)
     // Active experts of this batch (no drop), for the roofline.

@@ -98,7 +98,23 @@ export interface LayerOptions {
    * every group size.
    */
   readonly multiRowPlans?: readonly MultiRowPlan[] | 'off'
+  /**
+   * Device-built dynamic groups: the expert GEMMs launch a direct grid sized for the bound on
+   * the largest group (T × slots rows) while that bound is at most this many rows (default
+   * {@link DIRECT_GRID_MAX_ROWS}; row tiles past a group's end exit at once), else the indirect
+   * grid the offsets kernel writes. 0: always indirect.
+   */
+  readonly directGridMaxRows?: number
 }
+
+/**
+ * Default of {@link LayerOptions.directGridMaxRows}. Dawn validates every indirect dispatch on
+ * the host (with validation on): ~0.7 ms per dispatch on an H100 (Dawn `webgpu` 0.6.2/Vulkan,
+ * bench/wall-gap-probe.ts, 2026-12-05), so back-to-back int8 calls at Mixtral T = 32 spent
+ * 1.8 ms of host time per call on 0.99 ms of GPU work. Up to 1024 rows the surplus row tiles
+ * of a direct grid cost less than that; beyond, the GPU time hides the host's.
+ */
+export const DIRECT_GRID_MAX_ROWS = 1024
 
 
 
