@@ -14,6 +14,7 @@ import {
   gemvGateUpProgram,
   gemvLayout,
   DEFAULT_MULTIROW_PLANS,
+  multiRowPlansForGpu,
   multiRowPlanFor,
   multiRowProgram,
   type MultiRowPlan,
@@ -93,7 +94,7 @@ export interface LayerOptions {
   readonly int8GemvMaxRows?: number
   /**
    * Multi-row decode kernels of the f32/f16 `gemv` path by typical group size (default
-   * {@link DEFAULT_MULTIROW_PLANS}: single-row GEMV for one row per expert, multi-row kernels
+   * the GPU model's measured table (`MULTIROW_PLANS_BY_GPU`) or {@link DEFAULT_MULTIROW_PLANS}: single-row GEMV for one row per expert, multi-row kernels
    * up to 32; on CPU adapters such as lavapipe `off`), or `off`: the single-row GEMV kernels at
    * every group size.
    */
@@ -314,7 +315,7 @@ export class WebGpuMoeLayer {
    * compute shader into coroutines at its barriers) and a CPU gains nothing from them.
    */
   multiRowPlan(rowsHint: number): MultiRowPlan | null {
-    const plans = this.options.multiRowPlans ?? (CPU_ADAPTER.test(this.ctx.adapterName) ? 'off' : DEFAULT_MULTIROW_PLANS)
+    const plans = this.options.multiRowPlans ?? (CPU_ADAPTER.test(this.ctx.adapterName) ? 'off' : multiRowPlansForGpu(this.ctx.adapterDevice))
     if (plans === 'off') return null
     return multiRowPlanFor(rowsHint, plans, { maxWg: this.maxWg, maxWgBytes: this.ctx.device.limits.maxComputeWorkgroupStorageSize })
   }

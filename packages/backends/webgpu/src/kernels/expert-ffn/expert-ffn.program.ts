@@ -133,6 +133,19 @@ export const DEFAULT_MULTIROW_PLANS: readonly MultiRowPlan[] = [
 ]
 
 /**
+ * Measured multi-row plan tables by GPU model (the adapter's `device` string, as Dawn reports
+ * it); other GPUs run {@link DEFAULT_MULTIROW_PLANS}.
+ */
+export const MULTIROW_PLANS_BY_GPU: Readonly<Record<string, readonly MultiRowPlan[]>> = {
+  'nvidia-h200': DEFAULT_MULTIROW_PLANS,
+}
+
+/** The multi-row plan table of a GPU model (its adapter's `device` string): its measured table, else {@link DEFAULT_MULTIROW_PLANS}. */
+export function multiRowPlansForGpu(adapterDevice: string): readonly MultiRowPlan[] {
+  return Object.prototype.hasOwnProperty.call(MULTIROW_PLANS_BY_GPU, adapterDevice) ? MULTIROW_PLANS_BY_GPU[adapterDevice] : DEFAULT_MULTIROW_PLANS
+}
+
+/**
  * The multi-row layouts for a typical group of `rowsHint` rows, or null where the single-row
  * GEMV kernels run (a plan with `mt` 0, or past the table). Layouts whose workgroup or
  * workgroup memory exceed the device's limits halve `cpt`, then `nr`.
