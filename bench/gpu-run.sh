@@ -4,7 +4,7 @@
 # on the dev machine and `cp -r packages/workloads/data .gpu/data`:
 #   bash bench/gpu-run.sh OUT layer      # moe-route's layer pipeline and the peers, one command (issue 24's run)
 #   bash bench/gpu-run.sh OUT pipeline   # the configured pipeline, the configured CLI run, lowered stages
-#   bash bench/gpu-run.sh OUT multirow   # multi-row decode sweep → plan table → layer + peers (T ≤ 512)
+#   bash bench/gpu-run.sh OUT multirow   # multi-row decode sweep → plan table → layer + peers (T ≤ 512) → parity (Mixtral T = 16, OLMoE T = 32, 128)
 set -uo pipefail
 out=${1:?out dir}; mode=${2:-pipeline}
 mkdir -p "$out"
@@ -16,6 +16,9 @@ if [ "$mode" = multirow ]; then
   node bench/multirow-plans.mjs "$out/multirow-sweep.log" > "$out/multirow-plans.json"
   timeout 150 node .gpu/webgpu-layer.bench.mjs --out "$out" --tokens "${TOKENS:-1,8,32,128,512}" --policies "dynamic,dynamic/single-row,drop γ1.0,dynamic/int8" --mr-plans "$out/multirow-plans.json" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/webgpu-layer.log"
   PYTHONUNBUFFERED=1 timeout 170 python3 bench/peer_mixtral.py --out "$out" --tokens "${TOKENS:-1,8,32,128,512}" --budget-s 130 > "$out/peers.log" 2>&1
+  # GPU parity of the multi-row kernels against the CPU reference at batch sizes where they run
+  mkdir -p "$out/parity"
+  timeout "${PARITY_S:-120}" node .gpu/webgpu-layer.bench.mjs --out "$out/parity" --parity-only --parity-tokens "${PARITY_TOKENS:-mixtral-8x7b:16,olmoe-1b-7b:32,olmoe-1b-7b:128}" --mr-plans "$out/multirow-plans.json" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/parity.log"
   exit 0
 fi
 if [ "$mode" = layer ]; then

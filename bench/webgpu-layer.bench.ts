@@ -12,7 +12,7 @@
  * Also a parity check of the GPU output against the CPU reference at the real shape.
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
- *   [--policies dynamic,dynamic/int8] [--no-parity] [--robustness off]
+ *   [--policies dynamic,dynamic/int8] [--direct-grid-max-rows N] [--no-parity | --parity-tokens 3,16,64|label:T,... [--parity-only]] [--robustness off]
  *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 4,8,16,32] [--mr-layouts nr:ks:cpt,...]] [--mr-plans plans.json]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -77,6 +77,8 @@ const POLICIES: { name: string; policy?: BenchPolicy; expertKernel?: 'gemv' | 'g
 // path) only with it; timestamp_quantization off: kernel times to the ns instead of 65.5 µs steps.
 // --robustness off: Dawn's disable_robustness toggle (no bounds clamping of buffer accesses)
 const robustOff = opt('--robustness', 'on') === 'off'
+// --direct-grid-max-rows N: the layers' directGridMaxRows (direct vs indirect expert-GEMM grids)
+const gridOpt = opt('--direct-grid-max-rows', '') ? { directGridMaxRows: Number(opt('--direct-grid-max-rows', '')) } : {}
 const acquired = await acquireDevice({ powerPreference: 'high-performance', dawnFlags: [`enable-dawn-features=allow_unsafe_apis${robustOff ? ',disable_robustness' : ''}`, 'disable-dawn-features=timestamp_quantization'] })
 const ctx = new GpuContext(acquired)
 // A second context on the same device with timestamp queries: GPU time of each kernel.
@@ -124,21 +126,23 @@ for (const shape of SHAPES) {
   const { label, ...modelShape } = shape
   // --mr-plans file.json: the multi-row plan table to run (bench/multirow-plans.mjs writes one from a sweep)
   const mrPlans: MultiRowPlan[] | undefined = opt('--mr-plans', '') ? JSON.parse(readFileSync(opt('--mr-plans', ''), 'utf8')) : undefined
-  const layer = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', ...(mrPlans ? { multiRowPlans: mrPlans } : {}) })
+  const layer = new WebGpuMoeLayer(ctx, { ...gridOpt, weightsDtype: 'f16', ...(mrPlans ? { multiRowPlans: mrPlans } : {}) })
   const t0 = performance.now()
   const dw = await generateLayerWeights(ctx, modelShape, { seed: 1, std: 0.02, dtype: 'f16' })
   console.log(JSON.stringify({ shape: label, weightsGeneratedMs: performance.now() - t0 }))
   const tq = performance.now()
   const w8 = await quantizeDeviceWeights(ctx, dw)
-  const layer8 = new WebGpuMoeLayer(ctx, { int8Kernel: 'auto' })
+  const layer8 = new WebGpuMoeLayer(ctx, { ...gridOpt, int8Kernel: 'auto' })
   const layerSingle = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', multiRowPlans: 'off' })
   console.log(JSON.stringify({ shape: label, int8QuantizeMs: performance.now() - tq, int8Kernel: layer8.int8Gemm() }))
   const bytesPerExpert8 = w8.expertBytes
   const bytesPerExpert = 3 * shape.hidden * shape.intermediate * 2
   // Parity at the real shape: 3 tokens through the fused layer vs the CPU reference on the
   // same (f16-rounded) weights, read back for the active experts only.
-  if (!flag('--no-parity')) {
-    const T = 3
+  // --parity-tokens 16,64 (or per shape, mixtral-8x7b:16,olmoe-1b-7b:128): the same check at
+  // batch sizes where the multi-row kernels run
+  const parityTokens = opt('--parity-tokens', '3').split(',').map((e) => e.split(':')).filter((e) => e.length === 1 || e[0] === label).map((e) => Number(e[e.length - 1]))
+  for (const T of flag('--no-parity') ? [] : parityTokens) {
     const x = randomHidden(T, shape.hidden, 99)
     const r = await (await pipelineOf(layer, dw, modelShape, undefined)).forward({ id: 0, tokens: T, hidden: x }, { detail: 'full', output: 'host' })
     const router = await readRouterWeight(ctx, dw)
@@ -159,11 +163,14 @@ for (const shape of SHAPES) {
     const samePairs = Array.from(routing.expertIds).join() === Array.from(r.detail!.original.expertIds).join()
     let refNorm = 0
     for (const v of ref) refNorm += v * v
-    const p = { shape: label, tokens: T, samePairs, relativeL2: relativeL2(r.output!, ref), referenceL2Norm: Math.sqrt(refNorm) }
+    const rowsHint = Math.max(1, Math.min(T, Math.ceil((T * shape.topK) / shape.experts)))
+    const mr = layer.multiRowPlan(rowsHint)
+    const expertKernel = mr ? `multirow mt${mr.gateup.mt}/nr${mr.gateup.nr}/ks${mr.gateup.ks}/cpt${mr.gateup.cpt}` : T * shape.topK / shape.experts <= 64 ? 'gemv' : 'gemm'
+    const p = { shape: label, tokens: T, rowsHint, expertKernel, activeExperts: active.length, samePairs, relativeL2: relativeL2(r.output!, ref), referenceL2Norm: Math.sqrt(refNorm) }
     parity.push(p)
     console.log(JSON.stringify({ parity: p }))
   }
-  for (const T of TOKENS) {
+  for (const T of flag('--parity-only') ? [] : TOKENS) {
     const x = randomHidden(T, shape.hidden, T)
     const xb = layer.uploadHidden(x, T, shape.hidden)
     // Active experts of this batch (no drop), for the roofline.
@@ -230,7 +237,7 @@ for (const shape of SHAPES) {
       let expertKernelUsed: string | undefined
       if (profCtx) {
         const pk = `${!!int8}|${!!singleRow}`
-        const pl = profLayers.get(pk) ?? profLayers.set(pk, new WebGpuMoeLayer(profCtx, int8 ? { int8Kernel: 'auto' } : { weightsDtype: 'f16', ...(singleRow ? { multiRowPlans: 'off' as const } : mrPlans ? { multiRowPlans: mrPlans } : {}) })).get(pk)!
+        const pl = profLayers.get(pk) ?? profLayers.set(pk, new WebGpuMoeLayer(profCtx, int8 ? { ...gridOpt, int8Kernel: 'auto' } : { ...gridOpt, weightsDtype: 'f16', ...(singleRow ? { multiRowPlans: 'off' as const } : mrPlans ? { multiRowPlans: mrPlans } : {}) })).get(pk)!
         const pp = await pipelineOf(pl, W, modelShape, policy, expertKernel)
         const runs: { total: number; kernels: Record<string, number>; kind: string }[] = []
         for (let i = 0; i < 3; i++) {

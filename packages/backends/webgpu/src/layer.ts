@@ -14,6 +14,7 @@ import {
   gemvGateUpProgram,
   gemvLayout,
   DEFAULT_MULTIROW_PLANS,
+  multiRowPlansForGpu,
   multiRowPlanFor,
   multiRowProgram,
   type MultiRowPlan,
@@ -93,12 +94,28 @@ export interface LayerOptions {
   readonly int8GemvMaxRows?: number
   /**
    * Multi-row decode kernels of the f32/f16 `gemv` path by typical group size (default
-   * {@link DEFAULT_MULTIROW_PLANS}: single-row GEMV for one row per expert, multi-row kernels
+   * the GPU model's measured table (`MULTIROW_PLANS_BY_GPU`) or {@link DEFAULT_MULTIROW_PLANS}: single-row GEMV for one row per expert, multi-row kernels
    * up to 32; on CPU adapters such as lavapipe `off`), or `off`: the single-row GEMV kernels at
    * every group size.
    */
   readonly multiRowPlans?: readonly MultiRowPlan[] | 'off'
+  /**
+   * Device-built dynamic groups: the expert GEMMs launch a direct grid sized for the bound on
+   * the largest group (T × slots rows) while that bound is at most this many rows (default
+   * {@link DIRECT_GRID_MAX_ROWS}; row tiles past a group's end exit at once), else the indirect
+   * grid the offsets kernel writes. 0: always indirect.
+   */
+  readonly directGridMaxRows?: number
 }
+
+/**
+ * Default of {@link LayerOptions.directGridMaxRows}. Dawn validates every indirect dispatch on
+ * the host (with validation on): ~0.7 ms per dispatch on an H100 (Dawn `webgpu` 0.6.2/Vulkan,
+ * bench/wall-gap-probe.ts, 2026-12-05), so back-to-back int8 calls at Mixtral T = 32 spent
+ * 1.8 ms of host time per call on 0.99 ms of GPU work. Up to 1024 rows the surplus row tiles
+ * of a direct grid cost less than that; beyond, the GPU time hides the host's.
+ */
+export const DIRECT_GRID_MAX_ROWS = 1024
 
 
 
@@ -298,7 +315,7 @@ export class WebGpuMoeLayer {
    * compute shader into coroutines at its barriers) and a CPU gains nothing from them.
    */
   multiRowPlan(rowsHint: number): MultiRowPlan | null {
-    const plans = this.options.multiRowPlans ?? (CPU_ADAPTER.test(this.ctx.adapterName) ? 'off' : DEFAULT_MULTIROW_PLANS)
+    const plans = this.options.multiRowPlans ?? (CPU_ADAPTER.test(this.ctx.adapterName) ? 'off' : multiRowPlansForGpu(this.ctx.adapterDevice))
     if (plans === 'off') return null
     return multiRowPlanFor(rowsHint, plans, { maxWg: this.maxWg, maxWgBytes: this.ctx.device.limits.maxComputeWorkgroupStorageSize })
   }

@@ -14,6 +14,8 @@ export class GpuContext {
   readonly device: GPUDevice
   readonly features: DeviceFeatures
   readonly adapterName: string
+  /** The adapter's `device` string (e.g. `nvidia-h100-80gb-hbm3`; empty where the adapter does not say): per-GPU kernel plans are keyed by it. */
+  readonly adapterDevice: string
   readonly pool: BufferPool
   readonly profiler: Profiler | null
   private readonly uniformCache = new Map<string, GPUBuffer>()
@@ -22,6 +24,7 @@ export class GpuContext {
     this.device = acquired.device
     this.features = acquired.features
     this.adapterName = acquired.adapterName
+    this.adapterDevice = typeof acquired.adapterInfo?.device === 'string' ? acquired.adapterInfo.device : ''
     this.pool = new BufferPool(this.device)
     this.profiler = options.profile && acquired.features.timestampQuery ? new Profiler(this.device) : null
     // A validation error (an invalid shader or pipeline) would otherwise only be logged while

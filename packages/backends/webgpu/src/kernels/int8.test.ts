@@ -480,11 +480,13 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     ['dynamic', { policies: [] }],
     ['static γ=1.0', { policies: [], dispatcher: { use: 'dynamic-gating', options: { mode: 'static', capacityFactor: 1.0, capacityRule: 'expert-share' } } }],
     ['capacity γ=1.5', { policies: [{ use: 'capacity-drop', options: { capacityFactor: 1.5 } }] }],
-  ] as [string, Partial<MoeConfig>][])('device pipeline with expertKernel int8 (indirect GEMM grid) vs the CPU engine: %s', async (_n, extra) => {
+    ['dynamic, indirect grid', { policies: [] }, 0],
+    ['capacity γ=1.5, indirect grid', { policies: [{ use: 'capacity-drop', options: { capacityFactor: 1.5 } }] }, 0],
+  ] as [string, Partial<MoeConfig>, number?][])('device pipeline with expertKernel int8 (direct or indirect GEMM grid) vs the CPU engine: %s', async (_n, extra, directGridMaxRows) => {
     const x = randomHidden(T, H, 31)
     const config = (backend: object) => ({ model: weights.shape, backend, ...extra })
     const plugins = [capacityDrop, dynamicGating, cpuBackend, webgpuBackend]
-    const gpuEngine = createMoe({ config: config({ use: 'webgpu', options: { expertKernel: 'int8' } }), plugins, weights })
+    const gpuEngine = createMoe({ config: config({ use: 'webgpu', options: { expertKernel: 'int8', ...(directGridMaxRows !== undefined ? { directGridMaxRows } : {}) } }), plugins, weights })
     const cpuEngine = createMoe({ config: config({ use: 'cpu' }), plugins, weights })
     const gpu = await gpuEngine.forward({ id: 0, tokens: T, hidden: x })
     const cpu = await cpuEngine.forward({ id: 0, tokens: T, hidden: x })

@@ -52,7 +52,7 @@ import { int8TileDims } from '../kernels/expert-int8/int8.program.js'
 import { initWeightsProgram } from '../kernels/init-weights/init-weights.program.js'
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
-import { withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
+import { DIRECT_GRID_MAX_ROWS, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
 import { groupScatterProgram, groupSelectProgram, normGroups, normPartialsProgram, telemetryProgram } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
@@ -409,6 +409,7 @@ export class WebGpuPipeline implements DevicePipeline {
     let padded = false
     let capacity: number | null = null
     let hostPlan: DispatchPlan | null = null
+    let hostMaxRows: number | null = null
     /** Rows crossing devices when a padded grouping ships whole segments (`padded-slots`), else null. */
     let slotRowsCrossing: number | null = null
     const rowsHint0 = Math.max(1, Math.min(T, Math.ceil((T * k) / E)))
@@ -467,6 +468,7 @@ export class WebGpuPipeline implements DevicePipeline {
       ctx.device.queue.writeBuffer(tokenRows, 0, planTokenRows(plan, routing, d.name))
       let maxRows = 0
       for (let e = 0; e < E; e++) maxRows = Math.max(maxRows, plan.offsets[e + 1] - plan.offsets[e])
+      hostMaxRows = maxRows
       const gy = Math.ceil(maxRows / tile.bm)
       const bnDown = (tile as { bnDown?: number }).bnDown ?? tile.bn
       ctx.device.queue.writeBuffer(args, 0, new Uint32Array([Math.ceil(spec.model.intermediate / tile.bn), gy, E, Math.ceil(H / bnDown), gy, E, rows, maxRows]))
@@ -477,7 +479,11 @@ export class WebGpuPipeline implements DevicePipeline {
     // a load–compute sweep, `slots` experts at a time)
     let store: StoreTelemetry | undefined
     const rowsHint = padded ? Math.max(1, capacity ?? 0) : rowsHint0
-    const expertParams = { tokens: T, rowsBound, slots: S, kernel: kind, rowsHint, expertSlots: padded ? E : Math.min(E, T * S), indirect: args, experts: E }
+    // the GEMMs' row-tile grid: direct where the host knows the largest group (a host plan, or
+    // padded groups of exactly `capacity` rows) or a small bound on it (T·S rows), else the
+    // indirect grid of the offsets kernel (Dawn validates indirect dispatches on the host)
+    const directRows = hostMaxRows ?? (padded ? (capacity ?? 0) : rowsBound <= (this.layer.options.directGridMaxRows ?? DIRECT_GRID_MAX_ROWS) ? rowsBound : null)
+    const expertParams = { tokens: T, rowsBound, slots: S, kernel: kind, rowsHint, expertSlots: padded ? E : Math.min(E, T * S), ...(directRows !== null ? { maxRows: directRows } : { indirect: args }), experts: E }
     let out: GPUBuffer | null = null
     if (spec.store) {
       const st = spec.store

@@ -123,7 +123,8 @@ export interface MultiRowPlan {
  * then picks GEMM). Measured: the fastest of 6 layouts × block sizes at Mixtral-8x7B T = 8, 32
  * and 128 on an H200 (Dawn/Vulkan, 2026-12-05, `bench/gpu-run.sh OUT multirow`,
  * bench/results/multirow-h200/): 0.93 / 1.72 / 5.01 ms per layer call against 1.40 / 3.44 /
- * 11.28 for the single-row kernels.
+ * 11.28 for the single-row kernels. The same sweep on an H100 80GB HBM3 picked the same three
+ * layouts (bench/results/multirow-h100/: 1.12 / 1.73 / 4.91 ms against 1.47 / 3.49 / 10.00).
  */
 export const DEFAULT_MULTIROW_PLANS: readonly MultiRowPlan[] = [
   { maxRows: 1, gateup: { mt: 0, nr: 0, ks: 0, cpt: 0 }, down: { mt: 0, nr: 0, ks: 0, cpt: 0 } },
@@ -131,6 +132,21 @@ export const DEFAULT_MULTIROW_PLANS: readonly MultiRowPlan[] = [
   { maxRows: 8, gateup: { mt: 16, nr: 32, ks: 4, cpt: 4 }, down: { mt: 16, nr: 32, ks: 4, cpt: 4 } },
   { maxRows: 32, gateup: { mt: 32, nr: 128, ks: 2, cpt: 2 }, down: { mt: 32, nr: 128, ks: 2, cpt: 2 } },
 ]
+
+/**
+ * Measured multi-row plan tables by GPU model (the adapter's `device` string, as Dawn reports
+ * it); other GPUs run {@link DEFAULT_MULTIROW_PLANS}.
+ */
+export const MULTIROW_PLANS_BY_GPU: Readonly<Record<string, readonly MultiRowPlan[]>> = {
+  // both sweeps (bench/results/multirow-h200, multirow-h100) picked the same layouts
+  'nvidia-h200': DEFAULT_MULTIROW_PLANS,
+  'nvidia-h100-80gb-hbm3': DEFAULT_MULTIROW_PLANS,
+}
+
+/** The multi-row plan table of a GPU model (its adapter's `device` string): its measured table, else {@link DEFAULT_MULTIROW_PLANS}. */
+export function multiRowPlansForGpu(adapterDevice: string): readonly MultiRowPlan[] {
+  return Object.prototype.hasOwnProperty.call(MULTIROW_PLANS_BY_GPU, adapterDevice) ? MULTIROW_PLANS_BY_GPU[adapterDevice] : DEFAULT_MULTIROW_PLANS
+}
 
 /**
  * The multi-row layouts for a typical group of `rowsHint` rows, or null where the single-row

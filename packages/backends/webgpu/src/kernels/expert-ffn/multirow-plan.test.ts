@@ -1,6 +1,6 @@
 /** The multi-row plan table lookup and its fit to device limits (no GPU needed). */
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_MULTIROW_PLANS, multiRowPlanFor } from './expert-ffn.program.js'
+import { DEFAULT_MULTIROW_PLANS, MULTIROW_PLANS_BY_GPU, multiRowPlanFor, multiRowPlansForGpu } from './expert-ffn.program.js'
 import { multiRowSharedVec4, multiRowWgsl } from './expert-multirow.wgsl.js'
 
 const roomy = { maxWg: 1024, maxWgBytes: 32768 }
@@ -12,6 +12,17 @@ describe('multi-row decode plans', () => {
     expect(multiRowPlanFor(3, DEFAULT_MULTIROW_PLANS, roomy)?.gateup.mt).toBe(16)
     expect(multiRowPlanFor(32, DEFAULT_MULTIROW_PLANS, roomy)?.down.nr).toBe(128)
     expect(multiRowPlanFor(33, DEFAULT_MULTIROW_PLANS, roomy)).toBeNull()
+  })
+
+  it('per GPU model: a measured table by the adapter device string, else the default; every table starts with the single-row plan', () => {
+    for (const [gpu, plans] of Object.entries(MULTIROW_PLANS_BY_GPU)) {
+      expect(multiRowPlansForGpu(gpu)).toBe(plans)
+      expect(multiRowPlanFor(1, plans, roomy)).toBeNull()
+      expect(plans.map((q) => q.maxRows)).toEqual([...plans.map((q) => q.maxRows)].sort((a, b) => a - b))
+    }
+    expect(multiRowPlansForGpu('some-other-gpu')).toBe(DEFAULT_MULTIROW_PLANS)
+    expect(multiRowPlansForGpu('')).toBe(DEFAULT_MULTIROW_PLANS)
+    expect(multiRowPlansForGpu('constructor')).toBe(DEFAULT_MULTIROW_PLANS)
   })
 
   it('halves chunks per tile, then weight rows, until the workgroup and its memory fit the device', () => {
