@@ -90,7 +90,7 @@ export function createMoeContainer(options: MoeContainerOptions): DependencyCont
   if (!withCorePlugins.has(registry)) for (const p of corePlugins) registry.register(p)
   for (const p of options.plugins ?? []) registry.register(p)
   // A config resolved for this registry is taken as it is (plugins added since cannot make it invalid).
-  const trusted = isResolvedFor(options.config, registry)
+  const trusted = isResolvedFor<ResolvedConfig>(options.config, registry)
   const config: ResolvedConfig = trusted ? options.config : resolveConfig(options.config, registry, options.source)
   const c = options.parent ?? createRootContainer()
   const base: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }

@@ -5,7 +5,6 @@
  * time. A copy (or any other object) is checked again.
  */
 import type { PluginRegistry } from '../plugin/registry.js'
-import type { ResolvedConfig } from './validate.js'
 
 /**
  * Resolved configs and the registry each was resolved against. Shared through a global symbol
@@ -17,11 +16,15 @@ const TRUSTED: WeakMap<object, PluginRegistry> = ((globalThis as Record<symbol, 
 >
 
 /** Internal: records that `config` was resolved for `registry` (the container then checks it no second time). */
-export function trustResolvedConfig(config: ResolvedConfig, registry: PluginRegistry): void {
+export function trustResolvedConfig(config: object, registry: PluginRegistry): void {
   TRUSTED.set(config, registry)
 }
 
-/** True when `config` is a config {@link resolveConfig} returned for this registry (unchanged object: a copy is checked again). */
-export function isResolvedFor(config: unknown, registry: PluginRegistry): config is ResolvedConfig {
+/**
+ * True when `config` is a config {@link resolveConfig} returned for this registry (unchanged
+ * object: a copy is checked again). `C` is the resolved config's type, named by the caller so
+ * this table imports nothing from the validator that fills it.
+ */
+export function isResolvedFor<C extends object = object>(config: unknown, registry: PluginRegistry): config is C {
   return typeof config === 'object' && config !== null && TRUSTED.get(config) === registry
 }
