@@ -34,8 +34,8 @@ const SHAPES: (ModelShape & { label: string })[] = (tiny
 const TOKENS = opt('--tokens', tiny ? '1,8,32' : '1,8,32,128,512,2048,4096').split(',').map(Number)
 
 type Variant = { name: string; int8Kernel: 'dot4' | 'subgroup-matrix'; int8Tiles?: Int8TilePlan[]; int8GemvMaxRows?: number; tokens?: (T: number) => boolean }
-type T4 = [sgM: number, sgN: number, fm: number, fn: number, sgK?: number, unroll?: number, stage?: 'workgroup']
-const tile = ([sgM, sgN, fm, fn, sgK = 1, unroll = 1, stage]: T4): SgmTile => ({ sgM, sgN, fm, fn, sgK, unroll, ...(stage ? { stage } : {}) })
+type T4 = [sgM: number, sgN: number, fm: number, fn: number, sgK?: number, unroll?: number, stage?: 'workgroup', aPad?: number, stageB?: boolean]
+const tile = ([sgM, sgN, fm, fn, sgK = 1, unroll = 1, stage, aPad, stageB]: T4): SgmTile => ({ sgM, sgN, fm, fn, sgK, unroll, ...(stage ? { stage } : {}), ...(aPad !== undefined ? { aPad } : {}), ...(stageB !== undefined ? { stageB } : {}) })
 // [name, gate+up tile, down tile, which T]: decode (one 16-row fragment), mid, prefill tiles
 const PLANS: [string, T4, T4, (T: number) => boolean][] = [
   ['D1', [1, 2, 1, 2, 4, 2], [1, 2, 1, 2, 8, 2], (T) => T <= 32],
@@ -61,6 +61,22 @@ const PLANS: [string, T4, T4, (T: number) => boolean][] = [
   ['S5', [4, 2, 2, 2, 1, 4, 'workgroup'], [4, 2, 2, 2, 1, 4, 'workgroup'], (T) => T >= 128],
   ['S6', [1, 4, 1, 2, 1, 2, 'workgroup'], [1, 4, 1, 2, 1, 2, 'workgroup'], (T) => T <= 128],
   ['S7', [2, 2, 1, 4, 1, 4, 'workgroup'], [2, 2, 1, 4, 1, 4, 'workgroup'], (T) => T >= 32 && T <= 512],
+  // A row padding 0 / 32 / 48 bytes (row strides 64 / 96 / 112), and A staged with B from storage
+  ['S1p0', [2, 2, 2, 4, 1, 2, 'workgroup', 0], [2, 2, 2, 4, 1, 2, 'workgroup', 0], (T) => T >= 32],
+  ['S1p32', [2, 2, 2, 4, 1, 2, 'workgroup', 32], [2, 2, 2, 4, 1, 2, 'workgroup', 32], (T) => T >= 32],
+  ['S1p48', [2, 2, 2, 4, 1, 2, 'workgroup', 48], [2, 2, 2, 4, 1, 2, 'workgroup', 48], (T) => T >= 32],
+  ['S1a0', [2, 2, 2, 4, 1, 2, 'workgroup', 0, false], [2, 2, 2, 4, 1, 2, 'workgroup', 0, false], (T) => T >= 32],
+  ['S1a16', [2, 2, 2, 4, 1, 2, 'workgroup', 16, false], [2, 2, 2, 4, 1, 2, 'workgroup', 16, false], (T) => T >= 32],
+  ['S3p32', [2, 4, 2, 4, 1, 2, 'workgroup', 32], [2, 4, 2, 4, 1, 2, 'workgroup', 32], (T) => T >= 128],
+  ['S2p32', [4, 2, 2, 4, 1, 2, 'workgroup', 32], [4, 2, 2, 4, 1, 2, 'workgroup', 32], (T) => T >= 128],
+  // staged diagnostics: one subgroup, one subgroup with B from storage, two subgroups along M / N, BK 64
+  ['X1', [1, 1, 1, 1, 1, 1, 'workgroup'], [1, 1, 1, 1, 1, 1, 'workgroup'], () => true],
+  ['X2', [1, 1, 1, 1, 1, 1, 'workgroup', 16, false], [1, 1, 1, 1, 1, 1, 'workgroup', 16, false], () => true],
+  ['X3', [2, 1, 1, 1, 1, 1, 'workgroup'], [2, 1, 1, 1, 1, 1, 'workgroup'], () => true],
+  ['X4', [1, 2, 1, 1, 1, 1, 'workgroup'], [1, 2, 1, 1, 1, 1, 'workgroup'], () => true],
+  ['X5', [1, 1, 1, 1, 1, 2, 'workgroup'], [1, 1, 1, 1, 1, 2, 'workgroup'], () => true],
+  ['X6', [1, 1, 2, 1, 1, 1, 'workgroup'], [1, 1, 2, 1, 1, 1, 'workgroup'], () => true],
+  ['X7', [1, 1, 1, 2, 1, 1, 'workgroup'], [1, 1, 1, 2, 1, 1, 'workgroup'], () => true],
 ]
 // --robustness off: Dawn's disable_robustness toggle (no bounds clamping of buffer accesses; the kernels never read out of bounds)
 const robustOff = opt('--robustness', 'on') === 'off'

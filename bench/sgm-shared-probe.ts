@@ -1,6 +1,7 @@
 /**
- * Probe (GPU host): what an int8 subgroup-matrix LEFT fragment loaded from WORKGROUP memory
- * reads. Workgroup memory (array<i32>) is filled with byte i = code(i) (two runs: low and high
+ * Probe (GPU host): what an int8 subgroup-matrix LEFT (then RIGHT) fragment loaded from
+ * WORKGROUP memory reads, per (offset, stride) in int8 elements; `exact` = every element read
+ * from offset + row·stride + col. Workgroup memory (array<i32>) is filled with byte i = code(i) (two runs: low and high
  * 7 bits of i), the fragment is loaded with (offset, stride), multiplied by selection matrices
  * (B[k][n] = 1 where k = n or k = n + 16), and the result tells which byte each (row, col) read.
  * Usage: node sgm-shared-probe.mjs [--flags enable-dawn-features=allow_unsafe_apis,...]
@@ -62,7 +63,7 @@ async function run(offset: number, stride: number, half: 0 | 1, shift: number): 
   rb.unmap()
   return out
 }
-for (const [offset, stride] of [[0, 32], [0, 64], [64, 32], [4, 32], [0, 8]]) {
+for (const [offset, stride] of [[0, 32], [0, 64], [64, 32], [4, 32], [0, 8], [0, 48], [0, 80], [0, 96], [16, 32], [32, 32], [16, 80]]) {
   // byte index read at (row r, col c): lo 7 bits from shift 0, hi from shift 7
   const idx: number[][] = Array.from({ length: 16 }, () => new Array(32).fill(-1))
   for (const half of [0, 1] as const) {
@@ -70,6 +71,66 @@ for (const [offset, stride] of [[0, 32], [0, 64], [64, 32], [4, 32], [0, 8]]) {
     const hi = await run(offset, stride, half, 7)
     for (let r = 0; r < 16; r++) for (let n = 0; n < 16; n++) idx[r][n + 16 * half] = hi[r * 16 + n] * 128 + lo[r * 16 + n]
   }
-  console.log(JSON.stringify({ probe: 'sgm-shared-left', offset, stride, rows: idx.slice(0, 4).map((row) => row.join(',')), row15: idx[15].join(',') }))
+  const exact = idx.every((row, r) => row.every((v, c) => v === offset + r * stride + c))
+  console.log(JSON.stringify({ probe: 'sgm-shared-left', offset, stride, exact, rows: idx.slice(0, 2).map((row) => row.join(',')), row15: idx[15].join(',') }))
+}
+// RIGHT fragments from workgroup memory: right<i8, 16, 32> (32 k rows × 16 n) loaded from Ws at (offset, stride);
+// the left operand selects k = r (half 0) or k = r + 16 (half 1), so C[r][n] = B[k][n]
+const codeR = (offset: number, stride: number, half: 0 | 1, shift: number) => `enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+@group(0) @binding(0) var<storage, read> A: array<i32>;
+@group(0) @binding(1) var<storage, read_write> C: array<i32>;
+var<workgroup> Ws: array<i32, ${WORDS}>;
+@compute @workgroup_size(32)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  for (var w = lid; w < ${WORDS}u; w = w + 32u) {
+    var v = 0u;
+    for (var j = 0u; j < 4u; j = j + 1u) { v = v | ((((4u * w + j) >> ${shift}u) & 127u) << (8u * j)); }
+    Ws[w] = bitcast<i32>(v);
+  }
+  workgroupBarrier();
+  let a = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>(&A, ${half * 512}u, false, 32u);
+  let b = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>(&Ws, ${offset}u, false, ${stride}u);
+  var c: subgroup_matrix_result<i32, 16, 16>;
+  c = subgroupMatrixMultiplyAccumulate(a, b, c);
+  subgroupMatrixStore(&C, 0u, c, false, 16u);
+}`
+// A: two 16×32 selection matrices (row-major, stride 32): half 0 picks k = r, half 1 picks k = r + 16
+const aBytes = new Int8Array(1024)
+for (let r = 0; r < 16; r++) {
+  aBytes[r * 32 + r] = 1
+  aBytes[512 + r * 32 + r + 16] = 1
+}
+const aBuf = device.createBuffer({ size: 1024, usage: 0x80 | 0x8 })
+device.queue.writeBuffer(aBuf, 0, aBytes)
+async function runR(offset: number, stride: number, half: 0 | 1, shift: number): Promise<Int32Array> {
+  const module = device.createShaderModule({ code: codeR(offset, stride, half, shift) })
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } })
+  const cBuf = device.createBuffer({ size: 1024, usage: 0x80 | 0x4 })
+  const rb = device.createBuffer({ size: 1024, usage: 0x1 | 0x8 })
+  const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: aBuf } }, { binding: 1, resource: { buffer: cBuf } }] })
+  const enc = device.createCommandEncoder()
+  const pass = enc.beginComputePass()
+  pass.setPipeline(pipeline)
+  pass.setBindGroup(0, bg)
+  pass.dispatchWorkgroups(1)
+  pass.end()
+  enc.copyBufferToBuffer(cBuf, 0, rb, 0, 1024)
+  device.queue.submit([enc.finish()])
+  await rb.mapAsync(1)
+  const out = new Int32Array(rb.getMappedRange().slice(0))
+  rb.unmap()
+  return out
+}
+for (const [offset, stride] of [[0, 16], [512, 16], [0, 32], [16, 16], [32, 32], [0, 48]]) {
+  // byte index read at (k row, n col)
+  const idx: number[][] = Array.from({ length: 32 }, () => new Array(16).fill(-1))
+  for (const half of [0, 1] as const) {
+    const lo = await runR(offset, stride, half, 0)
+    const hi = await runR(offset, stride, half, 7)
+    for (let r = 0; r < 16; r++) for (let n = 0; n < 16; n++) idx[r + 16 * half][n] = hi[r * 16 + n] * 128 + lo[r * 16 + n]
+  }
+  const exact = idx.every((row, k) => row.every((v, n) => v === offset + k * stride + n))
+  console.log(JSON.stringify({ probe: 'sgm-shared-right', offset, stride, exact, k0: idx[0].join(','), k1: idx[1].join(','), k31: idx[31].join(',') }))
 }
 process.exit(0)

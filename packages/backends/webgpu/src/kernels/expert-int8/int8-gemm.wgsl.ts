@@ -167,6 +167,10 @@ export interface SgmTile {
    * MMAs, and loads the fragments from there (split-K is not used: `sgK` must be 1).
    */
   readonly stage?: 'storage' | 'workgroup'
+  /** Staged tiles: bytes of padding after each A row in workgroup memory (a multiple of 16; default {@link A_PAD}). */
+  readonly aPad?: number
+  /** Staged tiles: `false` loads the B fragments straight from storage and stages only A (default true). */
+  readonly stageB?: boolean
 }
 
 /**
@@ -192,8 +196,8 @@ export function sgmWorkgroupWords(kind: Int8GemmKind, t: SgmTile): number {
   return Math.max(slab, s.words)
 }
 
-/** Bytes of padding after each staged A row (keeps a fragment's 16 rows on distinct banks). */
-const A_PAD = 16
+/** Default bytes of padding after each staged A row. */
+export const A_PAD = 16
 
 /**
  * Workgroup-memory layout of a staged tile (words): A rows of BK + 16 bytes, then per weight
@@ -202,9 +206,9 @@ const A_PAD = 16
 function stagedLayout(kind: Int8GemmKind, t: SgmTile): { bk: number; aRowBytes: number; aWords: number; bWords: number; words: number } {
   const { bm, bn } = sgmTileDims(t)
   const bk = 32 * (t.unroll ?? 1)
-  const aRowBytes = bk + A_PAD
+  const aRowBytes = bk + (t.aPad ?? A_PAD)
   const aWords = (bm * aRowBytes) / 4
-  const bWords = (bn * bk) / 4
+  const bWords = t.stageB === false ? 0 : (bn * bk) / 4
   return { bk, aRowBytes, aWords, bWords, words: aWords + mats(kind).length * bWords }
 }
 
@@ -212,7 +216,7 @@ function stagedLayout(kind: Int8GemmKind, t: SgmTile): { bk: number; aRowBytes: 
 export const sgmWorkgroupBytes = (kind: Int8GemmKind, t: SgmTile): number => 4 * sgmWorkgroupWords(kind, t) + 12
 
 /** Short cache-key fragment of a tile. */
-export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|sgid=${t.subgroupId ?? 'builtin'}${t.stage === 'workgroup' ? '|staged' : ''}`
+export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|sgid=${t.subgroupId ?? 'builtin'}${t.stage === 'workgroup' ? `|staged|pad${t.aPad ?? A_PAD}|b${t.stageB === false ? 'storage' : 'staged'}` : ''}`
 
 const LEFT = 'subgroup_matrix_left<i8, 32, 16>' // <T, K (cols), M (rows)>
 const RIGHT = 'subgroup_matrix_right<i8, 16, 32>' // <T, N (cols), K (rows)>
@@ -244,7 +248,7 @@ export const sgmGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSize: num
   const FI = range(fm)
   const FJ = range(fn)
   const UU = range(U)
-  return /* wgsl */ `${sgmHeader(kind, tile, subgroupSize, 'i32')}
+  return /* wgsl */ `${sgmHeader(kind, tile, subgroupSize, 'i32', 'i32')}
   let kLen = K / ${sgK}u;
   let kBeg = ik * kLen;
   let aOff = (start + m0 + aRowL) * K;
@@ -269,7 +273,7 @@ function mmas(kind: Int8GemmKind, tile: SgmTile): string {
 }
 
 /** Module head and the start of main shared by both tensor-core kernels (through the subgroup's sub-tile). */
-function sgmHeader(kind: Int8GemmKind, tile: SgmTile, subgroupSize: number, operand: string): string {
+function sgmHeader(kind: Int8GemmKind, tile: SgmTile, subgroupSize: number, aType: string, bType: string): string {
   const { sgM, sgN, fm, fn } = tile
   const { bm, bn } = sgmTileDims(tile)
   const SMN = sgM * sgN
@@ -277,7 +281,7 @@ function sgmHeader(kind: Int8GemmKind, tile: SgmTile, subgroupSize: number, oper
   const sgBuiltin = (tile.subgroupId ?? 'builtin') === 'builtin'
   return `enable subgroups;
 enable chromium_experimental_subgroup_matrix;
-${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, operand, operand)}
+${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, aType, bType)}
 ${siluWgsl}
 var<workgroup> Ws: array<i32, ${sgmWorkgroupWords(kind, tile)}>;
 var<workgroup> groupStart: u32;
@@ -355,7 +359,9 @@ export const sgmStagedGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSiz
   const aVecs = (bm * bk) / 16 // vec4 loads of the A tile
   const bVecs = (bn * bk) / 16 // per weight matrix
   const aPer = Math.ceil(aVecs / wg)
-  const bPer = Math.ceil(bVecs / wg)
+  const stageB = tile.stageB !== false
+  const bPer = stageB ? Math.ceil(bVecs / wg) : 0
+  if (((tile.aPad ?? A_PAD) % 16) !== 0) throw new RangeError('aPad must be a multiple of 16 bytes')
   const perRowA = bk / 16
   const perCt = bk // vec4s of one column tile's BK/32 blocks (32 per 512-byte block)
   const guard = (total: number, per: number, s: number) => (s === per - 1 && total % wg !== 0 ? `if (lid + ${s * wg}u < ${total}u) ` : '')
@@ -370,11 +376,12 @@ export const sgmStagedGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSiz
       range(bPer).map((s) => `    ${guard(bVecs, bPer, s)}{ let w = ${aWords + mi * bWords}u + 4u * (lid + ${s * wg}u); Ws[w] = rb${x}${s}.x; Ws[w + 1u] = rb${x}${s}.y; Ws[w + 2u] = rb${x}${s}.z; Ws[w + 3u] = rb${x}${s}.w; }`),
     ),
   ].join('\n')
-  return /* wgsl */ `${sgmHeader(kind, tile, subgroupSize, 'vec4<i32>')}
+  return /* wgsl */ `${sgmHeader(kind, tile, subgroupSize, 'vec4<i32>', stageB ? 'vec4<i32>' : 'i32')}
   let kv = K / 16u; // vec4s per A row
   let kn16 = K * N / 16u; // vec4s per expert's weight matrix
   let kt32 = K / 32u;
   let ctLast = N / 16u - 1u;
+${stageB ? '' : range(fn).map((j) => `  let bOff${j} = e * K * N + min((n0 + bColL) / 16u + ${j}u, ctLast) * kt32 * 512u;`).join('\n')}
   // A tile loads: vec4 v = lid + s·wg is row v / ${perRowA}, 16-byte chunk v % ${perRowA}
 ${range(aPer).map((s) => `  let aSrc${s} = (start + m0 + (lid + ${s * wg}u) / ${perRowA}u) * kv + (lid + ${s * wg}u) % ${perRowA}u;\n  let aDst${s} = ((lid + ${s * wg}u) / ${perRowA}u) * ${aRowW}u + 4u * ((lid + ${s * wg}u) % ${perRowA}u);`).join('\n')}
   // B tile loads: vec4 v = lid + s·wg is column tile v / ${perCt} (clamped to the last), vec4 v % ${perCt} of its BK/32 blocks
@@ -393,7 +400,7 @@ ${loads(`(k + ${bk}u)`)}
 ${range(U)
   .map(
     (u) => `${range(fm).map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&Ws, (aRowL + ${i * 16}u) * ${aRowBytes}u + ${32 * u}u, false, ${aRowBytes}u);`).join('\n')}
-${m.map((x, mi) => range(fn).map((j) => `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&Ws, ${4 * (aWords + mi * bWords)}u + ((bColL / 16u + ${j}u) * ${U}u + ${u}u) * 512u, false, 16u);`).join('\n')).join('\n')}`,
+${m.map((x, mi) => range(fn).map((j) => (stageB ? `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&Ws, ${4 * (aWords + mi * bWords)}u + ((bColL / 16u + ${j}u) * ${U}u + ${u}u) * 512u, false, 16u);` : `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff${j} + (k / 32u + ${u}u) * 512u, false, 16u);`)).join('\n')).join('\n')}`,
   )
   .join('\n')}
 ${mmas(kind, tile)}
