@@ -13,7 +13,6 @@ import {
   gemvDownProgram,
   gemvGateUpProgram,
   gemvLayout,
-  DEFAULT_MULTIROW_PLANS,
   multiRowPlansForGpu,
   multiRowPlanFor,
   multiRowProgram,
@@ -94,7 +93,7 @@ export interface LayerOptions {
   readonly int8GemvMaxRows?: number
   /**
    * Multi-row decode kernels of the f32/f16 `gemv` path by typical group size (default
-   * the GPU model's measured table (`MULTIROW_PLANS_BY_GPU`) or {@link DEFAULT_MULTIROW_PLANS}: single-row GEMV for one row per expert, multi-row kernels
+   * the GPU model's measured table (`MULTIROW_PLANS_BY_GPU`) or `DEFAULT_MULTIROW_PLANS`: single-row GEMV for one row per expert, multi-row kernels
    * up to 32; on CPU adapters such as lavapipe `off`), or `off`: the single-row GEMV kernels at
    * every group size.
    */
