@@ -9,7 +9,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { randomHidden, relativeL2 } from '@moe-route/backend-cpu'
+import { relativeL2 } from '@moe-route/backend-cpu'
+import { randomHidden } from '@moe-route/workloads'
 import type { ModelShape } from '@moe-route/core'
 import { GpuContext, WebGpuMoeLayer, acquireDevice, generateLayerWeights, quantizeDeviceWeights, type Int8TilePlan, type SgmTile } from '@moe-route/backend-webgpu'
 import { median, timeBackToBack } from './lib/gpu-timing.js'

@@ -23,12 +23,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { TokenStream, createMoe, createRegistry, seededHiddenStream, seededNormals, type LayerSummary, type MoeConfig, type Plugin, type TokenBatch } from '@moe-route/core'
+import { TokenStream, createMoe, createRegistry, type LayerSummary, type MoeConfig, type Plugin, type TokenBatch } from '@moe-route/core'
 import webgpuBackend from '@moe-route/backend-webgpu'
 import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import expertBuffer from '@moe-route/policy-expert-buffer'
 import entropyDrop from 'moe-route-policy-entropy-drop'
 import { openWorkloadSpec } from './lib/workload.js'
+import { withSyntheticHidden } from '@moe-route/workloads'
 
 const args = process.argv.slice(2)
 const flag = (name: string) => args.includes(name)
@@ -62,10 +63,8 @@ const log = (o: Record<string, unknown>) => console.log(JSON.stringify(o))
 
 /** A batch with hidden states made on the device (or, for sync calls, on the host). */
 async function batchOf(engine: Engine, id: number, T: number, where: 'device' | 'host', extra: Partial<TokenBatch> = {}): Promise<TokenBatch> {
-  const seed = seededHiddenStream(1, id)
-  if (where === 'host') return { id, tokens: T, hidden: seededNormals(new Float32Array(T * MIXTRAL.hidden), seed, 1), ...extra }
-  const h = await engine.backend!.syntheticHidden!(T, MIXTRAL.hidden, seed)
-  return { id, tokens: T, ...(h instanceof Float32Array ? { hidden: h } : { deviceHidden: h }), ...extra }
+  const b = await withSyntheticHidden({ id, tokens: T }, { hidden: MIXTRAL.hidden, seed: 1, ...(where === 'device' ? { backend: engine.backend! } : {}) })
+  return { ...b, ...extra }
 }
 
 /** The hidden states both timings cycle through: 8 batches made on the device, so submit and steady run the same inputs. */

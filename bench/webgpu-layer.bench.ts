@@ -17,7 +17,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { naiveTokenLoop, randomHidden, relativeL2 } from '@moe-route/backend-cpu'
+import { naiveTokenLoop, relativeL2 } from '@moe-route/backend-cpu'
+import { randomHidden } from '@moe-route/workloads'
 import { softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
 import {
   GpuContext,

@@ -4,8 +4,9 @@
 // --plugin: a plugin package (core as a peer, the plugin keywords, a starter policy that keeps
 // every pair, with its meta read from package.json and the matching `moe-route` manifest, which
 // scripts/plugin-manifests.mjs --write rewrites from the build once the policy grows); it is then listed
-// for the CLI (scripts/first-party.mjs --write), and the testkit's conformance run, the manifest
-// check and the dist checks find it through scripts/workspace.mjs: nothing else to edit.
+// for the CLI (scripts/first-party.mjs --write); its own src/conformance.test.ts runs the testkit
+// on it (@moe-route/testkit as a dev dependency), and the manifest check and the dist checks
+// find it through scripts/workspace.mjs: nothing else to edit.
 // Run from the repository root. Existing files are never overwritten.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -74,7 +75,7 @@ const pkg = {
     'lint:pkg': 'publint --strict && attw --pack . --profile node16',
   },
   ...(peerCore
-    ? { peerDependencies: { '@moe-route/core': '^0.1.0' }, devDependencies: { '@moe-route/core': '0.1.0' } }
+    ? { peerDependencies: { '@moe-route/core': '^0.1.0' }, devDependencies: { '@moe-route/core': '0.1.0', ...(plugin ? { '@moe-route/testkit': '0.1.0' } : {}) } }
     : {}),
   engines: { node: '>=22' },
   ...(plugin ? { 'moe-route': { core: '^0.1.0', plugins: [starter] } } : {}),
@@ -150,6 +151,20 @@ export const ${policyIdent} = definePolicy<Record<string, never>>({
 })
 
 export default ${policyIdent}
+`,
+  )
+  write(
+    'src/conformance.test.ts',
+    `/**
+ * This package's plugins through the testkit (as each ESLint rule's test calls RuleTester): the
+ * manifest in package.json against the module, and the conformance suite of every policy it exports.
+ */
+import { pluginPackageConformance } from '@moe-route/testkit'
+import { describe, it } from 'vitest'
+import packageJson from '../package.json' with { type: 'json' }
+import * as mod from './index.js'
+
+void pluginPackageConformance(mod, packageJson, { describe, it, runs: 60 })
 `,
   )
 } else write('src/index.ts', `/** ${description} */\nexport {}\n`)

@@ -1,8 +1,8 @@
 // The job of `moe-route run` (the embedded default: config, weights, hidden states, workload and
 // stream settings as the CLI builds them) as a service that Prometheus scrapes while it runs.
 import { DEFAULT_CONFIG, builtinRegistry } from '@moe-route/cli'
-import { TelemetryAggregate, TokenStream, createMoe, balancedness, seededHiddenStream, seededNormals } from '@moe-route/core'
-import { workloadFromSpec } from '@moe-route/workloads'
+import { TelemetryAggregate, TokenStream, createMoe, balancedness } from '@moe-route/core'
+import { batchHidden, workloadFromSpec } from '@moe-route/workloads'
 
 /**
  * Runs the layer over the workload and returns the run's own report.
@@ -54,7 +54,7 @@ export async function runService(options = {}) {
         if (!first && intervalMs > 0) await new Promise((resolve) => setTimeout(resolve, intervalMs))
         else await new Promise((resolve) => setImmediate(resolve))
         first = false
-        const hidden = seededNormals(new Float32Array(b.tokens * model.hidden), seededHiddenStream(config.seed, b.id), 1)
+        const hidden = batchHidden(b, model.hidden, config.seed)
         await stream.write({ ...b, hidden })
       }
     } finally {

@@ -5,7 +5,8 @@
 // their GPU lowerings, the grouping, the grouped SwiGLU experts and the combine, with the
 // weights generated on the device from the config's seed (f16) and only telemetry read back.
 import { createMoe, createRegistry, TokenStream } from '@moe-route/core'
-import cpuBackend, { randomHidden, relativeL2 } from '@moe-route/backend-cpu'
+import cpuBackend, { relativeL2 } from '@moe-route/backend-cpu'
+import { randomHidden } from '@moe-route/workloads'
 import webgpuBackend, { probeAdapter } from '@moe-route/backend-webgpu'
 import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import reroute from '@moe-route/policy-capacity/reroute'

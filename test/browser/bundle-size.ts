@@ -1,8 +1,10 @@
 /**
  * Prints the browser bundle size (minified and gzipped, by package) of core + capacity-drop +
  * the WebGPU backend, or with `--routing` of core + capacity-drop alone (an app that only
- * routes). `--budget-kb N` exits 1 when the bundle is over N kB minified; `--json` prints JSON.
- * Run after a build: `npm run bundle-size -w @moe-route/test-browser [-- --routing --budget-kb 245]`.
+ * routes). `--budget-kb N` exits 1 when the bundle is over N kB minified; `--json` prints JSON;
+ * `--files` bundles from the workspace sources instead and lists the bytes of every input file
+ * (where a package's bytes come from; within a few kB of the built bundle).
+ * Run after a build: `npm run bundle-size -w @moe-route/test-browser [-- --routing --budget-kb 125]`.
  */
 import { MEASURED_ENTRY, ROUTING_ENTRY, measureBrowserBundle } from './bundle.js'
 
@@ -13,7 +15,8 @@ if (budgetKb !== null && !(budgetKb > 0)) throw new Error(`--budget-kb needs a p
 const entry = args.includes('--routing') ? ROUTING_ENTRY : MEASURED_ENTRY
 
 const kB = (n: number) => `${(n / 1000).toFixed(1)} kB`
-const size = await measureBrowserBundle(entry)
+const files = args.includes('--files')
+const size = await measureBrowserBundle(entry, { fromSource: files })
 const ok = budgetKb === null || size.minified <= budgetKb * 1000
 const byPackage = Object.entries(size.byPackage).sort((a, b) => b[1] - a[1])
 if (args.includes('--json')) {
@@ -22,6 +25,10 @@ if (args.includes('--json')) {
   console.log(`browser bundle (esbuild ${(await import('esbuild')).version}, platform browser, minified, ES2022) of:\n${entry}`)
   console.log(`${kB(size.minified)} minified, ${kB(size.gzip)} gzip -9${budgetKb === null ? '' : `; budget ${budgetKb} kB`}\n`)
   for (const [pkg, bytes] of byPackage) console.log(`${kB(bytes).padStart(10)}  ${pkg}`)
+  if (files) {
+    console.log(`\nby input file (from the workspace sources):`)
+    for (const [file, bytes] of Object.entries(size.byFile).sort((a, b) => b[1] - a[1])) if (bytes > 0) console.log(`${kB(bytes).padStart(10)}  ${file}`)
+  }
   if (!ok) console.log(`\nOVER BUDGET by ${kB(size.minified - budgetKb! * 1000)}`)
 }
 process.exitCode = ok ? 0 : 1

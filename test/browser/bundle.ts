@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { browserTwins } from '../../scripts/tsup-browser.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -86,6 +87,8 @@ export interface BundleSize {
   readonly byPackage: Readonly<Record<string, number>>
   /** Every input file of the bundle, relative to the repository root. */
   readonly inputs: readonly string[]
+  /** Minified bytes by input file (relative to the repository root). */
+  readonly byFile: Readonly<Record<string, number>>
 }
 
 /** Package a bundle input belongs to: the last `node_modules/<name>` in its path, else its workspace folder. */
@@ -102,12 +105,15 @@ function packageOf(input: string): string {
 /**
  * Bundles `entry` ({@link MEASURED_ENTRY} by default, or {@link ROUTING_ENTRY}) from the built
  * packages (`dist/`, through their `browser` conditions) as an app's production build would,
- * minified, and measures it.
+ * minified, and measures it. With `fromSource`, the workspace packages come from their sources
+ * instead (`@moe-route/source` condition, `*.browser.ts` twins, as their browser builds take
+ * them): the same code, so `byFile` says which source file each package's bytes come from.
  */
-export async function measureBrowserBundle(entry: string = MEASURED_ENTRY): Promise<BundleSize> {
+export async function measureBrowserBundle(entry: string = MEASURED_ENTRY, { fromSource = false } = {}): Promise<BundleSize> {
   const root = join(here, '../..')
   const r = await esbuild.build({
     ...BROWSER_BUNDLE,
+    ...(fromSource ? { conditions: ['@moe-route/source', 'module'], plugins: [browserTwins as esbuild.Plugin] } : {}),
     stdin: { contents: entry, resolveDir: here, sourcefile: 'measured-entry.js', loader: 'js' },
     absWorkingDir: root,
     write: false,
@@ -116,10 +122,12 @@ export async function measureBrowserBundle(entry: string = MEASURED_ENTRY): Prom
   })
   const out = r.outputFiles[0]
   const byPackage: Record<string, number> = {}
+  const byFile: Record<string, number> = {}
   const meta = Object.values(r.metafile.outputs)[0]
   for (const [input, { bytesInOutput }] of Object.entries(meta.inputs)) {
     const p = packageOf(input)
     byPackage[p] = (byPackage[p] ?? 0) + bytesInOutput
+    byFile[input] = bytesInOutput
   }
-  return { minified: out.contents.byteLength, gzip: gzipSync(out.contents, { level: 9 }).byteLength, byPackage, inputs: Object.keys(meta.inputs) }
+  return { minified: out.contents.byteLength, gzip: gzipSync(out.contents, { level: 9 }).byteLength, byPackage, byFile, inputs: Object.keys(meta.inputs) }
 }

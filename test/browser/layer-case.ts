@@ -5,7 +5,7 @@
  * result so that both sides can be compared after crossing the page boundary.
  */
 import { pairsOf, type LayerResult, type MoeConfig, type TokenBatch } from '@moe-route/core'
-import { randomHidden } from '@moe-route/backend-cpu'
+import { randomHidden } from '@moe-route/workloads/synthetic'
 
 /** E 8, k 2, H 32, I 48 (renormalised top-2): the Node WebGPU test's shape. */
 export const MODEL = { experts: 8, topK: 2, hidden: 32, intermediate: 48, normalizeTopK: true }

@@ -3,7 +3,8 @@
  * on whatever adapter Dawn finds (lavapipe in CI). With CI set, a missing adapter or backend
  * fails the suite instead of skipping it.
  */
-import { createCpuBackend, naiveTokenLoop, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
+import { createCpuBackend, naiveTokenLoop, relativeL2 } from '@moe-route/backend-cpu'
+import { randomHidden, randomLayerWeights } from '@moe-route/workloads'
 import { contiguousPlacement, pairsOf, softmaxTopK, type Backend, type DispatchPlan, type LayerWeights, type ModelShape, type Routing } from '@moe-route/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { dispatchStats, dynamicDispatch, staticDispatch } from '@moe-route/policy-dynamic-gating'

@@ -1,11 +1,12 @@
 /**
  * First-party plugin packages are found from the workspace, never from hand-kept lists: the
- * CLI's generated list is up to date, and a package made by scripts/new-package.mjs --plugin
- * reaches the CLI (generated module and dependencies), the testkit's conformance run, the
- * manifest check and the packaging checks with no other edit.
+ * CLI's generated list is up to date, every plugin package runs the testkit from its own test
+ * file (the testkit imports no policy package), and a package made by scripts/new-package.mjs
+ * --plugin reaches the CLI (generated module and dependencies), the testkit's conformance run
+ * (its own generated test file), the manifest check and the packaging checks with no other edit.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { firstPartyPluginPackages, manifestPackages, publishedPackages } from '../../scripts/workspace.mjs'
@@ -19,6 +20,22 @@ describe('first-party plugin packages', () => {
     const generated = readFileSync(join(ROOT, 'packages/cli/src/first-party.generated.ts'), 'utf8')
     for (const { pkg } of firstPartyPluginPackages()) expect(generated).toContain(`from '${pkg.name}'`)
     expect(firstPartyPluginPackages().map(({ pkg }) => pkg.name)).toContain('@moe-route/policy-capacity')
+  })
+
+  it('each runs the testkit from its own test file; the testkit depends on no plugin package', () => {
+    for (const { dir, pkg } of firstPartyPluginPackages()) {
+      const test = join(ROOT, dir, 'src/conformance.test.ts')
+      expect([pkg.name, existsSync(test)]).toEqual([pkg.name, true])
+      const text = readFileSync(test, 'utf8')
+      expect(text).toMatch(/import \* as mod from '\.\/index\.js'/)
+      expect(text).toMatch(/pluginPackageConformance\(mod, packageJson, /)
+      expect([pkg.name, (pkg.devDependencies as Record<string, string> | undefined)?.['@moe-route/testkit']]).toEqual([pkg.name, '0.1.0'])
+    }
+    const testkit = JSON.parse(readFileSync(join(ROOT, 'packages/testkit/package.json'), 'utf8'))
+    const plugins = new Set(firstPartyPluginPackages().map(({ pkg }) => pkg.name))
+    for (const field of ['dependencies', 'devDependencies', 'peerDependencies', 'optionalDependencies']) {
+      expect([field, Object.keys(testkit[field] ?? {}).filter((n) => plugins.has(n))]).toEqual([field, []])
+    }
   })
 
   describe('a package made by new-package.mjs --plugin', () => {
@@ -45,6 +62,33 @@ describe('first-party plugin packages', () => {
       expect(pkg.peerDependencies).toEqual({ '@moe-route/core': '^0.1.0' })
       expect(pkg.keywords).toEqual(expect.arrayContaining(['moe-plugin', 'moe-policy']))
       expect(pkg.scripts['lint:pkg']).toBe('publint --strict && attw --pack . --profile node16')
+    })
+
+    it('runs the testkit from its own generated test file, and its starter passes', async () => {
+      const pkg = JSON.parse(readFileSync(join(root, 'packages/policies/demo/package.json'), 'utf8'))
+      expect(pkg.devDependencies['@moe-route/testkit']).toBe('0.1.0')
+      const text = readFileSync(join(root, 'packages/policies/demo/src/conformance.test.ts'), 'utf8')
+      // the same call every first-party package makes (vitest collects src/**/*.test.ts)
+      expect(text).toContain("import * as mod from './index.js'")
+      expect(text).toContain("import packageJson from '../package.json' with { type: 'json' }")
+      expect(text).toMatch(/void pluginPackageConformance\(mod, packageJson, \{ describe, it, runs: \d+ \}\)/)
+      // what it registers, run here: the manifest check and the starter policy's whole suite
+      const { pluginPackageConformance } = await import('@moe-route/testkit')
+      const mod = (await import(join(root, 'packages/policies/demo/src/index.ts'))) as Record<string, unknown>
+      const tests: [string, () => unknown][] = []
+      const path: string[] = []
+      const describeFn = (name: string, fn: () => void) => {
+        path.push(name)
+        fn()
+        path.pop()
+      }
+      await pluginPackageConformance(mod, pkg, { describe: describeFn, it: (name, fn) => void tests.push([[...path, name].join(' > '), fn]), runs: 5 })
+      expect(tests.some(([n]) => n.includes('moe-route policy conformance: demo'))).toBe(true)
+      for (const [name, fn] of tests) await expect(Promise.resolve().then(fn), name).resolves.not.toThrow()
+      // and it fails a package whose manifest declares a policy the module does not export
+      const failing: (() => unknown)[] = []
+      await pluginPackageConformance({}, pkg, { describe: (_n, fn) => fn(), it: (_n, fn) => void failing.push(fn) })
+      expect(() => failing[0]()).toThrow(/declares \[demo\]/)
     })
 
     it('is listed for the CLI, the testkit run, the manifest check and the dist checks', () => {

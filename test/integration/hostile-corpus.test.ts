@@ -50,6 +50,8 @@ function runCase(c: Case, cwd: string): Promise<Outcome> {
   return new Promise((resolve) => {
     const started = performance.now()
     const child = spawn(process.execPath, [BIN, ...c.argv], { cwd, env: { ...process.env, MOE_ROUTE_DEBUG: '', NODE_OPTIONS: '' }, stdio: [c.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    if (!child.stdout || !child.stderr) throw new Error('the CLI was spawned without stdout/stderr pipes')
+    const { stdout: out, stderr: err } = child
     let stdout = ''
     let stderr = ''
     let timedOut = false
@@ -57,11 +59,11 @@ function runCase(c: Case, cwd: string): Promise<Outcome> {
       timedOut = true
       child.kill('SIGKILL')
     }, c.timeoutMs ?? DEFAULT_BOUND_MS)
-    child.stdout.on('data', (d: Buffer) => {
+    out.on('data', (d: Buffer) => {
       stdout += d.toString('utf8')
-      if (c.closeStdoutAfterBytes !== undefined && stdout.length >= c.closeStdoutAfterBytes) child.stdout.destroy()
+      if (c.closeStdoutAfterBytes !== undefined && stdout.length >= c.closeStdoutAfterBytes) out.destroy()
     })
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
+    err.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
     if (c.stdin) {
       child.stdin!.on('error', () => {})
       child.stdin!.end(readFileSync(join(CORPUS, c.stdin)))

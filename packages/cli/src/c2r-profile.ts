@@ -10,7 +10,7 @@
 import { ErrorCodes, MoeError, isMoeError, type MoeConfig, type MoeIssue } from '@moe-route/core'
 import { collaboratorsFromJSON } from '@moe-route/policy-c2r'
 import { resolve } from 'node:path'
-import { readJsonFile } from './context.js'
+import { readJsonFile } from '@moe-route/core/node'
 
 const OPTIONS = '/router/options'
 

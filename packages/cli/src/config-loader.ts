@@ -1,40 +1,29 @@
 /**
- * Loads a config file (or the embedded default) and the plugins it names. The config is
- * checked in full — schema, plugin names, core ranges and options, all read from manifests —
- * before any plugin code runs; only commands that run the layer then import the plugins the
- * config uses. See SECURITY.md.
+ * The CLI's config: core's loader (`@moe-route/core/node` loadConfig: bounded reads, plugin
+ * manifests checked before any plugin code runs, the config resolved once; see SECURITY.md)
+ * with the CLI's embedded default, its first-party plugins, the c2r profile option, the
+ * WebGPU backend loaded only when named, and memory and workload checks.
  */
-import { existsSync } from 'node:fs'
 import { totalmem } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
 import {
   ErrorCodes,
   MoeError,
-  checkConfig,
   checkMemory,
   estimateRunMemory,
   isMoeError,
-  resolveConfig,
   type MoeConfig,
   type MoeIssue,
-  type PluginRegistry,
+  type Plugin,
   type ResolvedConfig,
 } from '@moe-route/core'
+import { collectConfigIssues as collectIssues, loadConfig as loadWith, type ConfigSourceOptions, type LoadedConfig, type PluginSecurity } from '@moe-route/core/node'
 import { workloadFromSpec } from '@moe-route/workloads'
-import { readConfigFile } from './context.js'
-import { builtinRegistry } from './builtins.js'
+import { builtinPlugins } from './builtins.js'
 import { resolveC2rProfile, resolveC2rProfileIssues } from './c2r-profile.js'
 import { DEFAULT_CONFIG } from './default-config.js'
-import { describeConfigPlugins, importUsedPlugins, type PluginSecurity } from './plugins-loader.js'
 import { loadBackendPlugin } from './webgpu.js'
 
-/** A loaded config with its registry. */
-export interface LoadedConfig {
-  readonly raw: MoeConfig
-  readonly config: ResolvedConfig
-  readonly registry: PluginRegistry
-  readonly source: string
-}
+export type { LoadedConfig } from '@moe-route/core/node'
 
 /**
  * A config with every top-level section it leaves out taken from the embedded default
@@ -73,10 +62,25 @@ export interface LoadConfigOptions extends PluginSecurity {
   readonly purpose?: 'run' | 'simulate'
 }
 
+/** What the CLI completes and checks every config with (core's loader does the rest). */
+function cliSource(path: string | undefined, cwd: string, checks: ConfigSourceOptions['checks']): ConfigSourceOptions {
+  return {
+    ...(path !== undefined ? { path } : {}),
+    cwd,
+    defaults: DEFAULT_CONFIG,
+    fillDefaults: withDefaults,
+    plugins: builtinPlugins,
+    lazyPlugins: webGpuIfNamed,
+    prepare: (raw, dir, issues) => (issues ? resolveC2rProfileIssues(raw, dir, issues) : resolveC2rProfile(raw, dir)),
+    checks,
+  }
+}
+
 /**
  * Reads the config file (default: the embedded one), fills the sections it leaves out from the
  * embedded default, applies a command's `overrides` (which also see what the file itself said),
- * checks it all, then loads the plugins it uses.
+ * checks it all, then loads the plugins it uses. The config comes back resolved for the
+ * registry: `createMoe({ config, registry })` does not check it again.
  */
 export async function loadConfig(
   path: string | undefined,
@@ -84,93 +88,19 @@ export async function loadConfig(
   overrides: (raw: MoeConfig, file: Partial<MoeConfig> | null) => MoeConfig = (r) => r,
   options: LoadConfigOptions = {},
 ): Promise<LoadedConfig> {
-  const source = path ? resolve(cwd, path) : 'embedded default config'
-  const dir = path ? dirname(source) : cwd
-  const file = path ? filesFrom(configObject(readConfigFile(source), source), dir) : null
-  const raw = resolveC2rProfile(overrides(file ? withDefaults(file) : DEFAULT_CONFIG, file), dir)
-  const described = builtinRegistry()
-  const packages = describeConfigPlugins(raw, described, { from: dir, projectRoot: projectRoot(dir) })
-  await registerWebGpuIfNamed(raw, described)
-  // every check, with no plugin code run yet
-  const checked = resolveConfig(raw, described, path ?? source)
-  if (options.purpose === 'run') checkRunMemory(checked, path ?? source)
-  if (options.purpose === 'simulate') checkSimulateMemory(checked, path ?? source)
-  if (options.execute === false) return { raw, config: checked, registry: described, source }
-  const registry = builtinRegistry()
-  await registerWebGpuIfNamed(raw, registry)
-  await importUsedPlugins(raw, described, packages, registry, {
-    ...(raw.security?.pluginTimeoutMs !== undefined ? { timeoutMs: raw.security.pluginTimeoutMs } : {}),
+  const checks = options.purpose === 'run' ? [checkRunMemory] : options.purpose === 'simulate' ? [checkSimulateMemory] : []
+  return loadWith({
+    ...cliSource(path, cwd, checks),
+    overrides,
+    ...(options.execute === false ? { execute: false } : {}),
     ...(options.allowLocalPlugins ? { allowLocalPlugins: true } : {}),
-    ...(options.isolatePlugins || raw.security?.isolatePlugins ? { isolatePlugins: true } : {}),
+    ...(options.isolatePlugins ? { isolatePlugins: true } : {}),
   })
-  const config = resolveConfig(raw, registry, path ?? source)
-  return { raw, config, registry, source }
 }
 
 /** Every issue of a config file (schema, plugins, options, workload, memory), without running any plugin. */
 export async function collectConfigIssues(path: string, cwd: string): Promise<MoeIssue[]> {
-  const source = resolve(cwd, path)
-  const dir = dirname(source)
-  const issues: MoeIssue[] = []
-  const parsed = readConfigFile(source)
-  try {
-    configObject(parsed, source)
-  } catch (e) {
-    if (!isMoeError(e)) throw e
-    return [{ code: e.code, path: '/', message: e.message }]
-  }
-  const raw = resolveC2rProfileIssues(withDefaults(parsed as MoeConfig), dir, issues)
-  const registry = builtinRegistry()
-  describeConfigPlugins(raw, registry, { from: dir, projectRoot: projectRoot(dir), issues })
-  try {
-    await registerWebGpuIfNamed(raw, registry)
-  } catch (e) {
-    const err = e as { code?: string; message: string }
-    issues.push({ code: (err.code ?? ErrorCodes.BACKEND_UNAVAILABLE) as MoeIssue['code'], path: '/backend/use', message: err.message, plugin: 'webgpu' })
-  }
-  // A package that failed to load is also an unknown plugin for checkConfig: report it once.
-  const failed = new Set(issues.map((i) => i.path))
-  const checked = checkConfig(raw, registry)
-  issues.push(...checked.issues.filter((i) => !(i.code === ErrorCodes.PLUGIN_UNKNOWN && failed.has(i.path))))
-  if (checked.issues.length === 0 && checked.config) {
-    for (const check of [() => checkWorkloadSpec(checked.config!), () => checkRunMemory(checked.config!, source)]) {
-      try {
-        check()
-      } catch (e) {
-        if (!isMoeError(e)) throw e
-        issues.push({ code: e.code, path: String(e.details.path ?? '/'), message: e.message })
-      }
-    }
-  }
-  return issues
-}
-
-/** A parsed config must be a JSON object (not null, an array or a number). */
-function configObject(value: unknown, source: string): MoeConfig {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) {
-    throw new MoeError(ErrorCodes.CONFIG_INVALID, `${source} must hold a JSON object (a moe-route config), not ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`, {
-      path: '/',
-      file: source,
-    })
-  }
-  return value as MoeConfig
-}
-
-/** `weights.file` is relative to the config's folder (as c2r profiles are). */
-function filesFrom(raw: MoeConfig, dir: string): MoeConfig {
-  const file = raw.weights && typeof raw.weights === 'object' ? raw.weights.file : undefined
-  return typeof file === 'string' && file.length > 0 ? { ...raw, weights: { ...raw.weights, file: resolve(dir, file) } } : raw
-}
-
-/**
- * The folder local plugin files must lie in: the nearest folder at or above the config's that
- * holds a package.json, else the config's folder itself.
- */
-export function projectRoot(configDir: string): string {
-  for (let d = resolve(configDir); ; d = dirname(d)) {
-    if (existsSync(join(d, 'package.json'))) return d
-    if (dirname(d) === d) return resolve(configDir)
-  }
+  return collectIssues({ ...cliSource(path, cwd, [checkWorkloadSpec, checkRunMemory]), path })
 }
 
 /** Host memory `run` may plan for: 80% of this machine's. */
@@ -218,7 +148,13 @@ function checkWorkloadSpec(config: ResolvedConfig): void {
   }
 }
 
-/** The WebGPU backend loads its native addon lazily: only when a config names it. */
-async function registerWebGpuIfNamed(raw: MoeConfig, registry: PluginRegistry): Promise<void> {
-  if (raw?.backend?.use === 'webgpu' && !registry.has('backend', 'webgpu')) registry.register(await loadBackendPlugin('webgpu'))
+/** The WebGPU backend loads its native addon lazily: only when a config names it. A refusal names `/backend/use`. */
+async function webGpuIfNamed(raw: MoeConfig): Promise<readonly Plugin[]> {
+  if (raw?.backend?.use !== 'webgpu') return []
+  try {
+    return [await loadBackendPlugin('webgpu')]
+  } catch (e) {
+    if (!isMoeError(e) || e.details.path !== undefined) throw e
+    throw new MoeError(e.code, e.message, { ...e.details, path: '/backend/use', plugin: 'webgpu' }, { cause: e.cause ?? e })
+  }
 }

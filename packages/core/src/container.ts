@@ -5,6 +5,7 @@
 import './polyfill.js' // must run before tsyringe's index checks Reflect.getMetadata
 import { container as globalContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
 import { Backend, LayerWeightSource, type WeightSource } from './backend/backend.js'
+import { isResolvedFor } from './config/trust.js'
 import { resolveConfig, ResolvedConfig } from './config/validate.js'
 import { Dispatcher } from './dispatcher/dispatcher.js'
 import { exactSizeDispatcher } from './builtins/exact-size.js'
@@ -27,17 +28,24 @@ export const PluginRegistryToken = defineToken<PluginRegistry>('PluginRegistry')
 /** Core's own built-in plugins (router, placement, dispatcher). */
 export const corePlugins: readonly Plugin[] = [softmaxTopKRouter, contiguousPlacementPlugin, exactSizeDispatcher]
 
+/** Registries made by {@link createRegistry}: they hold core's plugins already. */
+const withCorePlugins = new WeakSet<PluginRegistry>()
+
 /** A registry with core's built-ins and the given plugins registered. */
 export function createRegistry(plugins: readonly Plugin[] = [], options: RegistryOptions = {}): PluginRegistry {
   const registry = new PluginRegistry(options)
   for (const p of corePlugins) registry.register(p)
+  withCorePlugins.add(registry)
   for (const p of plugins) registry.register(p)
   return registry
 }
 
 /** Options of {@link createMoeContainer}. */
 export interface MoeContainerOptions {
-  /** A config object (validated here) or an already resolved one. */
+  /**
+   * A config object (validated here), or a config `resolveConfig` (or core/node's `loadConfig`)
+   * returned for `registry`, which is taken as it is.
+   */
   readonly config: unknown
   /** Plugins to register besides core's built-ins. */
   readonly plugins?: readonly Plugin[]
@@ -55,6 +63,8 @@ export interface MoeContainerOptions {
   readonly parent?: DependencyContainer
   /** Name of the config source, for error messages (a file path). */
   readonly source?: string
+  /** Build only what routing needs (`route()`): no backend, expert store or weights. */
+  readonly routingOnly?: boolean
 }
 
 /** A fresh root for one embedding. Never registers on tsyringe's global container. */
@@ -77,9 +87,11 @@ export function createSessionScope(root: DependencyContainer): DependencyContain
  */
 export function createMoeContainer(options: MoeContainerOptions): DependencyContainer {
   const registry = options.registry ?? createRegistry()
-  if (options.registry) for (const p of corePlugins) registry.register(p)
+  if (!withCorePlugins.has(registry)) for (const p of corePlugins) registry.register(p)
   for (const p of options.plugins ?? []) registry.register(p)
-  const config: ResolvedConfig = resolveConfig(options.config, registry, options.source)
+  // A config resolved for this registry is taken as it is (plugins added since cannot make it invalid).
+  const trusted = isResolvedFor<ResolvedConfig>(options.config, registry)
+  const config: ResolvedConfig = trusted ? options.config : resolveConfig(options.config, registry, options.source)
   const c = options.parent ?? createRootContainer()
   const base: PluginContext = { model: config.model, devices: config.devices, seed: config.seed }
   // Inputs are values; everything made from them is a factory the container calls once (cached
@@ -113,31 +125,21 @@ export function createMoeContainer(options: MoeContainerOptions): DependencyCont
     }),
   )
   c.register(Dispatcher.key, built((d) => registry.create('dispatcher', config.dispatcher.use, config.dispatcher.options, context(d), '/dispatcher')))
-  const store = config.store
+  const store = options.routingOnly ? undefined : config.store
   if (store) c.register(ExpertStore.key, built((d) => registry.create('store', store.use, store.options, context(d), '/store')))
-  if (options.backend) c.register(Backend.key, { useValue: options.backend })
+  if (options.routingOnly) {
+    // routing needs no backend, store or weights
+  } else if (options.backend) c.register(Backend.key, { useValue: options.backend })
   else if (registry.has('backend', config.backend.use)) {
     c.register(Backend.key, built((d) => registry.create('backend', config.backend.use, config.backend.options, context(d), '/backend')))
-  } else if ((options.config as { backend?: unknown })?.backend) {
+  } else if (!trusted && (options.config as { backend?: unknown })?.backend) {
+    // (a resolved config's backend is the default where the config named none: it needs no plugin)
     registry.get('backend', config.backend.use, '/backend/use') // throws PLUGIN_UNKNOWN naming the field
   }
-  const source = options.weights && 'kind' in options.weights ? options.weights : options.weights ? undefined : weightSourceOf(config)
-  if (source) {
-    if (source.kind === 'host') c.register(LayerWeights.key, { useValue: checkWeights(source.weights, config) })
-    else c.register(LayerWeightSource.key, { useValue: source })
-  }
-  if (options.weights && !('kind' in options.weights)) {
-    const w = options.weights
-    const m = config.model
-    if (w.shape.experts !== m.experts || w.shape.hidden !== m.hidden || w.shape.intermediate !== m.intermediate) {
-      throw new MoeError(
-        ErrorCodes.SHAPE_MISMATCH,
-        `weights are E=${w.shape.experts} H=${w.shape.hidden} I=${w.shape.intermediate} but the config says E=${m.experts} H=${m.hidden} I=${m.intermediate}`,
-        { path: '/model' },
-      )
-    }
-    c.register(LayerWeights.key, { useValue: w })
-  }
+  const weights = options.routingOnly ? undefined : (options.weights ?? weightSourceOf(config))
+  if (weights && !('kind' in weights)) c.register(LayerWeights.key, { useValue: checkWeights(weights, config) })
+  else if (weights?.kind === 'host') c.register(LayerWeights.key, { useValue: checkWeights(weights.weights, config) })
+  else if (weights) c.register(LayerWeightSource.key, { useValue: weights })
   c.register(MoeEngine, { useClass: MoeEngine })
   // Build every plugin object now, in dependency order, so a bad config or a failing plugin
   // factory throws here (as it always has) rather than at the first resolve.

@@ -9,6 +9,7 @@
  * @packageDocumentation
  */
 export { policyConformance, type PolicyConformanceOptions } from './conformance.js'
+export { ownPolicies, pluginPackageConformance, type PackageConformanceOptions, type PluginPackageJson } from './package-conformance.js'
 export {
   ConformanceError,
   checkInvalidOptions,

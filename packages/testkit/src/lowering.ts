@@ -323,7 +323,10 @@ function comparePairs(plugin: Plugin, host: P[], device: P[], tol: number, where
 async function defaultBackend(): Promise<Backend> {
   let mod: { createWebGpuBackend(o?: object): { pipeline(spec: never): Promise<DevicePipeline>; dispose(): Promise<void> } }
   try {
-    mod = (await import('@moe-route/backend-webgpu')) as never
+    // An optional peer that itself tests with the testkit: imported by a name the compiler does not
+    // resolve, so the testkit builds (types included) before the backend without a dependency cycle.
+    const backendPackage: string = '@moe-route/backend-webgpu'
+    mod = (await import(backendPackage)) as never
   } catch (cause) {
     throw new ConformanceError('checkLowering', `needs @moe-route/backend-webgpu (npm install -D @moe-route/backend-webgpu): ${(cause as Error).message}`)
   }

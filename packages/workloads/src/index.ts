@@ -34,3 +34,4 @@ export { readPickle, PyDict, PyTuple, TensorRef, StorageRef, type PyValue } from
 export { openIntNpy, type IntNpyFile } from './npy/npy.js'
 export { WorkloadErrorCodes } from './io/errors.js'
 export { openZip, type ZipArchive, type ZipEntryInfo } from './io/zip.js'
+export { batchHidden, randomHidden, randomLayerWeights, withSyntheticHidden, type RandomWeightsOptions } from './synthetic/synthetic.js'

@@ -1,7 +1,8 @@
 import { createMoe, exactSizeDispatch, contiguousPlacement, pairsOf, type ModelShape } from '@moe-route/core'
 import { randomRouting } from '@moe-route/core/testing'
 import { describe, expect, it } from 'vitest'
-import { cpuBackend, createCpuBackend, expertsForward, gateMatmul, naiveTokenLoop, outputChecksum, randomHidden, randomLayerWeights, relativeL2 } from './index.js'
+import { cpuBackend, createCpuBackend, expertsForward, gateMatmul, naiveTokenLoop, outputChecksum, relativeL2 } from './index.js'
+import { randomHidden, randomLayerWeights } from '@moe-route/workloads'
 
 const shape: ModelShape = { experts: 6, topK: 2, hidden: 24, intermediate: 40, normalizeTopK: true }
 
@@ -65,5 +66,14 @@ describe('cpu backend through the engine', () => {
     expect(result.telemetry.pairsBefore).toBe(T * shape.topK)
     expect(result.telemetry.backend).toBe('cpu')
     expect(createCpuBackend().info().name).toBe('cpu')
+  })
+})
+
+describe('cpu synthetic hidden states', () => {
+  it('are workloads\' host values of the stream, so run feeds the same inputs on every backend', async () => {
+    const { batchHidden } = await import('@moe-route/workloads')
+    const { seededHiddenStream } = await import('@moe-route/core')
+    const h = await createCpuBackend().syntheticHidden!(3, 8, seededHiddenStream(5, 2))
+    expect(h).toEqual(batchHidden({ id: 2, tokens: 3 }, 8, 5))
   })
 })

@@ -1,5 +1,5 @@
 /** The `cpu` backend: the reference kernels behind the core Backend interface. */
-import { defineBackend, type Backend } from '@moe-route/core'
+import { defineBackend, seededHidden, type Backend } from '@moe-route/core'
 import { hostCpu } from './host-cpu.js'
 import { expertsForward, gateMatmul } from './kernels.js'
 import { loadCpuWeights } from './load-weights.js'
@@ -21,6 +21,10 @@ export function createCpuBackend(): Backend {
       return { output: expertsForward(x, plan, weights) }
     },
     loadWeights: loadCpuWeights,
+    // core's host values of the stream (a GPU backend makes the same on its device)
+    async syntheticHidden(tokens, hidden, seed) {
+      return seededHidden(tokens, hidden, seed)
+    },
   }
 }
 

@@ -2,7 +2,7 @@
  * Reference kernels over Float32Array (f32 arithmetic, f64 only where noted). They define
  * what every other backend must compute; the WebGPU kernels are checked against them.
  */
-import { ErrorCodes, MoeError, assertLength, type DispatchPlan, type ExpertWeights, type LayerWeights } from '@moe-route/core'
+import { ErrorCodes, MoeError, assertLength, l2Norm as coreL2Norm, type DispatchPlan, type ExpertWeights, type LayerWeights } from '@moe-route/core'
 
 /** logits[T×E] = x[T×H] · router[E×H]ᵀ (f32 accumulation in a Float64 temp for stability). */
 export function gateMatmul(x: Float32Array, router: Float32Array, tokens: number, hidden: number, experts: number): Float32Array {
@@ -155,12 +155,8 @@ export function naiveTokenLoop(
   return out
 }
 
-/** L2 norm of a vector (f64 accumulation). */
-export function l2Norm(v: ArrayLike<number>): number {
-  let s = 0
-  for (let i = 0; i < v.length; i++) s += v[i] * v[i]
-  return Math.sqrt(s)
-}
+/** L2 norm of a vector (f64 accumulation): core's, which computes every output norm. */
+export const l2Norm = coreL2Norm
 
 /** ‖a − b‖ / ‖b‖ (0 when both are 0). */
 export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { createMoe, seededLayerWeights, type ModelShape } from '@moe-route/core'
 import { layerTensorNames, writeSafetensors, type SafetensorsTensorInput } from '@moe-route/workloads'
 import { describe, expect, it } from 'vitest'
-import { cpuBackend, createCpuBackend, loadCpuWeights, randomHidden } from './index.js'
+import { cpuBackend, createCpuBackend, loadCpuWeights } from './index.js'
+import { randomHidden } from '@moe-route/workloads'
 
 const shape: ModelShape = { experts: 4, topK: 2, hidden: 8, intermediate: 12, normalizeTopK: false }
 const dir = mkdtempSync(join(tmpdir(), 'moe-cpu-weights-'))

@@ -4,7 +4,8 @@
  */
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { PluginRegistry, createMoe, exactSizeDispatch, isMoeError, softmaxTopK, type ModelShape } from '@moe-route/core'
-import { cpuBackend, createCpuBackend, maxRelError, randomHidden, randomLayerWeights } from '@moe-route/backend-cpu'
+import { cpuBackend, createCpuBackend, maxRelError } from '@moe-route/backend-cpu'
+import { randomHidden, randomLayerWeights } from '@moe-route/workloads'
 import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import { createWebGpuBackend, type WebGpuBackend } from './webgpu-backend.js'
 import { webgpuBackend } from './plugin.js'

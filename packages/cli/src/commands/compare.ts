@@ -10,7 +10,8 @@
 import { ErrorCodes, MoeError } from '@moe-route/core'
 import type { Command } from 'commander'
 import { resolve } from 'node:path'
-import { readJsonFile, type CliContext } from '../context.js'
+import type { CliContext } from '../context.js'
+import { readJsonFile } from '@moe-route/core/node'
 import type { RunReport } from './run.js'
 
 /** Default relative tolerance on output norms (f16 device weights against the f32 CPU reference). */

@@ -4,8 +4,9 @@ import type { Command } from 'commander'
 import { resolve } from 'node:path'
 import { loadConfig } from '../config-loader.js'
 import { DEFAULT_CONFIG } from '../default-config.js'
-import { MAX_JSON_BYTES, parseJsonText, readJsonFile, type CliContext } from '../context.js'
-import type { PluginSecurity } from '../plugins-loader.js'
+import type { CliContext } from '../context.js'
+import { MAX_JSON_BYTES, parseJsonText, readJsonFile } from '@moe-route/core/node'
+import type { PluginSecurity } from '@moe-route/core/node'
 import { pct, table } from '../report.js'
 
 /** The input document of `moe-route route`. */
@@ -65,7 +66,8 @@ export async function routeDocument(input: unknown, configPath: string | undefin
   })
   const flat = new Float32Array(T * doc.experts)
   ;(doc.scores ?? doc.logits)!.forEach((row, t) => flat.set(row, t * doc.experts))
-  const engine = createMoe({ config: { ...config, backend: undefined, store: undefined }, registry, source })
+  // the config as loaded (resolved once, not checked again); routing needs no backend or store
+  const engine = createMoe({ config, registry, source, routingOnly: true })
   const r: RouteResult = engine.route({
     id: 0,
     tokens: T,

@@ -1,5 +1,5 @@
 /** `moe-route run`: the main job — a stream of batches through the configured layer. */
-import { TelemetryAggregate, TokenStream, createMoe, weightSourceOf, seededHiddenStream, seededNormals, type BatchTelemetry, type LayerSummary, type MoeConfig, type PipelineStageInfo, type StageTiming, type TokenBatch } from '@moe-route/core'
+import { TelemetryAggregate, TokenStream, createMoe, l2Norm, weightSourceOf, type BatchTelemetry, type LayerSummary, type MoeConfig, type PipelineStageInfo, type StageTiming, type TokenBatch } from '@moe-route/core'
 import { Option, type Command } from 'commander'
 import { loadConfig } from '../config-loader.js'
 import type { CliContext } from '../context.js'
@@ -9,7 +9,7 @@ import { createProgress } from '../progress.js'
 import { fmt, loadHistogram, pct } from '../report.js'
 import { openWorkload } from '../workload-source.js'
 import { MAX_TOKENS_PER_BATCH, MAX_IN_FLIGHT } from '@moe-route/core'
-import { DEFAULT_WORKLOAD } from '@moe-route/workloads'
+import { DEFAULT_WORKLOAD, withSyntheticHidden } from '@moe-route/workloads'
 
 interface RunFlags {
   config?: string
@@ -134,14 +134,8 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
   const roundTrips: Record<string, number> = {}
   let firstOut = 0
   let lastOut = 0
-  const hiddenOf = async (b: TokenBatch): Promise<TokenBatch> => {
-    const seed = seededHiddenStream(config.seed, b.id)
-    if (device && engine.backend?.syntheticHidden) {
-      const h = await engine.backend.syntheticHidden(b.tokens, model.hidden, seed)
-      return h instanceof Float32Array ? { ...b, hidden: h } : { ...b, deviceHidden: h }
-    }
-    return { ...b, hidden: seededNormals(new Float32Array(b.tokens * model.hidden), seed, 1) }
-  }
+  // synthetic hidden states (workloads): made on the device where the layer runs there
+  const hiddenOf = (b: TokenBatch): Promise<TokenBatch> => withSyntheticHidden(b, { hidden: model.hidden, seed: config.seed, ...(device && engine.backend ? { backend: engine.backend } : {}) })
   const stages = await engine.ready()
   const producer = (async () => {
     try {
@@ -229,7 +223,7 @@ export async function runJob(flags: RunFlags, ctx: CliContext): Promise<RunRepor
           },
         }
       : {}),
-    output: { l2Norm: Math.sqrt(batchNorms.reduce((a, n) => a + n * n, 0)), batchNorms },
+    output: { l2Norm: l2Norm(batchNorms), batchNorms },
   }
 }
 

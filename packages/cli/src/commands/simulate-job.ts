@@ -9,7 +9,7 @@ import type { SimulationJob } from '@moe-route/simulator/node'
 import * as workloads from '@moe-route/workloads'
 import { builtinRegistry } from '../builtins.js'
 import { loadConfig, type LoadedConfig } from '../config-loader.js'
-import type { PluginSecurity } from '../plugins-loader.js'
+import type { PluginSecurity } from '@moe-route/core/node'
 
 /** One `--sweep` setting of a point: a config key and its value. */
 export interface SweepSetting {

@@ -13,27 +13,41 @@ export const SOFTMAX_TOPK_SUBGROUP_MAX_TOKENS = 256
 
 const WG = 64
 
-/** Top-k of scores[t, :] into idsOut/wOut (k passes, each the best entry after the previous pick). */
-const topkRowFn = /* wgsl */ `
-fn topkRow(t: u32, E: u32, k: u32, normalize: bool) {
-  let o = t * E;
-  var prevS = 0.0;
-  var prevI = -1;
-  var sum = 0.0;
-  for (var j = 0u; j < k; j = j + 1u) {
+/**
+ * WGSL of top-k slot picks over a token's candidates, one pass per slot `first..k-1`: each pass
+ * writes slot j (`idsOut`/`wOut`) with the best candidate — score descending, then expert
+ * ascending — after the previous pick, and adds its score to `sum`. The caller's function has
+ * `t`, `k`, `o` (the token's row in `scores`) and `var prevS: f32`, `var prevI: i32`, `var sum: f32`
+ * (the last pick before `first`, and the sum so far); `count` candidates, the i-th `candidate(i)`
+ * (an i32 expert id). Core's router passes every expert; the c2r router a top-1 expert's
+ * collaborators.
+ */
+export function topKPicksWgsl(o: { readonly first: string; readonly count: string; readonly candidate: (i: string) => string }): string {
+  return /* wgsl */ `
+  for (var j = ${o.first}; j < k; j = j + 1u) {
     var best = -1;
     var bestS = 0.0;
-    for (var e = 0u; e < E; e = e + 1u) {
-      let s = scores[o + e];
-      let after = j == 0u || s < prevS || (s == prevS && i32(e) > prevI);
-      if (after && (best < 0 || s > bestS)) { best = i32(e); bestS = s; }
+    for (var i = 0u; i < ${o.count}; i = i + 1u) {
+      let c = ${o.candidate('i')};
+      let s = scores[o + u32(c)];
+      let after = j == ${o.first} || s < prevS || (s == prevS && c > prevI);
+      if (after && (best < 0 || s > bestS || (s == bestS && c < best))) { best = c; bestS = s; }
     }
     idsOut[t * k + j] = best;
     wOut[t * k + j] = bestS;
     sum = sum + bestS;
     prevS = bestS;
     prevI = best;
-  }
+  }`
+}
+
+/** Top-k of scores[t, :] into idsOut/wOut (k passes, each the best entry after the previous pick). */
+const topkRowFn = /* wgsl */ `
+fn topkRow(t: u32, E: u32, k: u32, normalize: bool) {
+  let o = t * E;
+  var prevS = 0.0;
+  var prevI = -1;
+  var sum = 0.0;${topKPicksWgsl({ first: '0u', count: 'E', candidate: (i) => `i32(${i})` })}
   if (normalize) { renormalizeSlots(t, k, sum); }
   dropUnderflow(t, k);
 }`

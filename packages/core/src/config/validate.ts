@@ -9,6 +9,7 @@ import { ajvIssues, compileSchema, formatIssues } from '../schema/ajv.js'
 import type { ModelShape } from '../types.js'
 import { defineToken } from '../tokens.js'
 import { configSchema, type MoeConfig, type PluginRef, type PolicyRef } from './config.schema.js'
+import { trustResolvedConfig } from './trust.js'
 
 /** A config with every default filled in. */
 export interface ResolvedConfig extends MoeConfig {
@@ -118,5 +119,8 @@ export function resolveConfig(raw: unknown, registry?: PluginRegistry, source = 
       { path: issues[0]?.path, issues, file: source },
     )
   }
+  // frozen, so what the container trusts is what was checked
+  Object.freeze(config)
+  if (registry) trustResolvedConfig(config, registry)
   return config
 }

@@ -12,7 +12,7 @@ import { checkPlanOutput, checkRoutingOutput } from '../plugin/output.js'
 import { callPlugin, pluginError } from '../plugin/registry.js'
 import { RoutingPolicy, type PolicyOutcome } from '../policy/policy.js'
 import { assertFinite, assertLength, assertScores } from '../routing/routing.js'
-import { pushAll } from '../util/reduce.js'
+import { l2Norm, pushAll } from '../util/reduce.js'
 import { Router } from '../router/router.js'
 import { ExpertStore } from '../store/expert-store.js'
 import { computeTelemetry, telemetryFromCounts } from '../telemetry/telemetry.js'
@@ -197,7 +197,7 @@ export class MoeEngine {
       ...(fallback ? { fallback } : {}),
     })
     const mode = options.output ?? 'host'
-    const outputNorm = output ? l2(output) : undefined
+    const outputNorm = output ? l2Norm(output) : undefined
     return {
       batchId: r.batchId,
       tokens: r.tokens,
@@ -357,13 +357,6 @@ export class MoeEngine {
       throw pluginError(plugin, hook, cause)
     }
   }
-}
-
-/** L2 norm of a vector (float64 accumulation). */
-function l2(v: Float32Array): number {
-  let s = 0
-  for (let i = 0; i < v.length; i++) s += v[i] * v[i]
-  return Math.sqrt(s)
 }
 
 /** BatchTimings of a device pipeline from its per-stage times (device ms when profiled, else 0). */

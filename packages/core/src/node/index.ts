@@ -1,4 +1,4 @@
-/** @moe-route/core/node — Node-only helpers: plugin manifests, safe resolution and loading of plugin packages, time limits and isolation. */
+/** @moe-route/core/node — Node-only helpers: config files read and resolved once (loadConfig), plugin manifests, safe resolution and loading of plugin packages, time limits and isolation. */
 export { describePlugins, importPluginPackage, loadPlugins, pluginsOf, resolveEntry, type LoadPluginsOptions, type RunPluginOptions } from './load-plugins.js'
 export { findInstalledPlugins, type FindInstalledPluginsOptions, type InstalledPluginPackage } from './discover.js'
 export { MANIFEST_FIELD, PLUGIN_KINDS, canonicalJson, checkAgainstManifest, describedPlugin, manifestOf, ownPlugins, readManifest, type ManifestPlugin, type ManifestSource, type PluginManifest } from './manifest.js'
@@ -6,3 +6,6 @@ export { isLocalSpec, isPackageName, resolvePluginPackage, type PluginPackage, t
 export { boundedPlugin, callWithin, timeoutError, withTimeout } from './bounded.js'
 export { ISOLATABLE_KINDS, isolatedPlugins, type IsolateOptions } from './isolate.js'
 export { armWatchdog, startWatchdog } from './watchdog.js'
+export { MAX_JSON_BYTES, parseJsonText, readConfigFile, readJsonFile } from './config-file.js'
+export { describeConfigPlugins, importUsedPlugins, looksLikePackage, pluginSpecs, type ConfigPackage, type DescribeOptions, type PluginSecurity } from './config-plugins.js'
+export { collectConfigIssues, loadConfig, projectRoot, type ConfigSourceOptions, type LoadConfigOptions, type LoadedConfig } from './load-config.js'

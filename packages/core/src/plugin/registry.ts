@@ -6,7 +6,7 @@
 import satisfies from 'semver/functions/satisfies.js'
 import validRange from 'semver/ranges/valid.js'
 import { ErrorCodes, MoeError, isMoeError, type MoeIssue } from '../errors.js'
-import { ajvIssues, compileSchema, formatIssues, sharedAjv, type AjvLike } from '../schema/ajv.js'
+import { ajvIssues, compileSchema, formatIssues, type AjvLike } from '../schema/ajv.js'
 import { CORE_VERSION } from '../version.js'
 import { isPlugin } from './define.js'
 import type { Plugin, PluginContext, PluginInstances, PluginKind } from './types.js'
@@ -27,7 +27,10 @@ export interface RegisteredPlugin {
 
 /** Options of a registry. */
 export interface RegistryOptions {
-  /** Ajv instance to validate options with (defaults to core's shared one). */
+  /**
+   * Ajv instance to validate options with (default: core's engine, the shared Ajv in Node and
+   * the eval-free interpreter in the browser build).
+   */
   readonly ajv?: AjvLike
   /** Core version to check plugin ranges against (defaults to this core's version). */
   readonly coreVersion?: string
@@ -35,12 +38,12 @@ export interface RegistryOptions {
 
 /** Plugins by kind and name. One registry per embedding (the container holds one). */
 export class PluginRegistry {
-  readonly #ajv: AjvLike
+  readonly #ajv: AjvLike | undefined
   readonly #coreVersion: string
   readonly #plugins = new Map<string, { plugin: Plugin; source: string }>()
 
   constructor(options: RegistryOptions = {}) {
-    this.#ajv = options.ajv ?? sharedAjv()
+    this.#ajv = options.ajv
     this.#coreVersion = options.coreVersion ?? CORE_VERSION
   }
 

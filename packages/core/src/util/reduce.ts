@@ -40,3 +40,13 @@ export function pushAll<T>(target: T[], items: Iterable<T> | ArrayLike<T>): T[] 
 function isArrayLike<T>(v: Iterable<T> | ArrayLike<T>): v is ArrayLike<T> {
   return typeof (v as ArrayLike<T>).length === 'number'
 }
+
+/**
+ * L2 norm of a vector, float64 accumulation: the output norm of a batch (`outputNorm`) and of a
+ * whole run (the norm of the batch norms: √Σ‖yᵢ‖² = ‖y‖).
+ */
+export function l2Norm(v: ArrayLike<number>): number {
+  let s = 0
+  for (let i = 0; i < v.length; i++) s += v[i] * v[i]
+  return Math.sqrt(s)
+}

@@ -93,3 +93,11 @@ export const seededWeightStreams = (seed: number) => ({ router: seed * 4, gate: 
 
 /** The stream of a batch's synthetic hidden states. */
 export const seededHiddenStream = (seed: number, batchId: number): number => mixSeed(seed, 0x68696464, batchId)
+
+/**
+ * Synthetic hidden states of stream `stream` (see {@link seededHiddenStream}): tokens × hidden,
+ * normal(0, 1), the host values every backend's `syntheticHidden` makes where it computes.
+ */
+export function seededHidden(tokens: number, hidden: number, stream: number): Float32Array {
+  return seededNormals(new Float32Array(tokens * hidden), stream, 1)
+}

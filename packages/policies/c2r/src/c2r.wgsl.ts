@@ -8,7 +8,7 @@
  * score), weights the raw probabilities or their share of the chosen sum (`normalizeTopK`).
  * The collaborator lists travel in the stage's `table`: expert e's Top-T at `table(e·T + i)`.
  */
-import type { LoweringContext, StageBatch, WgslStage } from '@moe-route/core'
+import { topKPicksWgsl, type LoweringContext, type StageBatch, type WgslStage } from '@moe-route/core'
 
 const WG = 64
 
@@ -23,22 +23,7 @@ fn c2rRow(t: u32, E: u32, k: u32, topT: u32, normalize: bool) {
   var sum = scores[o + e1];
   var prevS = 0.0;
   var prevI = -1;
-  let base = e1 * topT;
-  for (var j = 1u; j < k; j = j + 1u) {
-    var best = -1;
-    var bestS = 0.0;
-    for (var i = 0u; i < topT; i = i + 1u) {
-      let c = i32(table(base + i));
-      let s = scores[o + u32(c)];
-      let after = j == 1u || s < prevS || (s == prevS && c > prevI);
-      if (after && (best < 0 || s > bestS || (s == bestS && c < best))) { best = c; bestS = s; }
-    }
-    idsOut[t * k + j] = best;
-    wOut[t * k + j] = bestS;
-    sum = sum + bestS;
-    prevS = bestS;
-    prevI = best;
-  }
+  let base = e1 * topT;${topKPicksWgsl({ first: '1u', count: 'topT', candidate: (i) => `i32(table(base + ${i}))` })}
   if (normalize) { renormalizeSlots(t, k, sum); }
 }
 

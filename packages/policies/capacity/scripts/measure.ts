@@ -3,7 +3,8 @@
  * @moe-route/workloads, the layer output from @moe-route/backend-cpu's reference forward with
  * seeded random weights, and one table row per (workload, policy, γ). Not shipped.
  */
-import { randomHidden, randomLayerWeights, relativeL2, expertsForward } from '@moe-route/backend-cpu'
+import { relativeL2, expertsForward } from '@moe-route/backend-cpu'
+import { randomHidden, randomLayerWeights } from '@moe-route/workloads'
 import { contiguousPlacement, exactSizeDispatch, maxOverMean, mixSeed, mulberry32, softmaxTopK, type LayerWeights, type PlacementMap, type RoutingPolicy, type Routing } from '@moe-route/core'
 import { workloadFromSpec } from '@moe-route/workloads'
 import { summarize } from '../src/index.js'

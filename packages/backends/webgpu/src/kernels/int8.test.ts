@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createMoe, isMoeError, mulberry32, softmaxTopK, type DispatchPlan, type LayerWeights, type ModelShape, type MoeConfig } from '@moe-route/core'
-import { cpuBackend, expertsForward, gateMatmul, maxRelError, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
+import { cpuBackend, expertsForward, gateMatmul, maxRelError, relativeL2 } from '@moe-route/backend-cpu'
+import { randomHidden, randomLayerWeights } from '@moe-route/workloads'
 import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import dynamicGating from '@moe-route/policy-dynamic-gating'
 import { webgpuBackend } from '../plugin.js'

@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
-import { expertsForward, gateMatmul, randomHidden, randomLayerWeights, relativeL2 } from '@moe-route/backend-cpu'
+import { expertsForward, gateMatmul, relativeL2 } from '@moe-route/backend-cpu'
+import { randomHidden, randomLayerWeights } from '@moe-route/workloads'
 import { acquireDevice } from '../gpu/device.js'
 import { GpuContext } from '../gpu/context.js'
 import { WebGpuMoeLayer } from '../layer.js'

@@ -8,7 +8,8 @@ import { createMoe, definePolicy, routingFromPairs, pairsOf, type LayerResult, t
 import { cpuBackend } from '@moe-route/backend-cpu'
 import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import expertBuffer from '@moe-route/policy-expert-buffer'
-import { maxRelError, randomHidden } from '@moe-route/backend-cpu'
+import { maxRelError } from '@moe-route/backend-cpu'
+import { randomHidden } from '@moe-route/workloads'
 import { webgpuBackend } from '../plugin.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 

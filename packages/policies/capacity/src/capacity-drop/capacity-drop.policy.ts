@@ -8,7 +8,7 @@ import { type Plugin, deriveRouting, pairScores, type PolicyOutcome, type Routin
 import { defaultOptions, schema, type CapacityDropOptions } from './capacity-drop.schema.js'
 import { checkRouting } from '../shared/errors.js'
 import { DECODE_SKIPPED, skippedOutcome } from '../shared/outcome.js'
-import { capacityCut, droppedList, expertCounts, isCanonicalLayout, lazyOutcome, outputPairs, pairGroups, pairTable, priorityKeys, renormalizeOutput, routingFromOutput } from '../shared/pair-table.js'
+import { capacityCut, capacityOutcome, expertCounts, isCanonicalLayout, outputPairs, pairGroups, pairTable, priorityKeys } from '../shared/pair-table.js'
 import { capacityOf } from '../shared/scope.js'
 import { capacityDropStage } from './capacity-drop.wgsl.js'
 
@@ -76,8 +76,7 @@ export function tokenDrop(routing: Routing, options: CapacityDropOptions, random
     }
   }
   out.count = o
-  renormalizeOutput(routing, out, options.renormalize)
-  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, { dropped: droppedList(routing, table, over, 'capacity', policy) })
+  return capacityOutcome(routing, out, { table, over, reason: 'capacity', policy, capacity, renormalize: options.renormalize })
 }
 
 const family = defineCapacityPolicy<CapacityDropOptions>({

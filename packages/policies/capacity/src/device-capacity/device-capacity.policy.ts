@@ -14,7 +14,7 @@ import {
   type PolicyOutcome,
   type Routing,
 } from '@moe-route/core'
-import { capacityCut, capacityOf, checkRouting, DECODE_SKIPPED, droppedList, lazyOutcome, outputPairs, pairGroups, pairTable, priorityKeys, pushPair, renormalizeOutput, routingFromOutput, skippedOutcome, type CapacityRounding } from '../shared/index.js'
+import { capacityCut, capacityOf, capacityOutcome, type CapacityRounding, checkRouting, DECODE_SKIPPED, outputPairs, pairGroups, pairTable, priorityKeys, pushPair, skippedOutcome } from '../shared/index.js'
 import { defaultOptions, schema, type DeviceCapacityOptions } from './device-capacity.schema.js'
 import { deviceCapacityStage } from './device-capacity.wgsl.js'
 
@@ -87,8 +87,7 @@ export function applyDeviceCapacity(routing: Routing, options: DeviceCapacityOpt
     if (idx.length > 1) idx.sort(before)
     for (const p of idx) pushPair(out, t, table.expert[p], routing.weights[table.slot[p]], top[table.slot[p]])
   }
-  renormalizeOutput(routing, out, options.renormalize)
-  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, { dropped: droppedList(routing, table, over, 'device-capacity', policy) })
+  return capacityOutcome(routing, out, { table, over, reason: 'device-capacity', policy, capacity, renormalize: options.renormalize })
 }
 
 const family = defineCapacityPolicy<DeviceCapacityOptions>({

@@ -6,7 +6,7 @@
  */
 import { defineCapacityPolicy, type CapacityPolicyInstance } from '../define-capacity-policy.js'
 import { type Plugin, pairScores, scoreRow, type Pair, type PlacementMap, type PolicyOutcome, type Routing } from '@moe-route/core'
-import { capacityOf, checkRouting, DECODE_SKIPPED, droppedList, lazyOutcome, nativeDenominatorsTyped, outputPairs, pairTable, pushPair, routingFromOutput, scopeGroups, skippedOutcome } from '../shared/index.js'
+import { capacityOf, capacityOutcome, checkRouting, DECODE_SKIPPED, nativeDenominatorsTyped, outputPairs, pairTable, pushPair, scopeGroups, skippedOutcome } from '../shared/index.js'
 import { extraCandidates, placementRequired } from './candidates.js'
 import { expandedDropStage } from './expanded-drop.wgsl.js'
 import { defaultOptions, schema, type ExpandedDropOptions } from './expanded-drop.schema.js'
@@ -114,13 +114,9 @@ export function applyExpandedDrop(routing: Routing, options: ExpandedDropOptions
   }
   const over = new Uint8Array(table.count)
   for (const p of dropReason.keys()) over[p] = 1
-  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, {
-    dropped: droppedList(routing, table, over, (p) => dropReason.get(p)!, policy),
-    added: (): Pair[] =>
-      added
-        .map((i) => ({ token: out.token[i], expert: out.expert[i], weight: out.weight[i] }))
-        .sort((a, b) => a.token - b.token || a.expert - b.expert),
-  })
+  const addedPairs = (): Pair[] =>
+    added.map((i) => ({ token: out.token[i], expert: out.expert[i], weight: out.weight[i] })).sort((a, b) => a.token - b.token || a.expert - b.expert)
+  return capacityOutcome(routing, out, { table, over, reason: (p: number) => dropReason.get(p)!, policy, capacity, lazy: { added: addedPairs } })
 }
 
 

@@ -5,7 +5,7 @@
  */
 import { defineCapacityPolicy, type CapacityPolicyInstance } from '../define-capacity-policy.js'
 import { type Plugin, pairScores, type PolicyOutcome, type Routing } from '@moe-route/core'
-import { checkRouting, DECODE_SKIPPED, droppedList, lazyOutcome, outputPairs, pairTable, pushPair, renormalizeOutput, routingFromOutput, skippedOutcome } from '../shared/index.js'
+import { capacityOutcome, checkRouting, DECODE_SKIPPED, outputPairs, pairTable, pushPair, skippedOutcome } from '../shared/index.js'
 import { defaultOptions, schema, type ExpertDropOptions } from './expert-drop.schema.js'
 import { expertDropStage } from './expert-drop.wgsl.js'
 
@@ -54,8 +54,7 @@ export function applyExpertDrop(routing: Routing, options: ExpertDropOptions, po
     if (skip[table.expert[p]]) over[p] = 1
     else pushPair(out, table.token[p], table.expert[p], routing.weights[table.slot[p]], top[table.slot[p]])
   }
-  renormalizeOutput(routing, out, options.renormalize)
-  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity: null } as PolicyOutcome, { dropped: droppedList(routing, table, over, 'expert-drop', policy) })
+  return capacityOutcome(routing, out, { table, over, reason: 'expert-drop', policy, capacity: null, renormalize: options.renormalize })
 }
 
 const family = defineCapacityPolicy<ExpertDropOptions>({

@@ -5,8 +5,8 @@
  * enforced again; after `rounds` passes whatever is still over capacity is dropped.
  */
 import { defineCapacityPolicy, type CapacityPolicyInstance } from '../define-capacity-policy.js'
-import { type Plugin, pairScores, scoreRow, type PolicyOutcome, type ReroutedPair, type Routing } from '@moe-route/core'
-import { capacityOf, checkRouting, DECODE_SKIPPED, droppedList, lazyOutcome, nativeDenominatorsTyped, outputPairs, pairGroups, pairTable, pushPair, renormalizeOutput, routingFromOutput, skippedOutcome } from '../shared/index.js'
+import { type Plugin, pairScores, scoreRow, type PolicyOutcome, type Routing } from '@moe-route/core'
+import { capacityOf, capacityOutcome, checkRouting, DECODE_SKIPPED, nativeDenominatorsTyped, outputPairs, pairGroups, pairTable, pushPair, reroutedList, skippedOutcome } from '../shared/index.js'
 import { defaultOptions, schema, type RerouteOptions } from './reroute.schema.js'
 import { rerouteStage } from './reroute.wgsl.js'
 
@@ -159,15 +159,14 @@ export function applyReroute(routing: Routing, options: RerouteOptions, policy =
       else exhausted[p] = 1
     })
   }
-  renormalizeOutput(routing, out, options.renormalize)
-  const rerouted = (): ReroutedPair[] =>
-    moves
-      .map((m, i) => ({ m, i }))
-      .sort((x, y) => x.m.token - y.m.token || x.m.from - y.m.from || x.i - y.i)
-      .map(({ m }) => ({ token: m.token, from: m.from, to: m.to, weight: out.weight[m.at], policy }))
-  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, {
-    dropped: droppedList(routing, table, exhausted, 'reroute-exhausted', policy),
-    rerouted,
+  return capacityOutcome(routing, out, {
+    table,
+    over: exhausted,
+    reason: 'reroute-exhausted',
+    policy,
+    capacity,
+    renormalize: options.renormalize,
+    lazy: { rerouted: reroutedList(out, moves.length, (i) => moves[i], policy) },
   })
 }
 

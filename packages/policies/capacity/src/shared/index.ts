@@ -13,6 +13,8 @@ export { capacityCutWgsl, capacityFamilyWgsl, groupCapacityParams, maxLoweredGro
 export { nativeDenominators, nativeWeight, renormalize, type Renormalize } from './weights.js'
 export {
   capacityCut,
+  capacityOutcome,
+  reroutedList,
   droppedList,
   expertCounts,
   isCanonicalLayout,
@@ -23,6 +25,8 @@ export {
   pairTable,
   priorityKeys,
   pushPair,
+  type CapacityOutcomeParts,
+  type OutputMove,
   renormalizeOutput,
   routingFromOutput,
   type OutputPairs,

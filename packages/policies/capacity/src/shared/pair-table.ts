@@ -4,7 +4,7 @@
  * They make exactly the decisions of the object-based helpers (`keyedPairs`,
  * `keepWithinCapacity`, `renormalize`, `buildOutcome`), which stay as the readable reference.
  */
-import { deriveRouting, ErrorCodes, MoeError, pairScores, type DroppedPair, type Routing } from '@moe-route/core'
+import { deriveRouting, ErrorCodes, MoeError, pairScores, type DroppedPair, type PolicyOutcome, type ReroutedPair, type Routing } from '@moe-route/core'
 import type { Priority } from './priority.js'
 import type { CapacityScope } from './scope.js'
 import type { Renormalize } from './weights.js'
@@ -429,4 +429,52 @@ export function lazyOutcome<T extends object>(fields: T, lazy: Record<string, ()
     })
   }
   return out
+}
+
+/** A pair a rerouting policy moved: its token, the expert it left, the one it went to and its index in the output. */
+export interface OutputMove {
+  readonly token: number
+  readonly from: number
+  readonly to: number
+  readonly at: number
+}
+
+/** What {@link capacityOutcome} makes an outcome of. */
+export interface CapacityOutcomeParts {
+  readonly table: PairTable
+  /** Input pairs (table order) the policy dropped. */
+  readonly over: Uint8Array
+  /** Reason of every dropped pair, or of pair `p`. */
+  readonly reason: string | ((p: number) => string)
+  readonly policy: string
+  /** The per-expert capacity the policy enforced (`null`: none). */
+  readonly capacity: number | null
+  /** How the output weights are renormalised (absent: they are final). */
+  readonly renormalize?: Renormalize
+  /** Further lists made on first read: a rerouting policy's `rerouted` ({@link reroutedList}), expanded-drop's `added`. */
+  readonly lazy?: Record<string, () => unknown>
+}
+
+/**
+ * The outcome of a capacity policy from its output pairs, the one way every policy of the family
+ * ends: the output renormalised, the routing made from it, and made on first read the dropped
+ * pairs (table order → sorted by token, then expert) and the `lazy` lists.
+ */
+export function capacityOutcome(routing: Routing, out: OutputPairs, parts: CapacityOutcomeParts): PolicyOutcome {
+  if (parts.renormalize) renormalizeOutput(routing, out, parts.renormalize)
+  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity: parts.capacity } as PolicyOutcome, {
+    dropped: droppedList(routing, parts.table, parts.over, parts.reason, parts.policy),
+    ...parts.lazy,
+  })
+}
+
+/**
+ * A rerouting policy's moves as ReroutedPairs, sorted by token, source expert, then the order
+ * they were made, each with its weight in the (renormalised) output; made when called.
+ */
+export function reroutedList(out: OutputPairs, count: number, move: (i: number) => OutputMove, policy: string): () => ReroutedPair[] {
+  return () =>
+    Array.from({ length: count }, (_, i) => ({ i, m: move(i) }))
+      .sort((x, y) => x.m.token - y.m.token || x.m.from - y.m.from || x.i - y.i)
+      .map(({ m }) => ({ token: m.token, from: m.from, to: m.to, weight: out.weight[m.at], policy }))
 }

@@ -5,8 +5,8 @@
  * re-dropped, so every expert stays within C and each overflow pair is handled once.
  */
 import { defineCapacityPolicy, type CapacityPolicyInstance } from '../define-capacity-policy.js'
-import { type Plugin, pairScores, scoreRow, type PolicyOutcome, type ReroutedPair, type Routing } from '@moe-route/core'
-import { capacityCut, capacityOf, checkRouting, DECODE_SKIPPED, droppedList, lazyOutcome, nativeDenominatorsTyped, outputPairs, pairGroups, pairTable, priorityKeys, pushPair, renormalizeOutput, routingFromOutput, skippedOutcome } from '../shared/index.js'
+import { type Plugin, pairScores, scoreRow, type PolicyOutcome, type Routing } from '@moe-route/core'
+import { capacityCut, capacityOf, capacityOutcome, checkRouting, DECODE_SKIPPED, nativeDenominatorsTyped, outputPairs, pairGroups, pairTable, priorityKeys, pushPair, reroutedList, skippedOutcome } from '../shared/index.js'
 import { defaultOptions, schema, type SpareCapacityRerouteOptions } from './spare-capacity-reroute.schema.js'
 import { spareCapacityRerouteStage } from './spare-capacity-reroute.wgsl.js'
 
@@ -104,15 +104,9 @@ export function applySpareCapacityReroute(routing: Routing, options: SpareCapaci
       pushPair(out, t, moveTo[m], moveScore[m] / den[t], moveScore[m])
     }
   }
-  renormalizeOutput(routing, out, options.renormalize)
-  const rerouted = (): ReroutedPair[] =>
-    Array.from(moveToken, (t, m) => ({ m, t, from: table.expert[moveFrom[m]] }))
-      .sort((a, b) => a.t - b.t || a.from - b.from || a.m - b.m)
-      .map(({ m, t, from }) => ({ token: t, from, to: moveTo[m], weight: out.weight[outOfMove[m]], policy }))
-  return lazyOutcome({ routing: routingFromOutput(routing, out), capacity } as PolicyOutcome, {
-    dropped: droppedList(routing, table, exhausted, 'reroute-exhausted', policy),
-    rerouted,
-  })
+  const move = (m: number) => ({ token: moveToken[m], from: table.expert[moveFrom[m]], to: moveTo[m], at: outOfMove[m] })
+  const rerouted = reroutedList(out, moveToken.length, move, policy)
+  return capacityOutcome(routing, out, { table, over: exhausted, reason: 'reroute-exhausted', policy, capacity, renormalize: options.renormalize, lazy: { rerouted } })
 }
 
 const family = defineCapacityPolicy<SpareCapacityRerouteOptions>({

@@ -14,7 +14,7 @@ import * as reroute from '@moe-route/policy-capacity/reroute'
 import * as spareCapacityReroute from '@moe-route/policy-capacity/spare-capacity-reroute'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { documentedCapacity, runStackCase, stackCase } from './fuzz.js'
+import { documentedCapacity, runStackCase, stackCase } from '@moe-route/testkit'
 
 const policies = [c2r, capacityDrop, deviceCapacity, expandedDrop, expertDrop, reroute, spareCapacityReroute].flatMap((m) =>
   [...new Set(Object.values(m))].filter((v): v is Plugin<'policy'> => isPlugin(v) && v.kind === 'policy'),

@@ -22,8 +22,8 @@ import reroute, { createReroute, MAX_LOWERED_SOURCE_DEVICES as REROUTE_MAX } fro
 import spareCapacityReroute, { createSpareCapacityReroute, MAX_LOWERED_SOURCE_DEVICES as SPARE_MAX } from '@moe-route/policy-capacity/spare-capacity-reroute'
 import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
-import { routingCase } from './arbitraries.js'
-import { checkLowering } from './lowering.js'
+import { routingCase } from '@moe-route/testkit'
+import { checkLowering } from '@moe-route/testkit'
 
 vi.setConfig({ testTimeout: 180_000 })
 const required = Boolean(process.env.CI) || process.env.MOE_ROUTE_REQUIRE_WEBGPU === '1'

@@ -5,7 +5,8 @@
  * where GPUs may flush subnormals — with and without top-k renormalisation.
  */
 import { createMoe, pairsOf, type LayerResult } from '@moe-route/core'
-import { cpuBackend, randomHidden } from '@moe-route/backend-cpu'
+import { cpuBackend } from '@moe-route/backend-cpu'
+import { randomHidden } from '@moe-route/workloads'
 import { probeAdapter, webgpuBackend } from '@moe-route/backend-webgpu'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 

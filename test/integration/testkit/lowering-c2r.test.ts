@@ -10,7 +10,7 @@ import { mulberry32, softmaxTopKRouter, type ModelShape, type PlacementMap } fro
 import { c2rRouter, deviceLimitPolicy, profileFromCounts } from '@moe-route/policy-c2r'
 import { probeAdapter } from '@moe-route/backend-webgpu'
 import { describe, it, vi } from 'vitest'
-import { checkLowering, checkRouterLowering } from './lowering.js'
+import { checkLowering, checkRouterLowering } from '@moe-route/testkit'
 
 vi.setConfig({ testTimeout: 180_000 })
 const required = Boolean(process.env.CI) || process.env.MOE_ROUTE_REQUIRE_WEBGPU === '1'

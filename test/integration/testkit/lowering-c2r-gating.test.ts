@@ -13,7 +13,7 @@ import { c2rRouter, deviceLimitPolicy } from '@moe-route/policy-c2r'
 import dynamicGating from '@moe-route/policy-dynamic-gating'
 import { probeAdapter, webgpuBackend } from '@moe-route/backend-webgpu'
 import { describe, expect, it, vi } from 'vitest'
-import { checkDispatcherLowering } from './lowering.js'
+import { checkDispatcherLowering } from '@moe-route/testkit'
 
 vi.setConfig({ testTimeout: 180_000 })
 const required = Boolean(process.env.CI) || process.env.MOE_ROUTE_REQUIRE_WEBGPU === '1'

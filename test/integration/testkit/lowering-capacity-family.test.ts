@@ -10,8 +10,8 @@ import deviceCapacity from '@moe-route/policy-capacity/device-capacity'
 import expertDrop, { createExpertDrop } from '@moe-route/policy-capacity/expert-drop'
 import { createWebGpuBackend, probeAdapter } from '@moe-route/backend-webgpu'
 import { describe, expect, it, vi } from 'vitest'
-import type { RoutingCase } from './arbitraries.js'
-import { checkLowering } from './lowering.js'
+import type { RoutingCase } from '@moe-route/testkit'
+import { checkLowering } from '@moe-route/testkit'
 
 vi.setConfig({ testTimeout: 180_000 })
 const required = Boolean(process.env.CI) || process.env.MOE_ROUTE_REQUIRE_WEBGPU === '1'

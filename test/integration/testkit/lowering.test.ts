@@ -6,7 +6,7 @@
 import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
 import { probeAdapter } from '@moe-route/backend-webgpu'
 import { describe, it, vi } from 'vitest'
-import { checkLowering } from './lowering.js'
+import { checkLowering } from '@moe-route/testkit'
 
 vi.setConfig({ testTimeout: 180_000 })
 const required = Boolean(process.env.CI) || process.env.MOE_ROUTE_REQUIRE_WEBGPU === '1'

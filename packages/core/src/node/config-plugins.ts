@@ -5,14 +5,17 @@
  * package.json `moe-route` manifest, so the whole config is checked while no plugin code has
  * run; only a command that runs the layer then *imports* the packages whose plugins the config
  * uses, bounded in time (or isolated in a worker thread). Resolution starts at the config's
- * folder; every refusal names the config field.
+ * folder; every refusal names the config field. {@link loadConfig} runs both steps.
  */
-import { ErrorCodes, MoeError, isMoeError, type MoeConfig, type MoeIssue, type PluginKind, type PluginRef, type PluginRegistry } from '@moe-route/core'
-import { describePlugins, importPluginPackage, isLocalSpec, type PluginPackage } from '@moe-route/core/node'
+import type { MoeConfig, PluginRef } from '../config/config.schema.js'
+import { ErrorCodes, MoeError, isMoeError, type MoeIssue } from '../errors.js'
+import type { PluginRegistry } from '../plugin/registry.js'
+import type { PluginKind } from '../plugin/types.js'
+import { describePlugins, importPluginPackage } from './load-plugins.js'
+import { PLUGIN_KINDS } from './manifest.js'
+import { isLocalSpec, type PluginPackage } from './resolve.js'
 
-const KINDS = ['router', 'dispatcher', 'placement', 'store', 'backend', 'policy'] as const
-
-/** How the CLI lets plugin packages run (global flags; a config may add isolation and a time limit). */
+/** How plugin packages may run (the CLI's global flags; a config may add isolation and a time limit). */
 export interface PluginSecurity {
   /** `--allow-local-plugins`: a `use` or `plugins[]` entry may be a file inside the project. */
   readonly allowLocalPlugins?: boolean
@@ -49,7 +52,7 @@ export function pluginSpecs(raw: MoeConfig, registry: PluginRegistry): Map<strin
   for (const [, ref, path] of pluginRefs(raw)) {
     const use = (ref as PluginRef | undefined)?.use
     if (typeof use !== 'string' || specs.has(use)) continue
-    if (KINDS.some((k) => registry.has(k, use))) continue
+    if (PLUGIN_KINDS.some((k) => registry.has(k, use))) continue
     if (looksLikePackage(use)) specs.set(use, `${path}/use`)
   }
   return specs
