@@ -34,8 +34,8 @@ const SHAPES: (ModelShape & { label: string })[] = (tiny
 const TOKENS = opt('--tokens', tiny ? '1,8,32' : '1,8,32,128,512,2048,4096').split(',').map(Number)
 
 type Variant = { name: string; int8Kernel: 'dot4' | 'subgroup-matrix'; int8Tiles?: Int8TilePlan[]; int8GemvMaxRows?: number; tokens?: (T: number) => boolean }
-type T4 = [sgM: number, sgN: number, fm: number, fn: number, sgK?: number, unroll?: number]
-const tile = ([sgM, sgN, fm, fn, sgK = 1, unroll = 1]: T4): SgmTile => ({ sgM, sgN, fm, fn, sgK, unroll })
+type T4 = [sgM: number, sgN: number, fm: number, fn: number, sgK?: number, unroll?: number, stage?: 'workgroup']
+const tile = ([sgM, sgN, fm, fn, sgK = 1, unroll = 1, stage]: T4): SgmTile => ({ sgM, sgN, fm, fn, sgK, unroll, ...(stage ? { stage } : {}) })
 // [name, gate+up tile, down tile, which T]: decode (one 16-row fragment), mid, prefill tiles
 const PLANS: [string, T4, T4, (T: number) => boolean][] = [
   ['D1', [1, 2, 1, 2, 4, 2], [1, 2, 1, 2, 8, 2], (T) => T <= 32],
@@ -53,6 +53,14 @@ const PLANS: [string, T4, T4, (T: number) => boolean][] = [
   ['P5', [2, 2, 4, 2, 1, 2], [2, 2, 4, 2, 1, 2], (T) => T >= 128],
   ['P6', [2, 2, 4, 2], [2, 2, 4, 4], (T) => T >= 128],
   ['P7', [2, 2, 4, 2, 2], [2, 2, 4, 2, 2], (T) => T >= 128],
+  // staged through workgroup memory (stage 'workgroup'; BK = 32·unroll)
+  ['S1', [2, 2, 2, 4, 1, 2, 'workgroup'], [2, 2, 2, 4, 1, 2, 'workgroup'], (T) => T >= 32],
+  ['S2', [4, 2, 2, 4, 1, 2, 'workgroup'], [4, 2, 2, 4, 1, 2, 'workgroup'], (T) => T >= 128],
+  ['S3', [2, 4, 2, 4, 1, 2, 'workgroup'], [2, 4, 2, 4, 1, 2, 'workgroup'], (T) => T >= 128],
+  ['S4', [4, 2, 2, 4, 1, 1, 'workgroup'], [4, 2, 2, 4, 1, 1, 'workgroup'], (T) => T >= 128],
+  ['S5', [4, 2, 2, 2, 1, 4, 'workgroup'], [4, 2, 2, 2, 1, 4, 'workgroup'], (T) => T >= 128],
+  ['S6', [1, 4, 1, 2, 1, 2, 'workgroup'], [1, 4, 1, 2, 1, 2, 'workgroup'], (T) => T <= 128],
+  ['S7', [2, 2, 1, 4, 1, 4, 'workgroup'], [2, 2, 1, 4, 1, 4, 'workgroup'], (T) => T >= 32 && T <= 512],
 ]
 // --robustness off: Dawn's disable_robustness toggle (no bounds clamping of buffer accesses; the kernels never read out of bounds)
 const robustOff = opt('--robustness', 'on') === 'off'

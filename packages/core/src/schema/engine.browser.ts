@@ -7,6 +7,7 @@
 import { ErrorCodes, MoeError } from '../errors.js'
 import type * as NodeTwin from './engine.js'
 import { interpretSchema } from './interpreter.js'
+import { cachedValidator } from './compile-cache.js'
 import type { AjvLike, SchemaValidator } from './validator.js'
 
 /** Not in the browser build: it throws MOE_ROUTE_ERR_PACKAGE_MISSING saying how to use Ajv there. */
@@ -18,14 +19,8 @@ export const sharedAjv: typeof NodeTwin.sharedAjv = () => {
 }
 
 const INTERPRETER = {}
-const cache = new WeakMap<object, WeakMap<object, SchemaValidator>>()
 
 /** Compiles a schema once per engine (the interpreter unless `ajv` is given); later calls return the cached validator. */
 export const compileSchema: typeof NodeTwin.compileSchema = (schema: object, ajv?: AjvLike): SchemaValidator => {
-  const engine = ajv ?? INTERPRETER
-  let perEngine = cache.get(engine)
-  if (!perEngine) cache.set(engine, (perEngine = new WeakMap()))
-  let fn = perEngine.get(schema)
-  if (!fn) perEngine.set(schema, (fn = ajv ? ajv.compile(schema) : interpretSchema(schema)))
-  return fn
+  return cachedValidator(ajv ?? INTERPRETER, schema, () => (ajv ? ajv.compile(schema) : interpretSchema(schema)))
 }

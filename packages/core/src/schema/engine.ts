@@ -6,6 +6,7 @@
 // The named export: the same class under ESM, CJS and every bundler, and types that compile under
 // moduleResolution node16/nodenext (a default import of this CJS module does not).
 import { Ajv } from 'ajv'
+import { cachedValidator } from './compile-cache.js'
 import type { AjvLike, SchemaValidator } from './validator.js'
 
 let shared: Ajv | undefined
@@ -21,17 +22,11 @@ export function sharedAjv(): Ajv {
   return shared
 }
 
-const cache = new WeakMap<object, WeakMap<object, SchemaValidator>>()
-
 /**
  * Compiles a schema once per Ajv instance (core's shared one unless `ajv` is given); later
  * calls return the cached validator. Throws when the schema is not a valid JSON Schema.
  */
 export function compileSchema(schema: object, ajv?: AjvLike): SchemaValidator {
   const engine = ajv ?? sharedAjv()
-  let perAjv = cache.get(engine)
-  if (!perAjv) cache.set(engine, (perAjv = new WeakMap()))
-  let fn = perAjv.get(schema)
-  if (!fn) perAjv.set(schema, (fn = engine.compile(schema)))
-  return fn
+  return cachedValidator(engine, schema, () => engine.compile(schema))
 }

@@ -13,10 +13,15 @@ import type { PolicyContext } from '../policy/policy.js'
 
 /** Seeded random logits (normal(0, std)), tokens × experts. */
 export function randomLogits(tokens: number, experts: number, seed = 1, std = 1): Float32Array {
-  const n = normal(mulberry32(seed))
-  const out = new Float32Array(tokens * experts)
-  for (let i = 0; i < out.length; i++) out[i] = n() * std
-  return out
+  return seededNormalArray(tokens * experts, seed, std)
+}
+
+/** n draws of normal(0, std) from mulberry32(seed) (Box–Muller): the stream of every fixture here. */
+function seededNormalArray(n: number, seed: number, std: number): Float32Array {
+  const g = normal(mulberry32(seed))
+  const a = new Float32Array(n)
+  for (let i = 0; i < n; i++) a[i] = g() * std
+  return a
 }
 
 /**
@@ -83,25 +88,16 @@ export function randomLayerWeights(shape: ModelShape, options: RandomWeightsOpti
   }
   const std = options.std ?? 0.02
   const seed = options.seed ?? 1
-  const fill = (n: number, s: number, sd: number) => {
-    const g = normal(mulberry32(s))
-    const a = new Float32Array(n)
-    for (let i = 0; i < n; i++) a[i] = g() * sd
-    return a
-  }
-  const router = fill(experts * H, seed * 7919 + 1, options.routerStd ?? std)
+  const router = seededNormalArray(experts * H, seed * 7919 + 1, options.routerStd ?? std)
   const list: ExpertWeights[] = []
   for (let e = 0; e < experts; e++) {
     const s = seed * 7919 + 100 + e * 3
-    list.push({ gate: fill(I * H, s, std), up: fill(I * H, s + 1, std), down: fill(H * I, s + 2, std) })
+    list.push({ gate: seededNormalArray(I * H, s, std), up: seededNormalArray(I * H, s + 1, std), down: seededNormalArray(H * I, s + 2, std) })
   }
   return { shape, router, experts: list }
 }
 
 /** Seeded random hidden states, tokens × hidden, normal(0, std). */
 export function randomHidden(tokens: number, hidden: number, seed = 1, std = 1): Float32Array {
-  const g = normal(mulberry32(seed ^ 0x5bd1e995))
-  const a = new Float32Array(tokens * hidden)
-  for (let i = 0; i < a.length; i++) a[i] = g() * std
-  return a
+  return seededNormalArray(tokens * hidden, seed ^ 0x5bd1e995, std)
 }

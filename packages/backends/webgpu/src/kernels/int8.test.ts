@@ -123,6 +123,33 @@ describe('subgroup-matrix WGSL generator', () => {
     { sgM: 2, sgN: 2, fm: 2, fn: 2, subgroupId: 'local-index' },
   ]
 
+  it.each<SgmTile>([
+    { sgM: 2, sgN: 2, fm: 2, fn: 4, unroll: 2, stage: 'workgroup' },
+    { sgM: 4, sgN: 2, fm: 2, fn: 2, unroll: 4, stage: 'workgroup' },
+    { sgM: 2, sgN: 1, fm: 1, fn: 1, stage: 'workgroup', subgroupId: 'local-index' },
+  ])('staged tile (workgroup memory): fragments from Ws, 16-byte global loads, layout sizes: %o', (tile) => {
+    for (const kind of ['gateup', 'down'] as const) {
+      const mats = kind === 'gateup' ? 2 : 1
+      const U = tile.unroll ?? 1
+      const src = sgmGemmWgsl(kind, tile, 32)
+      const { bm, bn } = sgmTileDims(tile)
+      const bk = 32 * U
+      expect(count(src, 'subgroupMatrixMultiplyAccumulate(')).toBe(tile.fm * tile.fn * mats * U)
+      // every fragment from workgroup memory: A rows padded to BK + 16 bytes, B blocks of 512 bytes at stride 16
+      expect(count(src, `subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>(&Ws, `)).toBe(tile.fm * U)
+      expect(count(src, `false, ${bk + 16}u);`)).toBe(tile.fm * U)
+      expect(count(src, `subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>(&Ws, `)).toBe(tile.fn * mats * U)
+      expect(src).toContain('var<storage, read> A: array<vec4<i32>>;')
+      const words = Math.max(sgmSubgroups(tile) * mats * 256, (bm * (bk + 16)) / 4 + (mats * bn * bk) / 4)
+      expect(src).toContain(`var<workgroup> Ws: array<i32, ${words}>;`)
+      expect(sgmWorkgroupBytes(kind, tile)).toBe(4 * words + 12)
+      expect(src).not.toContain('kLen')
+    }
+    expect(() => sgmGemmWgsl('down', { ...tile, sgK: 2 }, 32)).toThrow(/split-K/)
+    expect(fitSgmTile({ ...tile, sgK: 4 }, 4096).sgK).toBe(1)
+    expect(int8GemmProgram('down', { variant: 'subgroup-matrix', gateup: tile, down: tile, subgroupSize: 32 }).cacheKey).toContain('staged')
+  })
+
   it.each(tiles)('fragment counts and workgroup size: %o', (tile) => {
     for (const kind of ['gateup', 'down'] as const) {
       const mats = kind === 'gateup' ? 2 : 1
@@ -451,6 +478,12 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     [{ sgM: 2, sgN: 2, fm: 2, fn: 4 }, 60, {}],
     // a grid of one row tile: the workgroups loop over the groups' further 16-row tiles
     [{ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, 60, {}, 1],
+    // staged through workgroup memory: BK 32 (gate+up K 64: two steps, down K 128: four; the prefetch path),
+    // BN 128 > N 64 for down (clamped column tiles whose B loads still land in Ws), several row tiles looped over by a grid of one
+    [{ sgM: 1, sgN: 2, fm: 1, fn: 4, stage: 'workgroup' }, 60, {}, 1],
+    // staged, BK 32, one fragment per subgroup (B loads not a multiple of the workgroup: guarded), static padding rows,
+    // subgroup index from the local index
+    [{ sgM: 2, sgN: 1, fm: 1, fn: 1, stage: 'workgroup', subgroupId: 'local-index' }, T, { mode: 'static', capacityFactor: 1.25 }],
   ]
   it.each(sgmTiles)('stages (subgroup-matrix kernel, builtins emulated): tile %o, T %i, policy %o, grid rows %s', async (tile, tokens, policy, gridRows?: number) => {
     const sgSize = ctx.features.subgroupSize ?? 8

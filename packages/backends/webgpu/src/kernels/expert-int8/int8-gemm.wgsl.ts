@@ -160,6 +160,14 @@ export interface SgmTile {
    * should a driver lack `subgroup_id`.
    */
   readonly subgroupId?: 'builtin' | 'local-index'
+  /**
+   * Operand path: `storage` (default) loads every fragment straight from the storage buffers;
+   * `workgroup` stages each K step of BK = 32·unroll bytes — the A tile (BM × BK, rows padded
+   * by 16 bytes) and the B tile of each weight matrix (BN/16 × BK/32 tiled 512-byte blocks) —
+   * in workgroup memory with 16-byte loads, the next step's loads issued before this step's
+   * MMAs, and loads the fragments from there (split-K is not used: `sgK` must be 1).
+   */
+  readonly stage?: 'storage' | 'workgroup'
 }
 
 /**
@@ -179,14 +187,33 @@ export const sgmSubgroups = (t: SgmTile): number => t.sgM * t.sgN * (t.sgK ?? 1)
  * subgroup and weight matrix (sgM·sgN·sgK·mats·256 words); plus 12 bytes of group bounds.
  */
 export function sgmWorkgroupWords(kind: Int8GemmKind, t: SgmTile): number {
-  return sgmSubgroups(t) * mats(kind).length * 256
+  const slab = sgmSubgroups(t) * mats(kind).length * 256
+  if (t.stage !== 'workgroup') return slab
+  const s = stagedLayout(kind, t)
+  return Math.max(slab, s.words)
+}
+
+/** Bytes of padding after each staged A row (keeps a fragment's 16 rows on distinct banks). */
+const A_PAD = 16
+
+/**
+ * Workgroup-memory layout of a staged tile (words): A rows of BK + 16 bytes, then per weight
+ * matrix the B tile as BN/16 column tiles of BK/32 contiguous 512-byte blocks.
+ */
+function stagedLayout(kind: Int8GemmKind, t: SgmTile): { bk: number; aRowBytes: number; aWords: number; bWords: number; words: number } {
+  const { bm, bn } = sgmTileDims(t)
+  const bk = 32 * (t.unroll ?? 1)
+  const aRowBytes = bk + A_PAD
+  const aWords = (bm * aRowBytes) / 4
+  const bWords = (bn * bk) / 4
+  return { bk, aRowBytes, aWords, bWords, words: aWords + mats(kind).length * bWords }
 }
 
 /** Bytes of workgroup memory the kernel declares. */
 export const sgmWorkgroupBytes = (kind: Int8GemmKind, t: SgmTile): number => 4 * sgmWorkgroupWords(kind, t) + 12
 
 /** Short cache-key fragment of a tile. */
-export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|sgid=${t.subgroupId ?? 'builtin'}`
+export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|sgid=${t.subgroupId ?? 'builtin'}${t.stage === 'workgroup' ? '|staged' : ''}`
 
 const LEFT = 'subgroup_matrix_left<i8, 32, 16>' // <T, K (cols), M (rows)>
 const RIGHT = 'subgroup_matrix_right<i8, 16, 32>' // <T, N (cols), K (rows)>
@@ -210,24 +237,49 @@ const RESULT = 'subgroup_matrix_result<i32, 16, 16>'
  * (sgM·sgN·sgK·subgroupSize).
  */
 export const sgmGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSize: number): string => {
+  if (tile.stage === 'workgroup') return sgmStagedGemmWgsl(kind, tile, subgroupSize)
   const m = mats(kind)
-  const { sgM, sgN, fm, fn } = tile
+  const { fm, fn } = tile
   const sgK = tile.sgK ?? 1
   const U = tile.unroll ?? 1
-  const { bm, bn } = sgmTileDims(tile)
-  const S = sgmSubgroups(tile)
-  const SMN = sgM * sgN
-  const wg = S * subgroupSize
   const FI = range(fm)
   const FJ = range(fn)
   const UU = range(U)
+  return /* wgsl */ `${sgmHeader(kind, tile, subgroupSize, 'i32')}
+  let kLen = K / ${sgK}u;
+  let kBeg = ik * kLen;
+  let aOff = (start + m0 + aRowL) * K;
+  // B: tile (column tile ct, k tile kt) at byte e·K·N + (ct·(K/32) + kt)·512; last column tile clamps
+  let kt32 = K / 32u;
+  let ctLast = N / 16u - 1u;
+${FJ.map((j) => `  let bOff${j} = e * K * N + min((n0 + bColL) / 16u + ${j}u, ctLast) * kt32 * 512u;`).join('\n')}
+${m.map((x) => FI.map((i) => FJ.map((j) => `  var c${x}${i}${j}: ${RESULT};`).join('\n')).join('\n')).join('\n')}
+  for (var k = kBeg; k < kBeg + kLen; k = k + ${32 * U}u) {
+${UU.map((u) => `${FI.map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&A, aOff + ${i * 16}u * K + k + ${32 * u}u, false, K);`).join('\n')}
+${m.map((x) => FJ.map((j) => `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff${j} + (k / 32u + ${u}u) * 512u, false, 16u);`).join('\n')).join('\n')}`).join('\n')}
+${mmas(kind, tile)}
+  }
+${sgmEpilogue(kind, tile, subgroupSize)}
+  } // row tiles
+}`
+}
+
+/** The MMAs of one K step (all unrolled sub-steps): c += a_u · b_u per fragment position. */
+function mmas(kind: Int8GemmKind, tile: SgmTile): string {
+  const U = range(tile.unroll ?? 1)
+  return U.map((u) => mats(kind).map((x) => range(tile.fm).map((i) => range(tile.fn).map((j) => `    c${x}${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}_${u}, b${x}${j}_${u}, c${x}${i}${j});`).join('\n')).join('\n')).join('\n')).join('\n')
+}
+
+/** Module head and the start of main shared by both tensor-core kernels (through the subgroup's sub-tile). */
+function sgmHeader(kind: Int8GemmKind, tile: SgmTile, subgroupSize: number, operand: string): string {
+  const { sgM, sgN, fm, fn } = tile
+  const { bm, bn } = sgmTileDims(tile)
+  const SMN = sgM * sgN
+  const wg = sgmSubgroups(tile) * subgroupSize
   const sgBuiltin = (tile.subgroupId ?? 'builtin') === 'builtin'
-  const nm = m.length
-  // outputs of one fragment position across the workgroup's (im, in) subgroups
-  const perRound = SMN * 256
-  return /* wgsl */ `enable subgroups;
+  return `enable subgroups;
 enable chromium_experimental_subgroup_matrix;
-${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, 'i32', 'i32')}
+${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, operand, operand)}
 ${siluWgsl}
 var<workgroup> Ws: array<i32, ${sgmWorkgroupWords(kind, tile)}>;
 var<workgroup> groupStart: u32;
@@ -240,24 +292,29 @@ ${sgBuiltin ? '' : `  let sg = lid / ${subgroupSize}u;\n`}${groupPrologue(bm)}
   let smn = sg % ${SMN}u;
   let ik = sg / ${SMN}u;
   let aRowL = (smn / ${sgN}u) * ${fm * 16}u;
-  let bColL = (smn % ${sgN}u) * ${fn * 16}u;
-  let kLen = K / ${sgK}u;
-  let kBeg = ik * kLen;
-  let aOff = (start + m0 + aRowL) * K;
-  // B: tile (column tile ct, k tile kt) at byte e·K·N + (ct·(K/32) + kt)·512; last column tile clamps
-  let kt32 = K / 32u;
-  let ctLast = N / 16u - 1u;
-${FJ.map((j) => `  let bOff${j} = e * K * N + min((n0 + bColL) / 16u + ${j}u, ctLast) * kt32 * 512u;`).join('\n')}
-${m.map((x) => FI.map((i) => FJ.map((j) => `  var c${x}${i}${j}: ${RESULT};`).join('\n')).join('\n')).join('\n')}
-  for (var k = kBeg; k < kBeg + kLen; k = k + ${32 * U}u) {
-${UU.map((u) => `${FI.map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&A, aOff + ${i * 16}u * K + k + ${32 * u}u, false, K);`).join('\n')}
-${m.map((x) => FJ.map((j) => `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff${j} + (k / 32u + ${u}u) * 512u, false, 16u);`).join('\n')).join('\n')}`).join('\n')}
-${UU.map((u) => m.map((x) => FI.map((i) => FJ.map((j) => `    c${x}${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}_${u}, b${x}${j}_${u}, c${x}${i}${j});`).join('\n')).join('\n')).join('\n')).join('\n')}
-  }
-  let cs = sg * ${256 * nm}u;
-${FI.map((i) =>
-  FJ.map(
-    (j) => `  {
+  let bColL = (smn % ${sgN}u) * ${fn * 16}u;`
+}
+
+/**
+ * Epilogue of both tensor-core kernels, per fragment position (i, j): every subgroup stores
+ * its i32 fragment(s) into its 256-word slot of Ws, barrier, the workgroup's lanes sum the sgK
+ * slices of each output, dequantize (row and column guards) and write, barrier.
+ */
+function sgmEpilogue(kind: Int8GemmKind, tile: SgmTile, subgroupSize: number): string {
+  const m = mats(kind)
+  const nm = m.length
+  const { sgM, sgN, fm, fn } = tile
+  const sgK = tile.sgK ?? 1
+  const SMN = sgM * sgN
+  const wg = sgmSubgroups(tile) * subgroupSize
+  // outputs of one fragment position across the workgroup's (im, in) subgroups
+  const perRound = SMN * 256
+  return `  let cs = sg * ${256 * nm}u;
+${range(fm)
+  .map((i) =>
+    range(fn)
+      .map(
+        (j) => `  {
 ${m.map((x, mi) => `    subgroupMatrixStore(&Ws, cs + ${mi * 256}u, c${x}${i}${j}, false, 16u);`).join('\n')}
     workgroupBarrier();
     for (var t = lid; t < ${perRound}u; t = t + ${wg}u) {
@@ -273,9 +330,78 @@ ${epilogue(kind, (x) => `acc${x}`, '        ')}
     }
     workgroupBarrier();
   }`,
-  ).join('\n'),
-).join('\n')}
-  }
-}`
+      )
+      .join('\n'),
+  )
+  .join('\n')}`
 }
 
+/**
+ * The staged tensor-core GEMM (`stage: 'workgroup'`): per K step of BK = 32·unroll bytes the
+ * workgroup copies the A tile (BM rows × BK, from A as vec4<i32>, 16 bytes per load) and each
+ * weight matrix's B tile (BN/16 column tiles × BK/32 contiguous 512-byte blocks of the tiled
+ * layout) into Ws, then every subgroup loads its fragments from Ws — A at stride BK + 16
+ * bytes, B blocks at stride 16 — and multiplies. The next step's global loads go to registers
+ * before this step's MMAs (one stage in flight). Offsets and strides are in int8 elements,
+ * all multiples of 4 (Tint lowers them to i32 words). The epilogue reuses Ws after a barrier.
+ */
+export const sgmStagedGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSize: number): string => {
+  if ((tile.sgK ?? 1) !== 1) throw new RangeError('a staged tensor-core tile has no split-K (sgK must be 1)')
+  const m = mats(kind)
+  const U = tile.unroll ?? 1
+  const { fm, fn } = tile
+  const { bm, bn } = sgmTileDims(tile)
+  const wg = sgmSubgroups(tile) * subgroupSize
+  const { bk, aRowBytes, aWords, bWords } = stagedLayout(kind, tile)
+  const aRowW = aRowBytes / 4
+  const aVecs = (bm * bk) / 16 // vec4 loads of the A tile
+  const bVecs = (bn * bk) / 16 // per weight matrix
+  const aPer = Math.ceil(aVecs / wg)
+  const bPer = Math.ceil(bVecs / wg)
+  const perRowA = bk / 16
+  const perCt = bk // vec4s of one column tile's BK/32 blocks (32 per 512-byte block)
+  const guard = (total: number, per: number, s: number) => (s === per - 1 && total % wg !== 0 ? `if (lid + ${s * wg}u < ${total}u) ` : '')
+  const loads = (k: string) =>
+    [
+      ...range(aPer).map((s) => `    ${guard(aVecs, aPer, s)}{ ra${s} = A[aSrc${s} + ${k} / 16u]; }`),
+      ...m.flatMap((x) => range(bPer).map((s) => `    ${guard(bVecs, bPer, s)}{ rb${x}${s} = B${x}[bSrc${s} + e * kn16 + (${k} / 32u) * 32u]; }`)),
+    ].join('\n')
+  const stores = [
+    ...range(aPer).map((s) => `    ${guard(aVecs, aPer, s)}{ let w = aDst${s}; Ws[w] = ra${s}.x; Ws[w + 1u] = ra${s}.y; Ws[w + 2u] = ra${s}.z; Ws[w + 3u] = ra${s}.w; }`),
+    ...m.flatMap((x, mi) =>
+      range(bPer).map((s) => `    ${guard(bVecs, bPer, s)}{ let w = ${aWords + mi * bWords}u + 4u * (lid + ${s * wg}u); Ws[w] = rb${x}${s}.x; Ws[w + 1u] = rb${x}${s}.y; Ws[w + 2u] = rb${x}${s}.z; Ws[w + 3u] = rb${x}${s}.w; }`),
+    ),
+  ].join('\n')
+  return /* wgsl */ `${sgmHeader(kind, tile, subgroupSize, 'vec4<i32>')}
+  let kv = K / 16u; // vec4s per A row
+  let kn16 = K * N / 16u; // vec4s per expert's weight matrix
+  let kt32 = K / 32u;
+  let ctLast = N / 16u - 1u;
+  // A tile loads: vec4 v = lid + s·wg is row v / ${perRowA}, 16-byte chunk v % ${perRowA}
+${range(aPer).map((s) => `  let aSrc${s} = (start + m0 + (lid + ${s * wg}u) / ${perRowA}u) * kv + (lid + ${s * wg}u) % ${perRowA}u;\n  let aDst${s} = ((lid + ${s * wg}u) / ${perRowA}u) * ${aRowW}u + 4u * ((lid + ${s * wg}u) % ${perRowA}u);`).join('\n')}
+  // B tile loads: vec4 v = lid + s·wg is column tile v / ${perCt} (clamped to the last), vec4 v % ${perCt} of its BK/32 blocks
+${range(bPer).map((s) => `  let bSrc${s} = min(n0 / 16u + (lid + ${s * wg}u) / ${perCt}u, ctLast) * kt32 * 32u + (lid + ${s * wg}u) % ${perCt}u;`).join('\n')}
+${range(aPer).map((s) => `  var ra${s} = vec4<i32>();`).join('\n')}
+${m.flatMap((x) => range(bPer).map((s) => `  var rb${x}${s} = vec4<i32>();`)).join('\n')}
+${m.map((x) => range(fm).map((i) => range(fn).map((j) => `  var c${x}${i}${j}: ${RESULT};`).join('\n')).join('\n')).join('\n')}
+${loads('0u')}
+  for (var k = 0u; k < K; k = k + ${bk}u) {
+    workgroupBarrier();
+${stores}
+    workgroupBarrier();
+    if (k + ${bk}u < K) {
+${loads(`(k + ${bk}u)`)}
+    }
+${range(U)
+  .map(
+    (u) => `${range(fm).map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&Ws, (aRowL + ${i * 16}u) * ${aRowBytes}u + ${32 * u}u, false, ${aRowBytes}u);`).join('\n')}
+${m.map((x, mi) => range(fn).map((j) => `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&Ws, ${4 * (aWords + mi * bWords)}u + ((bColL / 16u + ${j}u) * ${U}u + ${u}u) * 512u, false, 16u);`).join('\n')).join('\n')}`,
+  )
+  .join('\n')}
+${mmas(kind, tile)}
+  }
+  workgroupBarrier();
+${sgmEpilogue(kind, tile, subgroupSize)}
+  } // row tiles
+}`
+}

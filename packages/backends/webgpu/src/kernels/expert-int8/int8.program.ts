@@ -25,11 +25,13 @@ export const int8SpareRows = (cfg: Int8GemmConfig): number => Math.max(64, int8T
 
 /**
  * The tile with split-K and unrolling reduced (halved) until each of the sgK slices of K is
- * a whole number of unrolled 32-deep steps (K a multiple of 32); split-K is kept first.
+ * a whole number of unrolled 32-deep steps (K a multiple of 32); split-K is kept first. A
+ * staged tile (`stage: 'workgroup'`) gets sgK 1 (its K step is BK = 32·unroll).
  */
 export function fitSgmTile(tile: SgmTile, K: number): SgmTile {
   const steps = K / 32
-  let sgK = tile.sgK ?? 1
+  // a staged tile has no split-K
+  let sgK = tile.stage === 'workgroup' ? 1 : (tile.sgK ?? 1)
   let unroll = tile.unroll ?? 1
   // split-K (parallelism) first, then unrolling
   while (sgK > 1 && steps % sgK !== 0) sgK >>= 1
