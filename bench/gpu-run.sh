@@ -4,6 +4,7 @@
 # on the dev machine and `cp -r packages/workloads/data .gpu/data`:
 #   bash bench/gpu-run.sh OUT layer      # moe-route's layer pipeline and the peers, one command (issue 24's run)
 #   bash bench/gpu-run.sh OUT pipeline   # the configured pipeline, the configured CLI run, lowered stages
+#   bash bench/gpu-run.sh OUT grid       # expert-GEMM grids, indirect vs direct (T 32–4096), and the wall-gap probe
 #   bash bench/gpu-run.sh OUT multirow   # multi-row decode sweep → plan table → layer + peers (T ≤ 512) → parity (Mixtral T = 16, OLMoE T = 32, 128)
 set -uo pipefail
 out=${1:?out dir}; mode=${2:-pipeline}
@@ -19,6 +20,14 @@ if [ "$mode" = multirow ]; then
   # GPU parity of the multi-row kernels against the CPU reference at batch sizes where they run
   mkdir -p "$out/parity"
   timeout "${PARITY_S:-120}" node .gpu/webgpu-layer.bench.mjs --out "$out/parity" --parity-only --parity-tokens "${PARITY_TOKENS:-mixtral-8x7b:16,olmoe-1b-7b:32,olmoe-1b-7b:128}" --mr-plans "$out/multirow-plans.json" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/parity.log"
+  exit 0
+fi
+if [ "$mode" = grid ]; then
+  # expert-GEMM grids: the indirect grid against the default direct grid (row-tile loop), back to back
+  for v in indirect direct; do
+    timeout 120 node .gpu/webgpu-layer.bench.mjs --out "$out/$v" --no-parity --tokens "${TOKENS:-32,128,512,2048,4096}" --policies dynamic,dynamic/int8 $([ $v = indirect ] && echo --indirect-gemm-grid) 2>&1 | grep -v '^Warning: maxDynamic' > "$out/grid-$v.log"
+  done
+  timeout 60 node .gpu/wall-gap-probe.mjs 2>&1 | grep -v '^Warning: maxDynamic' > "$out/wall-gap.log"
   exit 0
 fi
 if [ "$mode" = layer ]; then

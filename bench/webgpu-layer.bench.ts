@@ -12,7 +12,7 @@
  * Also a parity check of the GPU output against the CPU reference at the real shape.
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
- *   [--policies dynamic,dynamic/int8] [--direct-grid-max-rows N] [--no-parity | --parity-tokens 3,16,64|label:T,... [--parity-only]] [--robustness off]
+ *   [--policies dynamic,dynamic/int8] [--indirect-gemm-grid] [--no-parity | --parity-tokens 3,16,64|label:T,... [--parity-only]] [--robustness off]
  *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 4,8,16,32] [--mr-layouts nr:ks:cpt,...]] [--mr-plans plans.json]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -77,8 +77,8 @@ const POLICIES: { name: string; policy?: BenchPolicy; expertKernel?: 'gemv' | 'g
 // path) only with it; timestamp_quantization off: kernel times to the ns instead of 65.5 µs steps.
 // --robustness off: Dawn's disable_robustness toggle (no bounds clamping of buffer accesses)
 const robustOff = opt('--robustness', 'on') === 'off'
-// --direct-grid-max-rows N: the layers' directGridMaxRows (direct vs indirect expert-GEMM grids)
-const gridOpt = opt('--direct-grid-max-rows', '') ? { directGridMaxRows: Number(opt('--direct-grid-max-rows', '')) } : {}
+// --indirect-gemm-grid: the layers' expert GEMMs over the indirect grid (the default is a direct grid)
+const gridOpt = flag('--indirect-gemm-grid') ? { indirectGemmGrid: true } : {}
 const acquired = await acquireDevice({ powerPreference: 'high-performance', dawnFlags: [`enable-dawn-features=allow_unsafe_apis${robustOff ? ',disable_robustness' : ''}`, 'disable-dawn-features=timestamp_quantization'] })
 const ctx = new GpuContext(acquired)
 // A second context on the same device with timestamp queries: GPU time of each kernel.

@@ -4,7 +4,7 @@
  */
 export { createWebGpuBackend, type WebGpuBackend, type WebGpuBackendOptions, type FallbackInfo } from './webgpu-backend.js'
 export { webgpuBackend, webgpuBackend as default, webgpuDefaultOptions, webgpuOptionsSchema, type WebGpuPluginOptions } from './plugin.js'
-export { DIRECT_GRID_MAX_ROWS, WebGpuMoeLayer, withActiveList, type ExpertKernel, type LayerOptions, type ExpertKernelUsed, type Int8KernelOption } from './layer.js'
+export { WebGpuMoeLayer, gemmGridRows, withActiveList, type ExpertKernel, type LayerOptions, type ExpertKernelUsed, type Int8KernelOption } from './layer.js'
 export { WebGpuPipeline, createWebGpuPipeline, deviceTensor, syntheticHidden, type WebGpuPipelineOptions } from './pipeline/device-pipeline.js'
 export { compileStage, stageSource, type StageRole } from './pipeline/stage-program.js'
 export { loadSafetensorsWeights, layerTensorNames } from './pipeline/safetensors-weights.js'

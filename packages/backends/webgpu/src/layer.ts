@@ -99,22 +99,23 @@ export interface LayerOptions {
    */
   readonly multiRowPlans?: readonly MultiRowPlan[] | 'off'
   /**
-   * Device-built dynamic groups: the expert GEMMs launch a direct grid sized for the bound on
-   * the largest group (T × slots rows) while that bound is at most this many rows (default
-   * {@link DIRECT_GRID_MAX_ROWS}; row tiles past a group's end exit at once), else the indirect
-   * grid the offsets kernel writes. 0: always indirect.
+   * Device-built dynamic groups: launch the expert GEMMs (f16 `gemm`, int8) over the indirect
+   * grid the offsets kernel writes (one row tile per tile of the largest group) instead of the
+   * default direct grid of {@link gemmGridRows} rows, whose workgroups loop over any further
+   * row tiles of their group. Default false: Dawn validates every indirect dispatch on the host,
+   * ~0.7 ms per dispatch on an H100 (Dawn `webgpu` 0.6.2/Vulkan, bench/wall-gap-probe.ts,
+   * 2026-12-05), which made back-to-back int8 calls at Mixtral T = 32 spend 1.8 ms of host time
+   * on 0.99 ms of GPU work.
    */
-  readonly directGridMaxRows?: number
+  readonly indirectGemmGrid?: boolean
 }
 
 /**
- * Default of {@link LayerOptions.directGridMaxRows}. Dawn validates every indirect dispatch on
- * the host (with validation on): ~0.7 ms per dispatch on an H100 (Dawn `webgpu` 0.6.2/Vulkan,
- * bench/wall-gap-probe.ts, 2026-12-05), so back-to-back int8 calls at Mixtral T = 32 spent
- * 1.8 ms of host time per call on 0.99 ms of GPU work. Up to 1024 rows the surplus row tiles
- * of a direct grid cost less than that; beyond, the GPU time hides the host's.
+ * Rows the direct expert-GEMM grid covers for device-built dynamic groups: twice the typical
+ * group (`rowsHint`, ceil(T·k/E)), at most the bound on any group (`rowsBound`, T × slots). The
+ * GEMMs loop over the row tiles of larger groups, so any group size is computed.
  */
-export const DIRECT_GRID_MAX_ROWS = 1024
+export const gemmGridRows = (rowsBound: number, rowsHint: number): number => Math.min(rowsBound, 2 * Math.max(1, rowsHint))
 
 
 

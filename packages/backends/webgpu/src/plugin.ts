@@ -18,7 +18,7 @@ export interface WebGpuPluginOptions {
   gemvRows: number | null
   int8Kernel: 'auto' | 'dot4' | 'subgroup-matrix'
   int8GemvMaxRows: number | null
-  directGridMaxRows: number | null
+  indirectGemmGrid: boolean
   unsafeApis: boolean
   dawnFlags: string[]
   fallback: boolean
@@ -35,7 +35,7 @@ export const webgpuDefaultOptions: WebGpuPluginOptions = {
   gemvRows: null,
   int8Kernel: 'auto',
   int8GemvMaxRows: null,
-  directGridMaxRows: null,
+  indirectGemmGrid: false,
   unsafeApis: false,
   dawnFlags: [],
   fallback: true,
@@ -54,7 +54,7 @@ export const webgpuOptionsSchema = {
     gemvRows: { type: ['integer', 'null'], minimum: 1, maximum: 64 },
     int8Kernel: { type: 'string', enum: ['auto', 'dot4', 'subgroup-matrix'] },
     int8GemvMaxRows: { type: ['integer', 'null'], minimum: 0, maximum: 1024 },
-    directGridMaxRows: { type: ['integer', 'null'], minimum: 0, maximum: 1048576, description: 'Direct expert-GEMM grids while T × slots is at most this many rows (null: 1024; 0: always indirect)' },
+    indirectGemmGrid: { type: 'boolean', description: 'Launch the expert GEMMs over the indirect grid the GPU writes (exact row tiles) instead of a direct grid (no host-side indirect validation)' },
     unsafeApis: { type: 'boolean', description: "Dawn's allow_unsafe_apis (exposes the int8 tensor-core feature)" },
     dawnFlags: { type: 'array', items: { type: 'string', pattern: '^[a-z0-9_=,-]+$', maxLength: 200 }, maxItems: 16, description: 'Dawn instance flags (Node), e.g. backend=vulkan' },
     fallback: { type: 'boolean', description: 'Finish a batch on the CPU when the device is lost' },
@@ -92,7 +92,7 @@ export const webgpuBackend = defineBackend<WebGpuPluginOptions>({
       ...(o.dawnFlags.length ? { dawnFlags: o.dawnFlags } : {}),
       ...(o.gemvRows !== null ? { gemvRows: o.gemvRows } : {}),
       ...(o.int8GemvMaxRows !== null ? { int8GemvMaxRows: o.int8GemvMaxRows } : {}),
-      ...(o.directGridMaxRows !== null ? { directGridMaxRows: o.directGridMaxRows } : {}),
+      ...(o.indirectGemmGrid ? { indirectGemmGrid: true } : {}),
       ...(o.powerPreference ? { powerPreference: o.powerPreference } : {}),
     }
     return createWebGpuBackend(opts)

@@ -56,8 +56,8 @@ export interface WebGpuBackendOptions {
   readonly gemvRows?: number
   /** The int8 expert kernel runs the decode GEMV while the typical group has at most this many rows (default 2). */
   readonly int8GemvMaxRows?: number
-  /** Direct expert-GEMM grids while T × slots is at most this many rows (default 1024; 0: always the indirect grid). */
-  readonly directGridMaxRows?: number
+  /** Launch the expert GEMMs of device-built dynamic groups over the indirect grid (default false: a direct grid; see the layer option). */
+  readonly indirectGemmGrid?: boolean
 }
 
 /** What a fallback did: the fields of core's `ExpertsResult.fallback`, plus when and where. */
@@ -131,7 +131,7 @@ export function createWebGpuBackend(options: WebGpuBackendOptions = {}): WebGpuB
           ...(options.int8Kernel ? { int8Kernel: options.int8Kernel } : {}),
           ...(options.gemvRows ? { gemvRows: options.gemvRows } : {}),
           ...(options.int8GemvMaxRows ? { int8GemvMaxRows: options.int8GemvMaxRows } : {}),
-          ...(options.directGridMaxRows !== undefined ? { directGridMaxRows: options.directGridMaxRows } : {}),
+          ...(options.indirectGemmGrid ? { indirectGemmGrid: true } : {}),
         }),
         lost: null as { reason: string } | null,
       }

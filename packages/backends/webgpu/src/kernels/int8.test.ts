@@ -21,7 +21,7 @@ import { INV127, int8GemmRef, quantizeLayerWeightsInt8, quantizeRowsInt8, w8a8Ex
 import { checkInt8Shape, int8TileByte, quantizeDeviceWeights, tileInt8, uploadInt8Weights } from '../weights-int8.js'
 import { generateLayerWeights, readExpertWeights, uploadLayerWeights } from '../weights.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
-import { DEFAULT_SGM_TILE, fitSgmTile, int8GemmProgram, int8GemvLayout, int8GemvProgram, int8SpareRows, quantizeRowsProgram, sgmSubgroups, sgmTileDims, type Int8GemmConfig, type Int8GemmKind, type Int8GemmParams, type SgmTile } from './expert-int8/int8.program.js'
+import { DEFAULT_SGM_TILE, fitSgmTile, int8GemmProgram, int8GemvLayout, int8GemvProgram, int8SpareRows, int8TileDims, quantizeRowsProgram, sgmSubgroups, sgmTileDims, type Int8GemmConfig, type Int8GemmKind, type Int8GemmParams, type SgmTile } from './expert-int8/int8.program.js'
 import type { KernelProgram } from '../gpu/program.js'
 import { emulateSubgroupMatrix } from '../testing/sgm-emulation.js'
 import { sgmGemmWgsl, sgmWorkgroupBytes } from './expert-int8/int8-gemm.wgsl.js'
@@ -169,7 +169,7 @@ describe('subgroup-matrix WGSL generator', () => {
       expect(src).toContain(`var<workgroup> Ws: array<i32, ${sgmSubgroups(tile) * mats * 256}>;`)
       expect(sgmWorkgroupBytes(kind, tile)).toBe(4 * sgmSubgroups(tile) * mats * 256 + 12)
       expect(src).toContain(`let kLen = K / ${tile.sgK ?? 1}u;`)
-      expect(src).toContain(`let m0 = wid.y * ${bm}u;`)
+      expect(src).toContain(`for (var m0 = wid.y * ${bm}u; m0 < n; m0 = m0 + nwg.y * ${bm}u) {`)
       expect(src).toContain(`let n0 = wid.x * ${bn}u;`)
     }
     const keys = new Set(tiles.map((t) => int8GemmProgram('down', { variant: 'subgroup-matrix', gateup: t, down: t, subgroupSize: 32 }).cacheKey))
@@ -353,7 +353,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
    * stage: quantizers bit-exact, each GEMM within 1e-5 (per row, of max |cpu|) of the CPU on
    * the same int8 operands.
    */
-  async function checkStages(policy: PlanPolicy, cfg: Int8GemmConfig, gemm: (kind: Int8GemmKind) => KernelProgram<Int8GemmParams & { slots: number }>, tokens = T): Promise<void> {
+  async function checkStages(policy: PlanPolicy, cfg: Int8GemmConfig, gemm: (kind: Int8GemmKind) => KernelProgram<Int8GemmParams & { slots: number }>, tokens = T, gridRows?: number): Promise<void> {
     const x = tokens === T ? hiddenWithCorners() : randomHidden(tokens, H, tokens)
     const plan = planFor(x, policy, tokens)
     expect(plan.offsets[4] - plan.offsets[3]).toBe(policy.mode === 'static' ? plan.capacity : 0)
@@ -372,6 +372,11 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     const y = ctx.storage(R * H * 4, 'y')
     let maxRows = 0
     for (let e = 0; e < E; e++) maxRows = Math.max(maxRows, plan.offsets[e + 1] - plan.offsets[e])
+    // gridRows: a grid of fewer row tiles than the largest group (its workgroups loop over the rest)
+    if (gridRows !== undefined) {
+      expect(maxRows).toBeGreaterThan(int8TileDims(cfg).bm * Math.ceil(gridRows / int8TileDims(cfg).bm))
+      maxRows = gridRows
+    }
     // garbage in the pooled buffers must not matter
     ctx.device.queue.writeBuffer(xq, 0, new Uint8Array(Ra * H).fill(0x7f))
     ctx.device.queue.writeBuffer(aq, 0, new Uint8Array(Ra * I).fill(0x81))
@@ -427,6 +432,8 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     await checkStages(policy, cfg, (kind) => int8GemmProgram(kind, cfg))
     // groups of ~35 rows: a second 64-row tile only for the largest group with T 120
     await checkStages(policy, cfg, (kind) => int8GemmProgram(kind, cfg), 120)
+    // groups of ~75 rows on a grid of one row tile: every workgroup loops over its group's tiles
+    await checkStages(policy, cfg, (kind) => int8GemmProgram(kind, cfg), 300, 1)
   })
 
   // The decode kernels (dot4 over the tiled panels, integer subgroup sums): same i32 sums as
@@ -460,7 +467,7 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
   // (src/testing/sgm-emulation.ts): checks its tiling, staging and epilogue indexing here;
   // the builtins themselves run only on the H100.
   // (BN 128 > N 64 for down exercises the column guard; T 60 with BM 16/32 gives several row tiles per group)
-  const sgmTiles: [SgmTile, number, PlanPolicy][] = [
+  const sgmTiles: [SgmTile, number, PlanPolicy, number?][] = [
     [DEFAULT_SGM_TILE, T, { mode: 'static', capacityFactor: 1.25 }],
     // decode tile: one 16-row fragment, split-K 2 (K 64 = 2 steps), several row tiles per group
     [{ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, 60, {}],
@@ -469,21 +476,23 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     [{ sgM: 1, sgN: 1, fm: 1, fn: 2, unroll: 2 }, T, {}],
     // BN 128 > N 64 for down (clamped column tiles), several row tiles
     [{ sgM: 2, sgN: 2, fm: 2, fn: 4 }, 60, {}],
+    // a grid of one row tile: the workgroups loop over the groups' further 16-row tiles
+    [{ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, 60, {}, 1],
     // staged through workgroup memory: BK 32 (gate+up K 64: two steps, down K 128: four; the prefetch path),
-    // BN 128 > N 64 for down (clamped column tiles whose B loads still land in Ws), several row tiles
-    [{ sgM: 1, sgN: 2, fm: 1, fn: 4, stage: 'workgroup' }, 60, {}],
+    // BN 128 > N 64 for down (clamped column tiles whose B loads still land in Ws), several row tiles looped over by a grid of one
+    [{ sgM: 1, sgN: 2, fm: 1, fn: 4, stage: 'workgroup' }, 60, {}, 1],
     // staged, BK 32, one fragment per subgroup (B loads not a multiple of the workgroup: guarded), static padding rows,
     // subgroup index from the local index
     [{ sgM: 2, sgN: 1, fm: 1, fn: 1, stage: 'workgroup', subgroupId: 'local-index' }, T, { mode: 'static', capacityFactor: 1.25 }],
   ]
-  it.each(sgmTiles)('stages (subgroup-matrix kernel, builtins emulated): tile %o, T %i, policy %o', async (tile, tokens, policy) => {
+  it.each(sgmTiles)('stages (subgroup-matrix kernel, builtins emulated): tile %o, T %i, policy %o, grid rows %s', async (tile, tokens, policy, gridRows?: number) => {
     const sgSize = ctx.features.subgroupSize ?? 8
     const cfg: Int8GemmConfig = { variant: 'subgroup-matrix', gateup: fitSgmTile(tile, H), down: fitSgmTile(tile, I), subgroupSize: sgSize }
     const emulated = (kind: Int8GemmKind): KernelProgram<Int8GemmParams> => {
       const p = int8GemmProgram(kind, cfg)
       return { ...p, name: `${p.name}-emulated`, cacheKey: `${p.cacheKey}|emulated`, getShaderSource: () => emulateSubgroupMatrix(p.getShaderSource(), sgSize) }
     }
-    await checkStages(policy, cfg, emulated, tokens)
+    await checkStages(policy, cfg, emulated, tokens, gridRows)
   })
 
   it.each([
@@ -513,13 +522,13 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     ['dynamic', { policies: [] }],
     ['static γ=1.0', { policies: [], dispatcher: { use: 'dynamic-gating', options: { mode: 'static', capacityFactor: 1.0, capacityRule: 'expert-share' } } }],
     ['capacity γ=1.5', { policies: [{ use: 'capacity-drop', options: { capacityFactor: 1.5 } }] }],
-    ['dynamic, indirect grid', { policies: [] }, 0],
-    ['capacity γ=1.5, indirect grid', { policies: [{ use: 'capacity-drop', options: { capacityFactor: 1.5 } }] }, 0],
-  ] as [string, Partial<MoeConfig>, number?][])('device pipeline with expertKernel int8 (direct or indirect GEMM grid) vs the CPU engine: %s', async (_n, extra, directGridMaxRows) => {
+    ['dynamic, indirect grid', { policies: [] }, true],
+    ['capacity γ=1.5, indirect grid', { policies: [{ use: 'capacity-drop', options: { capacityFactor: 1.5 } }] }, true],
+  ] as [string, Partial<MoeConfig>, boolean?][])('device pipeline with expertKernel int8 (direct or indirect GEMM grid) vs the CPU engine: %s', async (_n, extra, indirectGemmGrid) => {
     const x = randomHidden(T, H, 31)
     const config = (backend: object) => ({ model: weights.shape, backend, ...extra })
     const plugins = [capacityDrop, dynamicGating, cpuBackend, webgpuBackend]
-    const gpuEngine = createMoe({ config: config({ use: 'webgpu', options: { expertKernel: 'int8', ...(directGridMaxRows !== undefined ? { directGridMaxRows } : {}) } }), plugins, weights })
+    const gpuEngine = createMoe({ config: config({ use: 'webgpu', options: { expertKernel: 'int8', ...(indirectGemmGrid ? { indirectGemmGrid } : {}) } }), plugins, weights })
     const cpuEngine = createMoe({ config: config({ use: 'cpu' }), plugins, weights })
     const gpu = await gpuEngine.forward({ id: 0, tokens: T, hidden: x })
     const cpu = await cpuEngine.forward({ id: 0, tokens: T, hidden: x })

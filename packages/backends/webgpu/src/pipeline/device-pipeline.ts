@@ -52,7 +52,7 @@ import { int8TileDims } from '../kernels/expert-int8/int8.program.js'
 import { initWeightsProgram } from '../kernels/init-weights/init-weights.program.js'
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
-import { DIRECT_GRID_MAX_ROWS, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
+import { gemmGridRows, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
 import { groupScatterProgram, groupSelectProgram, normGroups, normPartialsProgram, telemetryProgram } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
@@ -479,10 +479,11 @@ export class WebGpuPipeline implements DevicePipeline {
     // a load–compute sweep, `slots` experts at a time)
     let store: StoreTelemetry | undefined
     const rowsHint = padded ? Math.max(1, capacity ?? 0) : rowsHint0
-    // the GEMMs' row-tile grid: direct where the host knows the largest group (a host plan, or
-    // padded groups of exactly `capacity` rows) or a small bound on it (T·S rows), else the
-    // indirect grid of the offsets kernel (Dawn validates indirect dispatches on the host)
-    const directRows = hostMaxRows ?? (padded ? (capacity ?? 0) : rowsBound <= (this.layer.options.directGridMaxRows ?? DIRECT_GRID_MAX_ROWS) ? rowsBound : null)
+    // the GEMMs' row-tile grid: direct (Dawn validates indirect dispatches on the host) — the
+    // largest group where the host knows it (a host plan, padded groups of exactly `capacity`
+    // rows), else twice the typical group (the GEMMs loop over further row tiles); or the
+    // indirect grid of the offsets kernel when the layer asks for it
+    const directRows = hostMaxRows ?? (padded ? (capacity ?? 0) : this.layer.options.indirectGemmGrid ? null : gemmGridRows(rowsBound, rowsHint0))
     const expertParams = { tokens: T, rowsBound, slots: S, kernel: kind, rowsHint, expertSlots: padded ? E : Math.min(E, T * S), ...(directRows !== null ? { maxRows: directRows } : { indirect: args }), experts: E }
     let out: GPUBuffer | null = null
     if (spec.store) {

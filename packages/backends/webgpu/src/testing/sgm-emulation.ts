@@ -87,10 +87,11 @@ export function emulateSubgroupMatrix(src: string, subgroupSize: number): string
       sources.add(s)
       return `smLoad${side === 'left' ? 'L' : 'R'}_${s}(&${x}, `
     })
-    // var c: RESULT;  →  module-scope private (zero per invocation)
+    // var c: RESULT;  →  module-scope private, zeroed where the kernel declares it (once per
+    // row tile when the kernel loops over row tiles)
     .replace(new RegExp(`  var (\\w+): ${RESULT.replace(/[<>]/g, '\\$&')};\\n`, 'g'), (_m, c: string) => {
       results.add(c)
-      return ''
+      return `  ${c} = array<i32, ${share}>();\n`
     })
     .replace(/(\w+) = subgroupMatrixMultiplyAccumulate\((\w+), (\w+), \w+\);/g, 'smMma(&$2, &$3, &$1);')
     .replace(/subgroupMatrixStore\(&Ws, (.+?), (\w+), false, (\w+)\);/g, 'smStoreWs($1, &$2, $3);')

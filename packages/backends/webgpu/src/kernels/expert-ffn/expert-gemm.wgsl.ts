@@ -51,8 +51,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (lid == 0u) { groupStart = u32(offsets[e]); groupRows = u32(offsets[e + 1u] - offsets[e]); }
   let n = workgroupUniformLoad(&groupRows);
   let start = workgroupUniformLoad(&groupStart);
-  let m0 = wid.y * ${GEMM_BM}u;
-  if (m0 >= n) { return; }
+  // row tiles wid.y, wid.y + grid y, …: a grid with fewer row tiles than the largest group loops
+  for (var m0 = wid.y * ${GEMM_BM}u; m0 < n; m0 = m0 + nwg.y * ${GEMM_BM}u) {
   let n0 = wid.x * ${GEMM_BN}u;
   let K = params.kdim;
   let N = params.ndim;
@@ -93,6 +93,7 @@ ${mats.map((m) => I4.map((i) => `      acc${m}${i} = acc${m}${i} + av4[${i}] * b
 ${I4.map((i) => `    if (m0 + ty * 4u + ${i}u < n) {
       outv[((start + m0 + ty * 4u + ${i}u) * N + col) / 4u] = ${gateup ? `vec4<f32>(silu(accGate${i}.x), silu(accGate${i}.y), silu(accGate${i}.z), silu(accGate${i}.w)) * accUp${i}` : `accDown${i}`};
     }`).join('\n')}
+  }
   }
 }`
 }

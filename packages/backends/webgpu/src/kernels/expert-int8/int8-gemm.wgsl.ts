@@ -49,8 +49,8 @@ const groupPrologue = (bm: number) => `  let e = wid.z;
   if (lid == 0u) { groupStart = u32(offsets[e]); groupRows = u32(offsets[e + 1u] - offsets[e]); }
   let n = workgroupUniformLoad(&groupRows);
   let start = workgroupUniformLoad(&groupStart);
-  let m0 = wid.y * ${bm}u;
-  if (m0 >= n) { return; }
+  // row tiles wid.y, wid.y + grid y, …: a grid with fewer row tiles than the largest group loops
+  for (var m0 = wid.y * ${bm}u; m0 < n; m0 = m0 + nwg.y * ${bm}u) {
   let K = params.kdim;
   let N = params.ndim;`
 
@@ -79,7 +79,7 @@ ${m.map((x) => `var<workgroup> Bs${x}: array<u32, ${DOT4_BN * 17}>;`).join('\n')
 var<workgroup> groupStart: u32;
 var<workgroup> groupRows: u32;
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 ${groupPrologue(DOT4_BM)}
   let n0 = wid.x * ${DOT4_BN}u;
   let kv = K / 16u; // vec4 words per A row
@@ -133,6 +133,7 @@ ${epilogue(kind, (x) => `acc${x}${i}${j}`, '          ')}
     }
   }`,
 ).join('\n')}
+  }
 }`
 }
 
@@ -263,6 +264,7 @@ ${m.map((x) => FJ.map((j) => `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGH
 ${mmas(kind, tile)}
   }
 ${sgmEpilogue(kind, tile, subgroupSize)}
+  } // row tiles
 }`
 }
 
@@ -287,7 +289,7 @@ var<workgroup> Ws: array<i32, ${sgmWorkgroupWords(kind, tile)}>;
 var<workgroup> groupStart: u32;
 var<workgroup> groupRows: u32;
 @compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, ${sgBuiltin ? '@builtin(subgroup_id) sg: u32, ' : ''}@builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, ${sgBuiltin ? '@builtin(subgroup_id) sg: u32, ' : ''}@builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32) {
 ${sgBuiltin ? '' : `  let sg = lid / ${subgroupSize}u;\n`}${groupPrologue(bm)}
   let n0 = wid.x * ${bn}u;
   // this subgroup: (im, in) sub-tile of the workgroup's tile, ik-th slice of K
@@ -407,5 +409,6 @@ ${mmas(kind, tile)}
   }
   workgroupBarrier();
 ${sgmEpilogue(kind, tile, subgroupSize)}
+  } // row tiles
 }`
 }
