@@ -133,4 +133,56 @@ for (const [offset, stride] of [[0, 16], [512, 16], [0, 32], [16, 16], [32, 32],
   const exact = idx.every((row, k) => row.every((v, n) => v === offset + k * stride + n))
   console.log(JSON.stringify({ probe: 'sgm-shared-right', offset, stride, exact, k0: idx[0].join(','), k1: idx[1].join(','), k31: idx[31].join(',') }))
 }
+// Two subgroups, runtime offsets: subgroup s loads its LEFT fragment from Ws at byte s·off1 (off1 from
+// a uniform, so not a constant) with stride 32 and stores its product with the k = r selection to C[s·256..]
+const codeMulti = `enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+@group(0) @binding(0) var<storage, read> B: array<i32>;
+@group(0) @binding(1) var<storage, read_write> C: array<i32>;
+@group(0) @binding(2) var<uniform> u: vec4<u32>;
+var<workgroup> Ws: array<i32, ${WORDS}>;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32) {
+  for (var w = lid; w < ${WORDS}u; w = w + 64u) {
+    var v = 0u;
+    for (var j = 0u; j < 4u; j = j + 1u) { v = v | ((((4u * w + j) >> u.y) & 127u) << (8u * j)); }
+    Ws[w] = bitcast<i32>(v);
+  }
+  workgroupBarrier();
+  let a = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>(&Ws, sg * u.x, false, 32u);
+  let b = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>(&B, 0u, false, 16u);
+  var c: subgroup_matrix_result<i32, 16, 16>;
+  c = subgroupMatrixMultiplyAccumulate(a, b, c);
+  subgroupMatrixStore(&C, sg * 256u, c, false, 16u);
+}`
+{
+  const module = device.createShaderModule({ code: codeMulti })
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } })
+  for (const off1 of [512, 1024]) {
+    const idx: number[][] = Array.from({ length: 32 }, () => new Array(16).fill(-1))
+    const parts: Int32Array[] = []
+    for (const shift of [0, 7]) {
+      const cBuf = device.createBuffer({ size: 2048, usage: 0x80 | 0x4 })
+      const uBuf = device.createBuffer({ size: 16, usage: 0x40 | 0x8 })
+      device.queue.writeBuffer(uBuf, 0, new Uint32Array([off1, shift, 0, 0]))
+      const rb = device.createBuffer({ size: 2048, usage: 0x1 | 0x8 })
+      const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: bBuf } }, { binding: 1, resource: { buffer: cBuf } }, { binding: 2, resource: { buffer: uBuf } }] })
+      const enc = device.createCommandEncoder()
+      const pass = enc.beginComputePass()
+      pass.setPipeline(pipeline)
+      pass.setBindGroup(0, bg)
+      pass.dispatchWorkgroups(1)
+      pass.end()
+      enc.copyBufferToBuffer(cBuf, 0, rb, 0, 2048)
+      device.queue.submit([enc.finish()])
+      await rb.mapAsync(1)
+      parts.push(new Int32Array(rb.getMappedRange().slice(0)))
+      rb.unmap()
+    }
+    // subgroup s, row r, col n (k = n): byte s·off1 + r·32 + n
+    for (let sgi = 0; sgi < 2; sgi++) for (let r = 0; r < 16; r++) for (let n = 0; n < 16; n++) idx[sgi * 16 + r][n] = parts[1][sgi * 256 + r * 16 + n] * 128 + parts[0][sgi * 256 + r * 16 + n]
+    const exact = idx.every((row, q) => row.every((v, n) => v === Math.floor(q / 16) * off1 + (q % 16) * 32 + n))
+    console.log(JSON.stringify({ probe: 'sgm-shared-left-2-subgroups-runtime-offset', off1, exact, sg0row0: idx[0].join(','), sg1row0: idx[16].join(','), sg1row15: idx[31].join(',') }))
+  }
+}
 process.exit(0)
