@@ -105,7 +105,7 @@ for (const shape of SHAPES) {
   const f16 = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
   const layers = variants.map((v) => {
     try {
-      const o = { int8Kernel: v.int8Kernel, ...(v.int8Tiles ? { int8Tiles: v.int8Tiles } : {}), ...(v.int8GemvMaxRows !== undefined ? { int8GemvMaxRows: v.int8GemvMaxRows } : {}) }
+      const o = { int8Kernel: v.int8Kernel, ...(v.int8Tiles ? { int8Tiles: v.int8Tiles, unverifiedInt8Tiles: true } : {}), ...(v.int8GemvMaxRows !== undefined ? { int8GemvMaxRows: v.int8GemvMaxRows } : {}) }
       const l = new WebGpuMoeLayer(ctx, o)
       l.int8Gemm(1, s.hidden, s.intermediate)
       return { v, l, pl: prof ? new WebGpuMoeLayer(prof, o) : null }

@@ -85,6 +85,13 @@ export interface LayerOptions {
    */
   readonly int8Tiles?: readonly Int8TilePlan[]
   /**
+   * Allow tiles not verified on any GPU: the staged tensor-core GEMM (`SgmTile.stage:
+   * 'workgroup'`) passes its emulated tests but returned wrong outputs on the H100 and H200
+   * (bench/README.md, "The staged tensor-core GEMM"), so a plan naming it is refused unless
+   * this is true (benchmarks and probes only). Default false.
+   */
+  readonly unverifiedInt8Tiles?: boolean
+  /**
    * The int8 expert kernel runs the decode GEMV kernels (weights streamed once with 16-byte
    * loads, dot4I8Packed; needs subgroups) while the typical group has at most this many rows
    * (default 2: from 8 rows the tensor-core GEMM was faster on the H200), else the int8 GEMMs.
@@ -116,10 +123,6 @@ export interface LayerOptions {
  * GEMMs loop over the row tiles of larger groups, so any group size is computed.
  */
 export const gemmGridRows = (rowsBound: number, rowsHint: number): number => Math.min(rowsBound, 2 * Math.max(1, rowsHint))
-
-
-
-
 
 const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)))
 
@@ -276,6 +279,13 @@ export class WebGpuMoeLayer {
     }
     const gateup = check('gateup', fitSgmTile(plan.gateup, H))
     const down = check('down', fitSgmTile(plan.down, I))
+    if ((gateup.stage === 'workgroup' || down.stage === 'workgroup') && this.options.unverifiedInt8Tiles !== true) {
+      throw new MoeError(
+        ErrorCodes.INPUT_INVALID,
+        "int8 tile plan uses the staged tensor-core GEMM (stage 'workgroup'), which returned wrong outputs on NVIDIA GPUs (see bench/README.md); set unverifiedInt8Tiles: true to run it anyway",
+        { plugin: 'webgpu' },
+      )
+    }
     if (sgmTileDims(gateup).bm !== sgmTileDims(down).bm) {
       throw new MoeError(ErrorCodes.INPUT_INVALID, `int8 tiles of one plan need the same rows per workgroup (gate+up ${sgmTileDims(gateup).bm}, down ${sgmTileDims(down).bm})`, { plugin: 'webgpu' })
     }
