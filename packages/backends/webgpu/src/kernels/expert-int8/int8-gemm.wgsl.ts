@@ -168,7 +168,7 @@ export interface SgmTile {
    * MMAs, and loads the fragments from there (split-K is not used: `sgK` must be 1).
    */
   readonly stage?: 'storage' | 'workgroup'
-  /** Staged tiles: bytes of padding after each A row in workgroup memory (a multiple of 16; default {@link A_PAD}). */
+  /** Staged tiles: bytes of padding after each A row in workgroup memory (a multiple of 16; default 16). */
   readonly aPad?: number
   /** Staged tiles: `false` loads the B fragments straight from storage and stages only A (default true). */
   readonly stageB?: boolean
