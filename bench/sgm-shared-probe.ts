@@ -185,4 +185,32 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32
     console.log(JSON.stringify({ probe: 'sgm-shared-left-2-subgroups-runtime-offset', off1, exact, sg0row0: idx[0].join(','), sg1row0: idx[16].join(','), sg1row15: idx[31].join(',') }))
   }
 }
+// Ws beside other workgroup variables (the staged GEMM's first form declared two u32 group bounds
+// after it): one u32 declared before or after Ws, written and read, then a LEFT load at (0, 32).
+// If the driver places the scalar first, Ws's base is no longer 16-byte aligned.
+for (const where of ['before', 'after'] as const) {
+  const scalar = 'var<workgroup> gb: array<u32, 2>;'
+  const src = code(0, 32, 0, 0)
+    .replace(`var<workgroup> Ws: array<i32, ${WORDS}>;`, where === 'before' ? `${scalar}\nvar<workgroup> Ws: array<i32, ${WORDS}>;` : `var<workgroup> Ws: array<i32, ${WORDS}>;\n${scalar}`)
+    .replace('  workgroupBarrier();\n  let a', '  if (lid == 0u) { gb[0] = 1u; gb[1] = 2u; }\n  let g = workgroupUniformLoad(&gb[1]);\n  if (g != 2u) { return; }\n  let a')
+  const module = device.createShaderModule({ code: src })
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } })
+  const cBuf = device.createBuffer({ size: 1024, usage: 0x80 | 0x4 })
+  const rb = device.createBuffer({ size: 1024, usage: 0x1 | 0x8 })
+  const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: bBuf } }, { binding: 1, resource: { buffer: cBuf } }] })
+  const enc = device.createCommandEncoder()
+  const pass = enc.beginComputePass()
+  pass.setPipeline(pipeline)
+  pass.setBindGroup(0, bg)
+  pass.dispatchWorkgroups(1)
+  pass.end()
+  enc.copyBufferToBuffer(cBuf, 0, rb, 0, 1024)
+  device.queue.submit([enc.finish()])
+  await rb.mapAsync(1)
+  const lo = new Int32Array(rb.getMappedRange().slice(0))
+  rb.unmap()
+  // low 7 bits of the byte index read at (r, n), n < 16
+  const exact = Array.from({ length: 16 }, (_, r) => Array.from({ length: 16 }, (_, n) => lo[r * 16 + n] === ((r * 32 + n) & 127))).every((row) => row.every(Boolean))
+  console.log(JSON.stringify({ probe: 'sgm-shared-left-beside-scalar', where, exact, row0: Array.from(lo.subarray(0, 16)).join(',') }))
+}
 process.exit(0)

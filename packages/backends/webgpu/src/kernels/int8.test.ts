@@ -123,11 +123,13 @@ describe('subgroup-matrix WGSL generator', () => {
     { sgM: 2, sgN: 2, fm: 2, fn: 2, subgroupId: 'local-index' },
   ]
 
-  it.each<SgmTile>([
+  const stagedTiles: SgmTile[] = [
     { sgM: 2, sgN: 2, fm: 2, fn: 4, unroll: 2, stage: 'workgroup' },
     { sgM: 4, sgN: 2, fm: 2, fn: 2, unroll: 4, stage: 'workgroup' },
     { sgM: 2, sgN: 1, fm: 1, fn: 1, stage: 'workgroup', subgroupId: 'local-index' },
-  ])('staged tile (workgroup memory): fragments from Ws, 16-byte global loads, layout sizes: %o', (tile) => {
+    { sgM: 2, sgN: 2, fm: 2, fn: 4, unroll: 2, stage: 'workgroup', stageB: false, aPad: 0 },
+  ]
+  it.each(stagedTiles.filter((t) => t.stageB !== false && t.aPad === undefined))('staged tile (workgroup memory): fragments from Ws, 16-byte global loads, layout sizes: %o', (tile) => {
     for (const kind of ['gateup', 'down'] as const) {
       const mats = kind === 'gateup' ? 2 : 1
       const U = tile.unroll ?? 1
@@ -141,8 +143,11 @@ describe('subgroup-matrix WGSL generator', () => {
       expect(count(src, `subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>(&Ws, `)).toBe(tile.fn * mats * U)
       expect(src).toContain('var<storage, read> A: array<vec4<i32>>;')
       const words = Math.max(sgmSubgroups(tile) * mats * 256, (bm * (bk + 16)) / 4 + (mats * bn * bk) / 4)
-      expect(src).toContain(`var<workgroup> Ws: array<i32, ${words}>;`)
-      expect(sgmWorkgroupBytes(kind, tile)).toBe(4 * words + 12)
+      // Ws is the only workgroup variable (its base 16-byte aligned); the group bounds sit in its last 4 words
+      expect(src).toContain(`var<workgroup> Ws: array<i32, ${words + 4}>;`)
+      expect(count(src, 'var<workgroup>')).toBe(1)
+      expect(src).toContain(`workgroupUniformLoad(&Ws[${words + 1}])`)
+      expect(sgmWorkgroupBytes(kind, tile)).toBe(4 * (words + 4))
       expect(src).not.toContain('kLen')
     }
     expect(() => sgmGemmWgsl('down', { ...tile, sgK: 2 }, 32)).toThrow(/split-K/)
@@ -242,7 +247,7 @@ describe('subgroup-matrix WGSL generator', () => {
     try {
       expect(acquired.features.subgroupMatrix).toBe(true)
       const maxSg = Number(acquired.adapterInfo.subgroupMaxSize ?? 128)
-      for (const tile of tiles) {
+      for (const tile of [...tiles, ...stagedTiles]) {
         for (const kind of ['gateup', 'down'] as const) {
           const code = sgmGemmWgsl(kind, tile, 32)
           device.pushErrorScope('validation')

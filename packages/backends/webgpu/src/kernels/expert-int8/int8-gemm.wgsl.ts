@@ -45,10 +45,21 @@ function epilogue(kind: Int8GemmKind, acc: (mat: string) => string, indent: stri
     : `${indent}outv[(start + row) * N + col] = ${deq('Down')};`
 }
 
-const groupPrologue = (bm: number) => `  let e = wid.z;
-  if (lid == 0u) { groupStart = u32(offsets[e]); groupRows = u32(offsets[e + 1u] - offsets[e]); }
+/**
+ * Group bounds of workgroup `wid.z`, then the row-tile loop. `inWs`: the bounds live in words
+ * `inWs`, `inWs` + 1 of Ws (the staged kernel keeps Ws its only workgroup variable), else in the
+ * scalars groupStart / groupRows.
+ */
+const groupPrologue = (bm: number, inWs?: number) => `  let e = wid.z;
+${
+  inWs === undefined
+    ? `  if (lid == 0u) { groupStart = u32(offsets[e]); groupRows = u32(offsets[e + 1u] - offsets[e]); }
   let n = workgroupUniformLoad(&groupRows);
-  let start = workgroupUniformLoad(&groupStart);
+  let start = workgroupUniformLoad(&groupStart);`
+    : `  if (lid == 0u) { Ws[${inWs}] = offsets[e]; Ws[${inWs + 1}] = offsets[e + 1u] - offsets[e]; }
+  let n = u32(workgroupUniformLoad(&Ws[${inWs + 1}]));
+  let start = u32(workgroupUniformLoad(&Ws[${inWs}]));`
+}
   // row tiles wid.y, wid.y + grid y, …: a grid with fewer row tiles than the largest group loops
   for (var m0 = wid.y * ${bm}u; m0 < n; m0 = m0 + nwg.y * ${bm}u) {
   let K = params.kdim;
@@ -187,14 +198,19 @@ export const sgmTileDims = (t: SgmTile): { bm: number; bn: number } => ({ bm: t.
 export const sgmSubgroups = (t: SgmTile): number => t.sgM * t.sgN * (t.sgK ?? 1)
 
 /**
- * Workgroup memory of the tensor-core kernel: the epilogue's i32 slab, one 16×16 fragment per
- * subgroup and weight matrix (sgM·sgN·sgK·mats·256 words); plus 12 bytes of group bounds.
+ * Words of Ws, the tensor-core kernel's workgroup array: the epilogue's i32 slab, one 16×16
+ * fragment per subgroup and weight matrix (sgM·sgN·sgK·mats·256 words); a staged tile's A and B
+ * tiles when larger, plus 4 words that hold its group bounds.
  */
 export function sgmWorkgroupWords(kind: Int8GemmKind, t: SgmTile): number {
+  // staged: the tiles or the slab, then 4 words (group bounds; keeps the size a multiple of 16 bytes)
+  return t.stage === 'workgroup' ? sgmTileWords(kind, t) + 4 : sgmTileWords(kind, t)
+}
+
+/** Words of Ws the tiles and the epilogue slab use. */
+function sgmTileWords(kind: Int8GemmKind, t: SgmTile): number {
   const slab = sgmSubgroups(t) * mats(kind).length * 256
-  if (t.stage !== 'workgroup') return slab
-  const s = stagedLayout(kind, t)
-  return Math.max(slab, s.words)
+  return t.stage === 'workgroup' ? Math.max(slab, stagedLayout(kind, t).words) : slab
 }
 
 /** Default bytes of padding after each staged A row. */
@@ -213,8 +229,8 @@ function stagedLayout(kind: Int8GemmKind, t: SgmTile): { bk: number; aRowBytes: 
   return { bk, aRowBytes, aWords, bWords, words: aWords + mats(kind).length * bWords }
 }
 
-/** Bytes of workgroup memory the kernel declares. */
-export const sgmWorkgroupBytes = (kind: Int8GemmKind, t: SgmTile): number => 4 * sgmWorkgroupWords(kind, t) + 12
+/** Bytes of workgroup memory the kernel declares (the storage-fed kernel adds 12 for its group-bound scalars, as counted against the device limit). */
+export const sgmWorkgroupBytes = (kind: Int8GemmKind, t: SgmTile): number => 4 * sgmWorkgroupWords(kind, t) + (t.stage === 'workgroup' ? 0 : 12)
 
 /** Short cache-key fragment of a tile. */
 export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|sgid=${t.subgroupId ?? 'builtin'}${t.stage === 'workgroup' ? `|staged|pad${t.aPad ?? A_PAD}|b${t.stageB === false ? 'storage' : 'staged'}` : ''}`
@@ -281,16 +297,23 @@ function sgmHeader(kind: Int8GemmKind, tile: SgmTile, subgroupSize: number, aTyp
   const SMN = sgM * sgN
   const wg = sgmSubgroups(tile) * subgroupSize
   const sgBuiltin = (tile.subgroupId ?? 'builtin') === 'builtin'
+  const staged = tile.stage === 'workgroup'
+  const words = sgmTileWords(kind, tile)
   return `enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 ${sgBuiltin ? '' : 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n'}${bindings(kind, aType, bType)}
 ${siluWgsl}
-var<workgroup> Ws: array<i32, ${sgmWorkgroupWords(kind, tile)}>;
+${
+  staged
+    ? `// the only workgroup variable, so its base (and every 16-byte fragment offset in it) is aligned; group bounds in its last words
+var<workgroup> Ws: array<i32, ${words + 4}>;`
+    : `var<workgroup> Ws: array<i32, ${words}>;
 var<workgroup> groupStart: u32;
-var<workgroup> groupRows: u32;
+var<workgroup> groupRows: u32;`
+}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, ${sgBuiltin ? '@builtin(subgroup_id) sg: u32, ' : ''}@builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32) {
-${sgBuiltin ? '' : `  let sg = lid / ${subgroupSize}u;\n`}${groupPrologue(bm)}
+${sgBuiltin ? '' : `  let sg = lid / ${subgroupSize}u;\n`}${groupPrologue(bm, staged ? words : undefined)}
   let n0 = wid.x * ${bn}u;
   // this subgroup: (im, in) sub-tile of the workgroup's tile, ik-th slice of K
   let smn = sg % ${SMN}u;
