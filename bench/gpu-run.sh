@@ -5,6 +5,8 @@
 #   bash bench/gpu-run.sh OUT layer      # moe-route's layer pipeline and the peers, one command (issue 24's run)
 #   bash bench/gpu-run.sh OUT pipeline   # the configured pipeline, the configured CLI run, lowered stages
 #   bash bench/gpu-run.sh OUT grid       # expert-GEMM grids, indirect vs direct (T 32–4096), and the wall-gap probe
+#   bash bench/gpu-run.sh OUT staged     # workgroup-memory fragment probe, staged int8 GEMM plans (tiny diagnostics, then Mixtral/OLMoE T 128–4096)
+#                                        # (after ../shared/gpu/prepare.sh bench/sgm-shared-probe.ts bench/int8-sweep.bench.ts)
 #   bash bench/gpu-run.sh OUT multirow   # multi-row decode sweep → plan table → layer + peers (T ≤ 512) → parity (Mixtral T = 16, OLMoE T = 32, 128)
 set -uo pipefail
 out=${1:?out dir}; mode=${2:-pipeline}
@@ -20,6 +22,12 @@ if [ "$mode" = multirow ]; then
   # GPU parity of the multi-row kernels against the CPU reference at batch sizes where they run
   mkdir -p "$out/parity"
   timeout "${PARITY_S:-120}" node .gpu/webgpu-layer.bench.mjs --out "$out/parity" --parity-only --parity-tokens "${PARITY_TOKENS:-mixtral-8x7b:16,olmoe-1b-7b:32,olmoe-1b-7b:128}" --mr-plans "$out/multirow-plans.json" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/parity.log"
+  exit 0
+fi
+if [ "$mode" = staged ]; then
+  timeout 90 node .gpu/sgm-shared-probe.mjs 2>&1 | grep '"probe"' > "$out/probe.log"
+  timeout 120 node .gpu/int8-sweep.bench.mjs --out "$out/tiny" --tiny --tokens 32,128 --no-dot4 --plans S1,S1a0,X1,X2,X3,X4,X5,X6,X7 2>&1 | grep '^{' > "$out/tiny.log"
+  timeout 330 node .gpu/int8-sweep.bench.mjs --out "$out" --tokens 128,512,2048,4096 --no-dot4 --plans P2,S1,S1a0,S2,S3,S5 2>&1 | grep '^{' > "$out/sweep.log"
   exit 0
 fi
 if [ "$mode" = grid ]; then
