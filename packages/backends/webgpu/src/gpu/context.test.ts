@@ -3,6 +3,8 @@ import { isMoeError } from '@moe-route/core'
 import { acquireDevice } from './device.js'
 import { GpuContext } from './context.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
+import { WebGpuMoeLayer } from '../layer.js'
+import { randomHidden, randomLayerWeights } from '@moe-route/core/testing'
 
 const adapter = await webgpuAdapterForTests()
 
@@ -16,6 +18,29 @@ describe.skipIf(!adapter)('GpuContext', () => {
     expect(isMoeError(err) && err.code).toBe('MOE_ROUTE_ERR_BACKEND_KERNEL_FAILED')
     // The error is reported once; the next clean submit succeeds.
     await expect(ctx.recorder('clean').submit()).resolves.toEqual({ reads: [] })
+    ctx.dispose()
+  })
+
+  it('keeps the working set of repeated calls pooled after a call of another shape (no buffer re-created per call)', async () => {
+    const shape = { experts: 4, topK: 2, hidden: 64, intermediate: 64, normalizeTopK: true }
+    const weights = randomLayerWeights(shape, { seed: 3 })
+    const acquired = await acquireDevice()
+    const x = randomHidden(8, 64, 8)
+    // the free bytes one 8-token gate call leaves in the pool: its working set
+    const probe = new GpuContext(acquired)
+    await new WebGpuMoeLayer(probe).gate(x, 8, weights)
+    const small = probe.pool.bytes
+    probe.dispose()
+    // a cap that holds that set, but not with a 12-token call's buffers (other size buckets) beside it
+    const ctx = new GpuContext(acquired, { maxPooledBytes: small + 1024 })
+    const layer = new WebGpuMoeLayer(ctx)
+    await layer.gate(randomHidden(12, 64, 1), 12, weights)
+    await layer.gate(x, 8, weights)
+    const created = ctx.pool.created
+    for (let i = 0; i < 3; i++) await layer.gate(x, 8, weights)
+    // the 8-token set stays pooled: the 12-token buffers were evicted instead of the ones just released
+    expect(ctx.pool.created).toBe(created)
+    expect(ctx.pool.evicted).toBeGreaterThan(0)
     ctx.dispose()
   })
 })

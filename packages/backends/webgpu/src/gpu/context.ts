@@ -20,12 +20,16 @@ export class GpuContext {
   readonly profiler: Profiler | null
   private readonly uniformCache = new Map<string, GPUBuffer>()
 
-  constructor(acquired: AcquiredDevice, options: { profile?: boolean } = {}) {
+  /**
+   * @param options `profile`: time kernels with timestamp queries; `maxPooledBytes`: free
+   * buffers kept for reuse (default 2 GiB; the least recently released go first past it)
+   */
+  constructor(acquired: AcquiredDevice, options: { profile?: boolean; maxPooledBytes?: number } = {}) {
     this.device = acquired.device
     this.features = acquired.features
     this.adapterName = acquired.adapterName
     this.adapterDevice = typeof acquired.adapterInfo?.device === 'string' ? acquired.adapterInfo.device : ''
-    this.pool = new BufferPool(this.device)
+    this.pool = new BufferPool(this.device, options.maxPooledBytes)
     this.profiler = options.profile && acquired.features.timestampQuery ? new Profiler(this.device) : null
     // A validation error (an invalid shader or pipeline) would otherwise only be logged while
     // the kernels silently compute nothing: keep it and fail the next submit with it.
