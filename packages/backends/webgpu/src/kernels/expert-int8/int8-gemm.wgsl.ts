@@ -272,11 +272,11 @@ export const sgmGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSize: num
   // B: tile (column tile ct, k tile kt) at byte e·K·N + (ct·(K/32) + kt)·512; last column tile clamps
   let kt32 = K / 32u;
   let ctLast = N / 16u - 1u;
-${FJ.map((j) => `  let bOff${j} = e * K * N + min((n0 + bColL) / 16u + ${j}u, ctLast) * kt32 * 512u;`).join('\n')}
-${m.map((x) => FI.map((i) => FJ.map((j) => `  var c${x}${i}${j}: ${RESULT};`).join('\n')).join('\n')).join('\n')}
+${bColumnOffsets(fn)}
+${accumulators(kind, tile)}
   for (var k = kBeg; k < kBeg + kLen; k = k + ${32 * U}u) {
 ${UU.map((u) => `${FI.map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&A, aOff + ${i * 16}u * K + k + ${32 * u}u, false, K);`).join('\n')}
-${m.map((x) => FJ.map((j) => `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff${j} + (k / 32u + ${u}u) * 512u, false, 16u);`).join('\n')).join('\n')}`).join('\n')}
+${m.map((x) => FJ.map((j) => bFromStorage(x, j, u)).join('\n')).join('\n')}`).join('\n')}
 ${mmas(kind, tile)}
   }
 ${sgmEpilogue(kind, tile, subgroupSize)}
@@ -289,6 +289,20 @@ function mmas(kind: Int8GemmKind, tile: SgmTile): string {
   const U = range(tile.unroll ?? 1)
   return U.map((u) => mats(kind).map((x) => range(tile.fm).map((i) => range(tile.fn).map((j) => `    c${x}${i}${j} = subgroupMatrixMultiplyAccumulate(a${i}_${u}, b${x}${j}_${u}, c${x}${i}${j});`).join('\n')).join('\n')).join('\n')).join('\n')
 }
+
+/** Declarations of the subgroup's result fragments c<Mat><i><j>. */
+const accumulators = (kind: Int8GemmKind, tile: SgmTile): string =>
+  mats(kind).map((x) => range(tile.fm).map((i) => range(tile.fn).map((j) => `  var c${x}${i}${j}: ${RESULT};`).join('\n')).join('\n')).join('\n')
+
+/**
+ * Byte offsets bOff<j> of the subgroup's B column tiles in the tiled weights: tile (column tile
+ * ct, k tile kt) at byte e·K·N + (ct·(K/32) + kt)·512; the last column tile clamps.
+ */
+const bColumnOffsets = (fn: number): string =>
+  range(fn).map((j) => `  let bOff${j} = e * K * N + min((n0 + bColL) / 16u + ${j}u, ctLast) * kt32 * 512u;`).join('\n')
+
+/** The B fragment of column tile j, unrolled sub-step u, straight from the storage buffer B<Mat>. */
+const bFromStorage = (x: string, j: number, u: number): string => `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff${j} + (k / 32u + ${u}u) * 512u, false, 16u);`
 
 /** Module head and the start of main shared by both tensor-core kernels (through the subgroup's sub-tile). */
 function sgmHeader(kind: Int8GemmKind, tile: SgmTile, subgroupSize: number, aType: string, bType: string): string {
@@ -395,25 +409,25 @@ export const sgmStagedGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSiz
       ...range(aPer).map((s) => `    ${guard(aVecs, aPer, s)}{ ra${s} = A[aSrc${s} + ${k} / 16u]; }`),
       ...m.flatMap((x) => range(bPer).map((s) => `    ${guard(bVecs, bPer, s)}{ rb${x}${s} = B${x}[bSrc${s} + e * kn16 + (${k} / 32u) * 32u]; }`)),
     ].join('\n')
+  // one staged vec4 into Ws words w .. w + 3
+  const store4 = (w: string, r: string) => `{ let w = ${w}; Ws[w] = ${r}.x; Ws[w + 1u] = ${r}.y; Ws[w + 2u] = ${r}.z; Ws[w + 3u] = ${r}.w; }`
   const stores = [
-    ...range(aPer).map((s) => `    ${guard(aVecs, aPer, s)}{ let w = aDst${s}; Ws[w] = ra${s}.x; Ws[w + 1u] = ra${s}.y; Ws[w + 2u] = ra${s}.z; Ws[w + 3u] = ra${s}.w; }`),
-    ...m.flatMap((x, mi) =>
-      range(bPer).map((s) => `    ${guard(bVecs, bPer, s)}{ let w = ${aWords + mi * bWords}u + 4u * (lid + ${s * wg}u); Ws[w] = rb${x}${s}.x; Ws[w + 1u] = rb${x}${s}.y; Ws[w + 2u] = rb${x}${s}.z; Ws[w + 3u] = rb${x}${s}.w; }`),
-    ),
+    ...range(aPer).map((s) => `    ${guard(aVecs, aPer, s)}${store4(`aDst${s}`, `ra${s}`)}`),
+    ...m.flatMap((x, mi) => range(bPer).map((s) => `    ${guard(bVecs, bPer, s)}${store4(`${aWords + mi * bWords}u + 4u * (lid + ${s * wg}u)`, `rb${x}${s}`)}`)),
   ].join('\n')
   return /* wgsl */ `${sgmHeader(kind, tile, subgroupSize, 'vec4<i32>', stageB ? 'vec4<i32>' : 'i32')}
   let kv = K / 16u; // vec4s per A row
   let kn16 = K * N / 16u; // vec4s per expert's weight matrix
   let kt32 = K / 32u;
   let ctLast = N / 16u - 1u;
-${stageB ? '' : range(fn).map((j) => `  let bOff${j} = e * K * N + min((n0 + bColL) / 16u + ${j}u, ctLast) * kt32 * 512u;`).join('\n')}
+${stageB ? '' : bColumnOffsets(fn)}
   // A tile loads: vec4 v = lid + s·wg is row v / ${perRowA}, 16-byte chunk v % ${perRowA}
 ${range(aPer).map((s) => `  let aSrc${s} = (start + m0 + (lid + ${s * wg}u) / ${perRowA}u) * kv + (lid + ${s * wg}u) % ${perRowA}u;\n  let aDst${s} = ((lid + ${s * wg}u) / ${perRowA}u) * ${aRowW}u + 4u * ((lid + ${s * wg}u) % ${perRowA}u);`).join('\n')}
   // B tile loads: vec4 v = lid + s·wg is column tile v / ${perCt} (clamped to the last), vec4 v % ${perCt} of its BK/32 blocks
 ${range(bPer).map((s) => `  let bSrc${s} = min(n0 / 16u + (lid + ${s * wg}u) / ${perCt}u, ctLast) * kt32 * 32u + (lid + ${s * wg}u) % ${perCt}u;`).join('\n')}
 ${range(aPer).map((s) => `  var ra${s} = vec4<i32>();`).join('\n')}
 ${m.flatMap((x) => range(bPer).map((s) => `  var rb${x}${s} = vec4<i32>();`)).join('\n')}
-${m.map((x) => range(fm).map((i) => range(fn).map((j) => `  var c${x}${i}${j}: ${RESULT};`).join('\n')).join('\n')).join('\n')}
+${accumulators(kind, tile)}
 ${loads('0u')}
   for (var k = 0u; k < K; k = k + ${bk}u) {
     workgroupBarrier();
@@ -425,7 +439,7 @@ ${loads(`(k + ${bk}u)`)}
 ${range(U)
   .map(
     (u) => `${range(fm).map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&Ws, (aRowL + ${i * 16}u) * ${aRowBytes}u + ${32 * u}u, false, ${aRowBytes}u);`).join('\n')}
-${m.map((x, mi) => range(fn).map((j) => (stageB ? `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&Ws, ${4 * (aWords + mi * bWords)}u + ((bColL / 16u + ${j}u) * ${U}u + ${u}u) * 512u, false, 16u);` : `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&B${x}, bOff${j} + (k / 32u + ${u}u) * 512u, false, 16u);`)).join('\n')).join('\n')}`,
+${m.map((x, mi) => range(fn).map((j) => (stageB ? `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&Ws, ${4 * (aWords + mi * bWords)}u + ((bColL / 16u + ${j}u) * ${U}u + ${u}u) * 512u, false, 16u);` : bFromStorage(x, j, u))).join('\n')).join('\n')}`,
   )
   .join('\n')}
 ${mmas(kind, tile)}
