@@ -5,8 +5,9 @@
 #   bash bench/gpu-run.sh OUT layer      # moe-route's layer pipeline and the peers, one command (issue 24's run)
 #   bash bench/gpu-run.sh OUT pipeline   # the configured pipeline, the configured CLI run, lowered stages
 #   bash bench/gpu-run.sh OUT grid       # expert-GEMM grids, indirect vs direct (T 32–4096), and the wall-gap probe
-#   bash bench/gpu-run.sh OUT staged     # workgroup-memory fragment probe, staged int8 GEMM plans (tiny diagnostics, then Mixtral/OLMoE T 128–4096)
-#                                        # (after ../shared/gpu/prepare.sh bench/sgm-shared-probe.ts bench/int8-sweep.bench.ts)
+#   bash bench/gpu-run.sh OUT staged     # workgroup-memory fragment probe, staged int8 GEMM plans (tiny diagnostics, then Mixtral/OLMoE T 128–4096),
+#                                        # then the layer at T 8/2048/4096 (buffer pool)
+#                                        # (after ../shared/gpu/prepare.sh bench/sgm-shared-probe.ts bench/int8-sweep.bench.ts bench/webgpu-layer.bench.ts)
 #   bash bench/gpu-run.sh OUT multirow   # multi-row decode sweep → plan table → layer + peers (T ≤ 512) → parity (Mixtral T = 16, OLMoE T = 32, 128)
 set -uo pipefail
 out=${1:?out dir}; mode=${2:-pipeline}
@@ -27,7 +28,10 @@ fi
 if [ "$mode" = staged ]; then
   timeout 90 node .gpu/sgm-shared-probe.mjs 2>&1 | grep '"probe"' > "$out/probe.log"
   timeout 120 node .gpu/int8-sweep.bench.mjs --out "$out/tiny" --tiny --tokens 32,128 --no-dot4 --plans S1,S1a0,X1,X2,X3,X4,X5,X6,X7 2>&1 | grep '^{' > "$out/tiny.log"
-  timeout 330 node .gpu/int8-sweep.bench.mjs --out "$out" --tokens 128,512,2048,4096 --no-dot4 --plans P2,S1,S1a0,S2,S3,S5 2>&1 | grep '^{' > "$out/sweep.log"
+  timeout "${SWEEP_S:-240}" node .gpu/int8-sweep.bench.mjs --out "$out" --tokens "${SWEEP_TOKENS:-128,2048,4096}" --no-dot4 --plans "${SWEEP_PLANS:-P2,S1,S1a0,S2}" 2>&1 | grep '^{' > "$out/sweep.log"
+  # the buffer pool at large T: wall vs GPU of back-to-back calls after calls of other shapes
+  mkdir -p "$out/pool"
+  timeout 100 node .gpu/webgpu-layer.bench.mjs --out "$out/pool" --no-parity --tokens 8,2048,4096 --policies dynamic,dynamic/int8 2>&1 | grep -v '^Warning: maxDynamic' > "$out/pool.log"
   exit 0
 fi
 if [ "$mode" = grid ]; then

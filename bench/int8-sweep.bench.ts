@@ -35,9 +35,14 @@ const TOKENS = opt('--tokens', tiny ? '1,8,32' : '1,8,32,128,512,2048,4096').spl
 
 type Variant = { name: string; int8Kernel: 'dot4' | 'subgroup-matrix'; int8Tiles?: Int8TilePlan[]; int8GemvMaxRows?: number; tokens?: (T: number) => boolean }
 type T4 = [sgM: number, sgN: number, fm: number, fn: number, sgK?: number, unroll?: number, stage?: 'workgroup', aPad?: number, stageB?: boolean]
-const tile = ([sgM, sgN, fm, fn, sgK = 1, unroll = 1, stage, aPad, stageB]: T4): SgmTile => ({ sgM, sgN, fm, fn, sgK, unroll, ...(stage ? { stage } : {}), ...(aPad !== undefined ? { aPad } : {}), ...(stageB !== undefined ? { stageB } : {}) })
+const tile = (t: T4 | SgmTile): SgmTile => {
+  if (!Array.isArray(t)) return t
+  const [sgM, sgN, fm, fn, sgK = 1, unroll = 1, stage, aPad, stageB] = t
+  return { sgM, sgN, fm, fn, sgK, unroll, ...(stage ? { stage } : {}), ...(aPad !== undefined ? { aPad } : {}), ...(stageB !== undefined ? { stageB } : {}) }
+}
+const S1: SgmTile = { sgM: 2, sgN: 2, fm: 2, fn: 4, unroll: 2, stage: 'workgroup' }
 // [name, gate+up tile, down tile, which T]: decode (one 16-row fragment), mid, prefill tiles
-const PLANS: [string, T4, T4, (T: number) => boolean][] = [
+const PLANS: [string, T4 | SgmTile, T4 | SgmTile, (T: number) => boolean][] = [
   ['D1', [1, 2, 1, 2, 4, 2], [1, 2, 1, 2, 8, 2], (T) => T <= 32],
   ['D2', [1, 4, 1, 1, 4, 2], [1, 4, 1, 1, 8, 2], (T) => T <= 32],
   ['D3', [1, 1, 1, 4, 8, 1], [1, 1, 1, 4, 8, 1], (T) => T <= 32],
@@ -69,6 +74,15 @@ const PLANS: [string, T4, T4, (T: number) => boolean][] = [
   ['S1a16', [2, 2, 2, 4, 1, 2, 'workgroup', 16, false], [2, 2, 2, 4, 1, 2, 'workgroup', 16, false], (T) => T >= 32],
   ['S3p32', [2, 4, 2, 4, 1, 2, 'workgroup', 32], [2, 4, 2, 4, 1, 2, 'workgroup', 32], (T) => T >= 128],
   ['S2p32', [4, 2, 2, 4, 1, 2, 'workgroup', 32], [4, 2, 2, 4, 1, 2, 'workgroup', 32], (T) => T >= 128],
+  // two stages (double-buffered workgroup memory), rows-first raster (B column tiles shared by consecutive workgroups)
+  ['S1b', { ...S1, stages: 2 }, { ...S1, stages: 2 }, (T) => T >= 32],
+  ['S1r', { ...S1, raster: 'rows-first' }, { ...S1, raster: 'rows-first' }, (T) => T >= 128],
+  ['S1br', { ...S1, stages: 2, raster: 'rows-first' }, { ...S1, stages: 2, raster: 'rows-first' }, (T) => T >= 128],
+  ['S3r', { ...S1, sgN: 4, raster: 'rows-first' }, { ...S1, sgN: 4, raster: 'rows-first' }, (T) => T >= 512],
+  ['S2r', { ...S1, sgM: 4, raster: 'rows-first' }, { ...S1, sgM: 4, raster: 'rows-first' }, (T) => T >= 512],
+  ['P2r', { sgM: 2, sgN: 2, fm: 2, fn: 4, raster: 'rows-first' }, { sgM: 2, sgN: 2, fm: 2, fn: 4, raster: 'rows-first' }, (T) => T >= 512],
+  ['S7b', { sgM: 2, sgN: 2, fm: 1, fn: 4, unroll: 2, stage: 'workgroup', stages: 2 }, { sgM: 2, sgN: 2, fm: 1, fn: 4, unroll: 2, stage: 'workgroup', stages: 2 }, (T) => T <= 512],
+  ['S6b', { sgM: 1, sgN: 4, fm: 1, fn: 2, unroll: 2, stage: 'workgroup', stages: 2 }, { sgM: 1, sgN: 4, fm: 1, fn: 2, unroll: 2, stage: 'workgroup', stages: 2 }, (T) => T <= 128],
   // staged diagnostics: one subgroup, one subgroup with B from storage, two subgroups along M / N, BK 64
   ['X1', [1, 1, 1, 1, 1, 1, 'workgroup'], [1, 1, 1, 1, 1, 1, 'workgroup'], () => true],
   ['X2', [1, 1, 1, 1, 1, 1, 'workgroup', 16, false], [1, 1, 1, 1, 1, 1, 'workgroup', 16, false], () => true],
@@ -105,7 +119,7 @@ for (const shape of SHAPES) {
   const f16 = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
   const layers = variants.map((v) => {
     try {
-      const o = { int8Kernel: v.int8Kernel, ...(v.int8Tiles ? { int8Tiles: v.int8Tiles, unverifiedInt8Tiles: true } : {}), ...(v.int8GemvMaxRows !== undefined ? { int8GemvMaxRows: v.int8GemvMaxRows } : {}) }
+      const o = { int8Kernel: v.int8Kernel, ...(v.int8Tiles ? { int8Tiles: v.int8Tiles } : {}), ...(v.int8GemvMaxRows !== undefined ? { int8GemvMaxRows: v.int8GemvMaxRows } : {}) }
       const l = new WebGpuMoeLayer(ctx, o)
       l.int8Gemm(1, s.hidden, s.intermediate)
       return { v, l, pl: prof ? new WebGpuMoeLayer(prof, o) : null }

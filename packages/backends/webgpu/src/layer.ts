@@ -85,13 +85,6 @@ export interface LayerOptions {
    */
   readonly int8Tiles?: readonly Int8TilePlan[]
   /**
-   * Allow tiles not verified on any GPU: the staged tensor-core GEMM (`SgmTile.stage:
-   * 'workgroup'`) passes its emulated tests but returned wrong outputs on the H100 and H200
-   * (bench/README.md, "The staged tensor-core GEMM"), so a plan naming it is refused unless
-   * this is true (benchmarks and probes only). Default false.
-   */
-  readonly unverifiedInt8Tiles?: boolean
-  /**
    * The int8 expert kernel runs the decode GEMV kernels (weights streamed once with 16-byte
    * loads, dot4I8Packed; needs subgroups) while the typical group has at most this many rows
    * (default 2: from 8 rows the tensor-core GEMM was faster on the H200), else the int8 GEMMs.
@@ -266,12 +259,14 @@ export class WebGpuMoeLayer {
       const wgBytes = sgmWorkgroupBytes(kind, t)
       const ok =
         [t.sgM, t.sgN, t.fm, t.fn, t.sgK ?? 1, t.unroll ?? 1].every((v) => Number.isInteger(v) && v >= 1) &&
+        [1, 2].includes(t.stages ?? 1) &&
+        ['columns-first', 'rows-first'].includes(t.raster ?? 'columns-first') &&
         S * f.subgroupSize! <= maxWg &&
         wgBytes <= L.maxComputeWorkgroupStorageSize
       if (!ok) {
         throw new MoeError(
           ErrorCodes.INPUT_INVALID,
-          `int8 ${kind} tile ${JSON.stringify(t)} does not fit this device (workgroup ${S * f.subgroupSize!} of at most ${maxWg} invocations, ${wgBytes} of at most ${L.maxComputeWorkgroupStorageSize} bytes of workgroup memory)`,
+          `int8 ${kind} tile ${JSON.stringify(t)} is not a valid tile or does not fit this device (positive integer counts, stages 1 or 2, raster columns-first or rows-first; workgroup ${S * f.subgroupSize!} of at most ${maxWg} invocations, ${wgBytes} of at most ${L.maxComputeWorkgroupStorageSize} bytes of workgroup memory)`,
           { plugin: 'webgpu' },
         )
       }
@@ -279,13 +274,6 @@ export class WebGpuMoeLayer {
     }
     const gateup = check('gateup', fitSgmTile(plan.gateup, H))
     const down = check('down', fitSgmTile(plan.down, I))
-    if ((gateup.stage === 'workgroup' || down.stage === 'workgroup') && this.options.unverifiedInt8Tiles !== true) {
-      throw new MoeError(
-        ErrorCodes.INPUT_INVALID,
-        "int8 tile plan uses the staged tensor-core GEMM (stage 'workgroup'), which returned wrong outputs on NVIDIA GPUs (see bench/README.md); set unverifiedInt8Tiles: true to run it anyway",
-        { plugin: 'webgpu' },
-      )
-    }
     if (sgmTileDims(gateup).bm !== sgmTileDims(down).bm) {
       throw new MoeError(ErrorCodes.INPUT_INVALID, `int8 tiles of one plan need the same rows per workgroup (gate+up ${sgmTileDims(gateup).bm}, down ${sgmTileDims(down).bm})`, { plugin: 'webgpu' })
     }

@@ -128,8 +128,10 @@ describe('subgroup-matrix WGSL generator', () => {
     { sgM: 4, sgN: 2, fm: 2, fn: 2, unroll: 4, stage: 'workgroup' },
     { sgM: 2, sgN: 1, fm: 1, fn: 1, stage: 'workgroup', subgroupId: 'local-index' },
     { sgM: 2, sgN: 2, fm: 2, fn: 4, unroll: 2, stage: 'workgroup', stageB: false, aPad: 0 },
+    { sgM: 2, sgN: 2, fm: 2, fn: 4, unroll: 2, stage: 'workgroup', stages: 2, raster: 'rows-first' },
+    { sgM: 1, sgN: 2, fm: 1, fn: 1, stage: 'workgroup', stages: 2 },
   ]
-  it.each(stagedTiles.filter((t) => t.stageB !== false && t.aPad === undefined))('staged tile (workgroup memory): fragments from Ws, 16-byte global loads, layout sizes: %o', (tile) => {
+  it.each(stagedTiles.filter((t) => t.stageB !== false && t.aPad === undefined && t.stages === undefined))('staged tile (workgroup memory): fragments from Ws, 16-byte global loads, layout sizes: %o', (tile) => {
     for (const kind of ['gateup', 'down'] as const) {
       const mats = kind === 'gateup' ? 2 : 1
       const U = tile.unroll ?? 1
@@ -155,6 +157,33 @@ describe('subgroup-matrix WGSL generator', () => {
     expect(int8GemmProgram('down', { variant: 'subgroup-matrix', gateup: tile, down: tile, subgroupSize: 32 }).cacheKey).toContain('staged')
   })
 
+  it('two stages: twice the tile words, the next step stored into the other copy, one barrier per K step; rows-first raster', () => {
+    const tile: SgmTile = { sgM: 2, sgN: 2, fm: 2, fn: 4, unroll: 2, stage: 'workgroup' }
+    for (const kind of ['gateup', 'down'] as const) {
+      const mats = kind === 'gateup' ? 2 : 1
+      const { bm, bn } = sgmTileDims(tile)
+      const stage = (bm * (64 + 16)) / 4 + (mats * bn * 64) / 4
+      const one = sgmGemmWgsl(kind, tile, 32)
+      const two = sgmGemmWgsl(kind, { ...tile, stages: 2, raster: 'rows-first' }, 32)
+      const words = Math.max(sgmSubgroups(tile) * mats * 256, 2 * stage)
+      expect(two).toContain(`var<workgroup> Ws: array<i32, ${words + 4}>;`)
+      expect(sgmWorkgroupBytes(kind, { ...tile, stages: 2 })).toBe(4 * (words + 4))
+      expect(two).toContain(`let cur = ((k / 64u) % 2u) * ${stage}u;`)
+      // the K loop (up to the epilogue): two barriers per step with one stage, one with two
+      const loopOf = (src: string) => src.slice(src.indexOf('for (var k = 0u;'), src.indexOf('let cs = sg'))
+      expect(count(loopOf(one), 'workgroupBarrier();')).toBe(3)
+      expect(count(loopOf(two), 'workgroupBarrier();')).toBe(2)
+      // every fragment from the current copy, every store into the other
+      expect(count(two, '(&Ws, 4u * cur + ')).toBe((tile.fm + tile.fn * mats) * 2)
+      expect(count(two, `let w = ${stage}u - cur + `)).toBe(count(one, 'let w = ') / 1)
+      // rows first: consecutive workgroups walk the row tiles of one column tile
+      expect(two).toContain('let wgCol = wgLinear / nwg.y;\n  let wgRow = wgLinear % nwg.y;')
+      expect(one).toContain('let wgCol = wid.x;')
+    }
+    const key = (t: SgmTile) => int8GemmProgram('down', { variant: 'subgroup-matrix', gateup: t, down: t, subgroupSize: 32 }).cacheKey
+    expect(new Set([tile, { ...tile, stages: 2 as const }, { ...tile, raster: 'rows-first' as const }].map(key)).size).toBe(3)
+  })
+
   it.each(tiles)('fragment counts and workgroup size: %o', (tile) => {
     for (const kind of ['gateup', 'down'] as const) {
       const mats = kind === 'gateup' ? 2 : 1
@@ -174,8 +203,9 @@ describe('subgroup-matrix WGSL generator', () => {
       expect(src).toContain(`var<workgroup> Ws: array<i32, ${sgmSubgroups(tile) * mats * 256}>;`)
       expect(sgmWorkgroupBytes(kind, tile)).toBe(4 * sgmSubgroups(tile) * mats * 256 + 12)
       expect(src).toContain(`let kLen = K / ${tile.sgK ?? 1}u;`)
-      expect(src).toContain(`for (var m0 = wid.y * ${bm}u; m0 < n; m0 = m0 + nwg.y * ${bm}u) {`)
-      expect(src).toContain(`let n0 = wid.x * ${bn}u;`)
+      expect(src).toContain('let wgCol = wid.x;\n  let wgRow = wid.y;')
+      expect(src).toContain(`for (var m0 = wgRow * ${bm}u; m0 < n; m0 = m0 + nwg.y * ${bm}u) {`)
+      expect(src).toContain(`let n0 = wgCol * ${bn}u;`)
     }
     const keys = new Set(tiles.map((t) => int8GemmProgram('down', { variant: 'subgroup-matrix', gateup: t, down: t, subgroupSize: 32 }).cacheKey))
     expect(keys.size).toBe(tiles.length)
@@ -223,12 +253,21 @@ describe('subgroup-matrix WGSL generator', () => {
     expect(at(5).gateup).toMatchObject({ fn: 2, sgN: 2 })
     expect(at(1000).gateup).toMatchObject({ fn: 2, sgN: 2 }) // past every plan: the last
     expect(at(1000)).toBe(at(16)) // cached per plan and shape
-    // the staged GEMM (wrong outputs on NVIDIA so far) only when asked for as unverified
+    // staged plans run (exact on the H100 since Ws is the kernel's only workgroup variable); two stages double the
+    // workgroup memory, checked against the device; a bad stage count or raster is refused
     const staged = { sgM: 1, sgN: 1, fm: 1, fn: 1, stage: 'workgroup' as const }
-    const refusing = new WebGpuMoeLayer(ctx, { int8Tiles: [{ maxRows: Infinity, gateup: staged, down: staged }] })
-    expect(() => refusing.int8Gemm(64, 4096, 14336)).toThrow(/unverifiedInt8Tiles/)
-    const allowing = new WebGpuMoeLayer(ctx, { int8Tiles: [{ maxRows: Infinity, gateup: staged, down: staged }], unverifiedInt8Tiles: true })
-    expect(allowing.int8Gemm(64, 4096, 14336)).toMatchObject({ gateup: { stage: 'workgroup' } })
+    const stagedLayer = (t: SgmTile) => new WebGpuMoeLayer(ctx, { int8Tiles: [{ maxRows: Infinity, gateup: t, down: t }] })
+    expect(stagedLayer(staged).int8Gemm(64, 4096, 14336)).toMatchObject({ gateup: { stage: 'workgroup' } })
+    expect(stagedLayer({ ...staged, stages: 2, raster: 'rows-first' }).int8Gemm(64, 4096, 14336)).toMatchObject({ gateup: { stages: 2, raster: 'rows-first' } })
+    const wide = { sgM: 2, sgN: 2, fm: 2, fn: 4, unroll: 2, stage: 'workgroup' as const } // 21.6 KB of gate+up tiles per stage
+    const limit = acquired.device.limits.maxComputeWorkgroupStorageSize
+    for (const stages of [1, 2] as const) {
+      const bytes = sgmWorkgroupBytes('gateup', { ...wide, stages })
+      if (bytes <= limit) expect(stagedLayer({ ...wide, stages }).int8Gemm(64, 4096, 14336)).toMatchObject({ gateup: { stages } })
+      else expect(() => stagedLayer({ ...wide, stages }).int8Gemm(64, 4096, 14336)).toThrow(/does not fit this device/)
+    }
+    expect(() => stagedLayer({ ...staged, stages: 3 as 2 }).int8Gemm(64, 4096, 14336)).toThrow(/stages 1 or 2/)
+    expect(() => stagedLayer({ ...staged, raster: 'diagonal' as 'rows-first' }).int8Gemm(64, 4096, 14336)).toThrow(/raster/)
     expect(l.int8Gemm(1, 64, 64)).toMatchObject({ gateup: { sgK: 2 }, down: { sgK: 2 } }) // K 64: 2 steps
     acquired.device.destroy()
   })
@@ -485,8 +524,8 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     [{ sgM: 2, sgN: 1, fm: 1, fn: 2, sgK: 2, subgroupId: 'local-index' }, 60, { mode: 'static', capacityFactor: 1.25 }],
     // unrolled K loop (2 steps per iteration) without split; BN 32 < N 128 for gate+up
     [{ sgM: 1, sgN: 1, fm: 1, fn: 2, unroll: 2 }, T, {}],
-    // BN 128 > N 64 for down (clamped column tiles), several row tiles
-    [{ sgM: 2, sgN: 2, fm: 2, fn: 4 }, 60, {}],
+    // BN 128 > N 64 for down (clamped column tiles), several row tiles taken rows first
+    [{ sgM: 2, sgN: 2, fm: 2, fn: 4, raster: 'rows-first' }, 60, {}],
     // a grid of one row tile: the workgroups loop over the groups' further 16-row tiles
     [{ sgM: 1, sgN: 2, fm: 1, fn: 2, sgK: 4, unroll: 2 }, 60, {}, 1],
     // staged through workgroup memory: BK 32 (gate+up K 64: two steps, down K 128: four; the prefetch path),
@@ -495,6 +534,8 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     // staged, BK 32, one fragment per subgroup (B loads not a multiple of the workgroup: guarded), static padding rows,
     // subgroup index from the local index
     [{ sgM: 2, sgN: 1, fm: 1, fn: 1, stage: 'workgroup', subgroupId: 'local-index' }, T, { mode: 'static', capacityFactor: 1.25 }],
+    // staged with two stages (gate+up 2 K steps, down 4: each copy written and read twice), row tiles taken rows first
+    [{ sgM: 1, sgN: 2, fm: 1, fn: 1, stage: 'workgroup', stages: 2, raster: 'rows-first' }, 60, {}],
   ]
   it.each(sgmTiles)('stages (subgroup-matrix kernel, builtins emulated): tile %o, T %i, policy %o, grid rows %s', async (tile, tokens, policy, gridRows?: number) => {
     const sgSize = ctx.features.subgroupSize ?? 8

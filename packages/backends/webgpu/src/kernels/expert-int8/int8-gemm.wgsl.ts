@@ -46,11 +46,23 @@ function epilogue(kind: Int8GemmKind, acc: (mat: string) => string, indent: stri
 }
 
 /**
- * Group bounds of workgroup `wid.z`, then the row-tile loop. `inWs`: the bounds live in words
- * `inWs`, `inWs` + 1 of Ws (the staged kernel keeps Ws its only workgroup variable), else in the
- * scalars groupStart / groupRows.
+ * Group bounds of workgroup `wid.z`, the workgroup's column tile `wgCol` and first row tile
+ * `wgRow`, then the row-tile loop. `inWs`: the bounds live in words `inWs`, `inWs` + 1 of Ws
+ * (the staged kernel keeps Ws its only workgroup variable), else in the scalars groupStart /
+ * groupRows. `rowsFirst`: consecutive workgroups (the dispatch order, x fastest) take the row
+ * tiles of one column tile, so the workgroups that read one B column tile run together and
+ * read it from memory about once, the group's A tiles shared through L2; else (x, y) = (column
+ * tile, row tile).
  */
-const groupPrologue = (bm: number, inWs?: number) => `  let e = wid.z;
+const groupPrologue = (bm: number, inWs?: number, rowsFirst = false) => `  let e = wid.z;
+${
+  rowsFirst
+    ? `  let wgLinear = wid.y * nwg.x + wid.x;
+  let wgCol = wgLinear / nwg.y;
+  let wgRow = wgLinear % nwg.y;`
+    : `  let wgCol = wid.x;
+  let wgRow = wid.y;`
+}
 ${
   inWs === undefined
     ? `  if (lid == 0u) { groupStart = u32(offsets[e]); groupRows = u32(offsets[e + 1u] - offsets[e]); }
@@ -60,8 +72,8 @@ ${
   let n = u32(workgroupUniformLoad(&Ws[${inWs + 1}]));
   let start = u32(workgroupUniformLoad(&Ws[${inWs}]));`
 }
-  // row tiles wid.y, wid.y + grid y, …: a grid with fewer row tiles than the largest group loops
-  for (var m0 = wid.y * ${bm}u; m0 < n; m0 = m0 + nwg.y * ${bm}u) {
+  // row tiles wgRow, wgRow + grid y, …: a grid with fewer row tiles than the largest group loops
+  for (var m0 = wgRow * ${bm}u; m0 < n; m0 = m0 + nwg.y * ${bm}u) {
   let K = params.kdim;
   let N = params.ndim;`
 
@@ -92,7 +104,7 @@ var<workgroup> groupRows: u32;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 ${groupPrologue(DOT4_BM)}
-  let n0 = wid.x * ${DOT4_BN}u;
+  let n0 = wgCol * ${DOT4_BN}u;
   let kv = K / 16u; // vec4 words per A row
   let nw = N / 4u; // u32 words per B row
   let tx = lid % 16u;
@@ -183,6 +195,19 @@ export interface SgmTile {
   readonly aPad?: number
   /** Staged tiles: `false` loads the B fragments straight from storage and stages only A (default true). */
   readonly stageB?: boolean
+  /**
+   * Staged tiles: copies of the A and B tiles in workgroup memory (default 1). With 2 the next
+   * K step is stored into the other copy after this step's MMAs, one barrier per step instead
+   * of two (double buffering; twice the workgroup memory).
+   */
+  readonly stages?: 1 | 2
+  /**
+   * Order in which workgroups take output tiles: `columns-first` (default; x = column tile,
+   * y = row tile) or `rows-first` (consecutive workgroups take the row tiles of one column
+   * tile: each B column tile is read from memory about once per group instead of once per row
+   * tile; matters when groups span several row tiles, i.e. prefill).
+   */
+  readonly raster?: 'columns-first' | 'rows-first'
 }
 
 /**
@@ -200,7 +225,7 @@ export const sgmSubgroups = (t: SgmTile): number => t.sgM * t.sgN * (t.sgK ?? 1)
 /**
  * Words of Ws, the tensor-core kernel's workgroup array: the epilogue's i32 slab, one 16×16
  * fragment per subgroup and weight matrix (sgM·sgN·sgK·mats·256 words); a staged tile's A and B
- * tiles when larger, plus 4 words that hold its group bounds.
+ * tiles (per stage) when larger, plus 4 words that hold its group bounds.
  */
 export function sgmWorkgroupWords(kind: Int8GemmKind, t: SgmTile): number {
   // staged: the tiles or the slab, then 4 words (group bounds; keeps the size a multiple of 16 bytes)
@@ -210,7 +235,7 @@ export function sgmWorkgroupWords(kind: Int8GemmKind, t: SgmTile): number {
 /** Words of Ws the tiles and the epilogue slab use. */
 function sgmTileWords(kind: Int8GemmKind, t: SgmTile): number {
   const slab = sgmSubgroups(t) * mats(kind).length * 256
-  return t.stage === 'workgroup' ? Math.max(slab, stagedLayout(kind, t).words) : slab
+  return t.stage === 'workgroup' ? Math.max(slab, (t.stages ?? 1) * stagedLayout(kind, t).words) : slab
 }
 
 /** Default bytes of padding after each staged A row. */
@@ -233,7 +258,8 @@ function stagedLayout(kind: Int8GemmKind, t: SgmTile): { bk: number; aRowBytes: 
 export const sgmWorkgroupBytes = (kind: Int8GemmKind, t: SgmTile): number => 4 * sgmWorkgroupWords(kind, t) + (t.stage === 'workgroup' ? 0 : 12)
 
 /** Short cache-key fragment of a tile. */
-export const sgmTileKey = (t: SgmTile): string => `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|sgid=${t.subgroupId ?? 'builtin'}${t.stage === 'workgroup' ? `|staged|pad${t.aPad ?? A_PAD}|b${t.stageB === false ? 'storage' : 'staged'}` : ''}`
+export const sgmTileKey = (t: SgmTile): string =>
+  `sg${t.sgM}x${t.sgN}x${t.sgK ?? 1}|f${t.fm}x${t.fn}|u${t.unroll ?? 1}|sgid=${t.subgroupId ?? 'builtin'}${t.stage === 'workgroup' ? `|staged|pad${t.aPad ?? A_PAD}|b${t.stageB === false ? 'storage' : 'staged'}|st${t.stages ?? 1}` : ''}${t.raster === 'rows-first' ? '|rows-first' : ''}`
 
 const LEFT = 'subgroup_matrix_left<i8, 32, 16>' // <T, K (cols), M (rows)>
 const RIGHT = 'subgroup_matrix_right<i8, 16, 32>' // <T, N (cols), K (rows)>
@@ -327,8 +353,8 @@ var<workgroup> groupRows: u32;`
 }
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, ${sgBuiltin ? '@builtin(subgroup_id) sg: u32, ' : ''}@builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32) {
-${sgBuiltin ? '' : `  let sg = lid / ${subgroupSize}u;\n`}${groupPrologue(bm, staged ? words : undefined)}
-  let n0 = wid.x * ${bn}u;
+${sgBuiltin ? '' : `  let sg = lid / ${subgroupSize}u;\n`}${groupPrologue(bm, staged ? words : undefined, tile.raster === 'rows-first')}
+  let n0 = wgCol * ${bn}u;
   // this subgroup: (im, in) sub-tile of the workgroup's tile, ik-th slice of K
   let smn = sg % ${SMN}u;
   let ik = sg / ${SMN}u;
@@ -393,7 +419,8 @@ export const sgmStagedGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSiz
   const { fm, fn } = tile
   const { bm, bn } = sgmTileDims(tile)
   const wg = sgmSubgroups(tile) * subgroupSize
-  const { bk, aRowBytes, aWords, bWords } = stagedLayout(kind, tile)
+  const { bk, aRowBytes, aWords, bWords, words: stageWords } = stagedLayout(kind, tile)
+  const double = (tile.stages ?? 1) === 2
   const aRowW = aRowBytes / 4
   const aVecs = (bm * bk) / 16 // vec4 loads of the A tile
   const bVecs = (bn * bk) / 16 // per weight matrix
@@ -411,10 +438,46 @@ export const sgmStagedGemmWgsl = (kind: Int8GemmKind, tile: SgmTile, subgroupSiz
     ].join('\n')
   // one staged vec4 into Ws words w .. w + 3
   const store4 = (w: string, r: string) => `{ let w = ${w}; Ws[w] = ${r}.x; Ws[w + 1u] = ${r}.y; Ws[w + 2u] = ${r}.z; Ws[w + 3u] = ${r}.w; }`
-  const stores = [
-    ...range(aPer).map((s) => `    ${guard(aVecs, aPer, s)}${store4(`aDst${s}`, `ra${s}`)}`),
-    ...m.flatMap((x, mi) => range(bPer).map((s) => `    ${guard(bVecs, bPer, s)}${store4(`${aWords + mi * bWords}u + 4u * (lid + ${s * wg}u)`, `rb${x}${s}`)}`)),
-  ].join('\n')
+  // the registers into the stage at word `at` (an expression; '' = 0)
+  const stores = (at: string, indent = '    ') =>
+    [
+      ...range(aPer).map((s) => `${indent}${guard(aVecs, aPer, s)}${store4(`${at}aDst${s}`, `ra${s}`)}`),
+      ...m.flatMap((x, mi) => range(bPer).map((s) => `${indent}${guard(bVecs, bPer, s)}${store4(`${at}${aWords + mi * bWords}u + 4u * (lid + ${s * wg}u)`, `rb${x}${s}`)}`)),
+    ].join('\n')
+  // fragments of this step from the stage at word `at`, then the MMAs
+  const compute = (at: string) => `${range(U)
+    .map(
+      (u) => `${range(fm).map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&Ws, ${at ? `4u * ${at}` : ''}(aRowL + ${i * 16}u) * ${aRowBytes}u + ${32 * u}u, false, ${aRowBytes}u);`).join('\n')}
+${m.map((x, mi) => range(fn).map((j) => (stageB ? `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&Ws, ${at ? `4u * ${at}` : ''}${4 * (aWords + mi * bWords)}u + ((bColL / 16u + ${j}u) * ${U}u + ${u}u) * 512u, false, 16u);` : bFromStorage(x, j, u))).join('\n')).join('\n')}`,
+    )
+    .join('\n')}
+${mmas(kind, tile)}`
+  // one stage: store, barrier, prefetch the next step, compute, barrier. Two stages: the next
+  // step goes into the other copy after this step's MMAs, one barrier per step (which also
+  // keeps the copy being overwritten from being read: its reads were the step before).
+  const loop = double
+    ? `${stores('')}
+  for (var k = 0u; k < K; k = k + ${bk}u) {
+    let cur = ((k / ${bk}u) % 2u) * ${stageWords}u;
+    workgroupBarrier();
+    let more = k + ${bk}u < K;
+    if (more) {
+${loads(`(k + ${bk}u)`)}
+    }
+${compute('cur + ')}
+    if (more) {
+${stores(`${stageWords}u - cur + `, '      ')}
+    }
+  }`
+    : `  for (var k = 0u; k < K; k = k + ${bk}u) {
+    workgroupBarrier();
+${stores('')}
+    workgroupBarrier();
+    if (k + ${bk}u < K) {
+${loads(`(k + ${bk}u)`)}
+    }
+${compute('')}
+  }`
   return /* wgsl */ `${sgmHeader(kind, tile, subgroupSize, 'vec4<i32>', stageB ? 'vec4<i32>' : 'i32')}
   let kv = K / 16u; // vec4s per A row
   let kn16 = K * N / 16u; // vec4s per expert's weight matrix
@@ -429,21 +492,7 @@ ${range(aPer).map((s) => `  var ra${s} = vec4<i32>();`).join('\n')}
 ${m.flatMap((x) => range(bPer).map((s) => `  var rb${x}${s} = vec4<i32>();`)).join('\n')}
 ${accumulators(kind, tile)}
 ${loads('0u')}
-  for (var k = 0u; k < K; k = k + ${bk}u) {
-    workgroupBarrier();
-${stores}
-    workgroupBarrier();
-    if (k + ${bk}u < K) {
-${loads(`(k + ${bk}u)`)}
-    }
-${range(U)
-  .map(
-    (u) => `${range(fm).map((i) => `    let a${i}_${u} = subgroupMatrixLoad<${LEFT}>(&Ws, (aRowL + ${i * 16}u) * ${aRowBytes}u + ${32 * u}u, false, ${aRowBytes}u);`).join('\n')}
-${m.map((x, mi) => range(fn).map((j) => (stageB ? `    let b${x}${j}_${u} = subgroupMatrixLoad<${RIGHT}>(&Ws, ${4 * (aWords + mi * bWords)}u + ((bColL / 16u + ${j}u) * ${U}u + ${u}u) * 512u, false, 16u);` : bFromStorage(x, j, u))).join('\n')).join('\n')}`,
-  )
-  .join('\n')}
-${mmas(kind, tile)}
-  }
+${loop}
   workgroupBarrier();
 ${sgmEpilogue(kind, tile, subgroupSize)}
   } // row tiles
