@@ -8,6 +8,7 @@
 #   bash bench/gpu-run.sh OUT staged     # workgroup-memory fragment probe, staged int8 GEMM plans (tiny diagnostics, then Mixtral/OLMoE T 128–4096),
 #                                        # then the layer at T 8/2048/4096 (buffer pool)
 #                                        # (after ../shared/gpu/prepare.sh bench/sgm-shared-probe.ts bench/int8-sweep.bench.ts bench/webgpu-layer.bench.ts)
+#   bash bench/gpu-run.sh OUT table      # the layer (f16 and int8, default plans) at T 1–4096 and the peers (then node bench/report.mjs OUT)
 #   bash bench/gpu-run.sh OUT multirow   # multi-row decode sweep → plan table → layer + peers (T ≤ 512) → parity (Mixtral T = 16, OLMoE T = 32, 128)
 set -uo pipefail
 out=${1:?out dir}; mode=${2:-pipeline}
@@ -23,6 +24,12 @@ if [ "$mode" = multirow ]; then
   # GPU parity of the multi-row kernels against the CPU reference at batch sizes where they run
   mkdir -p "$out/parity"
   timeout "${PARITY_S:-120}" node .gpu/webgpu-layer.bench.mjs --out "$out/parity" --parity-only --parity-tokens "${PARITY_TOKENS:-mixtral-8x7b:16,olmoe-1b-7b:32,olmoe-1b-7b:128}" --mr-plans "$out/multirow-plans.json" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/parity.log"
+  exit 0
+fi
+if [ "$mode" = table ]; then
+  # the layer (f16 auto and int8 W8A8, default plans) at every T, then the peers, in one command; then report.mjs OUT
+  timeout "${LAYER_S:-200}" node .gpu/webgpu-layer.bench.mjs --out "$out" --tokens "${TOKENS:-1,8,32,128,512,2048,4096}" --policies "${POLICIES:-dynamic,dynamic/int8}" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/webgpu-layer.log"
+  PYTHONUNBUFFERED=1 timeout "${PEERS_S:-260}" python3 bench/peer_mixtral.py --out "$out" --tokens "${TOKENS:-1,8,32,128,512,2048,4096}" --budget-s "${PEER_BUDGET_S:-200}" > "$out/peers.log" 2>&1
   exit 0
 fi
 if [ "$mode" = staged ]; then

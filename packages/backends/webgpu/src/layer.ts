@@ -34,6 +34,7 @@ import {
   sgmWorkgroupBytes,
   type Int8GemmConfig,
   type Int8TilePlan,
+  type Int8Tiles,
   type SgmTile,
 } from './kernels/expert-int8/int8.program.js'
 import { uploadLayerWeights, type DeviceLayerWeights } from './weights.js'
@@ -79,9 +80,9 @@ export interface LayerOptions {
   readonly int8Kernel?: Int8KernelOption
   /**
    * Tiles of the subgroup-matrix kernels by group size (default {@link DEFAULT_INT8_TILES}:
-   * one 16-row fragment with split-K for decode groups up to 16 rows, two fragments up to 48,
-   * 2×2 subgroups of 2×4 fragments beyond); a group larger than every plan's `maxRows` runs
-   * the last plan.
+   * up to 16 rows the staged 16-row tile with two stages, beyond it the staged 64×128 tile,
+   * each with storage-fed fallbacks for devices with less workgroup memory); a group larger
+   * than every plan's `maxRows` runs the last plan.
    */
   readonly int8Tiles?: readonly Int8TilePlan[]
   /**
@@ -254,26 +255,33 @@ export class WebGpuMoeLayer {
     if (cached) return cached
     const L = this.ctx.device.limits
     const maxWg = Math.min(L.maxComputeInvocationsPerWorkgroup, L.maxComputeWorkgroupSizeX)
-    const check = (kind: 'gateup' | 'down', t: SgmTile) => {
-      const S = sgmSubgroups(t)
-      const wgBytes = sgmWorkgroupBytes(kind, t)
-      const ok =
+    // a malformed tile is refused; one that does not fit this device gives way to its plan's fallback, if any
+    const fits = (kind: 'gateup' | 'down', t: SgmTile): string | null => {
+      const valid =
         [t.sgM, t.sgN, t.fm, t.fn, t.sgK ?? 1, t.unroll ?? 1].every((v) => Number.isInteger(v) && v >= 1) &&
         [1, 2].includes(t.stages ?? 1) &&
-        ['columns-first', 'rows-first'].includes(t.raster ?? 'columns-first') &&
-        S * f.subgroupSize! <= maxWg &&
-        wgBytes <= L.maxComputeWorkgroupStorageSize
-      if (!ok) {
-        throw new MoeError(
-          ErrorCodes.INPUT_INVALID,
-          `int8 ${kind} tile ${JSON.stringify(t)} is not a valid tile or does not fit this device (positive integer counts, stages 1 or 2, raster columns-first or rows-first; workgroup ${S * f.subgroupSize!} of at most ${maxWg} invocations, ${wgBytes} of at most ${L.maxComputeWorkgroupStorageSize} bytes of workgroup memory)`,
-          { plugin: 'webgpu' },
-        )
+        ['columns-first', 'rows-first'].includes(t.raster ?? 'columns-first')
+      if (!valid) {
+        throw new MoeError(ErrorCodes.INPUT_INVALID, `int8 ${kind} tile ${JSON.stringify(t)} is not a valid tile (positive integer counts, stages 1 or 2, raster columns-first or rows-first)`, { plugin: 'webgpu' })
       }
-      return t
+      const S = sgmSubgroups(t)
+      const wgBytes = sgmWorkgroupBytes(kind, t)
+      return S * f.subgroupSize! <= maxWg && wgBytes <= L.maxComputeWorkgroupStorageSize
+        ? null
+        : `int8 ${kind} tile ${JSON.stringify(t)} does not fit this device (workgroup ${S * f.subgroupSize!} of at most ${maxWg} invocations, ${wgBytes} of at most ${L.maxComputeWorkgroupStorageSize} bytes of workgroup memory)`
     }
-    const gateup = check('gateup', fitSgmTile(plan.gateup, H))
-    const down = check('down', fitSgmTile(plan.down, I))
+    let tiles: Int8Tiles | undefined = plan
+    let gateup: SgmTile | undefined
+    let down: SgmTile | undefined
+    let misfit: string | null = null
+    for (; tiles && !gateup; tiles = tiles.fallback) {
+      const g = fitSgmTile(tiles.gateup, H)
+      const d = fitSgmTile(tiles.down, I)
+      const why = fits('gateup', g) ?? fits('down', d)
+      if (why) misfit ??= why
+      else [gateup, down] = [g, d]
+    }
+    if (!gateup || !down) throw new MoeError(ErrorCodes.INPUT_INVALID, `${misfit}${plan.fallback ? ', nor does any fallback of its plan' : ''}`, { plugin: 'webgpu' })
     if (sgmTileDims(gateup).bm !== sgmTileDims(down).bm) {
       throw new MoeError(ErrorCodes.INPUT_INVALID, `int8 tiles of one plan need the same rows per workgroup (gate+up ${sgmTileDims(gateup).bm}, down ${sgmTileDims(down).bm})`, { plugin: 'webgpu' })
     }

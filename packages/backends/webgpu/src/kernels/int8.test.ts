@@ -21,7 +21,7 @@ import { INV127, int8GemmRef, quantizeLayerWeightsInt8, quantizeRowsInt8, w8a8Ex
 import { checkInt8Shape, int8TileByte, quantizeDeviceWeights, tileInt8, uploadInt8Weights } from '../weights-int8.js'
 import { generateLayerWeights, readExpertWeights, uploadLayerWeights } from '../weights.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
-import { DEFAULT_SGM_TILE, fitSgmTile, int8GemmProgram, int8GemvLayout, int8GemvProgram, int8SpareRows, int8TileDims, quantizeRowsProgram, sgmSubgroups, sgmTileDims, type Int8GemmConfig, type Int8GemmKind, type Int8GemmParams, type SgmTile } from './expert-int8/int8.program.js'
+import { DEFAULT_SGM_TILE, STAGED_SGM_TILE, STAGED_SMALL_SGM_TILE, fitSgmTile, int8GemmProgram, int8GemvLayout, int8GemvProgram, int8SpareRows, int8TileDims, quantizeRowsProgram, sgmSubgroups, sgmTileDims, type Int8GemmConfig, type Int8GemmKind, type Int8GemmParams, type SgmTile } from './expert-int8/int8.program.js'
 import type { KernelProgram } from '../gpu/program.js'
 import { emulateSubgroupMatrix } from '../testing/sgm-emulation.js'
 import { sgmGemmWgsl, sgmWorkgroupBytes } from './expert-int8/int8-gemm.wgsl.js'
@@ -266,9 +266,31 @@ describe('subgroup-matrix WGSL generator', () => {
       if (bytes <= limit) expect(stagedLayer({ ...wide, stages }).int8Gemm(64, 4096, 14336)).toMatchObject({ gateup: { stages } })
       else expect(() => stagedLayer({ ...wide, stages }).int8Gemm(64, 4096, 14336)).toThrow(/does not fit this device/)
     }
-    expect(() => stagedLayer({ ...staged, stages: 3 as 2 }).int8Gemm(64, 4096, 14336)).toThrow(/stages 1 or 2/)
+    expect(() => stagedLayer({ ...staged, stages: 3 as 2 }).int8Gemm(64, 4096, 14336)).toThrow(/not a valid tile.*stages 1 or 2/)
     expect(() => stagedLayer({ ...staged, raster: 'diagonal' as 'rows-first' }).int8Gemm(64, 4096, 14336)).toThrow(/raster/)
     expect(l.int8Gemm(1, 64, 64)).toMatchObject({ gateup: { sgK: 2 }, down: { sgK: 2 } }) // K 64: 2 steps
+    // default plans: the staged tiles where the device has the workgroup memory (an H100's 48 KiB),
+    // down their fallback chains where it has less (the null device's 16 KiB)
+    // (a stand-in device: choosing tiles reads only its limits)
+    const withWgMemory = (bytes: number) => {
+      const limits = { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 }
+      return new GpuContext({ ...acquired, device: { limits, onuncapturederror: null } as unknown as GPUDevice, features: { ...acquired.features, subgroups: true, subgroupSize: 32, subgroupMatrix: true } })
+    }
+    const big48 = new WebGpuMoeLayer(withWgMemory(49152))
+    expect(big48.int8Gemm(8, 4096, 14336)).toMatchObject({ gateup: STAGED_SMALL_SGM_TILE, down: STAGED_SMALL_SGM_TILE })
+    expect(big48.int8Gemm(16, 4096, 14336).gateup).toEqual(fitSgmTile(STAGED_SMALL_SGM_TILE, 4096))
+    expect(big48.int8Gemm(17, 4096, 14336)).toMatchObject({ gateup: STAGED_SGM_TILE, down: STAGED_SGM_TILE })
+    const mid32 = new WebGpuMoeLayer(withWgMemory(32768)) // two stages (35 KB) do not fit: one stage
+    expect(mid32.int8Gemm(8, 4096, 14336).gateup).toEqual(fitSgmTile({ ...STAGED_SMALL_SGM_TILE, stages: 1 }, 4096))
+    expect(mid32.int8Gemm(64, 4096, 14336).gateup).toEqual(fitSgmTile(STAGED_SGM_TILE, 4096))
+    const small16 = new WebGpuMoeLayer(withWgMemory(16384)) // WebGPU's default limit: the storage-fed tiles that fit
+    expect(small16.int8Gemm(8, 4096, 14336).gateup).toEqual({ sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 4, unroll: 1 })
+    expect(small16.int8Gemm(64, 4096, 14336).gateup).toEqual(fitSgmTile(DEFAULT_SGM_TILE, 4096))
+    for (const [t, kind] of [[small16.int8Gemm(8, 4096, 14336).gateup, 'gateup'], [small16.int8Gemm(64, 4096, 14336).down, 'down']] as const) expect(sgmWorkgroupBytes(kind, t)).toBeLessThanOrEqual(16384)
+    // a user plan without a fallback that does not fit is refused, naming the tile and the limit
+    const tiny8 = new WebGpuMoeLayer(withWgMemory(8192), { int8Tiles: [{ maxRows: Infinity, gateup: STAGED_SGM_TILE, down: STAGED_SGM_TILE }] })
+    expect(() => tiny8.int8Gemm(64, 4096, 14336)).toThrow(/does not fit this device .*8192 bytes of workgroup memory/)
+    expect(() => new WebGpuMoeLayer(withWgMemory(4096)).int8Gemm(64, 4096, 14336)).toThrow(/nor does any fallback/)
     acquired.device.destroy()
   })
 
@@ -536,6 +558,9 @@ describe.skipIf(!adapter)(`int8 W8A8 kernels vs the CPU reference (${adapter})`,
     [{ sgM: 2, sgN: 1, fm: 1, fn: 1, stage: 'workgroup', subgroupId: 'local-index' }, T, { mode: 'static', capacityFactor: 1.25 }],
     // staged with two stages (gate+up 2 K steps, down 4: each copy written and read twice), row tiles taken rows first
     [{ sgM: 1, sgN: 2, fm: 1, fn: 1, stage: 'workgroup', stages: 2, raster: 'rows-first' }, 60, {}],
+    // the default plan's small-group tile (two stages, BK 64: gate+up one K step, down two) at half its width
+    // (the full tile's 35 KB of workgroup memory exceed lavapipe's 32 KB)
+    [{ ...STAGED_SMALL_SGM_TILE, sgN: 2 }, T, {}],
   ]
   it.each(sgmTiles)('stages (subgroup-matrix kernel, builtins emulated): tile %o, T %i, policy %o, grid rows %s', async (tile, tokens, policy, gridRows?: number) => {
     const sgSize = ctx.features.subgroupSize ?? 8

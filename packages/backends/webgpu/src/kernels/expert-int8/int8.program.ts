@@ -39,24 +39,58 @@ export function fitSgmTile(tile: SgmTile, K: number): SgmTile {
   return { ...tile, sgK, unroll }
 }
 
-/**
- * Tensor-core tiles by group size: the first plan whose `maxRows` is at least the typical
- * group (mean rows per expert, or the capacity when static) runs, else the last. Measured on
- * an H200 (bench/int8-sweep.bench.ts, results/int8-sweep.json): small groups want one 16-row
- * fragment and split-K (many subgroups streaming the tiled weights), groups of ~32 rows two
- * fragments, prefill 2×4 fragments per subgroup. (Groups of ≤ 2 rows run the GEMV kernels.)
- */
-export interface Int8TilePlan {
-  readonly maxRows: number
+/** The gate+up and down tiles of a plan, and what to run where they do not fit the device. */
+export interface Int8Tiles {
   readonly gateup: SgmTile
   readonly down: SgmTile
+  /**
+   * Tiles to run when these need more workgroup memory or invocations than the device has
+   * (tried in turn down the chain); without one such a plan is refused on that device.
+   */
+  readonly fallback?: Int8Tiles
 }
 
+/**
+ * Tensor-core tiles by group size: the first plan whose `maxRows` is at least the typical
+ * group (mean rows per expert, or the capacity when static) runs, else the last. (Groups of
+ * ≤ 2 rows run the GEMV kernels.)
+ */
+export interface Int8TilePlan extends Int8Tiles {
+  readonly maxRows: number
+}
+
+/** Staged prefill tile: 2×2 subgroups of 2×4 fragments (64×128 per workgroup of 128), BK 64 through workgroup memory (21.5 KB for gate+up). */
+export const STAGED_SGM_TILE: SgmTile = { sgM: 2, sgN: 2, fm: 2, fn: 4, unroll: 2, stage: 'workgroup' }
+
+/** Staged tile of small groups: 1×4 subgroups of 1×2 fragments (16×128 per workgroup of 128), BK 64, two stages (35 KB for gate+up). */
+export const STAGED_SMALL_SGM_TILE: SgmTile = { sgM: 1, sgN: 4, fm: 1, fn: 2, unroll: 2, stage: 'workgroup', stages: 2 }
+
+/**
+ * Default plans, measured on an H100 (bench/int8-sweep.bench.ts, results/staged2-h100/): groups
+ * of ≤ 16 rows the two-stage 16-row staged tile (ms of GEMMs, Mixtral T 32 / 64: 0.69 / 1.04 vs
+ * 0.83 / 1.15 for the storage-fed split-K plans; OLMoE T 32 / 128: 0.26 / 0.35 vs 0.30 / 0.41),
+ * larger groups the 64-row staged tile (Mixtral T 128 / 512 / 2048 / 4096: 1.11 / 2.53 / 8.36 /
+ * 15.9 vs 2.15 / 5.02 / 16.2 / 31.2). Where the device's workgroup memory is smaller (the
+ * staged tiles need 35 and 21.5 KB), the storage-fed tiles measured before them run: one
+ * subgroup of 1×4 fragments with split-K 8, 1×2 subgroups of 2×2 fragments, and
+ * {@link DEFAULT_SGM_TILE}, then tiles that fit WebGPU's default 16 KB.
+ */
 export const DEFAULT_INT8_TILES: readonly Int8TilePlan[] = [
-  // one subgroup of 1×4 fragments per workgroup, split-K 8 (Mixtral T 32: 0.85 ms of GEMMs vs 0.98 for 1×2 subgroups of 1×2)
-  { maxRows: 16, gateup: { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 8 }, down: { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 8 } },
-  { maxRows: 48, gateup: { sgM: 1, sgN: 2, fm: 2, fn: 2, sgK: 2, unroll: 2 }, down: { sgM: 1, sgN: 2, fm: 2, fn: 2, sgK: 4, unroll: 2 } },
-  { maxRows: Infinity, gateup: DEFAULT_SGM_TILE, down: DEFAULT_SGM_TILE },
+  {
+    maxRows: 16,
+    gateup: STAGED_SMALL_SGM_TILE,
+    down: STAGED_SMALL_SGM_TILE,
+    fallback: {
+      gateup: { ...STAGED_SMALL_SGM_TILE, stages: 1 },
+      down: { ...STAGED_SMALL_SGM_TILE, stages: 1 },
+      fallback: {
+        gateup: { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 8 },
+        down: { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 8 },
+        fallback: { gateup: { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 4 }, down: { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 4 } },
+      },
+    },
+  },
+  { maxRows: Infinity, gateup: STAGED_SGM_TILE, down: STAGED_SGM_TILE, fallback: { gateup: DEFAULT_SGM_TILE, down: DEFAULT_SGM_TILE } },
 ]
 
 /** Run parameters of the int8 GEMMs. */
