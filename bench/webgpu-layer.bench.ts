@@ -22,6 +22,7 @@ import { randomHidden } from '@moe-route/workloads'
 import { softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
 import {
   GpuContext,
+  ProgramCache,
   WebGpuMoeLayer,
   acquireDevice,
   generateLayerWeights,
@@ -32,7 +33,7 @@ import {
   type DeviceLayerWeights,
   type MultiRowPlan,
 } from '@moe-route/backend-webgpu'
-import { readBandwidth, timeBackToBack } from './lib/gpu-timing.js'
+import { median, readBandwidth, timeBackToBack } from './lib/gpu-timing.js'
 import { benchPipeline, deviceBatch, type BenchPolicy } from './lib/pipeline.js'
 
 const args = process.argv.slice(2)
@@ -102,10 +103,26 @@ const pipelineIds = new Map<object, number>()
  * wait at the end, like CUDA-event timing of back-to-back launches): wall clock, host encoding
  * included.
  */
-async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, model: ModelShape, dw: DeviceLayerWeights | DeviceInt8Weights, policy: BenchPolicy | undefined, n: number, expertKernel?: 'gemv' | 'gemm', warmupMs = 150): Promise<number> {
+/**
+ * ms per call back to back (see timeBackToBack): the median of 3 repeats of n calls, each with
+ * one wait at the end (as the peers report the median of their repeats; a single repeat now
+ * and then took 20–40 ms longer in all on the H100, a stall the GPU times do not show), with
+ * every repeat, and the buffers created and pipelines compiled during the timed calls
+ * (steady state: 0).
+ */
+async function timeForward(layer: WebGpuMoeLayer, xb: GPUBuffer, T: number, model: ModelShape, dw: DeviceLayerWeights | DeviceInt8Weights, policy: BenchPolicy | undefined, n: number, expertKernel?: 'gemv' | 'gemm', warmupMs = 150): Promise<{ ms: number; msRepeats: number[]; buffersCreatedTimed: number; pipelinesCompiledTimed: number }> {
   const pipeline = await pipelineOf(layer, dw, model, policy, expertKernel)
   const batch = deviceBatch(layer, xb, T, model.hidden)
-  return timeBackToBack(device, () => void pipeline.submit(batch), n, warmupMs)
+  let created = 0
+  let compiled = 0
+  const msRepeats = [
+    await timeBackToBack(device, () => void pipeline.submit(batch), n, warmupMs, () => {
+      created = ctx.pool.created
+      compiled = ProgramCache.size(device)
+    }),
+  ]
+  for (let r = 1; r < 3; r++) msRepeats.push(await timeBackToBack(device, () => void pipeline.submit(batch), n, 0))
+  return { ms: median(msRepeats), msRepeats, buffersCreatedTimed: ctx.pool.created - created, pipelinesCompiledTimed: ProgramCache.size(device) - compiled }
 }
 
 // Diagnostic: the decode gate+up kernel alone (Mixtral shape, one token, one expert) on this
@@ -182,7 +199,7 @@ for (const shape of SHAPES) {
       const rowsList = opt('--gemv-rows', '') ? opt('--gemv-rows', '').split(',').map((r) => [Number(r), 'active'] as const) : ([[2, 'active'], [4, 'active'], [4, 'all']] as const)
       for (const [gemvRows, decodeSlots] of rowsList) {
         const l = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', gemvRows, decodeSlots, expertKernel: 'gemv' })
-        const ms = await timeForward(l, xb, T, modelShape, dw, undefined, 20)
+        const { ms } = await timeForward(l, xb, T, modelShape, dw, undefined, 20)
         console.log(JSON.stringify({ sweep: 'gemv', shape: label, T, gemvRows, decodeSlots, ms, pctRoofline: (100 * rooflineMs) / ms }))
       }
     }
@@ -201,7 +218,7 @@ for (const shape of SHAPES) {
       for (const v of variants) {
         try {
           const l = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', expertKernel: 'gemv', multiRowPlans: v.plans })
-          const ms = await timeForward(l, xb, T, modelShape, dw, undefined, 20)
+          const { ms } = await timeForward(l, xb, T, modelShape, dw, undefined, 20)
           let kernels: Record<string, number> | undefined
           if (profCtx) {
             const pl = new WebGpuMoeLayer(profCtx, { weightsDtype: 'f16', expertKernel: 'gemv', multiRowPlans: v.plans })
@@ -230,7 +247,7 @@ for (const shape of SHAPES) {
       const n = Math.max(3, Math.min(iters, Math.ceil(2000 / Math.max(1, T))))
       // the first configuration after host work (weights, parity, probes) gets a 1 s warm-up:
       // with 150 ms it measured up to 4× slower on the H200
-      const ms = await timeForward(L, xb, T, modelShape, W, policy, n, expertKernel, name === (wanted?.[0] ?? POLICIES[0].name) ? 1000 : 150)
+      const { ms, ...timing } = await timeForward(L, xb, T, modelShape, W, policy, n, expertKernel, name === (wanted?.[0] ?? POLICIES[0].name) ? 1000 : 150)
       // GPU time: the sum of the kernels' timestamp-query times of one profiled forward (median of 3)
       let gpuMs: number | null = null
       let kernels: Record<string, number> | undefined
@@ -253,7 +270,7 @@ for (const shape of SHAPES) {
       }
       // roofline of the bytes this variant reads: f16 weights, or int8 weights + scales
       const roof = int8 ? ((active * bytesPerExpert8) / bw) * 1000 : rooflineMs
-      const row = { shape: label, T, policy: name, ms, gpuMs, kernels, expertKernel: expertKernelUsed, activeExperts: active, rooflineMs: roof, rooflineF16Ms: rooflineMs, pctRoofline: (100 * roof) / ms, iters: n, ...(int8 ? { int8VsF16RelativeL2: int8VsF16 } : {}) }
+      const row = { shape: label, T, policy: name, ms, gpuMs, kernels, expertKernel: expertKernelUsed, activeExperts: active, rooflineMs: roof, rooflineF16Ms: rooflineMs, pctRoofline: (100 * roof) / ms, iters: n, ...timing, ...(int8 ? { int8VsF16RelativeL2: int8VsF16 } : {}) }
       rows.push(row)
       console.log(JSON.stringify(row))
     }

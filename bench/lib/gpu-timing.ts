@@ -70,15 +70,16 @@ export async function readBandwidth(device: GPUDevice, bytes: number, reps = 30)
  * ms per call of `once` (which encodes and submits one call without waiting), `n` calls back
  * to back and one wait at the end, after at least `warmupMs` of calls: the GPU clocks down
  * while the host works between configurations, and the first calls after that ran up to 1.6×
- * slower on an H100.
+ * slower on an H100. `onTimed` runs between the warm-up and the timed calls (diagnostics).
  */
-export async function timeBackToBack(device: GPUDevice, once: () => void, n: number, warmupMs = 150): Promise<number> {
+export async function timeBackToBack(device: GPUDevice, once: () => void, n: number, warmupMs = 150, onTimed?: () => void): Promise<number> {
   const w0 = performance.now()
   for (let i = 0; i < 3 || performance.now() - w0 < warmupMs; i++) {
     once()
     if (i % 8 === 7) await device.queue.onSubmittedWorkDone()
   }
   await device.queue.onSubmittedWorkDone()
+  onTimed?.()
   const t0 = performance.now()
   for (let i = 0; i < n; i++) once()
   await device.queue.onSubmittedWorkDone()
