@@ -2,7 +2,8 @@
  * Every kernel against the CPU reference on seeded inputs (lavapipe in CI, any adapter here).
  * Tolerances: f32 max |gpu − cpu| ≤ 1e-4 · max|cpu|; f16 weights: the same bound against the
  * CPU on f16-rounded weights, and relative L2 ≤ 5e-3 against the unrounded f32 weights.
- * Top-k and the dispatch kernels must give exactly the CPU's pairs and rows.
+ * Top-k and the dispatch kernels must give exactly the CPU's pairs and rows; the offsets kernel
+ * exactly the host's offsets, non-empty expert list and slot table (`withActiveList`).
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { softmaxTopK, type LayerWeights, type ModelShape } from '@moe-route/core'
@@ -10,11 +11,12 @@ import { expertsForward, gateMatmul, relativeL2 } from '@moe-route/backend-cpu'
 import { randomHidden, randomLayerWeights } from '@moe-route/workloads'
 import { acquireDevice } from '../gpu/device.js'
 import { GpuContext } from '../gpu/context.js'
-import { WebGpuMoeLayer } from '../layer.js'
+import { WebGpuMoeLayer, withActiveList } from '../layer.js'
 import { hostPlan, type PlanPolicy } from '../testing/plans.js'
 import { roundToF16 } from '../f16.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { DEFAULT_MULTIROW_PLANS, type MultiRowPlan } from './expert-ffn/expert-ffn.program.js'
+import { offsetsProgram } from './dispatch/dispatch.program.js'
 
 // WebGPU tests compile real shaders: on lavapipe with a cold Mesa shader cache (CI) a
 // pipeline can take tens of seconds while the other test worker compiles too.
@@ -67,6 +69,37 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
       const cpu = gateMatmul(x, weights.router, T, shape.hidden, shape.experts)
       expectClose((await layer.gate(x, T, weights)).logits, cpu)
       expectClose((await layerNoSg.gate(x, T, weights)).logits, cpu)
+    }
+  })
+
+  // The decode kernels launch one workgroup row per list slot and trust every slot past the
+  // list to read −1. The offsets buffer comes from the pool with stale words: a live expert
+  // whose own id lies past the list (experts 7, 10, 11 here: 5 live) must not leave its slot
+  // stale (it did: OLMoE T = 32 on an H100 ran decode workgroups on garbage expert ids).
+  it('offsets kernel: row offsets, non-empty expert list (−1 in every slot past it, over stale words) and slot table equal the host', async () => {
+    const E = 12
+    const cases: { counts: number[]; isStatic: boolean; capacity: number }[] = [
+      { counts: [2, 0, 0, 1, 0, 0, 0, 5, 0, 0, 3, 1], isStatic: false, capacity: 0 },
+      { counts: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4], isStatic: false, capacity: 0 },
+      { counts: [1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0], isStatic: true, capacity: 3 },
+    ]
+    for (const c of cases) {
+      const sizes = c.counts.map((n) => (c.isStatic ? c.capacity : n))
+      const hostOffsets = new Int32Array(E + 1)
+      sizes.forEach((n, e) => (hostOffsets[e + 1] = hostOffsets[e] + n))
+      const counts = ctx.upload(Uint32Array.from(c.counts), 'counts')
+      const offsets = ctx.storage((3 * E + 1) * 4, 'offsets')
+      const args = ctx.storage(32, 'gemm-args')
+      ctx.device.queue.writeBuffer(offsets, 0, new Int32Array(3 * E + 1).fill(0x5a5a5a5a))
+      const rec = ctx.recorder('offsets-test')
+      rec.run(offsetsProgram(), { experts: E, isStatic: c.isStatic, capacity: c.capacity, colsGateUp: 96, colsDown: 64, bm: 4, bn: 32 }, [counts, offsets, args])
+      rec.read(offsets, (3 * E + 1) * 4)
+      rec.read(args, 32)
+      rec.releaseAfterSubmit(counts, offsets, args)
+      const { reads } = await rec.submit()
+      expect(Array.from(new Int32Array(reads[0])), JSON.stringify(c)).toEqual(Array.from(withActiveList(hostOffsets, E)))
+      const maxRows = Math.max(...sizes)
+      expect(Array.from(new Uint32Array(reads[1]))).toEqual([3, Math.ceil(maxRows / 4), E, 2, Math.ceil(maxRows / 4), E, hostOffsets[E], maxRows])
     }
   })
 

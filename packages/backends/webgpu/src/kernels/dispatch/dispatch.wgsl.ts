@@ -35,7 +35,11 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   if (lid < E) { offsets[lid] = i32(r.x); offsets[2u * E + 1u + lid] = i32(lid); }
   let live = lid < E && size > 0u;
   let a = exclusiveScan(select(0u, 1u, live), lid);
-  if (live) { offsets[E + 1u + a.x] = i32(lid); } else if (lid >= a.y && lid < E) { offsets[E + 1u + lid] = -1; }
+  // live experts fill list slots 0 .. a.y − 1; every slot a.y .. E − 1 gets −1, whoever's lid it
+  // is (a live expert's own slot past the list too: the buffer is pooled, stale entries there
+  // would launch decode workgroups on garbage expert ids)
+  if (live) { offsets[E + 1u + a.x] = i32(lid); }
+  if (lid >= a.y && lid < E) { offsets[E + 1u + lid] = -1; }
   let mx = atomicLoad(&maxRows);
   if (lid == 0u) {
     offsets[E] = i32(r.y);
