@@ -13,20 +13,29 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { parseArgs } from 'node:util'
 import { gateMatmul } from '@moe-route/backend-cpu'
 import { randomHidden } from '@moe-route/workloads'
 import { GpuContext, WebGpuMoeLayer, acquireDevice, gateTileFor, gateTileProblem, type GateTile, type GateTilePlan } from '@moe-route/backend-webgpu'
 import { median, timeBackToBack } from './lib/gpu-timing.js'
 
-const args = process.argv.slice(2)
-const flag = (name: string) => args.includes(name)
-const opt = (name: string, def: string) => {
-  const i = args.indexOf(name)
-  return i >= 0 && args[i + 1] ? args[i + 1] : def
-}
-const tiny = flag('--tiny')
-const outDir = opt('--out', 'bench/results')
-const iters = Number(opt('--iters', tiny ? '3' : '15'))
+const { values: argv } = parseArgs({
+  options: {
+    out: { type: 'string', default: 'bench/results' },
+    tiny: { type: 'boolean', default: false },
+    tokens: { type: 'string' },
+    shapes: { type: 'string' },
+    variants: { type: 'string' },
+    iters: { type: 'string' },
+    'no-parity': { type: 'boolean', default: false },
+  },
+})
+const list = (v: string | undefined) => (v ? v.split(',') : null)
+const tiny = argv.tiny
+const outDir = argv.out
+const iters = Number(argv.iters ?? (tiny ? 3 : 15))
+const shapesWanted = list(argv.shapes)
+const variantsWanted = list(argv.variants)
 const SHAPES = (
   tiny
     ? [
@@ -38,8 +47,8 @@ const SHAPES = (
         { label: 'olmoe-1b-7b', hidden: 2048, experts: 64 },
         { label: 'qwen1.5-moe-a2.7b', hidden: 2048, experts: 60 },
       ]
-).filter((s) => !opt('--shapes', '') || opt('--shapes', '').split(',').some((p) => s.label.startsWith(p)))
-const TOKENS = opt('--tokens', tiny ? '1,32,700' : '1,8,32,128,256,512,1024,2048,4096').split(',').map(Number)
+).filter((s) => !shapesWanted || shapesWanted.some((p) => s.label.startsWith(p)))
+const TOKENS = (list(argv.tokens) ?? (tiny ? ['1', '32', '700'] : ['1', '8', '32', '128', '256', '512', '1024', '2048', '4096'])).map(Number)
 
 // candidate tiles (forced at every T where they are listed), named by expert class
 const CANDIDATES: Record<string, GateTile & { maxExperts: number }> = {
@@ -65,7 +74,7 @@ const variants: Variant[] = [
     plans: [{ maxExperts: Infinity, minOutputs: 0, tile }],
     experts: (E: number) => E <= maxExperts && (maxExperts > 8 ? E > 32 : true),
   })),
-].filter((v) => !opt('--variants', '') || opt('--variants', '').split(',').includes(v.name))
+].filter((v) => !variantsWanted || variantsWanted.includes(v.name))
 
 const acquired = await acquireDevice({ powerPreference: 'high-performance', dawnFlags: ['disable-dawn-features=timestamp_quantization'] })
 const ctx = new GpuContext(acquired)
@@ -83,7 +92,7 @@ for (const { label, hidden: H, experts: E } of SHAPES) {
   const router = randomHidden(E, H, 2, 0.02)
   for (const T of TOKENS) {
     const x = randomHidden(T, H, T)
-    const cpu = flag('--no-parity') ? null : gateMatmul(x, router, T, H, E)
+    const cpu = argv['no-parity'] ? null : gateMatmul(x, router, T, H, E)
     let scale = 1e-30
     if (cpu) for (const v of cpu) scale = Math.max(scale, Math.abs(v))
     const xb = ctx.upload(x, 'bench x')
