@@ -50,13 +50,15 @@ const SHAPES = (
 ).filter((s) => !shapesWanted || shapesWanted.some((p) => s.label.startsWith(p)))
 const TOKENS = (list(argv.tokens) ?? (tiny ? ['1', '32', '700'] : ['1', '8', '32', '128', '256', '512', '1024', '2048', '4096'])).map(Number)
 
-// candidate tiles (forced at every T where they are listed), named by expert class
+// candidate tiles (forced at every T of the shapes whose E they cover), named by expert class;
+// E64g needs 18 KiB of workgroup memory (over what every device has): what the 16 KiB bound costs
 const CANDIDATES: Record<string, GateTile & { maxExperts: number }> = {
   E8a: { maxExperts: 8, bt: 16, be: 8, tm: 2, tn: 2, ks: 8, bk4: 32 },
   E8b: { maxExperts: 8, bt: 8, be: 8, tm: 1, tn: 2, ks: 8, bk4: 32 },
   E8c: { maxExperts: 8, bt: 32, be: 8, tm: 4, tn: 2, ks: 8, bk4: 16 },
   E8d: { maxExperts: 8, bt: 4, be: 8, tm: 1, tn: 2, ks: 16, bk4: 64 },
   E8e: { maxExperts: 8, bt: 16, be: 8, tm: 2, tn: 4, ks: 16, bk4: 32 },
+  E8f: { maxExperts: 8, bt: 8, be: 8, tm: 1, tn: 8, ks: 32, bk4: 32 },
   E64a: { maxExperts: 256, bt: 16, be: 64, tm: 2, tn: 4, ks: 2, bk4: 8 },
   E64b: { maxExperts: 256, bt: 32, be: 64, tm: 2, tn: 4, ks: 1, bk4: 8 },
   E64c: { maxExperts: 256, bt: 64, be: 64, tm: 4, tn: 4, ks: 1, bk4: 4 },
