@@ -59,7 +59,8 @@ export interface GateTilePlan {
  * Mixtral (E 8) from T = 2048. Why there: below it the team kernels have thousands of
  * workgroups of 32-lane dot products in flight and took ~0.01–0.03 ms on an H100 (OLMoE T = 128
  * 0.016 ms, Mixtral T = 512 0.023 ms, bench/results/staged2-h100), while a tiled grid has few
- * workgroups (T·E / (bt·be): 16 at this threshold) that each walk all of H; from here the
+ * workgroups (T·E / (bt·be) at this threshold: 16 of 16×64 for E 64, 128 of 16×8 for E 8) that
+ * each walk all of H; from here the
  * team kernels' cost grows with T·E·H re-read bytes (0.107 ms at OLMoE T = 2048, 0.24 ms at
  * 4096), and the tiled kernel reads each x element once per expert tile. An estimate from
  * the grid sizes, not yet a measured crossover: `bench/gate.bench.ts` sweeps it.
