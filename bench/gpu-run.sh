@@ -9,6 +9,8 @@
 #                                        # then the layer at T 8/2048/4096 (buffer pool)
 #                                        # (after ../shared/gpu/prepare.sh bench/sgm-shared-probe.ts bench/int8-sweep.bench.ts bench/webgpu-layer.bench.ts)
 #   bash bench/gpu-run.sh OUT table      # the layer (f16 and int8, default plans) at T 1–4096 and the peers (then node bench/report.mjs OUT)
+#   bash bench/gpu-run.sh OUT gate       # the gate matmul alone: team kernels, default tiles, candidate tiles (T 1–4096),
+#                                        # then the layer at T 32–4096 (after ../shared/gpu/prepare.sh bench/gate.bench.ts bench/webgpu-layer.bench.ts)
 #   bash bench/gpu-run.sh OUT multirow   # multi-row decode sweep → plan table → layer + peers (T ≤ 512) → parity (Mixtral T = 16, OLMoE T = 32, 128)
 set -uo pipefail
 out=${1:?out dir}; mode=${2:-pipeline}
@@ -24,6 +26,12 @@ if [ "$mode" = multirow ]; then
   # GPU parity of the multi-row kernels against the CPU reference at batch sizes where they run
   mkdir -p "$out/parity"
   timeout "${PARITY_S:-120}" node .gpu/webgpu-layer.bench.mjs --out "$out/parity" --parity-only --parity-tokens "${PARITY_TOKENS:-mixtral-8x7b:16,olmoe-1b-7b:32,olmoe-1b-7b:128}" --mr-plans "$out/multirow-plans.json" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/parity.log"
+  exit 0
+fi
+if [ "$mode" = gate ]; then
+  # the gate kernels side by side (GPU ms from timestamp queries, parity against the CPU), then the layer with the default gate
+  timeout "${GATE_S:-330}" node .gpu/gate.bench.mjs --out "$out" ${TOKENS:+--tokens "$TOKENS"} 2>&1 | grep -v '^Warning: maxDynamic' > "$out/gate.log"
+  timeout "${LAYER_S:-200}" node .gpu/webgpu-layer.bench.mjs --out "$out" --no-parity --tokens "${LAYER_TOKENS:-32,512,2048,4096}" --policies dynamic,dynamic/int8 2>&1 | grep -v '^Warning: maxDynamic' > "$out/webgpu-layer.log"
   exit 0
 fi
 if [ "$mode" = table ]; then

@@ -72,6 +72,18 @@ export {
   type QuantizeRowsParams,
   type SgmTile,
 } from './kernels/expert-int8/int8.program.js'
+export {
+  DEFAULT_GATE_TILES,
+  GATE_SPLIT_MAX_OUTPUTS,
+  GATE_TILED_MIN_OUTPUTS,
+  gateProgram,
+  gateProgramFor,
+  gateTileFor,
+  gateTiledProgram,
+  type GateParams,
+  type GateTilePlan,
+} from './kernels/gate/gate.program.js'
+export { gateTileDims, gateTileProblem, type GateTile, type GateTileDims } from './kernels/gate/gate-tiled.wgsl.js'
 export { acquireDevice, dawnFlagsOf, describeAdapter, probeAdapter, type AcquireDeviceOptions, type AcquiredDevice, type DeviceFeatures } from './gpu/device.js'
 export { GpuContext, Recorder } from './gpu/context.js'
 export { BufferPool, bucketSize } from './gpu/buffer-pool.js'

@@ -6,6 +6,7 @@
  */
 import { ErrorCodes, MoeError, assertLength, type DispatchPlan, type LayerWeights } from '@moe-route/core'
 import type { GpuContext, Recorder } from './gpu/context.js'
+import type { KernelProgram } from './gpu/program.js'
 import { teamFor, type TeamConsts } from './kernels/common/team.wgsl.js'
 import { combineProgram } from './kernels/combine/combine.program.js'
 import {
@@ -19,7 +20,7 @@ import {
   type MultiRowPlan,
   type WeightsDtype,
 } from './kernels/expert-ffn/expert-ffn.program.js'
-import { GATE_SPLIT_MAX_OUTPUTS, gateProgram } from './kernels/gate/gate.program.js'
+import { gateProgramFor, type GateParams, type GateTilePlan } from './kernels/gate/gate.program.js'
 import {
   DEFAULT_INT8_TILES,
   fitSgmTile,
@@ -109,6 +110,12 @@ export interface LayerOptions {
    * on 0.99 ms of GPU work.
    */
   readonly indirectGemmGrid?: boolean
+  /**
+   * Tiles of the gate matmul at large batches (default `DEFAULT_GATE_TILES`: tiled from
+   * T·E ≥ 16384), or `off`: the team kernels at every batch size (a tuning knob; the
+   * benchmarks sweep it). A tile that does not fit the device is `MOE_ROUTE_ERR_INPUT_INVALID`.
+   */
+  readonly gateTiles?: readonly GateTilePlan[] | 'off'
 }
 
 /**
@@ -307,11 +314,21 @@ export class WebGpuMoeLayer {
     const xb = this.uploadHidden(x, tokens, H)
     const logits = this.ctx.storage(tokens * E * 4, 'logits')
     const rec = this.ctx.recorder('moe-route gate')
-    rec.run(gateProgram(this.team, tokens * E <= GATE_SPLIT_MAX_OUTPUTS), { tokens, experts: E, hidden: H }, [xb, dw.router, logits])
+    rec.run(this.gateKernel(tokens, E), { tokens, experts: E, hidden: H }, [xb, dw.router, logits])
     rec.read(logits, tokens * E * 4)
     rec.releaseAfterSubmit(xb, logits)
     const { reads, kernels } = await rec.submit()
     return { logits: new Float32Array(reads[0]), ...(kernels ? { kernels } : {}) }
+  }
+
+  /**
+   * The gate kernel for a batch of `tokens` × `experts` outputs (`gateProgramFor` over the
+   * layer's `gateTiles`): tiled at large batches, else the team kernels. Bindings: x (at least
+   * T rows of H), router (E×H), logits (T×E).
+   */
+  gateKernel(tokens: number, experts: number): KernelProgram<GateParams> {
+    const L = this.ctx.device.limits
+    return gateProgramFor(this.team, tokens, experts, this.options.gateTiles, { maxInvocations: L.maxComputeInvocationsPerWorkgroup, maxWgBytes: L.maxComputeWorkgroupStorageSize })
   }
 
   /**

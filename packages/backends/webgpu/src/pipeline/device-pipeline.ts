@@ -45,7 +45,6 @@ import {
 import type { GpuContext } from '../gpu/context.js'
 import { grid1d } from '../gpu/program.js'
 import { BufferUsage, STORAGE_RW } from '../gpu/constants.js'
-import { GATE_SPLIT_MAX_OUTPUTS, gateProgram } from '../kernels/gate/gate.program.js'
 import { offsetsProgram } from '../kernels/dispatch/dispatch.program.js'
 import { GEMM_BM, GEMM_BN } from '../kernels/expert-ffn/expert-ffn.program.js'
 import { int8TileDims } from '../kernels/expert-int8/int8.program.js'
@@ -314,7 +313,7 @@ export class WebGpuPipeline implements DevicePipeline {
       if (!x) throw new MoeError(ErrorCodes.INPUT_INVALID, `batch ${batch.id} has neither hidden states, logits nor scores`, { record: batch.id })
       gateIn = buf(T * E * 4, 'logits')
       rec.stage = 'gate'
-      if (T > 0) rec.run(gateProgram(this.layer.team, T * E <= GATE_SPLIT_MAX_OUTPUTS), { tokens: T, experts: E, hidden: H }, [x, this.weights.router, gateIn])
+      if (T > 0) rec.run(this.layer.gateKernel(T, E), { tokens: T, experts: E, hidden: H }, [x, this.weights.router, gateIn])
     }
     // router and policies
     let cur: DeviceRouting = { ids: buf(T * k * 4, 'ids'), w: buf(T * k * 4, 'weights'), slots: k }

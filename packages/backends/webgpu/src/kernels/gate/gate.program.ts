@@ -1,5 +1,7 @@
+import { ErrorCodes, MoeError } from '@moe-route/core'
 import { grid1d, uniforms, type KernelProgram } from '../../gpu/program.js'
 import { teamKey, type TeamConsts } from '../common/team.wgsl.js'
+import { gateTileKey, gateTileProblem, gateTiledWgsl, type GateTile } from './gate-tiled.wgsl.js'
 import { gateWgsl } from './gate.wgsl.js'
 
 /** Run parameters of the gate kernel. */
@@ -26,4 +28,94 @@ export function gateProgram(team: TeamConsts, split = false): KernelProgram<Gate
       uniforms: uniforms([tokens, experts, hidden / 4]),
     }),
   }
+}
+
+/**
+ * The tiled gate program (large batches): the same bindings and uniforms as {@link gateProgram},
+ * a workgroup per `tile.bt` tokens × `tile.be` experts. The tile is not checked here: see
+ * `gateTileProblem`.
+ */
+export function gateTiledProgram(tile: GateTile): KernelProgram<GateParams> {
+  return {
+    name: 'gate',
+    cacheKey: `gate|tiled|${gateTileKey(tile)}`,
+    getShaderSource: () => gateTiledWgsl(tile),
+    getRunData: ({ tokens, experts, hidden }) => ({
+      dispatch: grid1d(Math.ceil(tokens / tile.bt) * Math.ceil(experts / tile.be)),
+      uniforms: uniforms([tokens, experts, hidden / 4]),
+    }),
+  }
+}
+
+/** One row of a tiled-gate plan table: the tile for E ≤ `maxExperts` from T·E ≥ `minOutputs`. */
+export interface GateTilePlan {
+  readonly maxExperts: number
+  readonly minOutputs: number
+  readonly tile: GateTile
+}
+
+/**
+ * Outputs (T·E) from which the default plans run the tiled gate: OLMoE (E 64) from T = 256,
+ * Mixtral (E 8) from T = 2048. Why there: below it the team kernels have thousands of
+ * workgroups of 32-lane dot products in flight and took ~0.01–0.03 ms on an H100 (OLMoE T = 128
+ * 0.016 ms, Mixtral T = 512 0.023 ms, bench/results/staged2-h100), while a tiled grid has few
+ * workgroups (T·E / (bt·be) at this threshold: 16 of 16×64 for E 64, 128 of 16×8 for E 8) that
+ * each walk all of H; from here the
+ * team kernels' cost grows with T·E·H re-read bytes (0.107 ms at OLMoE T = 2048, 0.24 ms at
+ * 4096), and the tiled kernel reads each x element once per expert tile. An estimate from
+ * the grid sizes, not yet a measured crossover: `bench/gate.bench.ts` sweeps it.
+ */
+export const GATE_TILED_MIN_OUTPUTS = 16384
+
+/**
+ * Tiles by expert count (the smallest `maxExperts` class that holds E) and batch (the plan of
+ * that class with the largest `minOutputs` ≤ T·E). Every tile has 256 invocations and at most
+ * 13.5 KiB of workgroup memory. Small tiles with split K (`ks`) while the grid is small, so
+ * more workgroups share the GPU; from OLMoE T = 2048 the 32×64 tile (each router chunk read by
+ * half as many workgroups). Expert tiles are E rounded up to 8/16/32 (E ≤ 32) or 64; E 60 runs
+ * one 64-wide tile with 4 idle columns.
+ */
+export const DEFAULT_GATE_TILES: readonly GateTilePlan[] = [
+  { maxExperts: 8, minOutputs: GATE_TILED_MIN_OUTPUTS, tile: { bt: 16, be: 8, tm: 2, tn: 2, ks: 8, bk4: 32 } },
+  { maxExperts: 16, minOutputs: GATE_TILED_MIN_OUTPUTS, tile: { bt: 16, be: 16, tm: 2, tn: 2, ks: 4, bk4: 16 } },
+  { maxExperts: 32, minOutputs: GATE_TILED_MIN_OUTPUTS, tile: { bt: 16, be: 32, tm: 2, tn: 2, ks: 2, bk4: 8 } },
+  { maxExperts: Infinity, minOutputs: GATE_TILED_MIN_OUTPUTS, tile: { bt: 16, be: 64, tm: 2, tn: 4, ks: 2, bk4: 8 } },
+  { maxExperts: Infinity, minOutputs: 131072, tile: { bt: 32, be: 64, tm: 2, tn: 4, ks: 1, bk4: 8 } },
+]
+
+/**
+ * The tile of `plans` for a batch of `tokens` × `experts` outputs, or null (the team kernels
+ * run): among the plans of the smallest `maxExperts` ≥ E, the one with the largest
+ * `minOutputs` ≤ T·E.
+ */
+export function gateTileFor(tokens: number, experts: number, plans: readonly GateTilePlan[] = DEFAULT_GATE_TILES): GateTile | null {
+  let cls = Infinity
+  for (const p of plans) if (experts <= p.maxExperts && p.maxExperts < cls) cls = p.maxExperts
+  let best: GateTilePlan | null = null
+  for (const p of plans) {
+    if (p.maxExperts !== cls || tokens * experts < p.minOutputs) continue
+    if (!best || p.minOutputs > best.minOutputs) best = p
+  }
+  return best?.tile ?? null
+}
+
+/**
+ * The gate program for a batch: the tiled kernel where `plans` have a tile for it (default
+ * {@link DEFAULT_GATE_TILES}; `'off'`: never), else a workgroup per output up to
+ * {@link GATE_SPLIT_MAX_OUTPUTS} outputs (decode), else a team per output. All give the same
+ * outputs up to f32 summation order. A tile that is malformed or exceeds `limits` (default:
+ * every WebGPU device's, 256 invocations and 16 KiB) throws `MOE_ROUTE_ERR_INPUT_INVALID`.
+ */
+export function gateProgramFor(
+  team: TeamConsts,
+  tokens: number,
+  experts: number,
+  plans: readonly GateTilePlan[] | 'off' = DEFAULT_GATE_TILES,
+  limits: { maxInvocations?: number; maxWgBytes?: number } = {},
+): KernelProgram<GateParams> {
+  const tile = plans === 'off' ? null : gateTileFor(tokens, experts, plans)
+  if (!tile) return gateProgram(team, tokens * experts <= GATE_SPLIT_MAX_OUTPUTS)
+  const why = gateTileProblem(tile, limits)
+  if (why) throw new MoeError(ErrorCodes.INPUT_INVALID, `${why} (gate at T ${tokens}, E ${experts})`, { plugin: 'webgpu' })
+  return gateTiledProgram(tile)
 }
