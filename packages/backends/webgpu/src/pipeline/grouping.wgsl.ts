@@ -146,6 +146,23 @@ export const TELE_MAX_GROUPS = 1024
 export const TELE_PART_WORDS = 8
 
 /**
+ * Two fixed-order f32 sums over a workgroup of 256 (a tree, the same order every run):
+ * `treeSum2(lid, a, b)` leaves Σa in redA[0] and Σb in redB[0]. Call from uniform control flow.
+ */
+const TREE_SUM2 = /* wgsl */ `
+var<workgroup> redA: array<f32, 256>;
+var<workgroup> redB: array<f32, 256>;
+fn treeSum2(lid: u32, a: f32, b: f32) {
+  redA[lid] = a;
+  redB[lid] = b;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (lid < s) { redA[lid] = redA[lid] + redA[lid + s]; redB[lid] = redB[lid] + redB[lid + s]; }
+    workgroupBarrier();
+  }
+}`
+
+/**
  * The batch's telemetry counts on the device, first pass: one invocation per pair (t, j) of
  * the T × max(k, S) pairs (router slot j < k, final slot j < S), in workgroups of 256 pairs
  * (a grid-stride loop past `groups` workgroups). A router pair counts pairsBefore, its
@@ -171,8 +188,7 @@ struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, tel
 @group(0) @binding(7) var<uniform> params: Params;
 var<workgroup> loadBefore: array<atomic<u32>, 256>;
 var<workgroup> sums: array<atomic<u32>, 6>;
-var<workgroup> redA: array<f32, 256>;
-var<workgroup> redB: array<f32, 256>;
+${TREE_SUM2}
 // Device of expert e's replica that serves token t (the placement table in aux).
 fn dstOf(e: u32, t: u32) -> u32 { return aux[aux[e] + t % (aux[e + 1u] - aux[e])]; }
 @compute @workgroup_size(256)
@@ -239,13 +255,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   atomicAdd(&sums[3], ad);
   atomicAdd(&sums[4], kept);
   atomicAdd(&sums[5], cr);
-  redA[lid] = mb;
-  redB[lid] = mk;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) { redA[lid] = redA[lid] + redA[lid + s]; redB[lid] = redB[lid] + redB[lid + s]; }
-    workgroupBarrier();
-  }
+  treeSum2(lid, mb, mk);
   let o = params.partBase + g * ${TELE_PART_WORDS}u;
   if (lid < 6u) { atomicStore(&counters[o + lid], atomicLoad(&sums[lid])); }
   if (lid == 6u) { atomicStore(&counters[o + 6u], bitcast<u32>(redA[0])); }
@@ -270,8 +280,7 @@ struct Params { tokens: u32, experts: u32, teleBase: u32, partBase: u32, groups:
 @group(0) @binding(1) var<storage, read_write> tele: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
 var<workgroup> sums: array<atomic<u32>, 6>;
-var<workgroup> redA: array<f32, 256>;
-var<workgroup> redB: array<f32, 256>;
+${TREE_SUM2}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
   var c = array<u32, 6>(0u, 0u, 0u, 0u, 0u, 0u);
@@ -284,13 +293,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     m = m + bitcast<f32>(tele[o + 7u]);
   }
   for (var i = 0u; i < 6u; i = i + 1u) { atomicAdd(&sums[i], c[i]); }
-  redA[lid] = a;
-  redB[lid] = m;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) { redA[lid] = redA[lid] + redA[lid + s]; redB[lid] = redB[lid] + redB[lid + s]; }
-    workgroupBarrier();
-  }
+  treeSum2(lid, a, m);
   let b = params.teleBase;
   if (lid == 0u) {
     for (var i = 0u; i < 6u; i = i + 1u) { tele[b + i] = atomicLoad(&sums[i]); }
