@@ -4,10 +4,12 @@
  * tolerance; a host-only policy runs in a counted round trip; routing-only batches.
  */
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { createMoe, definePolicy, routingFromPairs, pairsOf, type LayerResult, type MoeConfig, type Plugin, type TokenBatch } from '@moe-route/core'
+import { createMoe, definePolicy, mulberry32, routingFromPairs, pairsOf, softmaxRows, telemetryCounts, type LayerResult, type MoeConfig, type Plugin, type TelemetryCounts, type TokenBatch } from '@moe-route/core'
 import { cpuBackend } from '@moe-route/backend-cpu'
 import capacityDrop from '@moe-route/policy-capacity/capacity-drop'
+import reroute from '@moe-route/policy-capacity/reroute'
 import expertBuffer from '@moe-route/policy-expert-buffer'
+import dynamicGating from '@moe-route/policy-dynamic-gating'
 import { maxRelError } from '@moe-route/backend-cpu'
 import { randomHidden } from '@moe-route/workloads'
 import { webgpuBackend } from '../plugin.js'
@@ -140,5 +142,65 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
         expect(gs.bytesUploaded).toBe(gs.misses * 3 * model.hidden * model.intermediate * 4)
       }
     }
+  })
+
+  it('counts the telemetry of large batches over many workgroups exactly (T = 700, 1500; two devices; 640 with hidden states)', async () => {
+    // gate probabilities given (both sides rank the same f32 scores), skewed to three hot
+    // experts: reroute moves pairs to cold experts (added), capacity-drop drops pairs and
+    // whole tokens; two devices, with and without source devices, traffic counted once per
+    // destination device (exact-size) and once per pair (dynamic-gating)
+    const plugins = [capacityDrop, reroute, dynamicGating, webgpuBackend, cpuBackend]
+    const policies = [
+      { use: 'reroute', options: { capacityFactor: 1.0, rounds: 2 } },
+      { use: 'capacity-drop', options: { capacityFactor: 0.8 } },
+    ]
+    const routed = (id: number, T: number, withSource: boolean): TokenBatch => {
+      const random = mulberry32(500 + id)
+      const logits = Float32Array.from({ length: T * model.experts }, (_, i) => 3 * random() + (i % model.experts < 3 ? 2 : 0))
+      return { id, tokens: T, scores: softmaxRows(logits, T, model.experts), ...(withSource ? { sourceDevice: Int32Array.from({ length: T }, (_, t) => (t * 7) % 2) } : {}) }
+    }
+    const crossing: number[] = []
+    for (const dispatcher of [undefined, { use: 'dynamic-gating', options: { mode: 'dynamic' } }]) {
+      const extra: Partial<MoeConfig> = { policies, devices: 2, ...(dispatcher ? { dispatcher } : {}) }
+      const gpu = make('webgpu', extra, plugins)
+      const cpu = make('cpu', extra, plugins)
+      const pipeline = (await gpu.pipeline())!
+      expect(pipeline.stages.every((s) => s.where === 'device')).toBe(true)
+      for (const b of [routed(1, 700, false), routed(2, 1500, true)]) {
+        // routing-only batches run the pipeline directly (the engine routes them on the host)
+        const res = await pipeline.forward(b, { detail: 'full', output: 'norm' })
+        const d = res.detail!
+        const c = await cpu.forward(b)
+        const g = res.counts
+        // the host's counts of the device's own routing and plan
+        const h = telemetryCounts({ original: d.original, plan: d.plan, outcomes: [] })
+        const ints = (x: TelemetryCounts) => [x.pairsBefore, x.pairsAfter, x.dropped, x.added, x.tokensFullyDropped, ...x.loadBefore, ...x.loadAfter]
+        expect(ints(g)).toEqual(ints(h))
+        expect(Math.abs(g.massBefore - h.massBefore)).toBeLessThan(1e-5 * h.massBefore)
+        expect(Math.abs(g.massKept - h.massKept)).toBeLessThan(1e-5 * h.massKept)
+        // and the CPU engine's decisions and telemetry
+        const u = c.telemetry
+        expect(d.dropped.map((x) => `${x.token}:${x.expert}:${x.reason}:${x.policy}`)).toEqual(c.dropped.map((x) => `${x.token}:${x.expert}:${x.reason}:${x.policy}`))
+        expect([g.pairsBefore, g.pairsAfter, g.dropped, g.added, g.tokensFullyDropped]).toEqual([u.pairsBefore, u.pairsAfter, u.droppedPairs, u.addedPairs, u.tokensFullyDropped])
+        expect(g.loadBefore).toEqual(u.loadBefore)
+        expect(g.loadAfter).toEqual(u.loadAfter)
+        expect(g.massKept / g.massBefore).toBeCloseTo(u.gateMassKept, 5)
+        expect(g.dispatch.bytesCrossDevice).toBe(u.dispatch.bytesCrossDevice)
+        expect(g.dispatch.slotsComputed).toBe(u.dispatch.slotsComputed)
+        expect(Math.min(g.dropped, g.added, g.tokensFullyDropped, g.dispatch.bytesCrossDevice)).toBeGreaterThan(0)
+        crossing.push(g.dispatch.bytesCrossDevice)
+      }
+    }
+    // per pair counts more crossings than per destination device
+    expect(crossing[2]).toBeGreaterThan(crossing[0])
+    // hidden states through the engine: experts, output norm over several norm partials
+    const gpu = make('webgpu')
+    const cpu = make('cpu')
+    const [b] = batches(1, 640)
+    const g = await gpu.forward(b)
+    const c = await cpu.forward(b)
+    sameDecisions(g, c)
+    expect(g.telemetry.droppedPairs).toBeGreaterThan(0)
+    expect(g.outputNorm!).toBeCloseTo(c.outputNorm!, 3)
   })
 })

@@ -52,7 +52,7 @@ import { initWeightsProgram } from '../kernels/init-weights/init-weights.program
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
 import { gemmGridRows, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
-import { groupScatterProgram, groupSelectProgram, normGroups, normPartialsProgram, telemetryProgram } from './grouping.program.js'
+import { groupScatterProgram, groupSelectProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type TelemetryParams } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
 
@@ -208,16 +208,11 @@ export class WebGpuPipeline implements DevicePipeline {
     }
     this.stages.push({ stage: 'experts', where: 'device' })
     // aux head: placement (E+1 absolute offsets, then replica lists), then the stage tables
-    const reps = spec.placement.replicas
-    const repWords = reps.reduce((a, x) => a + x.length, 0)
+    const place = placementWords(spec.placement.replicas)
     const tableWords = tables.reduce((a, t) => a + t.length, 0)
-    const head = new Uint32Array(this.E + 1 + repWords + tableWords)
-    let o = this.E + 1
-    for (let e = 0; e < this.E; e++) {
-      head[e] = o
-      for (const dev of reps[e]) head[o++] = dev
-    }
-    head[this.E] = o
+    const head = new Uint32Array(place.length + tableWords)
+    head.set(place)
+    let o = place.length
     const tablesAt = o
     for (const t of tables) {
       head.set(t, o)
@@ -261,9 +256,12 @@ export class WebGpuPipeline implements DevicePipeline {
       for (const d of batch.sourceDevice) sourceTokens[d]++
     }
     const batchInfo = (i: number): StageBatch => ({ tokens: T, batchId: batch.id, decode: batch.decode === true, sourceTokens, seed: i < 0 ? 0 : mixSeed(spec.seed, batch.id, i) })
-    // counters: stats, telemetry, norm partials, then each device stage's own words
+    // counters: stats, telemetry, norm partials, the telemetry kernel's partials (room for
+    // the widest routing any stage writes: the final one is among them), then each device
+    // stage's own words
+    const partBase = normBase + 256
     const counterBase: number[] = []
-    let cw = normBase + 256
+    let cw = partBase + telemetryPartWords(T, k, Math.max(...this.built.map((b) => b.slotsOut)))
     for (const b of this.built) {
       counterBase.push(cw)
       if (b.where === 'device') cw += Math.max(0, Math.ceil(b.stage.counterWords?.(batchInfo(b.role === 'router' ? -1 : b.seedIndex)) ?? 0))
@@ -536,7 +534,9 @@ export class WebGpuPipeline implements DevicePipeline {
     rec.stage = 'telemetry'
     const n4 = out ? (T * H) / 4 : 0
     if (out && n4 > 0) rec.run(normPartialsProgram(), { n4, base: normBase }, [out, counters])
-    rec.run(telemetryProgram(), { tokens: T, k, slots: S, experts: E, srcBase, teleBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair' }, [original.ids, original.w, cur.ids, cur.w, tokenRows, counts, aux, counters])
+    const tele: TelemetryParams = { tokens: T, k, slots: S, experts: E, srcBase, teleBase, partBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair' }
+    rec.run(telemetryPartialsProgram(), tele, [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counters])
+    rec.run(telemetryProgram(), tele, [counts, counters])
     rec.stage = null
     const reads: { src: GPUBuffer; bytes: number }[] = [{ src: counters, bytes: readWords * 4 }]
     const hostOut = outputMode === 'host' && out !== null
@@ -942,7 +942,7 @@ function planOf(T: number, E: number, offsets: Int32Array, counts: Int32Array, r
  * computes (token, slot), 0 when the plan leaves the pair out.
  * @throws MOE_ROUTE_ERR_PLUGIN_FAILED when a plan row names a pair the routing does not have.
  */
-function planTokenRows(plan: DispatchPlan, routing: Routing, dispatcher: string): Uint32Array {
+export function planTokenRows(plan: DispatchPlan, routing: Routing, dispatcher: string): Uint32Array {
   const { tokens: T, slots: S, expertIds } = routing
   const out = new Uint32Array(Math.max(1, T * S))
   const E = plan.experts

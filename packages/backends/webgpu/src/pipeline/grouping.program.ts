@@ -1,6 +1,6 @@
 /** Program descriptors of the grouping, output-norm and telemetry kernels (see grouping.wgsl.ts). */
 import { grid1d, uniforms, type KernelProgram } from '../gpu/program.js'
-import { groupScatterWgsl, groupSelectWgsl, normPartialsWgsl, telemetryWgsl } from './grouping.wgsl.js'
+import { groupScatterWgsl, groupSelectWgsl, normPartialsWgsl, TELE_MAX_GROUPS, TELE_PART_WORDS, telemetryPartialsWgsl, telemetryWgsl } from './grouping.wgsl.js'
 
 /** Run parameters of the group-select kernel. */
 export interface GroupSelectParams {
@@ -64,7 +64,24 @@ export function normPartialsProgram(): KernelProgram<{ n4: number; base: number 
   }
 }
 
-/** Run parameters of the telemetry kernel. */
+/**
+ * The placement words at the head of the pipeline's aux buffer, as the grouping and telemetry
+ * kernels read them: E + 1 absolute offsets (expert e's replica devices are words
+ * `aux[e]` … `aux[e + 1]` − 1), then the replica lists.
+ */
+export function placementWords(replicas: readonly (readonly number[])[]): Uint32Array {
+  const E = replicas.length
+  const out = new Uint32Array(E + 1 + replicas.reduce((a, x) => a + x.length, 0))
+  let o = E + 1
+  for (let e = 0; e < E; e++) {
+    out[e] = o
+    for (const dev of replicas[e]) out[o++] = dev
+  }
+  out[E] = o
+  return out
+}
+
+/** Run parameters of the two telemetry kernels. */
 export interface TelemetryParams {
   readonly tokens: number
   readonly k: number
@@ -72,6 +89,8 @@ export interface TelemetryParams {
   readonly experts: number
   readonly srcBase: number
   readonly teleBase: number
+  /** Word in `counters` of the first pass's partials ({@link telemetryPartWords} words). */
+  readonly partBase: number
   readonly normBase: number
   readonly normGroups: number
   readonly devices: number
@@ -79,7 +98,33 @@ export interface TelemetryParams {
   readonly perPair?: boolean
 }
 
-/** Telemetry counts; bindings: origIds, origW, ids, w, tokenRows, counts, aux, counters. One workgroup. */
+/** Workgroups of the telemetry first pass: one per 256 pairs of T × max(k, S), at most TELE_MAX_GROUPS. */
+export const telemetryGroups = (tokens: number, k: number, slots: number): number =>
+  Math.max(1, Math.min(TELE_MAX_GROUPS, Math.ceil((tokens * Math.max(k, slots)) / 256)))
+
+/** Words of the telemetry first pass's partials in `counters`. */
+export const telemetryPartWords = (tokens: number, k: number, slots: number): number => TELE_PART_WORDS * telemetryGroups(tokens, k, slots)
+
+/**
+ * Telemetry first pass (per-workgroup partials, loads before); bindings: origIds, origW, ids,
+ * w, tokenRows, aux, counters. Workgroups: {@link telemetryGroups}.
+ */
+export function telemetryPartialsProgram(): KernelProgram<TelemetryParams> {
+  return {
+    name: 'telemetry-partials',
+    cacheKey: 'telemetry-partials',
+    getShaderSource: telemetryPartialsWgsl,
+    getRunData: (p) => {
+      const groups = telemetryGroups(p.tokens, p.k, p.slots)
+      return {
+        dispatch: grid1d(groups),
+        uniforms: uniforms([p.tokens, p.k, p.slots, p.experts, p.srcBase, p.teleBase, p.partBase, groups, p.devices, p.perPair ? 1 : 0, Math.max(p.k, p.slots)]),
+      }
+    },
+  }
+}
+
+/** Telemetry second pass (sums the partials, writes the telemetry block); bindings: counts, counters. One workgroup. */
 export function telemetryProgram(): KernelProgram<TelemetryParams> {
   return {
     name: 'telemetry',
@@ -87,7 +132,7 @@ export function telemetryProgram(): KernelProgram<TelemetryParams> {
     getShaderSource: telemetryWgsl,
     getRunData: (p) => ({
       dispatch: [1, 1, 1],
-      uniforms: uniforms([p.tokens, p.k, p.slots, p.experts, p.srcBase, p.teleBase, p.normBase, p.normGroups, p.devices, p.perPair ? 1 : 0]),
+      uniforms: uniforms([p.tokens, p.experts, p.teleBase, p.partBase, telemetryGroups(p.tokens, p.k, p.slots), p.normBase, p.normGroups]),
     }),
   }
 }

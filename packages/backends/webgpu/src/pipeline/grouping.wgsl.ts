@@ -138,94 +138,167 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`
 
 /**
- * The batch's telemetry counts on the device (one workgroup): router pairs and their mass,
- * computed pairs (tokenRows), drops, additions, fully dropped tokens, tokens crossing devices,
- * (once per distinct destination device, or once per pair when \`perPair\`), loads before and
- * after, the output norm from the partial sums. Layout of `tele` (u32
- * words at `teleBase`): pairsBefore, pairsAfter, dropped, added, fullyDropped, crossing,
- * massBefore (f32), massKept (f32), outputNormSq (f32), 3 spare, loadBefore[E], loadAfter[E].
+ * Workgroups of partial sums the telemetry kernels use at most (a grid-stride loop covers
+ * larger batches): enough to fill a large GPU, and few enough for one workgroup to sum.
  */
-export const telemetryWgsl = (): string => /* wgsl */ `
-struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, normBase: u32, normGroups: u32, devices: u32, perPair: u32, _b: u32, _c: u32 };
-@group(0) @binding(0) var<storage, read> origIds: array<i32>;
-@group(0) @binding(1) var<storage, read> origW: array<f32>;
-@group(0) @binding(2) var<storage, read> ids: array<i32>;
-@group(0) @binding(3) var<storage, read> w: array<f32>;
-@group(0) @binding(4) var<storage, read> tokenRows: array<u32>;
-@group(0) @binding(5) var<storage, read> counts: array<u32>;
-@group(0) @binding(6) var<storage, read> aux: array<u32>;
-@group(0) @binding(7) var<storage, read_write> tele: array<u32>;
-@group(0) @binding(8) var<uniform> params: Params;
-var<workgroup> loadBefore: array<atomic<u32>, 256>;
-var<workgroup> sums: array<atomic<u32>, 6>;
+export const TELE_MAX_GROUPS = 1024
+/** Words of one workgroup's telemetry partials: 6 counts (u32), massBefore and massKept (f32). */
+export const TELE_PART_WORDS = 8
+
+/**
+ * Two fixed-order f32 sums over a workgroup of 256 (a tree, the same order every run):
+ * `treeSum2(lid, a, b)` leaves Σa in redA[0] and Σb in redB[0]. Call from uniform control flow.
+ */
+const TREE_SUM2 = /* wgsl */ `
 var<workgroup> redA: array<f32, 256>;
 var<workgroup> redB: array<f32, 256>;
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) lid: u32) {
-  let T = params.tokens;
-  let k = params.k;
-  let S = params.slots;
-  var pb = 0u; var pa = 0u; var dr = 0u; var ad = 0u; var fd = 0u; var cr = 0u;
-  var mb = 0.0; var mk = 0.0;
-  for (var t = lid; t < T; t = t + 256u) {
-    for (var j = 0u; j < k; j = j + 1u) {
-      let e0 = origIds[t * k + j];
-      if (e0 < 0) { continue; }
-      pb = pb + 1u;
-      mb = mb + origW[t * k + j];
-      atomicAdd(&loadBefore[u32(e0)], 1u);
-      var found = false;
-      var f = 0.0;
-      for (var j2 = 0u; j2 < S; j2 = j2 + 1u) {
-        if (ids[t * S + j2] == e0 && tokenRows[t * S + j2] > 0u) { found = true; f = f + w[t * S + j2]; }
-      }
-      if (found) { mk = mk + f; } else { dr = dr + 1u; }
-    }
-    var any = false;
-    let src = select(0u, aux[params.srcBase + t], params.devices > 1u);
-    for (var j2 = 0u; j2 < S; j2 = j2 + 1u) {
-      let e = ids[t * S + j2];
-      if (e < 0) { continue; }
-      let eu = u32(e);
-      // token traffic (core's tokenTraffic): once per distinct destination device of the final
-      // routing, or once per pair (perPair)
-      let dst = aux[aux[eu] + t % (aux[eu + 1u] - aux[eu])];
-      var seenDst = false;
-      for (var j3 = 0u; j3 < j2 && params.perPair == 0u; j3 = j3 + 1u) {
-        let e3 = ids[t * S + j3];
-        if (e3 >= 0 && aux[aux[u32(e3)] + t % (aux[u32(e3) + 1u] - aux[u32(e3)])] == dst) { seenDst = true; }
-      }
-      if (!seenDst && dst != src) { cr = cr + 1u; }
-      if (tokenRows[t * S + j2] == 0u) { continue; }
-      var dup = false;
-      for (var j3 = 0u; j3 < j2; j3 = j3 + 1u) {
-        if (ids[t * S + j3] == e && tokenRows[t * S + j3] > 0u) { dup = true; }
-      }
-      if (dup) { continue; }
-      any = true;
-      pa = pa + 1u;
-      var orig = false;
-      for (var j = 0u; j < k; j = j + 1u) { if (origIds[t * k + j] == e) { orig = true; } }
-      if (!orig) { ad = ad + 1u; }
-    }
-    if (!any) { fd = fd + 1u; }
-  }
-  atomicAdd(&sums[0], pb);
-  atomicAdd(&sums[1], pa);
-  atomicAdd(&sums[2], dr);
-  atomicAdd(&sums[3], ad);
-  atomicAdd(&sums[4], fd);
-  atomicAdd(&sums[5], cr);
-  redA[lid] = mb;
-  redB[lid] = mk;
+fn treeSum2(lid: u32, a: f32, b: f32) {
+  redA[lid] = a;
+  redB[lid] = b;
   workgroupBarrier();
   for (var s = 128u; s > 0u; s = s >> 1u) {
     if (lid < s) { redA[lid] = redA[lid] + redA[lid + s]; redB[lid] = redB[lid] + redB[lid + s]; }
     workgroupBarrier();
   }
+}`
+
+/**
+ * The batch's telemetry counts on the device, first pass: one invocation per pair (t, j) of
+ * the T × max(k, S) pairs (router slot j < k, final slot j < S), in workgroups of 256 pairs
+ * (a grid-stride loop past `groups` workgroups). A router pair counts pairsBefore, its
+ * mass, its load (loadBefore, added with integer atomics straight into the telemetry block)
+ * and whether it was computed (its final weight to massKept) or dropped. A final pair
+ * counts its token's traffic (core's tokenTraffic: once per distinct destination device of
+ * the final routing, or once per pair when `perPair`), whether it is a computed distinct
+ * pair (pairsAfter), one the router did not choose (added), and whether it is its token's
+ * first computed slot (tokens with any pair: fullyDropped = T − that). Workgroup g writes
+ * its 8 partials at `partBase` + 8·g (counts: pairsBefore, pairsAfter, dropped, added,
+ * tokens with a pair, crossing; then massBefore, massKept as f32 bits, each a fixed-order
+ * tree sum, so the results do not vary run to run).
+ */
+export const telemetryPartialsWgsl = (): string => /* wgsl */ `
+struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, partBase: u32, groups: u32, devices: u32, perPair: u32, width: u32, _c: u32 };
+@group(0) @binding(0) var<storage, read> origIds: array<i32>;
+@group(0) @binding(1) var<storage, read> origW: array<f32>;
+@group(0) @binding(2) var<storage, read> ids: array<i32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read> tokenRows: array<u32>;
+@group(0) @binding(5) var<storage, read> aux: array<u32>;
+@group(0) @binding(6) var<storage, read_write> counters: array<atomic<u32>>;
+@group(0) @binding(7) var<uniform> params: Params;
+var<workgroup> loadBefore: array<atomic<u32>, 256>;
+var<workgroup> sums: array<atomic<u32>, 6>;
+${TREE_SUM2}
+// Device of expert e's replica that serves token t (the placement table in aux).
+fn dstOf(e: u32, t: u32) -> u32 { return aux[aux[e] + t % (aux[e + 1u] - aux[e])]; }
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let g = wid.y * nwg.x + wid.x;
+  if (g >= params.groups) { return; }
+  let k = params.k;
+  let S = params.slots;
+  let Q = params.width;
+  let n = params.tokens * Q;
+  let lb = params.teleBase + 12u;
+  var pb = 0u; var pa = 0u; var dr = 0u; var ad = 0u; var kept = 0u; var cr = 0u;
+  var mb = 0.0; var mk = 0.0;
+  for (var p = g * 256u + lid; p < n; p = p + params.groups * 256u) {
+    let t = p / Q;
+    let j = p % Q;
+    if (j < k) {
+      let e0 = origIds[t * k + j];
+      if (e0 >= 0) {
+        pb = pb + 1u;
+        mb = mb + origW[t * k + j];
+        if (u32(e0) < 256u) { atomicAdd(&loadBefore[u32(e0)], 1u); } else { atomicAdd(&counters[lb + u32(e0)], 1u); }
+        var found = false;
+        var f = 0.0;
+        for (var j2 = 0u; j2 < S; j2 = j2 + 1u) {
+          if (ids[t * S + j2] == e0 && tokenRows[t * S + j2] > 0u) { found = true; f = f + w[t * S + j2]; }
+        }
+        if (found) { mk = mk + f; } else { dr = dr + 1u; }
+      }
+    }
+    if (j < S) {
+      let e = ids[t * S + j];
+      if (e >= 0) {
+        let src = select(0u, aux[params.srcBase + t], params.devices > 1u);
+        let dst = dstOf(u32(e), t);
+        var seenDst = false;
+        var earlier = false;
+        var dup = false;
+        for (var j3 = 0u; j3 < j; j3 = j3 + 1u) {
+          let e3 = ids[t * S + j3];
+          if (e3 < 0) { continue; }
+          if (params.perPair == 0u && dstOf(u32(e3), t) == dst) { seenDst = true; }
+          if (tokenRows[t * S + j3] > 0u) {
+            earlier = true;
+            if (e3 == e) { dup = true; }
+          }
+        }
+        if (!seenDst && dst != src) { cr = cr + 1u; }
+        if (tokenRows[t * S + j] > 0u) {
+          if (!earlier) { kept = kept + 1u; }
+          if (!dup) {
+            pa = pa + 1u;
+            var orig = false;
+            for (var j0 = 0u; j0 < k; j0 = j0 + 1u) { if (origIds[t * k + j0] == e) { orig = true; } }
+            if (!orig) { ad = ad + 1u; }
+          }
+        }
+      }
+    }
+  }
+  atomicAdd(&sums[0], pb);
+  atomicAdd(&sums[1], pa);
+  atomicAdd(&sums[2], dr);
+  atomicAdd(&sums[3], ad);
+  atomicAdd(&sums[4], kept);
+  atomicAdd(&sums[5], cr);
+  treeSum2(lid, mb, mk);
+  let o = params.partBase + g * ${TELE_PART_WORDS}u;
+  if (lid < 6u) { atomicStore(&counters[o + lid], atomicLoad(&sums[lid])); }
+  if (lid == 6u) { atomicStore(&counters[o + 6u], bitcast<u32>(redA[0])); }
+  if (lid == 7u) { atomicStore(&counters[o + 7u], bitcast<u32>(redB[0])); }
+  for (var e = lid; e < min(params.experts, 256u); e = e + 256u) {
+    let c = atomicLoad(&loadBefore[e]);
+    if (c > 0u) { atomicAdd(&counters[lb + e], c); }
+  }
+}`
+
+/**
+ * The batch's telemetry counts, second pass (one workgroup): sums the first pass's partials
+ * in a fixed order (invocation i takes groups i, i + 256, …, then a tree sum) and writes the
+ * telemetry block, with the output norm from the norm kernel's partial sums. Layout of
+ * `tele` (u32 words at `teleBase`): pairsBefore, pairsAfter, dropped, added, fullyDropped,
+ * crossing, massBefore (f32), massKept (f32), outputNormSq (f32), 3 spare, loadBefore[E]
+ * (left by the first pass), loadAfter[E].
+ */
+export const telemetryWgsl = (): string => /* wgsl */ `
+struct Params { tokens: u32, experts: u32, teleBase: u32, partBase: u32, groups: u32, normBase: u32, normGroups: u32, _a: u32 };
+@group(0) @binding(0) var<storage, read> counts: array<u32>;
+@group(0) @binding(1) var<storage, read_write> tele: array<u32>;
+@group(0) @binding(2) var<uniform> params: Params;
+var<workgroup> sums: array<atomic<u32>, 6>;
+${TREE_SUM2}
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var c = array<u32, 6>(0u, 0u, 0u, 0u, 0u, 0u);
+  var a = 0.0;
+  var m = 0.0;
+  for (var g = lid; g < params.groups; g = g + 256u) {
+    let o = params.partBase + g * ${TELE_PART_WORDS}u;
+    for (var i = 0u; i < 6u; i = i + 1u) { c[i] = c[i] + tele[o + i]; }
+    a = a + bitcast<f32>(tele[o + 6u]);
+    m = m + bitcast<f32>(tele[o + 7u]);
+  }
+  for (var i = 0u; i < 6u; i = i + 1u) { atomicAdd(&sums[i], c[i]); }
+  treeSum2(lid, a, m);
   let b = params.teleBase;
   if (lid == 0u) {
     for (var i = 0u; i < 6u; i = i + 1u) { tele[b + i] = atomicLoad(&sums[i]); }
+    // the first pass counts the tokens that kept a pair
+    tele[b + 4u] = params.tokens - atomicLoad(&sums[4]);
     tele[b + 6u] = bitcast<u32>(redA[0]);
     tele[b + 7u] = bitcast<u32>(redB[0]);
     var n = 0.0;
@@ -233,7 +306,6 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     tele[b + 8u] = bitcast<u32>(n);
   }
   for (var e = lid; e < params.experts; e = e + 256u) {
-    tele[b + 12u + e] = atomicLoad(&loadBefore[e]);
     tele[b + 12u + params.experts + e] = counts[e];
   }
 }`
