@@ -76,6 +76,7 @@ export {
   DEFAULT_GATE_TILES,
   GATE_SPLIT_MAX_OUTPUTS,
   GATE_TILED_MIN_OUTPUTS,
+  GATE_TILED_MIN_OUTPUTS_WIDE,
   gateProgram,
   gateProgramFor,
   gateTileFor,

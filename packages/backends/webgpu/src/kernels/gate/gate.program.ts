@@ -55,32 +55,35 @@ export interface GateTilePlan {
 }
 
 /**
- * Outputs (T·E) from which the default plans run the tiled gate: OLMoE (E 64) from T = 256,
- * Mixtral (E 8) from T = 2048. Why there: below it the team kernels have thousands of
- * workgroups of 32-lane dot products in flight and took ~0.01–0.03 ms on an H100 (OLMoE T = 128
- * 0.016 ms, Mixtral T = 512 0.023 ms, bench/results/staged2-h100), while a tiled grid has few
- * workgroups (T·E / (bt·be) at this threshold: 16 of 16×64 for E 64, 128 of 16×8 for E 8) that
- * each walk all of H; from here the
- * team kernels' cost grows with T·E·H re-read bytes (0.107 ms at OLMoE T = 2048, 0.24 ms at
- * 4096), and the tiled kernel reads each x element once per expert tile. An estimate from
- * the grid sizes, not yet a measured crossover: `bench/gate.bench.ts` sweeps it.
+ * Outputs (T·E) from which the default plans run the tiled gate for E ≤ 32 (Mixtral E 8 from
+ * T = 2048). Measured on an H100 (`bench/gate.bench.ts`, `bench/results/staged2-h100/gate/`):
+ * Mixtral T = 1024 teams 0.018 ms (the tiled grid is too small to win), T = 2048 tiled 0.032 vs
+ * teams 0.034, T = 4096 0.054 vs 0.069. The E ≤ 16 / ≤ 32 classes share it unmeasured (no shape
+ * of ours has them). Wider E starts later: {@link GATE_TILED_MIN_OUTPUTS_WIDE}.
  */
 export const GATE_TILED_MIN_OUTPUTS = 16384
 
 /**
+ * Outputs from which E > 32 runs the tiled gate (OLMoE E 64 from T = 1536, Qwen1.5-MoE E 60
+ * from T = 1639). H100: E 64 at T = 1024 teams 0.055 ms vs the 16×64 tile 0.062 (the tile has a
+ * floor of ~0.06 ms: 64 workgroups walk all of H), T = 2048 0.105 vs 0.062, T = 4096 0.235 vs
+ * 0.090; E 60 the same within 0.01 ms.
+ */
+export const GATE_TILED_MIN_OUTPUTS_WIDE = 98304
+
+/**
  * Tiles by expert count (the smallest `maxExperts` class that holds E) and batch (the plan of
  * that class with the largest `minOutputs` ≤ T·E). Every tile has 256 invocations and at most
- * 13.5 KiB of workgroup memory. Small tiles with split K (`ks`) while the grid is small, so
- * more workgroups share the GPU; from OLMoE T = 2048 the 32×64 tile (each router chunk read by
- * half as many workgroups). Expert tiles are E rounded up to 8/16/32 (E ≤ 32) or 64; E 60 runs
- * one 64-wide tile with 4 idle columns.
+ * 13.5 KiB of workgroup memory. Small tiles with split K (`ks`), so more workgroups share the
+ * GPU. Expert tiles are E rounded up to 8/16/32 (E ≤ 32) or 64; E 60 runs one 64-wide tile with
+ * 4 idle columns. Of 13 candidate tiles on the H100 the 16×64 one (ks 2) was fastest or within
+ * 2% at E 64 (T 2048 / 4096: 0.062 / 0.090 ms; 32×64 0.075 / 0.091), within 10% at E 60, T 4096.
  */
 export const DEFAULT_GATE_TILES: readonly GateTilePlan[] = [
   { maxExperts: 8, minOutputs: GATE_TILED_MIN_OUTPUTS, tile: { bt: 16, be: 8, tm: 2, tn: 2, ks: 8, bk4: 32 } },
   { maxExperts: 16, minOutputs: GATE_TILED_MIN_OUTPUTS, tile: { bt: 16, be: 16, tm: 2, tn: 2, ks: 4, bk4: 16 } },
   { maxExperts: 32, minOutputs: GATE_TILED_MIN_OUTPUTS, tile: { bt: 16, be: 32, tm: 2, tn: 2, ks: 2, bk4: 8 } },
-  { maxExperts: Infinity, minOutputs: GATE_TILED_MIN_OUTPUTS, tile: { bt: 16, be: 64, tm: 2, tn: 4, ks: 2, bk4: 8 } },
-  { maxExperts: Infinity, minOutputs: 131072, tile: { bt: 32, be: 64, tm: 2, tn: 4, ks: 1, bk4: 8 } },
+  { maxExperts: Infinity, minOutputs: GATE_TILED_MIN_OUTPUTS_WIDE, tile: { bt: 16, be: 64, tm: 2, tn: 4, ks: 2, bk4: 8 } },
 ]
 
 /**

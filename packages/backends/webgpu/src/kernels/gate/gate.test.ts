@@ -14,7 +14,7 @@ import { WebGpuMoeLayer } from '../../layer.js'
 import { webgpuAdapterForTests } from '../../testing/gpu-env.js'
 import { teamFor } from '../common/team.wgsl.js'
 import { gateTileDims, gateTileProblem, gateTiledWgsl, type GateTile } from './gate-tiled.wgsl.js'
-import { DEFAULT_GATE_TILES, GATE_SPLIT_MAX_OUTPUTS, GATE_TILED_MIN_OUTPUTS, gateProgramFor, gateTileFor, gateTiledProgram, type GateParams } from './gate.program.js'
+import { DEFAULT_GATE_TILES, GATE_SPLIT_MAX_OUTPUTS, GATE_TILED_MIN_OUTPUTS, GATE_TILED_MIN_OUTPUTS_WIDE, gateProgramFor, gateTileFor, gateTiledProgram, type GateParams } from './gate.program.js'
 
 // each tile is its own pipeline: on lavapipe with a cold shader cache a compile takes seconds
 vi.setConfig({ testTimeout: 120_000 })
@@ -33,10 +33,10 @@ function expectClose(gpu: Float32Array, cpu: Float32Array, what: string): void {
 }
 
 describe('tiled gate plans (no device)', () => {
-  it('keeps the team kernels at decode and small batches, tiles from T·E ≥ GATE_TILED_MIN_OUTPUTS', () => {
+  it('keeps the team kernels at decode and small batches, tiles from T·E ≥ GATE_TILED_MIN_OUTPUTS (E ≤ 32) / _WIDE (E > 32)', () => {
     for (const E of [8, 16, 60, 64, 128, 256]) {
       for (const T of [1, 8, 32]) expect(gateTileFor(T, E), `T ${T} E ${E}`).toBeNull()
-      const first = Math.ceil(GATE_TILED_MIN_OUTPUTS / E)
+      const first = Math.ceil((E <= 32 ? GATE_TILED_MIN_OUTPUTS : GATE_TILED_MIN_OUTPUTS_WIDE) / E)
       expect(gateTileFor(first - 1, E), `E ${E}`).toBeNull()
       const tile = gateTileFor(first, E)
       expect(tile, `E ${E}`).not.toBeNull()
@@ -44,8 +44,8 @@ describe('tiled gate plans (no device)', () => {
       expect(tile!.be >= Math.min(E, 64)).toBe(true)
     }
     expect(gateTileFor(2048, 8)?.be).toBe(8)
-    expect(gateTileFor(2048, 64)).toEqual({ bt: 32, be: 64, tm: 2, tn: 4, ks: 1, bk4: 8 })
-    expect(gateTileFor(1024, 64)?.bt).toBe(16)
+    expect(gateTileFor(2048, 64)).toEqual({ bt: 16, be: 64, tm: 2, tn: 4, ks: 2, bk4: 8 })
+    expect(gateTileFor(1024, 64)).toBeNull() // the team kernels were faster there on the H100
     expect(gateTileFor(4096, 64, [])).toBeNull()
     const team = teamFor({ subgroups: false, subgroupSize: null }, 8)
     expect(gateProgramFor(team, 4096, 64).cacheKey).toMatch(/^gate\|tiled\|/)
@@ -116,7 +116,7 @@ describe.skipIf(!adapter)(`gate kernels vs CPU reference (${adapter})`, () => {
     { name: 'default E ≤ 16 tile, split K 4', tile: DEFAULT_GATE_TILES[1].tile, E: 12, H: 200 },
     { name: 'default E ≤ 32 tile, split K 2', tile: DEFAULT_GATE_TILES[2].tile, E: 20, H: 64 },
     { name: 'default E > 32 tile, split K 2', tile: DEFAULT_GATE_TILES[3].tile, E: 60, H: 200 },
-    { name: 'default large-batch tile (no split K), two expert tiles', tile: DEFAULT_GATE_TILES[4].tile, E: 100, H: 200 },
+    { name: 'a 32×64 tile (no split K), two expert tiles', tile: { bt: 32, be: 64, tm: 2, tn: 4, ks: 1, bk4: 8 }, E: 100, H: 200 },
     { name: 'odd tile: tm·tn not a multiple of 4, staging loads guarded', tile: { bt: 12, be: 24, tm: 3, tn: 3, ks: 2, bk4: 4 }, E: 60, H: 64 },
   ]
   for (const c of cases) {
@@ -139,16 +139,17 @@ describe.skipIf(!adapter)(`gate kernels vs CPU reference (${adapter})`, () => {
     expectClose(gpu, cpu, 'T 1 E 1')
   })
 
-  it('the layer picks the tiled kernel at T·E ≥ 16384 and matches the CPU (E 60, T 700 and T 31)', async () => {
+  it('the layer picks the tiled kernel at T·E ≥ 98304 (E > 32) and matches the CPU (E 60, T 1700 and 700 and 31)', async () => {
     const layer = new WebGpuMoeLayer(ctx)
-    expect(layer.gateKernel(700, 60).cacheKey).toMatch(/tiled/)
+    expect(layer.gateKernel(1700, 60).cacheKey).toMatch(/tiled/)
+    expect(layer.gateKernel(700, 60).cacheKey).not.toMatch(/tiled/)
     expect(layer.gateKernel(31, 60).cacheKey).not.toMatch(/tiled/)
-    expect(new WebGpuMoeLayer(ctx, { gateTiles: 'off' }).gateKernel(700, 60).cacheKey).not.toMatch(/tiled/)
+    expect(new WebGpuMoeLayer(ctx, { gateTiles: 'off' }).gateKernel(1700, 60).cacheKey).not.toMatch(/tiled/)
     const E = 60
     const H = 64
     const router = randomHidden(E, H, 9, 0.05)
     const weights = { shape: { experts: E, topK: 2, hidden: H, intermediate: 16, normalizeTopK: true }, router, experts: Array.from({ length: E }, () => ({ gate: new Float32Array(16 * H), up: new Float32Array(16 * H), down: new Float32Array(16 * H) })) }
-    for (const T of [700, 31]) {
+    for (const T of [1700, 700, 31]) {
       const x = randomHidden(T, H, T)
       expectClose((await layer.gate(x, T, weights)).logits, gateMatmul(x, router, T, H, E), `layer T ${T}`)
     }
