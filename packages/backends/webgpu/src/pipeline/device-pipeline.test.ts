@@ -93,6 +93,30 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
     }
   })
 
+  it('routes E 64, k 8 past 256 tokens (one subgroup per token where the device has subgroups, one invocation without): the CPU engine\'s decisions', async () => {
+    const wide = { experts: 64, topK: 8, hidden: 32, intermediate: 16, normalizeTopK: false }
+    const extra = (options: Record<string, unknown>): Partial<MoeConfig> => ({ model: wide, policies: [], backend: { use: 'webgpu', options: { weightsDtype: 'f32', ...options } } })
+    const cpu = make('cpu', { model: wide, policies: [] })
+    const runs: LayerResult[][] = []
+    for (const options of [{}, { subgroups: false }]) {
+      const gpu = make('webgpu', extra(options))
+      const got: LayerResult[] = []
+      for (const T of [300, 3]) {
+        const b = { id: T, tokens: T, hidden: randomHidden(T, wide.hidden, 900 + T) }
+        const g = await gpu.forward(b)
+        sameDecisions(g, await cpu.forward(b))
+        got.push(g)
+      }
+      runs.push(got)
+    }
+    // both router passes: the same picks; weights within f32 rounding (lavapipe compiles the two
+    // passes' exp/scale differently: 1-ulp differences)
+    runs[0].forEach((g, i) => {
+      expect(Array.from(g.routing.expertIds)).toEqual(Array.from(runs[1][i].routing.expertIds))
+      expect(maxRelError(g.routing.weights, runs[1][i].routing.weights)).toBeLessThan(1e-6)
+    })
+  })
+
   it('returns only telemetry and the output norm when asked, the output left on the device when asked', async () => {
     const gpu = make('webgpu')
     const cpu = make('cpu')
