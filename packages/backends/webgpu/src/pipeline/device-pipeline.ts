@@ -52,7 +52,7 @@ import { initWeightsProgram } from '../kernels/init-weights/init-weights.program
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
 import { gemmGridRows, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
-import { groupScatterProgram, groupSelectProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type TelemetryParams } from './grouping.program.js'
+import { groupCountProgram, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
 
@@ -432,8 +432,17 @@ export class WebGpuPipeline implements DevicePipeline {
       rowToken = buf(rowsBound * 4, 'rowToken')
       rowWeight = buf(rowsBound * 4, 'rowWeight')
       rec.stage = `dispatch:${this.dispatch.name}`
-      if (T > 0) rec.run(groupSelectProgram(), { tokens: T, slots: S, experts: E, padded, cap, segments, choice: g.priority === 'choice', srcBase, width, statBase: dispatchStat + StageStats.DROPPED }, [cur.ids, aux, kept, counts, counters])
-      else rec.clear(counts, E * 4)
+      if (T > 0) {
+        const gs: GroupSelectParams = { tokens: T, slots: S, experts: E, padded, cap, segments, choice: g.priority === 'choice', srcBase, width, statBase: dispatchStat + StageStats.DROPPED }
+        // one workgroup per expert while the batch is one chunk; past that, per (expert, chunk)
+        const scratchWords = groupSelectScratchWords(gs)
+        if (scratchWords === 0) rec.run(groupSelectProgram(), gs, [cur.ids, aux, kept, counts, counters])
+        else {
+          const groupScratch = buf(scratchWords * 4, 'group-scratch')
+          rec.run(groupCountProgram(), gs, [cur.ids, aux, groupScratch])
+          rec.run(groupWriteProgram(), gs, [cur.ids, aux, groupScratch, kept, counts, counters])
+        }
+      } else rec.clear(counts, E * 4)
       rec.run(offsetsProgram(), { experts: E, isStatic: padded, capacity: width, colsGateUp: spec.model.intermediate, colsDown: H, ...tile }, [counts, offsets, args])
       rec.clear(tokenRows, T * S * 4)
       if (rowsBound > 0) rec.run(groupScatterProgram(), { slots: S, experts: E, width }, [cur.w, offsets, kept, rowToken, rowWeight, tokenRows])

@@ -1,6 +1,6 @@
 /** Program descriptors of the grouping, output-norm and telemetry kernels (see grouping.wgsl.ts). */
 import { grid1d, uniforms, type KernelProgram } from '../gpu/program.js'
-import { groupScatterWgsl, groupSelectWgsl, normPartialsWgsl, TELE_MAX_GROUPS, TELE_PART_WORDS, telemetryPartialsWgsl, telemetryWgsl } from './grouping.wgsl.js'
+import { groupCountWgsl, groupScatterWgsl, groupSelectWgsl, groupWriteWgsl, normPartialsWgsl, TELE_MAX_GROUPS, TELE_PART_WORDS, telemetryPartialsWgsl, telemetryWgsl } from './grouping.wgsl.js'
 
 /** Run parameters of the group-select kernel. */
 export interface GroupSelectParams {
@@ -31,6 +31,80 @@ export function groupSelectProgram(): KernelProgram<GroupSelectParams> {
       dispatch: [p.experts, 1, 1],
       uniforms: uniforms([p.tokens, p.slots, p.experts, p.padded ? 1 : 0, p.cap, p.segments, p.choice ? 1 : 0, p.srcBase, p.width, p.statBase]),
     }),
+  }
+}
+
+/** Pairs each invocation of the chunked group-select takes at least (a chunk is 256 times that). */
+export const GROUP_SELECT_PER = 8
+
+/** Most chunks per expert: the second pass scans an expert's chunk counts in one workgroup. */
+const GROUP_SELECT_MAX_CHUNKS = 256
+
+/**
+ * How group-select splits `pairs` (T·S) positions: `chunks` C of 256·`per` positions each
+ * (per ≥ {@link GROUP_SELECT_PER}, grown so that C ≤ 256), or null for the single-pass kernel,
+ * which is one dispatch and wins while the batch is one chunk (decode batches). `per`
+ * overrides the pairs per invocation (tests use small chunks on small batches).
+ */
+export function groupSelectChunking(pairs: number, per?: number): { chunks: number; per: number } | null {
+  if (per === undefined && pairs <= 256 * GROUP_SELECT_PER) return null
+  let n = Math.max(1, Math.floor(per ?? GROUP_SELECT_PER))
+  n = Math.max(n, Math.ceil(pairs / (256 * GROUP_SELECT_MAX_CHUNKS)))
+  return { chunks: Math.max(1, Math.ceil(pairs / (256 * n))), per: n }
+}
+
+/** Params of the chunked passes: group-select's, then chunks and pairs per invocation. */
+function chunkedUniforms(p: GroupSelectParams, c: { chunks: number; per: number }): Uint32Array {
+  const segments = p.padded ? p.segments : 1
+  return uniforms([p.tokens, p.slots, p.experts, p.padded ? 1 : 0, p.cap, segments, p.choice ? 1 : 0, p.srcBase, p.width, p.statBase, c.chunks, c.per])
+}
+
+/** Chunking of a chunked group-select run (throws if `p` takes the single-pass kernel). */
+function chunkingOf(p: GroupSelectParams & { readonly per?: number }): { chunks: number; per: number } {
+  const c = groupSelectChunking(p.tokens * p.slots, p.per)
+  if (!c) throw new RangeError(`group-select: ${p.tokens * p.slots} pairs take the single-pass kernel (groupSelectChunking returned null)`)
+  return c
+}
+
+/**
+ * Words of the chunked group-select's scratch (per expert, segment and chunk: the chunk's
+ * matches), or 0 when `p` takes the single-pass kernel.
+ */
+export function groupSelectScratchWords(p: GroupSelectParams & { readonly per?: number }): number {
+  const c = groupSelectChunking(p.tokens * p.slots, p.per)
+  return c ? p.experts * (p.padded ? p.segments : 1) * c.chunks : 0
+}
+
+/**
+ * Chunked group-select, first pass (matches per expert, chunk and segment); bindings: ids,
+ * aux, scratch ({@link groupSelectScratchWords}). One workgroup per (expert, chunk).
+ */
+export function groupCountProgram(): KernelProgram<GroupSelectParams & { readonly per?: number }> {
+  return {
+    name: 'group-count',
+    cacheKey: 'group-count',
+    getShaderSource: groupCountWgsl,
+    getRunData: (p) => {
+      const c = chunkingOf(p)
+      return { dispatch: grid1d(p.experts * c.chunks), uniforms: chunkedUniforms(p, c) }
+    },
+  }
+}
+
+/**
+ * Chunked group-select, second pass (places each chunk's matches at its global rank, writes
+ * counts, overflow and padding); bindings: ids, aux, scratch, kept, counts, counters. The
+ * two passes write what {@link groupSelectProgram} writes, bit for bit.
+ */
+export function groupWriteProgram(): KernelProgram<GroupSelectParams & { readonly per?: number }> {
+  return {
+    name: 'group-write',
+    cacheKey: 'group-write',
+    getShaderSource: groupWriteWgsl,
+    getRunData: (p) => {
+      const c = chunkingOf(p)
+      return { dispatch: grid1d(p.experts * c.chunks), uniforms: chunkedUniforms(p, c) }
+    },
   }
 }
 

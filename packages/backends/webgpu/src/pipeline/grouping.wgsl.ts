@@ -76,6 +76,152 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`
 
 /**
+ * Shared head of the chunked group-select kernels: the priority order is cut into C chunks of
+ * `per`·256 consecutive positions; invocation `lid` of chunk c takes positions
+ * c·per·256 + lid·per … + per − 1 (so a workgroup's matches come in priority order by lid).
+ * Params as groupSelectWgsl's, with `chunks` (C) and `per` in its two spare words.
+ */
+const GROUP_CHUNK_HEAD = /* wgsl */ `
+struct Params { tokens: u32, slots: u32, experts: u32, padded: u32, cap: u32, segments: u32, choice: u32, srcBase: u32, width: u32, statBase: u32, chunks: u32, per: u32 };
+fn pairAt(q: u32) -> u32 {
+  if (params.choice == 1u) { return (q % params.tokens) * params.slots + q / params.tokens; }
+  return q;
+}
+// Source segments the kernel tells apart (1 when not padded per source device).
+fn segmentCount() -> u32 { return select(1u, params.segments, params.padded == 1u && params.segments > 1u); }
+// Segment of pair p when it goes to expert e, else 0xffffffff (another expert, a dropped slot,
+// or a source device past the segments, which the single-pass kernel never counts either).
+fn segmentOf(p: u32, e: u32) -> u32 {
+  if (ids[p] != i32(e)) { return 0xffffffffu; }
+  if (segmentCount() == 1u) { return 0u; }
+  let s = aux[params.srcBase + p / params.slots];
+  return select(0xffffffffu, s, s < params.segments);
+}`
+
+/**
+ * Chunked group-select, first pass: one workgroup per (expert e, chunk c) (a 1-D grid over
+ * x and y) writes the chunk's matches per segment s to `scratch[(e·segs + s)·C + c]`.
+ */
+export const groupCountWgsl = (): string => /* wgsl */ `
+@group(0) @binding(0) var<storage, read> ids: array<i32>;
+@group(0) @binding(1) var<storage, read> aux: array<u32>;
+@group(0) @binding(2) var<storage, read_write> scratch: array<u32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${GROUP_CHUNK_HEAD}
+var<workgroup> segCount: array<atomic<u32>, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let C = params.chunks;
+  let g = wid.y * nwg.x + wid.x;
+  if (g >= params.experts * C) { return; }
+  let e = g / C;
+  let c = g % C;
+  let P = params.tokens * params.slots;
+  let q0 = (c * 256u + lid) * params.per;
+  let q1 = min(q0 + params.per, P);
+  let segs = segmentCount();
+  for (var sb = 0u; sb < segs; sb = sb + 256u) {
+    atomicStore(&segCount[lid], 0u);
+    workgroupBarrier();
+    // runs of one segment add at once (one add per invocation when there is one segment)
+    var run = 0xffffffffu;
+    var n = 0u;
+    for (var q = q0; q < q1; q = q + 1u) {
+      let s = segmentOf(pairAt(q), e);
+      if (s >= sb && s < sb + 256u) {
+        if (s != run) {
+          if (n > 0u) { atomicAdd(&segCount[run - sb], n); }
+          run = s;
+          n = 0u;
+        }
+        n = n + 1u;
+      }
+    }
+    if (n > 0u) { atomicAdd(&segCount[run - sb], n); }
+    workgroupBarrier();
+    if (sb + lid < segs) { scratch[(e * segs + sb + lid) * C + c] = atomicLoad(&segCount[lid]); }
+    workgroupBarrier();
+  }
+}`
+
+/**
+ * Chunked group-select, second pass: one workgroup per (expert e, chunk c ≤ 256). Per
+ * segment, the exclusive prefix of the first pass's chunk counts places the chunk's matches
+ * (global rank = prefix + in-chunk scan, so `kept` holds priority order as the single-pass
+ * kernel writes it; padded keeps ranks < cap). The expert's last chunk writes counts[e],
+ * adds the overflow to STAT_DROPPED and fills padded positions past each segment's pairs
+ * with NO_PAIR (positions no other chunk writes).
+ */
+export const groupWriteWgsl = (): string => /* wgsl */ `
+@group(0) @binding(0) var<storage, read> ids: array<i32>;
+@group(0) @binding(1) var<storage, read> aux: array<u32>;
+@group(0) @binding(2) var<storage, read> scratch: array<u32>;
+@group(0) @binding(3) var<storage, read_write> kept: array<u32>;
+@group(0) @binding(4) var<storage, read_write> counts: array<u32>;
+@group(0) @binding(5) var<storage, read_write> counters: array<atomic<u32>>;
+@group(0) @binding(6) var<uniform> params: Params;
+${GROUP_CHUNK_HEAD}
+${SCAN}
+var<workgroup> chunkBase: u32;
+var<workgroup> chunkCount: u32;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let C = params.chunks;
+  let g = wid.y * nwg.x + wid.x;
+  if (g >= params.experts * C) { return; }
+  let e = g / C;
+  let c = g % C;
+  let P = params.tokens * params.slots;
+  let q0 = (c * 256u + lid) * params.per;
+  let q1 = min(q0 + params.per, P);
+  let segs = segmentCount();
+  let padded = params.padded == 1u;
+  let cap = params.cap;
+  let base = e * params.width;
+  var total = 0u;
+  var over = 0u;
+  for (var s = 0u; s < segs; s = s + 1u) {
+    let row = (e * segs + s) * C;
+    let v = select(0u, scratch[row + min(lid, C - 1u)], lid < C);
+    let r = exclusiveScan(v, lid);
+    if (lid == c) {
+      chunkBase = r.x;
+      chunkCount = v;
+    }
+    let n = r.y;
+    if (c == C - 1u) {
+      if (padded) {
+        let kept_n = min(n, cap);
+        for (var i = kept_n + lid; i < cap; i = i + 256u) { kept[base + s * cap + i] = 0xffffffffu; }
+        total = total + kept_n;
+        over = over + (n - kept_n);
+      } else {
+        total = total + n;
+      }
+    }
+    let b0 = workgroupUniformLoad(&chunkBase);
+    let cnt = workgroupUniformLoad(&chunkCount);
+    if (cnt > 0u && (!padded || b0 < cap)) {
+      var mine = 0u;
+      for (var q = q0; q < q1; q = q + 1u) { if (segmentOf(pairAt(q), e) == s) { mine = mine + 1u; } }
+      var rank = b0 + exclusiveScan(mine, lid).x;
+      for (var q = q0; q < q1 && mine > 0u; q = q + 1u) {
+        let p = pairAt(q);
+        if (segmentOf(p, e) == s) {
+          if (!padded) { kept[base + rank] = p; } else if (rank < cap) { kept[base + s * cap + rank] = p; }
+          rank = rank + 1u;
+          mine = mine - 1u;
+        }
+      }
+    }
+  }
+  if (c == C - 1u && lid == 0u) {
+    counts[e] = total;
+    if (over > 0u) { atomicAdd(&counters[params.statBase], over); }
+  }
+}`
+
+/**
  * One invocation per (expert, position < W): row offsets[e] + i gets the pair's token and
  * weight and marks the pair computed in tokenRows (row + 1); positions without a pair are
  * padding (token −1, weight 0).
