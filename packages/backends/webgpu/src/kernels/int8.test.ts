@@ -249,7 +249,9 @@ describe('subgroup-matrix WGSL generator', () => {
     const small = { sgM: 1, sgN: 1, fm: 1, fn: 4, sgK: 4 } // 16 KiB of workgroup memory on the null device
     const big = { sgM: 1, sgN: 2, fm: 1, fn: 2 }
     const l = new WebGpuMoeLayer(ctx, { int8Tiles: [{ maxRows: 4, gateup: small, down: small }, { maxRows: 16, gateup: big, down: big }] })
-    const at = (rows: number) => l.int8Gemm(rows, 4096, 14336) as Extract<Int8GemmConfig, { variant: 'subgroup-matrix' }>
+    // the subgroup-matrix config a layer picks for a typical group of `rows` at Mixtral's shape
+    const sgmAt = (layer: WebGpuMoeLayer, rows: number) => layer.int8Gemm(rows, 4096, 14336) as Extract<Int8GemmConfig, { variant: 'subgroup-matrix' }>
+    const at = (rows: number) => sgmAt(l, rows)
     expect(at(4).gateup).toMatchObject({ fn: 4, sgK: 4 })
     expect(at(5).gateup).toMatchObject({ fn: 2, sgN: 2 })
     expect(at(1000).gateup).toMatchObject({ fn: 2, sgN: 2 }) // past every plan: the last
@@ -277,7 +279,6 @@ describe('subgroup-matrix WGSL generator', () => {
       const limits = { maxComputeWorkgroupStorageSize: bytes, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 }
       return new GpuContext({ ...acquired, device: { limits, onuncapturederror: null } as unknown as GPUDevice, features: { ...acquired.features, subgroups: true, subgroupSize: 32, subgroupMatrix: true } })
     }
-    const sgmAt = (layer: WebGpuMoeLayer, rows: number) => layer.int8Gemm(rows, 4096, 14336) as Extract<Int8GemmConfig, { variant: 'subgroup-matrix' }>
     const big48 = new WebGpuMoeLayer(withWgMemory(49152))
     expect(sgmAt(big48, 8)).toMatchObject({ gateup: STAGED_SMALL_SGM_TILE, down: STAGED_SMALL_SGM_TILE })
     expect(sgmAt(big48, 16).gateup).toEqual(fitSgmTile(STAGED_SMALL_SGM_TILE, 4096))

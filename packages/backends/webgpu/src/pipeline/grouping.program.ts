@@ -75,15 +75,12 @@ export function groupSelectScratchWords(p: GroupSelectParams & { readonly per?: 
   return c ? p.experts * (p.padded ? p.segments : 1) * c.chunks : 0
 }
 
-/**
- * Chunked group-select, first pass (matches per expert, chunk and segment); bindings: ids,
- * aux, scratch ({@link groupSelectScratchWords}). One workgroup per (expert, chunk).
- */
-export function groupCountProgram(): KernelProgram<GroupSelectParams & { readonly per?: number }> {
+/** A chunked group-select pass: one workgroup per (expert, chunk), the chunked params. */
+function chunkedGroupProgram(name: string, getShaderSource: () => string): KernelProgram<GroupSelectParams & { readonly per?: number }> {
   return {
-    name: 'group-count',
-    cacheKey: 'group-count',
-    getShaderSource: groupCountWgsl,
+    name,
+    cacheKey: name,
+    getShaderSource,
     getRunData: (p) => {
       const c = chunkingOf(p)
       return { dispatch: grid1d(p.experts * c.chunks), uniforms: chunkedUniforms(p, c) }
@@ -92,21 +89,17 @@ export function groupCountProgram(): KernelProgram<GroupSelectParams & { readonl
 }
 
 /**
+ * Chunked group-select, first pass (matches per expert, chunk and segment); bindings: ids,
+ * aux, scratch ({@link groupSelectScratchWords}). One workgroup per (expert, chunk).
+ */
+export const groupCountProgram = (): KernelProgram<GroupSelectParams & { readonly per?: number }> => chunkedGroupProgram('group-count', groupCountWgsl)
+
+/**
  * Chunked group-select, second pass (places each chunk's matches at its global rank, writes
  * counts, overflow and padding); bindings: ids, aux, scratch, kept, counts, counters. The
  * two passes write what {@link groupSelectProgram} writes, bit for bit.
  */
-export function groupWriteProgram(): KernelProgram<GroupSelectParams & { readonly per?: number }> {
-  return {
-    name: 'group-write',
-    cacheKey: 'group-write',
-    getShaderSource: groupWriteWgsl,
-    getRunData: (p) => {
-      const c = chunkingOf(p)
-      return { dispatch: grid1d(p.experts * c.chunks), uniforms: chunkedUniforms(p, c) }
-    },
-  }
-}
+export const groupWriteProgram = (): KernelProgram<GroupSelectParams & { readonly per?: number }> => chunkedGroupProgram('group-write', groupWriteWgsl)
 
 /** Run parameters of the group-scatter kernel. */
 export interface GroupScatterParams {

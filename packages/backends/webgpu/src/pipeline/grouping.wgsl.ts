@@ -7,6 +7,7 @@
  * slot order), padded groups in segment order with zero rows after each segment's pairs.
  */
 import { WORKGROUP_SCAN_WGSL } from '@moe-route/core'
+import { linearWorkgroup } from '../kernels/common/team.wgsl.js'
 
 const SCAN = WORKGROUP_SCAN_WGSL
 
@@ -99,6 +100,20 @@ fn segmentOf(p: u32, e: u32) -> u32 {
 }`
 
 /**
+ * Start of both chunked passes' main: this workgroup's expert e and chunk c (a 1-D grid over x
+ * and y; workgroups past E·C exit), this invocation's positions q0 … q1 − 1, the segments.
+ */
+const CHUNK_PROLOGUE = /* wgsl */ `  let C = params.chunks;
+  ${linearWorkgroup}
+  if (wgLinear >= params.experts * C) { return; }
+  let e = wgLinear / C;
+  let c = wgLinear % C;
+  let P = params.tokens * params.slots;
+  let q0 = (c * 256u + lid) * params.per;
+  let q1 = min(q0 + params.per, P);
+  let segs = segmentCount();`
+
+/**
  * Chunked group-select, first pass: one workgroup per (expert e, chunk c) (a 1-D grid over
  * x and y) writes the chunk's matches per segment s to `scratch[(e·segs + s)·C + c]`.
  */
@@ -111,15 +126,7 @@ ${GROUP_CHUNK_HEAD}
 var<workgroup> segCount: array<atomic<u32>, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let C = params.chunks;
-  let g = wid.y * nwg.x + wid.x;
-  if (g >= params.experts * C) { return; }
-  let e = g / C;
-  let c = g % C;
-  let P = params.tokens * params.slots;
-  let q0 = (c * 256u + lid) * params.per;
-  let q1 = min(q0 + params.per, P);
-  let segs = segmentCount();
+${CHUNK_PROLOGUE}
   for (var sb = 0u; sb < segs; sb = sb + 256u) {
     atomicStore(&segCount[lid], 0u);
     workgroupBarrier();
@@ -166,15 +173,7 @@ var<workgroup> chunkBase: u32;
 var<workgroup> chunkCount: u32;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let C = params.chunks;
-  let g = wid.y * nwg.x + wid.x;
-  if (g >= params.experts * C) { return; }
-  let e = g / C;
-  let c = g % C;
-  let P = params.tokens * params.slots;
-  let q0 = (c * 256u + lid) * params.per;
-  let q1 = min(q0 + params.per, P);
-  let segs = segmentCount();
+${CHUNK_PROLOGUE}
   let padded = params.padded == 1u;
   let cap = params.cap;
   let base = e * params.width;
@@ -339,7 +338,8 @@ ${TREE_SUM2}
 fn dstOf(e: u32, t: u32) -> u32 { return aux[aux[e] + t % (aux[e + 1u] - aux[e])]; }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let g = wid.y * nwg.x + wid.x;
+  ${linearWorkgroup}
+  let g = wgLinear;
   if (g >= params.groups) { return; }
   let k = params.k;
   let S = params.slots;

@@ -11,7 +11,7 @@
  * - scales: s_a per row, s_w per expert and output channel (E×N).
  * Grid (ceil(N/BN), row tiles, E); a tile whose first row is past its expert's group exits.
  */
-import { siluWgsl } from '../common/team.wgsl.js'
+import { linearWorkgroup, siluWgsl } from '../common/team.wgsl.js'
 
 /** Which GEMM: `gateup` (two weight matrices, silu·up epilogue) or `down`. */
 export type Int8GemmKind = 'gateup' | 'down'
@@ -57,7 +57,7 @@ function epilogue(kind: Int8GemmKind, acc: (mat: string) => string, indent: stri
 const groupPrologue = (bm: number, inWs?: number, rowsFirst = false) => `  let e = wid.z;
 ${
   rowsFirst
-    ? `  let wgLinear = wid.y * nwg.x + wid.x;
+    ? `  ${linearWorkgroup}
   let wgCol = wgLinear / nwg.y;
   let wgRow = wgLinear % nwg.y;`
     : `  let wgCol = wid.x;

@@ -8,6 +8,8 @@
  * expert, and a router element once per token tile instead of once per token.
  */
 
+import { linearWorkgroup } from '../common/team.wgsl.js'
+
 /** Init-time layout of the tiled gate kernel (one pipeline per layout). */
 export interface GateTile {
   /** Tokens per workgroup tile. */
@@ -153,7 +155,7 @@ fn rLoad(e0: u32, idx: u32, k0: u32) -> vec4<f32> {
 
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let wgLinear = wid.y * nwg.x + wid.x;
+  ${linearWorkgroup}
   let eTiles = (params.experts + ${be - 1}u) / ${be}u;
   let t0 = (wgLinear / eTiles) * ${bt}u;
   if (t0 >= params.tokens) { return; }
