@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
  * The multi-row decode plan table from a `webgpu-layer.bench.ts --multirow-sweep` log: for each
- * swept T of the first shape (Mixtral-8x7B), the fastest layout (wall ms back to back, dynamic
- * routing) becomes the plan for typical groups up to that T's rows per expert (ceil(T·k/E));
- * a typical group of one row keeps the single-row GEMV kernels. Prints the table as JSON
- * (`MultiRowPlan[]`, the layer's `multiRowPlans` option; DEFAULT_MULTIROW_PLANS holds the
- * committed one) and, per T, the best layout against the single-row kernels.
+ * swept T of the first shape (Mixtral-8x7B), the fastest layout becomes the plan for typical
+ * groups up to that T's rows per expert (ceil(T·k/E)) — gate+up and down chosen separately by
+ * their kernel's GPU time (timestamp queries) where the log has it, else both by the layer's
+ * wall ms; a typical group of one row keeps the single-row GEMV kernels. Prints the table as
+ * JSON (`MultiRowPlan[]`, the layer's `multiRowPlans` option; DEFAULT_MULTIROW_PLANS holds the
+ * committed one) and, per T, the best layouts against the single-row kernels.
  *
  * Usage: node bench/multirow-plans.mjs sweep.log [--shape mixtral-8x7b] > plans.json
  */
@@ -24,17 +25,34 @@ const mine = rows.filter((r) => r.shape === shape)
 const byT = new Map()
 for (const r of mine) (byT.get(r.T) ?? byT.set(r.T, []).get(r.T)).push(r)
 const parse = (v) => {
-  const m = /^mt(\d+)\/nr(\d+)\/ks(\d+)\/cpt(\d+)$/.exec(v)
-  return m ? { mt: +m[1], nr: +m[2], ks: +m[3], cpt: +m[4] } : null
+  const m = /^mt(\d+)\/nr(\d+)\/ks(\d+)\/cpt(\d+)(?:\/wr(\d+))?$/.exec(v)
+  if (!m) return null
+  const l = { mt: +m[1], nr: +m[2], ks: +m[3], cpt: +m[4] }
+  return m[5] && +m[5] > 1 ? { ...l, wr: +m[5] } : l
+}
+/** GPU ms of the variant's kernel whose name contains `part`, or null. */
+const kernelMs = (r, part) => {
+  const hit = Object.entries(r.kernels ?? {}).find(([k]) => k.includes(part))
+  return hit ? hit[1] : null
 }
 const plans = [{ maxRows: 1, gateup: { mt: 0, nr: 0, ks: 0, cpt: 0 }, down: { mt: 0, nr: 0, ks: 0, cpt: 0 } }]
 for (const T of [...byT.keys()].sort((a, b) => a - b)) {
   const rs = byT.get(T)
   const single = rs.find((r) => r.variant === 'single-row')
-  const best = rs.filter((r) => parse(r.variant)).sort((a, b) => a.ms - b.ms)[0]
-  if (!best) continue
-  const l = parse(best.variant)
-  plans.push({ maxRows: best.rowsHint, gateup: l, down: l })
-  console.error(`${shape} T=${T} rows/expert ${best.rowsHint}: best ${best.variant} ${best.ms.toFixed(3)} ms vs single-row ${single ? single.ms.toFixed(3) : '–'} ms`)
+  const layouts = rs.filter((r) => parse(r.variant))
+  if (!layouts.length) continue
+  const byWall = [...layouts].sort((a, b) => a.ms - b.ms)[0]
+  const bestBy = (part) => {
+    const timed = layouts.filter((r) => kernelMs(r, part) !== null)
+    return timed.length ? timed.sort((a, b) => kernelMs(a, part) - kernelMs(b, part))[0] : byWall
+  }
+  const gu = bestBy('multirow-gate-up')
+  const dn = bestBy('multirow-down')
+  plans.push({ maxRows: byWall.rowsHint, gateup: parse(gu.variant), down: parse(dn.variant) })
+  const ms = (r, part) => (kernelMs(r, part) ?? NaN).toFixed(3)
+  console.error(
+    `${shape} T=${T} rows/expert ${byWall.rowsHint}: gate+up ${gu.variant} ${ms(gu, 'multirow-gate-up')} ms, down ${dn.variant} ${ms(dn, 'multirow-down')} ms (GPU); ` +
+      `best single layout ${byWall.variant} ${byWall.ms.toFixed(3)} ms wall vs single-row ${single ? single.ms.toFixed(3) : '–'} ms`,
+  )
 }
 console.log(JSON.stringify(plans))

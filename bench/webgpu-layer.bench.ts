@@ -13,7 +13,7 @@
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
  *   [--policies dynamic,dynamic/int8] [--indirect-gemm-grid] [--no-parity | --parity-tokens 3,16,64|label:T,... [--parity-only]] [--robustness off]
- *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 4,8,16,32] [--mr-layouts nr:ks:cpt,...]] [--mr-plans plans.json]
+ *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 4,8,16,32] [--mr-layouts nr:ks:cpt[:wr],...]] [--mr-plans plans.json] [--shapes mixtral-8x7b,olmoe-1b-7b]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -31,6 +31,7 @@ import {
   quantizeDeviceWeights,
   type DeviceInt8Weights,
   type DeviceLayerWeights,
+  type MultiRowLayout,
   type MultiRowPlan,
 } from '@moe-route/backend-webgpu'
 import { median, readBandwidth, timeBackToBack } from './lib/gpu-timing.js'
@@ -51,7 +52,7 @@ const SHAPES: (ModelShape & { label: string })[] = tiny
   : [
       { label: 'mixtral-8x7b', experts: 8, topK: 2, hidden: 4096, intermediate: 14336, normalizeTopK: true },
       { label: 'olmoe-1b-7b', experts: 64, topK: 8, hidden: 2048, intermediate: 1024, normalizeTopK: false },
-    ]
+    ].filter((s) => !opt('--shapes', '') || opt('--shapes', '').split(',').includes(s.label))
 const TOKENS = opt('--tokens', '')
   ? opt('--tokens', '').split(',').map(Number)
   : tiny
@@ -62,7 +63,7 @@ const TOKENS = opt('--tokens', '')
 const POLICIES: { name: string; policy?: BenchPolicy; expertKernel?: 'gemv' | 'gemm'; only?: number[]; int8?: boolean; singleRow?: boolean }[] = [
   { name: 'dynamic' },
   // the single-row GEMV kernels where the multi-row kernels now run (before/after, same command)
-  { name: 'dynamic/single-row', singleRow: true, only: [8, 32, 128] },
+  { name: 'dynamic/single-row', singleRow: true, only: [1, 8, 32, 128] },
   { name: 'dynamic/gemv', expertKernel: 'gemv', only: [32, 128, 512] },
   { name: 'dynamic/gemm', expertKernel: 'gemm', only: [32, 128, 512] },
   { name: 'drop γ1.0', policy: { capacityFactor: 1.0 } },
@@ -181,8 +182,9 @@ for (const shape of SHAPES) {
     let refNorm = 0
     for (const v of ref) refNorm += v * v
     const rowsHint = Math.max(1, Math.min(T, Math.ceil((T * shape.topK) / shape.experts)))
-    const mr = layer.multiRowPlan(rowsHint)
-    const expertKernel = mr ? `multirow mt${mr.gateup.mt}/nr${mr.gateup.nr}/ks${mr.gateup.ks}/cpt${mr.gateup.cpt}` : T * shape.topK / shape.experts <= 64 ? 'gemv' : 'gemm'
+    const mr = layer.multiRowPlan(rowsHint, { gateup: shape.hidden, down: shape.intermediate })
+    const lay = (l: MultiRowLayout) => `mt${l.mt}/nr${l.nr}/ks${l.ks}/cpt${l.cpt}${(l.wr ?? 1) > 1 ? `/wr${l.wr}` : ''}`
+    const expertKernel = mr ? `multirow ${lay(mr.gateup)} + ${lay(mr.down)}` : T * shape.topK / shape.experts <= 64 ? 'gemv' : 'gemm'
     const p = { shape: label, tokens: T, rowsHint, expertKernel, activeExperts: active.length, samePairs, relativeL2: relativeL2(r.output!, ref), referenceL2Norm: Math.sqrt(refNorm) }
     parity.push(p)
     console.log(JSON.stringify({ parity: p }))
@@ -206,14 +208,14 @@ for (const shape of SHAPES) {
     // --multirow-sweep: multi-row decode layouts side by side (block rows mt × weight rows nr ×
     // K split ks × chunks per tile cpt, the same layout for gate+up and down) against the
     // single-row GEMV kernels, dynamic routing; wall ms back to back and the two kernels' GPU ms
-    if (flag('--multirow-sweep') && T >= 2 && T <= Number(opt('--multirow-max-t', '128'))) {
+    if (flag('--multirow-sweep') && T >= 1 && T <= Number(opt('--multirow-max-t', '128'))) {
       const layouts = opt('--mr-layouts', '32:8:2,64:4:2,16:8:4,32:4:4,64:8:1,128:2:2').split(',').map((s) => s.split(':').map(Number))
       const rowsHint = Math.max(1, Math.min(T, Math.ceil((T * shape.topK) / shape.experts)))
       const mts = opt('--mr-mt', '4,8,16,32').split(',').map(Number).filter((mt) => mt >= Math.min(rowsHint, 32) && mt <= 4 * Math.max(2, rowsHint))
       const variants: { label: string; plans: MultiRowPlan[] | 'off' }[] = [{ label: 'single-row', plans: 'off' }]
-      for (const mt of mts) for (const [nr, ks, cpt] of layouts) {
-        const l = { mt, nr, ks, cpt }
-        variants.push({ label: `mt${mt}/nr${nr}/ks${ks}/cpt${cpt}`, plans: [{ maxRows: Infinity, gateup: l, down: l }] })
+      for (const mt of mts) for (const [nr, ks, cpt, wr = 1] of layouts) {
+        const l = { mt, nr, ks, cpt, wr }
+        variants.push({ label: `mt${mt}/nr${nr}/ks${ks}/cpt${cpt}${wr > 1 ? `/wr${wr}` : ''}`, plans: [{ maxRows: Infinity, gateup: l, down: l }] })
       }
       for (const v of variants) {
         try {

@@ -333,14 +333,15 @@ export class WebGpuMoeLayer {
 
   /**
    * The multi-row decode layouts for a typical group of `rowsHint` rows, or null (single-row
-   * GEMV). Without a `multiRowPlans` option, CPU adapters (lavapipe, SwiftShader) run the
+   * GEMV); `k` = the reduction lengths (H for gate+up, I for down) that plan rows with `minK`
+   * need. Without a `multiRowPlans` option, CPU adapters (lavapipe, SwiftShader) run the
    * single-row kernels: llvmpipe compiles each multi-row kernel for tens of seconds (it splits a
    * compute shader into coroutines at its barriers) and a CPU gains nothing from them.
    */
-  multiRowPlan(rowsHint: number): MultiRowPlan | null {
+  multiRowPlan(rowsHint: number, k?: { gateup: number; down: number }): MultiRowPlan | null {
     const plans = this.options.multiRowPlans ?? (CPU_ADAPTER.test(this.ctx.adapterName) ? 'off' : multiRowPlansForGpu(this.ctx.adapterDevice))
     if (plans === 'off') return null
-    return multiRowPlanFor(rowsHint, plans, { maxWg: this.maxWg, maxWgBytes: this.ctx.device.limits.maxComputeWorkgroupStorageSize })
+    return multiRowPlanFor(rowsHint, plans, { maxWg: this.maxWg, maxWgBytes: this.ctx.device.limits.maxComputeWorkgroupStorageSize }, k)
   }
 
   private pickKernel(kernel: ExpertKernel | undefined, rows: number): ExpertKernelUsed {
@@ -385,7 +386,7 @@ export class WebGpuMoeLayer {
     const R = Math.max(1, p.rowsBound)
     const act = this.ctx.storage(R * I * 4, 'act')
     if (p.rowsBound > 0) {
-      const multi = p.kernel === 'gemv' ? this.multiRowPlan(p.rowsHint) : null
+      const multi = p.kernel === 'gemv' ? this.multiRowPlan(p.rowsHint, { gateup: H, down: I }) : null
       if (multi) {
         const slots = p.expertSlots
         rec.run(multiRowProgram(dw.dtype, 'gateup', multi.gateup, H / 8), { tokens: p.tokens, ndim: I, rowsTotal: R, experts: E, slots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])

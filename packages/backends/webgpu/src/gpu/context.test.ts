@@ -43,4 +43,22 @@ describe.skipIf(!adapter)('GpuContext', () => {
     expect(ctx.pool.evicted).toBeGreaterThan(0)
     ctx.dispose()
   })
+
+  it('runs clearFirst ahead of every command recorded before or after it, and clear in order', async () => {
+    const ctx = new GpuContext(await acquireDevice())
+    const src = ctx.upload(new Uint32Array([7, 8, 9, 10]), 'src')
+    const a = ctx.storage(16, 'a', 0x4 /* COPY_SRC */)
+    const b = ctx.storage(16, 'b', 0x4)
+    const rec = ctx.recorder('clears')
+    rec.copy(src, 0, a, 0, 16)
+    rec.copy(src, 0, b, 0, 16)
+    rec.clearFirst(a, 16) // runs before the copy into a
+    rec.clear(b, 8) // runs after the copy into b
+    rec.read(a, 16)
+    rec.read(b, 16)
+    const { reads } = await rec.submit()
+    expect([...new Uint32Array(reads[0])]).toEqual([7, 8, 9, 10])
+    expect([...new Uint32Array(reads[1])]).toEqual([0, 0, 9, 10])
+    ctx.dispose()
+  })
 })

@@ -285,7 +285,7 @@ export class WebGpuPipeline implements DevicePipeline {
     const aux = this.auxFor(batch, transient)
     const x = this.inputBuffer(batch, transient)
     let rec = ctx.recorder('moe-route pipeline', { profile: readBack })
-    rec.clear(counters, cw * 4)
+    rec.clearFirst(counters, cw * 4)
     const kernels: Record<string, number> = {}
     const hostStages: StageTiming[] = []
     const hostRoundTrips: Record<string, number> = {}
@@ -327,7 +327,7 @@ export class WebGpuPipeline implements DevicePipeline {
         const out: DeviceRouting = b.role === 'router' ? cur : { ids: buf(T * b.slotsOut * 4, 'ids'), w: buf(T * b.slotsOut * 4, 'weights'), slots: b.slotsOut }
         const scratchWords = Math.max(4, Math.ceil(b.stage.scratchWords?.(info) ?? 0))
         const scratch = buf(scratchWords * 4, 'scratch')
-        rec.clear(scratch, scratchWords * 4)
+        rec.clearFirst(scratch, scratchWords * 4)
         const dims = new Uint32Array([
           T, E, k, b.role === 'router' ? 0 : cur.slots, out.slots, D, batch.decode ? 1 : 0, spec.model.normalizeTopK ? 1 : 0,
           batch.id >>> 0, info.seed >>> 0, statBase, counterBase[si], this.tableBase[si], srcBase, inputScores ? 1 : 0, 0,
@@ -444,7 +444,7 @@ export class WebGpuPipeline implements DevicePipeline {
         }
       } else rec.clear(counts, E * 4)
       rec.run(offsetsProgram(), { experts: E, isStatic: padded, capacity: width, colsGateUp: spec.model.intermediate, colsDown: H, ...tile }, [counts, offsets, args])
-      rec.clear(tokenRows, T * S * 4)
+      rec.clearFirst(tokenRows, T * S * 4)
       if (rowsBound > 0) rec.run(groupScatterProgram(), { slots: S, experts: E, width }, [cur.w, offsets, kept, rowToken, rowWeight, tokenRows])
     } else {
       rec.stage = null

@@ -1,7 +1,7 @@
 import { uniforms, type Dispatch, type KernelProgram } from '../../gpu/program.js'
 import { GEMM_BM, GEMM_BN, gemmWgsl } from './expert-gemm.wgsl.js'
 import { gemvDownWgsl, gemvGateUpWgsl, type ExpertGemvConsts } from './expert-gemv.wgsl.js'
-import { multiRowSharedVec4, multiRowWgsl, type ExpertMultiRowConsts } from './expert-multirow.wgsl.js'
+import { multiRowSharedVec4, multiRowWgsl, multiRowWorkgroup, type ExpertMultiRowConsts } from './expert-multirow.wgsl.js'
 
 /** Weight storage of the expert kernels. */
 export type WeightsDtype = 'f32' | 'f16'
@@ -107,27 +107,54 @@ export function gemmProgram(dtype: WeightsDtype, kind: 'gateup' | 'down'): Kerne
 export { GEMM_BM, GEMM_BN }
 
 /** Layout of one multi-row decode kernel (see `ExpertMultiRowConsts`; dtype, kind and K aside). */
-export type MultiRowLayout = Pick<ExpertMultiRowConsts, 'mt' | 'nr' | 'ks' | 'cpt'>
+export type MultiRowLayout = Pick<ExpertMultiRowConsts, 'mt' | 'nr' | 'ks' | 'cpt' | 'wr'>
 
-/** A row of the multi-row plan table: the layouts used while the typical group has at most `maxRows` rows. */
+/**
+ * A row of the multi-row plan table: the layouts used while the typical group has at most
+ * `maxRows` rows — for a kernel whose reduction length K (H for gate+up, I for down) is at
+ * least `minK` when set (a table lists such a row before the row of the same `maxRows` without
+ * it). A layout with `mt` 0 means the single-row GEMV kernels.
+ */
 export interface MultiRowPlan {
   readonly maxRows: number
+  readonly minK?: number
   readonly gateup: MultiRowLayout
   readonly down: MultiRowLayout
 }
 
+const SINGLE_ROW: MultiRowLayout = { mt: 0, nr: 0, ks: 0, cpt: 0 }
+
 /**
- * Multi-row decode plans by typical group size (rows per non-empty expert, ceil(T·k/E) on
- * device-built plans). A typical group of one row (T = 1 decode) runs the single-row GEMV
- * kernels; past the last plan's `maxRows` the GEMV kernels run too (the layer's `gemvMaxRows`
- * then picks GEMM). Measured: the fastest of 6 layouts × block sizes at Mixtral-8x7B T = 8, 32
- * and 128 on an H200 (Dawn/Vulkan, 2026-12-05, `bench/gpu-run.sh OUT multirow`,
- * bench/results/multirow-h200/): 0.93 / 1.72 / 5.01 ms per layer call against 1.40 / 3.44 /
- * 11.28 for the single-row kernels. The same sweep on an H100 80GB HBM3 picked the same three
- * layouts (bench/results/multirow-h100/: 1.12 / 1.73 / 4.91 ms against 1.47 / 3.49 / 10.00).
+ * Multi-row decode plans measured on an H100 80GB HBM3 (Dawn/Vulkan, 2026-12-06,
+ * bench/results/multirow-wr-h100/: Mixtral-8x7B and OLMoE-1B-7B at T = 1, 4, 8, 32 and 128,
+ * each kernel's GPU time over 14–19 layouts, gate+up and down chosen separately): every typical
+ * group size runs the multi-row kernels, from one row (T = 1: Mixtral gate+up 0.170 vs 0.182 ms
+ * single-row, OLMoE T = 8 0.208 vs 0.244 ms for both kernels), with two or four weight rows per
+ * invocation (`wr`) from two rows per group; long reductions (K ≥ 4096: Mixtral's gate+up
+ * K = 4096 and down K = 14336) take their own rows from 8 rows per group (Mixtral T = 32 down
+ * 0.435 vs 0.513 ms with the short-K layout, which OLMoE's down, K = 1024, needs: 0.133 vs
+ * 0.352). Mixtral T = 32 / 128: gate+up 0.814 / 2.30 ms, down 0.435 / 1.41 against 0.90 / 2.48
+ * and 0.75 / 2.34 with the table before `wr` ({@link H200_MULTIROW_PLANS}). Other GPUs run it
+ * too (reading the activations from workgroup memory fewer times per FMA helps any GPU whose
+ * workgroup-memory bandwidth bounds these kernels); the H200 keeps its own measured table.
  */
 export const DEFAULT_MULTIROW_PLANS: readonly MultiRowPlan[] = [
-  { maxRows: 1, gateup: { mt: 0, nr: 0, ks: 0, cpt: 0 }, down: { mt: 0, nr: 0, ks: 0, cpt: 0 } },
+  { maxRows: 1, gateup: { mt: 2, nr: 8, ks: 16, cpt: 4 }, down: { mt: 2, nr: 8, ks: 16, cpt: 4 } },
+  { maxRows: 2, gateup: { mt: 8, nr: 32, ks: 8, cpt: 2, wr: 2 }, down: { mt: 8, nr: 16, ks: 8, cpt: 2, wr: 2 } },
+  { maxRows: 8, minK: 4096, gateup: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2 }, down: { mt: 16, nr: 32, ks: 8, cpt: 1, wr: 4 } },
+  { maxRows: 8, gateup: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2 }, down: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2 } },
+  { maxRows: 32, minK: 4096, gateup: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 2 }, down: { mt: 32, nr: 64, ks: 8, cpt: 2, wr: 4 } },
+  { maxRows: 32, gateup: { mt: 32, nr: 128, ks: 2, cpt: 2 }, down: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 4 } },
+]
+
+/**
+ * The plans measured on an H200 before `wr` existed: the fastest of 6 layouts × block sizes at
+ * Mixtral-8x7B T = 8, 32 and 128 (Dawn/Vulkan, 2026-12-05, `bench/gpu-run.sh OUT multirow`,
+ * bench/results/multirow-h200/): 0.93 / 1.72 / 5.01 ms per layer call against 1.40 / 3.44 /
+ * 11.28 for the single-row kernels; one row per group runs the single-row GEMV kernels.
+ */
+export const H200_MULTIROW_PLANS: readonly MultiRowPlan[] = [
+  { maxRows: 1, gateup: SINGLE_ROW, down: SINGLE_ROW },
   { maxRows: 2, gateup: { mt: 4, nr: 16, ks: 8, cpt: 4 }, down: { mt: 4, nr: 16, ks: 8, cpt: 4 } },
   { maxRows: 8, gateup: { mt: 16, nr: 32, ks: 4, cpt: 4 }, down: { mt: 16, nr: 32, ks: 4, cpt: 4 } },
   { maxRows: 32, gateup: { mt: 32, nr: 128, ks: 2, cpt: 2 }, down: { mt: 32, nr: 128, ks: 2, cpt: 2 } },
@@ -138,8 +165,7 @@ export const DEFAULT_MULTIROW_PLANS: readonly MultiRowPlan[] = [
  * it); other GPUs run {@link DEFAULT_MULTIROW_PLANS}.
  */
 export const MULTIROW_PLANS_BY_GPU: Readonly<Record<string, readonly MultiRowPlan[]>> = {
-  // both sweeps (bench/results/multirow-h200, multirow-h100) picked the same layouts
-  'nvidia-h200': DEFAULT_MULTIROW_PLANS,
+  'nvidia-h200': H200_MULTIROW_PLANS,
   'nvidia-h100-80gb-hbm3': DEFAULT_MULTIROW_PLANS,
 }
 
@@ -149,20 +175,28 @@ export function multiRowPlansForGpu(adapterDevice: string): readonly MultiRowPla
 }
 
 /**
- * The multi-row layouts for a typical group of `rowsHint` rows, or null where the single-row
- * GEMV kernels run (a plan with `mt` 0, or past the table). Layouts whose workgroup or
- * workgroup memory exceed the device's limits halve `cpt`, then `nr`.
+ * The multi-row layouts for a typical group of `rowsHint` rows, each kernel's from the first
+ * plan whose `maxRows` covers the group and whose `minK` (if any) its reduction length `k`
+ * reaches (gate+up: H, down: I; without `k`, rows with `minK` are skipped); null where the
+ * single-row GEMV kernels run (a layout with `mt` 0, or past the table). Layouts whose
+ * workgroup or workgroup memory exceed the device's limits halve `cpt`, then `nr`.
  */
-export function multiRowPlanFor(rowsHint: number, plans: readonly MultiRowPlan[], limits: { maxWg: number; maxWgBytes: number }): MultiRowPlan | null {
-  const p = plans.find((q) => rowsHint <= q.maxRows)
-  if (!p || p.gateup.mt === 0 || p.down.mt === 0) return null
+export function multiRowPlanFor(rowsHint: number, plans: readonly MultiRowPlan[], limits: { maxWg: number; maxWgBytes: number }, k?: { gateup: number; down: number }): MultiRowPlan | null {
+  const pick = (K: number) => plans.find((q) => rowsHint <= q.maxRows && K >= (q.minK ?? 0))
+  const pg = pick(k?.gateup ?? 0)
+  const pd = pick(k?.down ?? 0)
+  if (!pg || !pd || pg.gateup.mt === 0 || pd.down.mt === 0) return null
   const fit = (l: MultiRowLayout): MultiRowLayout => {
     let { nr, cpt } = l
+    const wr = l.wr ?? 1
     while (cpt > 1 && 16 * multiRowSharedVec4({ ...l, nr, cpt }) > limits.maxWgBytes) cpt = Math.max(1, cpt >> 1)
-    while (nr > 1 && (nr * l.ks > limits.maxWg || 16 * multiRowSharedVec4({ ...l, nr, cpt }) > limits.maxWgBytes)) nr = Math.max(1, nr >> 1)
+    while (nr > wr && (multiRowWorkgroup({ ...l, nr }) > limits.maxWg || 16 * multiRowSharedVec4({ ...l, nr, cpt }) > limits.maxWgBytes)) {
+      nr = Math.max(wr, nr >> 1)
+      nr -= nr % wr // wr divides nr
+    }
     return { ...l, nr, cpt }
   }
-  return { maxRows: p.maxRows, gateup: fit(p.gateup), down: fit(p.down) }
+  return { maxRows: pg.maxRows, gateup: fit(pg.gateup), down: fit(pd.down) }
 }
 
 /** Run parameters of the multi-row decode kernels. */
@@ -185,7 +219,7 @@ export function multiRowProgram(dtype: WeightsDtype, kind: 'gateup' | 'down', la
   const c: ExpertMultiRowConsts = { dtype, kind, kc, ...layout }
   return {
     name: kind === 'gateup' ? 'experts-multirow-gate-up' : 'experts-multirow-down',
-    cacheKey: `multirow|${kind}|${dtype}|mt=${c.mt}|nr=${c.nr}|ks=${c.ks}|cpt=${c.cpt}|kc=${kc}`,
+    cacheKey: `multirow|${kind}|${dtype}|mt=${c.mt}|nr=${c.nr}|ks=${c.ks}|cpt=${c.cpt}|wr=${c.wr ?? 1}|kc=${kc}`,
     getShaderSource: () => multiRowWgsl(c),
     getRunData: ({ tokens, ndim, rowsTotal, experts, slots }) => ({
       dispatch: [Math.ceil(ndim / layout.nr), Math.max(1, Math.min(experts, slots)), 1],

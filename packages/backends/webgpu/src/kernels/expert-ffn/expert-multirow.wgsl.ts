@@ -16,6 +16,11 @@ import { activeExpertPrologue, weightDecl } from './expert-gemv.wgsl.js'
  * same address). Rows past the group skip their FMAs in blocks of 4 (uniform branches).
  * After the K loop the `ks` partial sums of each (weight row, group row) are reduced through
  * the same workgroup memory in a few passes (one barrier pair each).
+ *
+ * With `wr` > 1 an invocation owns `wr` weight rows (rows rl, rl + nr/wr, …: each load
+ * instruction of a subgroup stays contiguous per row), so every activation value read from
+ * workgroup memory feeds `wr` times as many FMAs: from 8 or more rows per group the kernel is
+ * bound by those reads (a down projection reads one vec4 per 4 FMAs with `wr` 1).
  */
 export interface ExpertMultiRowConsts {
   readonly dtype: 'f32' | 'f16'
@@ -27,19 +32,28 @@ export interface ExpertMultiRowConsts {
   readonly nr: number
   /** Invocations per weight row (split of K). */
   readonly ks: number
-  /** Chunks (8 values) per invocation per staged tile: weight loads in flight per matrix. */
+  /** Chunks (8 values) per invocation per staged tile: weight loads in flight per matrix and weight row. */
   readonly cpt: number
+  /** Weight rows per invocation (default 1; divides `nr`): the workgroup has nr·ks/wr invocations. */
+  readonly wr?: number
   /** 8-wide chunks along K (H/8 for gate+up, I/8 for down). */
   readonly kc: number
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, j) => j)
 
+/** Invocations per workgroup of a layout: nr·ks/wr. */
+export function multiRowWorkgroup(c: Pick<ExpertMultiRowConsts, 'nr' | 'ks' | 'wr'>): number {
+  return (c.nr * c.ks) / (c.wr ?? 1)
+}
+
 /** Workgroup memory of the staged activation tile and the reduction, in vec4<f32>. */
-export function multiRowSharedVec4(c: Pick<ExpertMultiRowConsts, 'mt' | 'nr' | 'ks' | 'cpt'>): number {
+export function multiRowSharedVec4(c: Pick<ExpertMultiRowConsts, 'mt' | 'nr' | 'ks' | 'cpt' | 'wr'>): number {
   const tile = c.mt * c.cpt * c.ks * 2
-  const wg = c.nr * c.ks
-  return Math.max(tile, wg * Math.max(1, Math.floor(tile / wg)))
+  const wg = multiRowWorkgroup(c)
+  // a reduction pass stores at least one group row's values (2 matrices × wr rows) per invocation
+  const minQ = Math.ceil((2 * (c.wr ?? 1)) / 4)
+  return Math.max(tile, wg * Math.max(minQ, Math.floor(tile / wg)))
 }
 
 /** WGSL of a multi-row decode kernel (see `ExpertMultiRowConsts`); grid (ceil(N / nr), expert slots). */
@@ -48,19 +62,24 @@ export const multiRowWgsl = (c: ExpertMultiRowConsts): string => {
   const mats = gateup ? ['Gate', 'Up'] : ['Down']
   const M = range(c.mt)
   const J = range(c.cpt)
-  const WG = c.nr * c.ks
+  const wr = c.wr ?? 1
+  if (!Number.isInteger(wr) || wr < 1 || c.nr % wr !== 0) throw new RangeError(`multi-row layout: wr ${wr} must be a positive integer dividing nr ${c.nr}`)
+  const R = range(wr)
+  const nrw = c.nr / wr // invocation rows: invocation row rl owns weight rows rl + i·nrw
+  const WG = multiRowWorkgroup(c)
   const BK = c.cpt * c.ks // chunks per staged tile
   const tileVec4 = c.mt * BK * 2
   const XV = multiRowSharedVec4(c)
   const stageIters = Math.ceil(tileVec4 / WG)
   const Q = Math.floor(XV / WG) // vec4 per invocation per reduction pass
-  // values per (group row): one per matrix; a pass reduces 4·Q values of every invocation
-  const perRow = mats.length
+  // values per (group row): one per matrix and owned weight row; a pass reduces 4·Q values of every invocation
+  const perRow = mats.length * wr
   const rowsPerPass = Math.max(1, Math.floor((4 * Q) / perRow))
   const passes = range(Math.ceil(c.mt / rowsPerPass))
   const blocks = range(Math.ceil(c.mt / 4))
   const b0 = gateup ? 3 : 2
-  const acc = (mat: string, m: number) => `a${mat}${m}`
+  const acc = (mat: string, m: number, i = 0) => `a${mat}${wr > 1 ? `${i}_` : ''}${m}`
+  const wv = (mat: string, i: number, j: number) => `w${mat}${wr > 1 ? `${i}_` : ''}${j}`
   return /* wgsl */ `
 struct Params { tokens: u32, ndim: u32, rowsTotal: u32, experts: u32 };
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
@@ -81,10 +100,10 @@ ${activeExpertPrologue}
   let N = params.ndim;
   let ks = lid % ${c.ks}u;
   let rl = lid / ${c.ks}u;
-  let wrow = (ws * N + min(wid.x * ${c.nr}u + rl, N - 1u)) * ${c.kc}u;
+${R.map((i) => `  let wrow${i} = (ws * N + min(wid.x * ${c.nr}u + rl + ${i * nrw}u, N - 1u)) * ${c.kc}u;`).join('\n')}
   for (var tb = 0u; tb < n; tb = tb + ${c.mt}u) {
     let nb = min(n - tb, ${c.mt}u);
-${mats.map((mat) => M.map((m) => `    var ${acc(mat, m)} = 0.0;`).join('\n')).join('\n')}
+${mats.map((mat) => R.map((i) => M.map((m) => `    var ${acc(mat, m, i)} = 0.0;`).join('\n')).join('\n')).join('\n')}
     for (var t0 = 0u; t0 < ${c.kc}u; t0 = t0 + ${BK}u) {
       // stage the block's rows, chunks t0 .. t0+${BK} (zero past the group and past K)
 ${range(stageIters)
@@ -110,7 +129,7 @@ ${gateup
       workgroupBarrier();
       // this invocation's weight chunks of the tile, all loads in flight together
 ${J.map((j) => `      let c${j} = ks + ${j * c.ks}u;
-${mats.map((mat) => `      let w${mat}${j} = load${mat}(wrow + min(t0 + c${j}, ${c.kc - 1}u));`).join('\n')}`).join('\n')}
+${mats.map((mat) => R.map((i) => `      let ${wv(mat, i, j)} = load${mat}(wrow${i} + min(t0 + c${j}, ${c.kc - 1}u));`).join('\n')).join('\n')}`).join('\n')}
 ${blocks
   .map((b) => {
     const rows = M.slice(4 * b, 4 * b + 4)
@@ -118,7 +137,7 @@ ${blocks
       rows
         .map(
           (m) => `        { let xa = sh[${m * BK}u + c${j}]; let xb = sh[${(c.mt + m) * BK}u + c${j}];
-${mats.map((mat) => `          ${acc(mat, m)} = ${acc(mat, m)} + dot(w${mat}${j}[0], xa) + dot(w${mat}${j}[1], xb);`).join('\n')} }`,
+${mats.map((mat) => R.map((i) => `          ${acc(mat, m, i)} = ${acc(mat, m, i)} + dot(${wv(mat, i, j)}[0], xa) + dot(${wv(mat, i, j)}[1], xb);`).join('\n')).join('\n')} }`,
         )
         .join('\n'),
     ).join('\n')
@@ -131,16 +150,17 @@ ${mats.map((mat) => `          ${acc(mat, m)} = ${acc(mat, m)} + dot(w${mat}${j}
 ${passes
   .map((p) => {
     const ms = M.slice(p * rowsPerPass, (p + 1) * rowsPerPass)
-    const vals = ms.flatMap((m) => mats.map((mat) => acc(mat, m)))
+    // value index of (group row ml, owned row i, matrix k) = ml·perRow + i·mats + k
+    const vals = ms.flatMap((m) => R.flatMap((i) => mats.map((mat) => acc(mat, m, i))))
     const stores = range(Math.ceil(vals.length / 4)).map((q) => {
       const v4 = range(4).map((k) => vals[4 * q + k] ?? '0.0')
       return `      sh[${q * WG}u + lid] = vec4<f32>(${v4.join(', ')});`
     })
     const outs = c.nr * ms.length
     const sumOf = (mat: number) => {
-      // value index of (row ml, matrix mat) = ml·perRow + mat → vec4 q, component
+      // value vi → vec4 q = vi / 4, component vi % 4, of the ks invocations of invocation row rl
       return `${range(c.ks)
-        .map((s) => `sh[(vi${mat} / 4u) * ${WG}u + r * ${c.ks}u + ${s}u][vi${mat} % 4u]`)
+        .map((s) => `sh[(vi${mat} / 4u) * ${WG}u + rl2 * ${c.ks}u + ${s}u][vi${mat} % 4u]`)
         .join(' + ')}`
     }
     return `    if (nb > ${p * rowsPerPass}u) {
@@ -151,7 +171,8 @@ ${stores.join('\n')}
         let ml = o / ${c.nr}u;
         let m = ${p * rowsPerPass}u + ml;
         let col = wid.x * ${c.nr}u + r;
-${mats.map((_, k) => `        let vi${k} = ml * ${perRow}u + ${k}u;\n        let s${k} = ${sumOf(k)};`).join('\n')}
+        let rl2 = r % ${nrw}u;
+${mats.map((_, k) => `        let vi${k} = ml * ${perRow}u + (r / ${nrw}u) * ${mats.length}u + ${k}u;\n        let s${k} = ${sumOf(k)};`).join('\n')}
         if (m < nb && col < N) { outv[(start + tb + m) * N + col] = ${gateup ? 'silu(s0) * s1' : 's0'}; }
       }
       workgroupBarrier();
