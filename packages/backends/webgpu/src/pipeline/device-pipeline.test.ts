@@ -251,6 +251,9 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
         const fused = (await engine.pipeline()) as WebGpuPipeline
         // the same layer, weights and plugin instances, grouped by the separate kernels at every size
         const separate = await createWebGpuPipeline(fused.layer, fused.weights, fused.spec, { ...fused.options, ownsWeights: false, groupFusedMaxPairs: 0 })
+        for (const bad of [-1, 1.5, GROUP_FUSED_MAX_PAIRS + 1, Number.NaN]) {
+          await expect(createWebGpuPipeline(fused.layer, fused.weights, fused.spec, { groupFusedMaxPairs: bad })).rejects.toMatchObject({ code: 'MOE_ROUTE_ERR_INPUT_INVALID', message: expect.stringContaining('groupFusedMaxPairs') })
+        }
         const Tmax = GROUP_FUSED_MAX_PAIRS / model.topK
         for (const T of [0, 1, 5, 37, Tmax, Tmax + 1]) {
           const b: TokenBatch = { id: T, tokens: T, hidden: randomHidden(T, model.hidden, 700 + T), ...(extra.devices ? { sourceDevice: Int32Array.from({ length: T }, (_, t) => (t * 5) % 3 === 0 ? 1 : 0) } : {}) }

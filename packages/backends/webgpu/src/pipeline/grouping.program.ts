@@ -122,10 +122,11 @@ export function groupScatterProgram(): KernelProgram<GroupScatterParams> {
 /**
  * Most (token, slot) pairs for which the device pipeline groups a batch with the fused kernel
  * ({@link groupFusedProgram}: one dispatch) instead of group-select, the offsets kernel, a clear
- * and group-scatter (four commands, each ~4–10 µs of GPU time on an H100 at decode sizes). All
- * the kernel holds (4 pairs per invocation of one workgroup): every decode batch up to T = 128 at
- * k = 8; its rank walk grows with the pairs, so the multi-workgroup kernels stay for larger
- * batches. Not yet tuned by a GPU benchmark; the pipeline option `groupFusedMaxPairs` lowers it.
+ * and group-scatter (three dispatches at ~4–10 µs of GPU time each on an H100 at decode sizes).
+ * Why this bound: it is all the kernel holds (4 pairs per invocation of its one workgroup), which
+ * covers decode batches up to T = 128 at k = 8, while each invocation's rank walk grows with the
+ * pairs, so larger batches keep the multi-workgroup kernels. A conservative first choice, not
+ * yet timed on a GPU; the pipeline option `groupFusedMaxPairs` lowers it.
  */
 export const GROUP_FUSED_MAX_PAIRS = GROUP_FUSED_PAIRS
 
