@@ -1,7 +1,8 @@
 /**
  * The configured layer as one device pipeline (engine + webgpu backend) against the same
  * config on the CPU backend: same telemetry, same routing detail, output within the f32
- * tolerance; a host-only policy runs in a counted round trip; routing-only batches.
+ * tolerance; a host-only policy runs in a counted round trip; routing-only batches; small
+ * batches grouped by the fused kernel give what the separate grouping kernels give.
  */
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { createMoe, definePolicy, mulberry32, routingFromPairs, pairsOf, softmaxRows, telemetryCounts, type LayerResult, type MoeConfig, type Plugin, type TelemetryCounts, type TokenBatch } from '@moe-route/core'
@@ -14,6 +15,9 @@ import { maxRelError } from '@moe-route/backend-cpu'
 import { randomHidden } from '@moe-route/workloads'
 import { webgpuBackend } from '../plugin.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
+import { Recorder } from '../gpu/context.js'
+import { createWebGpuPipeline, type WebGpuPipeline } from './device-pipeline.js'
+import { GROUP_FUSED_MAX_PAIRS } from './grouping.program.js'
 
 vi.setConfig({ testTimeout: 180_000 })
 const adapter = await webgpuAdapterForTests()
@@ -226,5 +230,50 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
     sameDecisions(g, c)
     expect(g.telemetry.droppedPairs).toBeGreaterThan(0)
     expect(g.outputNorm!).toBeCloseTo(c.outputNorm!, 3)
+  })
+  it('groups small batches with the fused kernel: the same routing, plan, telemetry and output bits as the separate kernels (exact and padded, token and choice order, T = 0 to past the bound)', async () => {
+    const plugins = [capacityDrop, dynamicGating, webgpuBackend, cpuBackend]
+    const stat = (priority: string) => ({ use: 'dynamic-gating', options: { mode: 'static', capacityRule: 'expert-share', capacityFactor: 1.0, priority } })
+    const setups: [string, Partial<MoeConfig>][] = [
+      ['exact-size after capacity-drop', {}],
+      ['static gating, 2 source devices, token order', { devices: 2, policies: [], dispatcher: stat('token') }],
+      ['static gating, 2 source devices, choice order', { devices: 2, policies: [], dispatcher: stat('choice') }],
+    ]
+    const ran: string[] = []
+    const realRun = Recorder.prototype.run
+    const runSpy = vi.spyOn(Recorder.prototype, 'run').mockImplementation(function (this: Recorder, ...args: Parameters<Recorder['run']>) {
+      ran.push(args[0].name)
+      return realRun.apply(this, args)
+    })
+    try {
+      for (const [name, extra] of setups) {
+        const engine = make('webgpu', extra, plugins)
+        const fused = (await engine.pipeline()) as WebGpuPipeline
+        // the same layer, weights and plugin instances, grouped by the separate kernels at every size
+        const separate = await createWebGpuPipeline(fused.layer, fused.weights, fused.spec, { ...fused.options, ownsWeights: false, groupFusedMaxPairs: 0 })
+        for (const bad of [-1, 1.5, GROUP_FUSED_MAX_PAIRS + 1, Number.NaN]) {
+          await expect(createWebGpuPipeline(fused.layer, fused.weights, fused.spec, { groupFusedMaxPairs: bad })).rejects.toMatchObject({ code: 'MOE_ROUTE_ERR_INPUT_INVALID', message: expect.stringContaining('groupFusedMaxPairs') })
+        }
+        const Tmax = GROUP_FUSED_MAX_PAIRS / model.topK
+        for (const T of [0, 1, 5, 37, Tmax, Tmax + 1]) {
+          const b: TokenBatch = { id: T, tokens: T, hidden: randomHidden(T, model.hidden, 700 + T), ...(extra.devices ? { sourceDevice: Int32Array.from({ length: T }, (_, t) => (t * 5) % 3 === 0 ? 1 : 0) } : {}) }
+          ran.length = 0
+          const a = await separate.forward(b, { detail: 'full' })
+          expect(ran).not.toContain('group-fused')
+          ran.length = 0
+          const f = await fused.forward(b, { detail: 'full' })
+          expect(ran.includes('group-fused'), `${name} T ${T}`).toBe(T >= 1 && T <= Tmax)
+          if (T >= 1 && T <= Tmax) expect(ran.filter((n) => /^group-|^dispatch-offsets$/.test(n))).toEqual(['group-fused'])
+          // everything but timings, outputs compared as bits
+          const strip = (r: typeof a) => ({ ...r, stages: [], kernels: undefined, output: r.output && new Uint32Array(r.output.buffer, r.output.byteOffset, r.output.length) })
+          expect(strip(f), `${name} T ${T}`).toEqual(strip(a))
+          if (T === 37 && extra.devices) expect(f.counts.dispatch.droppedPairs, `${name}: the cap drops pairs`).toBeGreaterThan(0)
+          if (T > 0) expect(f.detail!.plan.rowToken.length).toBeGreaterThan(0)
+        }
+        await separate.dispose()
+      }
+    } finally {
+      runSpy.mockRestore()
+    }
   })
 })

@@ -52,7 +52,7 @@ import { initWeightsProgram } from '../kernels/init-weights/init-weights.program
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
 import { gemmGridRows, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
-import { groupCountProgram, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams } from './grouping.program.js'
+import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
 
@@ -94,6 +94,12 @@ export interface WebGpuPipelineOptions {
   readonly storeSlots?: number
   /** Destroy the weights with the pipeline (they were made for it). */
   readonly ownsWeights?: boolean
+  /**
+   * Device-lowered dispatchers group batches of at most this many (token, slot) pairs with the
+   * one-workgroup fused kernel (`group-fused`), larger ones with the separate grouping kernels:
+   * an integer 0 … {@link GROUP_FUSED_MAX_PAIRS} (the default); 0 never fuses (a tuning knob).
+   */
+  readonly groupFusedMaxPairs?: number
 }
 
 /**
@@ -131,6 +137,10 @@ export class WebGpuPipeline implements DevicePipeline {
     this.k = spec.model.topK
     this.H = spec.model.hidden
     const slots = options.storeSlots ?? this.E
+    const fm = options.groupFusedMaxPairs
+    if (fm !== undefined && !(Number.isInteger(fm) && fm >= 0 && fm <= GROUP_FUSED_MAX_PAIRS)) {
+      throw new MoeError(ErrorCodes.INPUT_INVALID, `groupFusedMaxPairs must be an integer from 0 to ${GROUP_FUSED_MAX_PAIRS}, got ${String(fm)}`, { plugin: 'webgpu' })
+    }
     if (options.storeSlots !== undefined && (!spec.store || typeof spec.store.deviceSlot !== 'function')) {
       throw new MoeError(ErrorCodes.INPUT_INVALID, 'storeSlots needs an expert store with deviceSlot()', { plugin: 'webgpu' })
     }
@@ -428,24 +438,30 @@ export class WebGpuPipeline implements DevicePipeline {
         slotRowsCrossing = 0
         for (let seg = 0; seg < segments; seg++) for (let e = 0; e < E; e++) if (spec.placement.replicas[e][0] !== seg) slotRowsCrossing += cap
       }
-      const kept = buf(E * Math.max(1, width) * 4, 'kept')
       rowToken = buf(rowsBound * 4, 'rowToken')
       rowWeight = buf(rowsBound * 4, 'rowWeight')
       rec.stage = `dispatch:${this.dispatch.name}`
-      if (T > 0) {
-        const gs: GroupSelectParams = { tokens: T, slots: S, experts: E, padded, cap, segments, choice: g.priority === 'choice', srcBase, width, statBase: dispatchStat + StageStats.DROPPED }
-        // one workgroup per expert while the batch is one chunk; past that, per (expert, chunk)
-        const scratchWords = groupSelectScratchWords(gs)
-        if (scratchWords === 0) rec.run(groupSelectProgram(), gs, [cur.ids, aux, kept, counts, counters])
-        else {
-          const groupScratch = buf(scratchWords * 4, 'group-scratch')
-          rec.run(groupCountProgram(), gs, [cur.ids, aux, groupScratch])
-          rec.run(groupWriteProgram(), gs, [cur.ids, aux, groupScratch, kept, counts, counters])
-        }
-      } else rec.clear(counts, E * 4)
-      rec.run(offsetsProgram(), { experts: E, isStatic: padded, capacity: width, colsGateUp: spec.model.intermediate, colsDown: H, ...tile }, [counts, offsets, args])
-      rec.clearFirst(tokenRows, T * S * 4)
-      if (rowsBound > 0) rec.run(groupScatterProgram(), { slots: S, experts: E, width }, [cur.w, offsets, kept, rowToken, rowWeight, tokenRows])
+      const gs: GroupSelectParams = { tokens: T, slots: S, experts: E, padded, cap, segments, choice: g.priority === 'choice', srcBase, width, statBase: dispatchStat + StageStats.DROPPED }
+      const grid = { colsGateUp: spec.model.intermediate, colsDown: H, ...tile }
+      if (groupFusedApplies(gs, ctx.device.limits, this.options.groupFusedMaxPairs)) {
+        // small batches: the whole grouping in one workgroup (no kept, no clear)
+        rec.run(groupFusedProgram(), { ...gs, ...grid }, [cur.ids, aux, cur.w, counts, counters, offsets, args, rowToken, rowWeight, tokenRows])
+      } else {
+        const kept = buf(E * Math.max(1, width) * 4, 'kept')
+        if (T > 0) {
+          // one workgroup per expert while the batch is one chunk; past that, per (expert, chunk)
+          const scratchWords = groupSelectScratchWords(gs)
+          if (scratchWords === 0) rec.run(groupSelectProgram(), gs, [cur.ids, aux, kept, counts, counters])
+          else {
+            const groupScratch = buf(scratchWords * 4, 'group-scratch')
+            rec.run(groupCountProgram(), gs, [cur.ids, aux, groupScratch])
+            rec.run(groupWriteProgram(), gs, [cur.ids, aux, groupScratch, kept, counts, counters])
+          }
+        } else rec.clear(counts, E * 4)
+        rec.run(offsetsProgram(), { experts: E, isStatic: padded, capacity: width, ...grid }, [counts, offsets, args])
+        rec.clearFirst(tokenRows, T * S * 4)
+        if (rowsBound > 0) rec.run(groupScatterProgram(), { slots: S, experts: E, width }, [cur.w, offsets, kept, rowToken, rowWeight, tokenRows])
+      }
     } else {
       rec.stage = null
       const t0 = performance.now()

@@ -1,6 +1,7 @@
 /** Program descriptors of the grouping, output-norm and telemetry kernels (see grouping.wgsl.ts). */
 import { grid1d, uniforms, type KernelProgram } from '../gpu/program.js'
-import { groupCountWgsl, groupScatterWgsl, groupSelectWgsl, groupWriteWgsl, normPartialsWgsl, TELE_MAX_GROUPS, TELE_PART_WORDS, telemetryPartialsWgsl, telemetryWgsl } from './grouping.wgsl.js'
+import type { OffsetsParams } from '../kernels/dispatch/dispatch.program.js'
+import { GROUP_FUSED_PAIRS, groupCountWgsl, groupFusedWgsl, groupScatterWgsl, groupSelectWgsl, groupWriteWgsl, normPartialsWgsl, TELE_MAX_GROUPS, TELE_PART_WORDS, telemetryPartialsWgsl, telemetryWgsl } from './grouping.wgsl.js'
 
 /** Run parameters of the group-select kernel. */
 export interface GroupSelectParams {
@@ -115,6 +116,68 @@ export function groupScatterProgram(): KernelProgram<GroupScatterParams> {
     cacheKey: 'group-scatter',
     getShaderSource: groupScatterWgsl,
     getRunData: ({ slots, experts, width }) => ({ dispatch: grid1d((experts * width) / 256), uniforms: uniforms([slots, experts, width]) }),
+  }
+}
+
+/**
+ * Most (token, slot) pairs for which the device pipeline groups a batch with the fused kernel
+ * ({@link groupFusedProgram}: one dispatch) instead of group-select, the offsets kernel, a clear
+ * and group-scatter (three dispatches at ~4–10 µs of GPU time each on an H100 at decode sizes).
+ * Why this bound: it is all the kernel holds (4 pairs per invocation of its one workgroup), which
+ * covers decode batches up to T = 128 at k = 8, while each invocation's rank walk grows with the
+ * pairs, so larger batches keep the multi-workgroup kernels. A conservative first choice, not
+ * yet timed on a GPU; the pipeline option `groupFusedMaxPairs` lowers it.
+ */
+export const GROUP_FUSED_MAX_PAIRS = GROUP_FUSED_PAIRS
+
+/**
+ * Most rows (E × segments × cap) of padded groups the fused kernel writes: its one workgroup
+ * fills every padding row (64 per invocation at this bound), which the scatter kernel spreads
+ * over E·W / 256 workgroups.
+ */
+export const GROUP_FUSED_MAX_ROWS = 16384
+
+/** Storage buffers the fused kernel binds (above WebGPU's default 8: devices with fewer keep the separate kernels). */
+export const GROUP_FUSED_STORAGE_BUFFERS = 10
+
+/** Run parameters of the fused grouping kernel: group-select's and the offsets kernel's GEMM grid. */
+export type GroupFusedParams = GroupSelectParams & Pick<OffsetsParams, 'colsGateUp' | 'colsDown' | 'bm' | 'bn' | 'bnDown'>
+
+/**
+ * Whether a batch takes the fused grouping kernel: 1 ≤ T·S ≤ `maxPairs` (at most
+ * {@link GROUP_FUSED_MAX_PAIRS}), E ≤ 256, padded rows ≤ {@link GROUP_FUSED_MAX_ROWS}, at
+ * most 65,536 segments, and a device that binds {@link GROUP_FUSED_STORAGE_BUFFERS} storage
+ * buffers per stage. T = 0 keeps the separate kernels.
+ */
+export function groupFusedApplies(p: Pick<GroupSelectParams, 'tokens' | 'slots' | 'experts' | 'padded' | 'width' | 'segments'>, limits: Pick<GPUSupportedLimits, 'maxStorageBuffersPerShaderStage'>, maxPairs: number = GROUP_FUSED_MAX_PAIRS): boolean {
+  const pairs = p.tokens * p.slots
+  return (
+    pairs >= 1 &&
+    pairs <= Math.min(maxPairs, GROUP_FUSED_MAX_PAIRS) &&
+    p.experts <= 256 &&
+    (!p.padded || (p.experts * p.width <= GROUP_FUSED_MAX_ROWS && p.segments <= 65536)) &&
+    limits.maxStorageBuffersPerShaderStage >= GROUP_FUSED_STORAGE_BUFFERS
+  )
+}
+
+/**
+ * Fused grouping of a small batch ({@link groupFusedApplies}); bindings: ids (T×S), aux, w (T×S),
+ * counts (E), counters, offsets (3E+1), args (8, INDIRECT), rowToken, rowWeight, tokenRows (T×S).
+ * One workgroup. Writes what group-select (or group-count + group-write), the offsets kernel,
+ * a clear of tokenRows and group-scatter write, bit for bit (no `kept`).
+ */
+export function groupFusedProgram(): KernelProgram<GroupFusedParams> {
+  return {
+    name: 'group-fused',
+    cacheKey: 'group-fused',
+    getShaderSource: groupFusedWgsl,
+    getRunData: (p) => {
+      if (p.tokens * p.slots > GROUP_FUSED_PAIRS || p.experts > 256) throw new RangeError(`group-fused: ${p.tokens * p.slots} pairs, E ${p.experts} (at most ${GROUP_FUSED_PAIRS} pairs and 256 experts)`)
+      return {
+        dispatch: [1, 1, 1],
+        uniforms: uniforms([p.tokens, p.slots, p.experts, p.padded ? 1 : 0, p.cap, p.segments, p.choice ? 1 : 0, p.srcBase, p.width, p.statBase, p.colsGateUp, p.colsDown, p.bm, p.bn, p.bnDown ?? p.bn]),
+      }
+    },
   }
 }
 

@@ -8,11 +8,34 @@
  */
 import { WORKGROUP_SCAN_WGSL } from '@moe-route/core'
 import { linearWorkgroup } from '../kernels/common/team.wgsl.js'
+import { OFFSETS_FN_WGSL } from '../kernels/dispatch/dispatch.wgsl.js'
 
 const SCAN = WORKGROUP_SCAN_WGSL
 
 /** Marks a padded position with no pair. */
 export const NO_PAIR = 0xffffffff
+
+/**
+ * Functions of the grouping kernels over `ids`, `aux` and `params` (tokens, slots, padded,
+ * segments, choice, srcBase as group-select's Params): the pair at a priority position, the
+ * source segments told apart, and a pair's segment.
+ */
+const GROUP_FNS = /* wgsl */ `
+// Pair index of position q in priority order: token-major (t, j) or choice-major (j, t).
+fn pairAt(q: u32) -> u32 {
+  if (params.choice == 1u) { return (q % params.tokens) * params.slots + q / params.tokens; }
+  return q;
+}
+// Source segments the kernel tells apart (1 when not padded per source device).
+fn segmentCount() -> u32 { return select(1u, params.segments, params.padded == 1u && params.segments > 1u); }
+// Segment of pair p when it goes to expert e, else 0xffffffff (another expert, a dropped slot,
+// or a source device past the segments, which the single-pass kernel never counts either).
+fn segmentOf(p: u32, e: u32) -> u32 {
+  if (ids[p] != i32(e)) { return 0xffffffffu; }
+  if (segmentCount() == 1u) { return 0u; }
+  let s = aux[params.srcBase + p / params.slots];
+  return select(0xffffffffu, s, s < params.segments);
+}`
 
 /**
  * One workgroup per expert. Writes `kept[e·W + i]` = pair index (t·S + j) of the group's
@@ -28,11 +51,7 @@ struct Params { tokens: u32, slots: u32, experts: u32, padded: u32, cap: u32, se
 @group(0) @binding(4) var<storage, read_write> counters: array<atomic<u32>>;
 @group(0) @binding(5) var<uniform> params: Params;
 ${SCAN}
-// Pair index of position q in priority order: token-major (t, j) or choice-major (j, t).
-fn pairAt(q: u32) -> u32 {
-  if (params.choice == 1u) { return (q % params.tokens) * params.slots + q / params.tokens; }
-  return q;
-}
+${GROUP_FNS}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let e = i32(wid.x);
@@ -84,20 +103,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  */
 const GROUP_CHUNK_HEAD = /* wgsl */ `
 struct Params { tokens: u32, slots: u32, experts: u32, padded: u32, cap: u32, segments: u32, choice: u32, srcBase: u32, width: u32, statBase: u32, chunks: u32, per: u32 };
-fn pairAt(q: u32) -> u32 {
-  if (params.choice == 1u) { return (q % params.tokens) * params.slots + q / params.tokens; }
-  return q;
-}
-// Source segments the kernel tells apart (1 when not padded per source device).
-fn segmentCount() -> u32 { return select(1u, params.segments, params.padded == 1u && params.segments > 1u); }
-// Segment of pair p when it goes to expert e, else 0xffffffff (another expert, a dropped slot,
-// or a source device past the segments, which the single-pass kernel never counts either).
-fn segmentOf(p: u32, e: u32) -> u32 {
-  if (ids[p] != i32(e)) { return 0xffffffffu; }
-  if (segmentCount() == 1u) { return 0u; }
-  let s = aux[params.srcBase + p / params.slots];
-  return select(0xffffffffu, s, s < params.segments);
-}`
+${GROUP_FNS}`
 
 /**
  * Start of both chunked passes' main: this workgroup's expert e and chunk c (a 1-D grid over x
@@ -253,6 +259,119 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   } else {
     rowToken[row] = -1;
     rowWeight[row] = 0.0;
+  }
+}`
+
+/** (token, slot) pairs the fused grouping kernel holds: 4 priority positions per invocation of its one workgroup. */
+export const GROUP_FUSED_PAIRS = 1024
+
+/**
+ * The whole grouping of a small batch in one workgroup (P = T·S ≤ {@link GROUP_FUSED_PAIRS},
+ * E ≤ 256): what group-select, the offsets kernel (dispatch.wgsl's {@link OFFSETS_FN_WGSL}), a
+ * clear of tokenRows and group-scatter write, bit for bit, without `kept`. Invocation lid
+ * stages the keys (expert·segments + segment, or none) of priority positions 4·lid … 4·lid + 3
+ * in workgroup memory; a position's rank in its expert and segment is the count of earlier
+ * positions with its key (a walk over the earlier invocations' keys, 4 at a time). Ranks below
+ * the cap (every rank when exact) count as the expert's rows (workgroup atomics), the rest as
+ * overflow (added once to STAT_DROPPED when > 0). One scan gives offsets, the active list,
+ * the slot table and the GEMM grid; padded groups get padding rows (token −1, weight 0), then
+ * every pair writes its row (offsets[e] + rank, or + segment·cap + rank) and tokenRows
+ * (row + 1, 0 for a pair without a row).
+ */
+export const groupFusedWgsl = (): string => /* wgsl */ `
+struct Params { tokens: u32, slots: u32, experts: u32, padded: u32, cap: u32, segments: u32, choice: u32, srcBase: u32, width: u32, statBase: u32, colsGateUp: u32, colsDown: u32, bm: u32, bn: u32, bnDown: u32, _a: u32 };
+@group(0) @binding(0) var<storage, read> ids: array<i32>;
+@group(0) @binding(1) var<storage, read> aux: array<u32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> counts: array<u32>;
+@group(0) @binding(4) var<storage, read_write> counters: array<atomic<u32>>;
+@group(0) @binding(5) var<storage, read_write> offsets: array<i32>;
+@group(0) @binding(6) var<storage, read_write> args: array<u32>;
+@group(0) @binding(7) var<storage, read_write> rowToken: array<i32>;
+@group(0) @binding(8) var<storage, read_write> rowWeight: array<f32>;
+@group(0) @binding(9) var<storage, read_write> tokenRows: array<u32>;
+@group(0) @binding(10) var<uniform> params: Params;
+${SCAN}
+${GROUP_FNS}
+${OFFSETS_FN_WGSL}
+const NONE = 0xffffffffu;
+var<workgroup> keys: array<vec4<u32>, 256>;
+var<workgroup> rows: array<atomic<u32>, 256>;
+var<workgroup> overflow: atomic<u32>;
+var<workgroup> firstRow: array<u32, 256>;
+// How many components of v equal k.
+fn matches(v: vec4<u32>, k: u32) -> u32 { return dot(vec4<u32>(v == vec4<u32>(k)), vec4<u32>(1u)); }
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  let P = params.tokens * params.slots;
+  let E = params.experts;
+  let segs = segmentCount();
+  let padded = params.padded == 1u;
+  let cap = params.cap;
+  // keys of this invocation's positions, in priority order
+  var key = vec4<u32>(NONE);
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    let q = lid * 4u + i;
+    if (q < P) {
+      let p = pairAt(q);
+      let id = ids[p];
+      if (id >= 0 && u32(id) < E) {
+        let s = segmentOf(p, u32(id));
+        if (s != NONE) { key[i] = u32(id) * segs + s; }
+      }
+    }
+  }
+  keys[lid] = key;
+  workgroupBarrier();
+  // ranks: earlier positions with the same key (earlier invocations, then this one's own)
+  var rank = vec4<u32>(0u);
+  rank.y = select(0u, 1u, key.y == key.x);
+  rank.z = select(0u, 1u, key.z == key.x) + select(0u, 1u, key.z == key.y);
+  rank.w = select(0u, 1u, key.w == key.x) + select(0u, 1u, key.w == key.y) + select(0u, 1u, key.w == key.z);
+  var over = 0u;
+  if (lid * 4u < P) {
+    for (var b = 0u; b < lid; b = b + 1u) {
+      let v = keys[b];
+      rank = rank + vec4<u32>(matches(v, key.x), matches(v, key.y), matches(v, key.z), matches(v, key.w));
+    }
+    for (var i = 0u; i < 4u; i = i + 1u) {
+      if (key[i] == NONE) { continue; }
+      if (!padded || rank[i] < cap) { atomicAdd(&rows[key[i] / segs], 1u); } else { over = over + 1u; }
+    }
+    if (over > 0u) { atomicAdd(&overflow, over); }
+  }
+  workgroupBarrier();
+  // group sizes → offsets, active list, slot table, GEMM grid; counts and the overflow
+  let n = atomicLoad(&rows[lid]);
+  let size = select(0u, select(n, params.width, padded), lid < E);
+  firstRow[lid] = writeOffsets(lid, E, size, params.colsGateUp, params.colsDown, params.bm, params.bn, params.bnDown);
+  if (lid < E) { counts[lid] = n; }
+  if (lid == 0u) {
+    let o = atomicLoad(&overflow);
+    if (o > 0u) { atomicAdd(&counters[params.statBase], o); }
+  }
+  workgroupBarrier();
+  // padded groups: every position a padding row first, then the pairs' rows over them
+  if (padded) {
+    for (var r = lid; r < E * params.width; r = r + 256u) {
+      rowToken[r] = -1;
+      rowWeight[r] = 0.0;
+    }
+  }
+  storageBarrier();
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    let q = lid * 4u + i;
+    if (q >= P) { break; }
+    let p = pairAt(q);
+    var mark = 0u;
+    if (key[i] != NONE && (!padded || rank[i] < cap)) {
+      let e = key[i] / segs;
+      let row = firstRow[e] + select(rank[i], (key[i] % segs) * cap + rank[i], padded);
+      rowToken[row] = i32(p / params.slots);
+      rowWeight[row] = w[p];
+      mark = row + 1u;
+    }
+    tokenRows[p] = mark;
   }
 }`
 
