@@ -125,6 +125,19 @@ function randomInputs(T: number, E: number, k: number, S: number, D: number, per
   return { T, E, k, S, devices: D, perPair, origIds, origW, ids, w, tokenRows, counts, aux, srcBase: head.length, out }
 }
 
+/** The kernels' inputs of a router routing, the final routing, its plan and a placement. */
+function planInputs(original: Routing, final: Routing, plan: DispatchPlan, placement: PlacementMap, perPair: boolean, out: Float32Array | null): TeleInputs {
+  const head = placementWords(placement.replicas)
+  const aux = new Uint32Array(head.length + Math.max(1, original.tokens))
+  aux.set(head)
+  if (final.sourceDevice) aux.set(final.sourceDevice, head.length)
+  return {
+    T: original.tokens, E: original.experts, k: original.slots, S: final.slots, devices: placement.devices, perPair,
+    origIds: original.expertIds, origW: original.weights, ids: final.expertIds, w: final.weights,
+    tokenRows: planTokenRows(plan, final, 'test'), counts: Uint32Array.from(plan.counts), aux, srcBase: head.length, out,
+  }
+}
+
 describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
   let ctx: GpuContext
   beforeAll(async () => {
@@ -132,41 +145,55 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
   })
   afterAll(() => ctx?.dispose())
 
-  /** Runs both passes; returns the telemetry block (u32 and f32 views). */
-  async function run(original: Routing, final: Routing, plan: DispatchPlan, placement: PlacementMap, perPair: boolean) {
-    const { tokens: T, experts: E, slots: k } = original
-    const S = final.slots
-    const head = placementWords(placement.replicas)
-    const aux = new Uint32Array(head.length + Math.max(1, T))
-    aux.set(head)
-    if (final.sourceDevice) aux.set(final.sourceDevice, head.length)
-    const teleBase = 0
-    const normBase = teleWords(E)
+  /**
+   * Runs the telemetry of `x` on zeroed counters (the block at word 4), fused (one kernel) or
+   * as the three kernels (the norm kernel when `x.out`; else `normPartials` as the norm
+   * kernel's partial sums, if any); returns the telemetry block (u32 and f32 views).
+   */
+  async function runTelemetry(x: TeleInputs, fused: boolean, normPartials: readonly number[] = []) {
+    const { T, E, k, S } = x
+    const n4 = x.out ? x.out.length / 4 : 0
+    const teleBase = 4
+    const normBase = teleBase + teleWords(E)
     const partBase = normBase + 256
     const counters = new Uint32Array(partBase + telemetryPartWords(T, k, S))
-    new Float32Array(counters.buffer, normBase * 4, NORM.length).set(NORM)
+    new Float32Array(counters.buffer, normBase * 4, normPartials.length).set(normPartials)
     const up = (a: ArrayBufferView, label: string) => ctx.upload(a, label, 16)
     const bufs = {
-      origIds: up(original.expertIds, 'origIds'),
-      origW: up(original.weights, 'origW'),
-      ids: up(final.expertIds, 'ids'),
-      w: up(final.weights, 'w'),
-      tokenRows: up(planTokenRows(plan, final, 'test'), 'tokenRows'),
-      aux: up(aux, 'aux'),
-      counts: up(plan.counts, 'counts'),
+      origIds: up(x.origIds, 'origIds'),
+      origW: up(x.origW, 'origW'),
+      ids: up(x.ids, 'ids'),
+      w: up(x.w, 'w'),
+      tokenRows: up(x.tokenRows, 'tokenRows'),
+      aux: up(x.aux, 'aux'),
+      counts: up(x.counts, 'counts'),
       counters: up(counters, 'counters'),
+      ...(x.out ? { out: up(x.out, 'out') } : {}),
     }
-    const p: TelemetryParams = { tokens: T, k, slots: S, experts: E, srcBase: head.length, teleBase, partBase, normBase, normGroups: NORM.length, devices: placement.devices, perPair }
+    const groups = n4 > 0 ? normGroups(n4) : normPartials.length
+    const p: TelemetryParams = { tokens: T, k, slots: S, experts: E, srcBase: x.srcBase, teleBase, partBase, normBase, normGroups: groups, devices: x.devices, perPair: x.perPair }
+    const pairs = [bufs.origIds, bufs.origW, bufs.ids, bufs.w, bufs.tokenRows, bufs.aux]
     const rec = ctx.recorder('telemetry test')
-    rec.run(telemetryPartialsProgram(), p, [bufs.origIds, bufs.origW, bufs.ids, bufs.w, bufs.tokenRows, bufs.aux, bufs.counters])
-    rec.run(telemetryProgram(), p, [bufs.counts, bufs.counters])
-    rec.read(bufs.counters, teleWords(E) * 4)
+    if (fused) {
+      rec.run(telemetryFusedProgram(n4 > 0), { ...p, n4 }, [...pairs, bufs.counts, ...(bufs.out ? [bufs.out] : []), bufs.counters])
+    } else {
+      if (bufs.out) rec.run(normPartialsProgram(), { n4, base: normBase }, [bufs.out, bufs.counters])
+      rec.run(telemetryPartialsProgram(), p, [...pairs, bufs.counters])
+      rec.run(telemetryProgram(), p, [bufs.counts, bufs.counters])
+    }
+    rec.read(bufs.counters, normBase * 4)
     const [got] = (await rec.submit()).reads
     for (const b of Object.values(bufs)) b.destroy()
-    return { words: new Uint32Array(got), floats: new Float32Array(got) }
+    // the words before the block stay zero
+    expect(Array.from(new Uint32Array(got, 0, teleBase))).toEqual([0, 0, 0, 0])
+    return { words: new Uint32Array(got, teleBase * 4), floats: new Float32Array(got, teleBase * 4) }
   }
 
-  /** The block against core's counts of the same routings and plan (crossing checked by the caller). */
+  /** The three kernels over a routing pair and its plan (norm partials: NORM). */
+  const run = (original: Routing, final: Routing, plan: DispatchPlan, placement: PlacementMap, perPair: boolean) =>
+    runTelemetry(planInputs(original, final, plan, placement, perPair, null), false, NORM)
+
+  /** The block against core's counts of the same routings and plan (crossing and the norm checked by the caller). */
   function expectCounts(words: Uint32Array, floats: Float32Array, original: Routing, plan: DispatchPlan): void {
     const E = original.experts
     const h = telemetryCounts({ original, plan, outcomes: [] })
@@ -175,7 +202,6 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     expect(Array.from(words.subarray(12 + E, 12 + 2 * E))).toEqual(h.loadAfter)
     expect(Math.abs(floats[6] - h.massBefore)).toBeLessThan(1e-5 * h.massBefore)
     expect(Math.abs(floats[7] - h.massKept)).toBeLessThan(1e-5 * h.massKept)
-    expect(floats[8]).toBe(7.75)
     expect(Math.min(h.dropped, h.added, h.tokensFullyDropped, h.pairsAfter)).toBeGreaterThan(0)
   }
 
@@ -193,6 +219,7 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     expect(plan.paddingRows).toBeGreaterThan(0)
     const perDevice = await run(original, final, plan, placement, false)
     expectCounts(perDevice.words, perDevice.floats, original, plan)
+    expect(perDevice.floats[8]).toBe(7.75)
     expect(perDevice.words[5]).toBe(tokenTraffic(final, placement, 1).bytesCrossDevice)
     const perPair = await run(original, final, plan, placement, true)
     expectCounts(perPair.words, perPair.floats, original, plan)
@@ -216,48 +243,10 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     const plan = staticDispatch(final, { placement, bytesPerToken: 1 }, { capacityFactor: 0.01 })
     const { words, floats } = await run(original, final, plan, placement, false)
     expectCounts(words, floats, original, plan)
+    expect(floats[8]).toBe(7.75)
     expect(words[5]).toBe(0)
     expect(original.expertIds.some((e) => e >= 256)).toBe(true)
   })
-
-  /**
-   * Runs the telemetry of `x` on fresh zeroed counters, fused (one kernel) or as the three
-   * kernels; returns counters[0, normBase): the words before the block and the block.
-   */
-  async function runTelemetry(x: TeleInputs, fused: boolean): Promise<Uint32Array> {
-    const { T, E, k, S } = x
-    const n4 = x.out ? x.out.length / 4 : 0
-    const teleBase = 4
-    const normBase = teleBase + teleWords(E)
-    const partBase = normBase + 256
-    const cw = partBase + telemetryPartWords(T, k, S)
-    const up = (a: ArrayBufferView, label: string) => ctx.upload(a, label, 16)
-    const bufs = {
-      origIds: up(x.origIds, 'origIds'),
-      origW: up(x.origW, 'origW'),
-      ids: up(x.ids, 'ids'),
-      w: up(x.w, 'w'),
-      tokenRows: up(x.tokenRows, 'tokenRows'),
-      aux: up(x.aux, 'aux'),
-      counts: up(x.counts, 'counts'),
-      counters: up(new Uint32Array(cw), 'counters'),
-      ...(x.out ? { out: up(x.out, 'out') } : {}),
-    }
-    const p: TelemetryParams = { tokens: T, k, slots: S, experts: E, srcBase: x.srcBase, teleBase, partBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: x.devices, perPair: x.perPair }
-    const pairs = [bufs.origIds, bufs.origW, bufs.ids, bufs.w, bufs.tokenRows, bufs.aux]
-    const rec = ctx.recorder('telemetry fused test')
-    if (fused) {
-      rec.run(telemetryFusedProgram(n4 > 0), { ...p, n4 }, [...pairs, bufs.counts, ...(bufs.out ? [bufs.out] : []), bufs.counters])
-    } else {
-      if (bufs.out) rec.run(normPartialsProgram(), { n4, base: normBase }, [bufs.out, bufs.counters])
-      rec.run(telemetryPartialsProgram(), p, [...pairs, bufs.counters])
-      rec.run(telemetryProgram(), p, [bufs.counts, bufs.counters])
-    }
-    rec.read(bufs.counters, normBase * 4)
-    const [got] = (await rec.submit()).reads
-    for (const b of Object.values(bufs)) b.destroy()
-    return new Uint32Array(got)
-  }
 
   const maxStorage = () => ctx.device.limits.maxStorageBuffersPerShaderStage
 
@@ -265,7 +254,7 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     const small = { tokens: 128, k: 2, slots: 2, experts: 256, n4: 4096 }
     expect(fusedTelemetry(small, 16)).toBe(true)
     expect(fusedTelemetry({ ...small, tokens: 129 }, 16)).toBe(false) // 258 pairs: two workgroups
-    expect(fusedTelemetry({ ...small, k: 1, slots: 3, tokens: 86 }, 16)).toBe(false)
+    expect(fusedTelemetry({ ...small, k: 1, slots: 3, tokens: 86 }, 16)).toBe(false) // 86 × max(k, S) = 258
     expect(fusedTelemetry({ ...small, n4: 4097 }, 16)).toBe(false) // two norm workgroups
     expect(fusedTelemetry({ ...small, experts: TELE_FUSED_MAX_EXPERTS + 1 }, 16)).toBe(false)
     // with an output it binds 9 storage buffers (WebGPU's default limit is 8); without, 8
@@ -296,14 +285,13 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
       const x = randomInputs(T, E, k, S, D, perPair, n4, 1000 + i)
       const three = await runTelemetry(x, false)
       const fused = await runTelemetry(x, true)
-      expect(Array.from(fused), `case ${i}: [${cases[i].join(', ')}]`).toEqual(Array.from(three))
+      expect(Array.from(fused.words), `case ${i}: [${cases[i].join(', ')}]`).toEqual(Array.from(three.words))
       // a real comparison: counts, loads, the mass sums and the norm are there
-      const b = fused.subarray(4)
-      const f = new Float32Array(b.buffer, b.byteOffset, b.length)
-      expect(b[0] * b[1], `case ${i}`).toBeGreaterThan(0)
-      expect(f[6] * f[7], `case ${i}`).toBeGreaterThan(0)
-      expect(f[8] > 0, `case ${i}`).toBe(n4 > 0)
-      expect(b.subarray(12, 12 + 2 * E).some((v) => v > 0), `case ${i}`).toBe(true)
+      const { words, floats } = fused
+      expect(words[0] * words[1], `case ${i}`).toBeGreaterThan(0)
+      expect(floats[6] * floats[7], `case ${i}`).toBeGreaterThan(0)
+      expect(floats[8] > 0, `case ${i}`).toBe(n4 > 0)
+      expect(words.subarray(12, 12 + 2 * E).some((v) => v > 0), `case ${i}`).toBe(true)
     }
   })
 
@@ -314,30 +302,17 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     const { original, final } = routings(T, E, k, S, 2, 5)
     const plan = staticDispatch(final, { placement, bytesPerToken: 1 }, { capacityFactor: 0.5 })
     expect(plan.dropped.length).toBeGreaterThan(0)
-    const head = placementWords(replicas)
-    const aux = new Uint32Array(head.length + T)
-    aux.set(head)
-    aux.set(final.sourceDevice!, head.length)
     const random = mulberry32(9)
+    const out = Float32Array.from({ length: 4 * 100 }, () => random() - 0.5)
     for (const perPair of [false, true]) {
-      const x: TeleInputs = {
-        T, E, k, S, devices: 2, perPair, origIds: original.expertIds, origW: original.weights, ids: final.expertIds, w: final.weights,
-        tokenRows: planTokenRows(plan, final, 'test'), counts: Uint32Array.from(plan.counts), aux, srcBase: head.length,
-        out: Float32Array.from({ length: 4 * 100 }, () => random() - 0.5),
-      }
+      const x = planInputs(original, final, plan, placement, perPair, out)
       expect(fusedTelemetry({ tokens: T, k, slots: S, experts: E, n4: 100 }, maxStorage())).toBe(true)
       const fused = await runTelemetry(x, true)
-      expect(Array.from(fused)).toEqual(Array.from(await runTelemetry(x, false)))
-      const b = fused.subarray(4)
-      const h = telemetryCounts({ original, plan, outcomes: [] })
-      expect(Array.from(b.subarray(0, 5))).toEqual([h.pairsBefore, h.pairsAfter, h.dropped, h.added, h.tokensFullyDropped])
-      expect(Array.from(b.subarray(12, 12 + E))).toEqual(h.loadBefore)
-      expect(Array.from(b.subarray(12 + E, 12 + 2 * E))).toEqual(h.loadAfter)
-      if (!perPair) expect(b[5]).toBe(tokenTraffic(final, placement, 1).bytesCrossDevice)
-      const f = new Float32Array(b.buffer, b.byteOffset, b.length)
-      expect(Math.abs(f[6] - h.massBefore)).toBeLessThan(1e-5 * h.massBefore)
-      expect(Math.abs(f[7] - h.massKept)).toBeLessThan(1e-5 * h.massKept)
-      expect(Math.abs(f[8] - x.out!.reduce((a, v) => a + v * v, 0))).toBeLessThan(1e-4 * f[8])
+      expect(Array.from(fused.words)).toEqual(Array.from((await runTelemetry(x, false)).words))
+      expectCounts(fused.words, fused.floats, original, plan)
+      if (!perPair) expect(fused.words[5]).toBe(tokenTraffic(final, placement, 1).bytesCrossDevice)
+      const normSq = out.reduce((a, v) => a + v * v, 0)
+      expect(Math.abs(fused.floats[8] - normSq)).toBeLessThan(1e-5 * normSq)
     }
   })
 
@@ -345,10 +320,10 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     const [T, E, k, S] = [20, 300, 4, 5]
     expect(fusedTelemetry({ tokens: T, k, slots: S, experts: E, n4: 0 }, maxStorage())).toBe(false)
     const x = randomInputs(T, E, k, S, 1, false, 0, 77)
-    const b = (await runTelemetry(x, false)).subarray(4)
+    const { words } = await runTelemetry(x, false)
     const loadBefore = new Array<number>(E).fill(0)
     for (const e of x.origIds) if (e >= 0) loadBefore[e]++
-    expect(Array.from(b.subarray(12, 12 + E))).toEqual(loadBefore)
+    expect(Array.from(words.subarray(12, 12 + E))).toEqual(loadBefore)
     expect(loadBefore.slice(256).some((v) => v > 0)).toBe(true)
   })
 })
