@@ -2,7 +2,8 @@
  * The configured layer as one device pipeline (engine + webgpu backend) against the same
  * config on the CPU backend: same telemetry, same routing detail, output within the f32
  * tolerance; a host-only policy runs in a counted round trip; routing-only batches; small
- * batches grouped by the fused kernel give what the separate grouping kernels give.
+ * batches grouped by the fused kernel give what the separate grouping kernels give; small
+ * batches' telemetry in the fused kernel, large ones' in the three kernels.
  */
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import { createMoe, definePolicy, mulberry32, routingFromPairs, pairsOf, softmaxRows, telemetryCounts, type LayerResult, type MoeConfig, type Plugin, type TelemetryCounts, type TokenBatch } from '@moe-route/core'
@@ -14,8 +15,8 @@ import dynamicGating from '@moe-route/policy-dynamic-gating'
 import { maxRelError } from '@moe-route/backend-cpu'
 import { randomHidden } from '@moe-route/workloads'
 import { webgpuBackend } from '../plugin.js'
-import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { Recorder } from '../gpu/context.js'
+import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { createWebGpuPipeline, type WebGpuPipeline } from './device-pipeline.js'
 import { GROUP_FUSED_MAX_PAIRS } from './grouping.program.js'
 
@@ -44,7 +45,33 @@ const minWeight = definePolicy<{ minWeight: number }>({
   }),
 })
 
+/** Records the names of the telemetry kernels the pipeline runs (`take()` returns and clears them). */
+function telemetryKernels() {
+  const spy = vi.spyOn(Recorder.prototype, 'run')
+  return {
+    take(): string[] {
+      const names = spy.mock.calls.map(([program]) => program.name).filter((n) => n.startsWith('telemetry') || n === 'output-norm')
+      spy.mockClear()
+      return names
+    },
+    restore: () => spy.mockRestore(),
+  }
+}
+
 const batches = (n: number, T: number): TokenBatch[] => Array.from({ length: n }, (_, i) => ({ id: i, tokens: T, hidden: randomHidden(T, model.hidden, 100 + i) }))
+
+/** Gate probabilities skewed to three hot experts (a routing-only batch), with source devices on two devices when asked. */
+const routed = (id: number, T: number, withSource: boolean): TokenBatch => {
+  const random = mulberry32(500 + id)
+  const logits = Float32Array.from({ length: T * model.experts }, (_, i) => 3 * random() + (i % model.experts < 3 ? 2 : 0))
+  return { id, tokens: T, scores: softmaxRows(logits, T, model.experts), ...(withSource ? { sourceDevice: Int32Array.from({ length: T }, (_, t) => (t * 7) % 2) } : {}) }
+}
+/** Reroute then capacity-drop: added pairs, dropped pairs and whole tokens. */
+const reroutePlugins = [capacityDrop, reroute, dynamicGating, webgpuBackend, cpuBackend]
+const reroutePolicies = [
+  { use: 'reroute', options: { capacityFactor: 1.0, rounds: 2 } },
+  { use: 'capacity-drop', options: { capacityFactor: 0.8 } },
+]
 
 /** Same pairs; weights within 1e-5 (the GPU router's softmax is f32, the CPU's f64). */
 function sameDecisions(g: LayerResult, c: LayerResult): void {
@@ -85,9 +112,11 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
       { stage: 'dispatch:exact-size', where: 'device' },
       { stage: 'experts', where: 'device' },
     ])
+    const kernels = telemetryKernels()
     for (const T of [1, 5, 37]) {
       for (const b of batches(2, T)) {
         const g = await gpu.forward(b)
+        expect(kernels.take()).toEqual(['telemetry-fused'])
         const c = await cpu.forward(b)
         sameDecisions(g, c)
         expect(g.telemetry.hostRoundTrips).toBeUndefined()
@@ -95,6 +124,7 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
         expect(g.outputNorm!).toBeCloseTo(c.outputNorm!, 3)
       }
     }
+    kernels.restore()
   })
 
   it('routes E 64, k 8 past 256 tokens (one subgroup per token where the device has subgroups, one invocation without): the CPU engine\'s decisions', async () => {
@@ -177,26 +207,19 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
     // experts: reroute moves pairs to cold experts (added), capacity-drop drops pairs and
     // whole tokens; two devices, with and without source devices, traffic counted once per
     // destination device (exact-size) and once per pair (dynamic-gating)
-    const plugins = [capacityDrop, reroute, dynamicGating, webgpuBackend, cpuBackend]
-    const policies = [
-      { use: 'reroute', options: { capacityFactor: 1.0, rounds: 2 } },
-      { use: 'capacity-drop', options: { capacityFactor: 0.8 } },
-    ]
-    const routed = (id: number, T: number, withSource: boolean): TokenBatch => {
-      const random = mulberry32(500 + id)
-      const logits = Float32Array.from({ length: T * model.experts }, (_, i) => 3 * random() + (i % model.experts < 3 ? 2 : 0))
-      return { id, tokens: T, scores: softmaxRows(logits, T, model.experts), ...(withSource ? { sourceDevice: Int32Array.from({ length: T }, (_, t) => (t * 7) % 2) } : {}) }
-    }
     const crossing: number[] = []
     for (const dispatcher of [undefined, { use: 'dynamic-gating', options: { mode: 'dynamic' } }]) {
-      const extra: Partial<MoeConfig> = { policies, devices: 2, ...(dispatcher ? { dispatcher } : {}) }
-      const gpu = make('webgpu', extra, plugins)
-      const cpu = make('cpu', extra, plugins)
+      const extra: Partial<MoeConfig> = { policies: reroutePolicies, devices: 2, ...(dispatcher ? { dispatcher } : {}) }
+      const gpu = make('webgpu', extra, reroutePlugins)
+      const cpu = make('cpu', extra, reroutePlugins)
       const pipeline = (await gpu.pipeline())!
       expect(pipeline.stages.every((s) => s.where === 'device')).toBe(true)
       for (const b of [routed(1, 700, false), routed(2, 1500, true)]) {
         // routing-only batches run the pipeline directly (the engine routes them on the host)
+        const kernels = telemetryKernels()
         const res = await pipeline.forward(b, { detail: 'full', output: 'norm' })
+        expect(kernels.take()).toEqual(['telemetry-partials', 'telemetry'])
+        kernels.restore()
         const d = res.detail!
         const c = await cpu.forward(b)
         const g = res.counts
@@ -225,7 +248,10 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
     const gpu = make('webgpu')
     const cpu = make('cpu')
     const [b] = batches(1, 640)
+    const kernels = telemetryKernels()
     const g = await gpu.forward(b)
+    expect(kernels.take()).toEqual(['output-norm', 'telemetry-partials', 'telemetry'])
+    kernels.restore()
     const c = await cpu.forward(b)
     sameDecisions(g, c)
     expect(g.telemetry.droppedPairs).toBeGreaterThan(0)
@@ -274,6 +300,31 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
       }
     } finally {
       runSpy.mockRestore()
+    }
+  })
+
+  it('counts small batches\' telemetry in the fused kernel exactly (T = 1, 24, 128; two devices, per destination device and per pair)', async () => {
+    for (const dispatcher of [undefined, { use: 'dynamic-gating', options: { mode: 'dynamic' } }]) {
+      const extra: Partial<MoeConfig> = { policies: reroutePolicies, devices: 2, ...(dispatcher ? { dispatcher } : {}) }
+      const pipeline = (await make('webgpu', extra, reroutePlugins).pipeline())!
+      const cpu = make('cpu', extra, reroutePlugins)
+      const kernels = telemetryKernels()
+      for (const b of [routed(11, 1, true), routed(12, 24, false), routed(13, 128, true)]) {
+        const res = await pipeline.forward(b, { detail: 'full', output: 'norm' })
+        expect(kernels.take()).toEqual(['telemetry-fused'])
+        const d = res.detail!
+        const g = res.counts
+        const h = telemetryCounts({ original: d.original, plan: d.plan, outcomes: [] })
+        expect([g.pairsBefore, g.pairsAfter, g.dropped, g.added, g.tokensFullyDropped, ...g.loadBefore, ...g.loadAfter]).toEqual([h.pairsBefore, h.pairsAfter, h.dropped, h.added, h.tokensFullyDropped, ...h.loadBefore, ...h.loadAfter])
+        expect(Math.abs(g.massBefore - h.massBefore)).toBeLessThanOrEqual(1e-5 * h.massBefore)
+        expect(Math.abs(g.massKept - h.massKept)).toBeLessThanOrEqual(1e-5 * h.massKept)
+        const u = (await cpu.forward(b)).telemetry
+        expect([g.pairsBefore, g.pairsAfter, g.dropped, g.added, g.tokensFullyDropped]).toEqual([u.pairsBefore, u.pairsAfter, u.droppedPairs, u.addedPairs, u.tokensFullyDropped])
+        expect(g.dispatch.bytesCrossDevice).toBe(u.dispatch.bytesCrossDevice)
+        expect(g.dispatch.slotsComputed).toBe(u.dispatch.slotsComputed)
+        if (b.tokens === 128) expect(Math.min(g.dropped, g.added, g.tokensFullyDropped, g.dispatch.bytesCrossDevice)).toBeGreaterThan(0)
+      }
+      kernels.restore()
     }
   })
 })

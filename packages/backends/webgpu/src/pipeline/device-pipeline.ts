@@ -52,7 +52,7 @@ import { initWeightsProgram } from '../kernels/init-weights/init-weights.program
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
 import { gemmGridRows, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
-import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams } from './grouping.program.js'
+import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams, fusedTelemetry, telemetryFusedProgram } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
 
@@ -558,10 +558,16 @@ export class WebGpuPipeline implements DevicePipeline {
     // telemetry counts and the output norm, then one small readback
     rec.stage = 'telemetry'
     const n4 = out ? (T * H) / 4 : 0
-    if (out && n4 > 0) rec.run(normPartialsProgram(), { n4, base: normBase }, [out, counters])
     const tele: TelemetryParams = { tokens: T, k, slots: S, experts: E, srcBase, teleBase, partBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair' }
-    rec.run(telemetryPartialsProgram(), tele, [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counters])
-    rec.run(telemetryProgram(), tele, [counts, counters])
+    const pairBuffers = [original.ids, original.w, cur.ids, cur.w, tokenRows, aux]
+    if (fusedTelemetry({ ...tele, n4 }, ctx.device.limits.maxStorageBuffersPerShaderStage)) {
+      // a small batch: the three kernels below as one workgroup (the same block, bit for bit)
+      rec.run(telemetryFusedProgram(out !== null && n4 > 0), { ...tele, n4 }, [...pairBuffers, counts, ...(out && n4 > 0 ? [out] : []), counters])
+    } else {
+      if (out && n4 > 0) rec.run(normPartialsProgram(), { n4, base: normBase }, [out, counters])
+      rec.run(telemetryPartialsProgram(), tele, [...pairBuffers, counters])
+      rec.run(telemetryProgram(), tele, [counts, counters])
+    }
     rec.stage = null
     const reads: { src: GPUBuffer; bytes: number }[] = [{ src: counters, bytes: readWords * 4 }]
     const hostOut = outputMode === 'host' && out !== null

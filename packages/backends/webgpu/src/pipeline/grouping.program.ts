@@ -1,7 +1,7 @@
 /** Program descriptors of the grouping, output-norm and telemetry kernels (see grouping.wgsl.ts). */
 import { grid1d, uniforms, type KernelProgram } from '../gpu/program.js'
 import type { OffsetsParams } from '../kernels/dispatch/dispatch.program.js'
-import { GROUP_FUSED_PAIRS, groupCountWgsl, groupFusedWgsl, groupScatterWgsl, groupSelectWgsl, groupWriteWgsl, normPartialsWgsl, TELE_MAX_GROUPS, TELE_PART_WORDS, telemetryPartialsWgsl, telemetryWgsl } from './grouping.wgsl.js'
+import { GROUP_FUSED_PAIRS, groupCountWgsl, groupFusedWgsl, groupScatterWgsl, groupSelectWgsl, groupWriteWgsl, normPartialsWgsl, TELE_MAX_GROUPS, TELE_PART_WORDS, telemetryPartialsWgsl, telemetryWgsl, telemetryFusedWgsl } from './grouping.wgsl.js'
 
 /** Run parameters of the group-select kernel. */
 export interface GroupSelectParams {
@@ -263,6 +263,43 @@ export function telemetryProgram(): KernelProgram<TelemetryParams> {
     getRunData: (p) => ({
       dispatch: [1, 1, 1],
       uniforms: uniforms([p.tokens, p.experts, p.teleBase, p.partBase, telemetryGroups(p.tokens, p.k, p.slots), p.normBase, p.normGroups]),
+    }),
+  }
+}
+
+/** Experts the fused telemetry kernel takes at most (its loads before stay in workgroup counters). */
+export const TELE_FUSED_MAX_EXPERTS = 256
+
+/** Storage buffers the fused telemetry kernel binds with the output norm (without: 8, WebGPU's default limit). */
+export const TELE_FUSED_NORM_STORAGE_BUFFERS = 9
+
+/**
+ * Whether a batch's telemetry runs as the one-workgroup fused kernel
+ * ({@link telemetryFusedProgram}) instead of output-norm, telemetry-partials and telemetry:
+ * each of the first two would run as one workgroup (`n4` = 0: no output, no norm kernel),
+ * E ≤ {@link TELE_FUSED_MAX_EXPERTS}, and with an output the device binds
+ * {@link TELE_FUSED_NORM_STORAGE_BUFFERS} storage buffers (`maxStorageBuffers`, the device's
+ * `maxStorageBuffersPerShaderStage`). Decode batches: one dispatch instead of three.
+ */
+export function fusedTelemetry(p: Pick<TelemetryParams, 'tokens' | 'k' | 'slots' | 'experts'> & { readonly n4: number }, maxStorageBuffers: number): boolean {
+  if (telemetryGroups(p.tokens, p.k, p.slots) !== 1 || p.experts > TELE_FUSED_MAX_EXPERTS) return false
+  return p.n4 === 0 || (normGroups(p.n4) === 1 && maxStorageBuffers >= TELE_FUSED_NORM_STORAGE_BUFFERS)
+}
+
+/**
+ * The telemetry kernels fused into one workgroup (use only where {@link fusedTelemetry}
+ * holds): the same telemetry block, bit for bit; `partBase`, `normBase` and `normGroups` are
+ * not used (no partials are written). Bindings: origIds, origW, ids, w, tokenRows, aux,
+ * counts, then out (T×H, `n4` vec4 elements) when `norm`, counters.
+ */
+export function telemetryFusedProgram(norm: boolean): KernelProgram<TelemetryParams & { readonly n4: number }> {
+  return {
+    name: 'telemetry-fused',
+    cacheKey: `telemetry-fused|norm=${norm ? 1 : 0}`,
+    getShaderSource: () => telemetryFusedWgsl(norm),
+    getRunData: (p) => ({
+      dispatch: [1, 1, 1],
+      uniforms: uniforms([p.tokens, p.k, p.slots, p.experts, p.srcBase, p.teleBase, p.devices, p.perPair ? 1 : 0, Math.max(p.k, p.slots), norm ? p.n4 : 0]),
     }),
   }
 }

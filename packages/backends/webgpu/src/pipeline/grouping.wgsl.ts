@@ -376,32 +376,6 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 }`
 
 /**
- * Partial sums of squares of the layer output (for its L2 norm without reading it back):
- * workgroup g sums vec4 elements g, g + G·256, … into partial[g] (f32 bits).
- */
-export const normPartialsWgsl = (): string => /* wgsl */ `
-struct Params { n4: u32, groups: u32, base: u32, _a: u32 };
-@group(0) @binding(0) var<storage, read> outv: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> counters: array<u32>;
-@group(0) @binding(2) var<uniform> params: Params;
-var<workgroup> red: array<f32, 256>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  var acc = 0.0;
-  for (var i = wid.x * 256u + lid; i < params.n4; i = i + params.groups * 256u) {
-    let v = outv[i];
-    acc = acc + dot(v, v);
-  }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { counters[params.base + wid.x] = bitcast<u32>(red[0]); }
-}`
-
-/**
  * Workgroups of partial sums the telemetry kernels use at most (a grid-stride loop covers
  * larger batches): enough to fill a large GPU, and few enough for one workgroup to sum.
  */
@@ -427,39 +401,62 @@ fn treeSum2(lid: u32, a: f32, b: f32) {
 }`
 
 /**
- * The batch's telemetry counts on the device, first pass: one invocation per pair (t, j) of
- * the T × max(k, S) pairs (router slot j < k, final slot j < S), in workgroups of 256 pairs
- * (a grid-stride loop past `groups` workgroups). A router pair counts pairsBefore, its
- * mass, its load (loadBefore, added with integer atomics straight into the telemetry block)
- * and whether it was computed (its final weight to massKept) or dropped. A final pair
- * counts its token's traffic (core's tokenTraffic: once per distinct destination device of
- * the final routing, or once per pair when `perPair`), whether it is a computed distinct
- * pair (pairsAfter), one the router did not choose (added), and whether it is its token's
- * first computed slot (tokens with any pair: fullyDropped = T − that). Workgroup g writes
- * its 8 partials at `partBase` + 8·g (counts: pairsBefore, pairsAfter, dropped, added,
- * tokens with a pair, crossing; then massBefore, massKept as f32 bits, each a fixed-order
- * tree sum, so the results do not vary run to run).
+ * The output-norm partial of workgroup `g` of `groups` (the one source of the norm's sums):
+ * each invocation sums dot(v, v) over vec4 elements g·256 + lid, + groups·256, … below
+ * `params.n4` of `outv`, then a tree sum (treeSum2). Returns the sum to every invocation.
+ * Call from uniform control flow.
  */
-export const telemetryPartialsWgsl = (): string => /* wgsl */ `
-struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, partBase: u32, groups: u32, devices: u32, perPair: u32, width: u32, _c: u32 };
-@group(0) @binding(0) var<storage, read> origIds: array<i32>;
-@group(0) @binding(1) var<storage, read> origW: array<f32>;
-@group(0) @binding(2) var<storage, read> ids: array<i32>;
-@group(0) @binding(3) var<storage, read> w: array<f32>;
-@group(0) @binding(4) var<storage, read> tokenRows: array<u32>;
-@group(0) @binding(5) var<storage, read> aux: array<u32>;
-@group(0) @binding(6) var<storage, read_write> counters: array<atomic<u32>>;
-@group(0) @binding(7) var<uniform> params: Params;
-var<workgroup> loadBefore: array<atomic<u32>, 256>;
-var<workgroup> sums: array<atomic<u32>, 6>;
+const NORM_PARTIAL = /* wgsl */ `
+fn normPartial(lid: u32, g: u32, groups: u32) -> f32 {
+  var acc = 0.0;
+  for (var i = g * 256u + lid; i < params.n4; i = i + groups * 256u) {
+    let v = outv[i];
+    acc = acc + dot(v, v);
+  }
+  treeSum2(lid, acc, 0.0);
+  let s = redA[0];
+  workgroupBarrier();
+  return s;
+}`
+
+/**
+ * Partial sums of squares of the layer output (for its L2 norm without reading it back):
+ * workgroup g sums vec4 elements g, g + G·256, … into partial[g] (f32 bits).
+ */
+export const normPartialsWgsl = (): string => /* wgsl */ `
+struct Params { n4: u32, groups: u32, base: u32, _a: u32 };
+@group(0) @binding(0) var<storage, read> outv: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> counters: array<u32>;
+@group(0) @binding(2) var<uniform> params: Params;
 ${TREE_SUM2}
+${NORM_PARTIAL}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let s = normPartial(lid, wid.x, params.groups);
+  if (lid == 0u) { counters[params.base + wid.x] = bitcast<u32>(s); }
+}`
+
+/**
+ * A workgroup's running totals of the telemetry counts: `sums` (pairsBefore, pairsAfter,
+ * dropped, added, tokens with a computed pair, crossing) and the two mass sums (treeSum2's
+ * redA[0], redB[0] once summed).
+ */
+const TELE_TOTALS = /* wgsl */ `
+var<workgroup> sums: array<atomic<u32>, 6>;
+${TREE_SUM2}`
+
+/**
+ * The telemetry counts of the pairs p = g·256 + lid, + groups·256, … of the T × max(k, S)
+ * pairs (`params.width` = max(k, S)): the one source of every count (see
+ * telemetryPartialsWgsl). Leaves the workgroup's counts in `sums` and its massBefore and
+ * massKept in redA[0] and redB[0] (fixed-order tree sums), and adds its loads before into
+ * the telemetry block (`counters`, atomic). Call from uniform control flow.
+ */
+const TELE_PARTIAL = /* wgsl */ `
+var<workgroup> loadBefore: array<atomic<u32>, 256>;
 // Device of expert e's replica that serves token t (the placement table in aux).
 fn dstOf(e: u32, t: u32) -> u32 { return aux[aux[e] + t % (aux[e + 1u] - aux[e])]; }
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  ${linearWorkgroup}
-  let g = wgLinear;
-  if (g >= params.groups) { return; }
+fn telePartial(lid: u32, g: u32, groups: u32) {
   let k = params.k;
   let S = params.slots;
   let Q = params.width;
@@ -467,7 +464,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let lb = params.teleBase + 12u;
   var pb = 0u; var pa = 0u; var dr = 0u; var ad = 0u; var kept = 0u; var cr = 0u;
   var mb = 0.0; var mk = 0.0;
-  for (var p = g * 256u + lid; p < n; p = p + params.groups * 256u) {
+  for (var p = g * 256u + lid; p < n; p = p + groups * 256u) {
     let t = p / Q;
     let j = p % Q;
     if (j < k) {
@@ -521,10 +518,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   atomicAdd(&sums[4], kept);
   atomicAdd(&sums[5], cr);
   treeSum2(lid, mb, mk);
-  let o = params.partBase + g * ${TELE_PART_WORDS}u;
-  if (lid < 6u) { atomicStore(&counters[o + lid], atomicLoad(&sums[lid])); }
-  if (lid == 6u) { atomicStore(&counters[o + 6u], bitcast<u32>(redA[0])); }
-  if (lid == 7u) { atomicStore(&counters[o + 7u], bitcast<u32>(redB[0])); }
   for (var e = lid; e < min(params.experts, 256u); e = e + 256u) {
     let c = atomicLoad(&loadBefore[e]);
     if (c > 0u) { atomicAdd(&counters[lb + e], c); }
@@ -532,20 +525,84 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`
 
 /**
+ * Writes the telemetry block at `params.teleBase` of `counters` (atomic) from the batch's
+ * totals in `sums`, redA[0] and redB[0] (TELE_TOTALS, complete and behind a barrier), the
+ * output's sum of squares `normSq` (invocation 0's) and loadAfter from `counts`: the one
+ * source of the block's layout (see telemetryWgsl). Loads before are already there.
+ */
+const TELE_WRITE = /* wgsl */ `
+fn teleWrite(lid: u32, normSq: f32) {
+  let b = params.teleBase;
+  if (lid == 0u) {
+    for (var i = 0u; i < 6u; i = i + 1u) { atomicStore(&counters[b + i], atomicLoad(&sums[i])); }
+    // the partials count the tokens that kept a pair
+    atomicStore(&counters[b + 4u], params.tokens - atomicLoad(&sums[4]));
+    atomicStore(&counters[b + 6u], bitcast<u32>(redA[0]));
+    atomicStore(&counters[b + 7u], bitcast<u32>(redB[0]));
+    atomicStore(&counters[b + 8u], bitcast<u32>(normSq));
+  }
+  for (var e = lid; e < params.experts; e = e + 256u) {
+    atomicStore(&counters[b + 12u + params.experts + e], counts[e]);
+  }
+}`
+
+/** The bindings TELE_PARTIAL reads, from binding 0 (the first pass's and the fused kernel's). */
+const TELE_PAIR_BINDINGS = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> origIds: array<i32>;
+@group(0) @binding(1) var<storage, read> origW: array<f32>;
+@group(0) @binding(2) var<storage, read> ids: array<i32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read> tokenRows: array<u32>;
+@group(0) @binding(5) var<storage, read> aux: array<u32>;`
+
+/**
+ * The batch's telemetry counts on the device, first pass: one invocation per pair (t, j) of
+ * the T × max(k, S) pairs (router slot j < k, final slot j < S), in workgroups of 256 pairs
+ * (a grid-stride loop past `groups` workgroups). A router pair counts pairsBefore, its
+ * mass, its load (loadBefore, added with integer atomics straight into the telemetry block)
+ * and whether it was computed (its final weight to massKept) or dropped. A final pair
+ * counts its token's traffic (core's tokenTraffic: once per distinct destination device of
+ * the final routing, or once per pair when `perPair`), whether it is a computed distinct
+ * pair (pairsAfter), one the router did not choose (added), and whether it is its token's
+ * first computed slot (tokens with any pair: fullyDropped = T − that). Workgroup g writes
+ * its 8 partials at `partBase` + 8·g (counts: pairsBefore, pairsAfter, dropped, added,
+ * tokens with a pair, crossing; then massBefore, massKept as f32 bits, each a fixed-order
+ * tree sum, so the results do not vary run to run).
+ */
+export const telemetryPartialsWgsl = (): string => /* wgsl */ `
+struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, partBase: u32, groups: u32, devices: u32, perPair: u32, width: u32, _c: u32 };
+${TELE_PAIR_BINDINGS}
+@group(0) @binding(6) var<storage, read_write> counters: array<atomic<u32>>;
+@group(0) @binding(7) var<uniform> params: Params;
+${TELE_TOTALS}
+${TELE_PARTIAL}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${linearWorkgroup}
+  let g = wgLinear;
+  if (g >= params.groups) { return; }
+  telePartial(lid, g, params.groups);
+  let o = params.partBase + g * ${TELE_PART_WORDS}u;
+  if (lid < 6u) { atomicStore(&counters[o + lid], atomicLoad(&sums[lid])); }
+  if (lid == 6u) { atomicStore(&counters[o + 6u], bitcast<u32>(redA[0])); }
+  if (lid == 7u) { atomicStore(&counters[o + 7u], bitcast<u32>(redB[0])); }
+}`
+
+/**
  * The batch's telemetry counts, second pass (one workgroup): sums the first pass's partials
  * in a fixed order (invocation i takes groups i, i + 256, …, then a tree sum) and writes the
  * telemetry block, with the output norm from the norm kernel's partial sums. Layout of
- * `tele` (u32 words at `teleBase`): pairsBefore, pairsAfter, dropped, added, fullyDropped,
- * crossing, massBefore (f32), massKept (f32), outputNormSq (f32), 3 spare, loadBefore[E]
- * (left by the first pass), loadAfter[E].
+ * the block (u32 words of `counters` at `teleBase`): pairsBefore, pairsAfter, dropped, added,
+ * fullyDropped, crossing, massBefore (f32), massKept (f32), outputNormSq (f32), 3 spare,
+ * loadBefore[E] (left by the first pass), loadAfter[E].
  */
 export const telemetryWgsl = (): string => /* wgsl */ `
 struct Params { tokens: u32, experts: u32, teleBase: u32, partBase: u32, groups: u32, normBase: u32, normGroups: u32, _a: u32 };
 @group(0) @binding(0) var<storage, read> counts: array<u32>;
-@group(0) @binding(1) var<storage, read_write> tele: array<u32>;
+@group(0) @binding(1) var<storage, read_write> counters: array<atomic<u32>>;
 @group(0) @binding(2) var<uniform> params: Params;
-var<workgroup> sums: array<atomic<u32>, 6>;
-${TREE_SUM2}
+${TELE_TOTALS}
+${TELE_WRITE}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
   var c = array<u32, 6>(0u, 0u, 0u, 0u, 0u, 0u);
@@ -553,26 +610,44 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   var m = 0.0;
   for (var g = lid; g < params.groups; g = g + 256u) {
     let o = params.partBase + g * ${TELE_PART_WORDS}u;
-    for (var i = 0u; i < 6u; i = i + 1u) { c[i] = c[i] + tele[o + i]; }
-    a = a + bitcast<f32>(tele[o + 6u]);
-    m = m + bitcast<f32>(tele[o + 7u]);
+    for (var i = 0u; i < 6u; i = i + 1u) { c[i] = c[i] + atomicLoad(&counters[o + i]); }
+    a = a + bitcast<f32>(atomicLoad(&counters[o + 6u]));
+    m = m + bitcast<f32>(atomicLoad(&counters[o + 7u]));
   }
   for (var i = 0u; i < 6u; i = i + 1u) { atomicAdd(&sums[i], c[i]); }
   treeSum2(lid, a, m);
-  let b = params.teleBase;
+  var n = 0.0;
   if (lid == 0u) {
-    for (var i = 0u; i < 6u; i = i + 1u) { tele[b + i] = atomicLoad(&sums[i]); }
-    // the first pass counts the tokens that kept a pair
-    tele[b + 4u] = params.tokens - atomicLoad(&sums[4]);
-    tele[b + 6u] = bitcast<u32>(redA[0]);
-    tele[b + 7u] = bitcast<u32>(redB[0]);
-    var n = 0.0;
-    for (var g = 0u; g < params.normGroups; g = g + 1u) { n = n + bitcast<f32>(tele[params.normBase + g]); }
-    tele[b + 8u] = bitcast<u32>(n);
+    for (var g = 0u; g < params.normGroups; g = g + 1u) { n = n + bitcast<f32>(atomicLoad(&counters[params.normBase + g])); }
   }
-  for (var e = lid; e < params.experts; e = e + 256u) {
-    tele[b + 12u + params.experts + e] = counts[e];
-  }
+  teleWrite(lid, n);
+}`
+
+/**
+ * The three telemetry kernels (output-norm, telemetry-partials, telemetry) as one workgroup,
+ * for batches where each would run as one (see `fusedTelemetry` in grouping.program.ts):
+ * the norm partial, the pair counts and the block write of those kernels (the same WGSL
+ * functions) over workgroup 0 of 1. The block comes out bit for bit as theirs: with one
+ * workgroup each, their second pass only adds +0 to each lone partial, and these sums start
+ * at +0, so they are never −0 and the add leaves them unchanged. Bindings: the first pass's six, counts, then `out` when
+ * `norm` (else outputNormSq is 0), counters; no partials are written.
+ */
+export const telemetryFusedWgsl = (norm: boolean): string => /* wgsl */ `
+struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, devices: u32, perPair: u32, width: u32, n4: u32, _a: u32, _b: u32 };
+${TELE_PAIR_BINDINGS}
+@group(0) @binding(6) var<storage, read> counts: array<u32>;
+${norm ? '@group(0) @binding(7) var<storage, read> outv: array<vec4<f32>>;' : ''}
+@group(0) @binding(${norm ? 8 : 7}) var<storage, read_write> counters: array<atomic<u32>>;
+@group(0) @binding(${norm ? 9 : 8}) var<uniform> params: Params;
+${TELE_TOTALS}
+${norm ? NORM_PARTIAL : ''}
+${TELE_PARTIAL}
+${TELE_WRITE}
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  let normSq = ${norm ? 'normPartial(lid, 0u, 1u)' : '0.0'};
+  telePartial(lid, 0u, 1u);
+  teleWrite(lid, normSq);
 }`
 
 /** Words of the telemetry block for E experts. */
