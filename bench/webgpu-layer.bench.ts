@@ -87,7 +87,7 @@ const ctx = new GpuContext(acquired)
 const profCtx = acquired.features.timestampQuery ? new GpuContext(acquired, { profile: true }) : null
 const device = acquired.device
 const profLayers = new Map<string, WebGpuMoeLayer>()
-console.log(JSON.stringify({ adapter: acquired.adapterName, info: acquired.adapterInfo, features: acquired.features }))
+console.log(JSON.stringify({ adapter: acquired.adapterName, info: acquired.adapterInfo, features: acquired.features, maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage }))
 
 const pipelines = new Map<string, Promise<Awaited<ReturnType<typeof benchPipeline>>>>()
 /** The device pipeline of a (layer, weights, policy, kernel) combination, built once. */

@@ -6,7 +6,7 @@ export { createWebGpuBackend, type WebGpuBackend, type WebGpuBackendOptions, typ
 export { webgpuBackend, webgpuBackend as default, webgpuDefaultOptions, webgpuOptionsSchema, type WebGpuPluginOptions } from './plugin.js'
 export { WebGpuMoeLayer, gemmGridRows, withActiveList, type ExpertKernel, type LayerOptions, type ExpertKernelUsed, type Int8KernelOption } from './layer.js'
 export { WebGpuPipeline, createWebGpuPipeline, deviceTensor, syntheticHidden, type WebGpuPipelineOptions } from './pipeline/device-pipeline.js'
-export { GROUP_FUSED_MAX_PAIRS } from './pipeline/grouping.program.js'
+export { GROUP_FUSED_DEFAULT_PAIRS, GROUP_FUSED_MAX_PAIRS } from './pipeline/grouping.program.js'
 export { compileStage, stageSource, type StageRole } from './pipeline/stage-program.js'
 export { loadSafetensorsWeights, layerTensorNames } from './pipeline/safetensors-weights.js'
 export { createStoreSlots, type StoreSlots } from './pipeline/store-slots.js'

@@ -18,7 +18,7 @@ import { webgpuBackend } from '../plugin.js'
 import { Recorder } from '../gpu/context.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { createWebGpuPipeline, type WebGpuPipeline } from './device-pipeline.js'
-import { GROUP_FUSED_MAX_PAIRS } from './grouping.program.js'
+import { GROUP_FUSED_DEFAULT_PAIRS, GROUP_FUSED_MAX_PAIRS } from './grouping.program.js'
 
 vi.setConfig({ testTimeout: 180_000 })
 const adapter = await webgpuAdapterForTests()
@@ -280,7 +280,7 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
         for (const bad of [-1, 1.5, GROUP_FUSED_MAX_PAIRS + 1, Number.NaN]) {
           await expect(createWebGpuPipeline(fused.layer, fused.weights, fused.spec, { groupFusedMaxPairs: bad })).rejects.toMatchObject({ code: 'MOE_ROUTE_ERR_INPUT_INVALID', message: expect.stringContaining('groupFusedMaxPairs') })
         }
-        const Tmax = GROUP_FUSED_MAX_PAIRS / model.topK
+        const Tmax = GROUP_FUSED_DEFAULT_PAIRS / model.topK
         for (const T of [0, 1, 5, 37, Tmax, Tmax + 1]) {
           const b: TokenBatch = { id: T, tokens: T, hidden: randomHidden(T, model.hidden, 700 + T), ...(extra.devices ? { sourceDevice: Int32Array.from({ length: T }, (_, t) => (t * 5) % 3 === 0 ? 1 : 0) } : {}) }
           ran.length = 0

@@ -52,7 +52,7 @@ import { initWeightsProgram } from '../kernels/init-weights/init-weights.program
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
 import { gemmGridRows, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
-import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams, fusedTelemetry, telemetryFusedProgram } from './grouping.program.js'
+import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_DEFAULT_PAIRS, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams, fusedTelemetry, telemetryFusedProgram } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
 
@@ -97,7 +97,7 @@ export interface WebGpuPipelineOptions {
   /**
    * Device-lowered dispatchers group batches of at most this many (token, slot) pairs with the
    * one-workgroup fused kernel (`group-fused`), larger ones with the separate grouping kernels:
-   * an integer 0 … {@link GROUP_FUSED_MAX_PAIRS} (the default); 0 never fuses (a tuning knob).
+   * an integer 0 … {@link GROUP_FUSED_MAX_PAIRS} (default {@link GROUP_FUSED_DEFAULT_PAIRS}); 0 never fuses (a tuning knob).
    */
   readonly groupFusedMaxPairs?: number
 }

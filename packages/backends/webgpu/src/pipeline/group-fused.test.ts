@@ -16,6 +16,7 @@ import { GpuContext } from '../gpu/context.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { offsetsProgram } from '../kernels/dispatch/dispatch.program.js'
 import {
+  GROUP_FUSED_DEFAULT_PAIRS,
   GROUP_FUSED_MAX_PAIRS,
   GROUP_FUSED_MAX_ROWS,
   GROUP_FUSED_STORAGE_BUFFERS,
@@ -164,7 +165,7 @@ describe.skipIf(!adapter)(`group-fused kernel on ${adapter}`, () => {
   /** The fused kernel writes what the separate kernels write, word for word; returns theirs. */
   async function expectSame(c: Case): Promise<Written> {
     const p = paramsOf(c)
-    expect(groupFusedApplies(p, ctx.device.limits)).toBe(true)
+    expect(groupFusedApplies(p, ctx.device.limits, GROUP_FUSED_MAX_PAIRS)).toBe(true)
     const want = await group(c, false)
     const got = await group(c, true)
     const what = `E ${c.experts} T ${c.tokens} S ${c.slots} ${c.padded ? `padded cap ${c.padded.cap} × ${c.padded.segments}` : 'exact'} ${c.choice ? 'choice' : 'token'}`
@@ -235,8 +236,9 @@ describe.skipIf(!adapter)(`group-fused kernel on ${adapter}`, () => {
     const limits = { maxStorageBuffersPerShaderStage: GROUP_FUSED_STORAGE_BUFFERS }
     expect(groupFusedApplies(p, limits)).toBe(true)
     expect(groupFusedApplies({ ...p, tokens: 0 }, limits)).toBe(false)
-    expect(groupFusedApplies({ ...p, tokens: GROUP_FUSED_MAX_PAIRS / 2 }, limits)).toBe(true)
-    expect(groupFusedApplies({ ...p, tokens: GROUP_FUSED_MAX_PAIRS / 2 + 1 }, limits)).toBe(false)
+    expect(groupFusedApplies({ ...p, tokens: GROUP_FUSED_DEFAULT_PAIRS / 2 }, limits)).toBe(true)
+    expect(groupFusedApplies({ ...p, tokens: GROUP_FUSED_DEFAULT_PAIRS / 2 + 1 }, limits)).toBe(false)
+    expect(groupFusedApplies({ ...p, tokens: GROUP_FUSED_MAX_PAIRS / 2 }, limits, GROUP_FUSED_MAX_PAIRS)).toBe(true)
     expect(groupFusedApplies(p, limits, 7)).toBe(false)
     expect(groupFusedApplies(p, limits, 8)).toBe(true)
     expect(groupFusedApplies(p, limits, 0)).toBe(false)

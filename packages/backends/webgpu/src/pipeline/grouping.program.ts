@@ -120,15 +120,21 @@ export function groupScatterProgram(): KernelProgram<GroupScatterParams> {
 }
 
 /**
- * Most (token, slot) pairs for which the device pipeline groups a batch with the fused kernel
- * ({@link groupFusedProgram}: one dispatch) instead of group-select, the offsets kernel, a clear
- * and group-scatter (three dispatches at ~4–10 µs of GPU time each on an H100 at decode sizes).
- * Why this bound: it is all the kernel holds (4 pairs per invocation of its one workgroup), which
- * covers decode batches up to T = 128 at k = 8, while each invocation's rank walk grows with the
- * pairs, so larger batches keep the multi-workgroup kernels. A conservative first choice, not
- * yet timed on a GPU; the pipeline option `groupFusedMaxPairs` lowers it.
+ * Most (token, slot) pairs the fused grouping kernel ({@link groupFusedProgram}) can take: 4
+ * per invocation of its one workgroup. The bound of the pipeline option `groupFusedMaxPairs`.
  */
 export const GROUP_FUSED_MAX_PAIRS = GROUP_FUSED_PAIRS
+
+/**
+ * Most (token, slot) pairs for which the device pipeline groups a batch with the fused kernel
+ * (one dispatch) instead of group-select, the offsets kernel, a clear and group-scatter, by
+ * default. Measured on an H100 (bench/results/multirow-wr-h100/fused/, kernel timestamps, each
+ * kernel in its own pass): the fused kernel took 16–20 µs at 2–64 pairs and 27 µs at 256 (OLMoE
+ * T = 32) against ~30 µs for the three separate kernels; each invocation's rank walk grows with
+ * the pairs, so past 256 the separate kernels keep the batch. The pipeline option
+ * `groupFusedMaxPairs` moves it (up to {@link GROUP_FUSED_MAX_PAIRS}).
+ */
+export const GROUP_FUSED_DEFAULT_PAIRS = 256
 
 /**
  * Most rows (E × segments × cap) of padded groups the fused kernel writes: its one workgroup
@@ -144,12 +150,12 @@ export const GROUP_FUSED_STORAGE_BUFFERS = 10
 export type GroupFusedParams = GroupSelectParams & Pick<OffsetsParams, 'colsGateUp' | 'colsDown' | 'bm' | 'bn' | 'bnDown'>
 
 /**
- * Whether a batch takes the fused grouping kernel: 1 ≤ T·S ≤ `maxPairs` (at most
- * {@link GROUP_FUSED_MAX_PAIRS}), E ≤ 256, padded rows ≤ {@link GROUP_FUSED_MAX_ROWS}, at
+ * Whether a batch takes the fused grouping kernel: 1 ≤ T·S ≤ `maxPairs` (default
+ * {@link GROUP_FUSED_DEFAULT_PAIRS}, at most {@link GROUP_FUSED_MAX_PAIRS}), E ≤ 256, padded rows ≤ {@link GROUP_FUSED_MAX_ROWS}, at
  * most 65,536 segments, and a device that binds {@link GROUP_FUSED_STORAGE_BUFFERS} storage
  * buffers per stage. T = 0 keeps the separate kernels.
  */
-export function groupFusedApplies(p: Pick<GroupSelectParams, 'tokens' | 'slots' | 'experts' | 'padded' | 'width' | 'segments'>, limits: Pick<GPUSupportedLimits, 'maxStorageBuffersPerShaderStage'>, maxPairs: number = GROUP_FUSED_MAX_PAIRS): boolean {
+export function groupFusedApplies(p: Pick<GroupSelectParams, 'tokens' | 'slots' | 'experts' | 'padded' | 'width' | 'segments'>, limits: Pick<GPUSupportedLimits, 'maxStorageBuffersPerShaderStage'>, maxPairs: number = GROUP_FUSED_DEFAULT_PAIRS): boolean {
   const pairs = p.tokens * p.slots
   return (
     pairs >= 1 &&
