@@ -16,6 +16,9 @@ export function bucketSize(bytes: number): number {
   return p * 2
 }
 
+/** Free-list key of (usage, bucket size): usage flags are below 2^16, sizes below 2^37 (exact in a double). */
+const freeKey = (usage: number, size: number): number => size * 65536 + usage
+
 /** Default bytes of free buffers a pool keeps (least recently released evicted first). */
 export const DEFAULT_MAX_POOLED_BYTES = 2 ** 31
 
@@ -27,8 +30,10 @@ export const DEFAULT_MAX_POOLED_BYTES = 2 ** 31
  * pool held another shape's: an int8 Mixtral layer at T ≥ 2048 spent milliseconds per call on it.)
  */
 export class BufferPool {
-  private readonly free = new Map<string, GPUBuffer[]>()
-  private readonly sizeOf = new WeakMap<GPUBuffer, number>()
+  /** Free lists by `freeKey(usage, size)` (a number: cheaper to hash than a string, per acquire and release of every call). */
+  private readonly free = new Map<number, GPUBuffer[]>()
+  /** Bucket size, free-list key and last label of each pooled buffer, kept on the JS side (reading `usage` or writing `label` crosses into the native binding). */
+  private readonly meta = new WeakMap<GPUBuffer, { size: number; key: number; label: string }>()
   /** Free buffers in release order (oldest first). */
   private readonly order = new Set<GPUBuffer>()
   private pooledBytes = 0
@@ -49,16 +54,18 @@ export class BufferPool {
   /** A buffer of at least `bytes` bytes with `usage`, labelled `label`. */
   acquire(bytes: number, usage: number, label: string): GPUBuffer {
     const size = bucketSize(bytes)
-    const list = this.free.get(`${usage}:${size}`)
-    const reused = list?.pop()
+    const key = freeKey(usage, size)
+    const reused = this.free.get(key)?.pop()
     if (reused) {
       this.pooledBytes -= size
       this.order.delete(reused)
-      reused.label = label
+      const m = this.meta.get(reused)!
+      // relabel only when the role changed (a decode loop reuses each buffer in the same role)
+      if (m.label !== label) reused.label = m.label = label
       return reused
     }
     const buffer = this.device.createBuffer({ label, size, usage })
-    this.sizeOf.set(buffer, size)
+    this.meta.set(buffer, { size, key, label })
     this.created++
     return buffer
   }
@@ -66,18 +73,17 @@ export class BufferPool {
   /** Gives buffers back for reuse (after the submit that uses them). */
   release(...buffers: GPUBuffer[]): void {
     for (const b of buffers) {
-      const size = this.sizeOf.get(b)
-      if (size === undefined || this.order.has(b)) continue
-      if (size > this.maxPooledBytes) {
+      const m = this.meta.get(b)
+      if (m === undefined || this.order.has(b)) continue
+      if (m.size > this.maxPooledBytes) {
         b.destroy()
         continue
       }
-      const key = `${b.usage}:${size}`
-      let list = this.free.get(key)
-      if (!list) this.free.set(key, (list = []))
+      let list = this.free.get(m.key)
+      if (!list) this.free.set(m.key, (list = []))
       list.push(b)
       this.order.add(b)
-      this.pooledBytes += size
+      this.pooledBytes += m.size
       while (this.pooledBytes > this.maxPooledBytes) this.evictOldest()
     }
   }
@@ -89,8 +95,8 @@ export class BufferPool {
 
   private evictOldest(): void {
     const oldest = this.order.values().next().value as GPUBuffer
-    const size = this.sizeOf.get(oldest)!
-    const list = this.free.get(`${oldest.usage}:${size}`)!
+    const { size, key } = this.meta.get(oldest)!
+    const list = this.free.get(key)!
     list.splice(list.indexOf(oldest), 1)
     this.order.delete(oldest)
     this.pooledBytes -= size

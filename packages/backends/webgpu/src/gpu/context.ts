@@ -125,8 +125,10 @@ export class Recorder {
   private readonly reads: { src: GPUBuffer; bytes: number; dst: GPUBuffer }[] = []
   private readonly transient: GPUBuffer[] = []
   private profiled = false
-  /** Clears recorded ahead of everything else (`clearFirst`), submitted before `encoder`. */
+  /** Clears recorded ahead of everything else (`clearFirst` after other commands), submitted before `encoder`. */
   private prologue: GPUCommandEncoder | null = null
+  /** Whether `encoder` holds anything but clears. */
+  private recorded = false
 
   constructor(
     readonly ctx: GpuContext,
@@ -153,6 +155,7 @@ export class Recorder {
   /** Records one dispatch of a compiled pipeline (timed under `stage` or `name` when profiling). */
   dispatch(name: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, dispatch: Dispatch): void {
     const profiler = this.timed ? this.ctx.profiler : null
+    this.recorded = true
     let pass: GPUComputePassEncoder
     if (profiler) {
       this.endPass()
@@ -177,6 +180,7 @@ export class Recorder {
   /** Copies `bytes` bytes between buffers (outside compute passes). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.endPass()
+    this.recorded = true
     if (bytes > 0) this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, Math.ceil(bytes / 4) * 4)
   }
 
@@ -195,11 +199,18 @@ export class Recorder {
    * Zeroes `bytes` bytes of `buffer` before everything this recorder records, so the kernels
    * around it stay in one compute pass (a clear in between ends the pass: ~2.6 µs more per
    * clear on an H100, bench/dispatch-cost-probe.ts). Only for a buffer no command recorded
-   * earlier in this recorder uses (one acquired for this batch).
+   * earlier in this recorder uses (one acquired for this batch). While nothing but clears is
+   * recorded it goes straight into the encoder; after that into a second command buffer
+   * submitted first (one more encoder on the host).
    */
   clearFirst(buffer: GPUBuffer, bytes?: number): void {
+    const size = bytes === undefined ? undefined : Math.ceil(bytes / 4) * 4
+    if (!this.recorded) {
+      this.encoder.clearBuffer(buffer, 0, size)
+      return
+    }
     this.prologue ??= this.ctx.device.createCommandEncoder({ label: `${this.label} clears` })
-    this.prologue.clearBuffer(buffer, 0, bytes === undefined ? undefined : Math.ceil(bytes / 4) * 4)
+    this.prologue.clearBuffer(buffer, 0, size)
   }
 
   /** The recorded command buffers in submit order (the prologue's clears first). */
@@ -228,6 +239,7 @@ export class Recorder {
   /** Copies `src` into a fresh readback buffer when the command buffer is submitted. */
   read(src: GPUBuffer, bytes: number): number {
     this.endPass()
+    this.recorded = true
     const size = Math.max(4, Math.ceil(bytes / 4) * 4)
     const dst = this.ctx.pool.acquire(size, READBACK_USAGE, `${this.label} readback`)
     this.encoder.copyBufferToBuffer(src, 0, dst, 0, size)

@@ -52,7 +52,7 @@ import { initWeightsProgram } from '../kernels/init-weights/init-weights.program
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
 import { gemmGridRows, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
-import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_DEFAULT_PAIRS, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams, fusedTelemetry, telemetryFusedProgram } from './grouping.program.js'
+import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams, fusedTelemetry, telemetryFusedProgram } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
 
@@ -97,7 +97,7 @@ export interface WebGpuPipelineOptions {
   /**
    * Device-lowered dispatchers group batches of at most this many (token, slot) pairs with the
    * one-workgroup fused kernel (`group-fused`), larger ones with the separate grouping kernels:
-   * an integer 0 … {@link GROUP_FUSED_MAX_PAIRS} (default {@link GROUP_FUSED_DEFAULT_PAIRS}); 0 never fuses (a tuning knob).
+   * an integer 0 … {@link GROUP_FUSED_MAX_PAIRS} (default `GROUP_FUSED_DEFAULT_PAIRS`, 256); 0 never fuses (a tuning knob).
    */
   readonly groupFusedMaxPairs?: number
 }
@@ -309,6 +309,14 @@ export class WebGpuPipeline implements DevicePipeline {
       rec = ctx.recorder('moe-route pipeline', { profile: readBack })
       return res.reads
     }
+    // each device stage's scratch, zeroed ahead of the first kernel (clears between kernels would split the compute pass)
+    const scratchOf = this.built.map((b) => {
+      if (b.where !== 'device') return null
+      const words = Math.max(4, Math.ceil(b.stage.scratchWords?.(batchInfo(b.role === 'router' ? -1 : b.seedIndex)) ?? 0))
+      const buffer = buf(words * 4, 'scratch')
+      rec.clearFirst(buffer, words * 4)
+      return { buffer, words }
+    })
     // gate (or the batch's own logits / scores)
     const scores = buf(T * E * 4, 'scores')
     let gateIn: GPUBuffer
@@ -335,9 +343,7 @@ export class WebGpuPipeline implements DevicePipeline {
       if (b.where === 'device') {
         const info = batchInfo(b.role === 'router' ? -1 : b.seedIndex)
         const out: DeviceRouting = b.role === 'router' ? cur : { ids: buf(T * b.slotsOut * 4, 'ids'), w: buf(T * b.slotsOut * 4, 'weights'), slots: b.slotsOut }
-        const scratchWords = Math.max(4, Math.ceil(b.stage.scratchWords?.(info) ?? 0))
-        const scratch = buf(scratchWords * 4, 'scratch')
-        rec.clearFirst(scratch, scratchWords * 4)
+        const { buffer: scratch, words: scratchWords } = scratchOf[si]!
         const dims = new Uint32Array([
           T, E, k, b.role === 'router' ? 0 : cur.slots, out.slots, D, batch.decode ? 1 : 0, spec.model.normalizeTopK ? 1 : 0,
           batch.id >>> 0, info.seed >>> 0, statBase, counterBase[si], this.tableBase[si], srcBase, inputScores ? 1 : 0, 0,
