@@ -120,7 +120,7 @@ export function groupScatterProgram(): KernelProgram<GroupScatterParams> {
 }
 
 /**
- * Most (token, slot) pairs the fused grouping kernel ({@link groupFusedProgram}) can take: 4
+ * Most (token, slot) pairs the fused grouping kernel (`group-fused`) can take: 4
  * per invocation of its one workgroup. The bound of the pipeline option `groupFusedMaxPairs`.
  */
 export const GROUP_FUSED_MAX_PAIRS = GROUP_FUSED_PAIRS
