@@ -19,7 +19,7 @@ source .gpu/env.sh >/dev/null
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 if [ "$mode" = multirow ]; then
   # the multi-row decode sweep, the plan table from it, then the layer (single-row kernels beside) and the peers
-  timeout 170 node .gpu/webgpu-layer.bench.mjs --out /tmp/mr-sweep --tokens 8,32,128 --policies dynamic --no-parity --multirow-sweep 2>&1 | grep -v '^Warning: maxDynamic' > "$out/multirow-sweep.log"
+  timeout 240 node .gpu/webgpu-layer.bench.mjs --out /tmp/mr-sweep --shapes mixtral-8x7b --tokens 1,8,32,128 --policies dynamic --no-parity --multirow-sweep 2>&1 | grep -v '^Warning: maxDynamic' > "$out/multirow-sweep.log"
   node bench/multirow-plans.mjs "$out/multirow-sweep.log" > "$out/multirow-plans.json"
   timeout 150 node .gpu/webgpu-layer.bench.mjs --out "$out" --tokens "${TOKENS:-1,8,32,128,512}" --policies "dynamic,dynamic/single-row,drop γ1.0,dynamic/int8" --mr-plans "$out/multirow-plans.json" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/webgpu-layer.log"
   PYTHONUNBUFFERED=1 timeout 170 python3 bench/peer_mixtral.py --out "$out" --tokens "${TOKENS:-1,8,32,128,512}" --budget-s 130 > "$out/peers.log" 2>&1

@@ -4,7 +4,9 @@
  * swept T of the first shape (Mixtral-8x7B), the fastest layout becomes the plan for typical
  * groups up to that T's rows per expert (ceil(T·k/E)) — gate+up and down chosen separately by
  * their kernel's GPU time (timestamp queries) where the log has it, else both by the layer's
- * wall ms; a typical group of one row keeps the single-row GEMV kernels. Prints the table as
+ * wall ms; the single-row GEMV kernels where their two kernels are faster than the best pair
+ * (a sweep at T = 1 decides the one-row plan; without one it stays single-row). One shape, so no
+ * `minK` rows (those come from comparing shapes by hand). Prints the table as
  * JSON (`MultiRowPlan[]`, the layer's `multiRowPlans` option; DEFAULT_MULTIROW_PLANS holds the
  * committed one) and, per T, the best layouts against the single-row kernels.
  *
@@ -35,7 +37,7 @@ const kernelMs = (r, part) => {
   const hit = Object.entries(r.kernels ?? {}).find(([k]) => k.includes(part))
   return hit ? hit[1] : null
 }
-const plans = [{ maxRows: 1, gateup: { mt: 0, nr: 0, ks: 0, cpt: 0 }, down: { mt: 0, nr: 0, ks: 0, cpt: 0 } }]
+const plans = [{ maxRows: 1, gateup: { mt: 0, nr: 0, ks: 0, cpt: 0 }, down: { mt: 0, nr: 0, ks: 0, cpt: 0 } }] // replaced by a T = 1 sweep's row
 for (const T of [...byT.keys()].sort((a, b) => a - b)) {
   const rs = byT.get(T)
   const single = rs.find((r) => r.variant === 'single-row')
@@ -48,10 +50,17 @@ for (const T of [...byT.keys()].sort((a, b) => a - b)) {
   }
   const gu = bestBy('multirow-gate-up')
   const dn = bestBy('multirow-down')
-  plans.push({ maxRows: byWall.rowsHint, gateup: parse(gu.variant), down: parse(dn.variant) })
+  // the single-row GEMV kernels where they are faster than the best multi-row pair (one row per group, T = 1)
+  const pair = (kernelMs(gu, 'multirow-gate-up') ?? NaN) + (kernelMs(dn, 'multirow-down') ?? NaN)
+  const singleMs = single ? (kernelMs(single, 'gemv-gate-up') ?? NaN) + (kernelMs(single, 'gemv-down') ?? NaN) : NaN
+  const off = { mt: 0, nr: 0, ks: 0, cpt: 0 }
+  const useSingle = singleMs < pair
+  const row = { maxRows: byWall.rowsHint, gateup: useSingle ? off : parse(gu.variant), down: useSingle ? off : parse(dn.variant) }
+  if (plans.length && plans[plans.length - 1].maxRows === row.maxRows) plans[plans.length - 1] = row
+  else plans.push(row)
   const ms = (r, part) => (kernelMs(r, part) ?? NaN).toFixed(3)
   console.error(
-    `${shape} T=${T} rows/expert ${byWall.rowsHint}: gate+up ${gu.variant} ${ms(gu, 'multirow-gate-up')} ms, down ${dn.variant} ${ms(dn, 'multirow-down')} ms (GPU); ` +
+    `${shape} T=${T} rows/expert ${byWall.rowsHint}: gate+up ${gu.variant} ${ms(gu, 'multirow-gate-up')} ms, down ${dn.variant} ${ms(dn, 'multirow-down')} ms (GPU)${useSingle ? `; single-row kernels faster (${singleMs.toFixed(3)} ms)` : ''}; ` +
       `best single layout ${byWall.variant} ${byWall.ms.toFixed(3)} ms wall vs single-row ${single ? single.ms.toFixed(3) : '–'} ms`,
   )
 }

@@ -13,7 +13,7 @@
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
  *   [--policies dynamic,dynamic/int8] [--indirect-gemm-grid] [--no-parity | --parity-tokens 3,16,64|label:T,... [--parity-only]] [--robustness off]
- *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 4,8,16,32] [--mr-layouts nr:ks:cpt[:wr],...]] [--mr-plans plans.json] [--shapes mixtral-8x7b,olmoe-1b-7b]
+ *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 2,4,8,16,32] [--mr-layouts nr:ks:cpt[:wr],...]] [--mr-plans plans.json] [--shapes mixtral-8x7b,olmoe-1b-7b]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -209,9 +209,9 @@ for (const shape of SHAPES) {
     // K split ks × chunks per tile cpt, the same layout for gate+up and down) against the
     // single-row GEMV kernels, dynamic routing; wall ms back to back and the two kernels' GPU ms
     if (flag('--multirow-sweep') && T >= 1 && T <= Number(opt('--multirow-max-t', '128'))) {
-      const layouts = opt('--mr-layouts', '32:8:2,64:4:2,16:8:4,32:4:4,64:8:1,128:2:2').split(',').map((s) => s.split(':').map(Number))
+      const layouts = opt('--mr-layouts', '8:16:4,16:8:4,32:4:4,128:2:2,32:8:2:2,16:8:2:2,64:4:2:2,32:8:1:4,64:8:2:4,64:4:2:4').split(',').map((s) => s.split(':').map(Number))
       const rowsHint = Math.max(1, Math.min(T, Math.ceil((T * shape.topK) / shape.experts)))
-      const mts = opt('--mr-mt', '4,8,16,32').split(',').map(Number).filter((mt) => mt >= Math.min(rowsHint, 32) && mt <= 4 * Math.max(2, rowsHint))
+      const mts = opt('--mr-mt', '2,4,8,16,32').split(',').map(Number).filter((mt) => mt >= Math.min(rowsHint, 32) && mt <= 4 * Math.max(2, rowsHint))
       const variants: { label: string; plans: MultiRowPlan[] | 'off' }[] = [{ label: 'single-row', plans: 'off' }]
       for (const mt of mts) for (const [nr, ks, cpt, wr = 1] of layouts) {
         const l = { mt, nr, ks, cpt, wr }
