@@ -51,7 +51,7 @@ export class GpuContext {
   /** A uniform buffer holding `data`. Identical contents share one immutable buffer (bounded cache). */
   uniform(data: Uint32Array, label: string): GPUBuffer {
     let key = ''
-    for (let i = 0; i < data.length; i++) key += data[i].toString(36) + ','
+    for (let i = 0; i < data.length; i++) key += data[i] + ','
     let buf = this.uniformCache.get(key)
     if (buf) return buf
     if (this.uniformCache.size >= 512) {

@@ -36,12 +36,14 @@ export function grid1d(workgroups: number): readonly [number, number, number] {
 
 /** Packs mixed u32/i32/f32 values into a uniform block padded to 16 bytes. */
 export function uniforms(values: readonly (number | { f32: number })[]): Uint32Array {
+  // runs for every kernel of every batch: a plain loop, and the f32 view only when a value needs it
   const out = new Uint32Array(Math.max(4, Math.ceil(values.length / 4) * 4))
-  const f = new Float32Array(out.buffer)
-  values.forEach((v, i) => {
+  let f: Float32Array | null = null
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
     if (typeof v === 'number') out[i] = v >>> 0
-    else f[i] = v.f32
-  })
+    else (f ??= new Float32Array(out.buffer))[i] = v.f32
+  }
   return out
 }
 
