@@ -312,10 +312,11 @@ export class WebGpuPipeline implements DevicePipeline {
     // each device stage's scratch, zeroed ahead of the first kernel (clears between kernels would split the compute pass)
     const scratchOf = this.built.map((b) => {
       if (b.where !== 'device') return null
-      const words = Math.max(4, Math.ceil(b.stage.scratchWords?.(batchInfo(b.role === 'router' ? -1 : b.seedIndex)) ?? 0))
+      const info = batchInfo(b.role === 'router' ? -1 : b.seedIndex)
+      const words = Math.max(4, Math.ceil(b.stage.scratchWords?.(info) ?? 0))
       const buffer = buf(words * 4, 'scratch')
       rec.clearFirst(buffer, words * 4)
-      return { buffer, words }
+      return { buffer, words, info }
     })
     // gate (or the batch's own logits / scores)
     const scores = buf(T * E * 4, 'scores')
@@ -341,9 +342,8 @@ export class WebGpuPipeline implements DevicePipeline {
       const b = this.built[si]
       const statBase = si * STAGE_STAT_WORDS
       if (b.where === 'device') {
-        const info = batchInfo(b.role === 'router' ? -1 : b.seedIndex)
+        const { buffer: scratch, words: scratchWords, info } = scratchOf[si]!
         const out: DeviceRouting = b.role === 'router' ? cur : { ids: buf(T * b.slotsOut * 4, 'ids'), w: buf(T * b.slotsOut * 4, 'weights'), slots: b.slotsOut }
-        const { buffer: scratch, words: scratchWords } = scratchOf[si]!
         const dims = new Uint32Array([
           T, E, k, b.role === 'router' ? 0 : cur.slots, out.slots, D, batch.decode ? 1 : 0, spec.model.normalizeTopK ? 1 : 0,
           batch.id >>> 0, info.seed >>> 0, statBase, counterBase[si], this.tableBase[si], srcBase, inputScores ? 1 : 0, 0,
