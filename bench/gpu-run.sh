@@ -11,6 +11,7 @@
 #   bash bench/gpu-run.sh OUT table      # the layer (f16 and int8, default plans) at T 1–4096 and the peers (then node bench/report.mjs OUT)
 #   bash bench/gpu-run.sh OUT gate       # the gate matmul alone: team kernels, default tiles, candidate tiles (T 1–4096),
 #                                        # then the layer at T 32–4096 (after ../shared/gpu/prepare.sh bench/gate.bench.ts bench/webgpu-layer.bench.ts)
+#   bash bench/gpu-run.sh OUT prefetch   # multi-row kernels' weight-load timing (pf 0/1/2) per plan layout, Mixtral/OLMoE T 1–128; f16-unpack probe
 #   bash bench/gpu-run.sh OUT multirow   # multi-row decode sweep → plan table → layer + peers (T ≤ 512) → parity (Mixtral T = 16, OLMoE T = 32, 128)
 set -uo pipefail
 out=${1:?out dir}; mode=${2:-pipeline}
@@ -26,6 +27,27 @@ if [ "$mode" = multirow ]; then
   # GPU parity of the multi-row kernels against the CPU reference at batch sizes where they run
   mkdir -p "$out/parity"
   timeout "${PARITY_S:-120}" node .gpu/webgpu-layer.bench.mjs --out "$out/parity" --parity-only --parity-tokens "${PARITY_TOKENS:-mixtral-8x7b:16,olmoe-1b-7b:32,olmoe-1b-7b:128}" --mr-plans "$out/multirow-plans.json" 2>&1 | grep -v '^Warning: maxDynamic' > "$out/parity.log"
+  exit 0
+fi
+if [ "$mode" = prefetch ]; then
+  # multi-row kernels: each tile's weight loads after the staging barrier (pf 0), before the staging
+  # (pf 1) or one tile ahead (pf 2), with and without fma chains (fm), for the plan layouts of each
+  # group size (SUFFIXES: pf[:fm] per base layout nr:ks:cpt:wr, e.g. "0 0:1 2 2:1"; EXTRA32: more
+  # base layouts at Mixtral T = 32); then the f16-unpack probe (NO_PROBE=1 skips it)
+  # (after ../shared/gpu/prepare.sh bench/webgpu-layer.bench.ts bench/f16-unpack-probe.ts)
+  pfx() { local r=''; for l in "$@"; do for p in ${SUFFIXES:-0 1 2}; do r="$r,$l:$p"; done; done; echo "${r#,}"; }
+  sweep() {
+    timeout 150 node .gpu/webgpu-layer.bench.mjs --out /tmp/pf-sweep --shapes "$1" --tokens "$2" --policies dynamic --no-parity \
+      --multirow-sweep --mr-mt "$3" --mr-layouts "$4" 2>&1 | grep -v '^Warning: maxDynamic' >> "$out/prefetch-sweep.log"
+  }
+  sweep mixtral-8x7b 1 2 "$(pfx 8:16:4:1 8:16:2:1 16:8:4:1)"
+  sweep mixtral-8x7b 8 8 "$(pfx 32:8:2:2 16:8:2:2)"
+  sweep mixtral-8x7b 32 16 "$(pfx 32:8:2:2 32:8:1:4 64:4:2:2 32:8:4:2 ${EXTRA32:-})"
+  sweep mixtral-8x7b 128 32 "$(pfx 64:4:2:2 64:8:2:4 128:2:2:1)"
+  sweep olmoe-1b-7b 8 2 "$(pfx 8:16:4:1)"
+  sweep olmoe-1b-7b 32 16 "$(pfx 32:8:2:2)"
+  sweep olmoe-1b-7b 128 32 "$(pfx 128:2:2:1 64:4:2:4)"
+  [ -n "${NO_PROBE:-}" ] || timeout 60 node .gpu/f16-unpack-probe.mjs 2>&1 | grep -v '^Warning: maxDynamic' > "$out/f16-unpack-probe.log"
   exit 0
 fi
 if [ "$mode" = gate ]; then

@@ -26,8 +26,11 @@ const shape = si >= 0 ? rest[si + 1] : rows[0]?.shape
 const mine = rows.filter((r) => r.shape === shape)
 const byT = new Map()
 for (const r of mine) (byT.get(r.T) ?? byT.set(r.T, []).get(r.T)).push(r)
-const parse = (v) => {
-  const m = /^mt(\d+)\/nr(\d+)\/ks(\d+)\/cpt(\d+)(?:\/wr(\d+))?$/.exec(v)
+// the sweep prints each variant's layout (`layout`); logs written before it had only the label
+// (`mtM/nrN/ksS/cptC[/wrW]`), read here for the committed older results
+const parse = (r) => {
+  if (r.layout) return r.layout
+  const m = /^mt(\d+)\/nr(\d+)\/ks(\d+)\/cpt(\d+)(?:\/wr(\d+))?$/.exec(r.variant)
   if (!m) return null
   const l = { mt: +m[1], nr: +m[2], ks: +m[3], cpt: +m[4] }
   return m[5] && +m[5] > 1 ? { ...l, wr: +m[5] } : l
@@ -41,7 +44,7 @@ const plans = [{ maxRows: 1, gateup: { mt: 0, nr: 0, ks: 0, cpt: 0 }, down: { mt
 for (const T of [...byT.keys()].sort((a, b) => a - b)) {
   const rs = byT.get(T)
   const single = rs.find((r) => r.variant === 'single-row')
-  const layouts = rs.filter((r) => parse(r.variant))
+  const layouts = rs.filter((r) => parse(r))
   if (!layouts.length) continue
   const byWall = [...layouts].sort((a, b) => a.ms - b.ms)[0]
   const bestBy = (part) => {
@@ -55,7 +58,7 @@ for (const T of [...byT.keys()].sort((a, b) => a - b)) {
   const singleMs = single ? (kernelMs(single, 'gemv-gate-up') ?? NaN) + (kernelMs(single, 'gemv-down') ?? NaN) : NaN
   const off = { mt: 0, nr: 0, ks: 0, cpt: 0 }
   const useSingle = singleMs < pair
-  const row = { maxRows: byWall.rowsHint, gateup: useSingle ? off : parse(gu.variant), down: useSingle ? off : parse(dn.variant) }
+  const row = { maxRows: byWall.rowsHint, gateup: useSingle ? off : parse(gu), down: useSingle ? off : parse(dn) }
   if (plans.length && plans[plans.length - 1].maxRows === row.maxRows) plans[plans.length - 1] = row
   else plans.push(row)
   const ms = (r, part) => (kernelMs(r, part) ?? NaN).toFixed(3)

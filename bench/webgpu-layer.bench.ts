@@ -13,7 +13,7 @@
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
  *   [--policies dynamic,dynamic/int8] [--indirect-gemm-grid] [--no-parity | --parity-tokens 3,16,64|label:T,... [--parity-only]] [--robustness off]
- *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 2,4,8,16,32] [--mr-layouts nr:ks:cpt[:wr],...]] [--mr-plans plans.json] [--shapes mixtral-8x7b,olmoe-1b-7b]
+ *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 2,4,8,16,32] [--mr-layouts nr:ks:cpt[:wr[:pf[:fm]]],...]] [--mr-plans plans.json] [--shapes mixtral-8x7b,olmoe-1b-7b]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -26,6 +26,7 @@ import {
   WebGpuMoeLayer,
   acquireDevice,
   generateLayerWeights,
+  multiRowLayoutLabel,
   readExpertWeights,
   readRouterWeight,
   quantizeDeviceWeights,
@@ -183,8 +184,7 @@ for (const shape of SHAPES) {
     for (const v of ref) refNorm += v * v
     const rowsHint = Math.max(1, Math.min(T, Math.ceil((T * shape.topK) / shape.experts)))
     const mr = layer.multiRowPlan(rowsHint, { gateup: shape.hidden, down: shape.intermediate })
-    const lay = (l: MultiRowLayout) => `mt${l.mt}/nr${l.nr}/ks${l.ks}/cpt${l.cpt}${(l.wr ?? 1) > 1 ? `/wr${l.wr}` : ''}`
-    const expertKernel = mr ? `multirow ${lay(mr.gateup)} + ${lay(mr.down)}` : T * shape.topK / shape.experts <= 64 ? 'gemv' : 'gemm'
+    const expertKernel = mr ? `multirow ${multiRowLayoutLabel(mr.gateup)} + ${multiRowLayoutLabel(mr.down)}` : T * shape.topK / shape.experts <= 64 ? 'gemv' : 'gemm'
     const p = { shape: label, tokens: T, rowsHint, expertKernel, activeExperts: active.length, samePairs, relativeL2: relativeL2(r.output!, ref), referenceL2Norm: Math.sqrt(refNorm) }
     parity.push(p)
     console.log(JSON.stringify({ parity: p }))
@@ -212,10 +212,10 @@ for (const shape of SHAPES) {
       const layouts = opt('--mr-layouts', '8:16:4,16:8:4,32:4:4,128:2:2,32:8:2:2,16:8:2:2,64:4:2:2,32:8:1:4,64:8:2:4,64:4:2:4').split(',').map((s) => s.split(':').map(Number))
       const rowsHint = Math.max(1, Math.min(T, Math.ceil((T * shape.topK) / shape.experts)))
       const mts = opt('--mr-mt', '2,4,8,16,32').split(',').map(Number).filter((mt) => mt >= Math.min(rowsHint, 32) && mt <= 4 * Math.max(2, rowsHint))
-      const variants: { label: string; plans: MultiRowPlan[] | 'off' }[] = [{ label: 'single-row', plans: 'off' }]
-      for (const mt of mts) for (const [nr, ks, cpt, wr = 1] of layouts) {
-        const l = { mt, nr, ks, cpt, wr }
-        variants.push({ label: `mt${mt}/nr${nr}/ks${ks}/cpt${cpt}${wr > 1 ? `/wr${wr}` : ''}`, plans: [{ maxRows: Infinity, gateup: l, down: l }] })
+      const variants: { label: string; layout?: MultiRowLayout; plans: MultiRowPlan[] | 'off' }[] = [{ label: 'single-row', plans: 'off' }]
+      for (const mt of mts) for (const [nr, ks, cpt, wr = 1, pf = 0, fm = 0] of layouts) {
+        const l: MultiRowLayout = { mt, nr, ks, cpt, ...(wr > 1 ? { wr } : {}), ...(pf > 0 ? { pf: pf as 1 | 2 } : {}), ...(fm ? { fm: true } : {}) }
+        variants.push({ label: multiRowLayoutLabel(l), layout: l, plans: [{ maxRows: Infinity, gateup: l, down: l }] })
       }
       for (const v of variants) {
         try {
@@ -229,7 +229,7 @@ for (const shape of SHAPES) {
             for (let i = 0; i < 3; i++) ks.push((await pp.forward({ id: i, tokens: T, hidden: x }, { detail: 'telemetry', output: 'norm' })).kernels ?? {})
             kernels = Object.fromEntries(Object.keys(ks[0]).filter((k) => k.includes('experts')).map((k) => [k, ks.map((r) => r[k]).sort((a, b) => a - b)[1]]))
           }
-          console.log(JSON.stringify({ sweep: 'multirow', shape: label, T, rowsHint, variant: v.label, ms, kernels, pctRoofline: (100 * rooflineMs) / ms }))
+          console.log(JSON.stringify({ sweep: 'multirow', shape: label, T, rowsHint, variant: v.label, layout: v.layout, ms, kernels, pctRoofline: (100 * rooflineMs) / ms }))
         } catch (err) {
           console.log(JSON.stringify({ sweep: 'multirow', shape: label, T, variant: v.label, error: String(err) }))
         }

@@ -137,13 +137,15 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
 
   // The multi-row decode kernels: the shipped plans (groups of ~3 rows: up to two of its
   // layouts), and plans small enough to exercise every path at this shape (H 64 = 8 chunks,
-  // I 96 = 12): groups larger than a block (loops re-reading the weights), partial K tiles,
-  // rows past the group skipped in blocks of 4, several reduction passes, nr not dividing N;
-  // the down kernel with two weight rows per invocation (wr 2: rows rl and rl + 5).
-  // llvmpipe compiles each multi-row kernel for 20-160 s on a loaded 2-core machine with a
-  // cold shader cache, hence the longer timeout.
+  // I 96 = 12): groups larger than a block (loops re-reading the weights), K tiles that do not
+  // divide K (gate+up 3 chunks of 8, down 8 of 12), rows past the group skipped in blocks of 4,
+  // several reduction passes, nr not dividing N; the down kernel with two weight rows per
+  // invocation (wr 2: rows rl and rl + 5); gate+up with each tile's weights loaded one tile ahead
+  // (pf 2: the prefetch past the last tile skipped) and fma chains (fm), down with them loaded before the staging
+  // (pf 1). llvmpipe compiles each multi-row kernel for 20-160 s on a loaded 2-core machine with
+  // a cold shader cache, hence the longer timeout.
   const smallPlans: readonly MultiRowPlan[] = [
-    { maxRows: 64, gateup: { mt: 8, nr: 5, ks: 4, cpt: 1 }, down: { mt: 4, nr: 10, ks: 2, cpt: 3, wr: 2 } },
+    { maxRows: 64, gateup: { mt: 8, nr: 5, ks: 3, cpt: 1, pf: 2, fm: true }, down: { mt: 4, nr: 10, ks: 2, cpt: 4, wr: 2, pf: 1 } },
   ]
   const multiRowCases = [
     { plans: 'default', dtype: 'f16', T: 11, sg: true },

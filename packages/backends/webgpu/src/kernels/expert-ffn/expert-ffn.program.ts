@@ -107,7 +107,12 @@ export function gemmProgram(dtype: WeightsDtype, kind: 'gateup' | 'down'): Kerne
 export { GEMM_BM, GEMM_BN }
 
 /** Layout of one multi-row decode kernel (see `ExpertMultiRowConsts`; dtype, kind and K aside). */
-export type MultiRowLayout = Pick<ExpertMultiRowConsts, 'mt' | 'nr' | 'ks' | 'cpt' | 'wr'>
+export type MultiRowLayout = Pick<ExpertMultiRowConsts, 'mt' | 'nr' | 'ks' | 'cpt' | 'wr' | 'pf' | 'fm'>
+
+/** A layout's label, `mt16/nr32/ks8/cpt2[/wr2][/pf2][/fm]` (fields at their defaults left out), as benchmarks print it. */
+export function multiRowLayoutLabel(l: MultiRowLayout): string {
+  return `mt${l.mt}/nr${l.nr}/ks${l.ks}/cpt${l.cpt}${(l.wr ?? 1) > 1 ? `/wr${l.wr}` : ''}${(l.pf ?? 0) > 0 ? `/pf${l.pf}` : ''}${l.fm ? '/fm' : ''}`
+}
 
 /**
  * A row of the multi-row plan table: the layouts used while the typical group has at most
@@ -133,18 +138,22 @@ const SINGLE_ROW: MultiRowLayout = { mt: 0, nr: 0, ks: 0, cpt: 0 }
  * invocation (`wr`) from two rows per group; long reductions (K ≥ 4096: Mixtral's gate+up
  * K = 4096 and down K = 14336) take their own rows from 8 rows per group (Mixtral T = 32 down
  * 0.435 vs 0.513 ms with the short-K layout, which OLMoE's down, K = 1024, needs: 0.133 vs
- * 0.352). Mixtral T = 32 / 128: gate+up 0.814 / 2.30 ms, down 0.435 / 1.41 against 0.90 / 2.48
- * and 0.75 / 2.34 with the table before `wr` ({@link H200_MULTIROW_PLANS}). Other GPUs run it
- * too (reading the activations from workgroup memory fewer times per FMA helps any GPU whose
- * workgroup-memory bandwidth bounds these kernels); the H200 keeps its own measured table.
+ * 0.352). Then (bench/results/prefetch-h100/, same GPU, each layout with and without): fma
+ * chains (`fm`) everywhere — Mixtral T = 32 gate+up 0.816 → 0.785 ms, down 0.435 → 0.418;
+ * T = 128 gate+up 2.28 → 2.10, down 1.41 → 1.28; OLMoE T = 128 0.438 → 0.420 and 0.236 →
+ * 0.218 — and the next tile's weights loaded a tile ahead (`pf` 2) for the down kernel of two-row
+ * groups (Mixtral T = 8: 0.348 → 0.325 ms); `pf` 2 costs the other kernels (registers), `pf` 1
+ * changes nothing. Other GPUs run this table too (reading the activations from workgroup memory
+ * fewer times per FMA helps any GPU whose workgroup-memory bandwidth bounds these kernels); the
+ * H200 keeps its own measured table.
  */
 export const DEFAULT_MULTIROW_PLANS: readonly MultiRowPlan[] = [
-  { maxRows: 1, gateup: { mt: 2, nr: 8, ks: 16, cpt: 4 }, down: { mt: 2, nr: 8, ks: 16, cpt: 4 } },
-  { maxRows: 2, gateup: { mt: 8, nr: 32, ks: 8, cpt: 2, wr: 2 }, down: { mt: 8, nr: 16, ks: 8, cpt: 2, wr: 2 } },
-  { maxRows: 8, minK: 4096, gateup: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2 }, down: { mt: 16, nr: 32, ks: 8, cpt: 1, wr: 4 } },
-  { maxRows: 8, gateup: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2 }, down: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2 } },
-  { maxRows: 32, minK: 4096, gateup: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 2 }, down: { mt: 32, nr: 64, ks: 8, cpt: 2, wr: 4 } },
-  { maxRows: 32, gateup: { mt: 32, nr: 128, ks: 2, cpt: 2 }, down: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 4 } },
+  { maxRows: 1, gateup: { mt: 2, nr: 8, ks: 16, cpt: 4, fm: true }, down: { mt: 2, nr: 8, ks: 16, cpt: 4, fm: true } },
+  { maxRows: 2, gateup: { mt: 8, nr: 32, ks: 8, cpt: 2, wr: 2, fm: true }, down: { mt: 8, nr: 32, ks: 8, cpt: 2, wr: 2, pf: 2, fm: true } },
+  { maxRows: 8, minK: 4096, gateup: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2, fm: true }, down: { mt: 16, nr: 32, ks: 8, cpt: 1, wr: 4, fm: true } },
+  { maxRows: 8, gateup: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2, fm: true }, down: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2, fm: true } },
+  { maxRows: 32, minK: 4096, gateup: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 2, fm: true }, down: { mt: 32, nr: 64, ks: 8, cpt: 2, wr: 4, fm: true } },
+  { maxRows: 32, gateup: { mt: 32, nr: 128, ks: 2, cpt: 2, fm: true }, down: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 4, fm: true } },
 ]
 
 /**
@@ -219,7 +228,7 @@ export function multiRowProgram(dtype: WeightsDtype, kind: 'gateup' | 'down', la
   const c: ExpertMultiRowConsts = { dtype, kind, kc, ...layout }
   return {
     name: kind === 'gateup' ? 'experts-multirow-gate-up' : 'experts-multirow-down',
-    cacheKey: `multirow|${kind}|${dtype}|mt=${c.mt}|nr=${c.nr}|ks=${c.ks}|cpt=${c.cpt}|wr=${c.wr ?? 1}|kc=${kc}`,
+    cacheKey: `multirow|${kind}|${dtype}|mt=${c.mt}|nr=${c.nr}|ks=${c.ks}|cpt=${c.cpt}|wr=${c.wr ?? 1}|pf=${c.pf ?? 0}|fm=${c.fm ? 1 : 0}|kc=${kc}`,
     getShaderSource: () => multiRowWgsl(c),
     getRunData: ({ tokens, ndim, rowsTotal, experts, slots }) => ({
       dispatch: [Math.ceil(ndim / layout.nr), Math.max(1, Math.min(experts, slots)), 1],

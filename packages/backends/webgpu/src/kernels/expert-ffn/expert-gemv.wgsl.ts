@@ -31,16 +31,23 @@ export interface ExpertGemvConsts {
 
 const range = (n: number) => Array.from({ length: n }, (_, j) => j)
 
-/** WGSL declaring `w<name>` and `fn load<name>(chunk) -> array<vec4<f32>, 2>` (8 weights per chunk). */
+/**
+ * WGSL declaring `w<name>` and `fn load<name>(chunk) -> array<vec4<f32>, 2>` (8 weights per chunk),
+ * split as `raw<name>(chunk)` (the stored words: `vec4<u32>` of packed f16, or two `vec4<f32>`) and
+ * `unpack<name>(raw)` for kernels that keep loads in flight before converting them.
+ */
 export function weightDecl(binding: number, name: string, dtype: 'f32' | 'f16'): string {
   return dtype === 'f16'
     ? `@group(0) @binding(${binding}) var<storage, read> w${name}: array<vec4<u32>>;
-fn load${name}(c: u32) -> array<vec4<f32>, 2> {
-  let p = w${name}[c];
+fn raw${name}(c: u32) -> vec4<u32> { return w${name}[c]; }
+fn unpack${name}(p: vec4<u32>) -> array<vec4<f32>, 2> {
   return array<vec4<f32>, 2>(vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y)), vec4<f32>(unpack2x16float(p.z), unpack2x16float(p.w)));
-}`
+}
+fn load${name}(c: u32) -> array<vec4<f32>, 2> { return unpack${name}(w${name}[c]); }`
     : `@group(0) @binding(${binding}) var<storage, read> w${name}: array<vec4<f32>>;
-fn load${name}(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w${name}[2u * c], w${name}[2u * c + 1u]); }`
+fn raw${name}(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w${name}[2u * c], w${name}[2u * c + 1u]); }
+fn unpack${name}(p: array<vec4<f32>, 2>) -> array<vec4<f32>, 2> { return p; }
+fn load${name}(c: u32) -> array<vec4<f32>, 2> { return raw${name}(c); }`
 }
 
 /**

@@ -36,6 +36,18 @@ export interface ExpertMultiRowConsts {
   readonly cpt: number
   /** Weight rows per invocation (default 1; divides `nr`): the workgroup has nr·ks/wr invocations. */
   readonly wr?: number
+  /**
+   * When a tile's weight loads are issued (default 0): 0 after the tile's activations are staged
+   * (the loads wait for the staging barrier); 1 before staging them (the load latency overlaps the
+   * staging and its barrier); 2 one tile ahead (the next tile's packed words are loaded into a
+   * second set of registers before this tile's FMAs: a tile's whole compute hides the latency).
+   */
+  readonly pf?: 0 | 1 | 2
+  /**
+   * Multiply-accumulate as one `fma` chain per 8 values (8 instructions) instead of two `dot`s and
+   * two adds (10): fewer ALU instructions where the group has enough rows for them to matter.
+   */
+  readonly fm?: boolean
   /** 8-wide chunks along K (H/8 for gate+up, I/8 for down). */
   readonly kc: number
 }
@@ -78,8 +90,59 @@ export const multiRowWgsl = (c: ExpertMultiRowConsts): string => {
   const passes = range(Math.ceil(c.mt / rowsPerPass))
   const blocks = range(Math.ceil(c.mt / 4))
   const b0 = gateup ? 3 : 2
+  const pf = c.pf ?? 0
+  if (pf !== 0 && pf !== 1 && pf !== 2) throw new RangeError(`multi-row layout: pf ${String(pf)} must be 0, 1 or 2`)
   const acc = (mat: string, m: number, i = 0) => `a${mat}${wr > 1 ? `${i}_` : ''}${m}`
   const wv = (mat: string, i: number, j: number) => `w${mat}${wr > 1 ? `${i}_` : ''}${j}`
+  const pv = (mat: string, i: number, j: number) => `p${mat}${wr > 1 ? `${i}_` : ''}${j}`
+  const nv = (mat: string, i: number, j: number) => `n${mat}${wr > 1 ? `${i}_` : ''}${j}`
+  const eachW = (f: (mat: string, i: number, j: number) => string, indent: string) =>
+    J.map((j) => mats.map((mat) => R.map((i) => indent + f(mat, i, j)).join('\n')).join('\n')).join('\n')
+  const chunkIdx = (base: string, j: number) => `min(${base} + ks + ${j * c.ks}u, ${c.kc - 1}u)`
+  // the tile's weights: pf 0 loads (and converts) after the staging barrier; pf 1 loads the packed
+  // words before staging; pf 2 takes the words loaded one tile earlier and loads the next tile's
+  const loadsBefore =
+    pf === 1
+      ? eachW((mat, i, j) => `let ${pv(mat, i, j)} = raw${mat}(wrow${i} + ${chunkIdx('t0', j)});`, '      ')
+      : pf === 2
+        ? `${eachW((mat, i, j) => `let ${pv(mat, i, j)} = ${nv(mat, i, j)};`, '      ')}
+      if (t0 + ${BK}u < ${c.kc}u) {
+${eachW((mat, i, j) => `${nv(mat, i, j)} = raw${mat}(wrow${i} + ${chunkIdx(`t0 + ${BK}u`, j)});`, '        ')}
+      }`
+        : ''
+  const loadsAfter =
+    pf === 0
+      ? eachW((mat, i, j) => `let ${wv(mat, i, j)} = load${mat}(wrow${i} + ${chunkIdx('t0', j)});`, '      ')
+      : eachW((mat, i, j) => `let ${wv(mat, i, j)} = unpack${mat}(${pv(mat, i, j)});`, '      ')
+  // a += w·x over 8 values: two dots and two adds, or (fm) one fma chain (8 instructions, not 10)
+  const macc = (a: string, w: string) =>
+    c.fm
+      ? `${a} = ${['x', 'y', 'z', 'w'].reduce((e, q) => `fma(${w}[1].${q}, xb.${q}, ${e})`, ['x', 'y', 'z', 'w'].reduce((e, q) => `fma(${w}[0].${q}, xa.${q}, ${e})`, a))};`
+      : `${a} = ${a} + dot(${w}[0], xa) + dot(${w}[1], xb);`
+  // the block's activation rows, chunks t0 .. t0+BK, staged in workgroup memory
+  const stageCode = `      // stage the block's rows, chunks t0 .. t0+${BK} (zero past the group and past K)
+${range(stageIters)
+  .map(
+    (q) => `      {
+        let i = lid + ${q * WG}u;
+        let h = i % 2u;
+        let cc = (i / 2u) % ${BK}u;
+        let m = i / ${2 * BK}u;
+        let gc = t0 + cc;
+        var v = vec4<f32>(0.0);
+        if (m < nb && gc < ${c.kc}u) {
+${gateup
+  ? `          let tk = rowToken[start + tb + m];
+          let row = select(params.tokens, u32(tk), tk >= 0);`
+  : `          let row = start + tb + m;`}
+          v = x[row * ${2 * c.kc}u + 2u * gc + h];
+        }
+        ${tileVec4 % WG === 0 || q < stageIters - 1 ? '' : `if (i < ${tileVec4}u) `}{ sh[(h * ${c.mt}u + m) * ${BK}u + cc] = v; }
+      }`,
+  )
+  .join('\n')}`
+  const xRead = (m: number, j: number, h: 0 | 1) => `sh[${(h * c.mt + m) * BK}u + c${j}]`
+  const prefetchFirst = pf === 2 ? eachW((mat, i, j) => `var ${nv(mat, i, j)} = raw${mat}(wrow${i} + ${chunkIdx('0u', j)});`, '    ') : ''
   return /* wgsl */ `
 struct Params { tokens: u32, ndim: u32, rowsTotal: u32, experts: u32 };
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
@@ -104,40 +167,21 @@ ${R.map((i) => `  let wrow${i} = (ws * N + min(wid.x * ${c.nr}u + rl + ${i * nrw
   for (var tb = 0u; tb < n; tb = tb + ${c.mt}u) {
     let nb = min(n - tb, ${c.mt}u);
 ${mats.map((mat) => R.map((i) => M.map((m) => `    var ${acc(mat, m, i)} = 0.0;`).join('\n')).join('\n')).join('\n')}
+${prefetchFirst}
     for (var t0 = 0u; t0 < ${c.kc}u; t0 = t0 + ${BK}u) {
-      // stage the block's rows, chunks t0 .. t0+${BK} (zero past the group and past K)
-${range(stageIters)
-  .map(
-    (q) => `      {
-        let i = lid + ${q * WG}u;
-        let h = i % 2u;
-        let cc = (i / 2u) % ${BK}u;
-        let m = i / ${2 * BK}u;
-        let gc = t0 + cc;
-        var v = vec4<f32>(0.0);
-        if (m < nb && gc < ${c.kc}u) {
-${gateup
-  ? `          let tk = rowToken[start + tb + m];
-          let row = select(params.tokens, u32(tk), tk >= 0);`
-  : `          let row = start + tb + m;`}
-          v = x[row * ${2 * c.kc}u + 2u * gc + h];
-        }
-        ${tileVec4 % WG === 0 || q < stageIters - 1 ? '' : `if (i < ${tileVec4}u) `}{ sh[(h * ${c.mt}u + m) * ${BK}u + cc] = v; }
-      }`,
-  )
-  .join('\n')}
-      workgroupBarrier();
+${loadsBefore}
+${stageCode}      workgroupBarrier();
       // this invocation's weight chunks of the tile, all loads in flight together
-${J.map((j) => `      let c${j} = ks + ${j * c.ks}u;
-${mats.map((mat) => R.map((i) => `      let ${wv(mat, i, j)} = load${mat}(wrow${i} + min(t0 + c${j}, ${c.kc - 1}u));`).join('\n')).join('\n')}`).join('\n')}
+${J.map((j) => `      let c${j} = ks + ${j * c.ks}u;`).join('\n')}
+${loadsAfter}
 ${blocks
   .map((b) => {
     const rows = M.slice(4 * b, 4 * b + 4)
     const body = J.map((j) =>
       rows
         .map(
-          (m) => `        { let xa = sh[${m * BK}u + c${j}]; let xb = sh[${(c.mt + m) * BK}u + c${j}];
-${mats.map((mat) => R.map((i) => `          ${acc(mat, m, i)} = ${acc(mat, m, i)} + dot(${wv(mat, i, j)}[0], xa) + dot(${wv(mat, i, j)}[1], xb);`).join('\n')).join('\n')} }`,
+          (m) => `        { let xa = ${xRead(m, j, 0)}; let xb = ${xRead(m, j, 1)};
+${mats.map((mat) => R.map((i) => `          ${macc(acc(mat, m, i), wv(mat, i, j))}`).join('\n')).join('\n')} }`,
         )
         .join('\n'),
     ).join('\n')
