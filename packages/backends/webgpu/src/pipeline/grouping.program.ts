@@ -280,22 +280,32 @@ export const TELE_FUSED_MAX_EXPERTS = 256
 export const TELE_FUSED_NORM_STORAGE_BUFFERS = 9
 
 /**
+ * Output-norm workgroups the fused telemetry kernel runs one after the other (≤ 2 · 4096 vec4
+ * of output: Mixtral-8x7B T = 8). Measured on an H100 (bench/results/prefetch-h100/telemetry/,
+ * GPU ms, the fused kernel against the three): two groups 0.022 vs 0.038 ms (Mixtral T = 8);
+ * four 0.032 vs 0.041 but the layer's wall no better (OLMoE T = 32); eight 0.048 vs 0.038
+ * (Mixtral T = 32) — one workgroup reads the output at a small fraction of the bandwidth.
+ */
+export const TELE_FUSED_MAX_NORM_GROUPS = 2
+
+/**
  * Whether a batch's telemetry runs as the one-workgroup fused kernel
  * ({@link telemetryFusedProgram}) instead of output-norm, telemetry-partials and telemetry:
- * each of the first two would run as one workgroup (`n4` = 0: no output, no norm kernel),
- * E ≤ {@link TELE_FUSED_MAX_EXPERTS}, and with an output the device binds
+ * telemetry-partials would run as one workgroup, output-norm as at most
+ * {@link TELE_FUSED_MAX_NORM_GROUPS} (`n4` = 0: no output, no norm kernel), E ≤
+ * {@link TELE_FUSED_MAX_EXPERTS}, and with an output the device binds
  * {@link TELE_FUSED_NORM_STORAGE_BUFFERS} storage buffers (`maxStorageBuffers`, the device's
  * `maxStorageBuffersPerShaderStage`). Decode batches: one dispatch instead of three.
  */
 export function fusedTelemetry(p: Pick<TelemetryParams, 'tokens' | 'k' | 'slots' | 'experts'> & { readonly n4: number }, maxStorageBuffers: number): boolean {
   if (telemetryGroups(p.tokens, p.k, p.slots) !== 1 || p.experts > TELE_FUSED_MAX_EXPERTS) return false
-  return p.n4 === 0 || (normGroups(p.n4) === 1 && maxStorageBuffers >= TELE_FUSED_NORM_STORAGE_BUFFERS)
+  return p.n4 === 0 || (normGroups(p.n4) <= TELE_FUSED_MAX_NORM_GROUPS && maxStorageBuffers >= TELE_FUSED_NORM_STORAGE_BUFFERS)
 }
 
 /**
  * The telemetry kernels fused into one workgroup (use only where {@link fusedTelemetry}
- * holds): the same telemetry block, bit for bit; `partBase`, `normBase` and `normGroups` are
- * not used (no partials are written). Bindings: origIds, origW, ids, w, tokenRows, aux,
+ * holds): the same telemetry block, bit for bit; `partBase` and `normBase` are not used (no
+ * partials are written) and the norm's groups follow `n4` ({@link normGroups}). Bindings: origIds, origW, ids, w, tokenRows, aux,
  * counts, then out (T×H, `n4` vec4 elements) when `norm`, counters.
  */
 export function telemetryFusedProgram(norm: boolean): KernelProgram<TelemetryParams & { readonly n4: number }> {
@@ -305,7 +315,7 @@ export function telemetryFusedProgram(norm: boolean): KernelProgram<TelemetryPar
     getShaderSource: () => telemetryFusedWgsl(norm),
     getRunData: (p) => ({
       dispatch: [1, 1, 1],
-      uniforms: uniforms([p.tokens, p.k, p.slots, p.experts, p.srcBase, p.teleBase, p.devices, p.perPair ? 1 : 0, Math.max(p.k, p.slots), norm ? p.n4 : 0]),
+      uniforms: uniforms([p.tokens, p.k, p.slots, p.experts, p.srcBase, p.teleBase, p.devices, p.perPair ? 1 : 0, Math.max(p.k, p.slots), norm ? p.n4 : 0, norm && p.n4 > 0 ? normGroups(p.n4) : 0]),
     }),
   }
 }

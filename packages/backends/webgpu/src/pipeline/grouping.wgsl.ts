@@ -625,15 +625,18 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 
 /**
  * The three telemetry kernels (output-norm, telemetry-partials, telemetry) as one workgroup,
- * for batches where each would run as one (see `fusedTelemetry` in grouping.program.ts):
- * the norm partial, the pair counts and the block write of those kernels (the same WGSL
- * functions) over workgroup 0 of 1. The block comes out bit for bit as theirs: with one
- * workgroup each, their second pass only adds +0 to each lone partial, and these sums start
- * at +0, so they are never −0 and the add leaves them unchanged. Bindings: the first pass's six, counts, then `out` when
- * `norm` (else outputNormSq is 0), counters; no partials are written.
+ * for batches where the pair kernels would run as one and the norm as at most a few (see
+ * `fusedTelemetry` in grouping.program.ts): the norm partials of the output-norm kernel's
+ * `normGroups` workgroups, one after the other over the same elements in the same order, added
+ * in group order from +0 as the telemetry kernel adds them; the pair counts and the block write
+ * of those kernels (the same WGSL functions) over workgroup 0 of 1. The block comes out bit for
+ * bit as theirs: with one pair workgroup their second pass only adds +0 to each lone partial,
+ * and these sums start at +0, so they are never −0 and the add leaves them unchanged.
+ * Bindings: the first pass's six, counts, then `out` when `norm` (else outputNormSq is 0),
+ * counters; no partials are written.
  */
 export const telemetryFusedWgsl = (norm: boolean): string => /* wgsl */ `
-struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, devices: u32, perPair: u32, width: u32, n4: u32, _a: u32, _b: u32 };
+struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, devices: u32, perPair: u32, width: u32, n4: u32, normGroups: u32, _b: u32 };
 ${TELE_PAIR_BINDINGS}
 @group(0) @binding(6) var<storage, read> counts: array<u32>;
 ${norm ? '@group(0) @binding(7) var<storage, read> outv: array<vec4<f32>>;' : ''}
@@ -645,7 +648,8 @@ ${TELE_PARTIAL}
 ${TELE_WRITE}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
-  let normSq = ${norm ? 'normPartial(lid, 0u, 1u)' : '0.0'};
+  var normSq = 0.0;
+  ${norm ? 'for (var g = 0u; g < params.normGroups; g = g + 1u) { normSq = normSq + normPartial(lid, g, params.normGroups); }' : ''}
   telePartial(lid, 0u, 1u);
   teleWrite(lid, normSq);
 }`

@@ -14,7 +14,7 @@ import { acquireDevice } from '../gpu/device.js'
 import { GpuContext } from '../gpu/context.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { planTokenRows } from './device-pipeline.js'
-import { fusedTelemetry, normGroups, normPartialsProgram, placementWords, TELE_FUSED_MAX_EXPERTS, TELE_FUSED_NORM_STORAGE_BUFFERS, telemetryFusedProgram, telemetryGroups, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type TelemetryParams } from './grouping.program.js'
+import { fusedTelemetry, normGroups, normPartialsProgram, placementWords, TELE_FUSED_MAX_EXPERTS, TELE_FUSED_MAX_NORM_GROUPS, TELE_FUSED_NORM_STORAGE_BUFFERS, telemetryFusedProgram, telemetryGroups, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type TelemetryParams } from './grouping.program.js'
 import { TELE_MAX_GROUPS, teleWords } from './grouping.wgsl.js'
 
 vi.setConfig({ testTimeout: 180_000 })
@@ -255,7 +255,9 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     expect(fusedTelemetry(small, 16)).toBe(true)
     expect(fusedTelemetry({ ...small, tokens: 129 }, 16)).toBe(false) // 258 pairs: two workgroups
     expect(fusedTelemetry({ ...small, k: 1, slots: 3, tokens: 86 }, 16)).toBe(false) // 86 × max(k, S) = 258
-    expect(fusedTelemetry({ ...small, n4: 4097 }, 16)).toBe(false) // two norm workgroups
+    expect(fusedTelemetry({ ...small, n4: 4097 }, 16)).toBe(true) // two norm workgroups, run one after the other
+    expect(fusedTelemetry({ ...small, n4: TELE_FUSED_MAX_NORM_GROUPS * 4096 }, 16)).toBe(true)
+    expect(fusedTelemetry({ ...small, n4: TELE_FUSED_MAX_NORM_GROUPS * 4096 + 1 }, 16)).toBe(false) // one norm workgroup too many
     expect(fusedTelemetry({ ...small, experts: TELE_FUSED_MAX_EXPERTS + 1 }, 16)).toBe(false)
     // with an output it binds 9 storage buffers (WebGPU's default limit is 8); without, 8
     expect(fusedTelemetry(small, TELE_FUSED_NORM_STORAGE_BUFFERS - 1)).toBe(false)
@@ -264,7 +266,8 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
   })
 
   it('fused: the three kernels\' telemetry block bit for bit over random routings (−1 ids, repeats, S ≠ k, 1–4 devices, per pair or per device, E ≤ 256, with and without an output)', async () => {
-    // [T, E, k, S, devices, perPair, n4]; T·max(k, S) ≤ 256 and n4 ≤ 4096 (one workgroup each)
+    // [T, E, k, S, devices, perPair, n4]; T·max(k, S) ≤ 256 (one pair workgroup), n4 ≤ 2·4096
+    // (up to two norm workgroups: 4097 and 8192 two)
     const cases: [number, number, number, number, number, boolean, number][] = [
       [1, 8, 2, 2, 1, false, 8],
       [1, 64, 8, 8, 1, false, 512],
@@ -278,6 +281,8 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
       [16, 256, 16, 12, 2, true, 2048],
       [256, 256, 1, 1, 4, false, 3000],
       [50, 60, 5, 4, 3, false, 0],
+      [8, 8, 2, 2, 1, false, 4097],
+      [20, 64, 8, 8, 2, true, 8192],
     ]
     for (let i = 0; i < cases.length; i++) {
       const [T, E, k, S, D, perPair, n4] = cases[i]
