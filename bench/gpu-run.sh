@@ -33,20 +33,25 @@ if [ "$mode" = prefetch ]; then
   # multi-row kernels: each tile's weight loads after the staging barrier (pf 0), before the staging
   # (pf 1) or one tile ahead (pf 2), with and without fma chains (fm), for the plan layouts of each
   # group size (SUFFIXES: pf[:fm] per base layout nr:ks:cpt:wr, e.g. "0 0:1 2 2:1"; EXTRA32: more
-  # base layouts at Mixtral T = 32); then the f16-unpack probe (NO_PROBE=1 skips it)
+  # base layouts at Mixtral T = 32; MORE32 / MT32 with ONLY32=1: only those, at block rows MT32);
+  # then the f16-unpack probe (NO_PROBE=1 skips it)
   # (after ../shared/gpu/prepare.sh bench/webgpu-layer.bench.ts bench/f16-unpack-probe.ts)
   pfx() { local r=''; for l in "$@"; do for p in ${SUFFIXES:-0 1 2}; do r="$r,$l:$p"; done; done; echo "${r#,}"; }
   sweep() {
     timeout 150 node .gpu/webgpu-layer.bench.mjs --out /tmp/pf-sweep --shapes "$1" --tokens "$2" --policies dynamic --no-parity \
       --multirow-sweep --mr-mt "$3" --mr-layouts "$4" 2>&1 | grep -v '^Warning: maxDynamic' >> "$out/prefetch-sweep.log"
   }
-  sweep mixtral-8x7b 1 2 "$(pfx 8:16:4:1 8:16:2:1 16:8:4:1)"
-  sweep mixtral-8x7b 8 8 "$(pfx 32:8:2:2 16:8:2:2)"
-  sweep mixtral-8x7b 32 16 "$(pfx 32:8:2:2 32:8:1:4 64:4:2:2 32:8:4:2 ${EXTRA32:-})"
-  sweep mixtral-8x7b 128 32 "$(pfx 64:4:2:2 64:8:2:4 128:2:2:1)"
-  sweep olmoe-1b-7b 8 2 "$(pfx 8:16:4:1)"
-  sweep olmoe-1b-7b 32 16 "$(pfx 32:8:2:2)"
-  sweep olmoe-1b-7b 128 32 "$(pfx 128:2:2:1 64:4:2:4)"
+  if [ -z "${ONLY32:-}" ]; then
+    sweep mixtral-8x7b 1 2 "$(pfx 8:16:4:1 8:16:2:1 16:8:4:1)"
+    sweep mixtral-8x7b 8 8 "$(pfx 32:8:2:2 16:8:2:2)"
+    sweep mixtral-8x7b 32 16 "$(pfx 32:8:2:2 32:8:1:4 64:4:2:2 32:8:4:2 ${EXTRA32:-})"
+    sweep mixtral-8x7b 128 32 "$(pfx 64:4:2:2 64:8:2:4 128:2:2:1)"
+    sweep olmoe-1b-7b 8 2 "$(pfx 8:16:4:1)"
+    sweep olmoe-1b-7b 32 16 "$(pfx 32:8:2:2)"
+    sweep olmoe-1b-7b 128 32 "$(pfx 128:2:2:1 64:4:2:4)"
+  fi
+  # more layouts at Mixtral T = 32 only (ONLY32=1 skips every other sweep above)
+  [ -z "${MORE32:-}" ] || sweep mixtral-8x7b 32 "${MT32:-16}" "$(pfx $MORE32)"
   [ -n "${NO_PROBE:-}" ] || timeout 60 node .gpu/f16-unpack-probe.mjs 2>&1 | grep -v '^Warning: maxDynamic' > "$out/f16-unpack-probe.log"
   exit 0
 fi
