@@ -170,8 +170,9 @@ ${mats.map((mat) => R.map((i) => M.map((m) => `    var ${acc(mat, m, i)} = 0.0;`
 ${prefetchFirst}
     for (var t0 = 0u; t0 < ${c.kc}u; t0 = t0 + ${BK}u) {
 ${loadsBefore}
-${stageCode}      workgroupBarrier();
-      // this invocation's weight chunks of the tile, all loads in flight together
+${stageCode}
+      workgroupBarrier();
+      // this invocation's weight chunks of the tile: loaded here, all in flight together (pf 0), or converted from the words loaded earlier (pf 1, 2)
 ${J.map((j) => `      let c${j} = ks + ${j * c.ks}u;`).join('\n')}
 ${loadsAfter}
 ${blocks
