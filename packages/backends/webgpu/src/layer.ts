@@ -17,6 +17,9 @@ import {
   multiRowPlansForGpu,
   multiRowPlanFor,
   multiRowProgram,
+  type GemvDownParams,
+  type GemvGateUpParams,
+  type MultiRowParams,
   type MultiRowPlan,
   type WeightsDtype,
 } from './kernels/expert-ffn/expert-ffn.program.js'
@@ -161,6 +164,19 @@ export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPo
 
 /** Adapter names of CPU WebGPU implementations (see `WebGpuMoeLayer.multiRowPlan`). */
 const CPU_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i
+
+/** Memoized decode expert programs of one shape (see `WebGpuMoeLayer.decodePrograms`). */
+interface DecodePrograms {
+  readonly dtype: WeightsDtype
+  readonly H: number
+  readonly I: number
+  readonly rowsHint: number
+  /** Weight rows per workgroup of the single-row GEMV programs (not part of the multi-row programs' key). */
+  readonly rows: number
+  readonly multi: boolean
+  readonly gateup: KernelProgram<MultiRowParams> | KernelProgram<GemvGateUpParams>
+  readonly down: KernelProgram<MultiRowParams> | KernelProgram<GemvDownParams>
+}
 
 /** The layer's kernels on one device. Uploaded weights are cached per LayerWeights object (WeakMap). */
 export class WebGpuMoeLayer {
@@ -327,8 +343,58 @@ export class WebGpuMoeLayer {
    * T rows of H), router (E×H), logits (T×E).
    */
   gateKernel(tokens: number, experts: number): KernelProgram<GateParams> {
-    const L = this.ctx.device.limits
-    return gateProgramFor(this.team, tokens, experts, this.options.gateTiles, { maxInvocations: L.maxComputeInvocationsPerWorkgroup, maxWgBytes: L.maxComputeWorkgroupStorageSize })
+    // memoized per (T, E): each batch asks, and a fresh program's cache key is rebuilt and rehashed
+    const key = tokens * 2 ** 21 + experts
+    let program = experts < 2 ** 21 ? this.gatePrograms.get(key) : undefined
+    if (!program) {
+      const L = this.ctx.device.limits
+      program = gateProgramFor(this.team, tokens, experts, this.options.gateTiles, { maxInvocations: L.maxComputeInvocationsPerWorkgroup, maxWgBytes: L.maxComputeWorkgroupStorageSize })
+      if (this.gatePrograms.size >= 256) this.gatePrograms.clear()
+      if (experts < 2 ** 21) this.gatePrograms.set(key, program)
+    }
+    return program
+  }
+
+  /** Gate programs by T·2^21 + E (see {@link gateKernel}). */
+  private readonly gatePrograms = new Map<number, KernelProgram<GateParams>>()
+
+  /** The decode expert programs of recent shapes (see {@link decodePrograms}), most recent first. */
+  private readonly decodeMemo: DecodePrograms[] = []
+
+  /**
+   * The gate+up and down programs of the f32/f16 decode path (multi-row layouts, else the
+   * single-row GEMV) for weights of `dtype`, H × I, a typical group of `rowsHint` rows and
+   * `rows` weight rows per GEMV workgroup: memoized, since the plan lookup, the layouts and the
+   * programs' cache keys are the same for every batch of a decode loop.
+   */
+  private decodePrograms(dtype: WeightsDtype, H: number, I: number, rowsHint: number, rows: number): DecodePrograms {
+    const memo = this.decodeMemo
+    for (let j = 0; j < memo.length; j++) {
+      const m = memo[j]
+      if (m.dtype === dtype && m.H === H && m.I === I && m.rowsHint === rowsHint && (m.multi || m.rows === rows)) {
+        if (j > 0) {
+          memo[j] = memo[0]
+          memo[0] = m
+        }
+        return m
+      }
+    }
+    const multi = this.multiRowPlan(rowsHint, { gateup: H, down: I })
+    let m: DecodePrograms
+    if (multi) {
+      m = { dtype, H, I, rowsHint, rows, multi: true, gateup: multiRowProgram(dtype, 'gateup', multi.gateup, H / 8), down: multiRowProgram(dtype, 'down', multi.down, I / 8) }
+    } else {
+      const mt = gemvBlockRows(rowsHint)
+      const sg = this.team.subgroups ? this.team.team : null
+      m = {
+        dtype, H, I, rowsHint, rows, multi: false,
+        gateup: gemvGateUpProgram(dtype, gemvLayout(H / 8, mt, sg, { rows, mats: 2, maxWg: this.maxWg })),
+        down: gemvDownProgram(dtype, gemvLayout(I / 8, mt, sg, { rows, mats: 1, maxWg: this.maxWg })),
+      }
+    }
+    memo.unshift(m)
+    if (memo.length > 8) memo.pop()
+    return m
   }
 
   /**
@@ -386,17 +452,14 @@ export class WebGpuMoeLayer {
     const R = Math.max(1, p.rowsBound)
     const act = this.ctx.storage(R * I * 4, 'act')
     if (p.rowsBound > 0) {
-      const multi = p.kernel === 'gemv' ? this.multiRowPlan(p.rowsHint, { gateup: H, down: I }) : null
-      if (multi) {
+      const dp = p.kernel === 'gemv' ? this.decodePrograms(dw.dtype, H, I, p.rowsHint, this.options.gemvRows ?? gemvRowsFor(p.rowsBound / E, I)) : null
+      if (dp?.multi) {
         const slots = p.expertSlots
-        rec.run(multiRowProgram(dw.dtype, 'gateup', multi.gateup, H / 8), { tokens: p.tokens, ndim: I, rowsTotal: R, experts: E, slots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(multiRowProgram(dw.dtype, 'down', multi.down, I / 8), { tokens: p.tokens, ndim: H, rowsTotal: R, experts: E, slots }, [act, b.offsets, dw.down, y])
-      } else if (p.kernel === 'gemv') {
-        const mt = gemvBlockRows(p.rowsHint)
-        const sg = this.team.subgroups ? this.team.team : null
-        const rows = this.options.gemvRows ?? gemvRowsFor(p.rowsBound / E, I)
-        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg, { rows, mats: 2, maxWg: this.maxWg })), { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg, { rows, mats: 1, maxWg: this.maxWg })), { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
+        rec.run(dp.gateup as KernelProgram<MultiRowParams>, { tokens: p.tokens, ndim: I, rowsTotal: R, experts: E, slots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(dp.down as KernelProgram<MultiRowParams>, { tokens: p.tokens, ndim: H, rowsTotal: R, experts: E, slots }, [act, b.offsets, dw.down, y])
+      } else if (dp) {
+        rec.run(dp.gateup as KernelProgram<GemvGateUpParams>, { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(dp.down as KernelProgram<GemvDownParams>, { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
       } else {
         const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
         rec.run(gemmProgram(dw.dtype, 'gateup'), { tokens: p.tokens, kdim: H, ndim: I, experts: E, rowsTotal: R, ...ind(0) }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
