@@ -5,10 +5,13 @@
  * Dawn's encoding and validation; `--device` for the real adapter, e.g. lavapipe), the
  * configured layer's pipeline (softmax-top-k, exact-size grouping, f16 weights) and a batch
  * already on the device, submitted under a new batch id each call (as in a decode loop). Rounds of `--calls` submits alternate between the sides; prints µs
- * per submit (median and min over rounds) and the ratio.
+ * per submit (median and min over rounds) and the ratio. `--js-only`: after set-up, the per-batch
+ * native calls (command encoders, passes, clears, queue writes and submits) are replaced by
+ * no-op stand-ins on both sides, so what is left is our JavaScript (plus any buffer, bind
+ * group or uniform it still creates).
  *
  * Usage: npx tsx bench/host-submit-ab.ts [--baseline path/to/old/dist/index.js] [--device]
- *          [--shape olmoe|mixtral|olmoe-like|tiny] [--T 1] [--rounds 15] [--calls 200]
+ *          [--js-only] [--shape olmoe|mixtral|olmoe-like|tiny] [--T 1] [--rounds 15] [--calls 200]
  * (the baseline: a copy of an older `packages/backends/webgpu/dist/index.js` placed inside the
  * package folder, so its imports resolve)
  */
@@ -28,6 +31,7 @@ const opt = (name: string, dflt: string) => {
   return i >= 0 ? args[i + 1] : dflt
 }
 const real = args.includes('--device')
+const jsOnly = args.includes('--js-only')
 const T = Number(opt('T', '1'))
 const rounds = Number(opt('rounds', '15'))
 const calls = Number(opt('calls', '200'))
@@ -46,7 +50,7 @@ const sides: { name: string; once: () => void; wait: () => Promise<unknown> }[] 
 async function side(name: string, be: Backend): Promise<void> {
   const acq = await be.acquireDevice(real ? { timestamps: false } : { dawnFlags: ['backend=null'], timestamps: false })
   const ctx = new be.GpuContext(acq)
-  if (sides.length === 0) console.log(JSON.stringify({ bench: 'host-submit-ab', adapter: acq.adapterName, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, shape: shapeName, ...shape, T, weights: 'f16' }))
+  if (sides.length === 0) console.log(JSON.stringify({ bench: 'host-submit-ab', ...(jsOnly ? { native: 'stubbed (--js-only)' } : {}), adapter: acq.adapterName, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, shape: shapeName, ...shape, T, weights: 'f16' }))
   const dw = await be.generateLayerWeights(ctx, shape, { seed: 1, std: 0.02, dtype: 'f16' })
   const layer = new be.WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
   const xb = layer.uploadHidden(randomHidden(T, shape.hidden, T), T, shape.hidden)
@@ -57,8 +61,36 @@ async function side(name: string, be: Backend): Promise<void> {
   const once = () => void pipeline.submit(batches[n++ & 255])
   for (let i = 0; i < 50; i++) once()
   await acq.device.queue.onSubmittedWorkDone()
+  if (jsOnly) stubNative(acq.device)
   sides.push({ name, once, wait: () => acq.device.queue.onSubmittedWorkDone() })
 }
+/** No-op stand-ins for the native calls of encoding and submitting a batch (see `--js-only`). */
+class StubPass {
+  setPipeline(): void {}
+  setBindGroup(): void {}
+  dispatchWorkgroups(): void {}
+  dispatchWorkgroupsIndirect(): void {}
+  end(): void {}
+}
+class StubEncoder {
+  readonly pass = new StubPass()
+  beginComputePass(): StubPass {
+    return this.pass
+  }
+  clearBuffer(): void {}
+  copyBufferToBuffer(): void {}
+  finish(): object {
+    return {}
+  }
+}
+function stubNative(device: GPUDevice): void {
+  const d = device as unknown as Record<string, unknown>
+  d.createCommandEncoder = () => new StubEncoder()
+  const q = device.queue as unknown as Record<string, unknown>
+  q.writeBuffer = () => {}
+  q.submit = () => {}
+}
+
 if (baselinePath) await side('baseline', (await import(pathToFileURL(resolve(baselinePath)).href)) as Backend)
 await side('current', current)
 

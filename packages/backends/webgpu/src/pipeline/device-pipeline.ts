@@ -332,7 +332,9 @@ export class WebGpuPipeline implements DevicePipeline {
       rec = ctx.recorder('moe-route pipeline', { profile: readBack })
       return res.reads
     }
-    // each device stage's scratch, zeroed ahead of the first kernel (clears between kernels would split the compute pass)
+    // each device stage's scratch, zeroed ahead of the first kernel (clears between kernels would
+    // split the compute pass); a stage that asks for none (a router) binds the pipeline's unused
+    // one, with no clear and no pooled buffer
     const scratchBuf = new Array<GPUBuffer | null>(nb)
     const scratchWordsOf = new Array<number>(nb)
     for (let si = 0; si < nb; si++) {
@@ -340,7 +342,13 @@ export class WebGpuPipeline implements DevicePipeline {
       scratchBuf[si] = null
       scratchWordsOf[si] = 0
       if (b.where !== 'device') continue
-      const words = Math.max(4, Math.ceil(b.stage.scratchWords?.(infos[si]!) ?? 0))
+      const asked = b.stage.scratchWords ? Math.ceil(b.stage.scratchWords(infos[si]!) ?? 0) : 0
+      if (!(asked > 0)) {
+        scratchBuf[si] = this.noScratch ??= ctx.device.createBuffer({ label: 'moe-route pipeline unused scratch', size: 16, usage: STORAGE_RW })
+        scratchWordsOf[si] = 4
+        continue
+      }
+      const words = Math.max(4, asked)
       const buffer = buf(words * 4, 'scratch')
       rec.clearFirst(buffer, words * 4)
       scratchBuf[si] = buffer
@@ -723,6 +731,9 @@ export class WebGpuPipeline implements DevicePipeline {
     }
   }
 
+  /** The scratch binding of device stages that ask for no scratch words (never written by a stage that keeps the contract, so never cleared). */
+  private noScratch: GPUBuffer | null = null
+
   /** Each device stage's dims and params uniform buffers (see {@link stageUniforms}), by stage index. */
   private readonly uniforms: ({ dims: StageUniform; params: StageUniform } | null)[] = []
 
@@ -981,6 +992,8 @@ export class WebGpuPipeline implements DevicePipeline {
       u?.params.buffer.destroy()
     }
     this.uniforms.length = 0
+    this.noScratch?.destroy()
+    this.noScratch = null
     if (this.options.ownsWeights) this.weights.destroy()
   }
 }
