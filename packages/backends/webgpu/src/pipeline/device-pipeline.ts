@@ -567,7 +567,8 @@ export class WebGpuPipeline implements DevicePipeline {
     // rows), else twice the typical group (the GEMMs loop over further row tiles); or the
     // indirect grid of the offsets kernel when the layer asks for it
     const directRows = hostMaxRows ?? (padded ? (capacity ?? 0) : this.layer.options.indirectGemmGrid ? null : gemmGridRows(rowsBound, rowsHint0))
-    const expertParams = { tokens: T, rowsBound, slots: S, kernel: kind, rowsHint, expertSlots: padded ? E : Math.min(E, T * S), ...(directRows !== null ? { maxRows: directRows } : { indirect: args }), experts: E }
+    // one shape whichever grid (no conditional spread: built every batch); `indirect` set means the indirect grid
+    const expertParams = { tokens: T, rowsBound, slots: S, kernel: kind, rowsHint, expertSlots: padded ? E : Math.min(E, T * S), maxRows: directRows ?? undefined, indirect: directRows === null ? args : undefined, experts: E }
     let out: GPUBuffer | null = null
     if (spec.store) {
       const st = spec.store
