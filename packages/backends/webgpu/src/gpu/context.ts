@@ -9,8 +9,12 @@ import { BufferUsage, MAP_READ_MODE, STORAGE_RW } from './constants.js'
 import { ProgramCache, type Dispatch, type KernelProgram } from './program.js'
 import { Profiler } from './profiler.js'
 
-/** Bind groups kept per pipeline (the most recently made; a decode loop needs one or two). */
-const BIND_GROUPS_PER_PIPELINE = 16
+/**
+ * Bind groups kept per pipeline, most recently used first: a decode loop needs one or two; a
+ * server cycling through batch sizes one set per size bucket (a hit is found at the front, a
+ * miss scans them all, a few ns each).
+ */
+const BIND_GROUPS_PER_PIPELINE = 64
 
 function sameWords(a: Uint32Array, b: Uint32Array): boolean {
   if (a.length !== b.length) return false
