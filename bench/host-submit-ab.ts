@@ -11,7 +11,7 @@
  * group or uniform it still creates).
  *
  * Usage: npx tsx bench/host-submit-ab.ts [--baseline path/to/old/dist/index.js] [--device]
- *          [--js-only] [--capacity γ] [--shape olmoe|mixtral|olmoe-like|tiny] [--T 1] [--rounds 15] [--calls 200]
+ *          [--js-only] [--capacity γ] [--int8] [--shape olmoe|mixtral|olmoe-like|tiny] [--T 1] [--rounds 15] [--calls 200]
  * (the baseline: a copy of an older `packages/backends/webgpu/dist/index.js` placed inside the
  * package folder, so its imports resolve)
  */
@@ -46,17 +46,20 @@ const shape = SHAPES[shapeName]
 if (!shape) throw new Error(`unknown shape ${shapeName}`)
 // `--capacity γ`: a capacity-drop stage at γ after the router (a second device stage)
 const capacity = args.includes('--capacity') ? Number(opt('capacity', '1')) : undefined
+// `--int8`: int8 weights (quantized on the device from the f16 ones), the W8A8 expert kernels
+const int8 = args.includes('--int8')
 const baselinePath = args.includes('--baseline') ? opt('baseline', '') : null
 
 const sides: { name: string; once: () => void; wait: () => Promise<unknown> }[] = []
 async function side(name: string, be: Backend): Promise<void> {
   const acq = await be.acquireDevice(real ? { timestamps: false } : { dawnFlags: ['backend=null'], timestamps: false })
   const ctx = new be.GpuContext(acq)
-  if (sides.length === 0) console.log(JSON.stringify({ bench: 'host-submit-ab', ...(jsOnly ? { native: 'stubbed (--js-only)' } : {}), adapter: acq.adapterName, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, shape: shapeName, ...shape, T, weights: 'f16', ...(capacity !== undefined ? { capacityDrop: capacity } : {}) }))
+  if (sides.length === 0) console.log(JSON.stringify({ bench: 'host-submit-ab', ...(jsOnly ? { native: 'stubbed (--js-only)' } : {}), adapter: acq.adapterName, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, shape: shapeName, ...shape, T, weights: int8 ? 'int8' : 'f16', ...(capacity !== undefined ? { capacityDrop: capacity } : {}) }))
   const dw = await be.generateLayerWeights(ctx, shape, { seed: 1, std: 0.02, dtype: 'f16' })
-  const layer = new be.WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
+  const weights = int8 ? await be.quantizeDeviceWeights(ctx, dw) : dw
+  const layer = new be.WebGpuMoeLayer(ctx, int8 ? {} : { weightsDtype: 'f16' })
   const xb = layer.uploadHidden(randomHidden(T, shape.hidden, T), T, shape.hidden)
-  const pipeline = await benchPipeline(layer as never, dw as never, shape, capacity !== undefined ? { capacityFactor: capacity } : {}, undefined, be.createWebGpuPipeline as never)
+  const pipeline = await benchPipeline(layer as never, weights as never, shape, capacity !== undefined ? { capacityFactor: capacity } : {}, undefined, be.createWebGpuPipeline as never)
   // a new batch id per call, as in a decode loop (the id and its seed are words of the stage uniforms)
   const batches = Array.from({ length: 256 }, (_, id) => deviceBatch(layer as never, xb, T, shape.hidden, id))
   let n = 0
