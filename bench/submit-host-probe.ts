@@ -4,7 +4,7 @@
  * against while the GPU is busy (a long read kernel submitted first, so every submit queues
  * behind it). Cases: the layer's device pipeline at Mixtral-8x7B / OLMoE-1B-7B shapes and T,
  * and a bare submit of 11 tiny dependent dispatches in one pass. µs per submit, median of 5
- * rounds of 40 submits.
+ * rounds of 40 submits; each pipeline submit under a new batch id (as in a decode loop).
  *
  * Usage: node submit-host-probe.mjs [--cases olmoe:1,mixtral:1,olmoe:8]   (tiny:1 on a CPU adapter)
  */
@@ -84,8 +84,10 @@ for (const [name, Ts] of cases) {
   const layer = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16' })
   const xb = layer.uploadHidden(randomHidden(T, shape.hidden, T), T, shape.hidden)
   const pipeline = await benchPipeline(layer, dw, shape)
-  const batch = deviceBatch(layer, xb, T, shape.hidden)
-  const once = () => void pipeline.submit(batch)
+  // a new batch id per call, as in a decode loop (the id and its seed are words of the stage uniforms, rewritten when they change)
+  const batches = Array.from({ length: 256 }, (_, id) => deviceBatch(layer, xb, T, shape.hidden, id))
+  let n = 0
+  const once = () => void pipeline.submit(batches[n++ & 255])
   for (let i = 0; i < 50; i++) once()
   console.log(JSON.stringify({ case: `${name} f16 T=${T} pipeline submit`, idleUs: await hostUs(once, 0), busyUs: await hostUs(once, 40), idleAgainUs: await hostUs(once, 0) }))
   for (const b of [dw.router, dw.gate, dw.up, dw.down]) b.destroy()

@@ -15,8 +15,18 @@ export interface BenchPolicy {
   readonly capacityFactor?: number
 }
 
-/** A device pipeline of `model` on `layer` with weights `dw` under `policy`. */
-export function benchPipeline(layer: WebGpuMoeLayer, dw: DeviceLayerWeights | DeviceInt8Weights, model: ModelShape, policy: BenchPolicy = {}, expertKernel?: 'gemv' | 'gemm'): Promise<WebGpuPipeline> {
+/**
+ * A device pipeline of `model` on `layer` with weights `dw` under `policy` (`create`: another
+ * build's `createWebGpuPipeline`, for benchmarks that compare two builds side by side).
+ */
+export function benchPipeline(
+  layer: WebGpuMoeLayer,
+  dw: DeviceLayerWeights | DeviceInt8Weights,
+  model: ModelShape,
+  policy: BenchPolicy = {},
+  expertKernel?: 'gemv' | 'gemm',
+  create: typeof createWebGpuPipeline = createWebGpuPipeline,
+): Promise<WebGpuPipeline> {
   const ctx = { model, devices: 1, seed: 1, placement: contiguousPlacement(model.experts, 1) }
   const router = softmaxTopKRouter.create({ normalizeTopK: null }, ctx) as Router
   const dispatcher: Dispatcher =
@@ -24,7 +34,7 @@ export function benchPipeline(layer: WebGpuMoeLayer, dw: DeviceLayerWeights | De
       ? createDynamicGating({ mode: 'static', capacityFactor: policy.capacityFactor ?? 1, capacityRule: 'expert-share' })
       : (exactSizeDispatcher.create({}, ctx) as Dispatcher)
   const policies = policy.mode !== 'static' && policy.capacityFactor !== undefined ? [createTokenDrop({ capacityFactor: policy.capacityFactor })] : []
-  return createWebGpuPipeline(layer, dw, { model, placement: ctx.placement, seed: 1, router, policies, dispatcher, weights: { kind: 'seeded', seed: 1, std: 0.02 }, activationBytes: 2 }, expertKernel ? { expertKernel } : {})
+  return create(layer, dw, { model, placement: ctx.placement, seed: 1, router, policies, dispatcher, weights: { kind: 'seeded', seed: 1, std: 0.02 }, activationBytes: 2 }, expertKernel ? { expertKernel } : {})
 }
 
 /** A batch whose hidden states are already on the device (`xb`: (T+1)×H with a zero last row, from `layer.uploadHidden`). */

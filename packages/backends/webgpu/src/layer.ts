@@ -17,6 +17,9 @@ import {
   multiRowPlansForGpu,
   multiRowPlanFor,
   multiRowProgram,
+  type GemvDownParams,
+  type GemvGateUpParams,
+  type MultiRowParams,
   type MultiRowPlan,
   type WeightsDtype,
 } from './kernels/expert-ffn/expert-ffn.program.js'
@@ -34,6 +37,9 @@ import {
   sgmTileDims,
   sgmWorkgroupBytes,
   type Int8GemmConfig,
+  type Int8GemmParams,
+  type Int8GemvParams,
+  type QuantizeRowsParams,
   type Int8TilePlan,
   type Int8Tiles,
   type SgmTile,
@@ -161,6 +167,35 @@ export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPo
 
 /** Adapter names of CPU WebGPU implementations (see `WebGpuMoeLayer.multiRowPlan`). */
 const CPU_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i
+
+/** Memoized decode expert programs of one shape (see `WebGpuMoeLayer.decodePrograms`). */
+interface DecodePrograms {
+  readonly dtype: WeightsDtype
+  readonly H: number
+  readonly I: number
+  readonly rowsHint: number
+  /** Weight rows per workgroup of the single-row GEMV programs (not part of the multi-row programs' key). */
+  readonly rows: number
+  readonly multi: boolean
+  readonly gateup: KernelProgram<MultiRowParams> | KernelProgram<GemvGateUpParams>
+  readonly down: KernelProgram<MultiRowParams> | KernelProgram<GemvDownParams>
+}
+
+/** Memoized int8 expert programs of one shape (see `WebGpuMoeLayer.int8Programs`). */
+interface Int8Programs {
+  readonly H: number
+  readonly I: number
+  readonly rowsHint: number
+  readonly cfg: Int8GemmConfig
+  readonly quantX: KernelProgram<QuantizeRowsParams>
+  readonly quantAct: KernelProgram<QuantizeRowsParams>
+  /** The decode GEMV kernels, or null where the GEMMs run. */
+  readonly gemvGateUp: KernelProgram<Int8GemvParams> | null
+  readonly gemvDown: KernelProgram<Int8GemvParams> | null
+  /** The GEMMs, or null where the decode GEMV kernels run. */
+  readonly gemmGateUp: KernelProgram<Int8GemmParams> | null
+  readonly gemmDown: KernelProgram<Int8GemmParams> | null
+}
 
 /** The layer's kernels on one device. Uploaded weights are cached per LayerWeights object (WeakMap). */
 export class WebGpuMoeLayer {
@@ -327,8 +362,99 @@ export class WebGpuMoeLayer {
    * T rows of H), router (E×H), logits (T×E).
    */
   gateKernel(tokens: number, experts: number): KernelProgram<GateParams> {
-    const L = this.ctx.device.limits
-    return gateProgramFor(this.team, tokens, experts, this.options.gateTiles, { maxInvocations: L.maxComputeInvocationsPerWorkgroup, maxWgBytes: L.maxComputeWorkgroupStorageSize })
+    // memoized per (T, E): each batch asks, and a fresh program's cache key is rebuilt and rehashed
+    const key = tokens * 2 ** 21 + experts
+    let program = experts < 2 ** 21 ? this.gatePrograms.get(key) : undefined
+    if (!program) {
+      const L = this.ctx.device.limits
+      program = gateProgramFor(this.team, tokens, experts, this.options.gateTiles, { maxInvocations: L.maxComputeInvocationsPerWorkgroup, maxWgBytes: L.maxComputeWorkgroupStorageSize })
+      if (this.gatePrograms.size >= 256) this.gatePrograms.clear()
+      if (experts < 2 ** 21) this.gatePrograms.set(key, program)
+    }
+    return program
+  }
+
+  /** Gate programs by T·2^21 + E (see {@link gateKernel}). */
+  private readonly gatePrograms = new Map<number, KernelProgram<GateParams>>()
+
+  /** The int8 expert programs of recent shapes (see {@link int8Programs}), most recent first. */
+  private readonly int8Memo: Int8Programs[] = []
+
+  /**
+   * The programs of the int8 expert path for H × I and a typical group of `rowsHint` rows: the
+   * GEMM config, the two row quantizers, and the decode GEMV kernels (subgroups and at most
+   * `int8GemvMaxRows` rows) or the GEMMs; memoized like {@link decodePrograms}.
+   */
+  private int8Programs(H: number, I: number, rowsHint: number): Int8Programs {
+    const memo = this.int8Memo
+    for (let j = 0; j < memo.length; j++) {
+      const m = memo[j]
+      if (m.H === H && m.I === I && m.rowsHint === rowsHint) {
+        if (j > 0) {
+          memo[j] = memo[0]
+          memo[0] = m
+        }
+        return m
+      }
+    }
+    const cfg = this.int8Gemm(rowsHint, H, I)
+    const sgSize = this.team.subgroups ? this.team.team : null
+    const gemv = sgSize !== null && rowsHint <= (this.options.int8GemvMaxRows ?? 2)
+    const maxWgBytes = this.ctx.device.limits.maxComputeWorkgroupStorageSize
+    const m: Int8Programs = {
+      H,
+      I,
+      rowsHint,
+      cfg,
+      quantX: quantizeRowsProgram(true, quantizeRowsWorkgroup(H, this.maxWg)),
+      quantAct: quantizeRowsProgram(false, quantizeRowsWorkgroup(I, this.maxWg)),
+      gemvGateUp: gemv ? int8GemvProgram(int8GemvLayout('gateup', H, rowsHint, sgSize, this.maxWg, maxWgBytes)) : null,
+      gemvDown: gemv ? int8GemvProgram(int8GemvLayout('down', I, rowsHint, sgSize, this.maxWg, maxWgBytes)) : null,
+      gemmGateUp: gemv ? null : int8GemmProgram('gateup', cfg),
+      gemmDown: gemv ? null : int8GemmProgram('down', cfg),
+    }
+    memo.unshift(m)
+    if (memo.length > 8) memo.pop()
+    return m
+  }
+
+  /** The decode expert programs of recent shapes (see {@link decodePrograms}), most recent first. */
+  private readonly decodeMemo: DecodePrograms[] = []
+
+  /**
+   * The gate+up and down programs of the f32/f16 decode path (multi-row layouts, else the
+   * single-row GEMV) for weights of `dtype`, H × I, a typical group of `rowsHint` rows and
+   * `rows` weight rows per GEMV workgroup: memoized, since the plan lookup, the layouts and the
+   * programs' cache keys are the same for every batch of a decode loop.
+   */
+  private decodePrograms(dtype: WeightsDtype, H: number, I: number, rowsHint: number, rows: number): DecodePrograms {
+    const memo = this.decodeMemo
+    for (let j = 0; j < memo.length; j++) {
+      const m = memo[j]
+      if (m.dtype === dtype && m.H === H && m.I === I && m.rowsHint === rowsHint && (m.multi || m.rows === rows)) {
+        if (j > 0) {
+          memo[j] = memo[0]
+          memo[0] = m
+        }
+        return m
+      }
+    }
+    const multi = this.multiRowPlan(rowsHint, { gateup: H, down: I })
+    let m: DecodePrograms
+    if (multi) {
+      m = { dtype, H, I, rowsHint, rows, multi: true, gateup: multiRowProgram(dtype, 'gateup', multi.gateup, H / 8), down: multiRowProgram(dtype, 'down', multi.down, I / 8) }
+    } else {
+      const mt = gemvBlockRows(rowsHint)
+      const sg = this.team.subgroups ? this.team.team : null
+      m = {
+        dtype, H, I, rowsHint, rows, multi: false,
+        gateup: gemvGateUpProgram(dtype, gemvLayout(H / 8, mt, sg, { rows, mats: 2, maxWg: this.maxWg })),
+        down: gemvDownProgram(dtype, gemvLayout(I / 8, mt, sg, { rows, mats: 1, maxWg: this.maxWg })),
+      }
+    }
+    memo.unshift(m)
+    if (memo.length > 8) memo.pop()
+    return m
   }
 
   /**
@@ -386,17 +512,14 @@ export class WebGpuMoeLayer {
     const R = Math.max(1, p.rowsBound)
     const act = this.ctx.storage(R * I * 4, 'act')
     if (p.rowsBound > 0) {
-      const multi = p.kernel === 'gemv' ? this.multiRowPlan(p.rowsHint, { gateup: H, down: I }) : null
-      if (multi) {
+      const dp = p.kernel === 'gemv' ? this.decodePrograms(dw.dtype, H, I, p.rowsHint, this.options.gemvRows ?? gemvRowsFor(p.rowsBound / E, I)) : null
+      if (dp?.multi) {
         const slots = p.expertSlots
-        rec.run(multiRowProgram(dw.dtype, 'gateup', multi.gateup, H / 8), { tokens: p.tokens, ndim: I, rowsTotal: R, experts: E, slots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(multiRowProgram(dw.dtype, 'down', multi.down, I / 8), { tokens: p.tokens, ndim: H, rowsTotal: R, experts: E, slots }, [act, b.offsets, dw.down, y])
-      } else if (p.kernel === 'gemv') {
-        const mt = gemvBlockRows(p.rowsHint)
-        const sg = this.team.subgroups ? this.team.team : null
-        const rows = this.options.gemvRows ?? gemvRowsFor(p.rowsBound / E, I)
-        rec.run(gemvGateUpProgram(dw.dtype, gemvLayout(H / 8, mt, sg, { rows, mats: 2, maxWg: this.maxWg })), { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(gemvDownProgram(dw.dtype, gemvLayout(I / 8, mt, sg, { rows, mats: 1, maxWg: this.maxWg })), { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
+        rec.run(dp.gateup as KernelProgram<MultiRowParams>, { tokens: p.tokens, ndim: I, rowsTotal: R, experts: E, slots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(dp.down as KernelProgram<MultiRowParams>, { tokens: p.tokens, ndim: H, rowsTotal: R, experts: E, slots }, [act, b.offsets, dw.down, y])
+      } else if (dp) {
+        rec.run(dp.gateup as KernelProgram<GemvGateUpParams>, { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(dp.down as KernelProgram<GemvDownParams>, { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
       } else {
         const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
         rec.run(gemmProgram(dw.dtype, 'gateup'), { tokens: p.tokens, kdim: H, ndim: I, experts: E, rowsTotal: R, ...ind(0) }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
@@ -425,7 +548,8 @@ export class WebGpuMoeLayer {
     p: { tokens: number; rowsBound: number; slots: number; rowsHint: number; expertSlots: number; indirect?: GPUBuffer; maxRows?: number },
   ): GPUBuffer {
     const { hidden: H, intermediate: I, experts: E } = w8.shape
-    const cfg = this.int8Gemm(p.rowsHint, H, I)
+    const progs = this.int8Programs(H, I, p.rowsHint)
+    const cfg = progs.cfg
     const ctx = this.ctx
     const R = Math.max(1, p.rowsBound)
     const Ra = R + int8SpareRows(cfg)
@@ -440,17 +564,12 @@ export class WebGpuMoeLayer {
       const sa = ctx.storage(Ra * 4, 'act-scale')
       const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
       // decode groups: the int8 GEMV kernels (same sums, bit-identical), else the GEMMs
-      const sgSize = this.team.subgroups ? this.team.team : null
-      const gemv = sgSize !== null && p.rowsHint <= (this.options.int8GemvMaxRows ?? 2)
-      const L = this.ctx.device.limits
-      const maxWg = this.maxWg
-      const gemvOf = (kind: 'gateup' | 'down', K: number) => int8GemvProgram(int8GemvLayout(kind, K, p.rowsHint, sgSize!, maxWg, L.maxComputeWorkgroupStorageSize))
-      rec.run(quantizeRowsProgram(true, quantizeRowsWorkgroup(H, maxWg)), { tokens: p.tokens, kdim: H, rowsAlloc: Ra, experts: E }, [b.x, b.rowToken, b.offsets, xq, sx])
-      if (gemv) rec.run(gemvOf('gateup', H), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, slots: p.expertSlots }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
-      else rec.run(int8GemmProgram('gateup', cfg), { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, ...ind(0) }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
-      rec.run(quantizeRowsProgram(false, quantizeRowsWorkgroup(I, maxWg)), { tokens: p.tokens, kdim: I, rowsAlloc: Ra, experts: E }, [act, b.offsets, aq, sa])
-      if (gemv) rec.run(gemvOf('down', I), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, slots: p.expertSlots }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
-      else rec.run(int8GemmProgram('down', cfg), { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, ...ind(12) }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
+      rec.run(progs.quantX, { tokens: p.tokens, kdim: H, rowsAlloc: Ra, experts: E }, [b.x, b.rowToken, b.offsets, xq, sx])
+      if (progs.gemvGateUp) rec.run(progs.gemvGateUp, { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, slots: p.expertSlots }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
+      else rec.run(progs.gemmGateUp!, { kdim: H, ndim: I, experts: E, rowsAlloc: Ra, ...ind(0) }, [xq, sx, b.offsets, w8.gateQ, w8.upQ, w8.gateScale, w8.upScale, act])
+      rec.run(progs.quantAct, { tokens: p.tokens, kdim: I, rowsAlloc: Ra, experts: E }, [act, b.offsets, aq, sa])
+      if (progs.gemvDown) rec.run(progs.gemvDown, { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, slots: p.expertSlots }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
+      else rec.run(progs.gemmDown!, { kdim: I, ndim: H, experts: E, rowsAlloc: Ra, ...ind(12) }, [aq, sa, b.offsets, w8.downQ, w8.downScale, y])
       transient.push(xq, sx, act, aq, sa)
     }
     if (p.tokens > 0) rec.run(combineProgram(), { tokens: p.tokens, hidden: H, slots: p.slots }, [y, b.rowWeight, b.tokenRows, out])

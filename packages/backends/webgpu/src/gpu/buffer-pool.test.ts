@@ -3,10 +3,27 @@ import { BufferPool, bucketSize } from './buffer-pool.js'
 
 /** A stand-in device: buffers are plain objects that record whether they were destroyed. */
 function fakeDevice() {
-  const made: { label: string; size: number; usage: number; destroyed: boolean; destroy(): void }[] = []
+  const made: { label: string; size: number; usage: number; destroyed: boolean; relabels: number; destroy(): void }[] = []
   const device = {
     createBuffer({ label, size, usage }: { label: string; size: number; usage: number }) {
-      const b = { label, size, usage, destroyed: false, destroy() { b.destroyed = true } }
+      let l = label
+      const b = {
+        get label() {
+          return l
+        },
+        // counts writes (each crosses into the native binding on a real device)
+        set label(v: string) {
+          l = v
+          b.relabels++
+        },
+        size,
+        usage,
+        destroyed: false,
+        relabels: 0,
+        destroy() {
+          b.destroyed = true
+        },
+      }
       made.push(b)
       return b
     },
@@ -56,5 +73,43 @@ describe('BufferPool', () => {
     pool.clear()
     expect(made[1].destroyed).toBe(true)
     expect(pool.bytes).toBe(0)
+  })
+
+  it('hands each label back the buffer it last served under, not the last one released (no relabel), else the most recently released', () => {
+    const { device, made } = fakeDevice()
+    const pool = new BufferPool(device, 64 * MiB)
+    const [a, b, c] = ['ids', 'weights', 'scratch'].map((l) => pool.acquire(32, 0x80, l))
+    // released in acquire order: plain LIFO would give 'ids' the scratch buffer
+    pool.release(a, b, c)
+    expect(pool.acquire(32, 0x80, 'ids')).toBe(a)
+    expect(pool.acquire(32, 0x80, 'weights')).toBe(b)
+    expect(pool.acquire(32, 0x80, 'scratch')).toBe(c)
+    expect(made.map((m) => m.relabels)).toEqual([0, 0, 0])
+    pool.release(c, b, a)
+    // no buffer served under this label: the most recently released one, relabelled
+    const d = pool.acquire(32, 0x80, 'tokenRows')
+    expect(d).toBe(a)
+    expect(made[0].label).toBe('tokenRows')
+    expect(made[0].relabels).toBe(1)
+    expect(pool.bytes).toBe(64)
+    expect(pool.created).toBe(3)
+  })
+
+  it('evicts by release order after a buffer was taken from the middle of its free list', () => {
+    const { device, made } = fakeDevice()
+    const pool = new BufferPool(device, 3 * MiB)
+    const [x, y, z] = ['x', 'y', 'z'].map((l) => pool.acquire(MiB, 0x80, l))
+    pool.release(x, y, z)
+    expect(pool.acquire(MiB, 0x80, 'y')).toBe(y) // from the middle
+    const w = pool.acquire(2 * MiB, 0x80, 'w')
+    pool.release(w) // 4 MiB free: the least recently released (x) goes
+    expect(made.filter((m) => m.destroyed).map((m) => m.label)).toEqual(['x'])
+    pool.release(y) // 4 MiB again: z (released before w and y) goes next
+    expect(made.filter((m) => m.destroyed).map((m) => m.label)).toEqual(['x', 'z'])
+    expect(pool.evicted).toBe(2)
+    expect(pool.bytes).toBe(3 * MiB)
+    // an evicted buffer released again is not pooled again
+    pool.release(x)
+    expect(pool.bytes).toBe(3 * MiB)
   })
 })

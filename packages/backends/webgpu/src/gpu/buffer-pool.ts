@@ -19,6 +19,9 @@ export function bucketSize(bytes: number): number {
 /** Free-list key of (usage, bucket size): usage flags are below 2^16, sizes below 2^37 (exact in a double). */
 const freeKey = (usage: number, size: number): number => size * 65536 + usage
 
+/** Free buffers of a bucket searched (most recently released first) for one last used under the requested label. */
+const AFFINITY_SCAN = 16
+
 /** Default bytes of free buffers a pool keeps (least recently released evicted first). */
 export const DEFAULT_MAX_POOLED_BYTES = 2 ** 31
 
@@ -30,13 +33,13 @@ export const DEFAULT_MAX_POOLED_BYTES = 2 ** 31
  * pool held another shape's: an int8 Mixtral layer at T ≥ 2048 spent milliseconds per call on it.)
  */
 export class BufferPool {
-  /** Free lists by `freeKey(usage, size)` (a number: cheaper to hash than a string, per acquire and release of every call). */
-  private readonly free = new Map<number, GPUBuffer[]>()
-  /** Bucket size, free-list key and last label of each pooled buffer, kept on the JS side (reading `usage` or writing `label` crosses into the native binding). */
-  private readonly meta = new WeakMap<GPUBuffer, { size: number; key: number; label: string }>()
-  /** Free buffers in release order (oldest first). */
-  private readonly order = new Set<GPUBuffer>()
+  /** Free lists by `freeKey(usage, size)` (a number: cheaper to hash than a string, per acquire and release of every call), most recently released last. */
+  private readonly free = new Map<number, Pooled[]>()
+  /** Each pooled buffer's entry, kept on the JS side (reading `usage` or writing `label` crosses into the native binding). */
+  private readonly meta = new WeakMap<GPUBuffer, Pooled>()
   private pooledBytes = 0
+  /** Release counter: the order of free buffers for eviction (no ordered set to update per acquire and release). */
+  private releases = 0
   /** Buffers created since construction (diagnostics). */
   created = 0
   /** Free buffers destroyed to stay within `maxPooledBytes` (diagnostics). */
@@ -55,37 +58,49 @@ export class BufferPool {
   acquire(bytes: number, usage: number, label: string): GPUBuffer {
     const size = bucketSize(bytes)
     const key = freeKey(usage, size)
-    const reused = this.free.get(key)?.pop()
-    if (reused) {
+    const list = this.free.get(key)
+    if (list !== undefined && list.length > 0) {
+      // prefer the most recently released buffer that last served under this label: a batch
+      // acquires several buffers of one bucket (ids, weights, scratch, ...) and releases them
+      // in another order, so plain LIFO handed each role another role's buffer every batch —
+      // a native relabel per buffer (about half of the pipeline's acquires) and new bind-group keys
+      const last = list.length - 1
+      const stop = Math.max(0, list.length - AFFINITY_SCAN)
+      let i = last
+      while (i >= stop && list[i].label !== label) i--
+      const m = i < stop || i === last ? list.pop()! : list.splice(i, 1)[0]
+      m.free = false
       this.pooledBytes -= size
-      this.order.delete(reused)
-      const m = this.meta.get(reused)!
-      // relabel only when the role changed (a decode loop reuses each buffer in the same role)
-      if (m.label !== label) reused.label = m.label = label
-      return reused
+      // relabel only when the role changed
+      if (m.label !== label) m.buffer.label = m.label = label
+      return m.buffer
     }
     const buffer = this.device.createBuffer({ label, size, usage })
-    this.meta.set(buffer, { size, key, label })
+    this.meta.set(buffer, { buffer, size, key, label, free: false, released: 0 })
     this.created++
     return buffer
   }
 
   /** Gives buffers back for reuse (after the submit that uses them). */
   release(...buffers: GPUBuffer[]): void {
-    for (const b of buffers) {
-      const m = this.meta.get(b)
-      if (m === undefined || this.order.has(b)) continue
-      if (m.size > this.maxPooledBytes) {
-        b.destroy()
-        continue
-      }
-      let list = this.free.get(m.key)
-      if (!list) this.free.set(m.key, (list = []))
-      list.push(b)
-      this.order.add(b)
-      this.pooledBytes += m.size
-      while (this.pooledBytes > this.maxPooledBytes) this.evictOldest()
+    for (let i = 0; i < buffers.length; i++) this.releaseOne(buffers[i])
+  }
+
+  /** Gives one buffer back (see {@link release}); a buffer the pool did not make, or one already free, is ignored. */
+  releaseOne(b: GPUBuffer): void {
+    const m = this.meta.get(b)
+    if (m === undefined || m.free) return
+    if (m.size > this.maxPooledBytes) {
+      b.destroy()
+      return
     }
+    let list = this.free.get(m.key)
+    if (!list) this.free.set(m.key, (list = []))
+    m.free = true
+    m.released = ++this.releases
+    list.push(m)
+    this.pooledBytes += m.size
+    while (this.pooledBytes > this.maxPooledBytes) this.evictOldest()
   }
 
   /** Bytes of free buffers held. */
@@ -93,24 +108,47 @@ export class BufferPool {
     return this.pooledBytes
   }
 
+  /** Destroys the least recently released free buffer (a scan: only past the cap). */
   private evictOldest(): void {
-    const oldest = this.order.values().next().value as GPUBuffer
-    const { size, key } = this.meta.get(oldest)!
-    const list = this.free.get(key)!
-    list.splice(list.indexOf(oldest), 1)
-    this.order.delete(oldest)
-    this.pooledBytes -= size
+    let oldest: Pooled | null = null
+    let from: Pooled[] | null = null
+    for (const list of this.free.values()) {
+      // each list is in release order: its first entry is its oldest
+      if (list.length > 0 && (oldest === null || list[0].released < oldest.released)) {
+        oldest = list[0]
+        from = list
+      }
+    }
+    if (!oldest || !from) return
+    from.shift()
+    oldest.free = false
+    this.meta.delete(oldest.buffer)
+    this.pooledBytes -= oldest.size
     this.evicted++
-    oldest.destroy()
+    oldest.buffer.destroy()
   }
 
   /** Destroys every pooled buffer. */
   clear(): void {
-    for (const list of this.free.values()) for (const b of list) b.destroy()
+    for (const list of this.free.values()) {
+      for (const m of list) {
+        this.meta.delete(m.buffer)
+        m.buffer.destroy()
+      }
+    }
     this.free.clear()
-    this.order.clear()
     this.pooledBytes = 0
   }
+}
+
+/** A buffer the pool made: its bucket size, free-list key, last label, whether it is free, and when it was last released. */
+interface Pooled {
+  readonly buffer: GPUBuffer
+  readonly size: number
+  readonly key: number
+  label: string
+  free: boolean
+  released: number
 }
 
 /** Usage of buffers read back to the host. */

@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { isMoeError } from '@moe-route/core'
 import { acquireDevice } from './device.js'
 import { GpuContext } from './context.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { WebGpuMoeLayer } from '../layer.js'
+import { uniforms, type KernelProgram } from './program.js'
 import { randomHidden, randomLayerWeights } from '@moe-route/core/testing'
 
 const adapter = await webgpuAdapterForTests()
@@ -59,6 +60,48 @@ describe.skipIf(!adapter)('GpuContext', () => {
     const { reads } = await rec.submit()
     expect([...new Uint32Array(reads[0])]).toEqual([7, 8, 9, 10])
     expect([...new Uint32Array(reads[1])]).toEqual([0, 0, 9, 10])
+    ctx.dispose()
+  })
+
+  it('reuses a bind group for the same buffers and uniforms, and makes a new one when a bound buffer or the uniforms change (outputs, not a stale group)', async () => {
+    const ctx = new GpuContext(await acquireDevice())
+    // dst[i] = src[i] + u.x
+    const addProgram: KernelProgram<{ add: number }> = {
+      name: 'test-add',
+      cacheKey: 'test-add',
+      getShaderSource: () => `@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<uniform> u: vec4<u32>;
+@compute @workgroup_size(4) fn main(@builtin(local_invocation_index) i: u32) { dst[i] = src[i] + u.x; }`,
+      getRunData: ({ add }) => ({ dispatch: [1, 1, 1], uniforms: uniforms([add]) }),
+    }
+    const made = vi.spyOn(ctx.device, 'createBindGroup')
+    const run = async (src: GPUBuffer, add: number): Promise<number[]> => {
+      const dst = ctx.storage(16, 'dst')
+      const rec = ctx.recorder('add')
+      rec.run(addProgram, { add }, [src, dst])
+      rec.read(dst, 16)
+      rec.releaseAfterSubmit(dst)
+      const { reads } = await rec.submit()
+      return [...new Uint32Array(reads[0])]
+    }
+    const a = ctx.upload(new Uint32Array([1, 2, 3, 4]), 'src')
+    expect(await run(a, 0)).toEqual([1, 2, 3, 4])
+    expect(await run(a, 0)).toEqual([1, 2, 3, 4])
+    expect(made).toHaveBeenCalledTimes(1) // the pooled dst came back: the same group
+    expect(await run(a, 10)).toEqual([11, 12, 13, 14])
+    expect(made).toHaveBeenCalledTimes(2)
+    // the source replaced: a new buffer under the same label and size (the old one destroyed)
+    a.destroy()
+    const b = ctx.upload(new Uint32Array([5, 6, 7, 8]), 'src')
+    expect(b).not.toBe(a)
+    expect(await run(b, 10)).toEqual([15, 16, 17, 18])
+    expect(made).toHaveBeenCalledTimes(3)
+    // back to earlier words: the group made for them, over the same buffers, is found again
+    expect(await run(b, 0)).toEqual([5, 6, 7, 8])
+    expect(await run(b, 10)).toEqual([15, 16, 17, 18])
+    expect(made).toHaveBeenCalledTimes(4)
+    made.mockRestore()
     ctx.dispose()
   })
 })

@@ -9,6 +9,19 @@ import { BufferUsage, MAP_READ_MODE, STORAGE_RW } from './constants.js'
 import { ProgramCache, type Dispatch, type KernelProgram } from './program.js'
 import { Profiler } from './profiler.js'
 
+/**
+ * Bind groups kept per pipeline, most recently used first: a decode loop needs one or two; a
+ * server cycling through batch sizes one set per size bucket (a hit is found at the front, a
+ * miss scans them all, a few ns each).
+ */
+const BIND_GROUPS_PER_PIPELINE = 64
+
+function sameWords(a: Uint32Array, b: Uint32Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
 /** Everything the kernels need to run on one device. Lifetime: that of the device. */
 export class GpuContext {
   readonly device: GPUDevice
@@ -18,7 +31,6 @@ export class GpuContext {
   readonly adapterDevice: string
   readonly pool: BufferPool
   readonly profiler: Profiler | null
-  private readonly uniformCache = new Map<string, GPUBuffer>()
 
   /**
    * @param options `profile`: time kernels with timestamp queries; `maxPooledBytes`: free
@@ -48,46 +60,64 @@ export class GpuContext {
     throw new MoeError('MOE_ROUTE_ERR_BACKEND_KERNEL_FAILED', `GPU error during ${where}: ${message.split('\n')[0]}`, { plugin: 'webgpu', gpuMessage: message })
   }
 
+  /** Uniform buffers by a hash of their words (entries compared word by word), in insertion order. */
+  private readonly uniformCache = new Map<number, { readonly words: Uint32Array; readonly buffer: GPUBuffer }[]>()
+  private uniformCount = 0
+
   /** A uniform buffer holding `data`. Identical contents share one immutable buffer (bounded cache). */
   uniform(data: Uint32Array, label: string): GPUBuffer {
-    let key = ''
-    for (let i = 0; i < data.length; i++) key += data[i] + ','
-    let buf = this.uniformCache.get(key)
-    if (buf) return buf
-    if (this.uniformCache.size >= 512) {
-      const [first, old] = this.uniformCache.entries().next().value as [string, GPUBuffer]
+    // a numeric hash, not a string key: every kernel of every batch looks its uniforms up
+    let h = data.length
+    for (let i = 0; i < data.length; i++) h = Math.imul(h ^ data[i], 0x01000193)
+    let bucket = this.uniformCache.get(h)
+    if (bucket) for (let j = 0; j < bucket.length; j++) if (sameWords(bucket[j].words, data)) return bucket[j].buffer
+    if (this.uniformCount >= 512) {
+      const [first, old] = this.uniformCache.entries().next().value as [number, { buffer: GPUBuffer }[]]
       this.uniformCache.delete(first)
-      // destroying is deferred to GC: an encoder being recorded may still reference it
-      void old
+      this.uniformCount -= old.length
+      if (first === h) bucket = undefined
+      // destroying is deferred to GC: an encoder being recorded (or a cached bind group) may still reference it
     }
-    buf = this.device.createBuffer({ label: `${label} uniforms`, size: data.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST })
-    this.device.queue.writeBuffer(buf, 0, data)
-    this.uniformCache.set(key, buf)
-    return buf
+    const buffer = this.device.createBuffer({ label: `${label} uniforms`, size: data.byteLength, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST })
+    this.device.queue.writeBuffer(buffer, 0, data)
+    if (!bucket) this.uniformCache.set(h, (bucket = []))
+    bucket.push({ words: data.slice(), buffer })
+    this.uniformCount++
+    return buffer
   }
 
-  private readonly bindGroups = new Map<string, GPUBindGroup>()
-  private readonly objectIds = new WeakMap<object, number>()
-  private nextBufferId = 1
+  /** Bind groups per pipeline: the buffers each binds (compared by identity) and the group, most recently made first. */
+  private bindGroups = new WeakMap<GPUComputePipeline, { readonly buffers: GPUBuffer[]; readonly group: GPUBindGroup }[]>()
 
   /**
-   * The bind group of `pipeline` over `buffers` (binding i = buffers[i]), cached by pipeline
-   * and buffer identity (`auto` layouts belong to one pipeline): a decode loop over pooled buffers re-encodes without creating any.
-   * A destroyed buffer never matches a new one (ids are per object), so no stale hit is possible.
+   * The bind group of `pipeline` over `buffers` (binding i = buffers[i]), then `extra` when
+   * given (the uniforms of `Recorder.run`), cached per pipeline (`auto` layouts belong to one
+   * pipeline) by the buffers' identity: a decode loop over pooled buffers re-encodes without
+   * creating any. A buffer object is never reused for another allocation, so a cached group
+   * binds exactly the buffers asked for (at most {@link BIND_GROUPS_PER_PIPELINE} per pipeline).
    */
-  bindGroup(pipeline: GPUComputePipeline, label: string, buffers: readonly GPUBuffer[]): GPUBindGroup {
-    let key = ''
-    for (const o of [pipeline, ...buffers] as object[]) {
-      let id = this.objectIds.get(o)
-      if (id === undefined) this.objectIds.set(o, (id = this.nextBufferId++))
-      key += id + ':'
+  bindGroup(pipeline: GPUComputePipeline, label: string, buffers: readonly GPUBuffer[], extra?: GPUBuffer): GPUBindGroup {
+    const n = buffers.length + (extra ? 1 : 0)
+    let list = this.bindGroups.get(pipeline)
+    if (!list) this.bindGroups.set(pipeline, (list = []))
+    for (let j = 0; j < list.length; j++) {
+      const e = list[j].buffers
+      if (e.length !== n || (extra && e[n - 1] !== extra)) continue
+      let i = 0
+      while (i < buffers.length && e[i] === buffers[i]) i++
+      if (i < buffers.length) continue
+      const hit = list[j]
+      // most recent first: a decode loop finds its groups at the front
+      if (j > 0) {
+        list[j] = list[0]
+        list[0] = hit
+      }
+      return hit.group
     }
-    let group = this.bindGroups.get(key)
-    if (!group) {
-      if (this.bindGroups.size >= 4096) this.bindGroups.clear()
-      group = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) })
-      this.bindGroups.set(key, group)
-    }
+    const bound = extra ? [...buffers, extra] : buffers.slice()
+    const group = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries: bound.map((buffer, binding) => ({ binding, resource: { buffer } })) })
+    list.unshift({ buffers: bound, group })
+    if (list.length > BIND_GROUPS_PER_PIPELINE) list.pop()
     return group
   }
 
@@ -111,9 +141,10 @@ export class GpuContext {
   /** Drops cached uniforms and pooled buffers (the device stays). */
   dispose(): void {
     this.pool.clear()
-    for (const b of this.uniformCache.values()) b.destroy()
+    for (const bucket of this.uniformCache.values()) for (const u of bucket) u.buffer.destroy()
     this.uniformCache.clear()
-    this.bindGroups.clear()
+    this.uniformCount = 0
+    this.bindGroups = new WeakMap()
     this.profiler?.destroy()
   }
 }
@@ -148,7 +179,7 @@ export class Recorder {
   run<P>(program: KernelProgram<P>, params: P, buffers: readonly GPUBuffer[]): void {
     const pipeline = ProgramCache.get(this.ctx.device, program)
     const { dispatch, uniforms } = program.getRunData(params)
-    const bindGroup = this.ctx.bindGroup(pipeline, program.name, [...buffers, this.ctx.uniform(uniforms, program.name)])
+    const bindGroup = this.ctx.bindGroup(pipeline, program.name, buffers, this.ctx.uniform(uniforms, program.name))
     this.dispatch(program.name, pipeline, bindGroup, dispatch)
   }
 

@@ -151,6 +151,34 @@ describe.skipIf(!adapter)(`device pipeline on ${adapter}`, () => {
     })
   })
 
+  it('keeps each device stage\'s uniforms across batches, rewritten when a batch\'s words change (seeded random priority: batch ids 7, 8, 7 give the CPU engine\'s drops)', async () => {
+    const extra: Partial<MoeConfig> = { policies: [{ use: 'capacity-drop', options: { capacityFactor: 0.5, priority: 'random' } }] }
+    const gpu = make('webgpu', extra)
+    const cpu = make('cpu', extra)
+    const pipeline = (await gpu.pipeline()) as WebGpuPipeline
+    const device = pipeline.layer.ctx.device
+    const writes = vi.spyOn(device.queue, 'writeBuffer')
+    const uniformWrites = () => writes.mock.calls.map(([b]) => b.label).filter((l) => / (dims|params)$/.test(l))
+    const hidden = randomHidden(16, model.hidden, 77)
+    const drops: string[][] = []
+    for (const id of [7, 8, 7, 7]) {
+      writes.mockClear()
+      const b: TokenBatch = { id, tokens: 16, hidden }
+      const g = await gpu.forward(b)
+      sameDecisions(g, await cpu.forward(b))
+      drops.push(g.dropped.map((d) => `${d.token}:${d.expert}`))
+      // the first batch writes both stages' dims and params; a new id rewrites the dims (batch id
+      // and seed words), the same id nothing
+      expect(uniformWrites().length, `batch ${id}`).toBe(drops.length === 1 ? 4 : drops.length === 4 ? 0 : 2)
+    }
+    writes.mockRestore()
+    // the seed decides which pairs go: batch 8 drops other pairs than batch 7 on the same hidden states
+    expect(drops[0].length).toBeGreaterThan(0)
+    expect(drops[1]).not.toEqual(drops[0])
+    expect(drops[2]).toEqual(drops[0])
+    expect(drops[3]).toEqual(drops[0])
+  })
+
   it('returns only telemetry and the output norm when asked, the output left on the device when asked', async () => {
     const gpu = make('webgpu')
     const cpu = make('cpu')

@@ -52,7 +52,7 @@ import { initWeightsProgram } from '../kernels/init-weights/init-weights.program
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
 import { gemmGridRows, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
-import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupSelectParams, type TelemetryParams, fusedTelemetry, telemetryFusedProgram } from './grouping.program.js'
+import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupFusedParams, type TelemetryParams, fusedTelemetry, telemetryFusedProgram } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
 
@@ -79,6 +79,18 @@ interface DeviceRouting {
   readonly w: GPUBuffer
   readonly slots: number
 }
+
+/** A stage's uniform buffer (16 words), the words the next batch writes, and the words last written (null: none yet). */
+interface StageUniform {
+  readonly buffer: GPUBuffer
+  readonly next: Uint32Array
+  written: Uint32Array | null
+}
+
+const NO_PARAMS: readonly number[] = []
+
+/** What `submit` asks of `run` (nothing is read back). */
+const SUBMIT_OPTIONS: ForwardOptions = { detail: 'telemetry', output: 'norm' }
 
 /** Internal marker of a DeviceTensor this backend made with the zero row the padded groups read. */
 const PADDED_ROW = Symbol.for('@moe-route/backend-webgpu:padded-row')
@@ -121,6 +133,12 @@ export class WebGpuPipeline implements DevicePipeline {
   /** Placement and stage tables, the constant head of the aux buffer. */
   private auxHead = new Uint32Array(0)
   private readonly tableBase: number[] = []
+  /** The dispatcher's stage name (`dispatch:<name>`), and each device stage's name and pass names (kernel-time keys when profiling), made once. */
+  private dispatchStage = ''
+  private readonly stageNames: string[] = []
+  private readonly passNames: string[][] = []
+  /** Most slots any stage writes. */
+  private maxSlotsOut = 0
   private readonly E: number
   private readonly k: number
   private readonly H: number
@@ -211,7 +229,8 @@ export class WebGpuPipeline implements DevicePipeline {
     const ds = lowerOf(d.name, d.lower ? () => d.lower!({ ...base, slotsIn: slots }) : undefined)
     if (ds && ds.kind !== 'grouping') throw new MoeError(ErrorCodes.PLUGIN_INVALID, `${d.name}: a dispatcher lowers to a grouping stage, not '${ds.kind}'`, { plugin: d.name, hook: 'lower' })
     this.dispatch = ds ? { name: d.name, where: 'device', grouping: ds } : { name: d.name, where: 'host', dispatcher: d }
-    this.stages.push({ stage: `dispatch:${d.name}`, where: this.dispatch.where })
+    this.dispatchStage = `dispatch:${d.name}`
+    this.stages.push({ stage: this.dispatchStage, where: this.dispatch.where })
     if (spec.store) this.stages.push({ stage: `store:${spec.store.name}`, where: 'host' })
     if (this.options.storeSlots !== undefined && isDeviceInt8Weights(this.weights)) {
       throw new MoeError(ErrorCodes.BACKEND_UNAVAILABLE, 'an expert store on the device pipeline needs f16 or f32 weights (the int8 kernels read every expert)', { plugin: 'webgpu', path: '/store' })
@@ -230,6 +249,11 @@ export class WebGpuPipeline implements DevicePipeline {
     }
     this.tableBase.forEach((b, i) => (this.tableBase[i] = b < 0 ? 0 : tablesAt + b))
     this.auxHead = head
+    for (const b of this.built) {
+      this.stageNames.push(`${b.role}:${b.name}`)
+      this.passNames.push(b.where === 'device' ? b.stage.passes.map((pass) => `${b.name}:${pass.entryPoint}`) : [])
+      this.maxSlotsOut = Math.max(this.maxSlotsOut, b.slotsOut)
+    }
     await Promise.all(compiles)
   }
 
@@ -245,7 +269,7 @@ export class WebGpuPipeline implements DevicePipeline {
    * still waits for its round trips.
    */
   async submit(batch: TokenBatch): Promise<void> {
-    await this.run(batch, { detail: 'telemetry', output: 'norm' }, false)
+    await this.run(batch, SUBMIT_OPTIONS, false)
   }
 
   private async run(batch: TokenBatch, options: ForwardOptions, readBack: boolean): Promise<PipelineResult | null> {
@@ -270,23 +294,22 @@ export class WebGpuPipeline implements DevicePipeline {
     // the widest routing any stage writes: the final one is among them), then each device
     // stage's own words
     const partBase = normBase + 256
-    const counterBase: number[] = []
-    let cw = partBase + telemetryPartWords(T, k, Math.max(...this.built.map((b) => b.slotsOut)))
-    for (const b of this.built) {
-      counterBase.push(cw)
-      if (b.where === 'device') cw += Math.max(0, Math.ceil(b.stage.counterWords?.(batchInfo(b.role === 'router' ? -1 : b.seedIndex)) ?? 0))
+    const nb = this.built.length
+    const counterBase = new Array<number>(nb)
+    // each device stage's batch info, made once per batch (counter words, scratch, uniforms and passes read it)
+    const infos = new Array<StageBatch | null>(nb)
+    let cw = partBase + telemetryPartWords(T, k, this.maxSlotsOut)
+    for (let si = 0; si < nb; si++) {
+      const b = this.built[si]
+      counterBase[si] = cw
+      infos[si] = null
+      if (b.where !== 'device') continue
+      const info = (infos[si] = batchInfo(b.role === 'router' ? -1 : b.seedIndex))
+      if (b.stage.counterWords) cw += Math.max(0, Math.ceil(b.stage.counterWords(info) ?? 0))
     }
     const transient: GPUBuffer[] = []
     const buf = (bytes: number, label: string, extra = 0) => {
       const b = ctx.storage(Math.max(16, bytes), label, extra)
-      transient.push(b)
-      return b
-    }
-    // per-batch uniforms come from the pool: a buffer goes back only after this batch's last
-    // submit, so a later batch writing it is ordered after every use (queue order)
-    const uniformBuf = (data: Uint32Array, label: string) => {
-      const b = ctx.pool.acquire(data.byteLength, BufferUsage.UNIFORM | BufferUsage.COPY_DST, label)
-      ctx.device.queue.writeBuffer(b, 0, data)
       transient.push(b)
       return b
     }
@@ -309,15 +332,28 @@ export class WebGpuPipeline implements DevicePipeline {
       rec = ctx.recorder('moe-route pipeline', { profile: readBack })
       return res.reads
     }
-    // each device stage's scratch, zeroed ahead of the first kernel (clears between kernels would split the compute pass)
-    const scratchOf = this.built.map((b) => {
-      if (b.where !== 'device') return null
-      const info = batchInfo(b.role === 'router' ? -1 : b.seedIndex)
-      const words = Math.max(4, Math.ceil(b.stage.scratchWords?.(info) ?? 0))
+    // each device stage's scratch, zeroed ahead of the first kernel (clears between kernels would
+    // split the compute pass); a stage that asks for none (a router) binds the pipeline's unused
+    // one, with no clear and no pooled buffer
+    const scratchBuf = new Array<GPUBuffer | null>(nb)
+    const scratchWordsOf = new Array<number>(nb)
+    for (let si = 0; si < nb; si++) {
+      const b = this.built[si]
+      scratchBuf[si] = null
+      scratchWordsOf[si] = 0
+      if (b.where !== 'device') continue
+      const asked = b.stage.scratchWords ? Math.ceil(b.stage.scratchWords(infos[si]!) ?? 0) : 0
+      if (!(asked > 0)) {
+        scratchBuf[si] = this.noScratch ??= ctx.device.createBuffer({ label: 'moe-route pipeline unused scratch', size: 16, usage: STORAGE_RW })
+        scratchWordsOf[si] = 4
+        continue
+      }
+      const words = Math.max(4, asked)
       const buffer = buf(words * 4, 'scratch')
       rec.clearFirst(buffer, words * 4)
-      return { buffer, words, info }
-    })
+      scratchBuf[si] = buffer
+      scratchWordsOf[si] = words
+    }
     // gate (or the batch's own logits / scores)
     const scores = buf(T * E * 4, 'scores')
     let gateIn: GPUBuffer
@@ -342,27 +378,45 @@ export class WebGpuPipeline implements DevicePipeline {
       const b = this.built[si]
       const statBase = si * STAGE_STAT_WORDS
       if (b.where === 'device') {
-        const { buffer: scratch, words: scratchWords, info } = scratchOf[si]!
+        const scratch = scratchBuf[si]!
+        const scratchWords = scratchWordsOf[si]
+        const info = infos[si]!
         const out: DeviceRouting = b.role === 'router' ? cur : { ids: buf(T * b.slotsOut * 4, 'ids'), w: buf(T * b.slotsOut * 4, 'weights'), slots: b.slotsOut }
-        const dims = new Uint32Array([
-          T, E, k, b.role === 'router' ? 0 : cur.slots, out.slots, D, batch.decode ? 1 : 0, spec.model.normalizeTopK ? 1 : 0,
-          batch.id >>> 0, info.seed >>> 0, statBase, counterBase[si], this.tableBase[si], srcBase, inputScores ? 1 : 0, 0,
-        ])
-        const params = new Uint32Array(16)
-        const pv = b.stage.params?.(info) ?? []
+        const u = this.stageUniforms(si, b.name)
+        const dims = u.dims.next
+        dims[0] = T
+        dims[1] = E
+        dims[2] = k
+        dims[3] = b.role === 'router' ? 0 : cur.slots
+        dims[4] = out.slots
+        dims[5] = D
+        dims[6] = batch.decode ? 1 : 0
+        dims[7] = spec.model.normalizeTopK ? 1 : 0
+        dims[8] = batch.id >>> 0
+        dims[9] = info.seed >>> 0
+        dims[10] = statBase
+        dims[11] = counterBase[si]
+        dims[12] = this.tableBase[si]
+        dims[13] = srcBase
+        dims[14] = inputScores ? 1 : 0
+        dims[15] = 0
+        const pv = b.stage.params?.(info) ?? NO_PARAMS
         if (pv.length > 16) throw new MoeError(ErrorCodes.PLUGIN_INVALID, `${b.name}: a stage has at most 16 parameter words, got ${pv.length}`, { plugin: b.name, hook: 'lower' })
-        pv.forEach((v, i) => (params[i] = v >>> 0))
-        const uDims = uniformBuf(dims, 'dims')
-        const uParams = uniformBuf(params, 'params')
+        const params = u.params.next
+        for (let i = 0; i < 16; i++) params[i] = i < pv.length ? pv[i] >>> 0 : 0
+        const uDims = this.writeUniform(u.dims)
+        const uParams = this.writeUniform(u.params)
         const bindings = b.role === 'router' ? [gateIn, aux, scores, out.ids, out.w, scratch, counters, uDims, uParams] : [cur.ids, cur.w, scores, aux, out.ids, out.w, scratch, counters, uDims, uParams]
-        rec.stage = `${b.role}:${b.name}`
-        b.stage.passes.forEach((pass, pi) => {
-          if (pass.when && !pass.when(info)) return
+        rec.stage = this.stageNames[si]
+        const passes = b.stage.passes
+        for (let pi = 0; pi < passes.length; pi++) {
+          const pass = passes[pi]
+          if (pass.when && !pass.when(info)) continue
           const n = Math.ceil(pass.workgroups(info))
-          if (n <= 0) return
+          if (n <= 0) continue
           const { pipeline } = b.passes[pi]
-          rec.dispatch(`${b.name}:${pass.entryPoint}`, pipeline, ctx.bindGroup(pipeline, b.name, bindings), grid1d(n))
-        })
+          rec.dispatch(this.passNames[si][pi], pipeline, ctx.bindGroup(pipeline, b.name, bindings), grid1d(n))
+        }
         const reasons = b.role !== 'router' && b.stage.dropReasons?.length ? { src: scratch, words: Math.min(scratchWords, T * cur.slots) } : null
         if (b.role !== 'router') cur = out
         if (full) {
@@ -446,12 +500,13 @@ export class WebGpuPipeline implements DevicePipeline {
       }
       rowToken = buf(rowsBound * 4, 'rowToken')
       rowWeight = buf(rowsBound * 4, 'rowWeight')
-      rec.stage = `dispatch:${this.dispatch.name}`
-      const gs: GroupSelectParams = { tokens: T, slots: S, experts: E, padded, cap, segments, choice: g.priority === 'choice', srcBase, width, statBase: dispatchStat + StageStats.DROPPED }
-      const grid = { colsGateUp: spec.model.intermediate, colsDown: H, ...tile }
+      rec.stage = this.dispatchStage
+      // one object for the grouping kernels and the offsets' grid (no spreads: built every batch)
+      const bnDown = (tile as { bnDown?: number }).bnDown ?? tile.bn
+      const gs: GroupFusedParams = { tokens: T, slots: S, experts: E, padded, cap, segments, choice: g.priority === 'choice', srcBase, width, statBase: dispatchStat + StageStats.DROPPED, colsGateUp: spec.model.intermediate, colsDown: H, bm: tile.bm, bn: tile.bn, bnDown }
       if (groupFusedApplies(gs, ctx.device.limits, this.options.groupFusedMaxPairs)) {
         // small batches: the whole grouping in one workgroup (no kept, no clear)
-        rec.run(groupFusedProgram(), { ...gs, ...grid }, [cur.ids, aux, cur.w, counts, counters, offsets, args, rowToken, rowWeight, tokenRows])
+        rec.run(groupFusedProgram(), gs, [cur.ids, aux, cur.w, counts, counters, offsets, args, rowToken, rowWeight, tokenRows])
       } else {
         const kept = buf(E * Math.max(1, width) * 4, 'kept')
         if (T > 0) {
@@ -464,7 +519,7 @@ export class WebGpuPipeline implements DevicePipeline {
             rec.run(groupWriteProgram(), gs, [cur.ids, aux, groupScratch, kept, counts, counters])
           }
         } else rec.clear(counts, E * 4)
-        rec.run(offsetsProgram(), { experts: E, isStatic: padded, capacity: width, ...grid }, [counts, offsets, args])
+        rec.run(offsetsProgram(), { experts: E, isStatic: padded, capacity: width, colsGateUp: spec.model.intermediate, colsDown: H, bm: tile.bm, bn: tile.bn, bnDown }, [counts, offsets, args])
         rec.clearFirst(tokenRows, T * S * 4)
         if (rowsBound > 0) rec.run(groupScatterProgram(), { slots: S, experts: E, width }, [cur.w, offsets, kept, rowToken, rowWeight, tokenRows])
       }
@@ -512,7 +567,8 @@ export class WebGpuPipeline implements DevicePipeline {
     // rows), else twice the typical group (the GEMMs loop over further row tiles); or the
     // indirect grid of the offsets kernel when the layer asks for it
     const directRows = hostMaxRows ?? (padded ? (capacity ?? 0) : this.layer.options.indirectGemmGrid ? null : gemmGridRows(rowsBound, rowsHint0))
-    const expertParams = { tokens: T, rowsBound, slots: S, kernel: kind, rowsHint, expertSlots: padded ? E : Math.min(E, T * S), ...(directRows !== null ? { maxRows: directRows } : { indirect: args }), experts: E }
+    // one shape whichever grid (no conditional spread: built every batch); `indirect` set means the indirect grid
+    const expertParams = { tokens: T, rowsBound, slots: S, kernel: kind, rowsHint, expertSlots: padded ? E : Math.min(E, T * S), maxRows: directRows ?? undefined, indirect: directRows === null ? args : undefined, experts: E }
     let out: GPUBuffer | null = null
     if (spec.store) {
       const st = spec.store
@@ -564,14 +620,14 @@ export class WebGpuPipeline implements DevicePipeline {
     // telemetry counts and the output norm, then one small readback
     rec.stage = 'telemetry'
     const n4 = out ? (T * H) / 4 : 0
-    const tele: TelemetryParams = { tokens: T, k, slots: S, experts: E, srcBase, teleBase, partBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair' }
-    const pairBuffers = [original.ids, original.w, cur.ids, cur.w, tokenRows, aux]
-    if (fusedTelemetry({ ...tele, n4 }, ctx.device.limits.maxStorageBuffersPerShaderStage)) {
+    const tele: TelemetryParams & { readonly n4: number } = { tokens: T, k, slots: S, experts: E, srcBase, teleBase, partBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair', n4 }
+    if (fusedTelemetry(tele, ctx.device.limits.maxStorageBuffersPerShaderStage)) {
       // a small batch: the three kernels below as one workgroup (the same block, bit for bit)
-      rec.run(telemetryFusedProgram(out !== null && n4 > 0), { ...tele, n4 }, [...pairBuffers, counts, ...(out && n4 > 0 ? [out] : []), counters])
+      const norm = out !== null && n4 > 0
+      rec.run(telemetryFusedProgram(norm), tele, norm ? [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counts, out!, counters] : [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counts, counters])
     } else {
       if (out && n4 > 0) rec.run(normPartialsProgram(), { n4, base: normBase }, [out, counters])
-      rec.run(telemetryPartialsProgram(), tele, [...pairBuffers, counters])
+      rec.run(telemetryPartialsProgram(), tele, [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counters])
       rec.run(telemetryProgram(), tele, [counts, counters])
     }
     rec.stage = null
@@ -674,6 +730,44 @@ export class WebGpuPipeline implements DevicePipeline {
       stages: stagesTiming,
       ...(Object.keys(kernels).length ? { kernels } : {}),
     }
+  }
+
+  /** The scratch binding of device stages that ask for no scratch words (never written by a stage that keeps the contract, so never cleared). */
+  private noScratch: GPUBuffer | null = null
+
+  /** Each device stage's dims and params uniform buffers (see {@link stageUniforms}), by stage index. */
+  private readonly uniforms: ({ dims: StageUniform; params: StageUniform } | null)[] = []
+
+  /**
+   * The dims and params uniforms of device stage `si`: one buffer each for the pipeline's
+   * lifetime, rewritten only when a batch's words differ from the last ones written (params
+   * rarely change, dims with the batch id). Safe across batches in flight: queue writes are
+   * ordered between submits, and every batch submits what it recorded after a write before it
+   * awaits anything, so no other batch's write lands between a stage's write and its submit.
+   */
+  private stageUniforms(si: number, name: string): { dims: StageUniform; params: StageUniform } {
+    let u = this.uniforms[si]
+    if (!u) {
+      const make = (what: string): StageUniform => ({
+        buffer: this.ctx.device.createBuffer({ label: `moe-route ${name} ${what}`, size: 64, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST }),
+        next: new Uint32Array(16),
+        written: null,
+      })
+      u = this.uniforms[si] = { dims: make('dims'), params: make('params') }
+    }
+    return u
+  }
+
+  /** Writes `u.next` into its buffer unless it holds those words already; returns the buffer. */
+  private writeUniform(u: StageUniform): GPUBuffer {
+    const { next } = u
+    let same = u.written !== null
+    for (let i = 0; same && i < 16; i++) same = u.written![i] === next[i]
+    if (!same) {
+      this.ctx.device.queue.writeBuffer(u.buffer, 0, next)
+      ;(u.written ??= new Uint32Array(16)).set(next)
+    }
+    return u.buffer
   }
 
   /** A persistent aux buffer (see {@link auxFor}), the tokens it has room for, and whether its source devices are zero. */
@@ -894,6 +988,13 @@ export class WebGpuPipeline implements DevicePipeline {
     this.disposed = true
     this.aux?.buffer.destroy()
     this.aux = null
+    for (const u of this.uniforms) {
+      u?.dims.buffer.destroy()
+      u?.params.buffer.destroy()
+    }
+    this.uniforms.length = 0
+    this.noScratch?.destroy()
+    this.noScratch = null
     if (this.options.ownsWeights) this.weights.destroy()
   }
 }

@@ -309,6 +309,13 @@ export function fusedTelemetry(p: Pick<TelemetryParams, 'tokens' | 'k' | 'slots'
  * counts, then out (T×H, `n4` vec4 elements) when `norm`, counters.
  */
 export function telemetryFusedProgram(norm: boolean): KernelProgram<TelemetryParams & { readonly n4: number }> {
+  // one object per variant: every small batch runs it, and a fresh cache-key string is hashed on each pipeline-cache lookup
+  return (TELE_FUSED[norm ? 1 : 0] ??= telemetryFused(norm))
+}
+
+const TELE_FUSED: (KernelProgram<TelemetryParams & { readonly n4: number }> | undefined)[] = [undefined, undefined]
+
+function telemetryFused(norm: boolean): KernelProgram<TelemetryParams & { readonly n4: number }> {
   return {
     name: 'telemetry-fused',
     cacheKey: `telemetry-fused|norm=${norm ? 1 : 0}`,
