@@ -52,7 +52,7 @@ import { initWeightsProgram } from '../kernels/init-weights/init-weights.program
 import { isDeviceInt8Weights, type DeviceInt8Weights } from '../weights-int8.js'
 import type { DeviceLayerWeights } from '../weights.js'
 import { gemmGridRows, withActiveList, type ExpertKernelUsed, type WebGpuMoeLayer } from '../layer.js'
-import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, normPartialsProgram, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupFusedParams, type TelemetryParams, fusedTelemetry, telemetryFusedProgram } from './grouping.program.js'
+import { groupCountProgram, groupFusedApplies, groupFusedProgram, GROUP_FUSED_MAX_PAIRS, groupScatterProgram, groupSelectProgram, groupSelectScratchWords, groupWriteProgram, normGroups, placementWords, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type GroupFusedParams, type TelemetryParams, fusedTelemetry, telemetryFusedProgram } from './grouping.program.js'
 import { NO_PAIR, teleWords } from './grouping.wgsl.js'
 import { compileStage, type CompiledPass, type StageRole } from './stage-program.js'
 
@@ -622,12 +622,13 @@ export class WebGpuPipeline implements DevicePipeline {
     const n4 = out ? (T * H) / 4 : 0
     const tele: TelemetryParams & { readonly n4: number } = { tokens: T, k, slots: S, experts: E, srcBase, teleBase, partBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair', n4 }
     if (fusedTelemetry(tele, ctx.device.limits.maxStorageBuffersPerShaderStage)) {
-      // a small batch: the three kernels below as one workgroup (the same block, bit for bit)
+      // a small batch: the two passes below as one workgroup (the same block, bit for bit)
       const norm = out !== null && n4 > 0
       rec.run(telemetryFusedProgram(norm), tele, norm ? [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counts, out!, counters] : [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counts, counters])
     } else {
-      if (out && n4 > 0) rec.run(normPartialsProgram(), { n4, base: normBase }, [out, counters])
-      rec.run(telemetryPartialsProgram(), tele, [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counters])
+      // the pair partials and, in the same dispatch, the output norm's partial sums
+      if (out && n4 > 0) rec.run(telemetryPartialsProgram(true), tele, [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, out, counters])
+      else rec.run(telemetryPartialsProgram(), tele, [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counters])
       rec.run(telemetryProgram(), tele, [counts, counters])
     }
     rec.stage = null

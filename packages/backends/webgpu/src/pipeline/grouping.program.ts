@@ -1,7 +1,7 @@
-/** Program descriptors of the grouping, output-norm and telemetry kernels (see grouping.wgsl.ts). */
+/** Program descriptors of the grouping and telemetry kernels (see grouping.wgsl.ts). */
 import { grid1d, uniforms, type KernelProgram } from '../gpu/program.js'
 import type { OffsetsParams } from '../kernels/dispatch/dispatch.program.js'
-import { GROUP_FUSED_PAIRS, groupCountWgsl, groupFusedWgsl, groupScatterWgsl, groupSelectWgsl, groupWriteWgsl, normPartialsWgsl, TELE_MAX_GROUPS, TELE_PART_WORDS, telemetryPartialsWgsl, telemetryWgsl, telemetryFusedWgsl } from './grouping.wgsl.js'
+import { GROUP_FUSED_PAIRS, groupCountWgsl, groupFusedWgsl, groupScatterWgsl, groupSelectWgsl, groupWriteWgsl, TELE_MAX_GROUPS, TELE_PART_WORDS, telemetryPartialsWgsl, telemetryWgsl, telemetryFusedWgsl } from './grouping.wgsl.js'
 
 /** Run parameters of the group-select kernel. */
 export interface GroupSelectParams {
@@ -187,18 +187,8 @@ export function groupFusedProgram(): KernelProgram<GroupFusedParams> {
   }
 }
 
-/** Workgroups of the output-norm kernel for `n4` vec4 elements. */
+/** Workgroups of the output norm's partial sums for `n4` vec4 elements (≤ 256, one per 4096 elements). */
 export const normGroups = (n4: number): number => Math.max(1, Math.min(256, Math.ceil(n4 / 4096)))
-
-/** Output-norm partial sums; bindings: out (T×H), counters (partials at `base`). */
-export function normPartialsProgram(): KernelProgram<{ n4: number; base: number }> {
-  return {
-    name: 'output-norm',
-    cacheKey: 'output-norm',
-    getShaderSource: normPartialsWgsl,
-    getRunData: ({ n4, base }) => ({ dispatch: [normGroups(n4), 1, 1], uniforms: uniforms([n4, normGroups(n4), base]) }),
-  }
-}
 
 /**
  * The placement words at the head of the pipeline's aux buffer, as the grouping and telemetry
@@ -243,18 +233,27 @@ export const telemetryPartWords = (tokens: number, k: number, slots: number): nu
 
 /**
  * Telemetry first pass (per-workgroup partials, loads before); bindings: origIds, origW, ids,
- * w, tokenRows, aux, counters. Workgroups: {@link telemetryGroups}.
+ * w, tokenRows, aux, then out (T×H, `n4` vec4 elements) with `norm`, counters. Workgroups:
+ * {@link telemetryGroups}, after {@link normGroups}(`n4`) workgroups of the output norm's
+ * partial sums (at `normBase`) with `norm`.
  */
-export function telemetryPartialsProgram(): KernelProgram<TelemetryParams> {
+export function telemetryPartialsProgram(norm = false): KernelProgram<TelemetryParams & { readonly n4?: number }> {
+  return (TELE_PARTIALS[norm ? 1 : 0] ??= telemetryPartials(norm))
+}
+
+const TELE_PARTIALS: (KernelProgram<TelemetryParams & { readonly n4?: number }> | undefined)[] = [undefined, undefined]
+
+function telemetryPartials(norm: boolean): KernelProgram<TelemetryParams & { readonly n4?: number }> {
   return {
     name: 'telemetry-partials',
-    cacheKey: 'telemetry-partials',
-    getShaderSource: telemetryPartialsWgsl,
+    cacheKey: `telemetry-partials|norm=${norm ? 1 : 0}`,
+    getShaderSource: () => telemetryPartialsWgsl(norm),
     getRunData: (p) => {
       const groups = telemetryGroups(p.tokens, p.k, p.slots)
+      const ng = norm ? normGroups(p.n4 ?? 0) : 0
       return {
-        dispatch: grid1d(groups),
-        uniforms: uniforms([p.tokens, p.k, p.slots, p.experts, p.srcBase, p.teleBase, p.partBase, groups, p.devices, p.perPair ? 1 : 0, Math.max(p.k, p.slots)]),
+        dispatch: grid1d(ng + groups),
+        uniforms: uniforms([p.tokens, p.k, p.slots, p.experts, p.srcBase, p.teleBase, p.partBase, groups, p.devices, p.perPair ? 1 : 0, Math.max(p.k, p.slots), norm ? (p.n4 ?? 0) : 0, p.normBase, ng]),
       }
     },
   }
@@ -290,12 +289,12 @@ export const TELE_FUSED_MAX_NORM_GROUPS = 2
 
 /**
  * Whether a batch's telemetry runs as the one-workgroup fused kernel
- * ({@link telemetryFusedProgram}) instead of output-norm, telemetry-partials and telemetry:
- * telemetry-partials would run as one workgroup, output-norm as at most
- * {@link TELE_FUSED_MAX_NORM_GROUPS} (`n4` = 0: no output, no norm kernel), E ≤
+ * ({@link telemetryFusedProgram}) instead of the two passes (telemetry-partials with the
+ * output norm's partials, then telemetry): the pair partials would take one workgroup, the norm
+ * at most {@link TELE_FUSED_MAX_NORM_GROUPS} (`n4` = 0: no output, no norm), E ≤
  * {@link TELE_FUSED_MAX_EXPERTS}, and with an output the device binds
  * {@link TELE_FUSED_NORM_STORAGE_BUFFERS} storage buffers (`maxStorageBuffers`, the device's
- * `maxStorageBuffersPerShaderStage`). Decode batches: one dispatch instead of three.
+ * `maxStorageBuffersPerShaderStage`). Decode batches: one dispatch instead of two.
  */
 export function fusedTelemetry(p: Pick<TelemetryParams, 'tokens' | 'k' | 'slots' | 'experts'> & { readonly n4: number }, maxStorageBuffers: number): boolean {
   if (telemetryGroups(p.tokens, p.k, p.slots) !== 1 || p.experts > TELE_FUSED_MAX_EXPERTS) return false

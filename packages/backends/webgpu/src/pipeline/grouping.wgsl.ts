@@ -420,23 +420,6 @@ fn normPartial(lid: u32, g: u32, groups: u32) -> f32 {
 }`
 
 /**
- * Partial sums of squares of the layer output (for its L2 norm without reading it back):
- * workgroup g sums vec4 elements g, g + G·256, … into partial[g] (f32 bits).
- */
-export const normPartialsWgsl = (): string => /* wgsl */ `
-struct Params { n4: u32, groups: u32, base: u32, _a: u32 };
-@group(0) @binding(0) var<storage, read> outv: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> counters: array<u32>;
-@group(0) @binding(2) var<uniform> params: Params;
-${TREE_SUM2}
-${NORM_PARTIAL}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let s = normPartial(lid, wid.x, params.groups);
-  if (lid == 0u) { counters[params.base + wid.x] = bitcast<u32>(s); }
-}`
-
-/**
  * A workgroup's running totals of the telemetry counts: `sums` (pairsBefore, pairsAfter,
  * dropped, added, tokens with a computed pair, crossing) and the two mass sums (treeSum2's
  * redA[0], redB[0] once summed).
@@ -567,19 +550,34 @@ const TELE_PAIR_BINDINGS = /* wgsl */ `
  * first computed slot (tokens with any pair: fullyDropped = T − that). Workgroup g writes
  * its 8 partials at `partBase` + 8·g (counts: pairsBefore, pairsAfter, dropped, added,
  * tokens with a pair, crossing; then massBefore, massKept as f32 bits, each a fixed-order
- * tree sum, so the results do not vary run to run).
+ * tree sum, so the results do not vary run to run). With `norm`, the dispatch's first
+ * `normGroups` workgroups compute the output norm's partial sums instead (workgroup g sums
+ * dot(v, v) over vec4 elements g·256 + lid, + normGroups·256, … of `outv`, a tree sum, f32 bits
+ * at `normBase` + g) and the pair workgroups follow — one dispatch for both.
  */
-export const telemetryPartialsWgsl = (): string => /* wgsl */ `
-struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, partBase: u32, groups: u32, devices: u32, perPair: u32, width: u32, _c: u32 };
+export const telemetryPartialsWgsl = (norm = false): string => /* wgsl */ `
+struct Params { tokens: u32, k: u32, slots: u32, experts: u32, srcBase: u32, teleBase: u32, partBase: u32, groups: u32, devices: u32, perPair: u32, width: u32, n4: u32, normBase: u32, normGroups: u32, _c: u32, _d: u32 };
 ${TELE_PAIR_BINDINGS}
-@group(0) @binding(6) var<storage, read_write> counters: array<atomic<u32>>;
-@group(0) @binding(7) var<uniform> params: Params;
+${norm ? '@group(0) @binding(6) var<storage, read> outv: array<vec4<f32>>;' : ''}
+@group(0) @binding(${norm ? 7 : 6}) var<storage, read_write> counters: array<atomic<u32>>;
+@group(0) @binding(${norm ? 8 : 7}) var<uniform> params: Params;
 ${TELE_TOTALS}
+${norm ? NORM_PARTIAL : ''}
 ${TELE_PARTIAL}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   ${linearWorkgroup}
-  let g = wgLinear;
+${
+  norm
+    ? `  // workgroups 0 .. normGroups − 1: the output norm's partial sums (f32 bits at normBase + g)
+  if (wgLinear < params.normGroups) {
+    let s = normPartial(lid, wgLinear, params.normGroups);
+    if (lid == 0u) { atomicStore(&counters[params.normBase + wgLinear], bitcast<u32>(s)); }
+    return;
+  }
+  let g = wgLinear - params.normGroups;`
+    : '  let g = wgLinear;'
+}
   if (g >= params.groups) { return; }
   telePartial(lid, g, params.groups);
   let o = params.partBase + g * ${TELE_PART_WORDS}u;
@@ -591,7 +589,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 /**
  * The batch's telemetry counts, second pass (one workgroup): sums the first pass's partials
  * in a fixed order (invocation i takes groups i, i + 256, …, then a tree sum) and writes the
- * telemetry block, with the output norm from the norm kernel's partial sums. Layout of
+ * telemetry block, with the output norm from the first pass's norm partials. Layout of
  * the block (u32 words of `counters` at `teleBase`): pairsBefore, pairsAfter, dropped, added,
  * fullyDropped, crossing, massBefore (f32), massKept (f32), outputNormSq (f32), 3 spare,
  * loadBefore[E] (left by the first pass), loadAfter[E].
@@ -624,12 +622,12 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 }`
 
 /**
- * The three telemetry kernels (output-norm, telemetry-partials, telemetry) as one workgroup,
- * for batches where the pair kernels would run as one and the norm as at most a few (see
- * `fusedTelemetry` in grouping.program.ts): the norm partials of the output-norm kernel's
- * `normGroups` workgroups, one after the other over the same elements in the same order, added
- * in group order from +0 as the telemetry kernel adds them; the pair counts and the block write
- * of those kernels (the same WGSL functions) over workgroup 0 of 1. The block comes out bit for
+ * The two telemetry passes (telemetry-partials with the output norm's partials, telemetry) as
+ * one workgroup, for batches where the pair partials would take one workgroup and the norm at
+ * most a few (see `fusedTelemetry` in grouping.program.ts): the norm partials of the first
+ * pass's `normGroups` norm workgroups, one after the other over the same elements in the same
+ * order, added in group order from +0 as the telemetry kernel adds them; the pair counts and the
+ * block write of those kernels (the same WGSL functions) over workgroup 0 of 1. The block comes out bit for
  * bit as theirs: with one pair workgroup their second pass only adds +0 to each lone partial,
  * and these sums start at +0, so they are never −0 and the add leaves them unchanged.
  * Bindings: the first pass's six, counts, then `out` when `norm` (else outputNormSq is 0),

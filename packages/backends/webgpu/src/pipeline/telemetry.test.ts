@@ -3,9 +3,10 @@
  * plan: a batch with more pairs than the first pass has workgroups (its grid-stride loop),
  * with policy drops, added and repeated pairs, dispatcher overflow and padding, two devices with a
  * replicated expert and source devices (traffic per destination device and per pair); and
- * more than 256 experts (loads past the workgroup counters). The fused one-workgroup kernel
- * against the three kernels (output-norm, telemetry-partials, telemetry) on the same inputs:
- * the same telemetry block, bit for bit, over random routings and outputs.
+ * more than 256 experts (loads past the workgroup counters); an output whose norm takes many
+ * workgroups of the first pass. The fused one-workgroup kernel against the two passes
+ * (telemetry-partials with the output norm's partials, telemetry) on the same inputs: the same
+ * telemetry block, bit for bit, over random routings and outputs.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { mulberry32, softmaxTopK, telemetryCounts, tokenTraffic, type DispatchPlan, type PlacementMap, type Routing } from '@moe-route/core'
@@ -14,7 +15,7 @@ import { acquireDevice } from '../gpu/device.js'
 import { GpuContext } from '../gpu/context.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
 import { planTokenRows } from './device-pipeline.js'
-import { fusedTelemetry, normGroups, normPartialsProgram, placementWords, TELE_FUSED_MAX_EXPERTS, TELE_FUSED_MAX_NORM_GROUPS, TELE_FUSED_NORM_STORAGE_BUFFERS, telemetryFusedProgram, telemetryGroups, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type TelemetryParams } from './grouping.program.js'
+import { fusedTelemetry, normGroups, placementWords, TELE_FUSED_MAX_EXPERTS, TELE_FUSED_MAX_NORM_GROUPS, TELE_FUSED_NORM_STORAGE_BUFFERS, telemetryFusedProgram, telemetryGroups, telemetryPartialsProgram, telemetryPartWords, telemetryProgram, type TelemetryParams } from './grouping.program.js'
 import { TELE_MAX_GROUPS, teleWords } from './grouping.wgsl.js'
 
 vi.setConfig({ testTimeout: 180_000 })
@@ -55,7 +56,7 @@ function routings(T: number, E: number, k: number, slots: number, D: number, see
   return { original, final: { ...original, slots, expertIds: ids, weights: w } }
 }
 
-/** Inputs of the telemetry kernels for the fused-vs-three-kernels comparison. */
+/** Inputs of the telemetry kernels for the fused-vs-two-passes comparison. */
 interface TeleInputs {
   readonly T: number
   readonly E: number
@@ -147,8 +148,8 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
 
   /**
    * Runs the telemetry of `x` on zeroed counters (the block at word 4), fused (one kernel) or
-   * as the three kernels (the norm kernel when `x.out`; else `normPartials` as the norm
-   * kernel's partial sums, if any); returns the telemetry block (u32 and f32 views).
+   * as the two passes (the norm's partials in the first when `x.out`; else `normPartials` as
+   * those partial sums, if any); returns the telemetry block (u32 and f32 views).
    */
   async function runTelemetry(x: TeleInputs, fused: boolean, normPartials: readonly number[] = []) {
     const { T, E, k, S } = x
@@ -177,8 +178,8 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     if (fused) {
       rec.run(telemetryFusedProgram(n4 > 0), { ...p, n4 }, [...pairs, bufs.counts, ...(bufs.out ? [bufs.out] : []), bufs.counters])
     } else {
-      if (bufs.out) rec.run(normPartialsProgram(), { n4, base: normBase }, [bufs.out, bufs.counters])
-      rec.run(telemetryPartialsProgram(), p, [...pairs, bufs.counters])
+      if (bufs.out) rec.run(telemetryPartialsProgram(true), { ...p, n4 }, [...pairs, bufs.out, bufs.counters])
+      else rec.run(telemetryPartialsProgram(), p, [...pairs, bufs.counters])
       rec.run(telemetryProgram(), p, [bufs.counts, bufs.counters])
     }
     rec.read(bufs.counters, normBase * 4)
@@ -189,7 +190,7 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     return { words: new Uint32Array(got, teleBase * 4), floats: new Float32Array(got, teleBase * 4) }
   }
 
-  /** The three kernels over a routing pair and its plan (norm partials: NORM). */
+  /** The two passes over a routing pair and its plan (norm partials: NORM). */
   const run = (original: Routing, final: Routing, plan: DispatchPlan, placement: PlacementMap, perPair: boolean) =>
     runTelemetry(planInputs(original, final, plan, placement, perPair, null), false, NORM)
 
@@ -236,6 +237,27 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     expect(Array.from(perPair.words.subarray(6, 9))).toEqual(Array.from(perDevice.words.subarray(6, 9)))
   })
 
+  it('the first pass also sums the output norm: 13 norm workgroups before 47 pair workgroups in one dispatch, the same bits every run', async () => {
+    const [T, E, k, S] = [3000, 8, 2, 4]
+    const n4 = 50_000
+    expect(normGroups(n4)).toBe(13)
+    expect(telemetryGroups(T, k, S)).toBe(47)
+    const replicas = [[0], [0, 1], [0], [0], [1], [1], [1, 0], [1]]
+    const placement: PlacementMap = { devices: 2, experts: E, replicas, strategy: 'test' }
+    const { original, final } = routings(T, E, k, S, 2, 13)
+    const plan = staticDispatch(final, { placement, bytesPerToken: 1 }, { capacityFactor: 0.5 })
+    const random = mulberry32(21)
+    const out = Float32Array.from({ length: 4 * n4 }, () => random() - 0.5)
+    const x = planInputs(original, final, plan, placement, false, out)
+    const a = await runTelemetry(x, false)
+    expectCounts(a.words, a.floats, original, plan)
+    expect(a.words[5]).toBe(tokenTraffic(final, placement, 1).bytesCrossDevice)
+    let normSq = 0
+    for (const v of out) normSq += v * v
+    expect(Math.abs(a.floats[8] - normSq)).toBeLessThan(1e-5 * normSq)
+    expect(Array.from((await runTelemetry(x, false)).words)).toEqual(Array.from(a.words))
+  })
+
   it('counts the loads of more than 256 experts (E = 300, one device)', async () => {
     const [T, E, k] = [3000, 300, 4]
     const placement: PlacementMap = { devices: 1, experts: E, replicas: Array.from({ length: E }, () => [0]), strategy: 'test' }
@@ -265,7 +287,7 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     expect(fusedTelemetry({ ...small, tokens: 1, n4: 0, experts: 300 }, 16)).toBe(false)
   })
 
-  it('fused: the three kernels\' telemetry block bit for bit over random routings (−1 ids, repeats, S ≠ k, 1–4 devices, per pair or per device, E ≤ 256, with and without an output)', async () => {
+  it('fused: the two passes\' telemetry block bit for bit over random routings (−1 ids, repeats, S ≠ k, 1–4 devices, per pair or per device, E ≤ 256, with and without an output)', async () => {
     // [T, E, k, S, devices, perPair, n4]; T·max(k, S) ≤ 256 (one pair workgroup), n4 ≤ 2·4096
     // (up to two norm workgroups: 4097 and 8192 two)
     const cases: [number, number, number, number, number, boolean, number][] = [
@@ -288,9 +310,9 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
       const [T, E, k, S, D, perPair, n4] = cases[i]
       expect(fusedTelemetry({ tokens: T, k, slots: S, experts: E, n4 }, maxStorage()), `case ${i}`).toBe(true)
       const x = randomInputs(T, E, k, S, D, perPair, n4, 1000 + i)
-      const three = await runTelemetry(x, false)
+      const two = await runTelemetry(x, false)
       const fused = await runTelemetry(x, true)
-      expect(Array.from(fused.words), `case ${i}: [${cases[i].join(', ')}]`).toEqual(Array.from(three.words))
+      expect(Array.from(fused.words), `case ${i}: [${cases[i].join(', ')}]`).toEqual(Array.from(two.words))
       // a real comparison: counts, loads, the mass sums and the norm are there
       const { words, floats } = fused
       expect(words[0] * words[1], `case ${i}`).toBeGreaterThan(0)
@@ -321,7 +343,7 @@ describe.skipIf(!adapter)(`telemetry kernels on ${adapter}`, () => {
     }
   })
 
-  it('E > 256 stays on the three kernels (their block, as the host counts it)', async () => {
+  it('E > 256 stays on the two passes (their block, as the host counts it)', async () => {
     const [T, E, k, S] = [20, 300, 4, 5]
     expect(fusedTelemetry({ tokens: T, k, slots: S, experts: E, n4: 0 }, maxStorage())).toBe(false)
     const x = randomInputs(T, E, k, S, 1, false, 0, 77)
