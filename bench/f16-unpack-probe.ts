@@ -14,7 +14,7 @@
  * Usage: node f16-unpack-probe.mjs [--iters 4096]
  */
 import { acquireDevice } from '@moe-route/backend-webgpu'
-import { median } from './lib/gpu-timing.js'
+import { msPerDispatch } from './lib/gpu-timing.js'
 
 const args = process.argv.slice(2)
 const iters = Number(args[args.indexOf('--iters') + 1] || 4096)
@@ -50,24 +50,7 @@ device.queue.writeBuffer(ub, 0, new Uint32Array([iters, 7, new Uint32Array(new F
 for (const v of ['bitcast', 'unpack', 'bitcast-x8', 'fma-x8'] as const) {
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: wgsl(v) }), entryPoint: 'main' } })
   const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out } }, { binding: 1, resource: { buffer: ub } }] })
-  const run = async (n: number) => {
-    const enc = device.createCommandEncoder()
-    const pass = enc.beginComputePass()
-    pass.setPipeline(pipeline)
-    pass.setBindGroup(0, bg)
-    for (let i = 0; i < n; i++) pass.dispatchWorkgroups(groups)
-    pass.end()
-    device.queue.submit([enc.finish()])
-    await device.queue.onSubmittedWorkDone()
-  }
-  await run(2)
-  const ms: number[] = []
-  for (let r = 0; r < 5; r++) {
-    const t0 = performance.now()
-    await run(10)
-    ms.push((performance.now() - t0) / 10)
-  }
-  const m = median(ms)
+  const m = await msPerDispatch(device, pipeline, bg, [groups, 1, 1], 10, 5)
   const chainIters = groups * 256 * 4 * iters
   const rows = v.endsWith('x8') ? 8 : 1
   const fmas = chainIters * 2 * rows

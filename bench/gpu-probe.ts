@@ -6,7 +6,7 @@
  *   ../shared/gpu/prepare.sh bench/gpu-probe.ts && (on the GPU) node .gpu/gpu-probe.mjs
  */
 import { create, globals } from 'webgpu'
-import { readGrid, readKernelWgsl, sinkBytes } from './lib/gpu-timing.js'
+import { msPerDispatch, readGrid, readKernelWgsl, sinkBytes } from './lib/gpu-timing.js'
 
 Object.assign(globalThis, globals)
 process.env.XDG_RUNTIME_DIR ||= '/tmp'
@@ -75,20 +75,7 @@ async function read(device: GPUDevice, src: GPUBuffer, bytes: number): Promise<A
 
 async function timeDispatch(device: GPUDevice, p: GPUComputePipeline, bufs: GPUBuffer[], grid: [number, number, number], n: number): Promise<number> {
   const bg = device.createBindGroup({ layout: p.getBindGroupLayout(0), entries: bufs.map((b, i) => ({ binding: i, resource: { buffer: b } })) })
-  const go = async (m: number) => {
-    const enc = device.createCommandEncoder()
-    const pass = enc.beginComputePass()
-    pass.setPipeline(p)
-    pass.setBindGroup(0, bg)
-    for (let i = 0; i < m; i++) pass.dispatchWorkgroups(...grid)
-    pass.end()
-    device.queue.submit([enc.finish()])
-    await device.queue.onSubmittedWorkDone()
-  }
-  await go(2)
-  const t0 = performance.now()
-  await go(n)
-  return (performance.now() - t0) / n
+  return msPerDispatch(device, p, bg, grid, n)
 }
 
 let seed = 12345

@@ -17,7 +17,7 @@
  * Usage: node sgm-peak-probe.mjs [--iters 2048] [--groups 1056] [--robustness off]
  */
 import { acquireDevice } from '@moe-route/backend-webgpu'
-import { median } from './lib/gpu-timing.js'
+import { msPerDispatch } from './lib/gpu-timing.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, dflt: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt)
@@ -116,24 +116,7 @@ for (const v of variants) {
     console.log(JSON.stringify({ variant: v.name, error: err.message }))
     continue
   }
-  const run = async (n: number) => {
-    const enc = device.createCommandEncoder()
-    const pass = enc.beginComputePass()
-    pass.setPipeline(pipeline)
-    pass.setBindGroup(0, bg)
-    for (let i = 0; i < n; i++) pass.dispatchWorkgroups(groups)
-    pass.end()
-    device.queue.submit([enc.finish()])
-    await device.queue.onSubmittedWorkDone()
-  }
-  await run(2)
-  const ms: number[] = []
-  for (let r = 0; r < 5; r++) {
-    const t0 = performance.now()
-    await run(5)
-    ms.push((performance.now() - t0) / 5)
-  }
-  const m = median(ms)
+  const m = await msPerDispatch(device, pipeline, bg, [groups, 1, 1], 5, 5)
   const mmaCount = groups * 4 * iters * v.mmas
   console.log(JSON.stringify({ variant: v.name, msPerDispatch: m, int8Tops: (2 * 16 * 16 * 32 * mmaCount) / (m * 1e9) }))
 }

@@ -46,24 +46,35 @@ export async function readBandwidth(device: GPUDevice, bytes: number, reps = 30)
   const module = device.createShaderModule({ label: 'bw-read', code: readKernelWgsl })
   const pipeline = device.createComputePipeline({ label: 'bw-read', layout: 'auto', compute: { module, entryPoint: 'main' } })
   const bg = device.createBindGroup({ label: 'bw-read', layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: src } }, { binding: 1, resource: { buffer: sink } }] })
-  const [gx, gy] = readGrid(bytes)
-  const run = async (n: number) => {
-    const enc = device.createCommandEncoder({ label: 'bw-read' })
+  const s = (await msPerDispatch(device, pipeline, bg, readGrid(bytes), reps, 1, 3)) / 1000
+  src.destroy()
+  sink.destroy()
+  return bytes / s
+}
+
+/**
+ * ms per dispatch of one pipeline: `n` dispatches of `grid` back to back in one compute pass,
+ * one wait at the end, after `warmup` dispatches; the median over `rounds` such runs.
+ */
+export async function msPerDispatch(device: GPUDevice, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: readonly [number, number, number], n: number, rounds = 1, warmup = 2): Promise<number> {
+  const run = async (m: number) => {
+    const enc = device.createCommandEncoder()
     const pass = enc.beginComputePass()
     pass.setPipeline(pipeline)
-    pass.setBindGroup(0, bg)
-    for (let i = 0; i < n; i++) pass.dispatchWorkgroups(gx, gy)
+    pass.setBindGroup(0, bindGroup)
+    for (let i = 0; i < m; i++) pass.dispatchWorkgroups(grid[0], grid[1], grid[2])
     pass.end()
     device.queue.submit([enc.finish()])
     await device.queue.onSubmittedWorkDone()
   }
-  await run(3)
-  const t0 = performance.now()
-  await run(reps)
-  const s = (performance.now() - t0) / 1000
-  src.destroy()
-  sink.destroy()
-  return (bytes * reps) / s
+  await run(warmup)
+  const ms: number[] = []
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now()
+    await run(n)
+    ms.push((performance.now() - t0) / n)
+  }
+  return median(ms)
 }
 
 /**
