@@ -12,7 +12,7 @@
  * Also a parity check of the GPU output against the CPU reference at the real shape.
  *
  * Usage: node webgpu-layer.bench.mjs [--out dir] [--iters n] [--quick] [--tiny] [--tokens 1,8,32]
- *   [--policies dynamic,dynamic/int8] [--indirect-gemm-grid] [--no-parity | --parity-tokens 3,16,64|label:T,... [--parity-only]] [--robustness off]
+ *   [--policies dynamic,dynamic/int8] [--indirect-gemm-grid] [--gemv-max-rows 64] [--no-parity | --parity-tokens 3,16,64|label:T,... [--parity-only]] [--robustness off]
  *   [--multirow-sweep [--multirow-max-t 128] [--mr-mt 2,4,8,16,32] [--mr-layouts nr:ks:cpt[:wr[:pf[:fm]]],...]] [--mr-plans plans.json] [--shapes mixtral-8x7b,olmoe-1b-7b]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -82,6 +82,8 @@ const POLICIES: { name: string; policy?: BenchPolicy; expertKernel?: 'gemv' | 'g
 const robustOff = opt('--robustness', 'on') === 'off'
 // --indirect-gemm-grid: the layers' expert GEMMs over the indirect grid (the default is a direct grid)
 const gridOpt = flag('--indirect-gemm-grid') ? { indirectGemmGrid: true } : {}
+// --gemv-max-rows N: the f16 layer's decode kernels (single- or multi-row) up to N rows per expert, the GEMM beyond (default 64)
+const gemvOpt = opt('--gemv-max-rows', '') ? { gemvMaxRows: Number(opt('--gemv-max-rows', '')) } : {}
 const acquired = await acquireDevice({ powerPreference: 'high-performance', dawnFlags: [`enable-dawn-features=allow_unsafe_apis${robustOff ? ',disable_robustness' : ''}`, 'disable-dawn-features=timestamp_quantization'] })
 const ctx = new GpuContext(acquired)
 // A second context on the same device with timestamp queries: GPU time of each kernel.
@@ -144,8 +146,11 @@ const parity: Record<string, unknown>[] = []
 for (const shape of SHAPES) {
   const { label, ...modelShape } = shape
   // --mr-plans file.json: the multi-row plan table to run (bench/multirow-plans.mjs writes one from a sweep)
-  const mrPlans: MultiRowPlan[] | undefined = opt('--mr-plans', '') ? JSON.parse(readFileSync(opt('--mr-plans', ''), 'utf8')) : undefined
-  const layer = new WebGpuMoeLayer(ctx, { ...gridOpt, weightsDtype: 'f16', ...(mrPlans ? { multiRowPlans: mrPlans } : {}) })
+  // (JSON has no Infinity: a row whose maxRows is null or absent covers every size)
+  const mrPlans: MultiRowPlan[] | undefined = opt('--mr-plans', '')
+    ? (JSON.parse(readFileSync(opt('--mr-plans', ''), 'utf8')) as MultiRowPlan[]).map((p) => ({ ...p, maxRows: p.maxRows ?? Infinity }))
+    : undefined
+  const layer = new WebGpuMoeLayer(ctx, { ...gridOpt, ...gemvOpt, weightsDtype: 'f16', ...(mrPlans ? { multiRowPlans: mrPlans } : {}) })
   const t0 = performance.now()
   const dw = await generateLayerWeights(ctx, modelShape, { seed: 1, std: 0.02, dtype: 'f16' })
   console.log(JSON.stringify({ shape: label, weightsGeneratedMs: performance.now() - t0 }))
@@ -256,7 +261,7 @@ for (const shape of SHAPES) {
       let expertKernelUsed: string | undefined
       if (profCtx) {
         const pk = `${!!int8}|${!!singleRow}`
-        const pl = profLayers.get(pk) ?? profLayers.set(pk, new WebGpuMoeLayer(profCtx, int8 ? { ...gridOpt, int8Kernel: 'auto' } : { ...gridOpt, weightsDtype: 'f16', ...(singleRow ? { multiRowPlans: 'off' as const } : mrPlans ? { multiRowPlans: mrPlans } : {}) })).get(pk)!
+        const pl = profLayers.get(pk) ?? profLayers.set(pk, new WebGpuMoeLayer(profCtx, int8 ? { ...gridOpt, int8Kernel: 'auto' } : { ...gridOpt, ...(singleRow ? {} : gemvOpt), weightsDtype: 'f16', ...(singleRow ? { multiRowPlans: 'off' as const } : mrPlans ? { multiRowPlans: mrPlans } : {}) })).get(pk)!
         const pp = await pipelineOf(pl, W, modelShape, policy, expertKernel)
         const runs: { total: number; kernels: Record<string, number>; kind: string }[] = []
         for (let i = 0; i < 3; i++) {

@@ -69,7 +69,12 @@ export interface LayerOptions {
   readonly subgroups?: boolean
   /** Default expert kernel (default auto). */
   readonly expertKernel?: ExpertKernel
-  /** `auto` uses GEMV while the largest (host plans) or mean (device plans) group has at most this many rows (default 64). */
+  /**
+   * `auto` runs the decode kernels (single- or multi-row) while the largest (host plans) or mean
+   * (device plans) group has at most this many rows (default 64), and beyond it wherever the
+   * multi-row plan table covers the group (`multiRowPlans`; the H100 table covers every size);
+   * else the tiled GEMM.
+   */
   readonly gemvMaxRows?: number
   /** Weight rows per workgroup of the decode kernels (default 4; a tuning knob). */
   readonly gemvRows?: number
@@ -101,9 +106,10 @@ export interface LayerOptions {
   readonly int8GemvMaxRows?: number
   /**
    * Multi-row decode kernels of the f32/f16 `gemv` path by typical group size (default
-   * the GPU model's measured table (`MULTIROW_PLANS_BY_GPU`) or `DEFAULT_MULTIROW_PLANS`: single-row GEMV for one row per expert, multi-row kernels
-   * up to 32; on CPU adapters such as lavapipe `off`), or `off`: the single-row GEMV kernels at
-   * every group size.
+   * the GPU model's measured table (`MULTIROW_PLANS_BY_GPU`) or `DEFAULT_MULTIROW_PLANS`: the
+   * multi-row kernels at every group size on the H100's table, in blocks of 32 rows past 32; on
+   * CPU adapters such as lavapipe `off`), or `off`: the single-row GEMV kernels up to
+   * `gemvMaxRows`, the GEMM beyond.
    */
   readonly multiRowPlans?: readonly MultiRowPlan[] | 'off'
   /**
@@ -473,7 +479,18 @@ export class WebGpuMoeLayer {
   private pickKernel(kernel: ExpertKernel | undefined, rows: number): ExpertKernelUsed {
     const k = kernel ?? this.options.expertKernel ?? 'auto'
     if (k !== 'auto') return k
-    return rows <= (this.options.gemvMaxRows ?? 64) ? 'gemv' : 'gemm'
+    return this.autoExpertKernel(rows)
+  }
+
+  /**
+   * The f32/f16 expert kernels `auto` runs for groups of `rows` rows (see `gemvMaxRows`): the
+   * decode kernels up to `gemvMaxRows` rows and wherever the multi-row plan table covers the
+   * group, else the GEMM. On an H100 the multi-row kernels (32-row blocks, weights re-read per
+   * block) beat the GEMM at every group size measured: Mixtral-8x7B T = 512 / 2048 11.4 / 44.0
+   * against 21.2 / 70.3 ms per layer call (bench/results/multirow-large-h100/).
+   */
+  autoExpertKernel(rows: number): 'gemv' | 'gemm' {
+    return rows <= (this.options.gemvMaxRows ?? 64) || this.multiRowPlan(rows) !== null ? 'gemv' : 'gemm'
   }
 
   /**

@@ -42,7 +42,7 @@ export interface WebGpuBackendOptions {
   readonly subgroups?: boolean
   /** Expert kernel: `auto` (default), `gemv` (decode), `gemm` (prefill) or `int8` (W8A8 prefill: weights quantized on upload). */
   readonly expertKernel?: ExpertKernel
-  /** `auto` picks GEMV up to this many rows per expert group (default 64). */
+  /** `auto` runs the decode kernels up to this many rows per expert group (default 64) and beyond it wherever the multi-row plan table covers the group, else the GEMM. */
   readonly gemvMaxRows?: number
   /** Finish a call on the CPU backend when the device is lost or out of memory (default true). */
   readonly fallback?: boolean

@@ -15,7 +15,7 @@ import { WebGpuMoeLayer, withActiveList } from '../layer.js'
 import { hostPlan, type PlanPolicy } from '../testing/plans.js'
 import { roundToF16 } from '../f16.js'
 import { webgpuAdapterForTests } from '../testing/gpu-env.js'
-import { DEFAULT_MULTIROW_PLANS, type MultiRowPlan } from './expert-ffn/expert-ffn.program.js'
+import { DEFAULT_MULTIROW_PLANS, H200_MULTIROW_PLANS, type MultiRowPlan } from './expert-ffn/expert-ffn.program.js'
 import { offsetsProgram } from './dispatch/dispatch.program.js'
 
 // WebGPU tests compile real shaders: on lavapipe with a cold Mesa shader cache (CI) a
@@ -155,4 +155,16 @@ describe.skipIf(!adapter)(`WebGPU kernels vs CPU reference (${adapter})`, () => 
     const multiRowPlans = plans === 'small' ? smallPlans : DEFAULT_MULTIROW_PLANS
     await checkExperts(new WebGpuMoeLayer(ctx, { weightsDtype: dtype, subgroups: sg, multiRowPlans }), 'gemv', dtype, T, 'multirow')
   }, 600_000)
+
+  it('auto: the decode kernels up to gemvMaxRows and wherever the multi-row table covers the group, else the GEMM', () => {
+    const covered = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', multiRowPlans: DEFAULT_MULTIROW_PLANS })
+    for (const rows of [1, 64, 65, 4096]) expect(covered.autoExpertKernel(rows), `rows ${rows}`).toBe('gemv')
+    // a table that stops at 32 rows: single-row decode kernels up to 64, the GEMM beyond
+    const upTo32 = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', multiRowPlans: H200_MULTIROW_PLANS })
+    expect(upTo32.autoExpertKernel(64)).toBe('gemv')
+    expect(upTo32.autoExpertKernel(65)).toBe('gemm')
+    const off = new WebGpuMoeLayer(ctx, { weightsDtype: 'f16', multiRowPlans: 'off', gemvMaxRows: 8 })
+    expect(off.autoExpertKernel(8)).toBe('gemv')
+    expect(off.autoExpertKernel(9)).toBe('gemm')
+  })
 })

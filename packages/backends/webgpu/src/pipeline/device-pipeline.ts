@@ -820,7 +820,7 @@ export class WebGpuPipeline implements DevicePipeline {
     const k = this.options.expertKernel ?? this.layer.options.expertKernel ?? 'auto'
     if (k === 'int8') return 'int8'
     if (k !== 'auto') return k
-    return rows <= (this.layer.options.gemvMaxRows ?? 64) ? 'gemv' : 'gemm'
+    return this.layer.autoExpertKernel(rows)
   }
 
   /** Per-stage times: device kernel times (profiled) or null, host stages' wall times. */

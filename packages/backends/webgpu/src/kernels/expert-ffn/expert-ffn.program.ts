@@ -121,6 +121,7 @@ export function multiRowLayoutLabel(l: MultiRowLayout): string {
  * it). A layout with `mt` 0 means the single-row GEMV kernels.
  */
 export interface MultiRowPlan {
+  /** Largest typical group (rows) the row covers; `Infinity`: every size past the rows before it. */
   readonly maxRows: number
   readonly minK?: number
   readonly gateup: MultiRowLayout
@@ -143,7 +144,12 @@ const SINGLE_ROW: MultiRowLayout = { mt: 0, nr: 0, ks: 0, cpt: 0 }
  * T = 128 gate+up 2.28 → 2.10, down 1.41 → 1.28; OLMoE T = 128 0.438 → 0.420 and 0.236 →
  * 0.218 — and the next tile's weights loaded a tile ahead (`pf` 2) for the down kernel of two-row
  * groups (Mixtral T = 8: 0.348 → 0.325 ms); `pf` 2 costs the other kernels (registers), `pf` 1
- * changes nothing. Other GPUs run this table too (reading the activations from workgroup memory
+ * changes nothing. Past 32 rows per group the 32-row layouts loop over blocks of 32 rows (the
+ * weights read once per block): faster than the GEMM and than the single-row kernels at every
+ * size measured (bench/results/multirow-large-h100/, layer ms per call, this table vs the one
+ * that stopped at 32 rows: Mixtral T = 256 / 512 / 1024 / 2048 6.1 / 11.4 / 22.5 / 44.0 vs
+ * 18.9 / 21.2 / 38.0 / 70.3; OLMoE T = 512 / 1024 / 2048 2.3 / 4.2 / 7.4 vs 6.1 / 6.3 / 10.9), so
+ * its last rows cover every size and `auto` runs them there. Other GPUs run this table too (reading the activations from workgroup memory
  * fewer times per FMA helps any GPU whose workgroup-memory bandwidth bounds these kernels); the
  * H200 keeps its own measured table.
  */
@@ -152,8 +158,8 @@ export const DEFAULT_MULTIROW_PLANS: readonly MultiRowPlan[] = [
   { maxRows: 2, gateup: { mt: 8, nr: 32, ks: 8, cpt: 2, wr: 2, fm: true }, down: { mt: 8, nr: 32, ks: 8, cpt: 2, wr: 2, pf: 2, fm: true } },
   { maxRows: 8, minK: 4096, gateup: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2, fm: true }, down: { mt: 16, nr: 32, ks: 8, cpt: 1, wr: 4, fm: true } },
   { maxRows: 8, gateup: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2, fm: true }, down: { mt: 16, nr: 32, ks: 8, cpt: 2, wr: 2, fm: true } },
-  { maxRows: 32, minK: 4096, gateup: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 2, fm: true }, down: { mt: 32, nr: 64, ks: 8, cpt: 2, wr: 4, fm: true } },
-  { maxRows: 32, gateup: { mt: 32, nr: 128, ks: 2, cpt: 2, fm: true }, down: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 4, fm: true } },
+  { maxRows: Infinity, minK: 4096, gateup: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 2, fm: true }, down: { mt: 32, nr: 64, ks: 8, cpt: 2, wr: 4, fm: true } },
+  { maxRows: Infinity, gateup: { mt: 32, nr: 128, ks: 2, cpt: 2, fm: true }, down: { mt: 32, nr: 64, ks: 4, cpt: 2, wr: 4, fm: true } },
 ]
 
 /**
@@ -221,7 +227,7 @@ export interface MultiRowParams {
 }
 
 /**
- * Multi-row decode kernel (groups of 2..32 rows). `gateup` bindings: x ((T+1)×H), rowToken,
+ * Multi-row decode kernel (groups of any size, blocks of up to `mt` rows). `gateup` bindings: x ((T+1)×H), rowToken,
  * offsets, gate, up, act (R×I); `down` bindings: act, offsets, down, y (R×H). `kc` is K/8.
  */
 export function multiRowProgram(dtype: WeightsDtype, kind: 'gateup' | 'down', layout: MultiRowLayout, kc: number): KernelProgram<MultiRowParams> {

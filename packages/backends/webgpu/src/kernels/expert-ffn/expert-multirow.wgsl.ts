@@ -2,7 +2,7 @@ import { siluWgsl } from '../common/team.wgsl.js'
 import { activeExpertPrologue, weightDecl } from './expert-gemv.wgsl.js'
 
 /**
- * Init-time constants of the multi-row decode kernels (groups of 2..32 rows per expert).
+ * Init-time constants of the multi-row decode kernels (groups of any size per expert, in blocks of `mt` rows).
  *
  * Layout (output-stationary over weight rows, rows of the group in registers): a workgroup
  * owns `nr` consecutive weight rows of one expert (of gate and up together, or of down);

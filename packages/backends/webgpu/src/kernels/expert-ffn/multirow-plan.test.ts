@@ -20,7 +20,10 @@ describe('multi-row decode plans', () => {
     const mixed = multiRowPlanFor(32, DEFAULT_MULTIROW_PLANS, roomy, { gateup: 4096, down: 1024 })!
     expect(mixed.gateup).toEqual({ mt: 32, nr: 64, ks: 4, cpt: 2, wr: 2, fm: true })
     expect(mixed.down).toEqual({ mt: 32, nr: 64, ks: 4, cpt: 2, wr: 4, fm: true })
-    expect(multiRowPlanFor(33, DEFAULT_MULTIROW_PLANS, roomy)).toBeNull()
+    // past 32 rows the 32-row layouts (blocks of 32 rows) cover every size
+    expect(multiRowPlanFor(33, DEFAULT_MULTIROW_PLANS, roomy)?.gateup).toEqual(multiRowPlanFor(32, DEFAULT_MULTIROW_PLANS, roomy)?.gateup)
+    expect(multiRowPlanFor(100_000, DEFAULT_MULTIROW_PLANS, roomy, { gateup: 4096, down: 14336 })?.down).toEqual({ mt: 32, nr: 64, ks: 8, cpt: 2, wr: 4, fm: true })
+    expect(multiRowPlanFor(33, H200_MULTIROW_PLANS, roomy)).toBeNull()
     // the H200's table keeps the single-row kernels for one row per group
     expect(multiRowPlanFor(1, H200_MULTIROW_PLANS, roomy)).toBeNull()
     expect(multiRowPlanFor(2, H200_MULTIROW_PLANS, roomy)?.gateup.mt).toBe(4)
