@@ -94,7 +94,7 @@ export class GpuContext {
    * given (the uniforms of `Recorder.run`), cached per pipeline (`auto` layouts belong to one
    * pipeline) by the buffers' identity: a decode loop over pooled buffers re-encodes without
    * creating any. A buffer object is never reused for another allocation, so a cached group
-   * binds exactly the buffers asked for (at most {@link BIND_GROUPS_PER_PIPELINE} per pipeline).
+   * binds exactly the buffers asked for (at most 64 per pipeline, `BIND_GROUPS_PER_PIPELINE`).
    */
   bindGroup(pipeline: GPUComputePipeline, label: string, buffers: readonly GPUBuffer[], extra?: GPUBuffer): GPUBindGroup {
     const n = buffers.length + (extra ? 1 : 0)
