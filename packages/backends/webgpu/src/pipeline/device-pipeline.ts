@@ -621,16 +621,16 @@ export class WebGpuPipeline implements DevicePipeline {
     rec.stage = 'telemetry'
     const n4 = out ? (T * H) / 4 : 0
     const tele: TelemetryParams & { readonly n4: number } = { tokens: T, k, slots: S, experts: E, srcBase, teleBase, partBase, normBase, normGroups: n4 > 0 ? normGroups(n4) : 0, devices: D, perPair: this.dispatch.where === 'device' && this.dispatch.grouping.traffic === 'per-pair', n4 }
-    if (fusedTelemetry(tele, ctx.device.limits.maxStorageBuffersPerShaderStage)) {
-      // a small batch: the two passes below as one workgroup (the same block, bit for bit)
-      const norm = out !== null && n4 > 0
-      rec.run(telemetryFusedProgram(norm), tele, norm ? [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counts, out!, counters] : [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counts, counters])
-    } else {
-      // the pair partials and, in the same dispatch, the output norm's partial sums
-      if (out && n4 > 0) rec.run(telemetryPartialsProgram(true), tele, [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, out, counters])
-      else rec.run(telemetryPartialsProgram(), tele, [original.ids, original.w, cur.ids, cur.w, tokenRows, aux, counters])
-      rec.run(telemetryProgram(), tele, [counts, counters])
-    }
+    // a small batch runs both passes as one workgroup (the same block, bit for bit); else the
+    // first pass (the pair partials and, in the same dispatch, the output norm's), then the second
+    const fused = fusedTelemetry(tele, ctx.device.limits.maxStorageBuffersPerShaderStage)
+    const norm = out !== null && n4 > 0
+    const teleBindings = [original.ids, original.w, cur.ids, cur.w, tokenRows, aux]
+    if (fused) teleBindings.push(counts)
+    if (norm) teleBindings.push(out!)
+    teleBindings.push(counters)
+    rec.run(fused ? telemetryFusedProgram(norm) : telemetryPartialsProgram(norm), tele, teleBindings)
+    if (!fused) rec.run(telemetryProgram(), tele, [counts, counters])
     rec.stage = null
     const reads: { src: GPUBuffer; bytes: number }[] = [{ src: counters, bytes: readWords * 4 }]
     const hostOut = outputMode === 'host' && out !== null
