@@ -174,17 +174,37 @@ export const gemvBlockRows = (typicalRows: number): number => Math.min(8, nextPo
 /** Adapter names of CPU WebGPU implementations (see `WebGpuMoeLayer.multiRowPlan`). */
 const CPU_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i
 
-/** Memoized decode expert programs of one shape (see `WebGpuMoeLayer.decodePrograms`). */
-interface DecodePrograms {
+/** Memoized decode expert programs of one shape (see `WebGpuMoeLayer.decodePrograms`): multi-row or single-row GEMV. */
+type DecodePrograms = {
   readonly dtype: WeightsDtype
   readonly H: number
   readonly I: number
   readonly rowsHint: number
   /** Weight rows per workgroup of the single-row GEMV programs (not part of the multi-row programs' key). */
   readonly rows: number
-  readonly multi: boolean
-  readonly gateup: KernelProgram<MultiRowParams> | KernelProgram<GemvGateUpParams>
-  readonly down: KernelProgram<MultiRowParams> | KernelProgram<GemvDownParams>
+} & (
+  | { readonly multi: true; readonly gateup: KernelProgram<MultiRowParams>; readonly down: KernelProgram<MultiRowParams> }
+  | { readonly multi: false; readonly gateup: KernelProgram<GemvGateUpParams>; readonly down: KernelProgram<GemvDownParams> }
+)
+
+/**
+ * The entry of a most-recently-used `list` that `match`es, moved to the front; else `make()`'s,
+ * put at the front, the least recent dropped past `cap` (the layer's per-shape program memos).
+ */
+function recentOrMake<T>(list: T[], match: (e: T) => boolean, make: () => T, cap = 8): T {
+  for (let j = 0; j < list.length; j++) {
+    const e = list[j]
+    if (!match(e)) continue
+    if (j > 0) {
+      list[j] = list[0]
+      list[0] = e
+    }
+    return e
+  }
+  const e = make()
+  list.unshift(e)
+  if (list.length > cap) list.pop()
+  return e
 }
 
 /** Memoized int8 expert programs of one shape (see `WebGpuMoeLayer.int8Programs`). */
@@ -392,36 +412,28 @@ export class WebGpuMoeLayer {
    * `int8GemvMaxRows` rows) or the GEMMs; memoized like {@link decodePrograms}.
    */
   private int8Programs(H: number, I: number, rowsHint: number): Int8Programs {
-    const memo = this.int8Memo
-    for (let j = 0; j < memo.length; j++) {
-      const m = memo[j]
-      if (m.H === H && m.I === I && m.rowsHint === rowsHint) {
-        if (j > 0) {
-          memo[j] = memo[0]
-          memo[0] = m
+    return recentOrMake(
+      this.int8Memo,
+      (m) => m.H === H && m.I === I && m.rowsHint === rowsHint,
+      () => {
+        const cfg = this.int8Gemm(rowsHint, H, I)
+        const sgSize = this.team.subgroups ? this.team.team : null
+        const gemv = sgSize !== null && rowsHint <= (this.options.int8GemvMaxRows ?? 2)
+        const maxWgBytes = this.ctx.device.limits.maxComputeWorkgroupStorageSize
+        return {
+          H,
+          I,
+          rowsHint,
+          cfg,
+          quantX: quantizeRowsProgram(true, quantizeRowsWorkgroup(H, this.maxWg)),
+          quantAct: quantizeRowsProgram(false, quantizeRowsWorkgroup(I, this.maxWg)),
+          gemvGateUp: gemv ? int8GemvProgram(int8GemvLayout('gateup', H, rowsHint, sgSize, this.maxWg, maxWgBytes)) : null,
+          gemvDown: gemv ? int8GemvProgram(int8GemvLayout('down', I, rowsHint, sgSize, this.maxWg, maxWgBytes)) : null,
+          gemmGateUp: gemv ? null : int8GemmProgram('gateup', cfg),
+          gemmDown: gemv ? null : int8GemmProgram('down', cfg),
         }
-        return m
-      }
-    }
-    const cfg = this.int8Gemm(rowsHint, H, I)
-    const sgSize = this.team.subgroups ? this.team.team : null
-    const gemv = sgSize !== null && rowsHint <= (this.options.int8GemvMaxRows ?? 2)
-    const maxWgBytes = this.ctx.device.limits.maxComputeWorkgroupStorageSize
-    const m: Int8Programs = {
-      H,
-      I,
-      rowsHint,
-      cfg,
-      quantX: quantizeRowsProgram(true, quantizeRowsWorkgroup(H, this.maxWg)),
-      quantAct: quantizeRowsProgram(false, quantizeRowsWorkgroup(I, this.maxWg)),
-      gemvGateUp: gemv ? int8GemvProgram(int8GemvLayout('gateup', H, rowsHint, sgSize, this.maxWg, maxWgBytes)) : null,
-      gemvDown: gemv ? int8GemvProgram(int8GemvLayout('down', I, rowsHint, sgSize, this.maxWg, maxWgBytes)) : null,
-      gemmGateUp: gemv ? null : int8GemmProgram('gateup', cfg),
-      gemmDown: gemv ? null : int8GemmProgram('down', cfg),
-    }
-    memo.unshift(m)
-    if (memo.length > 8) memo.pop()
-    return m
+      },
+    )
   }
 
   /** The decode expert programs of recent shapes (see {@link decodePrograms}), most recent first. */
@@ -434,33 +446,21 @@ export class WebGpuMoeLayer {
    * programs' cache keys are the same for every batch of a decode loop.
    */
   private decodePrograms(dtype: WeightsDtype, H: number, I: number, rowsHint: number, rows: number): DecodePrograms {
-    const memo = this.decodeMemo
-    for (let j = 0; j < memo.length; j++) {
-      const m = memo[j]
-      if (m.dtype === dtype && m.H === H && m.I === I && m.rowsHint === rowsHint && (m.multi || m.rows === rows)) {
-        if (j > 0) {
-          memo[j] = memo[0]
-          memo[0] = m
+    return recentOrMake(
+      this.decodeMemo,
+      (m) => m.dtype === dtype && m.H === H && m.I === I && m.rowsHint === rowsHint && (m.multi || m.rows === rows),
+      (): DecodePrograms => {
+        const multi = this.multiRowPlan(rowsHint, { gateup: H, down: I })
+        if (multi) return { dtype, H, I, rowsHint, rows, multi: true, gateup: multiRowProgram(dtype, 'gateup', multi.gateup, H / 8), down: multiRowProgram(dtype, 'down', multi.down, I / 8) }
+        const mt = gemvBlockRows(rowsHint)
+        const sg = this.team.subgroups ? this.team.team : null
+        return {
+          dtype, H, I, rowsHint, rows, multi: false,
+          gateup: gemvGateUpProgram(dtype, gemvLayout(H / 8, mt, sg, { rows, mats: 2, maxWg: this.maxWg })),
+          down: gemvDownProgram(dtype, gemvLayout(I / 8, mt, sg, { rows, mats: 1, maxWg: this.maxWg })),
         }
-        return m
-      }
-    }
-    const multi = this.multiRowPlan(rowsHint, { gateup: H, down: I })
-    let m: DecodePrograms
-    if (multi) {
-      m = { dtype, H, I, rowsHint, rows, multi: true, gateup: multiRowProgram(dtype, 'gateup', multi.gateup, H / 8), down: multiRowProgram(dtype, 'down', multi.down, I / 8) }
-    } else {
-      const mt = gemvBlockRows(rowsHint)
-      const sg = this.team.subgroups ? this.team.team : null
-      m = {
-        dtype, H, I, rowsHint, rows, multi: false,
-        gateup: gemvGateUpProgram(dtype, gemvLayout(H / 8, mt, sg, { rows, mats: 2, maxWg: this.maxWg })),
-        down: gemvDownProgram(dtype, gemvLayout(I / 8, mt, sg, { rows, mats: 1, maxWg: this.maxWg })),
-      }
-    }
-    memo.unshift(m)
-    if (memo.length > 8) memo.pop()
-    return m
+      },
+    )
   }
 
   /**
@@ -532,11 +532,11 @@ export class WebGpuMoeLayer {
       const dp = p.kernel === 'gemv' ? this.decodePrograms(dw.dtype, H, I, p.rowsHint, this.options.gemvRows ?? gemvRowsFor(p.rowsBound / E, I)) : null
       if (dp?.multi) {
         const slots = p.expertSlots
-        rec.run(dp.gateup as KernelProgram<MultiRowParams>, { tokens: p.tokens, ndim: I, rowsTotal: R, experts: E, slots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(dp.down as KernelProgram<MultiRowParams>, { tokens: p.tokens, ndim: H, rowsTotal: R, experts: E, slots }, [act, b.offsets, dw.down, y])
+        rec.run(dp.gateup, { tokens: p.tokens, ndim: I, rowsTotal: R, experts: E, slots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(dp.down, { tokens: p.tokens, ndim: H, rowsTotal: R, experts: E, slots }, [act, b.offsets, dw.down, y])
       } else if (dp) {
-        rec.run(dp.gateup as KernelProgram<GemvGateUpParams>, { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
-        rec.run(dp.down as KernelProgram<GemvDownParams>, { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
+        rec.run(dp.gateup, { tokens: p.tokens, hidden: H, intermediate: I, experts: E, slots: p.expertSlots }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
+        rec.run(dp.down, { hidden: H, intermediate: I, experts: E, rowsTotal: R, slots: p.expertSlots }, [act, b.offsets, dw.down, y])
       } else {
         const ind = (offset: number) => (p.indirect ? { indirect: { buffer: p.indirect, offset } } : { maxRows: p.maxRows ?? 0 })
         rec.run(gemmProgram(dw.dtype, 'gateup'), { tokens: p.tokens, kdim: H, ndim: I, experts: E, rowsTotal: R, ...ind(0) }, [b.x, b.rowToken, b.offsets, dw.gate, dw.up, act])
