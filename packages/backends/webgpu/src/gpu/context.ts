@@ -16,7 +16,8 @@ import { Profiler } from './profiler.js'
  */
 const BIND_GROUPS_PER_PIPELINE = 64
 
-function sameWords(a: Uint32Array, b: Uint32Array): boolean {
+/** Whether two word arrays hold the same words (uniform contents). */
+export function sameWords(a: Uint32Array, b: Uint32Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true

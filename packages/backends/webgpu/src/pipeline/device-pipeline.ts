@@ -42,7 +42,7 @@ import {
   type TokenBatch,
   type WgslStage,
 } from '@moe-route/core'
-import type { GpuContext } from '../gpu/context.js'
+import { sameWords, type GpuContext } from '../gpu/context.js'
 import { grid1d } from '../gpu/program.js'
 import { BufferUsage, STORAGE_RW } from '../gpu/constants.js'
 import { offsetsProgram } from '../kernels/dispatch/dispatch.program.js'
@@ -762,9 +762,7 @@ export class WebGpuPipeline implements DevicePipeline {
   /** Writes `u.next` into its buffer unless it holds those words already; returns the buffer. */
   private writeUniform(u: StageUniform): GPUBuffer {
     const { next } = u
-    let same = u.written !== null
-    for (let i = 0; same && i < 16; i++) same = u.written![i] === next[i]
-    if (!same) {
+    if (u.written === null || !sameWords(u.written, next)) {
       this.ctx.device.queue.writeBuffer(u.buffer, 0, next)
       ;(u.written ??= new Uint32Array(16)).set(next)
     }
